@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the real SIP peers the interop tests and benchmarks talk to, from Debian's packages.
+# Idempotent: does nothing when they are all present.
+set -eu
+need=""
+for pair in sipp:sip-tester kamailio:kamailio baresip:baresip sipsak:sipsak svmap:sipvicious tshark:tshark sox:sox; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
+done
+[ -z "$need" ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+# Keep the kamailio package from starting a system daemon: the tests run their own instances.
+printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+$SUDO chmod +x /usr/sbin/policy-rc.d
+trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
