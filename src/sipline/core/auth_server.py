@@ -1,0 +1,279 @@
+"""The server side of digest authentication: challenges and verification.
+
+A `DigestVerifier` serves one realm. It issues one challenge per configured
+algorithm, strongest first, always with `qop="auth"` (RFC 8760 §2.4, §2.6), and
+verifies credentials against the stored HA1 a lookup returns: the server never sees
+passwords.
+
+Nonces need no storage to be checked (RFC 7616 §3.3 leaves their form to the server):
+
+    nonce = base64url( issued_ms(8) || random(12) || HMAC-SHA256(secret, ...)[:16] )
+
+The HMAC covers the issue time, the random part, the realm and the algorithm, so a
+nonce is only accepted by a server holding the same secret, for the realm and
+algorithm it was issued with. Its age gives staleness. Replay protection needs
+state: the highest nonce count seen per nonce, in a bounded LRU table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sipline.core.auth_digest import DigestAlgorithm, compute_response, find_algorithm
+from sipline.core.auth_header import Challenge, Credentials
+from sipline.core.clock import Entropy
+
+__all__ = [
+    "DigestStatus",
+    "DigestVerification",
+    "DigestVerifier",
+    "Ha1Lookup",
+    "UserhashLookup",
+]
+
+# (username, realm, algorithm) -> stored HA1 hex, or None for an unknown user. The
+# algorithm is the base name ("MD5", "SHA-256", "SHA-512-256"): "-sess" variants
+# share the plain HA1 (RFC 7616 §3.4.2).
+Ha1Lookup = Callable[[str, str, str], str | None]
+# (userhash, realm, algorithm) -> the real username, or None (RFC 7616 §3.4.4).
+UserhashLookup = Callable[[str, str, str], str | None]
+
+_RANDOM_BYTES = 12
+_MAC_BYTES = 16
+_NONCE_BYTES = 8 + _RANDOM_BYTES + _MAC_BYTES
+_NONCE_RE = re.compile(rf"[A-Za-z0-9_\-]{{{_NONCE_BYTES * 4 // 3}}}")
+_NONCE_LABEL = b"sipline digest nonce\x00"
+# A nonce used without qop has no count to track; this marks it spent.
+_SPENT = 1 << 32
+
+
+class DigestStatus(enum.Enum):
+    """The outcome of verifying credentials."""
+
+    OK = "ok"
+    STALE = "stale"  # right digest, expired nonce: re-challenge with stale=true
+    BAD_RESPONSE = "bad-response"  # the digest does not match
+    UNKNOWN_NONCE = "unknown-nonce"  # not issued by us, for this realm and algorithm
+    REPLAY = "replay"  # nonce count not above the highest seen for this nonce
+    MISSING_PARAMS = "missing-params"  # a required parameter is absent or empty
+    WRONG_REALM = "wrong-realm"
+    UNSUPPORTED_ALGORITHM = "unsupported-algorithm"
+    UNSUPPORTED_QOP = "unsupported-qop"
+    UNKNOWN_USER = "unknown-user"  # answer it like BAD_RESPONSE, not to reveal users
+
+
+@dataclass(frozen=True, slots=True)
+class DigestVerification:
+    """A verification result; `username` is the real user once identified."""
+
+    status: DigestStatus
+    username: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is DigestStatus.OK
+
+    @property
+    def stale(self) -> bool:
+        """Whether the re-challenge should carry stale=true (RFC 7616 §3.3)."""
+        return self.status is DigestStatus.STALE
+
+
+def _base_name(algo: DigestAlgorithm) -> str:
+    return algo.name.removesuffix("-sess")
+
+
+class DigestVerifier:
+    """Issues digest challenges for one realm and verifies the answers.
+
+    `secret` keys the nonce HMAC (at least 16 bytes; share it between servers that
+    should accept each other's nonces). `algorithms` are the ones offered, each
+    needing an HA1 from `ha1_lookup`. Nonces older than `nonce_ttl_s` are stale.
+    Credentials without qop (RFC 2069 peers) are accepted when `allow_no_qop`,
+    each such nonce only once.
+    """
+
+    def __init__(
+        self,
+        *,
+        realm: str,
+        secret: bytes,
+        entropy: Entropy,
+        ha1_lookup: Ha1Lookup,
+        userhash_lookup: UserhashLookup | None = None,
+        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        nonce_ttl_s: float = 300.0,
+        max_tracked_nonces: int = 10_000,
+        allow_no_qop: bool = True,
+        domain: tuple[str, ...] = (),
+    ) -> None:
+        if not realm or any(c in realm for c in "\r\n"):
+            raise ValueError("realm must be non-empty and on one line")
+        if len(secret) < 16:
+            raise ValueError("secret must be at least 16 bytes")
+        if nonce_ttl_s <= 0 or max_tracked_nonces < 1:
+            raise ValueError("nonce_ttl_s and max_tracked_nonces must be positive")
+        chosen: list[DigestAlgorithm] = []
+        for name in algorithms:
+            algo = find_algorithm(name)
+            if algo is None:
+                raise ValueError(f"unsupported digest algorithm {name!r}")
+            if algo not in chosen:
+                chosen.append(algo)
+        if not chosen:
+            raise ValueError("at least one algorithm is needed")
+        # RFC 8760 §2.4: challenges in order of preference, the strongest first.
+        self._algorithms = sorted(chosen, key=lambda a: (-a.strength, a.session))
+        self.realm = realm
+        self._secret = secret
+        self._entropy = entropy
+        self._ha1_lookup = ha1_lookup
+        self._userhash_lookup = userhash_lookup
+        self._ttl_ms = round(nonce_ttl_s * 1000)
+        self._max_tracked = max_tracked_nonces
+        self._allow_no_qop = allow_no_qop
+        self._domain = domain
+        # nonce -> highest nc seen, least recently used first.
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        # Issue time of the newest nonce evicted from `_counts`: a nonce issued no
+        # later than this and not tracked may have been used already.
+        self._evicted_ms: int | None = None
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The offered algorithms in challenge order."""
+        return tuple(a.name for a in self._algorithms)
+
+    # --- challenges -----------------------------------------------------------------------
+
+    def challenges(self, *, now: float, stale: bool = False) -> list[Challenge]:
+        """One challenge per algorithm, strongest first, each with its own nonce."""
+        return [
+            Challenge(
+                realm=self.realm,
+                nonce=self.issue_nonce(algo.name, now=now),
+                algorithm=algo.name,
+                qop=("auth",),  # RFC 8760 §2.6: a UAS MUST send qop
+                stale=stale,
+                domain=self._domain,
+                userhash=self._userhash_lookup is not None,
+            )
+            for algo in self._algorithms
+        ]
+
+    def issue_nonce(self, algorithm: str, *, now: float) -> str:
+        """A fresh nonce for `algorithm`, valid for `nonce_ttl_s` from `now`."""
+        algo = find_algorithm(algorithm)
+        if algo is None:
+            raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+        head = round(now * 1000).to_bytes(8, "big", signed=True)
+        head += self._entropy.random_bytes(_RANDOM_BYTES)
+        return base64.urlsafe_b64encode(head + self._mac(head, algo)).decode("ascii")
+
+    def _mac(self, head: bytes, algo: DigestAlgorithm) -> bytes:
+        message = b"\x00".join(
+            (_NONCE_LABEL, head, self.realm.encode("utf-8"), algo.name.encode("ascii"))
+        )
+        return hmac.new(self._secret, message, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def _nonce_issued_ms(self, nonce: str, algo: DigestAlgorithm) -> int | None:
+        """When we issued `nonce`, or None if we did not issue it for this algorithm."""
+        if _NONCE_RE.fullmatch(nonce) is None:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(nonce)
+        except (binascii.Error, ValueError):
+            return None
+        head, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        if not hmac.compare_digest(mac, self._mac(head, algo)):
+            return None
+        return int.from_bytes(head[:8], "big", signed=True)
+
+    # --- verification ---------------------------------------------------------------------
+
+    def verify(
+        self, credentials: Credentials, *, method: str, body: bytes = b"", now: float
+    ) -> DigestVerification:
+        """Check `credentials` sent with a `method` request carrying `body`.
+
+        The `uri` parameter is hashed as sent; RFC 8760 §2.6 lets it differ from the
+        Request-URI after retargeting, so checking that it names a user this server
+        serves is the application's policy.
+        """
+        c = credentials
+        if not (c.username and c.realm is not None and c.nonce and c.uri and c.response):
+            return DigestVerification(DigestStatus.MISSING_PARAMS)
+        qop = c.qop.lower() if c.qop is not None else None
+        algo = find_algorithm(c.algorithm)
+        # RFC 7616 §3.4: cnonce and nc come with a qop; "-sess" needs a cnonce.
+        if (qop is not None and (c.cnonce is None or c.nc is None)) or (
+            algo is not None and algo.session and c.cnonce is None
+        ):
+            return DigestVerification(DigestStatus.MISSING_PARAMS)
+        if c.realm != self.realm:
+            return DigestVerification(DigestStatus.WRONG_REALM)
+        if algo is None or algo not in self._algorithms:
+            return DigestVerification(DigestStatus.UNSUPPORTED_ALGORITHM)
+        if qop not in ("auth", "auth-int") and not (qop is None and self._allow_no_qop):
+            return DigestVerification(DigestStatus.UNSUPPORTED_QOP)
+        issued_ms = self._nonce_issued_ms(c.nonce, algo)
+        if issued_ms is None:
+            return DigestVerification(DigestStatus.UNKNOWN_NONCE)
+
+        username: str | None = c.username
+        if c.userhash:
+            lookup = self._userhash_lookup
+            username = lookup(c.username, self.realm, _base_name(algo)) if lookup else None
+        if username is None:
+            return DigestVerification(DigestStatus.UNKNOWN_USER)
+        stored = self._ha1_lookup(username, self.realm, _base_name(algo))
+        if stored is None:
+            return DigestVerification(DigestStatus.UNKNOWN_USER)
+        expected = compute_response(
+            algorithm=algo,
+            stored_ha1=stored,
+            nonce=c.nonce,
+            method=method,
+            uri=c.uri,
+            qop=c.qop,
+            nc=c.nc,
+            cnonce=c.cnonce,
+            body=body,
+        )
+        # Bytes, so a non-ASCII response cannot make compare_digest raise.
+        if not hmac.compare_digest(expected.encode(), c.response.lower().encode("utf-8")):
+            return DigestVerification(DigestStatus.BAD_RESPONSE, username)
+
+        # RFC 7616 §3.3: stale only once the digest is known to be right.
+        age_ms = round(now * 1000) - issued_ms
+        if age_ms > self._ttl_ms or age_ms < 0:
+            return DigestVerification(DigestStatus.STALE, username)
+        return DigestVerification(self._count(c.nonce, c.nc, issued_ms), username)
+
+    def _count(self, nonce: str, nc: str | None, issued_ms: int) -> DigestStatus:
+        """Record a use of `nonce`, refusing a nonce count not above the last one."""
+        count = _SPENT if nc is None else int(nc, 16)
+        seen = self._counts.get(nonce)
+        if seen is None:
+            if self._evicted_ms is not None and issued_ms <= self._evicted_ms:
+                # Possibly used before we forgot it: make the client fetch a new one.
+                return DigestStatus.STALE
+            seen = 0
+        if count <= seen or seen == _SPENT:
+            return DigestStatus.REPLAY
+        self._counts[nonce] = count
+        self._counts.move_to_end(nonce)
+        while len(self._counts) > self._max_tracked:
+            evicted, _ = self._counts.popitem(last=False)
+            evicted_ms = int.from_bytes(base64.urlsafe_b64decode(evicted)[:8], "big", signed=True)
+            if self._evicted_ms is None or evicted_ms > self._evicted_ms:
+                self._evicted_ms = evicted_ms
+        return DigestStatus.OK
