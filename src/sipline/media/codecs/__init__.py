@@ -1,0 +1,39 @@
+"""Audio codecs behind a common encoder/decoder interface, and their registry."""
+
+from sipline.media.codecs.base import Decoder, Encoder, Pcm
+from sipline.media.codecs.g711 import (
+    PcmaDecoder,
+    PcmaEncoder,
+    PcmuDecoder,
+    PcmuEncoder,
+    alaw_decode,
+    alaw_encode,
+    ulaw_decode,
+    ulaw_encode,
+)
+from sipline.media.codecs.registry import (
+    CodecInfo,
+    codec_by_name,
+    codec_by_payload_type,
+    codec_names,
+    register_codec,
+)
+
+__all__ = [
+    "CodecInfo",
+    "Decoder",
+    "Encoder",
+    "Pcm",
+    "PcmaDecoder",
+    "PcmaEncoder",
+    "PcmuDecoder",
+    "PcmuEncoder",
+    "alaw_decode",
+    "alaw_encode",
+    "codec_by_name",
+    "codec_by_payload_type",
+    "codec_names",
+    "register_codec",
+    "ulaw_decode",
+    "ulaw_encode",
+]
