@@ -1,0 +1,269 @@
+"""An ordered, case-insensitive header multimap that keeps every field's raw bytes.
+
+A field nobody touched serialises byte for byte as it arrived (folding, spacing,
+compact names and all), so a proxy forwards what it does not understand unchanged.
+Names are matched case-insensitively and compact forms are expanded (§7.3.1, §7.3.3).
+Typed views (`views.py`) are parsed on first access and cached per header name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.params import split_commas
+
+__all__ = ["COMPACT_FORMS", "Headers", "canonical_key", "display_name"]
+
+T = TypeVar("T")
+
+# RFC 3261 §7.3.3 and the IANA registry's compact forms.
+COMPACT_FORMS = {
+    "a": "accept-contact",
+    "b": "referred-by",
+    "c": "content-type",
+    "d": "request-disposition",
+    "e": "content-encoding",
+    "f": "from",
+    "i": "call-id",
+    "j": "reject-contact",
+    "k": "supported",
+    "l": "content-length",
+    "m": "contact",
+    "n": "identity-info",
+    "o": "event",
+    "r": "refer-to",
+    "s": "subject",
+    "t": "to",
+    "u": "allow-events",
+    "v": "via",
+    "x": "session-expires",
+    "y": "identity",
+}
+
+_SPECIAL_NAMES = {
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
+    "mime-version": "MIME-Version",
+    "rack": "RAck",
+    "rseq": "RSeq",
+    "sip-etag": "SIP-ETag",
+    "sip-if-match": "SIP-If-Match",
+    "p-asserted-identity": "P-Asserted-Identity",
+    "p-preferred-identity": "P-Preferred-Identity",
+}
+
+_TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~")
+
+# Raw name bytes (as written, before the colon) -> canonical key. Bounded so that a
+# stream of invented header names cannot grow it without limit.
+_NAME_CACHE: dict[bytes, str] = {}
+_NAME_CACHE_MAX = 2048
+
+
+def canonical_key(name: str) -> str:
+    """The lower-case long form of a header name: 'v' -> 'via', 'CALL-ID' -> 'call-id'."""
+    lname = name.strip(" \t").lower()
+    return COMPACT_FORMS.get(lname, lname)
+
+
+def display_name(key: str) -> str:
+    """The conventional spelling of a canonical key, for fields we create."""
+    special = _SPECIAL_NAMES.get(key)
+    if special is not None:
+        return special
+    return "-".join(part.capitalize() for part in key.split("-"))
+
+
+def key_from_raw(raw_name: bytes) -> str:
+    """Canonical key of a raw field name (the bytes before ':', possibly with trailing WSP)."""
+    key = _NAME_CACHE.get(raw_name)
+    if key is not None:
+        return key
+    name = raw_name.rstrip(b" \t").decode("latin-1")
+    if not name or not all(c in _TOKEN for c in name):
+        raise RemoteProtocolError("Malformed header field name")
+    key = canonical_key(name)
+    if len(_NAME_CACHE) < _NAME_CACHE_MAX:
+        _NAME_CACHE[raw_name] = key
+    return key
+
+
+def _value_of(line: bytes) -> str:
+    """The field value of a raw line: text after ':', unfolded (§7.3.1), trimmed."""
+    value = line[line.index(b":") + 1 :]
+    if b"\n" in value:
+        # Folded: each CRLF + leading whitespace becomes a single SP.
+        parts = value.replace(b"\r\n", b"\n").split(b"\n")
+        value = b" ".join(p.strip(b" \t") for p in parts)
+    return value.strip(b" \t").decode("utf-8", "surrogateescape")
+
+
+def _line(key: str, value: str) -> bytes:
+    return f"{display_name(key)}: {value}".encode("utf-8", "surrogateescape")
+
+
+class Headers:
+    """Header fields in order. Keys are canonical (`canonical_key`), lines raw bytes."""
+
+    __slots__ = ("_keys", "_lines", "_views")
+
+    def __init__(self, keys: list[str] | None = None, lines: list[bytes] | None = None) -> None:
+        self._keys: list[str] = keys if keys is not None else []
+        self._lines: list[bytes] = lines if lines is not None else []
+        self._views: dict[str, object] = {}
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, str]]) -> Headers:
+        h = cls()
+        for name, value in pairs:
+            h.add(name, value)
+        return h
+
+    # -- reading ------------------------------------------------------------------
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and canonical_key(name) in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first field's value, unfolded; `default` when absent."""
+        key = canonical_key(name)
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            return default
+        return _value_of(self._lines[i])
+
+    def get_all(self, name: str) -> list[str]:
+        """Every field's value, in order (one entry per header line)."""
+        key = canonical_key(name)
+        return [_value_of(ln) for k, ln in zip(self._keys, self._lines, strict=True) if k == key]
+
+    def values(self, name: str) -> list[str]:
+        """Every comma-separated element of every field named `name` (§7.3.1)."""
+        out: list[str] = []
+        for value in self.get_all(name):
+            if value:
+                out.extend(split_commas(value, display_name(canonical_key(name))))
+        return out
+
+    def count(self, name: str) -> int:
+        return self._keys.count(canonical_key(name))
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """`(name as written, value)` for every field, in order."""
+        for line in self._lines:
+            colon = line.index(b":")
+            yield line[:colon].rstrip(b" \t").decode("latin-1"), _value_of(line)
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    def raw(self, name: str) -> list[bytes]:
+        """The raw lines of `name`, exactly as received."""
+        key = canonical_key(name)
+        return [ln for k, ln in zip(self._keys, self._lines, strict=True) if k == key]
+
+    def view(self, key: str, parse: Callable[[Headers], T]) -> T:
+        """Parse a typed view of `key` once, cache it until that header changes."""
+        try:
+            return self._views[key]  # type: ignore[return-value]
+        except KeyError:
+            result = parse(self)
+            self._views[key] = result
+            return result
+
+    # -- writing ------------------------------------------------------------------
+    def _touched(self, key: str) -> None:
+        self._views.pop(key, None)
+
+    def add(self, name: str, value: str, *, first: bool = False) -> None:
+        """Append a field, or insert it above the existing ones with `first=True`."""
+        key = canonical_key(name)
+        self._touched(key)
+        line = _line(key, value)
+        if first:
+            try:
+                i = self._keys.index(key)
+            except ValueError:
+                i = 0
+            self._keys.insert(i, key)
+            self._lines.insert(i, line)
+        else:
+            self._keys.append(key)
+            self._lines.append(line)
+
+    def add_raw(self, key: str, line: bytes, *, first: bool = False) -> None:
+        """Insert an already serialised field line (fast path for proxies)."""
+        self._touched(key)
+        if first:
+            try:
+                i = self._keys.index(key)
+            except ValueError:
+                i = 0
+            self._keys.insert(i, key)
+            self._lines.insert(i, line)
+        else:
+            self._keys.append(key)
+            self._lines.append(line)
+
+    def set(self, name: str, value: str) -> None:
+        """Replace all fields of `name` by one, at the position of the first."""
+        key = canonical_key(name)
+        self._touched(key)
+        line = _line(key, value)
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            self._keys.append(key)
+            self._lines.append(line)
+            return
+        self._lines[i] = line
+        self._remove_from(key, i + 1)
+
+    def remove(self, name: str) -> None:
+        key = canonical_key(name)
+        self._touched(key)
+        self._remove_from(key, 0)
+
+    def _remove_from(self, key: str, start: int) -> None:
+        if key not in self._keys[start:]:
+            return
+        keep = [
+            (k, ln)
+            for i, (k, ln) in enumerate(zip(self._keys, self._lines, strict=True))
+            if i < start or k != key
+        ]
+        self._keys = [k for k, _ in keep]
+        self._lines = [ln for _, ln in keep]
+
+    def pop_first_value(self, name: str) -> str | None:
+        """Remove and return the first comma element of `name` (top Via, top Route)."""
+        key = canonical_key(name)
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            return None
+        self._touched(key)
+        value = _value_of(self._lines[i])
+        parts = split_commas(value, display_name(key)) if value else [""]
+        if len(parts) <= 1:
+            del self._keys[i]
+            del self._lines[i]
+        else:
+            self._lines[i] = _line(key, ", ".join(parts[1:]))
+        return parts[0]
+
+    def copy(self) -> Headers:
+        return Headers(list(self._keys), list(self._lines))
+
+    @property
+    def lines(self) -> list[bytes]:
+        return self._lines
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self.items())!r})"

@@ -1,0 +1,436 @@
+"""SIP requests and responses: parse from bytes, serialise back (RFC 3261 §7).
+
+Parsing is lazy by design: `parse_message` splits the start line and the header
+lines and learns each field's name, nothing more. Typed views (Via, To, CSeq, ...)
+are parsed on first access and cached, and a field nobody touched is written back
+byte for byte. `validate()` parses everything, for linters and endpoints that want
+every defect reported up front.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from sipline.core.abnf import METHOD_RE, VERSION_RE
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.headers import _NAME_CACHE, Headers, key_from_raw
+from sipline.core.params import split_commas
+from sipline.core.uri import Uri, parse_uri
+from sipline.core.views import (
+    MAX_UINT32,
+    CSeq,
+    NameAddr,
+    Via,
+    parse_call_id,
+    parse_cseq,
+    parse_name_addr,
+    parse_name_addr_list,
+    parse_token_list,
+    parse_uint,
+    parse_via,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "Message",
+    "Request",
+    "Response",
+    "parse_message",
+]
+
+CRLF = b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what a peer may make us parse (memory and CPU stay bounded)."""
+
+    max_message_bytes: int = 65535
+    max_headers: int = 200
+    max_line_bytes: int = 8192
+    max_via: int = 64
+    max_route: int = 64
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class Message(ABC):
+    """Common part of requests and responses: headers, body and the typed views."""
+
+    __slots__ = ("_body", "_start", "headers", "version")
+
+    def __init__(
+        self,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = "SIP/2.0",
+        start: bytes | None = None,
+    ) -> None:
+        self.headers = headers if headers is not None else Headers()
+        self._body = body
+        self.version = version
+        self._start = start
+
+    # -- body -----------------------------------------------------------------------
+    @property
+    def body(self) -> bytes:
+        return self._body
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        """Set the body and keep Content-Length true (§20.14)."""
+        self._body = value
+        self.headers.set("Content-Length", str(len(value)))
+
+    def set_body(self, value: bytes, content_type: str | None) -> None:
+        if content_type is not None:
+            self.headers.set("Content-Type", content_type)
+        elif not value:
+            self.headers.remove("Content-Type")
+        self.body = value
+
+    # -- typed views ----------------------------------------------------------------
+    @property
+    def vias(self) -> list[Via]:
+        """Every Via value, topmost first."""
+        return self.headers.view("via", _vias)
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via value (parsed without touching the others)."""
+        return self.headers.view("via#1", _top_via)
+
+    @property
+    def to(self) -> NameAddr:
+        return self.headers.view("to", _to)
+
+    @property
+    def from_(self) -> NameAddr:
+        return self.headers.view("from", _from)
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.view("call-id", _call_id)
+
+    @property
+    def cseq(self) -> CSeq:
+        return self.headers.view("cseq", _cseq)
+
+    @property
+    def max_forwards(self) -> int | None:
+        return self.headers.view("max-forwards", _max_forwards)
+
+    @property
+    def expires(self) -> int | None:
+        return self.headers.view("expires", _expires)
+
+    @property
+    def contacts(self) -> list[NameAddr]:
+        """Contact values; empty for `Contact: *` (see `contact_is_star`)."""
+        return self.headers.view("contact", _contacts)
+
+    @property
+    def contact_is_star(self) -> bool:
+        values = self.headers.get_all("contact")
+        return len(values) == 1 and values[0] == "*"
+
+    @property
+    def routes(self) -> list[NameAddr]:
+        return self.headers.view("route", _routes)
+
+    @property
+    def record_routes(self) -> list[NameAddr]:
+        return self.headers.view("record-route", _record_routes)
+
+    @property
+    def content_type(self) -> str | None:
+        ct = self.headers.get("content-type")
+        return ct.split(";", 1)[0].strip().lower() if ct else None
+
+    @property
+    def content_length(self) -> int | None:
+        return self.headers.view("content-length", _content_length)
+
+    def option_tags(self, name: str) -> list[str]:
+        """Require / Proxy-Require / Supported / Unsupported option tags."""
+        return parse_token_list(self.headers.values(name), name)
+
+    # -- serialisation --------------------------------------------------------------
+    @abstractmethod
+    def _start_line(self) -> bytes: ...
+
+    def to_bytes(self) -> bytes:
+        start = self._start if self._start is not None else self._start_line()
+        lines = self.headers.lines
+        if not lines:
+            return b"".join((start, CRLF, CRLF, self._body))
+        return b"".join((start, CRLF, CRLF.join(lines), CRLF, CRLF, self._body))
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+class Request(Message):
+    __slots__ = ("_uri", "_uri_text", "method")
+
+    def __init__(
+        self,
+        method: str,
+        uri: Uri | str,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = "SIP/2.0",
+        start: bytes | None = None,
+    ) -> None:
+        super().__init__(headers, body, version, start)
+        self.method = method
+        if isinstance(uri, str):
+            self._uri_text = uri
+            self._uri: Uri | None = None
+        else:
+            self._uri = uri
+            self._uri_text = str(uri)
+
+    @property
+    def uri(self) -> Uri:
+        """The Request-URI, parsed on first access (400 when malformed)."""
+        if self._uri is None:
+            self._uri = parse_uri(self._uri_text, "Request-URI")
+        return self._uri
+
+    @uri.setter
+    def uri(self, value: Uri) -> None:
+        self._uri = value
+        self._uri_text = str(value)
+        self._start = None
+
+    @property
+    def uri_text(self) -> str:
+        return self._uri_text if self._uri is None else str(self._uri)
+
+    def _start_line(self) -> bytes:
+        text = f"{self.method} {self.uri_text} {self.version}"
+        return text.encode("utf-8", "surrogateescape")
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri_text}>"
+
+
+class Response(Message):
+    __slots__ = ("reason", "status")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str = "",
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = "SIP/2.0",
+        start: bytes | None = None,
+    ) -> None:
+        super().__init__(headers, body, version, start)
+        self.status = status
+        self.reason = reason
+
+    def _start_line(self) -> bytes:
+        return f"{self.version} {self.status} {self.reason}".encode("utf-8", "surrogateescape")
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+# --- view parsers (one per header; cached by Headers.view) ------------------------------
+def _single(h: Headers, key: str, what: str) -> str | None:
+    values = h.get_all(key)
+    if not values:
+        return None
+    if len(values) > 1 and any(v != values[0] for v in values[1:]):
+        raise RemoteProtocolError(f"Multiple {what} header values")
+    return values[0]
+
+
+def _required(h: Headers, key: str, what: str) -> str:
+    v = _single(h, key, what)
+    if v is None:
+        raise RemoteProtocolError(f"Missing {what} header")
+    return v
+
+
+def _vias(h: Headers) -> list[Via]:
+    values = h.values("via")
+    if not values:
+        raise RemoteProtocolError("Missing Via header")
+    return [parse_via(v) for v in values]
+
+
+def _top_via(h: Headers) -> Via:
+    first = h.get("via")
+    if first is None:
+        raise RemoteProtocolError("Missing Via header")
+    if "," in first:
+        first = split_commas(first, "Via")[0]
+    return parse_via(first)
+
+
+def _to(h: Headers) -> NameAddr:
+    return parse_name_addr(_required(h, "to", "To"), "To")
+
+
+def _from(h: Headers) -> NameAddr:
+    return parse_name_addr(_required(h, "from", "From"), "From")
+
+
+def _call_id(h: Headers) -> str:
+    return parse_call_id(_required(h, "call-id", "Call-ID"))
+
+
+def _cseq(h: Headers) -> CSeq:
+    return parse_cseq(_required(h, "cseq", "CSeq"))
+
+
+def _max_forwards(h: Headers) -> int | None:
+    v = _single(h, "max-forwards", "Max-Forwards")
+    return None if v is None else parse_uint(v, "Max-Forwards", 255)
+
+
+def _expires(h: Headers) -> int | None:
+    v = _single(h, "expires", "Expires")
+    # §20.19: a malformed or huge value is not fatal; clamp to 32 bits.
+    return None if v is None else parse_uint(v, "Expires", MAX_UINT32, clamp=True)
+
+
+def _contacts(h: Headers) -> list[NameAddr]:
+    values = h.get_all("contact")
+    if any(v == "*" for v in values):
+        if len(values) > 1:
+            raise RemoteProtocolError("Contact '*' mixed with other contacts")
+        return []
+    return parse_name_addr_list(values, "Contact")
+
+
+def _routes(h: Headers) -> list[NameAddr]:
+    return parse_name_addr_list(h.get_all("route"), "Route")
+
+
+def _record_routes(h: Headers) -> list[NameAddr]:
+    return parse_name_addr_list(h.get_all("record-route"), "Record-Route")
+
+
+def _content_length(h: Headers) -> int | None:
+    v = _single(h, "content-length", "Content-Length")
+    return None if v is None else parse_uint(v, "Content-Length", MAX_UINT32)
+
+
+# --- parsing -----------------------------------------------------------------------------
+def _unfold(lines: list[bytes]) -> list[bytes]:
+    """Merge continuation lines into the field above, keeping the raw CRLF (§7.3.1)."""
+    out: list[bytes] = []
+    for ln in lines:
+        if ln[:1] in (b" ", b"\t") and out:
+            out[-1] = out[-1] + CRLF + ln
+        else:
+            out.append(ln)
+    return out
+
+
+def _parse_start_line(start: bytes) -> tuple[bool, str, str, str]:
+    """Return (is_request, method-or-status, uri-or-reason, version)."""
+    if start[:4].upper() == b"SIP/":
+        version_b, sp, rest = start.partition(b" ")
+        code, _, reason = rest.partition(b" ")
+        version = version_b.decode("latin-1")
+        if not sp or len(code) != 3 or not code.isdigit() or not b"100" <= code <= b"699":
+            raise RemoteProtocolError("Malformed Status-Line")
+        _check_version(version)
+        return False, code.decode(), reason.decode("utf-8", "surrogateescape"), version
+    parts = start.split(b" ")
+    if len(parts) != 3 or not all(parts):
+        # RFC 4475 §3.1.2.8-10: extra or embedded whitespace in the Request-Line.
+        raise RemoteProtocolError("Malformed Request-Line")
+    method = parts[0].decode("latin-1")
+    if not METHOD_RE.fullmatch(method):
+        raise RemoteProtocolError("Malformed method in Request-Line")
+    version = parts[2].decode("latin-1")
+    _check_version(version)
+    uri = parts[1].decode("utf-8", "surrogateescape")
+    if uri.startswith("<"):
+        raise RemoteProtocolError("Request-URI must not be enclosed in <>")
+    return True, method, uri, version
+
+
+def _check_version(version: str) -> None:
+    if version == "SIP/2.0":
+        return
+    m = VERSION_RE.fullmatch(version)
+    if m is None:
+        raise RemoteProtocolError("Malformed SIP-Version")
+    if (m.group(1), m.group(2)) != ("2", "0"):
+        raise RemoteProtocolError("Version Not Supported", 505)
+
+
+def parse_message(
+    data: bytes, *, limits: Limits = DEFAULT_LIMITS, stream: bool = False
+) -> Request | Response:
+    """Parse one message. `stream=False` (a datagram): the body is what Content-Length
+    says, and octets past it are dropped (§18.3); a missing Content-Length means the
+    rest of the datagram. Raises only `RemoteProtocolError`."""
+    if len(data) > limits.max_message_bytes:
+        raise RemoteProtocolError("Message Too Large", 513)
+    if data[:2] == CRLF:
+        data = data.lstrip(b"\r\n")  # §7.5: ignore CRLFs before the start line
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        head, rest = data[:end], data[end + 4 :]
+    else:
+        head, rest = _lf_fallback(data)
+    lines = head.split(CRLF)
+    if len(lines) > limits.max_headers + 1:
+        raise RemoteProtocolError("Too many header fields", 513)
+    if max(map(len, lines)) > limits.max_line_bytes:
+        raise RemoteProtocolError("Header line too long", 513)
+    if b"\r\n " in head or b"\r\n\t" in head:
+        lines = _unfold(lines)
+    start = lines[0]
+    del lines[0]
+    keys: list[str] = []
+    cache = _NAME_CACHE
+    for ln in lines:
+        c = ln.find(b":")
+        if c <= 0:
+            raise RemoteProtocolError("Malformed header line (no colon)")
+        name = ln[:c]
+        k = cache.get(name)
+        keys.append(k if k is not None else key_from_raw(name))
+    headers = Headers(keys, lines)
+    if "content-length" in keys:
+        declared = _content_length(headers) or 0
+        if len(rest) < declared:
+            raise RemoteProtocolError("Content-Length larger than the message body")
+        body = rest[:declared]
+    elif stream:
+        body = b""
+    else:
+        body = rest
+    is_request, a, b, version = _parse_start_line(start)
+    if is_request:
+        return Request(a, b, headers, body, version, start)
+    return Response(int(a), b, headers, body, version, start)
+
+
+def _lf_fallback(data: bytes) -> tuple[bytes, bytes]:
+    """Tolerate bare-LF line ends (seen from broken peers); normalise the head to CRLF."""
+    end = data.find(b"\n\n")
+    if end < 0 or b"\r" in data[:end]:
+        raise RemoteProtocolError("Incomplete message: no empty line after the headers")
+    return data[:end].replace(b"\n", CRLF), data[end + 2 :]
+
+
+def header_limits_check(msg: Message, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Via / Route depth limits (kept apart from parsing: they need the lists split)."""
+    if len(msg.vias) > limits.max_via:
+        raise RemoteProtocolError("Too many Via headers", 513)
+    if len(msg.headers.values("route")) > limits.max_route:
+        raise RemoteProtocolError("Too many Route headers", 513)

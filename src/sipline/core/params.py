@@ -1,0 +1,207 @@
+"""Parameters (`;name=value`) and the low-level scanners shared by the header views.
+
+RFC 3261 §7.3.1: parameter names and most values are case-insensitive; values are a
+token, a host, or a quoted-string. A `Params` keeps names and values as written so a
+re-serialised header is byte-faithful, and looks names up case-insensitively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sipline.core.errors import RemoteProtocolError
+
+__all__ = ["Params", "parse_params", "quote", "split_commas", "unquote"]
+
+# abnf.TOKEN as a set, for the hand scanners below.
+_TOKEN_SET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~")
+# A generic-param value is token / host / quoted-string (§25.1); hosts add ":" "[" "]".
+_VALUE_SET = _TOKEN_SET | frozenset(":[]")
+
+
+class Params:
+    """An ordered list of `(name, value)`; `value` is None for a flag parameter."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[tuple[str, str | None]] | None = None) -> None:
+        self._items: list[tuple[str, str | None]] = items if items is not None else []
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of `name` (case-insensitive); `default` if absent or a flag."""
+        lname = name.lower()
+        for n, v in self._items:
+            if n.lower() == lname:
+                return v if v is not None else default
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        lname = name.lower()
+        return any(n.lower() == lname for n, _ in self._items)
+
+    def set(self, name: str, value: str | None = None) -> None:
+        """Replace `name` in place (keeping its position), or append it."""
+        lname = name.lower()
+        for i, (n, _) in enumerate(self._items):
+            if n.lower() == lname:
+                self._items[i] = (n, value)
+                return
+        self._items.append((name, value))
+
+    def remove(self, name: str) -> None:
+        lname = name.lower()
+        self._items = [(n, v) for n, v in self._items if n.lower() != lname]
+
+    def items(self) -> list[tuple[str, str | None]]:
+        return list(self._items)
+
+    def copy(self) -> Params:
+        return Params(list(self._items))
+
+    def __iter__(self) -> Iterator[tuple[str, str | None]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Params):
+            return NotImplemented
+        return _folded(self._items) == _folded(other._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(_folded(self._items)))
+
+    def __repr__(self) -> str:
+        return f"Params({self._items!r})"
+
+    def __str__(self) -> str:
+        return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self._items)
+
+
+def _folded(items: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    return [(n.lower(), v) for n, v in items]
+
+
+def skip_ws(s: str, i: int) -> int:
+    n = len(s)
+    while i < n and s[i] in " \t":
+        i += 1
+    return i
+
+
+def scan_quoted(s: str, i: int) -> int:
+    """`s[i]` is a DQUOTE: return the index just past the closing quote.
+
+    quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE (§25.1)
+    """
+    n = len(s)
+    j = i + 1
+    while j < n:
+        c = s[j]
+        if c == '"':
+            return j + 1
+        if c == "\\":
+            j += 2
+            continue
+        j += 1
+    raise RemoteProtocolError("Unterminated quoted string")
+
+
+def scan_token(s: str, i: int, chars: frozenset[str] = _TOKEN_SET) -> int:
+    n = len(s)
+    j = i
+    while j < n and s[j] in chars:
+        j += 1
+    return j
+
+
+def parse_params(s: str, i: int, what: str) -> tuple[Params, int]:
+    """Parse `*( SEMI generic-param )` from `s[i:]`.
+
+    Stops at a comma or the end; returns the params and the index where it stopped.
+    LWS is allowed around ";" and "=" (SEMI and EQUAL carry SWS, §25.1).
+    """
+    items: list[tuple[str, str | None]] = []
+    n = len(s)
+    i = skip_ws(s, i)
+    while i < n and s[i] == ";":
+        i = skip_ws(s, i + 1)
+        j = scan_token(s, i)
+        if j == i:
+            raise RemoteProtocolError(f"Empty or malformed parameter in {what}")
+        name = s[i:j]
+        i = skip_ws(s, j)
+        value: str | None = None
+        if i < n and s[i] == "=":
+            i = skip_ws(s, i + 1)
+            if i < n and s[i] == '"':
+                j = scan_quoted(s, i)
+            else:
+                j = scan_token(s, i, _VALUE_SET)
+                if j == i:
+                    raise RemoteProtocolError(f"Missing value for parameter {name!r} in {what}")
+            value = s[i:j]
+            i = skip_ws(s, j)
+        items.append((name, value))
+    return Params(items), i
+
+
+def split_commas(value: str, what: str) -> list[str]:
+    """Split a header value at the commas that separate list elements.
+
+    Commas inside quoted strings and angle brackets do not count (§7.3.1). Empty
+    elements are malformed (RFC 4475 §3.1.2.1 'badinv01').
+    """
+    if "," not in value:
+        return [value.strip(" \t")]
+    parts: list[str] = []
+    start = 0
+    i = 0
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if c == '"':
+            i = scan_quoted(value, i)
+            continue
+        if c == "<":
+            j = value.find(">", i)
+            if j < 0:
+                raise RemoteProtocolError(f"Unterminated '<' in {what}")
+            i = j + 1
+            continue
+        if c == ",":
+            parts.append(value[start:i].strip(" \t"))
+            start = i + 1
+        i += 1
+    parts.append(value[start:].strip(" \t"))
+    if any(not p for p in parts):
+        raise RemoteProtocolError(f"Empty element in {what} list")
+    return parts
+
+
+def unquote(value: str) -> str:
+    """Remove the quotes and quoted-pair escapes of a quoted-string; tokens pass through."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        inner = value[1:-1]
+        if "\\" not in inner:
+            return inner
+        out = []
+        i = 0
+        while i < len(inner):
+            if inner[i] == "\\" and i + 1 < len(inner):
+                i += 1
+            out.append(inner[i])
+            i += 1
+        return "".join(out)
+    return value
+
+
+def quote(value: str) -> str:
+    """Render `value` as a quoted-string, escaping `"` and `\\`."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
