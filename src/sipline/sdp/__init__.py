@@ -16,6 +16,15 @@ from .model import (
     Timing,
     UnknownLine,
 )
+from .negotiation import NegotiatedStream, check_answer, negotiate, process_answer
+from .offer_answer import (
+    Capabilities,
+    Codec,
+    MediaCapability,
+    create_answer,
+    create_offer,
+    is_hold,
+)
 from .parse import parse, serialize, serialize_str
 from .payload import (
     STATIC_PAYLOAD_TYPES,
@@ -27,15 +36,20 @@ from .payload import (
     parse_fmtp_params,
     static_rtpmap,
 )
+from .versioning import check_version, next_version, same_content
 
 __all__ = [
     "STATIC_PAYLOAD_TYPES",
     "TELEPHONE_EVENT",
     "Attribute",
     "Bandwidth",
+    "Capabilities",
+    "Codec",
     "Connection",
     "Direction",
+    "MediaCapability",
     "MediaDescription",
+    "NegotiatedStream",
     "Origin",
     "Repeat",
     "Rtcp",
@@ -46,9 +60,18 @@ __all__ = [
     "TimeZone",
     "Timing",
     "UnknownLine",
+    "check_answer",
+    "check_version",
     "codec_key",
+    "create_answer",
+    "create_offer",
+    "is_hold",
+    "negotiate",
+    "next_version",
     "parse",
     "parse_fmtp_params",
+    "process_answer",
+    "same_content",
     "serialize",
     "serialize_str",
     "static_rtpmap",
