@@ -1,0 +1,19 @@
+"""asyncio transports: UDP, TCP and TLS over IPv4 and IPv6 (RFC 3261 §18).
+
+TLS certificate helpers live in `sipline.transport.tls` and the event loop choice
+in `sipline.transport.loop`.
+"""
+
+from sipline.transport.base import Source, Target, TransportError, TransportStats
+from sipline.transport.layer import Listener, TransportLayer
+from sipline.transport.stream import Connection
+
+__all__ = [
+    "Connection",
+    "Listener",
+    "Source",
+    "Target",
+    "TransportError",
+    "TransportLayer",
+    "TransportStats",
+]

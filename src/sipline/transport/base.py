@@ -1,0 +1,107 @@
+"""Value types shared by the transports: addresses, errors, counters."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from sipline.transport.stream import Connection
+
+__all__ = [
+    "STREAM_TRANSPORTS",
+    "TRANSPORTS",
+    "Address",
+    "ErrorCallback",
+    "MessageCallback",
+    "Source",
+    "Target",
+    "TransportError",
+    "TransportStats",
+    "normalize_host",
+]
+
+TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS"})
+STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS"})
+
+Address = tuple[str, int]
+
+
+class TransportError(Exception):
+    """Sending or listening failed; `OSError` and `ssl.SSLError` become this.
+
+    `target` names where the data was going when known; the original exception
+    is chained as `__cause__`.
+    """
+
+    def __init__(self, reason: str, target: Target | None = None) -> None:
+        super().__init__(reason if target is None else f"{reason} ({target})")
+        self.reason = reason
+        self.target = target
+
+
+@dataclass(slots=True, frozen=True)
+class Target:
+    """Where to send: a transport, an IP literal and a port (already resolved).
+
+    `server_name` is the name a TLS certificate must match (and the SNI sent);
+    when None the IP address itself is checked.
+    """
+
+    transport: str
+    host: str
+    port: int
+    server_name: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport} {host}:{self.port}"
+
+
+# Not frozen: one is built per received packet, and frozen slots cost 3x to build.
+@dataclass(slots=True)
+class Source:
+    """Where a message came from: its transport, the peer, our local address and,
+    on streams, the connection (responses go back over it, RFC 3261 §18.2.2)."""
+
+    transport: str
+    remote: Address
+    local: Address
+    connection: Connection | None = None
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters for monitoring; plain integers, updated in place."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    keepalives_in: int = 0
+    dropped: int = 0
+    send_errors: int = 0
+    connections_open: int = 0
+    connections_total: int = 0
+    connections_refused: int = 0
+
+
+MessageCallback = Callable[[bytes, Source], None]
+ErrorCallback = Callable[[TransportError], None]
+
+
+@lru_cache(maxsize=4096)
+def normalize_host(host: str) -> str:
+    """Canonical text of an IP literal ("[::01]" -> "::1"), for connection keys.
+
+    Names are returned lower-cased: transports only take IP literals, but a caller's
+    mistake should fail at connect time with a TransportError, not here.
+    """
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return text.lower()

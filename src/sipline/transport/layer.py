@@ -1,0 +1,368 @@
+"""The transport layer: listeners, connections, and one `send` for all of them.
+
+RFC 3261 §18 in asyncio. Received messages go to one callback, `on_message(data,
+source)`; nothing here parses SIP beyond stream framing. Stream connections are
+indexed by (transport, host, port) so a request reuses an open connection to its
+target, a response goes back over the connection its request came on (§18.2.2),
+and an alias added from a peer's Via sent-by makes the peer's own connection
+reusable for requests to it (RFC 5923 §5). Failures never escape a background
+task: they reach the `on_error` callback of the send that suffered them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import Final
+
+from sipline.core.framing import FramingLimits
+from sipline.transport.base import (
+    STREAM_TRANSPORTS,
+    Address,
+    ErrorCallback,
+    MessageCallback,
+    Source,
+    Target,
+    TransportError,
+    TransportStats,
+    normalize_host,
+)
+from sipline.transport.stream import Connection, ConnectionKey
+from sipline.transport.udp import UdpProtocol, bind_udp_socket
+
+__all__ = ["Listener", "TransportLayer"]
+
+logger = logging.getLogger("sipline.transport")
+
+DEFAULT_IDLE_TIMEOUT_S: Final = 300.0
+DEFAULT_MAX_CONNECTIONS: Final = 4096
+_CLOSE_GRACE_S: Final = 1.0
+
+
+@dataclass(slots=True, eq=False)
+class Listener:
+    """A bound listening socket; `local` is the address actually bound (port 0 resolved)."""
+
+    transport: str
+    local: Address
+    _udp: UdpProtocol | None = field(default=None, repr=False)
+    _server: asyncio.Server | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        if self._udp is not None and self._udp.transport is not None:
+            self._udp.transport.close()
+        if self._server is not None:
+            self._server.close()
+
+    async def wait_closed(self) -> None:
+        if self._udp is not None:
+            await self._udp.closed
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+class TransportLayer:
+    """Owns every socket of an endpoint: UDP, TCP and TLS, over IPv4 and IPv6.
+
+    `tls_client_context` verifies servers we connect to (default: the system's
+    trust store with hostname checks). `idle_timeout_s` closes connections that
+    carried nothing for that long (None: never). Past `max_connections`, new
+    inbound connections are closed at once and new outbound sends fail.
+    """
+
+    def __init__(
+        self,
+        on_message: MessageCallback,
+        *,
+        limits: FramingLimits | None = None,
+        idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        connect_timeout_s: float = 10.0,
+        tls_client_context: ssl.SSLContext | None = None,
+        socket_buffer_bytes: int = 4 * 1024 * 1024,
+        max_write_buffer_bytes: int = 1024 * 1024,
+    ) -> None:
+        self.on_message = on_message
+        self.limits = limits if limits is not None else FramingLimits()
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
+        self.connect_timeout_s = connect_timeout_s
+        self.max_write_buffer_bytes = max_write_buffer_bytes
+        self.stats = TransportStats()
+        self._tls_client_context = tls_client_context
+        self._socket_buffer_bytes = socket_buffer_bytes
+        self._listeners: list[Listener] = []
+        # First UDP socket per family, and every UDP socket by its local address.
+        self._udp_v4: UdpProtocol | None = None
+        self._udp_v6: UdpProtocol | None = None
+        self._udp_by_local: dict[Address, UdpProtocol] = {}
+        self._by_key: dict[ConnectionKey, Connection] = {}
+        self._connections: set[Connection] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._limit_logged = False
+        self._closed = False
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return tuple(self._listeners)
+
+    @property
+    def connections(self) -> frozenset[Connection]:
+        """Connections open or being opened."""
+        return frozenset(self._connections)
+
+    # -- listening -------------------------------------------------------------
+
+    async def listen_udp(self, host: str, port: int = 5060) -> Listener:
+        loop = asyncio.get_running_loop()
+        host = normalize_host(host)
+        try:
+            sock = bind_udp_socket(host, port, self._socket_buffer_bytes)
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: UdpProtocol(self.deliver, self.stats), sock=sock
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot listen on UDP {host}:{port}: {exc}") from exc
+        if ":" in host:
+            self._udp_v6 = self._udp_v6 or protocol
+        else:
+            self._udp_v4 = self._udp_v4 or protocol
+        self._udp_by_local[protocol.local] = protocol
+        listener = Listener("UDP", protocol.local, _udp=protocol)
+        self._listeners.append(listener)
+        return listener
+
+    async def listen_tcp(self, host: str, port: int = 5060) -> Listener:
+        return await self._listen_stream("TCP", host, port, None)
+
+    async def listen_tls(self, host: str, port: int, ssl_context: ssl.SSLContext) -> Listener:
+        """Listen for TLS (RFC 3261 §26.2); `ssl_context` from `tls.server_context`."""
+        return await self._listen_stream("TLS", host, port, ssl_context)
+
+    async def _listen_stream(
+        self, transport: str, host: str, port: int, context: ssl.SSLContext | None
+    ) -> Listener:
+        loop = asyncio.get_running_loop()
+        host = normalize_host(host)
+
+        def accept() -> Connection:
+            return Connection(self, transport, loop)
+
+        try:
+            server = await loop.create_server(
+                accept,
+                host,
+                port,
+                ssl=context,
+                ssl_handshake_timeout=self.connect_timeout_s if context else None,
+                backlog=1024,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportError(f"cannot listen on {transport} {host}:{port}: {exc}") from exc
+        name = server.sockets[0].getsockname()
+        listener = Listener(transport, (name[0], name[1]), _server=server)
+        self._listeners.append(listener)
+        return listener
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(
+        self,
+        data: bytes,
+        target: Target,
+        *,
+        connection: Connection | None = None,
+        local: Address | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
+        """Send one message; never raises for network failures, never blocks.
+
+        UDP is sent at once, from the socket bound at `local` if given, else the
+        first one of the target's address family. On streams, `connection` (the one
+        a request came on) is used while open; otherwise an open connection to the
+        target, or a new one opened in the background with `data` queued on it.
+        """
+        if self._closed:
+            self._report(TransportError("transport layer closed", target), on_error)
+            return
+        kind = target.transport.upper()
+        if kind == "UDP":
+            self._send_udp(data, target, local, on_error)
+            return
+        if kind not in STREAM_TRANSPORTS:
+            self._report(TransportError(f"unknown transport {kind}", target), on_error)
+            return
+        if connection is None or connection.is_closed:
+            connection = self.connection_for(target)
+        if connection is None:
+            connection = self._connect(kind, target, on_error)
+            if connection is None:
+                return
+        connection.send(data, on_error)
+
+    def connection_for(self, target: Target) -> Connection | None:
+        """The open (or opening) connection indexed under the target, if any."""
+        key = (target.transport.upper(), normalize_host(target.host), target.port)
+        return self._by_key.get(key)
+
+    def add_alias(self, connection: Connection, host: str, port: int) -> None:
+        """Index `connection` under (host, port) too, e.g. a peer's Via sent-by
+        (RFC 5923 §5), so requests to that address reuse it. For TLS the caller
+        checks the certificate covers the name first (RFC 5923 §5.2)."""
+        if connection.is_closed:
+            return
+        key = (connection.transport, normalize_host(host), port)
+        if key not in connection.keys:
+            connection.keys.append(key)
+        self._by_key[key] = connection
+
+    def _send_udp(
+        self, data: bytes, target: Target, local: Address | None, on_error: ErrorCallback | None
+    ) -> None:
+        host = normalize_host(target.host)
+        protocol = self._udp_by_local.get(local) if local is not None else None
+        if protocol is None:
+            protocol = self._udp_v6 if ":" in host else self._udp_v4
+        udp = protocol.transport if protocol is not None else None
+        if udp is None or udp.is_closing():
+            self._report(TransportError("no UDP socket for this address family", target), on_error)
+            return
+        try:
+            udp.sendto(data, (host, target.port))
+        except (OSError, ValueError, TypeError) as exc:
+            self._report(TransportError(f"UDP send failed: {exc}", target), on_error)
+            return
+        self.stats.messages_out += 1
+        self.stats.bytes_out += len(data)
+
+    def _connect(
+        self, kind: str, target: Target, on_error: ErrorCallback | None
+    ) -> Connection | None:
+        if len(self._connections) >= self.max_connections:
+            self._log_limit()
+            self.stats.connections_refused += 1
+            self._report(TransportError("too many connections", target), on_error)
+            return None
+        context: ssl.SSLContext | None = None
+        if kind == "TLS":
+            if self._tls_client_context is None:
+                self._tls_client_context = ssl.create_default_context()
+            context = self._tls_client_context
+        loop = asyncio.get_running_loop()
+        host = normalize_host(target.host)
+        connection = Connection(self, kind, loop, remote=(host, target.port), outbound=True)
+        self._connections.add(connection)
+        self.add_alias(connection, host, target.port)
+        task = loop.create_task(self._open(connection, target, context))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+        return connection
+
+    async def _open(
+        self, connection: Connection, target: Target, context: ssl.SSLContext | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = connection.remote
+        server_name = (target.server_name or host) if context is not None else None
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                await loop.create_connection(
+                    lambda: connection,
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=server_name,
+                )
+        except asyncio.CancelledError:
+            connection.abort()
+            raise
+        except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
+            error = TransportError(f"cannot connect: {reason}", target)
+            error.__cause__ = exc
+            logger.debug("%s", error)
+            connection.fail_pending(error)
+            connection.abort()  # unindexes it through connection_closed
+
+    def _report(self, error: TransportError, on_error: ErrorCallback | None) -> None:
+        self.stats.send_errors += 1
+        if on_error is None:
+            logger.debug("send failed: %s", error)
+            return
+        try:
+            on_error(error)
+        except Exception:
+            logger.exception("on_error callback raised")
+
+    def _log_limit(self) -> None:
+        if not self._limit_logged:
+            self._limit_logged = True
+            logger.warning("connection limit (%d) reached; refusing more", self.max_connections)
+
+    # -- ConnectionOwner -------------------------------------------------------
+
+    def deliver(self, data: bytes, source: Source) -> None:
+        try:
+            self.on_message(data, source)
+        except Exception:
+            logger.exception("on_message raised for a message from %s", source.remote)
+
+    def connection_opened(self, connection: Connection) -> bool:
+        if self._closed:
+            return False
+        if not connection.outbound:
+            if len(self._connections) >= self.max_connections:
+                self._log_limit()
+                self.stats.connections_refused += 1
+                return False
+            self._connections.add(connection)
+            host, port = connection.remote
+            self.add_alias(connection, normalize_host(host), port)
+        self.stats.connections_open += 1
+        self.stats.connections_total += 1
+        return True
+
+    def connection_closed(self, connection: Connection) -> None:
+        if connection not in self._connections:
+            return
+        self._connections.discard(connection)
+        if connection.counted:
+            self.stats.connections_open -= 1
+        for key in connection.keys:
+            if self._by_key.get(key) is connection:
+                del self._by_key[key]
+        if len(self._connections) < self.max_connections:
+            self._limit_logged = False
+
+    # -- shutdown --------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop listening, close every connection (flushing what is queued), and
+        wait for the sockets to be released; stragglers are aborted."""
+        if self._closed:
+            return
+        self._closed = True
+        for listener in self._listeners:
+            listener.close()
+        for task in list(self._connecting):
+            task.cancel()
+        connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+        waits = [c.wait_closed() for c in connections] + [
+            listener.wait_closed() for listener in self._listeners
+        ]
+        if self._connecting:
+            await asyncio.gather(*self._connecting, return_exceptions=True)
+        try:
+            async with asyncio.timeout(_CLOSE_GRACE_S):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            for connection in connections:
+                connection.abort()
+            await asyncio.gather(*(c.wait_closed() for c in connections))
+        self._listeners.clear()
+        self._udp_v4 = self._udp_v6 = None
+        self._udp_by_local.clear()

@@ -1,0 +1,97 @@
+"""The UDP listener: one datagram is one message (RFC 3261 §18.3).
+
+This is the hot path, so `datagram_received` hands each datagram straight to the
+layer's callback: no task, no copy, one `Source` built per packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import cast
+
+from sipline.transport.base import Address, MessageCallback, Source, TransportStats
+from sipline.transport.stun import binding_response, is_stun
+
+__all__ = ["UdpProtocol", "bind_udp_socket"]
+
+logger = logging.getLogger("sipline.transport")
+
+
+def bind_udp_socket(host: str, port: int, buffer_bytes: int) -> socket.socket:
+    """A non-blocking UDP socket bound to (host, port), with large buffers.
+
+    Big SO_RCVBUF/SO_SNDBUF absorb bursts (the kernel caps them at
+    net.core.rmem_max/wmem_max; best effort).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            # Bind IPv6 only: an IPv4 listener is a separate socket, as asyncio does.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+            except OSError:
+                logger.debug("could not set UDP buffer option %s", option)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    """Receives datagrams on one socket and answers keep-alives itself."""
+
+    def __init__(self, on_message: MessageCallback, stats: TransportStats) -> None:
+        self._on_message = on_message
+        self._stats = stats
+        self.local: Address = ("", 0)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        name = transport.get_extra_info("sockname")
+        self.local = (name[0], name[1])
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        stats = self._stats
+        stats.bytes_in += len(data)
+        # Every SIP message starts with a letter: anything lower is a keep-alive.
+        if not data or data[0] <= 0x20:
+            data = self._keepalive(data, addr)
+            if not data:
+                return
+        stats.messages_in += 1
+        try:
+            self._on_message(data, Source("UDP", (addr[0], addr[1]), self.local))
+        except Exception:
+            logger.exception("on_message raised for a datagram from %s", addr)
+
+    def _keepalive(self, data: bytes, addr: tuple[str, int]) -> bytes:
+        """Answer or drop a keep-alive; return what is left to deliver."""
+        if is_stun(data):
+            self._stats.keepalives_in += 1
+            response = binding_response(data, (addr[0], addr[1]))
+            if response is not None and self.transport is not None:
+                self.transport.sendto(response, addr)
+            return b""
+        # RFC 3261 §7.5 lets CRLFs precede a message; CRLFs alone are a keep-alive.
+        stripped = data.lstrip(b"\r\n")
+        if not stripped:
+            self._stats.keepalives_in += 1
+        return stripped
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (where the kernel reports them) cannot be tied to one send.
+        self._stats.send_errors += 1
+        logger.debug("UDP %s: %s", self.local, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
