@@ -205,17 +205,19 @@ def messages(draw: st.DrawFn) -> bytes:
 
 @given(
     items=st.lists(st.tuples(messages(), st.integers(0, 2)), max_size=6),
+    trailing=st.integers(0, 2),
     cuts=st.lists(st.integers(0, 5000), max_size=20),
 )
 def test_any_chunking_yields_the_same_messages(
-    items: list[tuple[bytes, int]], cuts: list[int]
+    items: list[tuple[bytes, int]], trailing: int, cuts: list[int]
 ) -> None:
     stream = b"".join(b"\r\n\r\n" * pings + msg for msg, pings in items)
+    stream += b"\r\n\r\n" * trailing
     bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
     framer = StreamFramer()
     chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
     assert feed_all(framer, chunks) == [msg for msg, _ in items]
-    assert framer.take_pings() == sum(pings for _, pings in items)
+    assert framer.take_pings() == sum(pings for _, pings in items) + trailing
     assert framer.buffered == 0
 
 

@@ -125,6 +125,14 @@ async def test_no_socket_for_family_reports_error(make_layer: MakeLayer) -> None
     assert layer.stats.send_errors == 1
 
 
+async def test_udp_target_must_be_an_ip_address(make_layer: MakeLayer) -> None:
+    layer, _ = make_layer()
+    await layer.listen_udp("127.0.0.1", 0)
+    errors = Errors()
+    layer.send(b"x", Target("UDP", "localhost", 5060), on_error=errors)
+    assert "not an IP address" in str(await errors.get())
+
+
 async def test_listen_on_used_port_raises_transport_error(make_layer: MakeLayer) -> None:
     layer, _ = make_layer()
     taken = await layer.listen_udp("127.0.0.1", 0)

@@ -21,6 +21,7 @@ __all__ = [
     "Target",
     "TransportError",
     "TransportStats",
+    "ip_version",
     "normalize_host",
 ]
 
@@ -105,3 +106,12 @@ def normalize_host(host: str) -> str:
         return ipaddress.ip_address(text).compressed
     except ValueError:
         return text.lower()
+
+
+@lru_cache(maxsize=4096)
+def ip_version(host: str) -> int | None:
+    """4 or 6 for an IP literal (already normalized), None for anything else."""
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None

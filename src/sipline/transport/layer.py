@@ -27,6 +27,7 @@ from sipline.transport.base import (
     Target,
     TransportError,
     TransportStats,
+    ip_version,
     normalize_host,
 )
 from sipline.transport.stream import Connection, ConnectionKey
@@ -222,9 +223,14 @@ class TransportLayer:
         self, data: bytes, target: Target, local: Address | None, on_error: ErrorCallback | None
     ) -> None:
         host = normalize_host(target.host)
+        version = ip_version(host)
+        if version is None:
+            # A name would make sendto() resolve it, blocking the loop: resolve first.
+            self._report(TransportError("UDP target is not an IP address", target), on_error)
+            return
         protocol = self._udp_by_local.get(local) if local is not None else None
         if protocol is None:
-            protocol = self._udp_v6 if ":" in host else self._udp_v4
+            protocol = self._udp_v6 if version == 6 else self._udp_v4
         udp = protocol.transport if protocol is not None else None
         if udp is None or udp.is_closing():
             self._report(TransportError("no UDP socket for this address family", target), on_error)

@@ -78,6 +78,7 @@ class Connection(asyncio.Protocol):
         self._pending: list[tuple[bytes, ErrorCallback | None]] | None = []
         self._open = False  # counted by the owner (not refused)
         self._closed = False
+        self._broken = False  # framing failed: closing, ignore further input
         self._last_activity = loop.time()
         self._idle_handle: asyncio.TimerHandle | None = None
         self._lost: asyncio.Future[None] = loop.create_future()
@@ -189,6 +190,8 @@ class Connection(asyncio.Protocol):
                 self._write(data, on_error)
 
     def data_received(self, data: bytes) -> None:
+        if self._broken:
+            return  # closing after a framing error: the rest is noise
         stats = self._owner.stats
         stats.bytes_in += len(data)
         self._last_activity = self._loop.time()
@@ -232,6 +235,7 @@ class Connection(asyncio.Protocol):
         return self._open
 
     def _framing_failed(self, exc: RemoteProtocolError) -> None:
+        self._broken = True
         self._owner.stats.dropped += 1
         logger.info("%r: %s %s; closing", self, exc.status, exc.reason)
         stream = self._stream
