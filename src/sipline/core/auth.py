@@ -25,6 +25,7 @@ from sipline.core.auth_digest import (
     select_challenges,
     session_ha1,
     userhash,
+    verify_response,
 )
 from sipline.core.auth_header import (
     Challenge,
@@ -62,4 +63,5 @@ __all__ = [
     "select_challenges",
     "session_ha1",
     "userhash",
+    "verify_response",
 ]

@@ -19,6 +19,7 @@ A server stores the plain (non-session) HA1 per algorithm and never the password
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,6 +39,7 @@ __all__ = [
     "select_challenges",
     "session_ha1",
     "userhash",
+    "verify_response",
 ]
 
 _CNONCE_BYTES = 16
@@ -171,6 +173,38 @@ def compute_response(
     return algo.hash(f"{key}:{nonce}:{nc}:{cnonce}:{qop}:{digest2}")
 
 
+def verify_response(
+    credentials: Credentials, *, stored_ha1: str, method: str, body: bytes = b""
+) -> bool:
+    """Whether `credentials` carry the right digest for the stored HA1.
+
+    The stateless half of a server's check: nonce validity, staleness and replay
+    are the caller's (see `DigestVerifier`). False when a needed parameter is
+    missing or the algorithm is unsupported.
+    """
+    c = credentials
+    algo = find_algorithm(c.algorithm)
+    if algo is None or c.nonce is None or c.uri is None or c.response is None:
+        return False
+    if (c.qop is not None and (c.nc is None or c.cnonce is None)) or (
+        algo.session and c.cnonce is None
+    ):
+        return False
+    expected = compute_response(
+        algorithm=algo,
+        stored_ha1=stored_ha1,
+        nonce=c.nonce,
+        method=method,
+        uri=c.uri,
+        qop=c.qop,
+        nc=c.nc,
+        cnonce=c.cnonce,
+        body=body,
+    )
+    # Constant time, on bytes so a non-ASCII response cannot make it raise.
+    return hmac.compare_digest(expected.encode(), c.response.lower().encode("utf-8"))
+
+
 # --- client side ------------------------------------------------------------------------
 
 
@@ -204,12 +238,14 @@ def answer_challenge(
     body: bytes = b"",
     entropy: Entropy,
     nc: int = 1,
+    cnonce: str | None = None,
 ) -> Credentials:
     """Build the credentials that answer `challenge` (RFC 3261 §22.2-§22.3, RFC 7616 §3.4).
 
     Give either the `password` or the precomputed plain `ha1` for this realm and
     algorithm. `nc` counts the requests made with this nonce, starting at 1; the
-    cnonce comes from `entropy`. `uri` is the Request-URI the request carries.
+    cnonce comes from `entropy` unless given (fixed values reproduce published
+    examples). `uri` is the Request-URI the request carries.
     """
     if password is not None and ha1 is not None:
         raise LocalProtocolError("give exactly one of password and ha1")
@@ -228,7 +264,10 @@ def answer_challenge(
     else:
         raise LocalProtocolError("give exactly one of password and ha1")
     need_cnonce = qop is not None or algo.session
-    cnonce = token_from_bytes(entropy.random_bytes(_CNONCE_BYTES)) if need_cnonce else None
+    if not need_cnonce:
+        cnonce = None
+    elif cnonce is None:
+        cnonce = token_from_bytes(entropy.random_bytes(_CNONCE_BYTES))
     nc_value = f"{nc:08x}" if qop is not None else None
     response = compute_response(
         algorithm=algo,

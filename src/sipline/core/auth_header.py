@@ -50,9 +50,9 @@ _EXT_VALUE_RE = re.compile(
     r"(UTF-8|ISO-8859-1)'[A-Za-z0-9\-]*'((?:%[0-9A-Fa-f]{2}|[A-Za-z0-9!#$&+\-.^_`|~])*)",
     re.IGNORECASE,
 )
-_ATTR_CHARS = frozenset(
-    "!#$&+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
+# Characters username* sends unescaped: attr-char (RFC 8187 §3.2.1) that are also
+# SIP token characters, so the ext-value travels as a bare token.
+_EXT_PLAIN = frozenset("!+-.`_~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 Params = tuple[tuple[str, str], ...]
 
@@ -420,7 +420,7 @@ _CREDENTIAL_KEYS = frozenset(
 
 def _ext_value(value: str) -> str:
     encoded = "".join(
-        chr(b) if chr(b) in _ATTR_CHARS else f"%{b:02X}" for b in value.encode("utf-8")
+        chr(b) if chr(b) in _EXT_PLAIN else f"%{b:02X}" for b in value.encode("utf-8")
     )
     return f"UTF-8''{encoded}"
 

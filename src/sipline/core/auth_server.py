@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sipline.core.auth_digest import DigestAlgorithm, compute_response, find_algorithm
+from sipline.core.auth_digest import DigestAlgorithm, find_algorithm, verify_response
 from sipline.core.auth_header import Challenge, Credentials
 from sipline.core.clock import Entropy
 
@@ -237,19 +237,7 @@ class DigestVerifier:
         stored = self._ha1_lookup(username, self.realm, _base_name(algo))
         if stored is None:
             return DigestVerification(DigestStatus.UNKNOWN_USER)
-        expected = compute_response(
-            algorithm=algo,
-            stored_ha1=stored,
-            nonce=c.nonce,
-            method=method,
-            uri=c.uri,
-            qop=c.qop,
-            nc=c.nc,
-            cnonce=c.cnonce,
-            body=body,
-        )
-        # Bytes, so a non-ASCII response cannot make compare_digest raise.
-        if not hmac.compare_digest(expected.encode(), c.response.lower().encode("utf-8")):
+        if not verify_response(c, stored_ha1=stored, method=method, body=body):
             return DigestVerification(DigestStatus.BAD_RESPONSE, username)
 
         # RFC 7616 §3.3: stale only once the digest is known to be right.
