@@ -295,6 +295,8 @@ class Locator:
         # RFC 3263 §4: maddr, when present, is the TARGET instead of the host.
         self._target = _unbracket(destination.maddr or destination.host)
         self._numeric = is_ip_literal(self._target)
+        if not self._numeric:
+            self._target = _norm_name(self._target)
         self._port = destination.port
         self._transports = tuple(transports)
         self._explicit = (
