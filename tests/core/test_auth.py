@@ -424,3 +424,26 @@ def test_server_challenges_answered_by_client() -> None:
     result = verifier.verify(received, method="INVITE", now=1.0)
     assert result.status is DigestStatus.OK
     assert result.username == "alice"
+
+
+def test_verify_response_needs_its_parameters() -> None:
+    stored = ha1("bob", "r", "pw")
+    complete = answer_challenge(
+        Challenge(realm="r", nonce="n", algorithm="MD5-sess", qop=("auth",)),
+        method="BYE",
+        uri="sip:a@b",
+        username="bob",
+        ha1=stored,
+        entropy=SeededEntropy(),
+    )
+    assert verify_response(complete, stored_ha1=stored, method="BYE")
+    missing: list[dict[str, Any]] = [{"nonce": None}, {"uri": None}, {"response": None}]
+    for change in [*missing, {"nc": None}]:
+        incomplete = dataclasses.replace(complete, **change)
+        assert not verify_response(incomplete, stored_ha1=stored, method="BYE"), change
+    sess_without_cnonce = dataclasses.replace(complete, qop=None, nc=None, cnonce=None)
+    assert not verify_response(sess_without_cnonce, stored_ha1=stored, method="BYE")
+    with pytest.raises(LocalProtocolError):
+        compute_response(
+            algorithm="MD5", stored_ha1=stored, nonce="n", method="BYE", uri="u", qop="auth"
+        )

@@ -35,8 +35,7 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 # token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="  (RFC 7235 §2.1),
 # accepted for schemes we do not know (Basic, Bearer, ...) so they still parse.
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-# WSP runs; LWS = [*WSP CRLF] 1*WSP, so a fold is CRLF followed by WSP (§25.1).
-_WSP_RE = re.compile(r"[ \t]*")
+# LWS = [*WSP CRLF] 1*WSP, so a fold is CRLF followed by WSP (§25.1).
 _FOLD_RE = re.compile(r"\r\n(?=[ \t])")
 # qdtext = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII: everything except DQUOTE,
 # backslash and the control characters other than HTAB.
@@ -84,11 +83,10 @@ class _Scanner:
         return RemoteProtocolError(f"Malformed {self.what}: {defect}")
 
     def skip_ws(self) -> bool:
-        match = _WSP_RE.match(self.text, self.pos)
-        assert match is not None  # `*` always matches
-        moved = match.end() > self.pos
-        self.pos = match.end()
-        return moved
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] in " \t":
+            self.pos += 1
+        return self.pos > start
 
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
