@@ -120,7 +120,7 @@ def resample(signal: Pcm, *, from_rate: int, to_rate: int = 8000) -> Pcm:
     ratio = from_rate / to_rate
     cutoff = min(1.0, 1 / ratio)  # as a fraction of the input Nyquist rate
     half = math.ceil(_ZERO_CROSSINGS / cutoff)
-    n_out = math.floor(len(x) * to_rate / from_rate)
+    n_out = round(len(x) * to_rate / from_rate)
     padded = np.concatenate([np.zeros(half), x, np.zeros(half + 1)])
     out = np.empty(n_out, dtype=np.float64)
     offsets = np.arange(-half + 1, half + 1)

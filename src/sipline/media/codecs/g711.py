@@ -37,8 +37,10 @@ _ALAW_SEGMENT_ENDS = np.array([(0x20 << s) - 1 for s in range(8)], dtype=np.int3
 
 
 def _ulaw_compress(x: _I32) -> _U8:
+    # Negative inputs use one's complement, as the ITU-T G.191 reference code does,
+    # so x and ~x differ only in the sign bit.
     sign = np.where(x < 0, 0x80, 0x00)
-    mag = np.minimum(np.abs(x), _ULAW_CLIP) + _ULAW_BIAS
+    mag = np.minimum(np.where(x < 0, ~x, x), _ULAW_CLIP) + _ULAW_BIAS
     seg = np.searchsorted(_ULAW_SEGMENT_STARTS, mag, side="right")
     step = (mag >> (seg + 3)) & 0x0F
     # Codewords are transmitted complemented (G.711 table 2a, character signal).
