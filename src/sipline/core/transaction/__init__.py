@@ -1,0 +1,25 @@
+"""RFC 3261 §17 transactions (with RFC 6026's Accepted state), sans-I/O.
+
+`TransactionLayer` is the entry point; the machines are data in `client_invite`,
+`client_non_invite`, `server_invite` and `server_non_invite`.
+"""
+
+from sipline.core.transaction.layer import LayerStats, Outgoing, Transaction, TransactionLayer
+from sipline.core.transaction.matching import ClientKey, ServerKey
+from sipline.core.transaction.requests import build_ack, build_cancel
+from sipline.core.transaction.tables import Action, Input, Machine, State
+
+__all__ = [
+    "Action",
+    "ClientKey",
+    "Input",
+    "LayerStats",
+    "Machine",
+    "Outgoing",
+    "ServerKey",
+    "State",
+    "Transaction",
+    "TransactionLayer",
+    "build_ack",
+    "build_cancel",
+]
