@@ -252,3 +252,29 @@ def test_any_permutation_duplication_or_loss(
     assert (jb.played, jb.lost) == (len(frames), len(gaps))
     assert jb.duplicate + jb.late >= len(order) - len(pushed)
     assert jb.discarded == 0
+
+
+def test_silence_suppression_resumes_without_gaps_or_resync() -> None:
+    jb = JitterBuffer()
+    out: list[JitterItem] = []
+    # Two packets, two seconds of silence (timestamps move on), then talk again.
+    for i, at in ((0, 0.0), (1, 0.02), (101, 2.02), (102, 2.04)):
+        p = packet(i)
+        p.sequence_number = 1000 + (i if i < 2 else i - 99)
+        jb.push(p, now=at)
+        out += jb.pop(now=at)
+    out += jb.pop(now=3.0)
+    assert indices(out) == [("F", 1000), ("F", 1001), ("F", 1002), ("F", 1003)]
+    assert out[2].playout_time == pytest.approx(2.04)
+    assert jb.resyncs == 0
+
+
+def test_long_lossy_stream_keeps_bounded_gap_memory() -> None:
+    jb = JitterBuffer()
+    for i in range(0, 14_000, 2):
+        jb.push(packet(i), now=i * PTIME)
+        jb.pop(now=i * PTIME)
+    assert jb.lost >= 6_000
+    # A packet whose gap is still remembered is late, not a duplicate.
+    jb.push(packet(13_997), now=14_000 * PTIME)
+    assert (jb.late, jb.duplicate) == (1, 0)
