@@ -1,0 +1,21 @@
+"""The `sipline` command: subcommands by noun, `--help` everywhere, `--json` for machines."""
+
+from __future__ import annotations
+
+import click
+
+from sipline import __version__
+from sipline.cli.check import check
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sipline")
+def cli() -> None:
+    """sipline: a SIP server, user agents and tools (RFC 3261)."""
+
+
+cli.add_command(check)
+
+
+def main() -> None:
+    cli()
