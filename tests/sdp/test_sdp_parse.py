@@ -80,7 +80,7 @@ def test_rfc5118_per_media_connections() -> None:
     audio, video = sd.media
     assert sd.connection_for(audio) == Connection("192.0.2.1")
     assert sd.connection_for(video) == Connection("2001:db8::1", addrtype="IP6")
-    assert audio.codecs() == [RtpMap(0, "PCMU", 8000, 1)]  # static type, no rtpmap line
+    assert audio.codecs() == [RtpMap(0, "PCMU", 8000)]  # static type, no rtpmap line
 
 
 def test_rfc5118_ipv4_mapped() -> None:
@@ -258,7 +258,8 @@ def test_static_payload_table() -> None:
         assert STATIC_PAYLOAD_TYPES[pt].encoding_name == name
     assert STATIC_PAYLOAD_TYPES[32].media == "video"
     assert STATIC_PAYLOAD_TYPES[34].encoding_name == "H263"
-    assert static_rtpmap(9) == RtpMap(9, "G722", 8000, 1)  # 8000 by RFC 3551's own quirk
+    assert static_rtpmap(10) == RtpMap(10, "L16", 44100, 2)
+    assert static_rtpmap(9) == RtpMap(9, "G722", 8000)  # 8000 by RFC 3551's own quirk
     assert static_rtpmap(96) is None
 
 

@@ -219,7 +219,9 @@ def test_every_second_exchange_has_successions() -> None:
     assert len(SUCCESSIONS) == 2 * sum(r["exchange"] == "2" for r in ROWS)
 
 
-@pytest.mark.parametrize(("section", "before", "after"), SUCCESSIONS, ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("section", "before", "after"), SUCCESSIONS, ids=[a for _, _, a in SUCCESSIONS]
+)
 def test_rfc_versions_follow_rfc3264_section8(section: str, before: str, after: str) -> None:
     previous, current = load(before), load(after)
     problems = check_version(previous, current)

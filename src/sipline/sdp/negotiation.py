@@ -56,7 +56,10 @@ def _stream(
     event_keys = {c.key for c in local_codecs if c.is_telephone_event}
     remote_codecs = rm.codecs() if accepted else []
     codecs = tuple(c for c in remote_codecs if not c.is_telephone_event and c.key in voice_keys)
-    event = next((c for c in remote_codecs if c.is_telephone_event and c.key in event_keys), None)
+    events = [c for c in remote_codecs if c.is_telephone_event and c.key in event_keys]
+    # RFC 4733 §2.1: events share the voice stream's clock, so prefer the codec's rate.
+    rate = codecs[0].clock_rate if codecs else None
+    event = next((c for c in events if c.clock_rate == rate), events[0] if events else None)
     hold = is_hold(remote, rm)
     direction = Direction.INACTIVE
     if accepted:

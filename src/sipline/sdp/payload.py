@@ -80,7 +80,9 @@ class StaticPayloadType:
     media: str
 
     def rtpmap(self) -> RtpMap:
-        return RtpMap(self.payload_type, self.encoding_name, self.clock_rate, self.channels)
+        """As an rtpmap line would say it: one channel goes unwritten (RFC 8866 §6.6)."""
+        channels = None if self.channels == 1 else self.channels
+        return RtpMap(self.payload_type, self.encoding_name, self.clock_rate, channels)
 
 
 def _static(pt: int, name: str, rate: int, channels: int | None, media: str) -> StaticPayloadType:
