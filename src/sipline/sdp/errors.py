@@ -12,7 +12,9 @@ class SdpError(ValueError):
     offending line when the defect belongs to one; `reason` is the defect alone.
     """
 
-    def __init__(self, reason: str, *, line_number: int | None = None, line: str | None = None):
+    def __init__(
+        self, reason: str, *, line_number: int | None = None, line: str | None = None
+    ) -> None:
         where = ""
         if line_number is not None:
             shown = line if line is None or len(line) <= 80 else line[:77] + "..."

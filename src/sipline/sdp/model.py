@@ -80,6 +80,7 @@ class Origin:
     """`o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>`.
 
     `session_id` stays text: it only has to be unique, and may be longer than 64 bits.
+    The address comes before nettype and addrtype so those two can default to IN IP4.
     """
 
     username: str

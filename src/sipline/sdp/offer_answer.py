@@ -2,7 +2,8 @@
 
 The capability objects are policy (which codecs, in which order, which ports, which
 direction); this module applies the RFC's mechanism to them. Identifiers such as the
-o= session id come in from the caller: nothing here draws randomness.
+o= session id come in from the caller: nothing here draws randomness. Pass what these
+functions build through `versioning.next_version` before sending it again in a dialog.
 """
 
 from __future__ import annotations
@@ -301,14 +302,11 @@ def create_answer(offer: SessionDescription, caps: Capabilities) -> SessionDescr
     answer.timings = copy.deepcopy(offer.timings)  # RFC 3264 §6: t= equals the offer's
     accepted: dict[str, int] = {}
     for offered in offer.media:
-        picked = (
-            None
-            if offered.port == 0
-            else _pick_capability(caps, offered, accepted.get(offered.media, 0))
-        )
         media = None
-        if picked is not None and offered.is_rtp:
-            media = _answer_media(offer, offered, picked[0], picked[1], caps)
+        if offered.port != 0 and offered.is_rtp:  # RFC 3264 §6: port 0 stays 0
+            picked = _pick_capability(caps, offered, accepted.get(offered.media, 0))
+            if picked is not None:
+                media = _answer_media(offer, offered, picked[0], picked[1], caps)
         if media is None:
             media = _reject(offered)
         else:
