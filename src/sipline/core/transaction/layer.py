@@ -88,7 +88,7 @@ class Transaction:
         "data",
         "interval",
         "key",
-        "legacy",
+        "legacy_base",
         "machine",
         "peer",
         "reliable",
@@ -106,7 +106,7 @@ class Transaction:
         request: Request,
         peer: object,
         reliable: bool,
-        legacy: bool = False,
+        legacy_base: ServerKey | None = None,
     ) -> None:
         self.key = key
         self.machine = machine
@@ -114,7 +114,7 @@ class Transaction:
         self.request = request
         self.peer = peer  # client: the target; server: the source the request came from
         self.reliable = reliable
-        self.legacy = legacy
+        self.legacy_base = legacy_base  # server, RFC 2543 matching: the key a response gives
         self.timers: dict[Timer, float] = {}  # armed timer -> deadline
         self.interval = 0.0  # current interval of the retransmission timer (A, E or G)
         self.data = b""  # client: the request as sent
@@ -136,6 +136,7 @@ class TransactionLayer:
         self.stats = LayerStats()
         self._clients: dict[ClientKey, Transaction] = {}
         self._servers: dict[ServerKey, Transaction] = {}
+        self._legacy: dict[ServerKey, list[Transaction]] = {}  # RFC 2543 transactions
         self._events: deque[TransactionEvent] = deque()
         self._out: list[Outgoing] = []
         self._heap: list[tuple[float, int, Transaction, Timer]] = []
@@ -220,13 +221,8 @@ class TransactionLayer:
     def _receive_request(self, req: Request, source: object, reliable: bool, now: float) -> None:
         method = req.method
         key = server_key(req, method)
-        txn = self._servers.get(key)
-        if (
-            txn is not None
-            and txn.legacy
-            and not legacy_match(txn.request, req, txn.response_to_tag)
-        ):
-            txn = None
+        legacy = is_legacy(key)
+        txn = self._match_legacy(key, req) if legacy else self._servers.get(key)
         if method == "ACK":
             # §17.2.3: an ACK matches the INVITE transaction; one matching none is for a 2xx.
             if txn is None:
@@ -244,14 +240,20 @@ class TransactionLayer:
         machine = SERVER_INVITE if method == "INVITE" else SERVER_NON_INVITE
         invite_key: ServerKey | None = None
         if method == "CANCEL":  # §9.2: the INVITE with the same branch and sent-by
-            invite_key = ServerKey(key.branch, key.sent_by, "INVITE")
-            inv = self._servers.get(invite_key)
-            if inv is None or (inv.legacy and not legacy_match(inv.request, req, None)):
-                invite_key = None
-        legacy = is_legacy(key)
-        txn = Transaction(key, machine, req, source, reliable, legacy)
+            inv_key = ServerKey(key.branch, key.sent_by, "INVITE")
+            inv = self._match_legacy(inv_key, req) if legacy else self._servers.get(inv_key)
+            invite_key = cast(ServerKey, inv.key) if inv is not None else None
         if legacy:
-            txn.response_to_tag = req.to.tag
+            # Requests that differ only in Request-URI or To tag share the response-side
+            # key: the transaction's own key adds them, the bucket holds them all.
+            base = key
+            to_tag = req.to.tag
+            key = ServerKey(f"{base.branch}\x00{req.uri_text}\x00{to_tag or ''}", *key[1:])
+            txn = Transaction(key, machine, req, source, reliable, base)
+            txn.response_to_tag = to_tag
+            self._legacy.setdefault(base, []).append(txn)
+        else:
+            txn = Transaction(key, machine, req, source, reliable)
         self._servers[key] = txn
         self.stats.servers_created += 1
         if method == "CANCEL":
@@ -259,6 +261,12 @@ class TransactionLayer:
         else:
             self._events.append(RequestReceived(req, key, source))
         self._start(txn, now)
+
+    def _match_legacy(self, base: ServerKey, req: Request) -> Transaction | None:
+        for txn in self._legacy.get(base, ()):
+            if legacy_match(txn.request, req, txn.response_to_tag):
+                return txn
+        return None
 
     # -- commands from the TU -----------------------------------------------------------
     def send_request(
@@ -298,6 +306,11 @@ class TransactionLayer:
             except RemoteProtocolError as exc:
                 raise LocalProtocolError(f"cannot match response: {exc.reason}") from exc
         txn = self._servers.get(key)
+        if txn is None and is_legacy(key):
+            bucket = self._legacy.get(key, ())
+            if len(bucket) > 1:
+                raise LocalProtocolError("ambiguous RFC 2543 transaction: pass its key")
+            txn = bucket[0] if bucket else None
         if txn is None:
             raise LocalProtocolError("no server transaction for this response")
         status = response.status
@@ -308,7 +321,7 @@ class TransactionLayer:
         else:
             inp = Input.SEND_3XX_6XX
         self._step(txn, inp, now, now, response)
-        return key
+        return cast(ServerKey, txn.key)
 
     def cancel(self, key: ClientKey, *, now: float) -> ClientKey | None:
         """Cancel a pending INVITE (§9.1): send a CANCEL now if a provisional response
@@ -452,7 +465,7 @@ class TransactionLayer:
 
     def _store_response(self, txn: Transaction, response: Response) -> bytes:
         data = txn.response_data = response.to_bytes()
-        if txn.legacy and response.status >= 200:
+        if txn.legacy_base is not None and response.status >= 200:
             txn.response_to_tag = response.to.tag
         return data
 
@@ -512,6 +525,12 @@ class TransactionLayer:
         if isinstance(key, ServerKey):
             if self._servers.get(key) is txn:
                 del self._servers[key]
+            base = txn.legacy_base
+            if base is not None:
+                bucket = self._legacy[base]
+                bucket.remove(txn)
+                if not bucket:
+                    del self._legacy[base]
         elif self._clients.get(key) is txn:
             del self._clients[key]
         self.stats.terminated += 1
