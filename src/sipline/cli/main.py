@@ -6,6 +6,7 @@ import click
 
 from sipline import __version__
 from sipline.cli.check import check
+from sipline.cli.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +16,7 @@ def cli() -> None:
 
 
 cli.add_command(check)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -179,7 +179,10 @@ class Headers:
 
     # -- writing ------------------------------------------------------------------
     def _touched(self, key: str) -> None:
-        self._views.pop(key, None)
+        views = self._views
+        if views:
+            views.pop(key, None)
+            views.pop(key + "#1", None)  # the top-value view (e.g. top Via)
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Append a field, or insert it above the existing ones with `first=True`."""
@@ -257,6 +260,18 @@ class Headers:
         else:
             self._lines[i] = _line(key, ", ".join(parts[1:]))
         return parts[0]
+
+    def replace_first_value(self, name: str, value: str) -> None:
+        """Replace the first comma element of `name` (e.g. the top Via after adding
+        `received`), leaving the field's other elements and other fields untouched."""
+        key = canonical_key(name)
+        i = self._keys.index(key)
+        old = _value_of(self._lines[i])
+        if "," in old:
+            rest = split_commas(old, display_name(key))[1:]
+            value = ", ".join([value, *rest])
+        self._touched(key)
+        self._lines[i] = _line(key, value)
 
     def copy(self) -> Headers:
         return Headers(list(self._keys), list(self._lines))

@@ -1,0 +1,236 @@
+"""Server configuration: defaults, the TOML schema, and errors that name the key.
+
+`load_config` takes the parsed TOML document (a dict) and returns a `ServerConfig`,
+or raises `ConfigError("server.mode: must be 'proxy' or 'redirect', not 'foo'")`.
+Unknown keys are errors too: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "ConfigError",
+    "Listen",
+    "ServerConfig",
+    "default_db_path",
+    "load_config",
+    "parse_listen",
+]
+
+DEFAULT_LISTEN = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061")
+_DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message starts with the key."""
+
+
+def default_db_path() -> Path:
+    """`$SIPLINE_DB`, else `sipline.db` in the current directory."""
+    return Path(os.environ.get("SIPLINE_DB", "sipline.db"))
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    transport: str  # "UDP", "TCP", "TLS"
+    host: str  # IP literal, brackets removed
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport.lower()}:{host}:{self.port}"
+
+
+def parse_listen(spec: str, key: str = "listen") -> Listen:
+    """`udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0` (default port per transport)."""
+    transport, sep, rest = spec.partition(":")
+    transport = transport.lower()
+    if not sep or transport not in _DEFAULT_PORTS:
+        raise ConfigError(
+            f"{key}: {spec!r} must look like udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT"
+        )
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            raise ConfigError(f"{key}: {spec!r} has an unclosed '['")
+        host, tail = rest[1:end], rest[end + 1 :]
+        port_s = tail[1:] if tail.startswith(":") else ("" if not tail else None)
+    else:
+        host, _, port_s = rest.partition(":")
+    if port_s is None:
+        raise ConfigError(f"{key}: {spec!r} has junk after the address")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{key}: {host!r} in {spec!r} is not an IP address") from None
+    if port_s == "":
+        port = _DEFAULT_PORTS[transport]
+    elif port_s.isdigit() and int(port_s) <= 65535:
+        port = int(port_s)
+    else:
+        raise ConfigError(f"{key}: port {port_s!r} in {spec!r} is not a number from 0 to 65535")
+    return Listen(transport.upper(), host, port)
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    listen: list[Listen] = field(default_factory=lambda: [parse_listen(s) for s in DEFAULT_LISTEN])
+    domains: list[str] = field(default_factory=list)
+    realm: str | None = None  # default: the domain of the request
+    database: Path = field(default_factory=default_db_path)
+    mode: str = "proxy"  # or "redirect"
+    redirect_users: list[str] = field(default_factory=list)  # redirect these AORs in proxy mode
+    record_route: bool = True
+    advertise: str | None = None
+    workers: int = 1
+    # TLS
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # registrar
+    min_expires: int = 60
+    max_expires: int = 7200
+    default_expires: int = 3600
+    fix_nated_register: bool = True
+    # authentication
+    auth_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
+    nonce_ttl_s: float = 300.0
+    authenticate_calls: bool = True
+    # limits
+    max_message_bytes: int = 65535
+    max_connections: int = 4096
+    idle_timeout_s: float = 300.0
+    timer_c_s: float = 180.0
+    # logging
+    log_level: str = "info"
+
+
+_ALGORITHMS = ("SHA-512-256", "SHA-256", "MD5")
+
+# section -> key -> (attribute, kind)
+_SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
+    "server": {
+        "listen": ("listen", "listen"),
+        "domains": ("domains", "domains"),
+        "realm": ("realm", "str"),
+        "database": ("database", "path"),
+        "mode": ("mode", "mode"),
+        "redirect_users": ("redirect_users", "strlist"),
+        "record_route": ("record_route", "bool"),
+        "advertise": ("advertise", "str"),
+        "workers": ("workers", "posint"),
+        "log_level": ("log_level", "loglevel"),
+    },
+    "tls": {"cert": ("tls_cert", "path"), "key": ("tls_key", "path")},
+    "registrar": {
+        "min_expires": ("min_expires", "nonneg"),
+        "max_expires": ("max_expires", "posint"),
+        "default_expires": ("default_expires", "posint"),
+        "fix_nated_register": ("fix_nated_register", "bool"),
+    },
+    "auth": {
+        "algorithms": ("auth_algorithms", "algorithms"),
+        "nonce_ttl_s": ("nonce_ttl_s", "posfloat"),
+        "authenticate_calls": ("authenticate_calls", "bool"),
+    },
+    "limits": {
+        "max_message_bytes": ("max_message_bytes", "posint"),
+        "max_connections": ("max_connections", "posint"),
+        "idle_timeout_s": ("idle_timeout_s", "posfloat"),
+        "timer_c_s": ("timer_c_s", "posfloat"),
+    },
+}
+
+
+def _convert(key: str, kind: str, value: Any) -> Any:
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            raise ConfigError(f"{key}: must be {what}, not {value!r}")
+
+    if kind == "bool":
+        need(isinstance(value, bool), "true or false")
+        return value
+    if kind == "str":
+        need(isinstance(value, str) and bool(value), "a non-empty string")
+        return value
+    if kind == "path":
+        need(isinstance(value, str) and bool(value), "a file path")
+        return Path(value)
+    if kind in ("posint", "nonneg"):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        need(
+            ok and (value > 0 if kind == "posint" else value >= 0),
+            "a positive integer" if kind == "posint" else "an integer ≥ 0",
+        )
+        return value
+    if kind == "posfloat":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        need(ok, "a positive number")
+        return float(value)
+    if kind == "mode":
+        need(value in ("proxy", "redirect"), "'proxy' or 'redirect'")
+        return value
+    if kind == "loglevel":
+        need(value in ("debug", "info", "warning", "error"), "debug, info, warning or error")
+        return value
+    if kind in ("strlist", "domains", "listen", "algorithms"):
+        need(
+            isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
+        )
+        if kind == "listen":
+            need(bool(value), "a non-empty list")
+            return [parse_listen(v, key) for v in value]
+        if kind == "domains":
+            return [check_domain(v, key) for v in value]
+        if kind == "algorithms":
+            bad = [v for v in value if v not in _ALGORITHMS]
+            need(bool(value) and not bad, f"a list drawn from {', '.join(_ALGORITHMS)}")
+            # RFC 8760 §2.4: challenges go strongest first, whatever order was written.
+            return sorted(value, key=_ALGORITHMS.index)
+        return list(value)
+    raise ConfigError(f"{key}: unknown kind {kind}")
+
+
+def check_domain(value: str, key: str = "domain") -> str:
+    name = value.strip().lower()
+    labels = name.rstrip(".").split(".")
+    if not name or any(not lbl or not all(c.isalnum() or c == "-" for c in lbl) for lbl in labels):
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            raise ConfigError(f"{key}: {value!r} is not a domain name or IP address") from None
+    return name
+
+
+def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> ServerConfig:
+    """Apply a parsed TOML document onto `base` (defaults when None)."""
+    cfg = base if base is not None else ServerConfig()
+    for section, body in doc.items():
+        if section not in _SCHEMA:
+            raise ConfigError(f"{section}: unknown section (known: {', '.join(_SCHEMA)})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{section}: must be a table ([{section}])")
+        for key, value in body.items():
+            spec = _SCHEMA[section].get(key)
+            if spec is None:
+                known = ", ".join(_SCHEMA[section])
+                raise ConfigError(f"{section}.{key}: unknown key (known: {known})")
+            attr, kind = spec
+            setattr(cfg, attr, _convert(f"{section}.{key}", kind, value))
+    check(cfg)
+    return cfg
+
+
+def check(cfg: ServerConfig) -> None:
+    """Rules that tie keys together."""
+    if cfg.min_expires > cfg.max_expires:
+        raise ConfigError("registrar.min_expires: larger than registrar.max_expires")
+    if not cfg.min_expires <= cfg.default_expires <= cfg.max_expires:
+        raise ConfigError("registrar.default_expires: must lie between min_expires and max_expires")
+    if (cfg.tls_cert is None) != (cfg.tls_key is None):
+        raise ConfigError("tls.cert: tls.cert and tls.key go together")

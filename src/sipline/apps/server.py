@@ -1,0 +1,118 @@
+"""`sipline serve`: the SIP server that ties the applications to one endpoint.
+
+Requests are routed by what they ask of us: OPTIONS to the server itself is answered
+here (§11), REGISTER for a served domain goes to the registrar (§10), and every other
+request is proxied (§16) or redirected (§8.3) depending on the configured mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+from sipline.apps.config import ServerConfig
+from sipline.core.message import Limits
+from sipline.core.uri import SipUri
+from sipline.runtime.endpoint import Endpoint, EndpointConfig, ServerTransaction
+from sipline.transport import TransportError, TransportLayer
+from sipline.transport.tls import generate_self_signed, server_context
+
+__all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer"]
+
+log = logging.getLogger("sipline.server")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, INFO, UPDATE, PRACK"
+SUPPORTED = "path, outbound"
+ACCEPT = "application/sdp, text/plain, message/cpim"
+
+
+class ServeError(Exception):
+    """The server cannot start (a port is taken, a certificate cannot be read, ...)."""
+
+
+class SipServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        limits = Limits(max_message_bytes=config.max_message_bytes)
+        transports = TransportLayer(
+            lambda data, source: None,
+            max_connections=config.max_connections,
+            idle_timeout_s=config.idle_timeout_s,
+        )
+        self.endpoint = Endpoint(
+            EndpointConfig(limits=limits, advertise=config.advertise), transports=transports
+        )
+        self.endpoint.on_request = self.handle_request
+        self.bound: list[str] = []
+        self._local_hosts: set[str] = set()
+
+    # -- start and stop -------------------------------------------------------------------
+    async def start(self) -> list[str]:
+        """Open every listener; raise `ServeError` naming the one that failed."""
+        tls: ssl.SSLContext | None = None
+        for spec in self.config.listen:
+            if spec.transport == "TLS" and tls is None:
+                tls = self._tls_context()
+            try:
+                host, port = await self.endpoint.listen(
+                    spec.transport, spec.host, spec.port, ssl_context=tls
+                )
+            except (OSError, TransportError) as exc:
+                await self.endpoint.close()
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                reason = (
+                    cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+                )
+                raise ServeError(f"cannot listen on {spec}: {reason.lower()}") from exc
+            where = f"{spec.transport.lower()}:{'[' + host + ']' if ':' in host else host}:{port}"
+            self.bound.append(where)
+            self._local_hosts.add(host)
+            log.info("listening on %s", where)
+        self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
+        if self.config.advertise:
+            self._local_hosts.add(self.config.advertise)
+        return self.bound
+
+    def status(self) -> str:
+        """One line for operators and tests: live transactions and message counters."""
+        ep, ts = self.endpoint, self.endpoint.transports.stats
+        return (
+            f"status: transactions={ep.live_transactions} requests_in={ep.stats.requests_in} "
+            f"responses_in={ep.stats.responses_in} malformed_requests={ep.stats.malformed_requests} "
+            f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open}"
+        )
+
+    async def stop(self) -> None:
+        await self.endpoint.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cert, key = self.config.tls_cert, self.config.tls_key
+        if cert is None or key is None:
+            folder = Path(self.config.database).resolve().parent / "sipline-tls"
+            cert, key = folder / "cert.pem", folder / "key.pem"
+            if not cert.exists() or not key.exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                generate_self_signed(cert, key)
+                log.info("generated a self-signed TLS certificate in %s", folder)
+        try:
+            return server_context(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ServeError(f"tls.cert/tls.key: cannot load {cert} and {key}: {exc}") from exc
+
+    # -- requests -------------------------------------------------------------------------
+    def is_local(self, uri: object) -> bool:
+        """Does this Request-URI name the server itself (not a user)?"""
+        return (
+            isinstance(uri, SipUri)
+            and uri.user is None
+            and (uri.host.lower() in self._local_hosts or uri.host.lower() in self.config.domains)
+        )
+
+    def handle_request(self, st: ServerTransaction) -> None:
+        request = st.request
+        if request.method == "OPTIONS" and self.is_local(request.uri):
+            # §11.2: what we support, so a peer (or a monitor) can find out.
+            st.respond(200, extra=[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)])
+            return
+        st.respond(501)

@@ -1,0 +1,107 @@
+"""`sipline serve`: run the SIP server until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+
+from sipline.apps.config import ConfigError, ServerConfig, check_domain, load_config, parse_listen
+from sipline.apps.server import ServeError, SipServer
+from sipline.transport.loop import run as run_loop
+
+__all__ = ["serve"]
+
+log = logging.getLogger("sipline")
+
+
+def build_config(
+    config_path: Path | None, listen: tuple[str, ...], domains: tuple[str, ...], db: Path | None
+) -> ServerConfig:
+    cfg = ServerConfig()
+    if config_path is not None:
+        try:
+            doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"--config: cannot read {config_path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {config_path} is not valid TOML: {exc}") from None
+        cfg = load_config(doc)
+    if listen:
+        cfg.listen = [parse_listen(s, "--listen") for s in listen]
+    if domains:
+        cfg.domains = [check_domain(d, "--domain") for d in domains]
+    if db is not None:
+        cfg.database = db
+    return cfg
+
+
+async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
+    server = SipServer(cfg)
+    try:
+        bound = await server.start()
+    except ServeError as exc:
+        click.echo(f"sipline: {exc}", err=True)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # SIGUSR1 prints the status line (live transactions, counters) to the log.
+    loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning(server.status()))
+    if ready_line:
+        click.echo(f"sipline: serving {', '.join(bound)}", err=True)
+    await stop.wait()
+    log.info("stopping")
+    await server.stop()
+    return 0
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration file (see README).",
+)
+@click.option(
+    "--listen",
+    multiple=True,
+    metavar="TRANSPORT:HOST:PORT",
+    help="Listener, e.g. udp:127.0.0.1:5060, tcp:[::1]:5060, tls:0.0.0.0:5061 (repeatable). Default: UDP and TCP on 5060, TLS on 5061, all interfaces.",
+)
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="NAME",
+    help="A domain this server is responsible for (repeatable).",
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="SQLite database (default: $SIPLINE_DB, else ./sipline.db).",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+def serve(
+    config_path: Path | None,
+    listen: tuple[str, ...],
+    domains: tuple[str, ...],
+    db: Path | None,
+    log_level: str | None,
+) -> None:
+    """Run the SIP server: registrar, proxy and redirect server."""
+    try:
+        cfg = build_config(config_path, listen, domains, db)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    level = (log_level or cfg.log_level).upper()
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    sys.exit(run_loop(_serve(cfg, ready_line=True)))

@@ -1,0 +1,594 @@
+"""The endpoint: where core events become callbacks and futures (ARCHITECTURE.md).
+
+It owns the transaction layer, the transports and one timer handle. Every entry
+point (a datagram, a timer, a command from an application) calls into the core and
+then `_pump`s: hand events up, send what the core queued, re-arm the timer to the
+core's next deadline. Applications see `ServerTransaction`s (answer a request) and
+`ClientTransaction`s (await a final response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sipline.core.builders import build_response, new_branch, new_call_id, new_tag
+from sipline.core.clock import Entropy
+from sipline.core.errors import LocalProtocolError, RemoteProtocolError
+from sipline.core.events import (
+    AckReceived,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    StrayResponse,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from sipline.core.message import DEFAULT_LIMITS, Limits, Message, Request, Response, parse_message
+from sipline.core.reject import minimal_response
+from sipline.core.timers import TimerConfig
+from sipline.core.transaction.layer import TransactionLayer
+from sipline.core.transaction.matching import ClientKey, ServerKey
+from sipline.core.uri import SipUri, format_host
+from sipline.core.views import Via
+from sipline.runtime.system import SystemEntropy
+from sipline.transport import Source, Target, TransportError, TransportLayer
+from sipline.transport.base import normalize_host
+
+__all__ = [
+    "ClientTransaction",
+    "Endpoint",
+    "EndpointStats",
+    "Inbound",
+    "ServerTransaction",
+]
+
+log = logging.getLogger("sipline.endpoint")
+
+# §18.1.1: a request within 200 bytes of a 1500-byte path MTU goes over a congestion
+# controlled transport.
+UDP_SIZE_LIMIT = 1300
+
+_DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+
+
+class Inbound:
+    """Where a request came from and where its responses go (§18.2.2, RFC 3581)."""
+
+    __slots__ = ("reply", "source")
+
+    def __init__(self, source: Source, reply: Target) -> None:
+        self.source = source
+        self.reply = reply
+
+    @property
+    def transport(self) -> str:
+        return self.source.transport
+
+    @property
+    def remote(self) -> tuple[str, int]:
+        return self.source.remote
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    requests_in: int = 0
+    responses_in: int = 0
+    malformed_requests: int = 0
+    malformed_responses: int = 0
+    stateless_rejections: int = 0
+    handler_errors: int = 0
+
+
+RequestHandler = Callable[["ServerTransaction"], Awaitable[None] | None]
+CancelHandler = Callable[["ServerTransaction", "ServerTransaction | None"], None]
+AckHandler = Callable[[Request, Inbound], None]
+StrayHandler = Callable[[Response, Source], None]
+
+
+class ServerTransaction:
+    """A request to answer. `respond` builds the §8.2.6 response; `send` sends one."""
+
+    __slots__ = ("_endpoint", "_to_tag", "cancelled", "inbound", "key", "on_cancel", "request")
+
+    def __init__(
+        self, endpoint: Endpoint, key: ServerKey, request: Request, inbound: Inbound
+    ) -> None:
+        self._endpoint = endpoint
+        self.key = key
+        self.request = request
+        self.inbound = inbound
+        self._to_tag: str | None = None
+        self.cancelled = False
+        self.on_cancel: Callable[[], None] | None = None
+
+    @property
+    def to_tag(self) -> str:
+        """The tag this element puts in To for its responses (one per transaction)."""
+        if self._to_tag is None:
+            self._to_tag = self.request.to.tag or new_tag(self._endpoint.entropy)
+        return self._to_tag
+
+    def response(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        extra: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        copy_record_route: bool = False,
+    ) -> Response:
+        return build_response(
+            self.request,
+            status,
+            reason,
+            to_tag=self.to_tag,
+            extra=extra,
+            body=body,
+            content_type=content_type,
+            copy_record_route=copy_record_route,
+        )
+
+    def respond(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        extra: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        copy_record_route: bool = False,
+    ) -> None:
+        self.send(
+            self.response(
+                status,
+                reason,
+                extra=extra,
+                body=body,
+                content_type=content_type,
+                copy_record_route=copy_record_route,
+            )
+        )
+
+    def send(self, response: Response) -> None:
+        self._endpoint._send_response(self, response)
+
+
+class ClientTransaction:
+    """A request sent in a client transaction. `final` resolves with the first final
+    response (a 408 or 503 is synthesised on timeout or transport failure, §8.1.3.1);
+    `on_response` sees every response, including 2xx retransmissions from forks."""
+
+    __slots__ = ("_endpoint", "final", "key", "on_response", "request", "target")
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        key: ClientKey,
+        request: Request,
+        target: Target,
+        on_response: Callable[[Response], None] | None,
+    ) -> None:
+        self._endpoint = endpoint
+        self.key = key
+        self.request = request
+        self.target = target
+        self.on_response = on_response
+        self.final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+    def cancel(self) -> None:
+        """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response."""
+        self._endpoint._cancel(self)
+
+    def _deliver(self, response: Response) -> None:
+        if self.on_response is not None:
+            self.on_response(response)
+        if response.status >= 200 and not self.final.done():
+            self.final.set_result(response)
+
+    def _fail(self, status: int, reason: str) -> None:
+        self._deliver(build_response(self.request, status, reason))
+
+
+@dataclass(slots=True)
+class _Listening:
+    transport: str
+    host: str  # the address bound
+    port: int
+    advertise: str  # the host named in Via/Contact/Record-Route
+
+
+@dataclass(slots=True)
+class EndpointConfig:
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    limits: Limits = DEFAULT_LIMITS
+    advertise: str | None = None  # host to put in Via/Contact when bound to a wildcard
+    user_agent: str = "sipline"
+
+
+class Endpoint:
+    """One SIP element on asyncio: transports + transaction layer + a single timer."""
+
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        *,
+        entropy: Entropy | None = None,
+        transports: TransportLayer | None = None,
+    ) -> None:
+        self.config = config if config is not None else EndpointConfig()
+        self.entropy: Entropy = entropy if entropy is not None else SystemEntropy()
+        self.transactions = TransactionLayer(self.config.timers)
+        self.transports = transports if transports is not None else TransportLayer(self._on_message)
+        self.transports.on_message = self._on_message
+        self.stats = EndpointStats()
+        self.on_request: RequestHandler | None = None
+        self.on_cancel: CancelHandler | None = None
+        self.on_ack: AckHandler | None = None
+        self.on_stray_response: StrayHandler | None = None
+        self._servers: dict[ServerKey, ServerTransaction] = {}
+        self._clients: dict[ClientKey, ClientTransaction] = {}
+        self._listening: list[_Listening] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- set-up -----------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    async def listen(
+        self, transport: str, host: str, port: int, *, ssl_context: object = None
+    ) -> tuple[str, int]:
+        """Open a listener; returns the address bound (port 0 picks a free one)."""
+        transport = transport.upper()
+        if transport == "UDP":
+            listener = await self.transports.listen_udp(host, port)
+        elif transport == "TCP":
+            listener = await self.transports.listen_tcp(host, port)
+        elif transport == "TLS":
+            if not isinstance(ssl_context, ssl.SSLContext):
+                raise LocalProtocolError("a TLS listener needs an ssl.SSLContext")
+            listener = await self.transports.listen_tls(host, port, ssl_context)
+        else:
+            raise LocalProtocolError(f"unknown transport {transport}")
+        bound_host, bound_port = listener.local[0], listener.local[1]
+        advertise = self.config.advertise or bound_host
+        if advertise in ("0.0.0.0", "::"):
+            advertise = "127.0.0.1" if advertise == "0.0.0.0" else "::1"
+        self._listening.append(_Listening(transport, bound_host, bound_port, advertise))
+        return bound_host, bound_port
+
+    @property
+    def live_transactions(self) -> int:
+        return self.transactions.live_count
+
+    def listening(self, transport: str | None = None, family: int | None = None) -> _Listening:
+        """The listener to name in our Via/Contact for `transport` (and IP family)."""
+        for item in self._listening:
+            if transport is not None and item.transport != transport.upper():
+                continue
+            if family is not None and (":" in item.host) != (family == 6):
+                continue
+            return item
+        if family is not None:
+            return self.listening(transport)
+        if transport is not None:
+            raise LocalProtocolError(f"no {transport} listener")
+        raise LocalProtocolError("no listener")
+
+    def local_uri(self, transport: str = "UDP", user: str | None = None) -> SipUri:
+        item = self.listening(transport)
+        uri = SipUri("sips" if transport.upper() == "TLS" else "sip", user, None, item.advertise)
+        uri.port = item.port
+        if transport.upper() == "TCP":
+            uri.params.set("transport", "tcp")
+        return uri
+
+    def new_branch(self) -> str:
+        return new_branch(self.entropy)
+
+    def new_tag(self) -> str:
+        return new_tag(self.entropy)
+
+    def new_call_id(self) -> str:
+        return new_call_id(self.entropy)
+
+    async def close(self) -> None:
+        """Stop: cancel pending client transactions' futures, close every socket."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for ct in list(self._clients.values()):
+            if not ct.final.done():
+                ct.final.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.transports.close()
+
+    # -- receiving --------------------------------------------------------------------
+    def _on_message(self, data: bytes, source: Source) -> None:
+        reliable = source.transport != "UDP"
+        try:
+            msg = parse_message(data, limits=self.config.limits, stream=reliable)
+            if isinstance(msg, Request):
+                self.stats.requests_in += 1
+                inbound = self._inbound(msg, source)
+                self.transactions.receive(msg, source=inbound, reliable=reliable, now=self.now())
+            else:
+                self.stats.responses_in += 1
+                self.transactions.receive(msg, source=source, reliable=reliable, now=self.now())
+        except RemoteProtocolError as exc:
+            self._reject(data, source, exc)
+            return
+        self._pump()
+
+    def _inbound(self, request: Request, source: Source) -> Inbound:
+        """§18.2.1: note the real source in the top Via (received, RFC 3581 rport), and
+        work out where responses go (§18.2.2)."""
+        via = request.top_via
+        host, port = source.remote
+        changed = False
+        if normalize_host(via.host) != host:
+            via.params.set("received", host)
+            changed = True
+        if via.has_rport:
+            via.params.set("rport", str(port))
+            if "received" not in via.params:
+                via.params.set("received", host)
+            changed = True
+        if changed:
+            _replace_top_via(request, via)
+        if source.transport == "UDP":
+            reply_port = port if via.has_rport else (via.port or 5060)
+            reply = Target("UDP", host, reply_port)
+        else:
+            reply = Target(source.transport, host, via.port or _DEFAULT_PORT[source.transport])
+        return Inbound(source, reply)
+
+    def _reject(self, data: bytes, source: Source, exc: RemoteProtocolError) -> None:
+        if data.lstrip(b"\r\n")[:4].upper() == b"SIP/":
+            self.stats.malformed_responses += 1
+            log.debug("dropped malformed response from %s: %s", source.remote, exc.reason)
+            return
+        self.stats.malformed_requests += 1
+        answer = minimal_response(data, exc.status, exc.reason, to_tag=self.new_tag())
+        if answer is None:
+            return
+        self.stats.stateless_rejections += 1
+        target = Target(source.transport, source.remote[0], source.remote[1])
+        self.transports.send(answer, target, connection=source.connection, local=source.local)
+
+    # -- the pump ---------------------------------------------------------------------
+    def _pump(self) -> None:
+        txl = self.transactions
+        event = txl.next_event()
+        while event is not None:
+            self._dispatch(event)
+            event = txl.next_event()
+        for out in txl.datagrams_to_send():
+            self._transmit(out.data, out.destination, out.key)
+        self._arm()
+
+    def _transmit(
+        self, data: bytes, destination: object, key: ClientKey | ServerKey | None
+    ) -> None:
+        def failed(error: TransportError) -> None:
+            log.info("send failed: %s", error)
+            if key is not None:
+                self.transactions.transport_error(key, now=self.now())
+                self._pump()
+
+        if isinstance(destination, Inbound):
+            src = destination.source
+            self.transports.send(
+                data,
+                destination.reply,
+                connection=src.connection,
+                local=src.local if src.transport == "UDP" else None,
+                on_error=failed,
+            )
+        elif isinstance(destination, Target):
+            self.transports.send(data, destination, on_error=failed)
+        else:
+            raise LocalProtocolError(f"cannot send to {destination!r}")
+
+    def _arm(self) -> None:
+        deadline = self.transactions.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.transactions.handle_timers(now=self.now())
+        self._pump()
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, ResponseReceived):
+            ct = self._clients.get(event.key)
+            if ct is not None:
+                ct._deliver(event.response)
+        elif isinstance(event, RequestReceived):
+            inbound = event.source
+            assert isinstance(inbound, Inbound)  # we pass Inbound for every request
+            st = ServerTransaction(self, event.key, event.request, inbound)
+            self._servers[event.key] = st
+            self._handle(st)
+        elif isinstance(event, CancelReceived):
+            self._handle_cancel(event)
+        elif isinstance(event, AckReceived):
+            if self.on_ack is not None:
+                inbound = event.source
+                assert isinstance(inbound, Inbound)
+                self.on_ack(event.request, inbound)
+        elif isinstance(event, StrayResponse):
+            if self.on_stray_response is not None:
+                source = event.source
+                assert isinstance(source, Source)
+                self.on_stray_response(event.response, source)
+        elif isinstance(event, TransactionTimedOut | TransportFailed):
+            ct = self._clients.get(event.key)  # type: ignore[arg-type]
+            if ct is not None:
+                if isinstance(event, TransactionTimedOut):
+                    ct._fail(408, "Request Timeout")
+                else:
+                    ct._fail(503, "Service Unavailable (transport failure)")
+        elif isinstance(event, TransactionTerminated):
+            if isinstance(event.key, ServerKey):
+                self._servers.pop(event.key, None)
+            else:
+                self._clients.pop(event.key, None)
+
+    def _handle(self, st: ServerTransaction) -> None:
+        handler = self.on_request
+        if handler is None:
+            st.respond(501)
+            return
+        try:
+            result = handler(st)
+        except RemoteProtocolError as exc:
+            st.respond(exc.status, exc.reason)
+            return
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception("request handler failed for %r", st.request)
+            st.respond(500)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._await_handler(st, result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _await_handler(self, st: ServerTransaction, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except RemoteProtocolError as exc:
+            self._respond_if_open(st, exc.status, exc.reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception("request handler failed for %r", st.request)
+            self._respond_if_open(st, 500, None)
+
+    def _respond_if_open(self, st: ServerTransaction, status: int, reason: str | None) -> None:
+        with contextlib.suppress(LocalProtocolError):  # already answered
+            st.respond(status, reason)
+
+    def _handle_cancel(self, event: CancelReceived) -> None:
+        inbound = event.source
+        assert isinstance(inbound, Inbound)
+        cancel_st = ServerTransaction(self, event.key, event.request, inbound)
+        self._servers[event.key] = cancel_st
+        invite_st = self._servers.get(event.invite_key) if event.invite_key else None
+        if self.on_cancel is not None:
+            self.on_cancel(cancel_st, invite_st)
+            return
+        # §9.2 UAS default: 200 for the CANCEL, 487 for the INVITE if still pending.
+        if invite_st is None:
+            cancel_st.respond(481)
+            return
+        cancel_st.respond(200)
+        invite_st.cancelled = True
+        if invite_st.on_cancel is not None:
+            invite_st.on_cancel()
+        else:
+            self._respond_if_open(invite_st, 487, None)
+
+    # -- sending ------------------------------------------------------------------------
+    def _send_response(self, st: ServerTransaction, response: Response) -> None:
+        self.transactions.send_response(response, now=self.now(), key=st.key)
+        self._pump()
+
+    def via_value(self, target: Target, branch: str) -> str:
+        """Our Via for a request to `target` (§8.1.1.7), asking for rport (RFC 3581)."""
+        family = 6 if ":" in target.host else 4
+        item = self.listening(target.transport, family)
+        return f"SIP/2.0/{target.transport} {format_host(item.advertise)}:{item.port};branch={branch};rport"
+
+    def send_request(
+        self,
+        request: Request,
+        target: Target,
+        *,
+        on_response: Callable[[Response], None] | None = None,
+        add_via: bool = True,
+    ) -> ClientTransaction:
+        """Send `request` in a new client transaction to `target` (resolved already).
+
+        With `add_via`, a Via naming our listener with a fresh branch goes on top.
+        """
+        if add_via:
+            branch = self.new_branch()
+            request.headers.add("Via", self.via_value(target, branch), first=True)
+            if target.transport == "UDP" and len(request.to_bytes()) > UDP_SIZE_LIMIT:
+                tcp = self._stream_fallback(target)
+                if tcp is not None:
+                    request.headers.pop_first_value("Via")
+                    request.headers.add("Via", self.via_value(tcp, branch), first=True)
+                    target = tcp
+        key = self.transactions.send_request(
+            request, target=target, reliable=target.transport != "UDP", now=self.now()
+        )
+        ct = ClientTransaction(self, key, request, target, on_response)
+        self._clients[key] = ct
+        self._pump()
+        return ct
+
+    def _stream_fallback(self, target: Target) -> Target | None:
+        """§18.1.1: the TCP equivalent of a UDP target, if we can send over TCP."""
+        try:
+            self.listening("TCP")
+        except LocalProtocolError:
+            return None
+        return Target("TCP", target.host, target.port, target.server_name)
+
+    def _cancel(self, ct: ClientTransaction) -> None:
+        cancel_key = self.transactions.cancel(ct.key, now=self.now())
+        if cancel_key is not None and cancel_key not in self._clients:
+            # The CANCEL's own responses matter to no one; keep a handle for clean-up.
+            txn = self.transactions.get(cancel_key)
+            if txn is not None:
+                self._clients[cancel_key] = ClientTransaction(
+                    self, cancel_key, txn.request, ct.target, None
+                )
+        self._pump()
+
+    def send_stateless(
+        self, message: Message, target: Target, *, source: Source | None = None
+    ) -> None:
+        """Send outside any transaction: a 2xx ACK, a statelessly forwarded response."""
+        self.transports.send(
+            message.to_bytes(),
+            target,
+            connection=source.connection if source is not None else None,
+        )
+
+    async def request(self, request: Request, target: Target) -> Response:
+        """Send `request` and wait for its final response."""
+        return await self.send_request(request, target).final
+
+
+def _replace_top_via(message: Message, via: Via) -> None:
+    """Rewrite the topmost Via value in place, leaving any others untouched."""
+    message.headers.replace_first_value("via", str(via))
