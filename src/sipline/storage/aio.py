@@ -1,0 +1,290 @@
+"""The store seen from the event loop: one worker thread, group commit, a binding cache.
+
+Every call into the synchronous store runs on one dedicated thread, so the event
+loop never blocks on SQLite. Writes queued while the thread was busy are committed
+together: the thread takes everything waiting, runs consecutive writes inside one
+transaction (each in its own savepoint, so one failing call does not undo its
+neighbours) and commits once; only then are their futures resolved. A burst of
+REGISTERs therefore costs one commit per batch, and a caller that awaits a write
+knows it is durable (see `sqlite.py` for what durable means).
+
+Reads run on the same thread in queue order, so a read issued after a write sees
+it. Bindings are also kept in memory (loaded by `start`, updated after each
+commit) for the location lookups a proxy makes on every request; the cache is this
+process's view, correct as long as this process is the only writer of bindings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sipline.storage.base import Binding, Store, StoreError, User
+
+__all__ = ["AsyncStore"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[], Any]
+    write: bool
+    future: asyncio.Future[Any]
+    # Runs on the event loop once the write committed, before the caller resumes.
+    on_commit: Callable[[Any], None] | None = None
+
+
+_STOP = object()
+
+
+class AsyncStore:
+    """An asyncio front for a synchronous `Store`.
+
+    `factory` opens the store; it runs on the worker thread, as does every later
+    call. Use `await AsyncStore.open(path)` for the SQLite backend.
+    """
+
+    def __init__(self, factory: Callable[[], Store], *, max_batch: int = 256) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be positive")
+        self._factory = factory
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cache: dict[str, dict[str, Binding]] = {}
+        self.commits = 0  # transactions committed for batches of writes (for tests, metrics)
+
+    @classmethod
+    async def open(cls, path: str | Path, *, max_batch: int = 256) -> AsyncStore:
+        from sipline.storage.sqlite import SqliteStore  # noqa: PLC0415 (optional backend)
+
+        store = cls(lambda: SqliteStore(path), max_batch=max_batch)
+        await store.start()
+        return store
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise StoreError("the store is not started")
+        return self._store
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store on the worker thread and load the binding cache."""
+        if self._thread is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        opened: asyncio.Future[Store] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(opened,), name="sipline-store", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._store = await opened
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            raise
+        for b in await self.call(self.store.all_bindings):
+            self._cache.setdefault(b.aor, {})[b.contact] = b
+
+    async def close(self) -> None:
+        """Finish queued work, close the store and stop the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+        self._thread = None
+
+    async def __aenter__(self) -> AsyncStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- the worker -----------------------------------------------------------------------
+
+    def _run(self, opened: asyncio.Future[Store]) -> None:
+        loop = self._loop
+        assert loop is not None  # set by start() before the thread runs
+        try:
+            store = self._factory()
+        except BaseException as e:  # handed to the awaiting start()
+            loop.call_soon_threadsafe(_settle, opened, None, e, None)
+            return
+        loop.call_soon_threadsafe(_settle, opened, store, None, None)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append(item)
+                    if item is _STOP:
+                        break
+                stop = batch[-1] is _STOP
+                jobs = [j for j in batch if isinstance(j, _Job)]
+                self._process(store, loop, jobs)
+                if stop:
+                    return
+        finally:
+            store.close()
+
+    def _process(self, store: Store, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        i = 0
+        while i < len(jobs):
+            if not jobs[i].write:
+                job = jobs[i]
+                try:
+                    result = job.fn()
+                except Exception as e:
+                    loop.call_soon_threadsafe(_settle, job.future, None, e, None)
+                else:
+                    loop.call_soon_threadsafe(_settle, job.future, result, None, None)
+                i += 1
+                continue
+            run = []
+            while i < len(jobs) and jobs[i].write:
+                run.append(jobs[i])
+                i += 1
+            self._commit_run(store, loop, run)
+
+    def _commit_run(self, store: Store, loop: asyncio.AbstractEventLoop, run: list[_Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            with store.transaction():
+                for job in run:
+                    try:
+                        with store.transaction():  # a savepoint: fails alone
+                            outcomes.append((job.fn(), None))
+                    except Exception as e:
+                        outcomes.append((None, e))
+        except (sqlite3.Error, StoreError) as e:
+            # The commit itself failed: nothing in this run is durable.
+            error = e if isinstance(e, StoreError) else StoreError(f"commit failed: {e}")
+            for job in run:
+                loop.call_soon_threadsafe(_settle, job.future, None, error, None)
+            return
+        self.commits += 1
+        for job, (result, exc) in zip(run, outcomes, strict=True):
+            hook = job.on_commit if exc is None else None
+            loop.call_soon_threadsafe(_settle, job.future, result, exc, hook)
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def _submit(
+        self, fn: Callable[[], T], *, write: bool, on_commit: Callable[[T], None] | None = None
+    ) -> asyncio.Future[T]:
+        if self._thread is None or self._loop is None:
+            raise StoreError("the store is not started")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Job(fn, write, future, on_commit))
+        return future
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read on the worker thread."""
+        return await self._submit(lambda: fn(*args), write=False)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a write on the worker thread; returns once its batch has committed."""
+        return await self._submit(lambda: fn(*args), write=True)
+
+    # accounts
+
+    async def has_domain(self, name: str) -> bool:
+        return await self.call(self.store.has_domain, name)
+
+    async def list_domains(self) -> list[str]:
+        return await self.call(self.store.list_domains)
+
+    async def get_user(self, username: str, domain: str) -> User | None:
+        return await self.call(self.store.get_user, username, domain)
+
+    async def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
+        return await self.call(self.store.lookup_ha1, username, realm, algorithm)
+
+    # bindings
+
+    async def update_bindings(
+        self, aor: str, *, upsert: Sequence[Binding] = (), remove: Sequence[str] = ()
+    ) -> None:
+        """Apply the changes atomically; returns after the commit (then the cache shows them)."""
+        upsert, remove = tuple(upsert), tuple(remove)
+
+        def apply(_: None) -> None:
+            entries = self._cache.setdefault(aor, {})
+            for contact in remove:
+                entries.pop(contact, None)
+            for b in upsert:
+                entries[b.contact] = b
+            if not entries:
+                del self._cache[aor]
+
+        await self._submit(
+            lambda: self.store.update_bindings(aor, upsert=upsert, remove=remove),
+            write=True,
+            on_commit=apply,
+        )
+
+    async def remove_bindings(self, aor: str) -> int:
+        def apply(_: int) -> None:
+            self._cache.pop(aor, None)
+
+        return await self._submit(
+            lambda: self.store.remove_bindings(aor), write=True, on_commit=apply
+        )
+
+    async def purge_expired(self, now: float) -> int:
+        def apply(_: int) -> None:
+            for aor in list(self._cache):
+                entries = self._cache[aor]
+                for contact in [c for c, b in entries.items() if b.expires_at <= now]:
+                    del entries[contact]
+                if not entries:
+                    del self._cache[aor]
+
+        return await self._submit(
+            lambda: self.store.purge_expired(now), write=True, on_commit=apply
+        )
+
+    def bindings(self, aor: str, *, now: float | None = None) -> list[Binding]:
+        """The cached bindings of `aor` (unexpired at `now` when given); no I/O."""
+        found = list(self._cache.get(aor, {}).values())
+        return found if now is None else [b for b in found if b.expires_at > now]
+
+    def all_cached_bindings(self) -> list[Binding]:
+        return [b for entries in self._cache.values() for b in entries.values()]
+
+
+def _settle(
+    future: asyncio.Future[Any],
+    result: Any,
+    exc: BaseException | None,
+    on_commit: Callable[[Any], None] | None,
+) -> None:
+    # The cache hook runs even if the caller gave up waiting: the write did commit.
+    if on_commit is not None:
+        on_commit(result)
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

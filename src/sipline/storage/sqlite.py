@@ -1,0 +1,376 @@
+"""The embedded backend: one SQLite file holds accounts and bindings.
+
+Durability: WAL journal with `synchronous=NORMAL`. A committed transaction is in
+the WAL file when `commit` returns, so it survives the process being killed (even
+`kill -9`); only a power loss or OS crash can lose the last commits, which is the
+trade SQLite documents for this mode and what a registrar can afford (clients
+re-register). The schema version lives in `PRAGMA user_version`; `_MIGRATIONS[i]`
+takes the schema from version i to i + 1, each in its own transaction.
+
+Not thread-safe by design beyond a lock that serialises calls: the server drives a
+store from one worker thread (`sipline.storage.aio.AsyncStore`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sipline.storage.base import (
+    Binding,
+    DuplicateError,
+    NotFoundError,
+    StoreError,
+    User,
+    compute_ha1s,
+)
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE domains (
+            name TEXT PRIMARY KEY NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE users (
+            username TEXT NOT NULL,
+            domain TEXT NOT NULL REFERENCES domains(name) ON DELETE RESTRICT,
+            PRIMARY KEY (username, domain)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE credentials (
+            username TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            algorithm TEXT NOT NULL,
+            ha1 TEXT NOT NULL,
+            PRIMARY KEY (username, domain, algorithm),
+            FOREIGN KEY (username, domain) REFERENCES users(username, domain)
+                ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        """CREATE TABLE bindings (
+            id INTEGER PRIMARY KEY,
+            aor TEXT NOT NULL,
+            contact TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            call_id TEXT NOT NULL,
+            cseq INTEGER NOT NULL,
+            q REAL,
+            path TEXT NOT NULL DEFAULT '[]',
+            instance TEXT,
+            reg_id INTEGER,
+            received TEXT,
+            user_agent TEXT,
+            params TEXT NOT NULL DEFAULT '',
+            updated_at REAL NOT NULL,
+            UNIQUE (aor, contact)
+        )""",
+        "CREATE INDEX bindings_expires_at ON bindings(expires_at)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# Full statements, no string building: every value goes through a placeholder.
+_SELECT_BINDINGS = (
+    "SELECT aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id, received,"
+    " user_agent, params, updated_at FROM bindings"
+)
+_SELECT_AOR = _SELECT_BINDINGS + " WHERE aor = ? ORDER BY id"
+_SELECT_ALL = _SELECT_BINDINGS + " ORDER BY aor, id"
+# ON CONFLICT DO UPDATE keeps the row (and so its insertion order) on refresh.
+_UPSERT = (
+    "INSERT INTO bindings(aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id,"
+    " received, user_agent, params, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(aor, contact) DO UPDATE SET expires_at = excluded.expires_at,"
+    " call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q,"
+    " path = excluded.path, instance = excluded.instance,"
+    " reg_id = excluded.reg_id, received = excluded.received,"
+    " user_agent = excluded.user_agent, params = excluded.params,"
+    " updated_at = excluded.updated_at"
+)
+
+
+def _row_to_binding(row: tuple[Any, ...]) -> Binding:
+    aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id, received, ua, params, up = (
+        row
+    )
+    return Binding(
+        aor=aor,
+        contact=contact,
+        expires_at=float(expires_at),
+        call_id=call_id,
+        cseq=int(cseq),
+        q=q,
+        path=tuple(json.loads(path)),
+        instance=instance,
+        reg_id=reg_id,
+        received=received,
+        user_agent=ua,
+        params=params,
+        updated_at=float(up),
+    )
+
+
+class SqliteStore:
+    """Accounts and bindings in one SQLite database at `path` (":memory:" works too)."""
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves (savepoints nest).
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open database {self.path}: {e}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as e:
+            self._db.close()
+            raise StoreError(f"cannot open database {self.path}: {e}") from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    # --- schema ---------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"cannot open database {self.path}: schema version {version} is newer"
+                f" than this sipline supports ({SCHEMA_VERSION})"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in _MIGRATIONS[target - 1]:
+                    self._db.execute(statement)
+                # PRAGMA takes no parameters; `target` is our own integer.
+                self._db.execute(f"PRAGMA user_version = {target:d}")
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            depth = self._depth
+            if depth == 0:
+                # IMMEDIATE takes the write lock up front: no deadlock upgrading later.
+                self._db.execute("BEGIN IMMEDIATE")
+            else:
+                self._db.execute(f"SAVEPOINT sp{depth:d}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if depth == 0:
+                    self._db.execute("ROLLBACK")
+                else:
+                    self._db.execute(f"ROLLBACK TO sp{depth:d}")
+                    self._db.execute(f"RELEASE sp{depth:d}")
+                raise
+            self._depth -= 1
+            if depth == 0:
+                self._db.execute("COMMIT")
+            else:
+                self._db.execute(f"RELEASE sp{depth:d}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, args))
+            except sqlite3.Error as e:
+                raise StoreError(f"database {self.path}: {e}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self.transaction():
+                yield self._db
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as e:
+            raise StoreError(f"database {self.path}: {e}") from None
+
+    # --- domains --------------------------------------------------------------------------
+
+    def add_domain(self, name: str) -> None:
+        name = name.lower()
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO domains(name) VALUES (?)", (name,))
+        except sqlite3.IntegrityError:
+            raise DuplicateError(f"domain {name} exists already") from None
+
+    def list_domains(self) -> list[str]:
+        return [str(r[0]) for r in self._query("SELECT name FROM domains ORDER BY name")]
+
+    def has_domain(self, name: str) -> bool:
+        return bool(self._query("SELECT 1 FROM domains WHERE name = ?", (name.lower(),)))
+
+    def remove_domain(self, name: str) -> None:
+        name = name.lower()
+        try:
+            with self._write() as db:
+                if db.execute("DELETE FROM domains WHERE name = ?", (name,)).rowcount == 0:
+                    raise NotFoundError(f"no domain {name}")
+        except sqlite3.IntegrityError:
+            raise StoreError(f"domain {name} still has users; delete them first") from None
+
+    # --- users ----------------------------------------------------------------------------
+
+    def add_user(self, username: str, domain: str, password: str) -> User:
+        domain = domain.lower()
+        ha1s = compute_ha1s(username, domain, password)
+        try:
+            with self._write() as db:
+                if not db.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone():
+                    raise NotFoundError(f"no domain {domain}")
+                db.execute("INSERT INTO users(username, domain) VALUES (?, ?)", (username, domain))
+                db.executemany(
+                    "INSERT INTO credentials(username, domain, algorithm, ha1) VALUES (?,?,?,?)",
+                    [(username, domain, algo, value) for algo, value in ha1s.items()],
+                )
+        except sqlite3.IntegrityError:
+            raise DuplicateError(f"user {username}@{domain} exists already") from None
+        return User(username, domain, ha1s)
+
+    def get_user(self, username: str, domain: str) -> User | None:
+        domain = domain.lower()
+        rows = self._query(
+            "SELECT u.username, c.algorithm, c.ha1 FROM users u LEFT JOIN credentials c"
+            " ON c.username = u.username AND c.domain = u.domain"
+            " WHERE u.username = ? AND u.domain = ?",
+            (username, domain),
+        )
+        if not rows:
+            return None
+        return User(username, domain, {str(r[1]): str(r[2]) for r in rows if r[1] is not None})
+
+    def list_users(self, domain: str | None = None) -> list[User]:
+        sql = (
+            "SELECT u.username, u.domain, c.algorithm, c.ha1 FROM users u LEFT JOIN credentials c"
+            " ON c.username = u.username AND c.domain = u.domain"
+        )
+        args: tuple[str, ...] = ()
+        if domain is not None:
+            sql += " WHERE u.domain = ?"
+            args = (domain.lower(),)
+        users: dict[tuple[str, str], dict[str, str]] = {}
+        for username, dom, algo, value in self._query(sql, args):
+            ha1s = users.setdefault((str(username), str(dom)), {})
+            if algo is not None:
+                ha1s[str(algo)] = str(value)
+        return [
+            User(u, d, h) for (u, d), h in sorted(users.items(), key=lambda i: (i[0][1], i[0][0]))
+        ]
+
+    def set_password(self, username: str, domain: str, password: str) -> None:
+        domain = domain.lower()
+        ha1s = compute_ha1s(username, domain, password)
+        with self._write() as db:
+            found = db.execute(
+                "SELECT 1 FROM users WHERE username = ? AND domain = ?", (username, domain)
+            ).fetchone()
+            if not found:
+                raise NotFoundError(f"no user {username}@{domain}")
+            db.execute(
+                "DELETE FROM credentials WHERE username = ? AND domain = ?", (username, domain)
+            )
+            db.executemany(
+                "INSERT INTO credentials(username, domain, algorithm, ha1) VALUES (?,?,?,?)",
+                [(username, domain, algo, value) for algo, value in ha1s.items()],
+            )
+
+    def remove_user(self, username: str, domain: str) -> None:
+        domain = domain.lower()
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM users WHERE username = ? AND domain = ?", (username, domain)
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no user {username}@{domain}")
+
+    def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
+        rows = self._query(
+            "SELECT ha1 FROM credentials WHERE username = ? AND domain = ? AND algorithm = ?",
+            (username, realm.lower(), algorithm.upper()),
+        )
+        return str(rows[0][0]) if rows else None
+
+    # --- bindings -------------------------------------------------------------------------
+
+    def update_bindings(
+        self, aor: str, *, upsert: Sequence[Binding] = (), remove: Sequence[str] = ()
+    ) -> None:
+        for b in upsert:
+            if b.aor != aor:
+                raise ValueError(f"binding for {b.aor!r} given with aor {aor!r}")
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM bindings WHERE aor = ? AND contact = ?", [(aor, c) for c in remove]
+            )
+            db.executemany(
+                _UPSERT,
+                [
+                    (
+                        b.aor,
+                        b.contact,
+                        b.expires_at,
+                        b.call_id,
+                        b.cseq,
+                        b.q,
+                        json.dumps(list(b.path)),
+                        b.instance,
+                        b.reg_id,
+                        b.received,
+                        b.user_agent,
+                        b.params,
+                        b.updated_at,
+                    )
+                    for b in upsert
+                ],
+            )
+
+    def upsert_binding(self, binding: Binding) -> None:
+        self.update_bindings(binding.aor, upsert=(binding,))
+
+    def remove_binding(self, aor: str, contact: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM bindings WHERE aor = ? AND contact = ?", (aor, contact)
+            )
+            return cursor.rowcount > 0
+
+    def remove_bindings(self, aor: str) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM bindings WHERE aor = ?", (aor,)).rowcount
+
+    def list_bindings(self, aor: str) -> list[Binding]:
+        rows = self._query(_SELECT_AOR, (aor,))
+        return [_row_to_binding(r) for r in rows]
+
+    def all_bindings(self) -> list[Binding]:
+        rows = self._query(_SELECT_ALL)
+        return [_row_to_binding(r) for r in rows]
+
+    def purge_expired(self, now: float) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount
