@@ -13,6 +13,7 @@ from sipline.core.events import (
     RequestReceived,
     ResponseReceived,
     StrayResponse,
+    TransactionEvent,
     TransportFailed,
 )
 from sipline.core.message import Request, parse_message
@@ -26,7 +27,7 @@ from sipline.core.transaction import (
 )
 
 
-def events(layer: TransactionLayer) -> list[object]:
+def events(layer: TransactionLayer) -> list[TransactionEvent]:
     out = []
     while (ev := layer.next_event()) is not None:
         out.append(ev)
@@ -175,11 +176,12 @@ def test_legacy_matching(branch: str) -> None:
     inv2 = request(branch=branch, cseq=2)
     layer.receive(inv2, source="a", reliable=False, now=1)
     [new] = events(layer)
+    assert isinstance(new, RequestReceived)
     layer.receive(request("CANCEL", branch=branch, cseq=2), source="a", reliable=False, now=1)
     [ev] = events(layer)
-    assert isinstance(ev, CancelReceived) and ev.invite_key == new.key  # type: ignore[attr-defined]
+    assert isinstance(ev, CancelReceived) and ev.invite_key == new.key
     # With one candidate, the response alone finds it.
-    assert layer.send_response(response(inv2, 487), now=1) == new.key  # type: ignore[attr-defined]
+    assert layer.send_response(response(inv2, 487), now=1) == new.key
 
 
 # -- ACK and CANCEL construction -----------------------------------------------------------

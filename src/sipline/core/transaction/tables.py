@@ -61,7 +61,7 @@ Step = Action | Timer
 Entry = tuple[tuple[Step, ...], State]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity: each machine is a singleton
 class Machine:
     name: str
     initial: State
