@@ -1,0 +1,105 @@
+"""The asyncio front: work off the loop, group commit, the binding cache."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from sipline.storage import AsyncStore, Binding, DuplicateError, SqliteStore, StoreError
+
+
+def b(contact: str, aor: str = "alice@example.com", expires_at: float = 100.0) -> Binding:
+    return Binding(aor, contact, expires_at, "c", 1)
+
+
+async def test_calls_run_on_one_worker_thread(tmp_path: Path) -> None:
+    async with await AsyncStore.open(tmp_path / "t.db") as store:
+        names = {await store.call(lambda: threading.current_thread().name) for _ in range(3)}
+        assert names == {"sipline-store"}
+        await store.write(store.store.add_domain, "example.com")
+        assert await store.has_domain("example.com")
+        assert await store.list_domains() == ["example.com"]
+
+
+async def test_burst_of_writes_is_committed_in_few_transactions(tmp_path: Path) -> None:
+    async with await AsyncStore.open(tmp_path / "t.db") as store:
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store.call(gate.wait))
+        await asyncio.sleep(0)  # let the worker pick up the blocking read
+        writes = [
+            asyncio.ensure_future(
+                store.update_bindings("alice@example.com", upsert=[b(f"sip:{i}@h")])
+            )
+            for i in range(100)
+        ]
+        await asyncio.sleep(0.01)
+        assert not any(w.done() for w in writes)  # nothing acknowledged before the commit
+        gate.set()
+        await asyncio.gather(blocker, *writes)
+        assert store.commits <= 2
+        assert len(store.bindings("alice@example.com")) == 100
+        assert len(await store.call(store.store.list_bindings, "alice@example.com")) == 100
+
+
+async def test_one_failing_write_does_not_undo_its_batch(tmp_path: Path) -> None:
+    async with await AsyncStore.open(tmp_path / "t.db") as store:
+        await store.write(store.store.add_domain, "example.com")
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store.call(gate.wait))
+        await asyncio.sleep(0)
+        ok1 = asyncio.ensure_future(
+            store.update_bindings("alice@example.com", upsert=[b("sip:1@h")])
+        )
+        bad = asyncio.ensure_future(store.write(store.store.add_domain, "example.com"))
+        ok2 = asyncio.ensure_future(
+            store.update_bindings("alice@example.com", upsert=[b("sip:2@h")])
+        )
+        gate.set()
+        await asyncio.gather(blocker, ok1, ok2)
+        with pytest.raises(DuplicateError):
+            await bad
+        assert [x.contact for x in store.bindings("alice@example.com")] == ["sip:1@h", "sip:2@h"]
+
+
+async def test_cache_is_loaded_at_start_and_follows_writes(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    sync = SqliteStore(path)
+    sync.upsert_binding(b("sip:old@h", expires_at=50.0))
+    sync.close()
+    async with await AsyncStore.open(path) as store:
+        assert [x.contact for x in store.bindings("alice@example.com")] == ["sip:old@h"]
+        await store.update_bindings(
+            "alice@example.com", upsert=[b("sip:new@h", expires_at=500.0)], remove=["sip:old@h"]
+        )
+        await store.update_bindings("bob@example.com", upsert=[b("sip:bob@h", "bob@example.com")])
+        assert [x.contact for x in store.bindings("alice@example.com")] == ["sip:new@h"]
+        assert store.bindings("alice@example.com", now=600.0) == []
+        assert await store.purge_expired(200.0) == 1
+        assert store.bindings("bob@example.com") == []
+        assert len(store.all_cached_bindings()) == 1
+        assert await store.remove_bindings("alice@example.com") == 1
+        assert store.all_cached_bindings() == []
+
+
+async def test_open_failure_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open database"):
+        await AsyncStore.open(tmp_path / "missing" / "t.db")
+
+
+async def test_not_started_is_an_error() -> None:
+    store = AsyncStore(lambda: SqliteStore(":memory:"))
+    with pytest.raises(StoreError, match="not started"):
+        await store.has_domain("x")
+    await store.close()  # harmless
+
+
+async def test_accounts_through_the_front(tmp_path: Path) -> None:
+    async with await AsyncStore.open(tmp_path / "t.db") as store:
+        await store.write(store.store.add_domain, "example.com")
+        await store.write(store.store.add_user, "alice", "example.com", "pw")
+        user = await store.get_user("alice", "example.com")
+        assert user is not None
+        assert await store.lookup_ha1("alice", "example.com", "MD5") == user.ha1["MD5"]
