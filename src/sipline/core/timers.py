@@ -17,6 +17,8 @@ __all__ = ["RETRANSMIT_TIMERS", "Timer", "TimerConfig"]
 class Timer(enum.Enum):
     """The RFC 3261 timers a transaction uses, plus the §17.2.1 200 ms Trying delay."""
 
+    __hash__ = object.__hash__  # identity: fast in the per-message dict lookups
+
     A = "A"  # INVITE request retransmit (client, unreliable)
     B = "B"  # INVITE transaction timeout (client)
     D = "D"  # wait time for response retransmits (client INVITE, Completed)

@@ -23,6 +23,10 @@ __all__ = ["Action", "Entry", "Input", "Machine", "State", "Step", "make_machine
 class State(enum.Enum):
     """RFC 3261 §17 state names (ACCEPTED from RFC 6026)."""
 
+    # Members are singletons compared by identity; the C-level identity hash keeps the
+    # table and timer lookups of every message off Enum's Python-level __hash__.
+    __hash__ = object.__hash__
+
     CALLING = "Calling"
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -33,6 +37,8 @@ class State(enum.Enum):
 
 
 class Input(enum.Enum):
+    __hash__ = object.__hash__
+
     RECV_1XX = "1xx received"
     RECV_2XX = "2xx received"
     RECV_3XX_6XX = "300-699 received"
@@ -45,6 +51,8 @@ class Input(enum.Enum):
 
 
 class Action(enum.Enum):
+    __hash__ = object.__hash__
+
     SEND_REQUEST = "send the request (again)"
     SEND_ACK = "send the ACK for a non-2xx final response (again)"
     SEND_RESPONSE = "send the response from the TU, remember it"
