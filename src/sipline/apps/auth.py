@@ -1,0 +1,154 @@
+"""Digest authentication policy shared by the registrar and the proxy (RFC 3261 §22).
+
+`DigestAuthenticator` turns a request into either an authenticated user name or
+the response to send: 401/407 with one challenge per algorithm (strongest first,
+RFC 8760 §2.4), `stale=true` when only the nonce had expired (RFC 7616 §3.3), or
+400 for credentials missing required parameters. The realm is the domain.
+
+The HA1 comes from an async lookup (the store, off the event loop) fetched before
+`DigestVerifier.verify` runs. An unknown user gets a decoy HA1, so the verifier
+does the same work and gives the same answer as for a wrong password: a client
+cannot tell whether an account exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from sipline.core.auth import (
+    Credentials,
+    DigestStatus,
+    DigestVerifier,
+    find_algorithm,
+    parse_credentials,
+)
+from sipline.core.clock import Entropy
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request
+
+__all__ = ["AsyncHa1Lookup", "AuthResult", "DigestAuthenticator"]
+
+# (username, realm, base algorithm) -> stored HA1 or None, awaited.
+AsyncHa1Lookup = Callable[[str, str, str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """`username` when authenticated; otherwise the response to send instead."""
+
+    username: str | None = None
+    status: int = 0
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.username is not None
+
+
+class DigestAuthenticator:
+    """Challenges and checks digest credentials, one `DigestVerifier` per realm.
+
+    `secret` keys nonces and decoys (at least 16 bytes); servers sharing it accept
+    each other's nonces.
+    """
+
+    def __init__(
+        self,
+        ha1_lookup: AsyncHa1Lookup,
+        *,
+        secret: bytes,
+        entropy: Entropy,
+        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        nonce_ttl_s: float = 300.0,
+    ) -> None:
+        if len(secret) < 16:
+            raise ValueError("secret must be at least 16 bytes")
+        self._lookup = ha1_lookup
+        self._secret = secret
+        self._entropy = entropy
+        self._algorithms = tuple(algorithms)
+        self._nonce_ttl_s = nonce_ttl_s
+        self._verifiers: dict[str, DigestVerifier] = {}
+        # Filled just before each synchronous verify() call, read by its lookup.
+        self._prefetched: dict[tuple[str, str, str], str] = {}
+        self.verifier("check.invalid")  # validate the algorithms now, not on first request
+
+    def verifier(self, realm: str) -> DigestVerifier:
+        found = self._verifiers.get(realm)
+        if found is None:
+            found = DigestVerifier(
+                realm=realm,
+                secret=self._secret,
+                entropy=self._entropy,
+                ha1_lookup=lambda u, r, a: self._prefetched.get((u, r, a)),
+                algorithms=self._algorithms,
+                nonce_ttl_s=self._nonce_ttl_s,
+            )
+            self._verifiers[realm] = found
+        return found
+
+    def challenge(
+        self, *, realm: str, now: float, proxy: bool = False, stale: bool = False
+    ) -> AuthResult:
+        """The 401 (or 407 for a proxy) carrying fresh challenges."""
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        challenges = self.verifier(realm).challenges(now=now, stale=stale)
+        return AuthResult(
+            status=407 if proxy else 401,
+            reason="Proxy Authentication Required" if proxy else "Unauthorized",
+            headers=tuple((name, c.serialize()) for c in challenges),
+        )
+
+    async def authenticate(
+        self, request: Request, *, realm: str, now: float, proxy: bool = False
+    ) -> AuthResult:
+        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`)."""
+        try:
+            credentials = _credentials_for(request, realm, proxy)
+        except RemoteProtocolError as e:
+            return AuthResult(status=400, reason=e.reason)
+        if credentials is None:
+            return self.challenge(realm=realm, now=now, proxy=proxy)
+        verifier = self.verifier(realm)
+        algo = find_algorithm(credentials.algorithm)
+        username = credentials.username
+        if algo is not None and username and not credentials.userhash:
+            base = algo.name.removesuffix("-sess")
+            stored = await self._lookup(username, realm, base)
+            if stored is None:
+                stored = self._decoy(username, realm, base, algo.hash_name)
+            self._prefetched[(username, realm, base)] = stored
+        try:
+            outcome = verifier.verify(
+                credentials, method=request.method, body=request.body, now=now
+            )
+        finally:
+            self._prefetched.clear()
+        if outcome.ok and outcome.username is not None:
+            return AuthResult(username=outcome.username)
+        if outcome.status is DigestStatus.MISSING_PARAMS:
+            return AuthResult(status=400, reason="Bad Request (incomplete credentials)")
+        # Wrong password, unknown user (decoy), foreign nonce, replay, unsupported
+        # algorithm: all get fresh challenges, the same for every user.
+        return self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
+
+    def _decoy(self, username: str, realm: str, algorithm: str, hash_name: str) -> str:
+        mac = hmac.new(
+            self._secret, f"decoy\x00{username}\x00{realm}\x00{algorithm}".encode(), "sha256"
+        )
+        return hashlib.new(hash_name, mac.digest()).hexdigest()
+
+
+def _credentials_for(request: Request, realm: str, proxy: bool) -> Credentials | None:
+    """The Digest credentials a request carries for `realm` (RFC 3261 §22.4: a UAC
+    may send several, one per realm), or None."""
+    name = "proxy-authorization" if proxy else "authorization"
+    for value in request.headers.get_all(name):
+        parsed = parse_credentials(value)
+        if isinstance(parsed, Credentials) and parsed.realm == realm:
+            return parsed
+    return None
