@@ -7,15 +7,24 @@ request is proxied (§16) or redirected (§8.3) depending on the configured mode
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import ssl
+from collections.abc import Awaitable
 from pathlib import Path
 
+from sipline.apps.auth import DigestAuthenticator
+from sipline.apps.backend import ServerBackend
 from sipline.apps.config import ServerConfig
+from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.core.message import Limits
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, ServerTransaction
+from sipline.storage.aio import AsyncStore
+from sipline.storage.base import StoreError
 from sipline.transport import TransportError, TransportLayer
+from sipline.transport.resolver import Resolver
 from sipline.transport.tls import generate_self_signed, server_context
 
 __all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer"]
@@ -46,10 +55,64 @@ class SipServer:
         self.endpoint.on_request = self.handle_request
         self.bound: list[str] = []
         self._local_hosts: set[str] = set()
+        self.store: AsyncStore | None = None
+        self.backend: ServerBackend | None = None
+        self.proxy: Proxy | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    async def _open_store(self) -> None:
+        try:
+            self.store = await AsyncStore.open(self.config.database)
+        except StoreError as exc:
+            raise ServeError(str(exc)) from exc
+        ep = self.endpoint
+        authenticator = DigestAuthenticator(
+            self.store.lookup_ha1,
+            secret=os.urandom(32),
+            entropy=ep.entropy,
+            algorithms=self.config.auth_algorithms,
+            nonce_ttl_s=self.config.nonce_ttl_s,
+        )
+        self.backend = ServerBackend(
+            self.store,
+            authenticator,
+            Resolver(),
+            domains=self.config.domains,
+            wall=ep.wall,
+            now=ep.now,
+        )
+        await self.backend.refresh_domains()
+        self.proxy = Proxy(
+            ep,
+            self.backend,
+            ProxyConfig(
+                record_route=self.config.record_route,
+                timer_c_s=self.config.timer_c_s,
+                authenticate_calls=self.config.authenticate_calls,
+            ),
+            redirect=self,
+        )
+
+    def redirects(self, aor: str) -> bool:
+        """Redirect server mode (§8.3): for every user, or the configured ones."""
+        return self.config.mode == "redirect" or aor in self.config.redirect_users
+
+    async def _housekeep(self) -> None:
+        """Purge expired bindings and pick up domains added from the CLI."""
+        assert self.store is not None and self.backend is not None
+        while True:
+            await asyncio.sleep(5.0)
+            try:
+                await self.store.purge_expired(self.endpoint.wall())
+                await self.backend.refresh_domains()
+            except StoreError as exc:
+                log.warning("housekeeping failed: %s", exc)
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
-        """Open every listener; raise `ServeError` naming the one that failed."""
+        """Open the store and every listener; raise `ServeError` naming what failed."""
+        await self._open_store()
+        self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
         tls: ssl.SSLContext | None = None
         for spec in self.config.listen:
             if spec.transport == "TLS" and tls is None:
@@ -59,7 +122,7 @@ class SipServer:
                     spec.transport, spec.host, spec.port, ssl_context=tls
                 )
             except (OSError, TransportError) as exc:
-                await self.endpoint.close()
+                await self.stop()
                 cause = exc if isinstance(exc, OSError) else exc.__cause__
                 reason = (
                     cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
@@ -84,7 +147,11 @@ class SipServer:
         )
 
     async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         await self.endpoint.close()
+        if self.store is not None:
+            await self.store.close()
 
     def _tls_context(self) -> ssl.SSLContext:
         cert, key = self.config.tls_cert, self.config.tls_key
@@ -109,10 +176,11 @@ class SipServer:
             and (uri.host.lower() in self._local_hosts or uri.host.lower() in self.config.domains)
         )
 
-    def handle_request(self, st: ServerTransaction) -> None:
+    def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
         request = st.request
-        if request.method == "OPTIONS" and self.is_local(request.uri):
+        if request.method == "OPTIONS" and self.is_local(request.uri) and not request.routes:
             # §11.2: what we support, so a peer (or a monitor) can find out.
             st.respond(200, extra=[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)])
-            return
-        st.respond(501)
+            return None
+        assert self.proxy is not None
+        return self.proxy.handle(st)

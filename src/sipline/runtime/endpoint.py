@@ -14,11 +14,12 @@ import contextlib
 import inspect
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sipline.core.builders import build_response, new_branch, new_call_id, new_tag
-from sipline.core.clock import Entropy
+from sipline.core.clock import Clock, Entropy
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.events import (
     AckReceived,
@@ -37,7 +38,7 @@ from sipline.core.transaction.layer import TransactionLayer
 from sipline.core.transaction.matching import ClientKey, ServerKey
 from sipline.core.uri import SipUri, format_host
 from sipline.core.views import Via
-from sipline.runtime.system import SystemEntropy
+from sipline.runtime.system import SystemClock, SystemEntropy
 from sipline.transport import Source, Target, TransportError, TransportLayer
 from sipline.transport.base import normalize_host
 
@@ -198,7 +199,7 @@ class ClientTransaction:
 
 
 @dataclass(slots=True)
-class _Listening:
+class Listening:
     transport: str
     host: str  # the address bound
     port: int
@@ -221,10 +222,12 @@ class Endpoint:
         config: EndpointConfig | None = None,
         *,
         entropy: Entropy | None = None,
+        clock: Clock | None = None,
         transports: TransportLayer | None = None,
     ) -> None:
         self.config = config if config is not None else EndpointConfig()
         self.entropy: Entropy = entropy if entropy is not None else SystemEntropy()
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.transactions = TransactionLayer(self.config.timers)
         self.transports = transports if transports is not None else TransportLayer(self._on_message)
         self.transports.on_message = self._on_message
@@ -235,7 +238,7 @@ class Endpoint:
         self.on_stray_response: StrayHandler | None = None
         self._servers: dict[ServerKey, ServerTransaction] = {}
         self._clients: dict[ClientKey, ClientTransaction] = {}
-        self._listening: list[_Listening] = []
+        self._listening: list[Listening] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -250,6 +253,14 @@ class Endpoint:
 
     def now(self) -> float:
         return self.loop.time()
+
+    def wall(self) -> float:
+        """Wall-clock seconds (binding expiry, Date headers, schedules)."""
+        return self.clock.wall()
+
+    @property
+    def listeners(self) -> list[Listening]:
+        return list(self._listening)
 
     async def listen(
         self, transport: str, host: str, port: int, *, ssl_context: object = None
@@ -270,14 +281,14 @@ class Endpoint:
         advertise = self.config.advertise or bound_host
         if advertise in ("0.0.0.0", "::"):
             advertise = "127.0.0.1" if advertise == "0.0.0.0" else "::1"
-        self._listening.append(_Listening(transport, bound_host, bound_port, advertise))
+        self._listening.append(Listening(transport, bound_host, bound_port, advertise))
         return bound_host, bound_port
 
     @property
     def live_transactions(self) -> int:
         return self.transactions.live_count
 
-    def listening(self, transport: str | None = None, family: int | None = None) -> _Listening:
+    def listening(self, transport: str | None = None, family: int | None = None) -> Listening:
         """The listener to name in our Via/Contact for `transport` (and IP family)."""
         for item in self._listening:
             if transport is not None and item.transport != transport.upper():
@@ -475,9 +486,14 @@ class Endpoint:
             st.respond(500)
             return
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(self._await_handler(st, result))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._await_handler(st, result))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `coro` as a task the endpoint keeps a reference to (and cancels on close)."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _await_handler(self, st: ServerTransaction, pending: Awaitable[None]) -> None:
         try:

@@ -1,0 +1,108 @@
+"""The server's answers to the proxy's questions: domains, users, locations, auth, DNS.
+
+`ServerBackend` implements `ProxyBackend` over the store (`AsyncStore`), the digest
+authenticator shared with the registrar, and the RFC 3263 resolver. Store reads that the proxy needs on
+every call (bindings, domains) come from memory; account reads go to the store's
+worker thread, never blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sipline.apps.auth import DigestAuthenticator
+from sipline.core.routing import Destination, is_ip_literal
+from sipline.core.uri import SipUri, TelUri, Uri
+from sipline.runtime.endpoint import ServerTransaction
+from sipline.storage.aio import AsyncStore
+from sipline.storage.base import Binding
+from sipline.transport import Target
+from sipline.transport.resolver import Resolver
+
+__all__ = ["ServerBackend"]
+
+log = logging.getLogger("sipline.backend")
+
+
+class ServerBackend:
+    """`ProxyBackend` for `sipline serve`."""
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        authenticator: DigestAuthenticator,
+        resolver: Resolver,
+        *,
+        domains: list[str],
+        wall: Callable[[], float],
+        now: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.auth = authenticator
+        self.resolver = resolver
+        self._configured = {d.lower() for d in domains}
+        self._domains = set(self._configured)
+        self._wall = wall
+        self._now = now
+        self._by_contact: dict[str, Binding] = {}
+        self._by_contact_version = -1
+
+    async def refresh_domains(self) -> None:
+        """Domains added with `sipline user add` while the server runs become ours."""
+        self._domains = self._configured | {d.lower() for d in await self.store.list_domains()}
+
+    @property
+    def domains(self) -> set[str]:
+        return self._domains
+
+    def is_local_domain(self, host: str) -> bool:
+        return host.lower() in self._domains
+
+    async def user_exists(self, user: str, domain: str) -> bool:
+        return await self.store.get_user(user, domain) is not None
+
+    def bindings(self, aor: str) -> list[Binding]:
+        return self.store.bindings(aor, now=self._wall())
+
+    def binding_for_contact(self, contact: str) -> Binding | None:
+        now = self._wall()
+        for b in self.store.all_cached_bindings():
+            if b.contact == contact and b.expires_at > now:
+                return b
+        return None
+
+    async def authorize(self, st: ServerTransaction, domain: str) -> bool:
+        request = st.request
+        result = await self.auth.authenticate(request, realm=domain, now=self._now(), proxy=True)
+        if not result.ok:
+            st.respond(result.status, result.reason, extra=list(result.headers))
+            return False
+        from_uri = request.from_.uri
+        if isinstance(from_uri, SipUri) and from_uri.user != result.username:
+            # The caller authenticated, but as someone other than the From it claims.
+            st.respond(403, "Forbidden (From does not match the authenticated user)")
+            return False
+        return True
+
+    async def resolve(self, uri: Uri) -> list[Target]:
+        if isinstance(uri, TelUri):
+            return []  # no gateway for tel: URIs is configured
+        if not isinstance(uri, SipUri):
+            return []
+        transport = uri.transport or ("TLS" if uri.secure else None)
+        if is_ip_literal(uri.maddr or uri.host):
+            host = uri.maddr or uri.host
+            t = transport or "UDP"
+            port = uri.port or (5061 if t == "TLS" else 5060)
+            return [Target(t, host, port)]
+        targets = await self.resolver.resolve(
+            Destination(
+                host=uri.host,
+                scheme=uri.scheme,
+                port=uri.port,
+                transport=transport,
+                maddr=uri.maddr,
+            )
+        )
+        return [Target(str(t.transport), t.host, t.port, t.server_name) for t in targets]

@@ -1,0 +1,588 @@
+"""The transaction-stateful proxy (RFC 3261 §16) and the redirect server (§8.3).
+
+One `ResponseContext` per proxied request holds its server transaction and its
+branches (client transactions). Requests are validated (§16.3), their Route
+preprocessed (§16.4), targets found in the location service (§16.5), and forwarded
+(§16.6) in parallel within a q-value group and sequentially across groups; responses
+are chosen per §16.7, CANCEL handled per §16.10, Timer C guards each INVITE branch.
+Policy (which domains are ours, who the users are, authentication) comes from a
+`ProxyBackend`; mechanism stays here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sipline.core.builders import MAGIC_COOKIE
+from sipline.core.errors import LocalProtocolError, RemoteProtocolError
+from sipline.core.message import Request, Response
+from sipline.core.routing import is_ip_literal
+from sipline.core.uri import SipUri, TelUri, Uri, format_host, parse_uri
+from sipline.core.views import parse_name_addr
+from sipline.runtime.endpoint import ClientTransaction, Endpoint, Inbound, ServerTransaction
+from sipline.storage.base import Binding
+from sipline.transport import Source, Target
+
+__all__ = ["Proxy", "ProxyBackend", "ProxyConfig", "RedirectPolicy"]
+
+log = logging.getLogger("sipline.proxy")
+
+# Option tags a request may demand of us in Proxy-Require (§16.3 step 5).
+PROXY_SUPPORTED = frozenset({"path", "outbound"})
+DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+_DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+
+
+class ProxyBackend(Protocol):
+    """What the proxy needs to know about users and domains."""
+
+    def is_local_domain(self, host: str) -> bool: ...
+
+    async def user_exists(self, user: str, domain: str) -> bool: ...
+
+    def bindings(self, aor: str) -> list[Binding]:
+        """Current (unexpired) bindings of `aor`."""
+        ...
+
+    def binding_for_contact(self, contact: str) -> Binding | None:
+        """The binding whose Contact is `contact` (to reach a UA behind NAT in-dialog)."""
+        ...
+
+    async def authorize(self, st: ServerTransaction, domain: str) -> bool:
+        """Authenticate the caller of `st` for `domain`; when it answers False it has
+        already sent the 407 challenge (or a 403)."""
+        ...
+
+    async def resolve(self, uri: Uri) -> list[Target]:
+        """RFC 3263: where to send a request for `uri`."""
+        ...
+
+
+@dataclass(slots=True)
+class ProxyConfig:
+    record_route: bool = True
+    timer_c_s: float = 180.0  # §16.6 step 11: more than 3 minutes
+    authenticate_calls: bool = True
+
+
+class RedirectPolicy(Protocol):
+    def redirects(self, aor: str) -> bool: ...
+
+
+@dataclass(slots=True, eq=False)
+class Branch:
+    target: Target
+    uri: str
+    ct: ClientTransaction | None = None
+    provisional: bool = False  # a provisional (>100) arrived: CANCEL may go (§9.1)
+    final: Response | None = None
+    timer_c: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True, eq=False)
+class ResponseContext:
+    """§16: everything about one proxied request."""
+
+    st: ServerTransaction
+    request: Request  # as received (our copy per branch is made in forward)
+    groups: list[list[tuple[str, Target, tuple[str, ...]]]] = field(default_factory=list)
+    branches: list[Branch] = field(default_factory=list)
+    best: Response | None = None
+    challenges: list[tuple[str, str]] = field(default_factory=list)
+    final_sent: bool = False
+    cancelled: bool = False
+    got_2xx: bool = False
+
+
+class Proxy:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        backend: ProxyBackend,
+        config: ProxyConfig | None = None,
+        redirect: RedirectPolicy | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.backend = backend
+        self.config = config if config is not None else ProxyConfig()
+        self.redirect = redirect
+        self._contexts: dict[object, ResponseContext] = {}
+        endpoint.on_ack = self.on_ack
+        endpoint.on_cancel = self.on_cancel
+        endpoint.on_stray_response = self.on_stray_response
+
+    # -- helpers about ourselves ------------------------------------------------------
+    def _is_me(self, uri: Uri) -> bool:
+        if not isinstance(uri, SipUri):
+            return False
+        host = uri.host.lower()
+        for item in self.endpoint.listeners:
+            if (
+                host in (item.advertise.lower(), item.host)
+                and (uri.port or _DEFAULT_PORT[item.transport]) == item.port
+            ):
+                return True
+        return False
+
+    def _record_route(self, transport: str) -> str:
+        item = self.endpoint.listening(transport)
+        params = ";transport=tcp" if transport == "TCP" else ""
+        scheme = "sips" if transport == "TLS" else "sip"
+        return f"<{scheme}:{format_host(item.advertise)}:{item.port}{params};lr>"
+
+    def _loop_hash(self, request: Request) -> str:
+        """§16.6 step 8: a branch part that is the same whenever the same request
+        comes back to us unchanged (a loop), different when it spirals."""
+        h = hashlib.blake2b(digest_size=8)
+        for part in (
+            request.uri_text,
+            request.from_.tag or "",
+            request.to.tag or "",
+            request.call_id,
+            str(request.cseq.seq),
+            request.top_via.branch or "",
+            request.headers.get("proxy-require") or "",
+            request.headers.get("proxy-authorization") or "",
+            ",".join(request.headers.get_all("route")),
+        ):
+            h.update(part.encode("utf-8", "surrogateescape"))
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    # -- §16.3 validation and §16.4 route preprocessing ----------------------------------
+    def _validate(self, st: ServerTransaction) -> str | None:
+        """Returns the loop hash, or None when a response was already sent."""
+        request = st.request
+        uri = request.uri
+        if not isinstance(uri, SipUri | TelUri):
+            st.respond(416)  # §16.3 step 2
+            return None
+        request.to, request.from_, request.call_id  # noqa: B018 (§16.3 step 1)
+        mf = request.max_forwards
+        if mf == 0:
+            st.respond(483)  # §16.3 step 3
+            return None
+        unsupported = [
+            t for t in request.option_tags("proxy-require") if t.lower() not in PROXY_SUPPORTED
+        ]
+        if unsupported:
+            st.respond(420, extra=[("Unsupported", ", ".join(unsupported))])  # §16.3 step 5
+            return None
+        loop_hash = self._loop_hash(request)
+        marker = MAGIC_COOKIE + loop_hash
+        for via in request.vias[1:]:
+            if via.branch and via.branch.startswith(marker) and self._via_is_me(via.host, via.port):
+                st.respond(482)  # §16.3 step 4
+                return None
+        return loop_hash
+
+    def _via_is_me(self, host: str, port: int | None) -> bool:
+        for item in self.endpoint.listeners:
+            if host in (item.advertise, item.host) and (port or 5060) == item.port:
+                return True
+        return False
+
+    def _preprocess_route(self, request: Request) -> None:
+        """§16.4: undo a strict router's rewrite, and pop our own Route entry."""
+        if self._is_me(request.uri) and request.routes:
+            # The previous hop is a strict router: the Request-URI is our Record-Route
+            # value; the real one was put last in Route (§16.4, §12.2.1.1).
+            routes = request.routes
+            last = routes[-1]
+            request.uri = last.uri
+            request.headers.remove("Route")
+            for r in routes[:-1]:
+                request.headers.add("Route", str(r))
+        while True:
+            routes = request.routes
+            if not routes or not self._is_me(routes[0].uri):
+                break
+            request.headers.pop_first_value("Route")
+
+    # -- entry point -----------------------------------------------------------------
+    async def handle(self, st: ServerTransaction) -> None:
+        request = st.request
+        loop_hash = self._validate(st)
+        if loop_hash is None:
+            return
+        self._preprocess_route(request)
+        if request.method == "INVITE":
+            st.respond(100)  # §16.2: stop the caller's retransmissions now
+        in_dialog = request.to.tag is not None
+        if (
+            self.config.authenticate_calls
+            and not in_dialog
+            and request.method not in ("ACK", "CANCEL", "BYE")
+            and isinstance(request.from_.uri, SipUri)
+            and self.backend.is_local_domain(request.from_.uri.host)
+        ):
+            if not await self.backend.authorize(st, request.from_.uri.host.lower()):
+                return
+            # Credentials for us are consumed, not forwarded (kamailio consume_credentials).
+            request.headers.remove("Proxy-Authorization")
+        targets = await self._targets(st)
+        if targets is None:
+            return
+        ctx = ResponseContext(st, request, targets)
+        self._contexts[st.key] = ctx
+        st.on_cancel = lambda: self._cancel_context(ctx)
+        self._next_group(ctx, loop_hash)
+
+    async def _targets(
+        self, st: ServerTransaction
+    ) -> list[list[tuple[str, Target, tuple[str, ...]]]] | None:
+        """§16.5: the target set, as q-ordered groups of (Request-URI, next hop, Path)."""
+        request = st.request
+        routes = request.routes
+        uri = request.uri
+        if routes:
+            # Loose routing: the next hop is the top Route; the Request-URI stays.
+            hops = await self._resolve(routes[0].uri)
+            if not hops:
+                st.respond(404, "Not Found (next hop in Route cannot be resolved)")
+                return None
+            return [[(request.uri_text, hops[0], ())]]
+        if isinstance(uri, SipUri) and self.backend.is_local_domain(uri.host) and uri.user:
+            return await self._location_targets(st, uri)
+        if isinstance(uri, SipUri) and not self._is_me(uri):
+            binding = self.backend.binding_for_contact(str(uri))
+            hop = _received_target(binding) if binding is not None else None
+            hops = [hop] if hop is not None else await self._resolve(uri)
+            if not hops:
+                st.respond(404, "Not Found (cannot resolve the Request-URI)")
+                return None
+            return [[(request.uri_text, hops[0], ())]]
+        st.respond(404)
+        return None
+
+    async def _location_targets(
+        self, st: ServerTransaction, uri: SipUri
+    ) -> list[list[tuple[str, Target, tuple[str, ...]]]] | None:
+        aor = uri.aor
+        bindings = self.backend.bindings(aor)
+        if not bindings:
+            user = aor.rpartition("@")[0]
+            if not await self.backend.user_exists(user, uri.host.lower()):
+                st.respond(404)
+                return None
+            st.respond(480)  # a known user with no registered device
+            return None
+        if self.redirect is not None and self.redirect.redirects(aor):
+            self._redirect(st, bindings)
+            return None
+        groups: dict[float, list[tuple[str, Target, tuple[str, ...]]]] = {}
+        for b in bindings:
+            hop = await self._binding_hop(b)
+            if hop is None:
+                continue
+            groups.setdefault(b.q if b.q is not None else 1.0, []).append((b.contact, hop, b.path))
+        if not groups:
+            st.respond(480, "Temporarily Unavailable (no reachable contact)")
+            return None
+        # §16.6: highest q first; equal q values are tried in parallel.
+        return [groups[q] for q in sorted(groups, reverse=True)]
+
+    async def _binding_hop(self, b: Binding) -> Target | None:
+        if b.path:
+            hops = await self._resolve(parse_uri(_strip_brackets(b.path[0])))
+            return hops[0] if hops else None
+        hop = _received_target(b)
+        if hop is not None:
+            return hop
+        hops = await self._resolve(parse_uri(b.contact))
+        return hops[0] if hops else None
+
+    async def _resolve(self, uri: Uri) -> list[Target]:
+        try:
+            return await self.backend.resolve(uri)
+        except Exception as exc:  # resolution failures mean "no target", not a crash
+            log.info("cannot resolve %s: %s", uri, exc)
+            return []
+
+    def _redirect(self, st: ServerTransaction, bindings: Iterable[Binding]) -> None:
+        """§8.3: 302 listing the current contacts with their q and remaining time."""
+        now = self.endpoint.wall()
+        contacts = []
+        for b in bindings:
+            value = f"<{b.contact}>"
+            if b.q is not None:
+                value += f";q={b.q:g}"
+            value += f";expires={b.remaining_s(now)}"
+            contacts.append(("Contact", value))
+        st.respond(302, extra=contacts)
+
+    # -- §16.6 forwarding ---------------------------------------------------------------
+    def _next_group(self, ctx: ResponseContext, loop_hash: str) -> None:
+        if not ctx.groups:
+            self._send_best(ctx)
+            return
+        group = ctx.groups.pop(0)
+        for uri_text, hop, path in group:
+            self._forward(ctx, uri_text, hop, path, loop_hash)
+
+    def _forward(
+        self,
+        ctx: ResponseContext,
+        uri_text: str,
+        hop: Target,
+        path: tuple[str, ...],
+        loop_hash: str,
+    ) -> None:
+        original = ctx.request
+        request = Request(original.method, uri_text, original.headers.copy(), original.body)
+        if uri_text == original.uri_text:
+            request._start = original._start  # untouched Request-URI: keep the raw line
+        h = request.headers
+        mf = original.max_forwards
+        h.set("Max-Forwards", str((mf if mf is not None else 70) - 1))  # §16.6 step 3
+        for p in reversed(path):  # RFC 3327: the Path becomes the Route set, in order
+            h.add("Route", p, first=True)
+        if (
+            self.config.record_route
+            and original.method in DIALOG_CREATING
+            and original.to.tag is None
+        ):
+            inbound = ctx.st.inbound.transport
+            if inbound != hop.transport:
+                # Double Record-Route when the transport changes: each side sees ours.
+                h.add("Record-Route", self._record_route(inbound), first=True)
+            h.add("Record-Route", self._record_route(hop.transport), first=True)
+        branch_id = f"{MAGIC_COOKIE}{loop_hash}.{self.endpoint.new_branch()[len(MAGIC_COOKIE) :]}"
+        h.add("Via", self.endpoint.via_value(hop, branch_id), first=True)
+        branch = Branch(hop, uri_text)
+        ctx.branches.append(branch)
+        branch.ct = self.endpoint.send_request(
+            request, hop, on_response=lambda r: self._on_response(ctx, branch, r), add_via=False
+        )
+        if request.method == "INVITE":
+            self._arm_timer_c(ctx, branch)
+
+    def _arm_timer_c(self, ctx: ResponseContext, branch: Branch) -> None:
+        if branch.timer_c is not None:
+            branch.timer_c.cancel()
+        branch.timer_c = self.endpoint.loop.call_later(
+            self.config.timer_c_s, self._timer_c_fired, ctx, branch
+        )
+
+    def _timer_c_fired(self, ctx: ResponseContext, branch: Branch) -> None:
+        """§16.6 step 11 / §16.8: cancel a branch that rang too long, or give up on it."""
+        branch.timer_c = None
+        if branch.final is not None or branch.ct is None:
+            return
+        if branch.provisional:
+            branch.ct.cancel()
+        else:
+            branch.ct._fail(408, "Request Timeout")
+
+    # -- §16.7 responses -------------------------------------------------------------------
+    def _on_response(self, ctx: ResponseContext, branch: Branch, response: Response) -> None:
+        status = response.status
+        if status < 200:
+            if status == 100:
+                return  # §16.7 step 5: 100 Trying is not forwarded
+            branch.provisional = True
+            if branch.timer_c is not None:
+                self._arm_timer_c(ctx, branch)  # §16.7 step 2: reset on provisionals
+            if not ctx.final_sent:
+                self._relay(ctx, response)
+            return
+        if branch.timer_c is not None:
+            branch.timer_c.cancel()
+            branch.timer_c = None
+        if status < 300:
+            # Every 2xx goes upstream, even after another branch's (§16.7 step 10).
+            first = branch.final is None
+            branch.final = response
+            ctx.got_2xx = True
+            if ctx.final_sent:
+                self._relay_stateless(ctx, response)
+            else:
+                ctx.final_sent = True
+                self._relay(ctx, response)
+            if first:
+                self._cancel_pending(ctx)
+            return
+        if branch.final is not None:
+            return
+        branch.final = response
+        if status in (401, 407):
+            # §16.7 step 7: collect every challenge for the final answer.
+            name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+            ctx.challenges.extend((name, v) for v in response.headers.get_all(name))
+        if ctx.best is None or _better(response, ctx.best):
+            ctx.best = response
+        if status >= 600:
+            ctx.groups.clear()  # §16.7 step 5: 6xx ends the search
+            self._cancel_pending(ctx)
+        self._maybe_finish(ctx)
+
+    def _maybe_finish(self, ctx: ResponseContext) -> None:
+        if ctx.final_sent or any(b.final is None for b in ctx.branches):
+            return
+        if ctx.groups and not ctx.cancelled:
+            self._next_group(ctx, self._loop_hash(ctx.request))
+            return
+        self._send_best(ctx)
+
+    def _send_best(self, ctx: ResponseContext) -> None:
+        if ctx.final_sent:
+            return
+        ctx.final_sent = True
+        best = ctx.best
+        if best is None:
+            ctx.st.respond(408 if not ctx.cancelled else 487)
+            return
+        if best.status == 503:
+            ctx.st.respond(500, "Server Internal Error (downstream unavailable)")  # §16.7 step 6
+            return
+        if best.status in (401, 407) and ctx.challenges:
+            # §16.7 step 7: one response carrying every branch's challenges.
+            out = _strip_top_via(best)
+            for name in ("WWW-Authenticate", "Proxy-Authenticate"):
+                out.headers.remove(name)
+            for name, value in ctx.challenges:
+                out.headers.add(name, value)
+            ctx.st.send(out)
+            return
+        self._relay(ctx, best)
+
+    def _relay(self, ctx: ResponseContext, response: Response) -> None:
+        out = _strip_top_via(response)
+        try:
+            ctx.st.send(out)
+        except LocalProtocolError:
+            self._relay_stateless(ctx, response)  # the transaction moved on (e.g. Accepted)
+
+    def _relay_stateless(self, ctx: ResponseContext, response: Response) -> None:
+        out = _strip_top_via(response)
+        self._send_upstream(out, ctx.st.inbound.source)
+
+    def _cancel_pending(self, ctx: ResponseContext) -> None:
+        """§16.7 step 10 / §16.10: CANCEL every branch still without a final response."""
+        for b in ctx.branches:
+            if b.final is None and b.ct is not None:
+                b.ct.cancel()
+
+    def _cancel_context(self, ctx: ResponseContext) -> None:
+        ctx.cancelled = True
+        ctx.groups.clear()
+        self._cancel_pending(ctx)
+
+    # -- CANCEL, ACK and stray responses ------------------------------------------------------
+    def on_cancel(self, cancel_st: ServerTransaction, invite_st: ServerTransaction | None) -> None:
+        """§16.10: answer the CANCEL, then cancel every pending branch; the 487s the
+        branches return become the INVITE's final response."""
+        if invite_st is None:
+            cancel_st.respond(481)
+            return
+        cancel_st.respond(200)
+        ctx = self._contexts.get(invite_st.key)
+        if ctx is None:
+            with contextlib.suppress(LocalProtocolError):
+                invite_st.respond(487)
+            return
+        self._cancel_context(ctx)
+
+    def on_ack(self, request: Request, inbound: Inbound) -> None:
+        """An ACK for a 2xx is end to end: route it like any in-dialog request,
+        statelessly (§16.11), since it has no transaction of its own."""
+        self.endpoint.spawn(self._forward_ack(request))
+
+    async def _forward_ack(self, request: Request) -> None:
+        try:
+            self._preprocess_route(request)
+            mf = request.max_forwards
+            if mf == 0:
+                return
+            routes = request.routes
+            if routes:
+                hops = await self._resolve(routes[0].uri)
+            else:
+                binding = self.backend.binding_for_contact(request.uri_text)
+                hop = _received_target(binding) if binding is not None else None
+                hops = [hop] if hop is not None else await self._resolve(request.uri)
+        except RemoteProtocolError:
+            return
+        if not hops:
+            return
+        hop = hops[0]
+        request.headers.set("Max-Forwards", str((mf if mf is not None else 70) - 1))
+        # §16.11: a stateless branch must be the same for retransmissions of the ACK.
+        branch = MAGIC_COOKIE + "ack" + self._loop_hash(request)
+        request.headers.add("Via", self.endpoint.via_value(hop, branch), first=True)
+        self.endpoint.send_stateless(request, hop)
+
+    def on_stray_response(self, response: Response, source: Source) -> None:
+        """§16.7 via §18.1.2: a response with no transaction (a late 2xx from a fork).
+        If the top Via is ours, pop it and send on by the next Via."""
+        try:
+            top = response.top_via
+        except RemoteProtocolError:
+            return
+        if not self._via_is_me(top.host, top.port) or len(response.vias) < 2:
+            return
+        out = _strip_top_via(response)
+        via = out.top_via
+        host = via.received or via.host
+        port = via.rport or via.port or _DEFAULT_PORT.get(via.transport, 5060)
+        if not is_ip_literal(host):
+            return
+        self.endpoint.send_stateless(out, Target(via.transport, host, port))
+
+    def _send_upstream(self, response: Response, source: Source) -> None:
+        via = response.top_via
+        host = via.received or source.remote[0]
+        port = via.rport or via.port or _DEFAULT_PORT.get(via.transport, 5060)
+        if source.transport == "UDP":
+            target = Target("UDP", host, port)
+        else:
+            target = Target(source.transport, source.remote[0], source.remote[1])
+        self.endpoint.send_stateless(response, target, source=source)
+
+
+def _strip_top_via(response: Response) -> Response:
+    """§16.7 step 3: our own Via comes off before the response goes upstream."""
+    out = Response(response.status, response.reason, response.headers.copy(), response.body)
+    out._start = response._start
+    out.headers.pop_first_value("Via")
+    return out
+
+
+def _better(candidate: Response, current: Response) -> bool:
+    """§16.7 step 6: 6xx beats everything; otherwise the lowest class wins, and
+    within 4xx the auth challenges and specific answers beat the generic ones."""
+    c, b = candidate.status, current.status
+    if b >= 600:
+        return False
+    if c >= 600:
+        return True
+    if c // 100 != b // 100:
+        return c // 100 < b // 100
+    # Prefer 401/407 (the caller can act on them) over 408/480-style failures.
+    if c in (401, 407) and b not in (401, 407):
+        return True
+    return c < b and b not in (401, 407)
+
+
+def _received_target(binding: Binding | None) -> Target | None:
+    """The NAT-aware next hop of a binding: where its REGISTER came from."""
+    if binding is None or not binding.received:
+        return None
+    transport, _, rest = binding.received.partition(":")
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit() or not is_ip_literal(host):
+        return None
+    return Target(transport.upper(), host, int(port))
+
+
+def _strip_brackets(value: str) -> str:
+    """A Path value is a name-addr: the URI inside the angle brackets."""
+    v = value.strip()
+    return parse_name_addr(v, "Path").uri_text if v.startswith("<") else v
