@@ -1,0 +1,1 @@
+"""Speed benchmarks, run side by side with peer SIP stacks (`python -m benchmarks`)."""

@@ -1,0 +1,315 @@
+"""Helpers for interop tests: `sipline serve` as a real subprocess on free loopback
+ports, and third-party peers (SIPp, sipsak, ...) run bounded in time.
+
+Everything here talks to 127.0.0.1 only. Processes are stopped by their own PID.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HOST = "127.0.0.1"
+SIPP_DATA = Path(__file__).parent.parent / "data" / "sipp"
+READY_S = 15.0
+_STATUS = re.compile(r"status: (.*)$")
+
+
+def free_port_pair(host: str = HOST) -> int:
+    """A port number free for both UDP and TCP right now (SIP uses one for both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free port pair on loopback")
+
+
+def free_tcp_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@dataclass
+class ServeProcess:
+    """A running `sipline serve`; its stderr lines are collected by a reader thread."""
+
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    port: int  # UDP and TCP
+    tls_port: int
+    lines: list[str] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{HOST}:{self.port}"
+
+    def _read(self) -> None:
+        stream = self.proc.stderr
+        assert stream is not None
+        for raw in stream:
+            with self._cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_line(self, pattern: str, start: int = 0, timeout: float = READY_S) -> str:
+        """The first stderr line from index `start` on that contains `pattern`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines[start:]:
+                    if pattern in line:
+                        return line
+                if self.proc.poll() is not None:
+                    self._cond.wait(0.2)  # let the reader thread drain the pipe
+                    if any(pattern in line for line in self.lines[start:]):
+                        continue
+                    raise AssertionError(
+                        f"sipline serve exited ({self.proc.returncode}) before {pattern!r}:\n"
+                        + "\n".join(self.lines)
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no {pattern!r} from sipline serve within {timeout} s:\n"
+                        + "\n".join(self.lines[-20:])
+                    )
+                self._cond.wait(min(left, 0.05))
+
+    def status(self) -> dict[str, int]:
+        """Ask for a status line (SIGUSR1) and parse its counters."""
+        with self._cond:
+            start = len(self.lines)
+        self.proc.send_signal(signal.SIGUSR1)
+        line = self.wait_line("status: ", start=start, timeout=5.0)
+        match = _STATUS.search(line)
+        assert match is not None, line
+        return {k: int(v) for k, v in (item.split("=", 1) for item in match.group(1).split())}
+
+    def wait_status(self, key: str, value: int, timeout: float) -> dict[str, int]:
+        """Poll the status line until `key` equals `value`; return the last status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.status()
+            if current[key] == value or time.monotonic() > deadline:
+                return current
+            time.sleep(0.5)
+
+    def rss_kib(self) -> int:
+        text = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+        assert match is not None
+        return int(match.group(1))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def start_serve(workdir: Path, config: str | None = None, *, tls: bool = True) -> ServeProcess:
+    """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    last_error = ""
+    for _ in range(3):
+        port = free_port_pair()
+        tls_port = free_tcp_port() if tls else 0
+        args = [
+            sys.executable,
+            "-c",
+            "from sipline.cli.main import main; main()",
+            "serve",
+            "--listen",
+            f"udp:{HOST}:{port}",
+            "--listen",
+            f"tcp:{HOST}:{port}",
+            "--db",
+            str(workdir / "sipline.db"),
+        ]
+        if tls:
+            args += ["--listen", f"tls:{HOST}:{tls_port}"]
+        if config is not None:
+            path = workdir / "sipline.toml"
+            path.write_text(config, encoding="utf-8")
+            args += ["--config", str(path)]
+        proc = subprocess.Popen(
+            args,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        server = ServeProcess(proc, workdir, port, tls_port)
+        server._reader = threading.Thread(target=server._read, daemon=True)
+        server._reader.start()
+        try:
+            server.wait_line("sipline: serving")
+        except AssertionError as exc:
+            server.stop()
+            last_error = str(exc)
+            if "cannot listen" in last_error:
+                continue  # lost a race for the port: try others
+            raise
+        return server
+    raise AssertionError(last_error)
+
+
+# -- peers ------------------------------------------------------------------------------------
+def need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        pytest.skip(f"{binary} is not installed (scripts/install-peers.sh installs it)")
+    return path
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    successful: int
+    failed: int
+    retransmissions: int
+    output: str
+
+
+_COUNTER = re.compile(r"^\s+(Successful call|Failed call)\s+\|\s+\d+\s+\|\s+(\d+)", re.MULTILINE)
+
+
+def run_sipp(
+    target: str,
+    scenario: Path,
+    workdir: Path,
+    *,
+    calls: int,
+    rate: int = 100,
+    extra: list[str] | None = None,
+    timeout_s: float = 30.0,
+) -> SippResult:
+    """Run SIPp as a UAC against `target` (host:port) until `calls` calls ended,
+    bounded by SIPp's own `-timeout` and by `timeout -k` around it."""
+    sipp = need("sipp")
+    stat = workdir / f"sipp-{time.monotonic_ns()}.csv"
+    args = [
+        "timeout",
+        "-k",
+        "5",
+        str(int(timeout_s) + 5),
+        sipp,
+        target,
+        "-sf",
+        str(scenario),
+        "-i",
+        HOST,
+        "-p",
+        "0",
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-timeout",
+        f"{int(timeout_s)}s",
+        "-buff_size",
+        "4194304",
+        "-nostdin",
+        "-trace_stat",
+        "-stf",
+        str(stat),
+        *(extra or []),
+    ]
+    done = subprocess.run(
+        args,
+        check=False,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout_s + 15,
+    )
+    output = done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
+    counters = dict(_COUNTER.findall(output))
+    retrans = 0
+    if stat.exists():
+        rows = stat.read_text().splitlines()
+        if len(rows) >= 2:
+            row = dict(zip(rows[0].split(";"), rows[-1].split(";"), strict=False))
+            retrans = int(row.get("Retransmissions(C)", "0") or 0)
+    return SippResult(
+        done.returncode,
+        int(counters.get("Successful call", -1)),
+        int(counters.get("Failed call", -1)),
+        retrans,
+        output,
+    )
+
+
+def sipp_has_tls() -> bool:
+    """Debian's SIPp is built without OpenSSL: it refuses `-t l1` at start-up."""
+    sipp = need("sipp")
+    done = subprocess.run(
+        [
+            "timeout",
+            "-k",
+            "2",
+            "5",
+            sipp,
+            "-t",
+            "l1",
+            "-m",
+            "1",
+            "-nostdin",
+            "-sn",
+            "uac",
+            f"{HOST}:9",
+        ],
+        check=False,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=15,
+    )
+    text = (done.stdout + done.stderr).decode("utf-8", "replace")
+    return "compile SIPp with OpenSSL" not in text
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE towards `wanted`; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
