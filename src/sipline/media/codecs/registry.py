@@ -20,6 +20,7 @@ __all__ = [
     "codec_by_payload_type",
     "codec_names",
     "register_codec",
+    "unregister_codec",
 ]
 
 
@@ -46,6 +47,13 @@ def register_codec(info: CodecInfo) -> None:
     _BY_NAME[info.name.upper()] = info
     if info.payload_type is not None:
         _BY_PAYLOAD_TYPE[info.payload_type] = info
+
+
+def unregister_codec(name: str) -> None:
+    """Forget a codec (an optional one whose extra is being unloaded, or a test's)."""
+    info = _BY_NAME.pop(name.upper(), None)
+    if info is not None and info.payload_type is not None:
+        _BY_PAYLOAD_TYPE.pop(info.payload_type, None)
 
 
 def codec_by_name(name: str) -> CodecInfo | None:
