@@ -304,8 +304,13 @@ def test_table_add_remove_and_duplicates() -> None:
     assert table.purge() == 1
 
 
-def test_early_dialog_receives_requests_and_repr_names_it() -> None:
+def test_uas_early_dialog_is_confirmed_by_its_own_2xx() -> None:
     inv = invite()
     early = Dialog.as_uas(inv, build_response(inv, 180, to_tag="e1"))
-    assert early.is_early and "early" in repr(early)
     assert isinstance(early.create_request("UPDATE", contact=early.local), Request)
+    assert early.is_early and "early" in repr(early)
+    early.confirm()
+    assert early.is_confirmed
+    early.terminate()
+    with pytest.raises(LocalProtocolError):
+        early.confirm()

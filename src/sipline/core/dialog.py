@@ -358,6 +358,12 @@ class Dialog:
             if target is not None:
                 self.remote_target = target
 
+    def confirm(self) -> None:
+        """A UAS sent the 2xx on an early dialog of its own (§12.1.1, §13.3.1.4)."""
+        if self.state is DialogState.TERMINATED:
+            raise LocalProtocolError("the dialog is terminated")
+        self.state = DialogState.CONFIRMED
+
     def terminate(self) -> None:
         self.state = DialogState.TERMINATED
 

@@ -1,0 +1,100 @@
+"""User agents with RTP media: a Python asyncio API for phones and voice bots.
+
+A `UserAgent` is one SIP identity on one endpoint, with as many calls at once as you
+like. It registers with a server (digest authentication, refreshed before expiry,
+removed on close, CRLF keep-alives over UDP), places and receives calls with G.711
+(or Opus) audio over RTP, and handles what calls do: early media, redirects, CANCEL,
+hold and resume, RFC 4028 session timers, DTMF, blind transfer::
+
+    import asyncio
+    from sipline.apps.ua import UserAgent
+
+    async def main() -> None:
+        async with UserAgent("alice@example.com", password="secret",
+                             server="sip.example.com:5060") as ua:
+            call = await ua.call("sip:bob@example.com", record="reply.wav")
+            await call.answered                  # raises CallFailed (486, 487, ...)
+            await call.play("hello.wav")         # until the file has been sent
+            await call.send_dtmf("123#")
+            await call.hold()
+            await call.resume()
+            print(call.stats().summary())        # packets, loss, jitter, MOS
+            await call.hangup()
+
+    asyncio.run(main())
+
+Receiving calls: pass `on_call=handler` (called with each incoming `Call`, which it
+may `answer()` or `reject()`), or `auto_answer=True`, or take them with
+`await ua.next_call()`::
+
+    async with UserAgent("bob@example.com", password="pw", server="sip.example.com") as ua:
+        call = await ua.next_call()
+        await call.answer(play="greeting.wav", record="message.wav")
+        await call.ended
+
+Events: `async for event in call.events()` yields `CallProgressed` (100, 180, 183 and
+whether early media started), `CallAnswered`, `CallHeld` / `CallResumed` (and by whom),
+`DtmfReceived`, `SessionRefreshed`, `TransferRequested`, `TransferProgressed`,
+`CallTransferred` and finally `CallEnded` (with the reason and who ended it);
+`call.add_listener(callback)` gets the same. Audio to play: a WAV path (resampled),
+int16 numpy samples, an `AudioSource` (such as `ToneSource`), a callable producing
+frames, or an async iterator of PCM chunks. Audio received: a WAV path, a sink, or a
+callable.
+
+NAT: the agent advertises the address it uses to reach the server, learns its public
+address from the registrar's Via (RFC 3581 received/rport) and registers that, keeps
+the mapping open with keep-alives, and sends RTP where the peer's RTP comes from
+(symmetric RTP, RFC 4961). `media_mapper` lets a STUN client or relay say where our
+media port is reachable. Everything else is in `UserAgentConfig` and `MediaOptions`.
+"""
+
+from sipline.apps.ua.agent import CallHandler, TransferPolicy, UserAgent
+from sipline.apps.ua.call import Call
+from sipline.apps.ua.config import UserAgentConfig
+from sipline.apps.ua.events import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallFailed,
+    CallHeld,
+    CallProgressed,
+    CallResumed,
+    CallState,
+    CallTransferred,
+    DtmfReceived,
+    EndedBy,
+    RegistrationError,
+    SessionRefreshed,
+    TransferProgressed,
+    TransferRequested,
+    UserAgentError,
+)
+from sipline.apps.ua.media import AddressMapper, MediaOptions
+from sipline.apps.ua.session_timer import SessionTimerPolicy
+
+__all__ = [
+    "AddressMapper",
+    "Call",
+    "CallAnswered",
+    "CallEnded",
+    "CallEvent",
+    "CallFailed",
+    "CallHandler",
+    "CallHeld",
+    "CallProgressed",
+    "CallResumed",
+    "CallState",
+    "CallTransferred",
+    "DtmfReceived",
+    "EndedBy",
+    "MediaOptions",
+    "RegistrationError",
+    "SessionRefreshed",
+    "SessionTimerPolicy",
+    "TransferPolicy",
+    "TransferProgressed",
+    "TransferRequested",
+    "UserAgent",
+    "UserAgentConfig",
+    "UserAgentError",
+]
