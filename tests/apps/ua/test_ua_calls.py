@@ -102,9 +102,10 @@ async def test_dtmf_by_rtp_and_by_info() -> None:
         (theirs,) = bob.calls
         await call.send_dtmf("12#", duration_ms=60)
         await call.send_dtmf("*9", method="info")
-        digits = lambda: [
-            (e.digit, e.method) for e in theirs.history if isinstance(e, DtmfReceived)
-        ]  # noqa: E731
+
+        def digits() -> list[tuple[str, str]]:
+            return [(e.digit, e.method) for e in theirs.history if isinstance(e, DtmfReceived)]
+
         await wait_for(lambda: len(digits()) == 5)
         assert sorted(digits()) == sorted(
             [("1", "rtp"), ("2", "rtp"), ("#", "rtp"), ("*", "info"), ("9", "info")]

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 
-from sipline.apps.ua.call_base import CallBase, log
+from sipline.apps.ua.call_base import CallBase
 from sipline.apps.ua.config import ALLOW
 from sipline.apps.ua.events import (
     CallHeld,
@@ -56,11 +56,7 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
             await self.reject(603, "Decline")
             return
         self._stop_retransmissions()
-        try:
-            await self._request("BYE")
-        except (LocalProtocolError, OSError) as exc:
-            log.info("BYE not sent: %s", exc)
-        await self._end("hung up", EndedBy.LOCAL)
+        await self._bye_and_end("hung up", EndedBy.LOCAL)
 
     async def wait(self) -> None:
         """Until the call has ended."""
@@ -180,17 +176,13 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
             self._emit(SessionRefreshed(self.session_timer.interval_s, by_remote=False))
             return
         # §10: a refresh that fails ends the session.
-        with contextlib.suppress(LocalProtocolError, OSError):
-            await self._request("BYE")
-        await self._end("session refresh failed (RFC 4028)", EndedBy.NETWORK)
+        await self._bye_and_end("session refresh failed (RFC 4028)", EndedBy.NETWORK)
 
     async def _expired(self) -> None:
         self._timer = None
         if self.state is not CallState.ANSWERED:
             return
-        with contextlib.suppress(LocalProtocolError, OSError):
-            await self._request("BYE")
-        await self._end("session expired without a refresh (RFC 4028)", EndedBy.NETWORK)
+        await self._bye_and_end("session expired without a refresh (RFC 4028)", EndedBy.NETWORK)
 
     # -- requests from the peer ----------------------------------------------------------------
     def _on_request(self, st: ServerTransaction) -> Awaitable[None] | None:

@@ -22,6 +22,7 @@ from sipline.apps.ua.events import (
     CallState,
     DtmfReceived,
     EndedBy,
+    UserAgentError,
 )
 from sipline.apps.ua.media import CallMedia
 from sipline.apps.ua.session_timer import SessionTimer
@@ -250,6 +251,27 @@ class CallBase:
         endpoint.transports.send(data, target)
 
     # -- the end ----------------------------------------------------------------------------
+    async def _bye(self, dialog: Dialog | None, *, wait_s: float = 2.0) -> None:
+        """Send BYE (§15.1.1) and give it `wait_s` for an answer; the transaction goes on
+        retransmitting after that, but a dead peer does not hold the caller up."""
+        if dialog is None or dialog.terminated:
+            return
+        try:
+            bye = dialog.create_request("BYE", extra=self.ua.headers())
+            target = await self.ua.resolve(dialog.next_hop())
+            ct = self.ua.endpoint.send_request(bye, target)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ct.final), wait_s)
+        except (LocalProtocolError, OSError, UserAgentError) as exc:
+            log.info("BYE not sent: %s", exc)
+        except Exception as exc:  # resolution failures and the like: the call ends anyway
+            log.info("BYE not sent: %s", exc)
+        dialog.terminate()
+
+    async def _bye_and_end(self, reason: str, by: EndedBy, status: int | None = None) -> None:
+        await self._bye(self.dialog)
+        await self._end(reason, by, status)
+
     async def _end(self, reason: str, by: EndedBy, status: int | None = None) -> None:
         """Tear the call down locally (the signalling that ends it is the caller's)."""
         if self.state is CallState.ENDED:

@@ -46,7 +46,9 @@ class DigestClient:
         self.username = username
         self.password = password
         self._entropy = entropy
-        self._realms: dict[str, _Answered] = {}
+        # (header, realm) -> the challenge answered: a registrar's 401 and a proxy's 407
+        # for the same realm are kept apart.
+        self._realms: dict[tuple[str, str], _Answered] = {}
 
     def _credentials(self, entry: _Answered, request: Request) -> str:
         entry.nc += 1
@@ -92,12 +94,14 @@ class DigestClient:
                 # §22.2: a fresh answer was refused (not a stale nonce): a wrong
                 # password, and retrying would only repeat it. Answers reusing a
                 # cached nonce (nc > 1) may simply be too old: those are retried.
-                self._realms.pop(challenge.realm, None)
+                self._realms.pop((credentials_header, challenge.realm), None)
                 return False
-            self._realms[challenge.realm] = _Answered(challenge, credentials_header)
+            self._realms[credentials_header, challenge.realm] = _Answered(
+                challenge, credentials_header
+            )
         request.headers.remove(credentials_header)
         for challenge in chosen:
-            entry = self._realms[challenge.realm]
+            entry = self._realms[credentials_header, challenge.realm]
             try:
                 request.headers.add(credentials_header, self._credentials(entry, request))
             except LocalProtocolError:
@@ -107,13 +111,12 @@ class DigestClient:
     def apply_cached(self, request: Request, *, realms: set[str] | None = None) -> None:
         """Credentials for the realms answered before (§22.3), with the next nonce
         count; a server that expired the nonce will challenge again (stale)."""
-        for realm, entry in self._realms.items():
-            if realms is not None and realm not in realms:
-                continue
+        chosen = [
+            entry for (_, realm), entry in self._realms.items() if realms is None or realm in realms
+        ]
+        for entry in chosen:
             request.headers.remove(entry.header)
-        for realm, entry in self._realms.items():
-            if realms is not None and realm not in realms:
-                continue
+        for entry in chosen:
             try:
                 request.headers.add(entry.header, self._credentials(entry, request))
             except LocalProtocolError:

@@ -147,10 +147,7 @@ class IncomingMixin(CallBase):
 
     async def _no_ack(self) -> None:
         """§13.3.1.4: no ACK for 64*T1: confirm the dialog, then end the session."""
-        if self.dialog is not None and not self.dialog.terminated:
-            with contextlib.suppress(Exception):
-                await self._request("BYE")
-        await self._end("no ACK for our 2xx", EndedBy.NETWORK, 408)
+        await self._bye_and_end("no ACK for our 2xx", EndedBy.NETWORK, 408)
 
     def _on_ack(self, request: Request) -> None:
         cseq = request.cseq.seq
@@ -175,9 +172,7 @@ class IncomingMixin(CallBase):
         return self._offers_in_2xx is not None and cseq in self._offers_in_2xx
 
     async def _hangup_bad_ack(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._request("BYE")
-        await self._end("the ACK carried a bad SDP answer", EndedBy.REMOTE, 488)
+        await self._bye_and_end("the ACK carried a bad SDP answer", EndedBy.REMOTE, 488)
 
     def _stop_retransmissions(self) -> None:
         if self._unacked:

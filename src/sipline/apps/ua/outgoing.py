@@ -73,6 +73,8 @@ class OutgoingMixin(CallBase):
                 await self._end("cancelled", EndedBy.LOCAL, 487)
                 return
             target = await self.ua.first_hop(request.uri)
+            if self.ua.digest is not None and request.cseq.seq == 1:
+                self.ua.digest.apply_cached(request)  # §22.3: known realms up front
             self._invite, self._invite_target = request, target
             ct = self.ua.endpoint.send_request(
                 request, target, on_response=functools.partial(self._on_response, request)
@@ -97,7 +99,7 @@ class OutgoingMixin(CallBase):
                     redirects += 1
                     tried.add(str(contact))
                     request.uri = contact
-                    self._next_attempt(request)
+                    self._next_attempt(request, fresh_credentials=True)
                     continue
             min_se = final.headers.get("min-se")
             if status == 422 and min_se is not None:
@@ -105,15 +107,18 @@ class OutgoingMixin(CallBase):
                     interval = parse_min_se(min_se)
                     request.headers.set("Session-Expires", str(interval))
                     request.headers.set("Min-SE", str(interval))
-                    self._next_attempt(request)
+                    self._next_attempt(request, fresh_credentials=True)
                     continue
             await self._end(f"{status} {final.reason}".strip(), EndedBy.REMOTE, status)
             return
 
-    def _next_attempt(self, request: Request) -> None:
-        """§8.1.3.4, §22.2: the same Call-ID and tags, a higher CSeq and a new branch."""
+    def _next_attempt(self, request: Request, *, fresh_credentials: bool = False) -> None:
+        """§8.1.3.4, §22.2: the same Call-ID and tags, a higher CSeq and a new branch;
+        credentials computed again for a changed request (a new nonce count)."""
         request.headers.remove("Via")
         request.headers.set("CSeq", f"{request.cseq.seq + 1} INVITE")
+        if fresh_credentials and self.ua.digest is not None:
+            self.ua.digest.apply_cached(request)
 
     # -- responses ----------------------------------------------------------------------------
     def _on_response(self, request: Request, response: Response) -> None:
@@ -198,15 +203,6 @@ class OutgoingMixin(CallBase):
         target = await self.ua.resolve(dialog.next_hop())
         self._send_ack(dialog, request, target)
         await self._bye(dialog)
-
-    async def _bye(self, dialog: Dialog) -> None:
-        if dialog.terminated:
-            return
-        bye = dialog.create_request("BYE", extra=self.ua.headers())
-        with contextlib.suppress(ResolutionError, TransportError, LocalProtocolError):
-            target = await self.ua.resolve(dialog.next_hop())
-            await self.ua.endpoint.send_request(bye, target).final
-        dialog.terminate()
 
     # -- CANCEL (§9.1) ---------------------------------------------------------------------
     async def _cancel(self) -> None:

@@ -108,6 +108,8 @@ class Registration:
                     return response
                 expires = int(minimum.strip())
                 request.headers.set("Expires", str(expires))
+                if self.digest is not None:
+                    self.digest.apply_cached(request)  # the next nonce count
             else:
                 return response
             request.headers.remove("Via")
@@ -118,7 +120,7 @@ class Registration:
     async def register(self) -> Response:
         """Register (or refresh) our contact; raises `RegistrationError` on failure."""
         contact = str(self._contact().uri)
-        response = await self._send(f"<{contact}>", self.expires_s)
+        response = await self._send(contact, self.expires_s)
         self.last_status = response.status
         if not 200 <= response.status < 300:
             self.granted_s = None
@@ -128,8 +130,8 @@ class Registration:
             public = str(self._contact().uri)
             if public != contact:
                 with contextlib.suppress(RegistrationError, RemoteProtocolError):
-                    await self._send(f"<{contact}>", 0)
-                response = await self._send(f"<{public}>", self.expires_s)
+                    await self._send(contact, 0)
+                response = await self._send(public, self.expires_s)
                 self.last_status = response.status
                 if not 200 <= response.status < 300:
                     raise RegistrationError(response.status, response.reason)
@@ -204,7 +206,7 @@ class Registration:
             return None
         contact, self._registered_contact = self._registered_contact, None
         self.granted_s = None
-        return await self._send(f"<{contact}>", 0)
+        return await self._send(contact, 0)
 
     def stop(self) -> None:
         if self._refresh is not None:
