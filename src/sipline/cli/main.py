@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sipline import __version__
+from sipline.cli import phone
 from sipline.cli.check import check
 from sipline.cli.serve import serve
 
@@ -17,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(check)
 cli.add_command(serve)
+phone.register(cli)
 
 
 def main() -> None:

@@ -111,6 +111,7 @@ class CallBase:
         self._reinvite_pending = False  # one of ours is in progress (§14.1)
         self._acks: dict[int, tuple[bytes, Target]] = {}  # 2xx ACKs by INVITE CSeq
         self._play_spec: SourceLike | None = None
+        self._playback: asyncio.Future[None] | None = None
         self._record_spec: SinkLike | None = None
         self.end_reason: CallEnded | None = None
         media.session.on_dtmf = lambda digit: self._emit(DtmfReceived(digit, "rtp"))
@@ -151,7 +152,13 @@ class CallBase:
         """Send `source` (a WAV path, samples, a source, a callable, an async iterator;
         None for silence). The future resolves when it has played to its end."""
         self._play_spec = source
-        return self.media.session.play(source)
+        self._playback = self.media.session.play(source)
+        return self._playback
+
+    @property
+    def playback(self) -> asyncio.Future[None] | None:
+        """The future of what is playing now (see `play`), if anything is."""
+        return self._playback
 
     def record(self, sink: SinkLike | None) -> None:
         """Send what we hear to `sink` (a WAV path, a sink, a callable)."""

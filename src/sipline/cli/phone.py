@@ -1,0 +1,332 @@
+"""`sipline call` and `sipline answer`: a command-line softphone on the UA API.
+
+Both print the call's progress (trying, ringing, answered, ended and why) and, when a
+call ends, its RTP statistics: packets sent, received and lost, jitter and an
+estimated MOS. `--json` prints one JSON object per line instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sipline.apps.ua import (
+    Call,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallFailed,
+    CallHeld,
+    CallProgressed,
+    CallResumed,
+    DtmfReceived,
+    MediaOptions,
+    RegistrationError,
+    SessionTimerPolicy,
+    TransferProgressed,
+    UserAgent,
+    UserAgentError,
+)
+from sipline.transport.loop import run as run_loop
+
+__all__ = ["answer", "call", "register"]
+
+
+class _Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def line(self, text: str, **fields: Any) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"event": text.split(" ", 1)[0], **fields}, default=str))
+        else:
+            click.echo(text)
+
+    def event(self, call: Call, event: CallEvent) -> None:
+        who = call.remote.uri_text
+        if isinstance(event, CallProgressed):
+            name = {100: "trying", 180: "ringing", 183: "progress"}.get(event.status, "progress")
+            media = ", early media" if event.early_media else ""
+            self.line(f"{name} {event.status} {event.reason}{media}", status=event.status)
+        elif isinstance(event, CallAnswered):
+            self.line(f"answered {who} ({event.codec})", codec=event.codec, peer=who)
+        elif isinstance(event, CallHeld | CallResumed):
+            word = "held" if isinstance(event, CallHeld) else "resumed"
+            by = "by the other side" if event.by_remote else "by us"
+            self.line(f"{word} {by}", remote=event.by_remote)
+        elif isinstance(event, DtmfReceived):
+            self.line(f"dtmf {event.digit} ({event.method})", digit=event.digit)
+        elif isinstance(event, TransferProgressed):
+            self.line(f"transfer {event.status} {event.reason}", status=event.status)
+        elif isinstance(event, CallEnded):
+            status = f" ({event.status})" if event.status else ""
+            self.line(
+                f"ended: {event.reason}{status}",
+                reason=event.reason,
+                by=event.by.value,
+                status=event.status,
+            )
+
+    def stats(self, call: Call) -> None:
+        s = call.stats()
+        if self.as_json:
+            click.echo(json.dumps({"event": "stats", **asdict(s)}))
+            return
+        click.echo(f"  codec {s.codec}")
+        click.echo(
+            f"  packets sent {s.packets_sent}, received {s.packets_received}, "
+            f"lost {s.packets_lost} ({s.loss_percent:.1f}%)"
+        )
+        rtt = f", RTT {s.rtt_ms:.1f} ms" if s.rtt_ms is not None else ""
+        click.echo(f"  jitter {s.jitter_ms:.1f} ms, estimated MOS {s.mos:.2f}{rtt}")
+        if s.remote_packets_lost is not None:
+            click.echo(f"  the other side lost {s.remote_packets_lost} of ours")
+
+
+def _agent(options: dict[str, Any], *, auto_answer: bool, register: bool) -> UserAgent:
+    codecs = tuple(options["codec"]) or ("PCMU", "PCMA")
+    return UserAgent(
+        options["user"],
+        password=options["password"],
+        username=options["auth_user"],
+        server=options["server"],
+        listen=options["listen"],
+        transport=options["transport"],
+        register=register and options["server"] is not None,
+        auto_answer=auto_answer,
+        media=MediaOptions(codecs=codecs, srtp=options["srtp"]),
+        session_timer=SessionTimerPolicy(expires_s=options["session_expires"] or None),
+    )
+
+
+async def _run_call(call: Call, options: dict[str, Any], out: _Printer, stop: asyncio.Event) -> int:
+    call.add_listener(lambda event: out.event(call, event))
+    for event in call.history:  # what happened before we listened
+        out.event(call, event)
+    answered: asyncio.Future[None] = asyncio.ensure_future(asyncio.shield(call.answered))
+    stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([answered, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if not answered.done():
+        await call.hangup()
+    stopped.cancel()
+    try:
+        await answered
+    except CallFailed:
+        return 1
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    if options["dtmf"]:
+        await asyncio.sleep(0.5)
+        if call.is_active:
+            await call.send_dtmf(options["dtmf"], method=options["dtmf_method"])
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(asyncio.shield(call.ended))]
+    waits.append(asyncio.ensure_future(stop.wait()))
+    duration = options["duration"]
+    if duration is not None:
+        waits.append(
+            asyncio.ensure_future(asyncio.sleep(max(0.0, duration - (loop.time() - began))))
+        )
+    elif options["play"] is not None and options.get("hangup_after_play", True):
+        waits.append(asyncio.ensure_future(call.media.session._source_done or asyncio.sleep(0)))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    if call.is_active:
+        await call.hangup()
+    out.stats(call)
+    return 0
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def _call_main(target: str, options: dict[str, Any]) -> int:
+    out = _Printer(options["json"])
+    stop = asyncio.Event()
+    _install_stop(stop)
+    ua = _agent(options, auto_answer=False, register=options["register"])
+    try:
+        await ua.start()
+    except (RegistrationError, UserAgentError, OSError) as exc:
+        click.echo(f"sipline: {exc}", err=True)
+        await ua.close()
+        return 2
+    try:
+        out.line(f"calling {target}", target=target)
+        call = await ua.call(target, play=options["play"], record=options["record"])
+        return await _run_call(call, options, out, stop)
+    except (UserAgentError, ValueError, OSError) as exc:
+        click.echo(f"sipline: {exc}", err=True)
+        return 2
+    finally:
+        await ua.close()
+
+
+async def _answer_main(options: dict[str, Any]) -> int:
+    out = _Printer(options["json"])
+    stop = asyncio.Event()
+    _install_stop(stop)
+    ua = _agent(options, auto_answer=False, register=True)
+    try:
+        await ua.start()
+    except (RegistrationError, UserAgentError, OSError) as exc:
+        click.echo(f"sipline: {exc}", err=True)
+        await ua.close()
+        return 2
+    where = ua.contact().uri_text
+    out.line(
+        f"waiting for calls at {where}" + (" (registered)" if ua.registered else ""), contact=where
+    )
+    handled = 0
+    wanted = options["calls"]
+    try:
+        while wanted == 0 or handled < wanted:
+            incoming: asyncio.Future[Any] = asyncio.ensure_future(ua.next_call())
+            stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([incoming, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not incoming.done():
+                incoming.cancel()
+                break
+            call = incoming.result()
+            handled += 1
+            out.line(f"incoming call from {call.remote.uri_text}", peer=call.remote.uri_text)
+            if options["ring"]:
+                await asyncio.sleep(options["ring"])
+            if not call.is_active:
+                out.line("ended: cancelled by the caller", reason="cancelled")
+                continue
+            record = _numbered(options["record"], handled, wanted)
+            try:
+                await call.answer(play=options["play"], record=record)
+            except UserAgentError as exc:
+                out.line(f"ended: {exc}", reason=str(exc))
+                continue
+            await _run_call(call, {**options, "hangup_after_play": False}, out, stop)
+            if stop.is_set():
+                break
+    finally:
+        await ua.close()
+    return 0
+
+
+def _numbered(path: Path | None, n: int, total: int) -> Path | None:
+    """reply.wav, or reply-2.wav for the second of several calls."""
+    if path is None or total == 1 or n == 1:
+        return path
+    return path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def _common(f: Any) -> Any:
+    options = [
+        click.option("--user", required=True, metavar="USER@DOMAIN", help="Our SIP address."),
+        click.option(
+            "--password",
+            envvar="SIPLINE_PASSWORD",
+            default=None,
+            help="Digest password (or $SIPLINE_PASSWORD).",
+        ),
+        click.option(
+            "--auth-user", default=None, help="Digest user name when not the address's user."
+        ),
+        click.option(
+            "--server", default=None, metavar="HOST[:PORT]", help="Registrar and outbound proxy."
+        ),
+        click.option("--listen", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT"),
+        click.option(
+            "--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True
+        ),
+        click.option(
+            "--play",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="WAV file to send.",
+        ),
+        click.option(
+            "--record",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="WAV file for what we hear.",
+        ),
+        click.option(
+            "--duration", type=float, default=None, help="Hang up after this many seconds."
+        ),
+        click.option("--dtmf", default="", metavar="DIGITS", help="DTMF to send once answered."),
+        click.option(
+            "--dtmf-method", type=click.Choice(["rtp", "info"]), default="rtp", show_default=True
+        ),
+        click.option(
+            "--codec", multiple=True, help="Codec in order of preference (PCMU, PCMA, opus)."
+        ),
+        click.option(
+            "--srtp",
+            type=click.Choice(["off", "optional", "mandatory"]),
+            default="off",
+            show_default=True,
+        ),
+        click.option(
+            "--session-expires",
+            type=int,
+            default=1800,
+            show_default=True,
+            help="RFC 4028 interval; 0: none.",
+        ),
+        click.option("--json", "json_output", is_flag=True, help="One JSON object per line."),
+        click.option(
+            "--log-level",
+            type=click.Choice(["debug", "info", "warning", "error"]),
+            default="warning",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs["json"] = kwargs.pop("json_output")
+    logging.basicConfig(
+        level=kwargs.pop("log_level").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return kwargs
+
+
+@click.command()
+@click.argument("target")
+@_common
+@click.option("--register", is_flag=True, help="Register with --server before calling.")
+def call(target: str, **kwargs: Any) -> None:
+    """Call TARGET (sip:bob@example.com), play and record audio, print statistics."""
+    options = _prepare(kwargs)
+    sys.exit(run_loop(_call_main(target, options)))
+
+
+@click.command()
+@_common
+@click.option(
+    "--calls", type=int, default=1, show_default=True, help="Calls to answer; 0: until interrupted."
+)
+@click.option("--ring", type=float, default=0.0, help="Seconds to ring before answering.")
+def answer(**kwargs: Any) -> None:
+    """Register and answer incoming calls, playing and recording audio."""
+    options = _prepare(kwargs)
+    sys.exit(run_loop(_answer_main(options)))
+
+
+def register(group: click.Group) -> None:
+    """Add `call` and `answer` to the `sipline` command group."""
+    group.add_command(call)
+    group.add_command(answer)
