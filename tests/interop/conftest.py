@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from interop_helpers import ServeProcess, start_serve
 
-from sipline.transport.tls import generate_self_signed
-
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
@@ -23,12 +21,3 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     finally:
         code = server.stop()
     assert code == 0, "\n".join(server.lines[-20:])
-
-
-@pytest.fixture(scope="session")
-def peer_tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A certificate and key for a peer's own side of TLS."""
-    directory = tmp_path_factory.mktemp("peer-tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    generate_self_signed(cert, key)
-    return cert, key

@@ -278,32 +278,17 @@ def run_sipp(
     )
 
 
-def sipp_has_tls() -> bool:
-    """Debian's SIPp is built without OpenSSL: it refuses `-t l1` at start-up."""
-    sipp = need("sipp")
-    done = subprocess.run(
-        [
-            "timeout",
-            "-k",
-            "2",
-            "5",
-            sipp,
-            "-t",
-            "l1",
-            "-m",
-            "1",
-            "-nostdin",
-            "-sn",
-            "uac",
-            f"{HOST}:9",
-        ],
-        check=False,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=15,
-    )
-    text = (done.stdout + done.stderr).decode("utf-8", "replace")
-    return "compile SIPp with OpenSSL" not in text
+def wait_tcp(host: str, port: int, timeout: float) -> None:
+    """Wait until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on {host}:{port}") from None
+            time.sleep(0.05)
 
 
 def raise_nofile(wanted: int) -> int:

@@ -18,9 +18,10 @@ from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
 from sipline.apps.config import ServerConfig
 from sipline.apps.proxy import Proxy, ProxyConfig
-from sipline.core.message import Limits
+from sipline.core.builders import build_response, stateless_tag
+from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
-from sipline.runtime.endpoint import Endpoint, EndpointConfig, ServerTransaction
+from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreError
 from sipline.transport import TransportError, TransportLayer
@@ -53,6 +54,7 @@ class SipServer:
             EndpointConfig(limits=limits, advertise=config.advertise), transports=transports
         )
         self.endpoint.on_request = self.handle_request
+        self.endpoint.stateless_handler = self.answer_statelessly
         self.bound: list[str] = []
         self._local_hosts: set[str] = set()
         self.store: AsyncStore | None = None
@@ -142,7 +144,8 @@ class SipServer:
         ep, ts = self.endpoint, self.endpoint.transports.stats
         return (
             f"status: transactions={ep.live_transactions} requests_in={ep.stats.requests_in} "
-            f"responses_in={ep.stats.responses_in} malformed_requests={ep.stats.malformed_requests} "
+            f"responses_in={ep.stats.responses_in} stateless_answers={ep.stats.stateless_answers} "
+            f"malformed_requests={ep.stats.malformed_requests} "
             f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open}"
         )
 
@@ -176,11 +179,19 @@ class SipServer:
             and (uri.host.lower() in self._local_hosts or uri.host.lower() in self.config.domains)
         )
 
+    def answer_statelessly(self, request: Request, inbound: Inbound) -> Response | None:
+        """OPTIONS to the server itself (§11.2: what we support, so a peer or a monitor can
+        find out), answered without a transaction (§8.2.7): a retransmission is simply
+        answered again, and a flood of keep-alive probes holds no memory."""
+        if request.method == "OPTIONS" and not request.routes and self.is_local(request.uri):
+            return build_response(
+                request,
+                200,
+                to_tag=stateless_tag(request),
+                extra=[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)],
+            )
+        return None
+
     def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
-        request = st.request
-        if request.method == "OPTIONS" and self.is_local(request.uri) and not request.routes:
-            # §11.2: what we support, so a peer (or a monitor) can find out.
-            st.respond(200, extra=[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)])
-            return None
         assert self.proxy is not None
         return self.proxy.handle(st)

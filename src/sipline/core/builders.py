@@ -7,6 +7,8 @@ Responses copy the request's Via, From, Call-ID and CSeq fields byte for byte.
 
 from __future__ import annotations
 
+import hashlib
+
 from sipline.core.clock import Entropy, token_from_bytes
 from sipline.core.headers import Headers
 from sipline.core.message import Request, Response
@@ -21,6 +23,7 @@ __all__ = [
     "new_branch",
     "new_call_id",
     "new_tag",
+    "stateless_tag",
 ]
 
 MAGIC_COOKIE = "z9hG4bK"  # §8.1.1.7
@@ -98,6 +101,20 @@ def new_branch(entropy: Entropy) -> str:
 
 def new_tag(entropy: Entropy) -> str:
     return token_from_bytes(entropy.random_bytes(8))
+
+
+def stateless_tag(request: Request) -> str:
+    """A To tag for a response sent without transaction state (§8.2.7): derived from the
+    request's Call-ID, From and CSeq fields as received, so a retransmission is answered
+    with the same tag."""
+    h = hashlib.blake2b(digest_size=8)
+    for key, line in zip(request.headers._keys, request.headers._lines, strict=True):
+        if key in _STATELESS_TAG_KEYS:
+            h.update(line)
+    return "sl" + h.hexdigest()
+
+
+_STATELESS_TAG_KEYS = frozenset({"call-id", "from", "cseq"})
 
 
 def new_call_id(entropy: Entropy, host: str | None = None) -> str:

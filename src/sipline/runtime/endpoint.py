@@ -84,10 +84,12 @@ class EndpointStats:
     malformed_requests: int = 0
     malformed_responses: int = 0
     stateless_rejections: int = 0
+    stateless_answers: int = 0
     handler_errors: int = 0
 
 
 RequestHandler = Callable[["ServerTransaction"], Awaitable[None] | None]
+StatelessHandler = Callable[[Request, "Inbound"], Response | None]
 CancelHandler = Callable[["ServerTransaction", "ServerTransaction | None"], None]
 AckHandler = Callable[[Request, Inbound], None]
 StrayHandler = Callable[[Response, Source], None]
@@ -233,6 +235,9 @@ class Endpoint:
         self.transports.on_message = self._on_message
         self.stats = EndpointStats()
         self.on_request: RequestHandler | None = None
+        # Consulted before any transaction exists: a response it returns is sent at once
+        # and no state is kept (a stateless UAS, §8.2.7; e.g. OPTIONS to the server).
+        self.stateless_handler: StatelessHandler | None = None
         self.on_cancel: CancelHandler | None = None
         self.on_ack: AckHandler | None = None
         self.on_stray_response: StrayHandler | None = None
@@ -338,6 +343,12 @@ class Endpoint:
             if isinstance(msg, Request):
                 self.stats.requests_in += 1
                 inbound = self._inbound(msg, source)
+                if self.stateless_handler is not None and msg.method not in ("ACK", "CANCEL"):
+                    answer = self.stateless_handler(msg, inbound)
+                    if answer is not None:
+                        self.stats.stateless_answers += 1
+                        self._transmit(answer.to_bytes(), inbound, None)
+                        return
                 self.transactions.receive(msg, source=inbound, reliable=reliable, now=self.now())
             else:
                 self.stats.responses_in += 1
