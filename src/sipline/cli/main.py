@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from sipline import __version__
-from sipline.cli import phone
 from sipline.cli.check import check
 from sipline.cli.serve import serve
+from sipline.cli.softphone import add_phone_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,9 +16,9 @@ def cli() -> None:
     """sipline: a SIP server, user agents and tools (RFC 3261)."""
 
 
+add_phone_commands(cli)
 cli.add_command(check)
 cli.add_command(serve)
-phone.register(cli)
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from sipline.apps.ua import (
 )
 from sipline.transport.loop import run as run_loop
 
-__all__ = ["answer", "call", "register"]
+__all__ = ["add_phone_commands", "answer", "call"]
 
 
 class _Printer:
@@ -326,7 +326,7 @@ def answer(**kwargs: Any) -> None:
     sys.exit(run_loop(_answer_main(options)))
 
 
-def register(group: click.Group) -> None:
+def add_phone_commands(group: click.Group) -> None:
     """Add `call` and `answer` to the `sipline` command group."""
     group.add_command(call)
     group.add_command(answer)
