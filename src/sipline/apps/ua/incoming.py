@@ -56,7 +56,12 @@ class IncomingMixin(CallBase):
         else:
             self._offer_in_2xx = True  # §13.3.1: our offer goes in the 2xx, the ACK answers
         st.on_cancel = self._on_cancel
-        ringing = st.response(180, extra=[("Contact", str(self.ua.contact())), *self.ua.headers()])
+        # §12.1.1: a dialog-creating response copies the request's Record-Route.
+        ringing = st.response(
+            180,
+            extra=[("Contact", str(self.ua.contact())), *self.ua.headers()],
+            copy_record_route=True,
+        )
         dialog = Dialog.as_uas(request, ringing)
         self.local = dialog.local
         self.ua.dialogs.add(dialog)
@@ -83,7 +88,9 @@ class IncomingMixin(CallBase):
             body = self._answer_sdp or b""
         decision = self._decision or TimerDecision(None)
         extra = [("Contact", str(self.ua.contact())), *self.ua.headers(), *decision.headers]
-        response = st.response(200, extra=extra, body=body, content_type="application/sdp")
+        response = st.response(
+            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
+        )
         try:
             st.send(response)
         except LocalProtocolError as exc:  # cancelled meanwhile
