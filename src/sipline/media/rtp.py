@@ -123,6 +123,10 @@ class RtpPacket:
         if len(data) < RTP_HEADER_SIZE:
             raise RtpError(f"RTP packet too short ({len(data)} octets)")
         first, second, seq, ts, ssrc = _HEADER.unpack_from(data)
+        if first == 0x80:  # the usual case: version 2, no padding, extension or CSRC
+            return cls(
+                second & 0x7F, seq, ts, ssrc, bytes(data[RTP_HEADER_SIZE:]), bool(second & 0x80)
+            )
         if first >> 6 != RTP_VERSION:
             raise RtpError(f"RTP version {first >> 6}, expected 2")
         has_padding = bool(first & 0x20)
@@ -165,6 +169,20 @@ class RtpPacket:
 
     def serialize(self) -> bytes:
         """The packet on the wire; out-of-range fields raise `RtpError`."""
+        if not self.csrc and self.extension is None and not self.padding:
+            try:  # the usual case in one pack; struct checks every field's range
+                head = _HEADER.pack(
+                    0x80,
+                    (0x80 if self.marker else 0) | self.payload_type,
+                    self.sequence_number,
+                    self.timestamp,
+                    self.ssrc,
+                )
+            except struct.error:
+                pass  # report which field is out of range below
+            else:
+                if self.payload_type <= 0x7F:
+                    return head + self.payload
         _check_range("payload type", self.payload_type, 0x7F)
         _check_range("sequence number", self.sequence_number, _SEQ_MOD - 1)
         _check_range("timestamp", self.timestamp, _TS_MOD - 1)
