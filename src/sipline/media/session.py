@@ -393,6 +393,9 @@ class MediaSession:
                     self._pause_ticks = value
         if self._dtmf.active:
             packet = self._dtmf.tick()
+            # The source plays on underneath, unheard, as a microphone would: what it
+            # says after the key press stays in time.
+            self._consume_source()
             if packet is not None:
                 if not self._dtmf.active:
                     self._digit_sent()
