@@ -161,3 +161,17 @@ async def test_several_calls_at_once_on_one_agent() -> None:
         assert all(c.state is CallState.ANSWERED for c in (calls[0], calls[2]))
     for c in calls:
         assert c.state is CallState.ENDED  # closing the agent hung the rest up
+
+
+async def test_a_call_over_tcp() -> None:
+    async with (
+        agent("alice", transport="tcp") as alice,
+        agent("bob", transport="tcp", auto_answer=True) as bob,
+    ):
+        port = bob.endpoint.listening("TCP").port
+        call = await alice.call(f"sip:bob@127.0.0.1:{port};transport=tcp")
+        await asyncio.wait_for(call.answered, 5)
+        assert alice.contact().uri_text.endswith(";transport=tcp")
+        assert call.dialog is not None and "transport=tcp" in str(call.dialog.remote_target)
+        await call.hangup()
+        await wait_for(lambda: not bob.calls)

@@ -160,3 +160,28 @@ async def test_no_ack_ends_the_call(bob: UserAgent, raw: Endpoint) -> None:
     (call,) = bob.calls
     ended = await asyncio.wait_for(call.ended, 10)  # 64 * T1 = 3.2 s
     assert ended.reason == "no ACK for our 2xx" and ended.status == 408
+
+
+async def test_cancel_after_the_answer_changes_nothing(bob: UserAgent, raw: Endpoint) -> None:
+    """§9.2: the CANCEL gets its 200, the call stays up."""
+    offer = OFFER.format(port=40008, formats="0").encode()
+    invite = _request(raw, bob, body=offer)
+    ct = raw.send_request(invite, _target(bob))
+    ok = await asyncio.wait_for(ct.final, 5)
+    assert ok.status == 200
+    cancel = build_request(
+        "CANCEL",
+        invite.uri,
+        from_=invite.from_,
+        to=invite.to,
+        call_id=invite.call_id,
+        cseq=invite.cseq.seq,
+        via=str(invite.top_via),  # the INVITE's branch (§9.1)
+    )
+    answered = await asyncio.wait_for(
+        raw.send_request(cancel, _target(bob), add_via=False).final, 5
+    )
+    assert answered.status == 200
+    await asyncio.sleep(0.2)
+    (call,) = bob.calls
+    assert call.state is CallState.ANSWERED

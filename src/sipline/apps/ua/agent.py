@@ -133,7 +133,9 @@ class UserAgent:
         if advertise is None and config.listen_host not in _WILDCARDS:
             advertise = config.listen_host
         if advertise is None:
-            advertise = _source_address(config.server[0] if config.server else None)
+            server = config.server[0] if config.server else None
+            # A name would need DNS here (blocking): ask about the default route instead.
+            advertise = _source_address(server if server and is_ip_literal(server) else None)
         self._advertise_host = advertise
         endpoint = Endpoint(
             EndpointConfig(timers=config.timers, advertise=advertise, user_agent=config.user_agent),

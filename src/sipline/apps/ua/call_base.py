@@ -302,14 +302,6 @@ class CallBase:
     def _arm_session_timer(self) -> None:
         """Arm the RFC 4028 timer for the current `session_timer` (see `Call`)."""
 
-    async def _cleanup_tasks(self) -> None:
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
     @property
     def is_active(self) -> bool:
         return self.state is not CallState.ENDED

@@ -119,7 +119,10 @@ class IncomingMixin(CallBase):
         await self._end(f"rejected with {status}", EndedBy.LOCAL, status)
 
     def _on_cancel(self) -> None:
-        """§9.2: the CANCEL got its 200 already; the INVITE gets 487."""
+        """§9.2: the CANCEL got its 200 already; the INVITE gets 487. Once we have
+        answered, a CANCEL changes nothing."""
+        if self.state is not CallState.INCOMING:
+            return
         st = self._st
         if st is not None:
             with contextlib.suppress(LocalProtocolError):

@@ -3,8 +3,8 @@
 One Call-ID for the life of the registration and a CSeq that goes up (§10.2.4);
 digest challenges answered (§22.2); 423 Interval Too Brief answered with the
 Min-Expires asked for (§10.2.8); the binding refreshed before the granted time runs
-out; CRLF keep-alives to the registrar over UDP so a NAT keeps our mapping (RFC 5626
-§3.5, the RFC 3261 §7.5 empty-line form); the binding removed on close.
+out; CRLF keep-alives to the registrar so a NAT keeps our mapping (RFC 5626 §3.5.1
+over TCP, the RFC 3261 §7.5 empty-line form over UDP); the binding removed on close.
 
 NAT: the registrar's 200 tells where our REGISTER really came from (Via received and
 rport, RFC 3581). When that differs from our Contact, we register the public address
@@ -187,15 +187,14 @@ class Registration:
     def _start_keepalive(self) -> None:
         if self.keepalive_s is None or self._keepalive is not None:
             return
-        if self.registrar.transport != "UDP":
-            return  # streams keep themselves (and the endpoint answers pings)
         self._keepalive = asyncio.get_running_loop().create_task(self._keepalives())
 
     async def _keepalives(self) -> None:
         assert self.keepalive_s is not None
         while True:
             await asyncio.sleep(self.keepalive_s)
-            # A double CRLF: the registrar's transport reads it as a keep-alive (§7.5).
+            # A double CRLF: over UDP an empty message the registrar drops (§7.5), over
+            # a connection the RFC 5626 §3.5.1 ping its transport answers with a pong.
             self.endpoint.transports.send(b"\r\n\r\n", self.registrar)
             self.keepalives_sent += 1
 
