@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from media_helpers import HOST, chirp, relay_pair
 
-from sipline.media.audio import ArraySink, cross_correlate, resample
+from sipline.media.audio import ArraySink, ToneSource, cross_correlate, resample
 from sipline.media.audio_files import read_wav, write_wav
 from sipline.media.codecs.base import Pcm
 from sipline.media.codecs.opus import opus_available, register_opus
@@ -328,5 +328,21 @@ async def test_opus_at_48_khz() -> None:
     await asyncio.sleep(0.3)
     assert cross_correlate(played, heard.samples()).peak > 0.7
     assert b.stats().codec == "opus"
+    await a.close()
+    await b.close()
+
+
+async def test_pcma_and_a_tone_generator() -> None:
+    a, b = await _pair(codec="PCMA", payload_type=8)
+    heard = ArraySink()
+    b.record(heard)
+    a.play(ToneSource(1000, amplitude=0.3))
+    a.start()
+    b.start()
+    await _wait_for(lambda: len(heard.chunks) > 30)
+    samples = heard.samples()[-4000:].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples))
+    assert abs(int(np.argmax(spectrum)) * 8000 / len(samples) - 1000) < 10  # the tone's pitch
+    assert b.stats().codec == "PCMA"
     await a.close()
     await b.close()
