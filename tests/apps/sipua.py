@@ -271,3 +271,45 @@ def challenges_of(response: Response, name: str = "WWW-Authenticate") -> list[Ch
         assert isinstance(parsed, Challenge)
         found.append(parsed)
     return found
+
+
+@dataclass
+class Dialog:
+    """The caller's side of a dialog from an INVITE and its 2xx (§12.1.2)."""
+
+    ua: TestUA
+    invite: Request
+    answer: Response
+
+    @property
+    def route_set(self) -> list[str]:
+        return [str(r) for r in reversed(self.answer.record_routes)]
+
+    @property
+    def remote_target(self) -> str:
+        return self.answer.contacts[0].uri_text
+
+    def _build(self, method: str, cseq: int) -> Request:
+        request = Request(method, self.remote_target)
+        h = request.headers
+        h.add("Max-Forwards", "70")
+        for route in self.route_set:
+            h.add("Route", route)
+        h.add("From", self.invite.headers.get("from") or "")
+        h.add("To", self.answer.headers.get("to") or "")
+        h.add("Call-ID", self.invite.call_id)
+        h.add("CSeq", f"{cseq} {method}")
+        h.add("Content-Length", "0")
+        return request
+
+    def ack(self) -> Request:
+        """§13.2.2.4: the ACK for the 2xx, sent end to end (no transaction)."""
+        ack = self._build("ACK", self.invite.cseq.seq)
+        ack.headers.add(
+            "Via", self.ua.ep.via_value(self.ua.server, self.ua.ep.new_branch()), first=True
+        )
+        self.ua.ep.send_stateless(ack, self.ua.server)
+        return ack
+
+    async def bye(self) -> Exchange:
+        return await self.ua.send(self._build("BYE", self.invite.cseq.seq + 1))
