@@ -79,10 +79,11 @@ def test_thousand_users_register_refresh_unregister(server: ServeProcess, tmp_pa
     db = server.workdir / "sipline.db"
     target = f"{HOST}:{server.port}"
     common = ["-inf", str(csv), "-cid_str", "reg-%u@%s"]
+    port = free_port_pair()  # one port for every phase: the same Contact each time
 
     def phase(expires: int, base_cseq: int) -> None:
         result = run_sipp(
-            target, REGISTER, tmp_path, calls=N_USERS, rate=400, timeout_s=60,
+            target, REGISTER, tmp_path, calls=N_USERS, rate=400, timeout_s=60, local_port=port,
             extra=[*common, "-key", "expires", str(expires), "-base_cseq", str(base_cseq)],
         )  # fmt: skip
         assert result.returncode == 0, result.output[-3000:]
