@@ -361,3 +361,19 @@ async def test_redirect_per_user(make_server: ServerFactory, make_ua: UAFactory)
     assert (await invite(caller, to=BOB, from_="x@elsewhere.test")).final.status == 302
     assert (await invite(caller, to=ALICE, from_="x@elsewhere.test")).final.status == 486
     assert bob.requests("INVITE") == []
+
+
+async def test_request_for_another_domain_is_forwarded(
+    server: SipServer, make_ua: UAFactory
+) -> None:
+    """A Request-URI outside our domains goes where RFC 3263 says: here an IP literal
+    with a port, so no DNS query is needed (§16.5, RFC 3263 §4)."""
+    elsewhere = await make_ua(server)
+    elsewhere.on_invite = lambda ua, st: ua.answer_invite(st, 486)
+    caller = await make_ua(server)
+    target = f"sip:dave@{HOST}:{elsewhere.port}"
+    request = caller.build("INVITE", target, from_="x@elsewhere.test", to=f"dave@{HOST}")
+    done = await caller.send(request)
+    assert done.final.status == 486
+    [forwarded] = elsewhere.requests("INVITE")
+    assert forwarded.uri_text == target and forwarded.max_forwards == 69
