@@ -23,7 +23,8 @@ __all__ = [
     "parse_listen",
 ]
 
-DEFAULT_LISTEN = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061")
+# Loopback by default: a server reachable from the network is a choice made in the config.
+DEFAULT_LISTEN = ("udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tls:127.0.0.1:5061")
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
 
@@ -82,13 +83,11 @@ def parse_listen(spec: str, key: str = "listen") -> Listen:
 class ServerConfig:
     listen: list[Listen] = field(default_factory=lambda: [parse_listen(s) for s in DEFAULT_LISTEN])
     domains: list[str] = field(default_factory=list)
-    realm: str | None = None  # default: the domain of the request
     database: Path = field(default_factory=default_db_path)
     mode: str = "proxy"  # or "redirect"
     redirect_users: list[str] = field(default_factory=list)  # redirect these AORs in proxy mode
     record_route: bool = True
     advertise: str | None = None
-    workers: int = 1
     # TLS
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -117,13 +116,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     "server": {
         "listen": ("listen", "listen"),
         "domains": ("domains", "domains"),
-        "realm": ("realm", "str"),
         "database": ("database", "path"),
         "mode": ("mode", "mode"),
         "redirect_users": ("redirect_users", "strlist"),
         "record_route": ("record_route", "bool"),
         "advertise": ("advertise", "str"),
-        "workers": ("workers", "posint"),
         "log_level": ("log_level", "loglevel"),
     },
     "tls": {"cert": ("tls_cert", "path"), "key": ("tls_key", "path")},

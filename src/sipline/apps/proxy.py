@@ -98,6 +98,7 @@ class ResponseContext:
     final_sent: bool = False
     cancelled: bool = False
     got_2xx: bool = False
+    loop_hash: str = ""  # §16.6 step 8: the first part of every branch we create
 
 
 class Proxy:
@@ -136,9 +137,15 @@ class Proxy:
         scheme = "sips" if transport == "TLS" else "sip"
         return f"<{scheme}:{format_host(item.advertise)}:{item.port}{params};lr>"
 
-    def _loop_hash(self, request: Request) -> str:
+    def _loop_hash(self, request: Request, top_branch: str | None = None) -> str:
         """§16.6 step 8: a branch part that is the same whenever the same request
-        comes back to us unchanged (a loop), different when it spirals."""
+        comes back to us unchanged (a loop), different when it spirals.
+
+        `top_branch` is the branch of the Via that was topmost when we received the
+        request; when checking a request that came back, it is the Via just below
+        ours, since every hop since has pushed its own above it."""
+        if top_branch is None:
+            top_branch = request.top_via.branch or ""
         h = hashlib.blake2b(digest_size=8)
         for part in (
             request.uri_text,
@@ -146,7 +153,7 @@ class Proxy:
             request.to.tag or "",
             request.call_id,
             str(request.cseq.seq),
-            request.top_via.branch or "",
+            top_branch,
             request.headers.get("proxy-require") or "",
             request.headers.get("proxy-authorization") or "",
             ",".join(request.headers.get_all("route")),
@@ -156,31 +163,45 @@ class Proxy:
         return h.hexdigest()
 
     # -- §16.3 validation and §16.4 route preprocessing ----------------------------------
-    def _validate(self, st: ServerTransaction) -> str | None:
-        """Returns the loop hash, or None when a response was already sent."""
+    def _validate(self, st: ServerTransaction) -> bool:
+        """False when a response was already sent."""
         request = st.request
         uri = request.uri
         if not isinstance(uri, SipUri | TelUri):
             st.respond(416)  # §16.3 step 2
-            return None
+            return False
         request.to, request.from_, request.call_id  # noqa: B018 (§16.3 step 1)
         mf = request.max_forwards
         if mf == 0:
             st.respond(483)  # §16.3 step 3
-            return None
+            return False
         unsupported = [
             t for t in request.option_tags("proxy-require") if t.lower() not in PROXY_SUPPORTED
         ]
         if unsupported:
             st.respond(420, extra=[("Unsupported", ", ".join(unsupported))])  # §16.3 step 5
-            return None
-        loop_hash = self._loop_hash(request)
-        marker = MAGIC_COOKIE + loop_hash
-        for via in request.vias[1:]:
-            if via.branch and via.branch.startswith(marker) and self._via_is_me(via.host, via.port):
-                st.respond(482)  # §16.3 step 4
-                return None
-        return loop_hash
+            return False
+        if self._looped(request):
+            st.respond(482)  # §16.3 step 4
+            return False
+        return True
+
+    def _looped(self, request: Request) -> bool:
+        """§16.3 step 4: one of our Vias carries the branch hash this request would get
+        again; a changed Request-URI or Route (a spiral) gives another hash."""
+        vias = request.vias
+        for i, via in enumerate(vias):
+            branch = via.branch
+            if (
+                branch
+                and branch.startswith(MAGIC_COOKIE)
+                and i + 1 < len(vias)
+                and self._via_is_me(via.host, via.port)
+            ):
+                marker = MAGIC_COOKIE + self._loop_hash(request, vias[i + 1].branch or "")
+                if branch.startswith(marker + "."):
+                    return True
+        return False
 
     def _via_is_me(self, host: str, port: int | None) -> bool:
         for item in self.endpoint.listeners:
@@ -208,9 +229,9 @@ class Proxy:
     # -- entry point -----------------------------------------------------------------
     async def handle(self, st: ServerTransaction) -> None:
         request = st.request
-        loop_hash = self._validate(st)
-        if loop_hash is None:
+        if not self._validate(st):
             return
+        top_branch = request.top_via.branch or ""
         self._preprocess_route(request)
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
@@ -226,10 +247,13 @@ class Proxy:
                 return
             # Credentials for us are consumed, not forwarded (kamailio consume_credentials).
             request.headers.remove("Proxy-Authorization")
+        # Hashed as forwarded (credentials consumed), so a copy that loops back to us
+        # hashes the same (§16.6 step 8).
+        loop_hash = self._loop_hash(request, top_branch)
         targets = await self._targets(st)
         if targets is None:
             return
-        ctx = ResponseContext(st, request, targets)
+        ctx = ResponseContext(st, request, targets, loop_hash=loop_hash)
         self._contexts[st.key] = ctx
         st.on_cancel = lambda: self._cancel_context(ctx)
         self._next_group(ctx, loop_hash)
@@ -426,7 +450,7 @@ class Proxy:
         if ctx.final_sent or any(b.final is None for b in ctx.branches):
             return
         if ctx.groups and not ctx.cancelled:
-            self._next_group(ctx, self._loop_hash(ctx.request))
+            self._next_group(ctx, ctx.loop_hash)
             return
         self._send_best(ctx)
 

@@ -18,6 +18,7 @@ from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
 from sipline.apps.config import ServerConfig
 from sipline.apps.proxy import Proxy, ProxyConfig
+from sipline.apps.registrar import Registrar, RegistrarConfig
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
@@ -60,6 +61,7 @@ class SipServer:
         self.store: AsyncStore | None = None
         self.backend: ServerBackend | None = None
         self.proxy: Proxy | None = None
+        self.registrar: Registrar | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def _open_store(self) -> None:
@@ -83,7 +85,26 @@ class SipServer:
             wall=ep.wall,
             now=ep.now,
         )
+        # Domains named in the configuration are ours: record them so that
+        # `sipline user add` accepts users in them.
+        known = set(await self.store.list_domains())
+        for domain in self.config.domains:
+            if domain not in known:
+                await self.store.write(self.store.store.add_domain, domain)
         await self.backend.refresh_domains()
+        cfg = self.config
+        self.registrar = Registrar(
+            self.store,
+            entropy=ep.entropy,
+            authenticator=authenticator,
+            config=RegistrarConfig(
+                default_expires_s=cfg.default_expires,
+                min_expires_s=cfg.min_expires,
+                max_expires_s=cfg.max_expires,
+                fix_nated_register=cfg.fix_nated_register,
+            ),
+            domains=cfg.domains,
+        )
         self.proxy = Proxy(
             ep,
             self.backend,
@@ -194,4 +215,30 @@ class SipServer:
 
     def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
         assert self.proxy is not None
+        request = st.request
+        if request.method == "REGISTER" and self._is_registrar_uri(request.uri):
+            return self._register(st)
         return self.proxy.handle(st)
+
+    def _is_registrar_uri(self, uri: object) -> bool:
+        """§10.3: a REGISTER addressed to a domain we serve (or to us) is ours; one for
+        another domain is proxied towards that domain's registrar."""
+        if not isinstance(uri, SipUri) or uri.user is not None:
+            return False
+        assert self.backend is not None
+        host = uri.host.lower()
+        return self.backend.is_local_domain(host) or host in self._local_hosts
+
+    async def _register(self, st: ServerTransaction) -> None:
+        assert self.registrar is not None and self.backend is not None
+        source = st.inbound.source
+        uri = st.request.uri
+        if isinstance(uri, SipUri) and not self.backend.is_local_domain(uri.host):
+            await self.backend.refresh_domains()  # added from the CLI a moment ago?
+        response = await self.registrar.handle(
+            st.request,
+            source=(source.transport, source.remote[0], source.remote[1]),
+            now_wall=self.endpoint.wall(),
+            now=self.endpoint.now(),
+        )
+        st.send(response)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from sipline import __version__
+from sipline.cli.accounts import domain, user
 from sipline.cli.check import check
+from sipline.cli.registrations import registrations
 from sipline.cli.serve import serve
 
 
@@ -17,6 +19,10 @@ def cli() -> None:
 
 cli.add_command(check)
 cli.add_command(serve)
+cli.add_command(user)
+cli.add_command(domain)
+cli.add_command(registrations)
+cli.add_command(registrations, name="reg")
 
 
 def main() -> None:
