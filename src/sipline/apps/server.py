@@ -17,7 +17,13 @@ from pathlib import Path
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
 from sipline.apps.config import ServerConfig
+from sipline.apps.features.emergency import EmergencySettings
+from sipline.apps.features.planner import ServerRoutePlanner
+from sipline.apps.features.router import RoutingSettings
+from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.proxy import Proxy, ProxyConfig
+from sipline.apps.registrar import Registrar, RegistrarConfig
+from sipline.core.clock import Clock
 from sipline.core.message import Limits
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, ServerTransaction
@@ -40,8 +46,18 @@ class ServeError(Exception):
     """The server cannot start (a port is taken, a certificate cannot be read, ...)."""
 
 
+def feature_settings(config: ServerConfig) -> FeatureSettings:
+    """The routing-feature part of the configuration."""
+    return FeatureSettings(
+        RoutingSettings(config.history_info, config.diversion, config.max_forward_depth),
+        EmergencySettings(
+            tuple(config.emergency_numbers), config.emergency_psap, tuple(config.regions)
+        ),
+    )
+
+
 class SipServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         limits = Limits(max_message_bytes=config.max_message_bytes)
         transports = TransportLayer(
@@ -50,7 +66,9 @@ class SipServer:
             idle_timeout_s=config.idle_timeout_s,
         )
         self.endpoint = Endpoint(
-            EndpointConfig(limits=limits, advertise=config.advertise), transports=transports
+            EndpointConfig(limits=limits, advertise=config.advertise),
+            transports=transports,
+            clock=clock,  # the wall clock schedules and expiries read (tests fix it)
         )
         self.endpoint.on_request = self.handle_request
         self.bound: list[str] = []
@@ -58,6 +76,8 @@ class SipServer:
         self.store: AsyncStore | None = None
         self.backend: ServerBackend | None = None
         self.proxy: Proxy | None = None
+        self.registrar: Registrar | None = None
+        self.planner: ServerRoutePlanner | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def _open_store(self) -> None:
@@ -82,6 +102,28 @@ class SipServer:
             now=ep.now,
         )
         await self.backend.refresh_domains()
+        self.registrar = Registrar(
+            self.store,
+            entropy=ep.entropy,
+            authenticator=authenticator,
+            config=RegistrarConfig(
+                default_expires_s=self.config.default_expires,
+                min_expires_s=self.config.min_expires,
+                max_expires_s=self.config.max_expires,
+                fix_nated_register=self.config.fix_nated_register,
+            ),
+            domains=self.config.domains,
+        )
+        self.planner = ServerRoutePlanner(
+            self.store,
+            is_local=self.backend.is_local_domain,
+            bindings=self.backend.bindings,
+            settings=feature_settings(self.config),
+            wall=ep.wall,
+            host=lambda: ep.listening().advertise,
+            skip=self.redirects,
+        )
+        await self.planner.start()
         self.proxy = Proxy(
             ep,
             self.backend,
@@ -91,6 +133,7 @@ class SipServer:
                 authenticate_calls=self.config.authenticate_calls,
             ),
             redirect=self,
+            planner=self.planner,
         )
 
     def redirects(self, aor: str) -> bool:
@@ -149,6 +192,8 @@ class SipServer:
     async def stop(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self.planner is not None:
+            await self.planner.stop()
         await self.endpoint.close()
         if self.store is not None:
             await self.store.close()
@@ -182,5 +227,31 @@ class SipServer:
             # §11.2: what we support, so a peer (or a monitor) can find out.
             st.respond(200, extra=[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)])
             return None
+        if (
+            request.method == "REGISTER"
+            and isinstance(request.uri, SipUri)
+            and request.uri.user is None
+            and self.backend is not None
+            and self.backend.is_local_domain(request.uri.host)
+            and not request.routes
+        ):
+            return self._register(st)
         assert self.proxy is not None
         return self.proxy.handle(st)
+
+    async def _register(self, st: ServerTransaction) -> None:
+        """§10.3 by the registrar; then the devices' locations for routing (RFC 6442)."""
+        assert self.registrar is not None and self.planner is not None
+        inbound = st.inbound
+        response = await self.registrar.handle(
+            st.request,
+            source=(inbound.transport, inbound.remote[0], inbound.remote[1]),
+            now_wall=self.endpoint.wall(),
+            now=self.endpoint.now(),
+        )
+        st.send(response)
+        if response.status == 200:
+            try:
+                await self.planner.record_registration(st.request, inbound.remote[0])
+            except StoreError as exc:
+                log.warning("cannot store the location of a registration: %s", exc)
