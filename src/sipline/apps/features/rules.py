@@ -378,7 +378,8 @@ def _check_contradictions(rules: Sequence[Rule], today: date) -> None:
                 raise RuleError(
                     f"rules[{j}]: {later.name!r} ({later.action.describe()}) and"
                     f" {earlier.name!r} ({earlier.action.describe()}) both apply at"
-                    f" {at:%Y-%m-%d %H:%M} UTC: their schedules overlap"
+                    f" {at:%Y-%m-%d %H:%M} UTC: their schedules overlap (narrow one of them,"
+                    " or give the other except_holidays = true if one is for holidays)"
                 )
 
 

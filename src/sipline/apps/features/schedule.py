@@ -132,7 +132,7 @@ class Schedule:
         """The UTC instants where an interval of the schedule may begin, for windows
         starting on local days `first`..`last`. Both readings of an ambiguous local
         time (the hour repeated when clocks go back) are given."""
-        windows = self.windows or (Window(0, _DAY_SECONDS),)
+        windows = sorted(self.windows, key=lambda w: w.start_s) or [Window(0, _DAY_SECONDS)]
         day = first
         while day <= last:
             if self.applies_on(day):
