@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from interop_helpers import HOST, SIPP_DATA, free_port_pair, need
@@ -138,7 +139,13 @@ class SippUas:
         sipp = need("sipp")
         self.port = self.port or free_port_pair()
         self.log = self.workdir / f"{self.scenario}-{self.port}-messages.log"
-        self.proc = await asyncio.create_subprocess_exec(
+        with self.workdir.joinpath(f"{self.scenario}-{self.port}.err").open("wb") as err:
+            self.proc = await self._spawn(sipp, err)
+        await self._bound()
+        return self
+
+    async def _spawn(self, sipp: str, err: IO[bytes]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             "timeout", "-k", "5", str(self.limit_s + 5), sipp,
             "-sf", str(SIPP_DATA / f"{self.scenario}.xml"),
             "-i", HOST, "-p", str(self.port), "-m", "1",
@@ -147,10 +154,8 @@ class SippUas:
             cwd=self.workdir,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=err,
         )  # fmt: skip
-        await self._bound()
-        return self
 
     async def _bound(self) -> None:
         """Wait until SIPp holds its UDP port (it is then ready for requests)."""
@@ -179,12 +184,18 @@ class SippUas:
         return self.proc.returncode if self.proc.returncode is not None else -1
 
     async def stop(self) -> None:
-        """Kill SIPp by its PID if it still runs, and reap it."""
+        """Stop SIPp through its `timeout` wrapper's PID (SIGTERM, which `timeout`
+        passes on to SIPp), and reap it; SIGKILL if that does not do."""
         if self.proc is None:
             return
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+                self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
         await self.proc.wait()
 
     def received(self, method: str | None = None) -> list[Request]:
