@@ -125,6 +125,7 @@ class SippUas:
     workdir: Path
     port: int = 0
     limit_s: int = 20
+    calls: int = 1
     proc: asyncio.subprocess.Process | None = None
     log: Path = field(default_factory=Path)
 
@@ -148,7 +149,7 @@ class SippUas:
         return await asyncio.create_subprocess_exec(
             "timeout", "-k", "5", str(self.limit_s + 5), sipp,
             "-sf", str(SIPP_DATA / f"{self.scenario}.xml"),
-            "-i", HOST, "-p", str(self.port), "-m", "1",
+            "-i", HOST, "-p", str(self.port), "-m", str(self.calls),
             "-timeout", f"{self.limit_s}s", "-nostdin", "-buff_size", "4194304",
             "-trace_msg", "-message_file", str(self.log),
             cwd=self.workdir,

@@ -6,6 +6,7 @@ import click
 
 from sipline import __version__
 from sipline.cli.check import check
+from sipline.cli.route import route
 from sipline.cli.serve import serve
 
 
@@ -17,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(check)
 cli.add_command(serve)
+cli.add_command(route)
 
 
 def main() -> None:
