@@ -3,6 +3,7 @@ UAS peers that answer, ring forever or are busy, and a caller placing real calls
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -162,3 +163,60 @@ async def test_dnd_and_blocklist(server: Running, phone: Phone) -> None:
     declined = await phone.invite(server.target, ALICE).final()
     assert declined.status == 603
     # Another caller is not blocked; with no one listening the call fails the usual way.
+
+
+async def test_a_step_target_that_never_answers_is_given_up_at_the_timeout(
+    server: Running, phone: Phone, tmp_path: Path
+) -> None:
+    import socket  # noqa: PLC0415
+
+    mobile = await uas("uas_answer", tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        dead = f"sip:alice@127.0.0.1:{silent.getsockname()[1]}"
+        try:
+            await server.set_rules(
+                "alice@example.com",
+                json.dumps(
+                    {
+                        "ring": [
+                            {"targets": [dead], "timeout_s": 1},
+                            {"targets": [mobile.contact("m")]},
+                        ]
+                    }
+                ),
+            )
+            start = time.monotonic()
+            call = phone.invite(server.target, ALICE)
+            ok = await call.final()
+            assert ok.status == 200 and time.monotonic() - start >= 0.9
+            await phone.hang_up(call, ok)
+            assert await mobile.finish() == 0
+        finally:
+            await mobile.stop()
+        assert silent.recv(65535).startswith(b"INVITE ")  # it was tried first
+
+
+async def test_caller_cancel_during_a_step_cancels_its_branches(
+    server: Running, phone: Phone, tmp_path: Path
+) -> None:
+    ring = await uas("uas_ring", tmp_path)
+    try:
+        await register(server, phone, "alice", ring.contact("alice"))
+        await server.set_rules(
+            "alice@example.com",
+            json.dumps({"forward": {"no_answer": "bob@example.com", "no_answer_s": 10}}),
+        )
+        call = phone.invite(server.target, ALICE)
+        for _ in range(100):
+            if call.provisional:
+                break
+            await asyncio.sleep(0.05)
+        assert any(p.status == 180 for p in call.provisional)
+        call.ct.cancel()
+        final = await call.final()
+        assert final.status == 487
+        assert await ring.finish() == 0
+    finally:
+        await ring.stop()
+    assert len(ring.received("CANCEL")) == 1
