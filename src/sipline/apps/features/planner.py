@@ -204,9 +204,13 @@ class ServerRoutePlanner:
                 keys.append(device_key(binding))
         if not keys:
             return
-        written = await self.store.write(_merge_infos, self.store.store, base, keys)
+        live = {device_key(b) for b in current.values()} | set(current)
+        written, dropped = await self.store.write(_merge_infos, self.store.store, base, keys, live)
+        mine = self._infos.setdefault(aor, {})
+        for device in dropped:
+            mine.pop(device, None)
         for info in written:
-            self._infos.setdefault(aor, {})[info.device] = info
+            mine[info.device] = info
 
 
 def _plain(uri: Uri) -> str:
@@ -223,9 +227,18 @@ def _load_all(store: Store) -> tuple[list[tuple[str, str]], list[DeviceInfo]]:
     return store.list_route_rules(), store.list_device_info()
 
 
-def _merge_infos(store: Store, base: DeviceInfo, keys: list[str]) -> list[DeviceInfo]:
+def _merge_infos(
+    store: Store, base: DeviceInfo, keys: list[str], live: set[str]
+) -> tuple[list[DeviceInfo], list[str]]:
     """Keep each device's label (and a manual region when the new one is only a guess
-    from the network); replace the location."""
+    from the network); replace the location. Records learnt from registrations of
+    devices no longer bound are dropped, so they cannot pile up; manual and labelled
+    ones stay."""
+    dropped = []
+    for record in store.list_device_info(base.aor):
+        if record.source != "manual" and not record.label and record.device not in live:
+            store.remove_device_info(base.aor, record.device)
+            dropped.append(record.device)
     out = []
     for key in keys:
         old = store.get_device_info(base.aor, key)
@@ -234,4 +247,4 @@ def _merge_infos(store: Store, base: DeviceInfo, keys: list[str]) -> list[Device
             info = replace(info, region=old.region, source="manual")
         store.set_device_info(info)
         out.append(info)
-    return out
+    return out, dropped

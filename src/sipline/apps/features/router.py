@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 from sipline.apps.features.history import DiversionReason, Hop, branch_history
@@ -121,6 +122,7 @@ class LegPlan:
         return None
 
 
+@lru_cache(maxsize=4096)  # contacts repeat call after call; parsing them is the cost
 def target_key(uri: str) -> object:
     """Identity of a target for "never ring twice": the URI without its parameters."""
     try:
