@@ -14,8 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sipline.apps.features.emergency import CallerLocation, EmergencySession, EmergencySettings
-from sipline.apps.features.plan import Outcome, Reject, RingStep
-from sipline.apps.features.router import CallInfo, Directory, RoutingSettings, plan_leg, target_key
+from sipline.apps.features.plan import Exhausted, Outcome, Reject, RingStep
+from sipline.apps.features.router import (
+    CallInfo,
+    CallRouter,
+    Directory,
+    RoutingSettings,
+    plan_leg,
+    target_key,
+)
 from sipline.apps.features.rules import target_aor
 from sipline.core.message import Request
 
@@ -52,7 +59,30 @@ def explain_call(
     rung: set[object] = set()
     lines: list[str] = []
     legs = _leg(call.callee, None, call, directory, settings, [], rung, lines, "")
+    order, end = unanswered_order(call, directory, settings)
+    legs["unanswered"] = {"targets": order, "then": end}
+    lines.append("if nobody answers, the server rings in this order:")
+    lines.extend(f"  {i}. {uri}" for i, uri in enumerate(order, 1))
+    lines.append(f"  then answers {end}")
     return Explanation(header, legs, lines)
+
+
+def unanswered_order(
+    call: CallInfo, directory: Directory, settings: RoutingSettings
+) -> tuple[list[str], str]:
+    """The targets the server itself would ring, in order, if no one answered: the
+    router is driven as the proxy drives it, every step failing as unanswered (its
+    timeout fires, or Timer C's 408 when it has none)."""
+    router = CallRouter(call, directory, settings)
+    decision = router.start()
+    order: list[str] = []
+    while isinstance(decision, RingStep) and len(order) < 200:
+        order += [t.uri for t in decision.targets]
+        outcome = Outcome.NO_ANSWER if decision.timeout_s is not None else Outcome.UNAVAILABLE
+        decision = router.step_failed(outcome, None)
+    if isinstance(decision, Reject | Exhausted):
+        return order, f"{decision.status} {decision.reason or ''}".strip()
+    return order, "(stopped listing)"
 
 
 def _leg(

@@ -294,9 +294,9 @@ class CallRouter:
             aor = target_aor(target, self.directory.is_local)
             key = aor if aor is not None else target_key(target)
             if any(_hop_key(h, self.directory) == key for h in self.hops):
-                return Exhausted(482, "Loop Detected (forwarding loop)")
+                return Exhausted(480, "Temporarily Unavailable (forwarding loop)")
             if len(self.hops) > self.settings.max_depth:
-                return Exhausted(483, "Too Many Hops (forwarding chain too long)")
+                return Exhausted(480, "Temporarily Unavailable (forwarding chain too long)")
             if aor is None:
                 leg = LegPlan(target, external=True)
                 leg.steps.append(StepPlan([RingTarget(target, label=target)], None, target))
