@@ -247,3 +247,37 @@ def test_location_sent_by_the_caller_is_passed_on_unchanged() -> None:
     step = session.start()
     assert isinstance(step, RingStep) and step.body is None
     assert "Geolocation" not in dict(step.set_headers)
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=80),
+    st.sampled_from(
+        ["multipart/mixed;boundary=b1", "application/pidf+xml", "multipart/mixed", "text/plain"]
+    ),
+    st.binary(max_size=400) | st.builds(multipart_with, st.binary(max_size=200)),
+)
+def test_any_geolocation_and_body_give_a_location_or_none(
+    geo: str, ctype: str, body: bytes
+) -> None:
+    value = geo.replace("\r", " ").replace("\n", " ").strip() or "x"
+    req = invite(f"Geolocation: <cid:{value}>\r\n", body, ctype)
+    found = location_from_request(req)
+    assert found is None or isinstance(found, Location)
+    located = caller_location(req, value, [], EmergencySettings(regions=REGIONS))
+    assert located.region in (None, *REGIONS)
+
+
+@given(
+    st.binary(max_size=600)
+    | st.builds(
+        lambda cut, junk: RFC5491[:cut] + junk + RFC5491[cut:],
+        st.integers(0, len(RFC5491)),
+        st.binary(max_size=20),
+    )
+)
+def test_parse_pidf_raises_only_its_own_error(data: bytes) -> None:
+    try:
+        loc = parse_pidf(data)
+    except LocationError:
+        return
+    assert loc.lat is not None or loc.civic
