@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, server_target
 from sipua import TestUA
 
 from sipline.apps.config import ServerConfig, parse_listen
 from sipline.apps.server import SipServer
-from sipline.transport import Target
-
-DOMAIN = "example.com"
-USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
-
-ServerFactory = Callable[..., Awaitable[SipServer]]
-UAFactory = Callable[..., Awaitable[TestUA]]
 
 
 @pytest.fixture
@@ -50,11 +44,6 @@ async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
 @pytest.fixture
 async def server(make_server: ServerFactory) -> SipServer:
     return await make_server()
-
-
-def server_target(server: SipServer, transport: str = "UDP") -> Target:
-    item = server.endpoint.listening(transport)
-    return Target(transport, item.host, item.port)
 
 
 @pytest.fixture

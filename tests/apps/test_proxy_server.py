@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from server_helpers import DOMAIN, ServerFactory, UAFactory
 from sipua import HOST, Dialog, Exchange, TestUA, challenges_of, ring_then
 
-from conftest import DOMAIN, ServerFactory, UAFactory
 from sipline.apps.server import SipServer
 from sipline.core.uri import parse_uri
 from sipline.runtime.endpoint import ServerTransaction

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from server_helpers import DOMAIN, ServerFactory, UAFactory, server_target
 from sipua import HOST, challenges_of
 
-from conftest import DOMAIN, ServerFactory, UAFactory, server_target
 from sipline.apps.server import SipServer
 from sipline.core.auth import Challenge, answer_challenge
 from sipline.core.message import Response, parse_message

@@ -17,9 +17,14 @@ from pathlib import Path
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
 from sipline.apps.config import ServerConfig
+from sipline.apps.features.emergency import EmergencySettings
+from sipline.apps.features.planner import ServerRoutePlanner
+from sipline.apps.features.router import RoutingSettings
+from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig
 from sipline.core.builders import build_response, stateless_tag
+from sipline.core.clock import Clock
 from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
@@ -42,8 +47,18 @@ class ServeError(Exception):
     """The server cannot start (a port is taken, a certificate cannot be read, ...)."""
 
 
+def feature_settings(config: ServerConfig) -> FeatureSettings:
+    """The routing-feature part of the configuration."""
+    return FeatureSettings(
+        RoutingSettings(config.history_info, config.diversion, config.max_forward_depth),
+        EmergencySettings(
+            tuple(config.emergency_numbers), config.emergency_psap, tuple(config.regions)
+        ),
+    )
+
+
 class SipServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         limits = Limits(max_message_bytes=config.max_message_bytes)
         transports = TransportLayer(
@@ -52,7 +67,9 @@ class SipServer:
             idle_timeout_s=config.idle_timeout_s,
         )
         self.endpoint = Endpoint(
-            EndpointConfig(limits=limits, advertise=config.advertise), transports=transports
+            EndpointConfig(limits=limits, advertise=config.advertise),
+            transports=transports,
+            clock=clock,  # the wall clock schedules and expiries read (tests fix it)
         )
         self.endpoint.on_request = self.handle_request
         self.endpoint.stateless_handler = self.answer_statelessly
@@ -62,6 +79,7 @@ class SipServer:
         self.backend: ServerBackend | None = None
         self.proxy: Proxy | None = None
         self.registrar: Registrar | None = None
+        self.planner: ServerRoutePlanner | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def _open_store(self) -> None:
@@ -105,6 +123,16 @@ class SipServer:
             ),
             domains=cfg.domains,
         )
+        self.planner = ServerRoutePlanner(
+            self.store,
+            is_local=self.backend.is_local_domain,
+            bindings=self.backend.bindings,
+            settings=feature_settings(self.config),
+            wall=ep.wall,
+            host=lambda: ep.listening().advertise,
+            skip=self.redirects,
+        )
+        await self.planner.start()
         self.proxy = Proxy(
             ep,
             self.backend,
@@ -114,6 +142,7 @@ class SipServer:
                 authenticate_calls=self.config.authenticate_calls,
             ),
             redirect=self,
+            planner=self.planner,
         )
 
     def redirects(self, aor: str) -> bool:
@@ -173,6 +202,8 @@ class SipServer:
     async def stop(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self.planner is not None:
+            await self.planner.stop()
         await self.endpoint.close()
         if self.store is not None:
             await self.store.close()
@@ -230,7 +261,9 @@ class SipServer:
         return self.backend.is_local_domain(host) or host in self._local_hosts
 
     async def _register(self, st: ServerTransaction) -> None:
+        """§10.3 by the registrar; then the devices' locations for routing (RFC 6442)."""
         assert self.registrar is not None and self.backend is not None
+        assert self.planner is not None
         source = st.inbound.source
         uri = st.request.uri
         if isinstance(uri, SipUri) and not self.backend.is_local_domain(uri.host):
@@ -242,3 +275,8 @@ class SipServer:
             now=self.endpoint.now(),
         )
         st.send(response)
+        if response.status == 200:
+            try:
+                await self.planner.record_registration(st.request, source.remote[0])
+            except StoreError as exc:
+                log.warning("cannot store the location of a registration: %s", exc)

@@ -8,6 +8,7 @@ from sipline import __version__
 from sipline.cli.accounts import domain, user
 from sipline.cli.check import check
 from sipline.cli.registrations import registrations
+from sipline.cli.route import route
 from sipline.cli.serve import serve
 
 
@@ -23,6 +24,7 @@ cli.add_command(user)
 cli.add_command(domain)
 cli.add_command(registrations)
 cli.add_command(registrations, name="reg")
+cli.add_command(route)
 
 
 def main() -> None:
