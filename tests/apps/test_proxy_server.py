@@ -377,3 +377,24 @@ async def test_request_for_another_domain_is_forwarded(
     assert done.final.status == 486
     [forwarded] = elsewhere.requests("INVITE")
     assert forwarded.uri_text == target and forwarded.max_forwards == 69
+
+
+async def test_response_with_only_our_via_is_answered_not_forwarded(
+    server: SipServer, make_ua: UAFactory
+) -> None:
+    """§16.7 step 3: a response whose only Via is ours was meant for the proxy and is not
+    forwarded as it is (it would leave with no Via); the caller still gets the outcome."""
+    bob = await registered(server, make_ua, BOB)
+
+    def broken_busy(ua: TestUA, st: ServerTransaction) -> None:
+        response = st.response(486)
+        vias = response.headers.get_all("via")
+        response.headers.remove("Via")
+        response.headers.add("Via", vias[0])  # a callee that kept only the proxy's Via
+        st.send(response)
+
+    bob.on_invite = broken_busy
+    caller = await make_ua(server)
+    done = await asyncio.wait_for(invite(caller), 10)
+    assert done.final.status == 486
+    assert done.final.headers.get_all("via")  # answered with the caller's own Via

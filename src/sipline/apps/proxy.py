@@ -626,12 +626,20 @@ class Proxy:
     def _relay(self, ctx: ResponseContext, response: Response) -> None:
         out = _strip_top_via(response)
         try:
+            if out.headers.get("via") is None:
+                # §16.7 step 3: no Via left, so it was meant for us and is not forwarded;
+                # the caller gets the outcome in a response of our own.
+                log.info("response %d with only our Via from %s", response.status, ctx.st.key)
+                ctx.st.respond(response.status, response.reason)
+                return
             ctx.st.send(out)
         except LocalProtocolError:
             self._relay_stateless(ctx, response)  # the transaction moved on (e.g. Accepted)
 
     def _relay_stateless(self, ctx: ResponseContext, response: Response) -> None:
         out = _strip_top_via(response)
+        if out.headers.get("via") is None:
+            return  # §16.7 step 3: meant for us; nothing to send upstream
         self._send_upstream(out, ctx.st.inbound.source)
 
     def _cancel_pending(self, ctx: ResponseContext) -> None:
