@@ -221,6 +221,7 @@ def run_sipp(
     rate: int = 100,
     extra: list[str] | None = None,
     timeout_s: float = 30.0,
+    local_port: int = 0,
 ) -> SippResult:
     """Run SIPp as a UAC against `target` (host:port) until `calls` calls ended,
     bounded by SIPp's own `-timeout` and by `timeout -k` around it."""
@@ -238,7 +239,7 @@ def run_sipp(
         "-i",
         HOST,
         "-p",
-        "0",
+        str(local_port),
         "-m",
         str(calls),
         "-r",
@@ -262,6 +263,10 @@ def run_sipp(
         timeout=timeout_s + 15,
     )
     output = done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
+    return _sipp_result(done.returncode, output, stat)
+
+
+def _sipp_result(returncode: int, output: str, stat: Path) -> SippResult:
     counters = dict(_COUNTER.findall(output))
     retrans = 0
     if stat.exists():
@@ -270,7 +275,7 @@ def run_sipp(
             row = dict(zip(rows[0].split(";"), rows[-1].split(";"), strict=False))
             retrans = int(row.get("Retransmissions(C)", "0") or 0)
     return SippResult(
-        done.returncode,
+        returncode,
         int(counters.get("Successful call", -1)),
         int(counters.get("Failed call", -1)),
         retrans,
@@ -298,3 +303,60 @@ def raise_nofile(wanted: int) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+@dataclass
+class SippServer:
+    """A SIPp UAS running in the background (see `start_sipp_uas`); its screen goes
+    to a file, so a full pipe can never stall it."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    stat: Path
+    log: Path
+
+    def finish(self, timeout_s: float = 30.0) -> SippResult:
+        """Wait for SIPp to end (its `-m` calls done), killing it past `timeout_s`."""
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        output = self.log.read_text(encoding="utf-8", errors="replace")
+        return _sipp_result(self.proc.returncode, output, self.stat)
+
+
+def start_sipp_uas(
+    scenario: Path,
+    workdir: Path,
+    *,
+    port: int,
+    calls: int,
+    extra: list[str] | None = None,
+    timeout_s: float = 30.0,
+) -> SippServer:
+    """Start SIPp as a UAS on `port`; it ends by itself after `calls` calls, or after
+    `timeout_s` (SIPp's `-timeout`, and `timeout -k` around it)."""
+    sipp = need("sipp")
+    stat = workdir / f"sipp-uas-{port}-{time.monotonic_ns()}.csv"
+    args = [
+        "timeout", "-k", "5", str(int(timeout_s) + 5), sipp,
+        "-sf", str(scenario), "-i", HOST, "-p", str(port), "-m", str(calls),
+        "-timeout", f"{int(timeout_s)}s", "-buff_size", "4194304", "-nostdin",
+        "-trace_stat", "-stf", str(stat), *(extra or []),
+    ]  # fmt: skip
+    log = workdir / f"sipp-uas-{port}-{time.monotonic_ns()}.log"
+    with log.open("wb") as screen:
+        proc = subprocess.Popen(
+            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=screen, stderr=subprocess.STDOUT
+        )
+    return SippServer(proc, port, stat, log)
+
+
+def write_sipp_users(path: Path, users: list[tuple[str, str]], domain: str) -> Path:
+    """A SIPp injection file: user; the whole [authentication] keyword; domain (SIPp
+    3.6.1 does not expand a field inside [authentication], so the keyword is the field)."""
+    lines = ["SEQUENTIAL"]
+    lines += [f"{u};[authentication username={u} password={p}];{domain}" for u, p in users]
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    return path

@@ -103,3 +103,25 @@ async def test_accounts_through_the_front(tmp_path: Path) -> None:
         user = await store.get_user("alice", "example.com")
         assert user is not None
         assert await store.lookup_ha1("alice", "example.com", "MD5") == user.ha1["MD5"]
+
+
+async def test_contact_index_follows_every_change(tmp_path: Path) -> None:
+    """The proxy finds in-dialog targets by Contact in memory; the index must track
+    upserts, removals, purges and restarts."""
+    contact = "sip:a@192.0.2.1"
+    async with await AsyncStore.open(tmp_path / "t.db") as store:
+        assert store.binding_for_contact(contact, now=0) is None
+        await store.update_bindings("alice@example.com", upsert=[b(contact, expires_at=50)])
+        await store.update_bindings("bob@example.com", upsert=[b(contact, "bob@example.com")])
+        found = store.binding_for_contact(contact, now=10)
+        assert found is not None and found.contact == contact
+        assert store.binding_for_contact(contact, now=60) == b(contact, "bob@example.com")
+        await store.update_bindings("bob@example.com", remove=[contact])
+        assert store.binding_for_contact(contact, now=60) is None
+        await store.purge_expired(60)
+        assert store.binding_for_contact(contact, now=10) is None
+        await store.update_bindings("carol@example.com", upsert=[b(contact, "carol@example.com")])
+    async with await AsyncStore.open(tmp_path / "t.db") as store:  # loaded at start
+        assert store.binding_for_contact(contact, now=10) == b(contact, "carol@example.com")
+        await store.remove_bindings("carol@example.com")
+        assert store.binding_for_contact(contact, now=10) is None

@@ -45,8 +45,6 @@ class ServerBackend:
         self._domains = set(self._configured)
         self._wall = wall
         self._now = now
-        self._by_contact: dict[str, Binding] = {}
-        self._by_contact_version = -1
 
     async def refresh_domains(self) -> None:
         """Domains added with `sipline user add` while the server runs become ours."""
@@ -66,11 +64,7 @@ class ServerBackend:
         return self.store.bindings(aor, now=self._wall())
 
     def binding_for_contact(self, contact: str) -> Binding | None:
-        now = self._wall()
-        for b in self.store.all_cached_bindings():
-            if b.contact == contact and b.expires_at > now:
-                return b
-        return None
+        return self.store.binding_for_contact(contact, now=self._wall())
 
     async def authorize(self, st: ServerTransaction, domain: str) -> bool:
         request = st.request

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sipline.apps.features.location import CIVIC_FIELDS, Region
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.uri import SipUri, parse_uri
+
 __all__ = [
     "DEFAULT_LISTEN",
     "ConfigError",
@@ -23,7 +27,8 @@ __all__ = [
     "parse_listen",
 ]
 
-DEFAULT_LISTEN = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061")
+# Loopback by default: a server reachable from the network is a choice made in the config.
+DEFAULT_LISTEN = ("udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tls:127.0.0.1:5061")
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
 
@@ -82,13 +87,11 @@ def parse_listen(spec: str, key: str = "listen") -> Listen:
 class ServerConfig:
     listen: list[Listen] = field(default_factory=lambda: [parse_listen(s) for s in DEFAULT_LISTEN])
     domains: list[str] = field(default_factory=list)
-    realm: str | None = None  # default: the domain of the request
     database: Path = field(default_factory=default_db_path)
     mode: str = "proxy"  # or "redirect"
     redirect_users: list[str] = field(default_factory=list)  # redirect these AORs in proxy mode
     record_route: bool = True
     advertise: str | None = None
-    workers: int = 1
     # TLS
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -106,6 +109,13 @@ class ServerConfig:
     max_connections: int = 4096
     idle_timeout_s: float = 300.0
     timer_c_s: float = 180.0
+    # routing features (README "Routing features")
+    history_info: bool = True
+    diversion: bool = True
+    max_forward_depth: int = 5
+    emergency_numbers: list[str] = field(default_factory=lambda: ["112", "911", "urn:service:sos"])
+    emergency_psap: str | None = None
+    regions: list[Region] = field(default_factory=list)
     # logging
     log_level: str = "info"
 
@@ -117,13 +127,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     "server": {
         "listen": ("listen", "listen"),
         "domains": ("domains", "domains"),
-        "realm": ("realm", "str"),
         "database": ("database", "path"),
         "mode": ("mode", "mode"),
         "redirect_users": ("redirect_users", "strlist"),
         "record_route": ("record_route", "bool"),
         "advertise": ("advertise", "str"),
-        "workers": ("workers", "posint"),
         "log_level": ("log_level", "loglevel"),
     },
     "tls": {"cert": ("tls_cert", "path"), "key": ("tls_key", "path")},
@@ -144,7 +152,17 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "idle_timeout_s": ("idle_timeout_s", "posfloat"),
         "timer_c_s": ("timer_c_s", "posfloat"),
     },
+    "features": {
+        "history_info": ("history_info", "bool"),
+        "diversion": ("diversion", "bool"),
+        "max_forward_depth": ("max_forward_depth", "posint"),
+    },
+    "emergency": {
+        "numbers": ("emergency_numbers", "numbers"),
+        "psap": ("emergency_psap", "sipuri"),
+    },
 }
+_REGION_KEYS = ("name", "networks", "civic", "box", "point", "psap")
 
 
 def _convert(key: str, kind: str, value: Any) -> Any:
@@ -175,6 +193,16 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "mode":
         need(value in ("proxy", "redirect"), "'proxy' or 'redirect'")
         return value
+    if kind == "sipuri":
+        need(isinstance(value, str) and _is_sip_uri(value), "a sip: or sips: URI")
+        return value
+    if kind == "numbers":
+        need(
+            isinstance(value, list)
+            and all(isinstance(v, str) and v.strip() and " " not in v for v in value),
+            "a list of numbers or URNs (112, urn:service:sos)",
+        )
+        return [v.strip() for v in value]
     if kind == "loglevel":
         need(value in ("debug", "info", "warning", "error"), "debug, info, warning or error")
         return value
@@ -211,8 +239,12 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
     """Apply a parsed TOML document onto `base` (defaults when None)."""
     cfg = base if base is not None else ServerConfig()
     for section, body in doc.items():
+        if section == "regions":
+            cfg.regions = parse_regions(body)
+            continue
         if section not in _SCHEMA:
-            raise ConfigError(f"{section}: unknown section (known: {', '.join(_SCHEMA)})")
+            known = ", ".join([*_SCHEMA, "regions"])
+            raise ConfigError(f"{section}: unknown section (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")
         for key, value in body.items():
@@ -224,6 +256,79 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
             setattr(cfg, attr, _convert(f"{section}.{key}", kind, value))
     check(cfg)
     return cfg
+
+
+def _is_sip_uri(text: str) -> bool:
+    try:
+        return isinstance(parse_uri(text), SipUri)
+    except RemoteProtocolError:
+        return False
+
+
+def parse_regions(value: Any) -> list[Region]:
+    """`[[regions]]`: named areas for location-based routing and emergency calls."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError("regions: must be an array of tables ([[regions]])")
+    regions: list[Region] = []
+    for i, body in enumerate(value):
+        key = f"regions[{i}]"
+        for name in body:
+            if name not in _REGION_KEYS:
+                raise ConfigError(f"{key}.{name}: unknown key (known: {', '.join(_REGION_KEYS)})")
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or " " in name.strip():
+            raise ConfigError(f"{key}.name: must be a name without spaces, not {name!r}")
+        if any(r.name == name for r in regions):
+            raise ConfigError(f"{key}.name: region {name!r} is defined twice")
+        networks = []
+        raw_nets = body.get("networks", [])
+        if not isinstance(raw_nets, list):
+            raise ConfigError(f"{key}.networks: must be a list of networks (192.0.2.0/24)")
+        for net in raw_nets:
+            try:
+                networks.append(ipaddress.ip_network(str(net), strict=False))
+            except ValueError:
+                raise ConfigError(f"{key}.networks: {net!r} is not an IP network") from None
+        civic = body.get("civic", {})
+        known = {f.lower(): f for f in CIVIC_FIELDS}
+        if not isinstance(civic, dict) or not all(
+            isinstance(v, str) and k.lower() in known for k, v in civic.items()
+        ):
+            raise ConfigError(
+                f"{key}.civic: must be a table of RFC 5139 fields ({', '.join(CIVIC_FIELDS)})"
+            )
+        box = _floats(body, "box", key, 4)
+        if box is not None and not (box[0] <= box[2] and box[1] <= box[3]):
+            raise ConfigError(f"{key}.box: must be [lat_min, lon_min, lat_max, lon_max]")
+        point = _floats(body, "point", key, 2)
+        psap = body.get("psap")
+        if psap is not None and not (isinstance(psap, str) and _is_sip_uri(psap)):
+            raise ConfigError(f"{key}.psap: must be a sip: or sips: URI, not {psap!r}")
+        regions.append(
+            Region(
+                name.strip(),
+                tuple((known[k.lower()], v) for k, v in civic.items()),
+                (box[0], box[1], box[2], box[3]) if box is not None else None,
+                tuple(networks),
+                (point[0], point[1]) if point is not None else None,
+                psap,
+            )
+        )
+    return regions
+
+
+def _floats(body: dict[str, Any], name: str, key: str, n: int) -> list[float] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    ok = (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+    if not ok:
+        raise ConfigError(f"{key}.{name}: must be a list of {n} numbers")
+    return [float(v) for v in value]
 
 
 def check(cfg: ServerConfig) -> None:

@@ -6,7 +6,10 @@ preprocessed (§16.4), targets found in the location service (§16.5), and forwa
 (§16.6) in parallel within a q-value group and sequentially across groups; responses
 are chosen per §16.7, CANCEL handled per §16.10, Timer C guards each INVITE branch.
 Policy (which domains are ours, who the users are, authentication) comes from a
-`ProxyBackend`; mechanism stays here.
+`ProxyBackend`; mechanism stays here. A `RoutePlanner` (telephony features, see
+`sipline.apps.features`) may take a call over: its session decides the steps, each
+forked in parallel with an optional timeout that cancels the step's branches, and
+is asked again whenever a step fails, until it has nothing left to try.
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sipline.apps.features.plan import (
+    Decision,
+    Exhausted,
+    Outcome,
+    Reject,
+    RingTarget,
+    RoutePlanner,
+    RouteSession,
+    classify,
+)
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
@@ -69,6 +82,7 @@ class ProxyConfig:
     record_route: bool = True
     timer_c_s: float = 180.0  # §16.6 step 11: more than 3 minutes
     authenticate_calls: bool = True
+    max_route_steps: int = 32  # steps a RouteSession may ring in one call
 
 
 class RedirectPolicy(Protocol):
@@ -83,6 +97,7 @@ class Branch:
     provisional: bool = False  # a provisional (>100) arrived: CANCEL may go (§9.1)
     final: Response | None = None
     timer_c: asyncio.TimerHandle | None = None
+    abandoned: bool = False  # cancelled by its step's timeout: its 487 is not an answer
 
 
 @dataclass(slots=True, eq=False)
@@ -98,6 +113,14 @@ class ResponseContext:
     final_sent: bool = False
     cancelled: bool = False
     got_2xx: bool = False
+    loop_hash: str = ""  # §16.6 step 8: the first part of every branch we create
+    # With a RouteSession: the branches of the current step start at `step_first`.
+    session: RouteSession | None = None
+    step_first: int = 0
+    step_timer: asyncio.TimerHandle | None = None
+    step_timed_out: bool = False
+    steps: int = 0
+    advancing: bool = False
 
 
 class Proxy:
@@ -107,11 +130,13 @@ class Proxy:
         backend: ProxyBackend,
         config: ProxyConfig | None = None,
         redirect: RedirectPolicy | None = None,
+        planner: RoutePlanner | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.backend = backend
         self.config = config if config is not None else ProxyConfig()
         self.redirect = redirect
+        self.planner = planner
         self._contexts: dict[object, ResponseContext] = {}
         endpoint.on_ack = self.on_ack
         endpoint.on_cancel = self.on_cancel
@@ -136,9 +161,15 @@ class Proxy:
         scheme = "sips" if transport == "TLS" else "sip"
         return f"<{scheme}:{format_host(item.advertise)}:{item.port}{params};lr>"
 
-    def _loop_hash(self, request: Request) -> str:
+    def _loop_hash(self, request: Request, top_branch: str | None = None) -> str:
         """§16.6 step 8: a branch part that is the same whenever the same request
-        comes back to us unchanged (a loop), different when it spirals."""
+        comes back to us unchanged (a loop), different when it spirals.
+
+        `top_branch` is the branch of the Via that was topmost when we received the
+        request; when checking a request that came back, it is the Via just below
+        ours, since every hop since has pushed its own above it."""
+        if top_branch is None:
+            top_branch = request.top_via.branch or ""
         h = hashlib.blake2b(digest_size=8)
         for part in (
             request.uri_text,
@@ -146,7 +177,7 @@ class Proxy:
             request.to.tag or "",
             request.call_id,
             str(request.cseq.seq),
-            request.top_via.branch or "",
+            top_branch,
             request.headers.get("proxy-require") or "",
             request.headers.get("proxy-authorization") or "",
             ",".join(request.headers.get_all("route")),
@@ -156,31 +187,49 @@ class Proxy:
         return h.hexdigest()
 
     # -- §16.3 validation and §16.4 route preprocessing ----------------------------------
-    def _validate(self, st: ServerTransaction) -> str | None:
-        """Returns the loop hash, or None when a response was already sent."""
+    def _validate(self, st: ServerTransaction) -> bool:
+        """False when a response was already sent."""
         request = st.request
         uri = request.uri
-        if not isinstance(uri, SipUri | TelUri):
+        if not isinstance(uri, SipUri | TelUri) and not self._exempt(request):
             st.respond(416)  # §16.3 step 2
-            return None
+            return False
         request.to, request.from_, request.call_id  # noqa: B018 (§16.3 step 1)
         mf = request.max_forwards
         if mf == 0:
             st.respond(483)  # §16.3 step 3
-            return None
+            return False
         unsupported = [
             t for t in request.option_tags("proxy-require") if t.lower() not in PROXY_SUPPORTED
         ]
         if unsupported:
             st.respond(420, extra=[("Unsupported", ", ".join(unsupported))])  # §16.3 step 5
-            return None
-        loop_hash = self._loop_hash(request)
-        marker = MAGIC_COOKIE + loop_hash
-        for via in request.vias[1:]:
-            if via.branch and via.branch.startswith(marker) and self._via_is_me(via.host, via.port):
-                st.respond(482)  # §16.3 step 4
-                return None
-        return loop_hash
+            return False
+        if self._looped(request):
+            st.respond(482)  # §16.3 step 4
+            return False
+        return True
+
+    def _looped(self, request: Request) -> bool:
+        """§16.3 step 4: one of our Vias carries the branch hash this request would get
+        again; a changed Request-URI or Route (a spiral) gives another hash."""
+        vias = request.vias
+        for i, via in enumerate(vias):
+            branch = via.branch
+            if (
+                branch
+                and branch.startswith(MAGIC_COOKIE)
+                and i + 1 < len(vias)
+                and self._via_is_me(via.host, via.port)
+            ):
+                marker = MAGIC_COOKIE + self._loop_hash(request, vias[i + 1].branch or "")
+                if branch.startswith(marker + "."):
+                    return True
+        return False
+
+    def _exempt(self, request: Request) -> bool:
+        """Emergency calls (RFC 5031 URNs too) are never refused for a scheme or credentials."""
+        return self.planner is not None and self.planner.exempt_from_auth(request)
 
     def _via_is_me(self, host: str, port: int | None) -> bool:
         for item in self.endpoint.listeners:
@@ -208,9 +257,9 @@ class Proxy:
     # -- entry point -----------------------------------------------------------------
     async def handle(self, st: ServerTransaction) -> None:
         request = st.request
-        loop_hash = self._validate(st)
-        if loop_hash is None:
+        if not self._validate(st):
             return
+        top_branch = request.top_via.branch or ""
         self._preprocess_route(request)
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
@@ -221,15 +270,28 @@ class Proxy:
             and request.method not in ("ACK", "CANCEL", "BYE")
             and isinstance(request.from_.uri, SipUri)
             and self.backend.is_local_domain(request.from_.uri.host)
+            and not self._exempt(request)
         ):
             if not await self.backend.authorize(st, request.from_.uri.host.lower()):
                 return
             # Credentials for us are consumed, not forwarded (kamailio consume_credentials).
             request.headers.remove("Proxy-Authorization")
+        # Hashed as forwarded (credentials consumed), so a copy that loops back to us
+        # hashes the same (§16.6 step 8).
+        loop_hash = self._loop_hash(request, top_branch)
+        if self.planner is not None:
+            session = await self.planner.open(request, st.inbound.remote[0])
+            if session is not None:
+                ctx = ResponseContext(st, request, session=session, loop_hash=loop_hash)
+                self._contexts[st.key] = ctx
+                st.on_cancel = lambda: self._cancel_context(ctx)
+                ctx.advancing = True
+                await self._apply(ctx, session.start())
+                return
         targets = await self._targets(st)
         if targets is None:
             return
-        ctx = ResponseContext(st, request, targets)
+        ctx = ResponseContext(st, request, targets, loop_hash=loop_hash)
         self._contexts[st.key] = ctx
         st.on_cancel = lambda: self._cancel_context(ctx)
         self._next_group(ctx, loop_hash)
@@ -317,6 +379,95 @@ class Proxy:
             contacts.append(("Contact", value))
         st.respond(302, extra=contacts)
 
+    # -- steps decided by a RouteSession ----------------------------------------------------
+    async def _apply(self, ctx: ResponseContext, decision: Decision) -> None:
+        """Carry out decisions until a step is ringing or the caller has an answer."""
+        session = ctx.session
+        assert session is not None  # only contexts with a session get here
+        while True:
+            if ctx.final_sent or ctx.cancelled:
+                ctx.advancing = False
+                self._send_best(ctx)
+                return
+            if isinstance(decision, Reject):
+                ctx.final_sent = True
+                ctx.st.respond(decision.status, decision.reason, extra=list(decision.extra))
+                return
+            if isinstance(decision, Exhausted):
+                ctx.advancing = False
+                self._send_best(ctx, (decision.status, decision.reason))
+                return
+            ctx.steps += 1
+            if ctx.steps > self.config.max_route_steps:
+                decision = Exhausted(500, "Server Internal Error (too many routing steps)")
+                continue
+            resolved = [(t, await self._ring_hop(t)) for t in decision.targets]
+            hops = [(t, hop) for t, hop in resolved if hop is not None]
+            if ctx.final_sent or ctx.cancelled:
+                continue
+            if not hops:
+                decision = session.step_failed(Outcome.UNAVAILABLE, None)
+                continue
+            ctx.step_first, ctx.step_timed_out = len(ctx.branches), False
+            ctx.advancing = False
+            for t, (hop, path) in hops:
+                self._forward(
+                    ctx,
+                    t.uri,
+                    hop,
+                    path,
+                    ctx.loop_hash,
+                    headers=t.headers,
+                    set_headers=decision.set_headers,
+                    body=decision.body,
+                )
+            if decision.timeout_s is not None and not ctx.final_sent:
+                ctx.step_timer = self.endpoint.loop.call_later(
+                    decision.timeout_s, self._step_timeout, ctx
+                )
+            return
+
+    async def _ring_hop(self, t: RingTarget) -> tuple[Target, tuple[str, ...]] | None:
+        if t.binding is not None:
+            hop = await self._binding_hop(t.binding)
+            return (hop, t.binding.path) if hop is not None else None
+        try:
+            uri = parse_uri(t.uri)
+        except RemoteProtocolError:
+            return None
+        hops = await self._resolve(uri)
+        return (hops[0], ()) if hops else None
+
+    def _step_timeout(self, ctx: ResponseContext) -> None:
+        """The step rang long enough (no answer): cancel its branches (§9.1); their
+        487s then end the step. A branch with no provisional yet cannot be cancelled
+        on the wire until one arrives, so it is given up at once."""
+        ctx.step_timer = None
+        if ctx.final_sent or ctx.got_2xx or ctx.cancelled:
+            return
+        ctx.step_timed_out = True
+        for b in ctx.branches[ctx.step_first :]:
+            if b.final is None and b.ct is not None:
+                b.abandoned = True
+                b.ct.cancel()
+                if not b.provisional:
+                    b.ct._fail(408, "Request Timeout (step timed out)")
+
+    def _step_done(self, ctx: ResponseContext) -> None:
+        """Every branch of the step has a final response and none was a 2xx."""
+        session = ctx.session
+        assert session is not None  # only contexts with a session get here
+        if ctx.step_timer is not None:
+            ctx.step_timer.cancel()
+            ctx.step_timer = None
+        best: Response | None = None
+        for b in ctx.branches[ctx.step_first :]:
+            if b.final is not None and not b.abandoned and (best is None or _better(b.final, best)):
+                best = b.final
+        outcome = classify(best.status if best else None, timed_out=ctx.step_timed_out)
+        ctx.advancing = True
+        self.endpoint.spawn(self._apply(ctx, session.step_failed(outcome, best)))
+
     # -- §16.6 forwarding ---------------------------------------------------------------
     def _next_group(self, ctx: ResponseContext, loop_hash: str) -> None:
         if not ctx.groups:
@@ -333,12 +484,22 @@ class Proxy:
         hop: Target,
         path: tuple[str, ...],
         loop_hash: str,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        set_headers: Iterable[tuple[str, str]] = (),
+        body: bytes | None = None,
     ) -> None:
         original = ctx.request
         request = Request(original.method, uri_text, original.headers.copy(), original.body)
         if uri_text == original.uri_text:
             request._start = original._start  # untouched Request-URI: keep the raw line
         h = request.headers
+        for name, value in set_headers:
+            h.set(name, value)
+        for name, value in headers:
+            h.add(name, value)
+        if body is not None:
+            request.body = body
         mf = original.max_forwards
         h.set("Max-Forwards", str((mf if mf is not None else 70) - 1))  # §16.6 step 3
         for p in reversed(path):  # RFC 3327: the Path becomes the Route set, in order
@@ -415,7 +576,7 @@ class Proxy:
             # §16.7 step 7: collect every challenge for the final answer.
             name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
             ctx.challenges.extend((name, v) for v in response.headers.get_all(name))
-        if ctx.best is None or _better(response, ctx.best):
+        if not branch.abandoned and (ctx.best is None or _better(response, ctx.best)):
             ctx.best = response
         if status >= 600:
             ctx.groups.clear()  # §16.7 step 5: 6xx ends the search
@@ -423,19 +584,29 @@ class Proxy:
         self._maybe_finish(ctx)
 
     def _maybe_finish(self, ctx: ResponseContext) -> None:
-        if ctx.final_sent or any(b.final is None for b in ctx.branches):
+        if ctx.final_sent or ctx.advancing or any(b.final is None for b in ctx.branches):
+            return
+        if ctx.session is not None and not ctx.cancelled:
+            self._step_done(ctx)
             return
         if ctx.groups and not ctx.cancelled:
-            self._next_group(ctx, self._loop_hash(ctx.request))
+            self._next_group(ctx, ctx.loop_hash)
             return
         self._send_best(ctx)
 
-    def _send_best(self, ctx: ResponseContext) -> None:
+    def _send_best(
+        self, ctx: ResponseContext, fallback: tuple[int, str | None] | None = None
+    ) -> None:
         if ctx.final_sent:
             return
         ctx.final_sent = True
+        if ctx.step_timer is not None:
+            ctx.step_timer.cancel()
         best = ctx.best
         if best is None:
+            if fallback is not None and not ctx.cancelled:
+                ctx.st.respond(*fallback)
+                return
             ctx.st.respond(408 if not ctx.cancelled else 487)
             return
         if best.status == 503:
@@ -455,12 +626,20 @@ class Proxy:
     def _relay(self, ctx: ResponseContext, response: Response) -> None:
         out = _strip_top_via(response)
         try:
+            if out.headers.get("via") is None:
+                # §16.7 step 3: no Via left, so it was meant for us and is not forwarded;
+                # the caller gets the outcome in a response of our own.
+                log.info("response %d with only our Via from %s", response.status, ctx.st.key)
+                ctx.st.respond(response.status, response.reason)
+                return
             ctx.st.send(out)
         except LocalProtocolError:
             self._relay_stateless(ctx, response)  # the transaction moved on (e.g. Accepted)
 
     def _relay_stateless(self, ctx: ResponseContext, response: Response) -> None:
         out = _strip_top_via(response)
+        if out.headers.get("via") is None:
+            return  # §16.7 step 3: meant for us; nothing to send upstream
         self._send_upstream(out, ctx.st.inbound.source)
 
     def _cancel_pending(self, ctx: ResponseContext) -> None:

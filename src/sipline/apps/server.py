@@ -17,8 +17,14 @@ from pathlib import Path
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
 from sipline.apps.config import ServerConfig
+from sipline.apps.features.emergency import EmergencySettings
+from sipline.apps.features.planner import ServerRoutePlanner
+from sipline.apps.features.router import RoutingSettings
+from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.proxy import Proxy, ProxyConfig
+from sipline.apps.registrar import Registrar, RegistrarConfig
 from sipline.core.builders import build_response, stateless_tag
+from sipline.core.clock import Clock
 from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
@@ -41,8 +47,18 @@ class ServeError(Exception):
     """The server cannot start (a port is taken, a certificate cannot be read, ...)."""
 
 
+def feature_settings(config: ServerConfig) -> FeatureSettings:
+    """The routing-feature part of the configuration."""
+    return FeatureSettings(
+        RoutingSettings(config.history_info, config.diversion, config.max_forward_depth),
+        EmergencySettings(
+            tuple(config.emergency_numbers), config.emergency_psap, tuple(config.regions)
+        ),
+    )
+
+
 class SipServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         limits = Limits(max_message_bytes=config.max_message_bytes)
         transports = TransportLayer(
@@ -51,7 +67,9 @@ class SipServer:
             idle_timeout_s=config.idle_timeout_s,
         )
         self.endpoint = Endpoint(
-            EndpointConfig(limits=limits, advertise=config.advertise), transports=transports
+            EndpointConfig(limits=limits, advertise=config.advertise),
+            transports=transports,
+            clock=clock,  # the wall clock schedules and expiries read (tests fix it)
         )
         self.endpoint.on_request = self.handle_request
         self.endpoint.stateless_handler = self.answer_statelessly
@@ -60,6 +78,8 @@ class SipServer:
         self.store: AsyncStore | None = None
         self.backend: ServerBackend | None = None
         self.proxy: Proxy | None = None
+        self.registrar: Registrar | None = None
+        self.planner: ServerRoutePlanner | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def _open_store(self) -> None:
@@ -83,7 +103,36 @@ class SipServer:
             wall=ep.wall,
             now=ep.now,
         )
+        # Domains named in the configuration are ours: record them so that
+        # `sipline user add` accepts users in them.
+        known = set(await self.store.list_domains())
+        for domain in self.config.domains:
+            if domain not in known:
+                await self.store.write(self.store.store.add_domain, domain)
         await self.backend.refresh_domains()
+        cfg = self.config
+        self.registrar = Registrar(
+            self.store,
+            entropy=ep.entropy,
+            authenticator=authenticator,
+            config=RegistrarConfig(
+                default_expires_s=cfg.default_expires,
+                min_expires_s=cfg.min_expires,
+                max_expires_s=cfg.max_expires,
+                fix_nated_register=cfg.fix_nated_register,
+            ),
+            domains=cfg.domains,
+        )
+        self.planner = ServerRoutePlanner(
+            self.store,
+            is_local=self.backend.is_local_domain,
+            bindings=self.backend.bindings,
+            settings=feature_settings(self.config),
+            wall=ep.wall,
+            host=lambda: ep.listening().advertise,
+            skip=self.redirects,
+        )
+        await self.planner.start()
         self.proxy = Proxy(
             ep,
             self.backend,
@@ -93,6 +142,7 @@ class SipServer:
                 authenticate_calls=self.config.authenticate_calls,
             ),
             redirect=self,
+            planner=self.planner,
         )
 
     def redirects(self, aor: str) -> bool:
@@ -152,6 +202,8 @@ class SipServer:
     async def stop(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self.planner is not None:
+            await self.planner.stop()
         await self.endpoint.close()
         if self.store is not None:
             await self.store.close()
@@ -194,4 +246,37 @@ class SipServer:
 
     def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
         assert self.proxy is not None
+        request = st.request
+        if request.method == "REGISTER" and self._is_registrar_uri(request.uri):
+            return self._register(st)
         return self.proxy.handle(st)
+
+    def _is_registrar_uri(self, uri: object) -> bool:
+        """§10.3: a REGISTER addressed to a domain we serve (or to us) is ours; one for
+        another domain is proxied towards that domain's registrar."""
+        if not isinstance(uri, SipUri) or uri.user is not None:
+            return False
+        assert self.backend is not None
+        host = uri.host.lower()
+        return self.backend.is_local_domain(host) or host in self._local_hosts
+
+    async def _register(self, st: ServerTransaction) -> None:
+        """§10.3 by the registrar; then the devices' locations for routing (RFC 6442)."""
+        assert self.registrar is not None and self.backend is not None
+        assert self.planner is not None
+        source = st.inbound.source
+        uri = st.request.uri
+        if isinstance(uri, SipUri) and not self.backend.is_local_domain(uri.host):
+            await self.backend.refresh_domains()  # added from the CLI a moment ago?
+        response = await self.registrar.handle(
+            st.request,
+            source=(source.transport, source.remote[0], source.remote[1]),
+            now_wall=self.endpoint.wall(),
+            now=self.endpoint.now(),
+        )
+        st.send(response)
+        if response.status == 200:
+            try:
+                await self.planner.record_registration(st.request, source.remote[0])
+            except StoreError as exc:
+                log.warning("cannot store the location of a registration: %s", exc)

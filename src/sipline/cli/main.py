@@ -5,7 +5,10 @@ from __future__ import annotations
 import click
 
 from sipline import __version__
+from sipline.cli.accounts import domain, user
 from sipline.cli.check import check
+from sipline.cli.registrations import registrations
+from sipline.cli.route import route
 from sipline.cli.serve import serve
 from sipline.cli.softphone import add_phone_commands
 
@@ -19,6 +22,11 @@ def cli() -> None:
 add_phone_commands(cli)
 cli.add_command(check)
 cli.add_command(serve)
+cli.add_command(user)
+cli.add_command(domain)
+cli.add_command(registrations)
+cli.add_command(registrations, name="reg")
+cli.add_command(route)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import signal
 import sys
 import tomllib
@@ -55,11 +56,34 @@ async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
     # SIGUSR1 prints the status line (live transactions, counters) to the log.
     loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning(server.status()))
     if ready_line:
+        for line in await _welcome(server, cfg):
+            click.echo(line, err=True)
         click.echo(f"sipline: serving {', '.join(bound)}", err=True)
     await stop.wait()
     log.info("stopping")
     await server.stop()
     return 0
+
+
+async def _welcome(server: SipServer, cfg: ServerConfig) -> list[str]:
+    """What an operator needs to know at start: the database, the domains, and how
+    to add a first user when there is none."""
+    store = server.store
+    assert store is not None
+    domains = await store.list_domains()
+    users = await store.call(store.store.list_users)
+    db = shlex.quote(str(cfg.database))
+    lines = [
+        f"sipline: database {cfg.database}",
+        f"sipline: domains {', '.join(domains) if domains else '(none yet)'}",
+        f"sipline: {len(users)} user{'s' if len(users) != 1 else ''}",
+    ]
+    if not users:
+        domain = domains[0] if domains else "example.com"
+        if not domains:
+            lines.append(f"sipline: add a domain:  sipline domain add {domain} --db {db}")
+        lines.append(f"sipline: add a user:    sipline user add alice@{domain} --db {db}")
+    return lines
 
 
 @click.command()
@@ -73,7 +97,7 @@ async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
     "--listen",
     multiple=True,
     metavar="TRANSPORT:HOST:PORT",
-    help="Listener, e.g. udp:127.0.0.1:5060, tcp:[::1]:5060, tls:0.0.0.0:5061 (repeatable). Default: UDP and TCP on 5060, TLS on 5061, all interfaces.",
+    help="Listener, e.g. udp:127.0.0.1:5060, tcp:[::1]:5060, tls:0.0.0.0:5061 (repeatable). Default: UDP and TCP on 127.0.0.1:5060, TLS on 127.0.0.1:5061.",
 )
 @click.option(
     "--domain",

@@ -61,6 +61,8 @@ class AsyncStore:
         self._store: Store | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cache: dict[str, dict[str, Binding]] = {}
+        # contact -> aor -> binding: the proxy finds in-dialog targets by Contact.
+        self._by_contact: dict[str, dict[str, Binding]] = {}
         self.commits = 0  # transactions committed for batches of writes (for tests, metrics)
 
     @classmethod
@@ -96,7 +98,7 @@ class AsyncStore:
             self._thread = None
             raise
         for b in await self.call(self.store.all_bindings):
-            self._cache.setdefault(b.aor, {})[b.contact] = b
+            self._put(b)
 
     async def close(self) -> None:
         """Finish queued work, close the store and stop the thread."""
@@ -229,13 +231,10 @@ class AsyncStore:
         upsert, remove = tuple(upsert), tuple(remove)
 
         def apply(_: None) -> None:
-            entries = self._cache.setdefault(aor, {})
             for contact in remove:
-                entries.pop(contact, None)
+                self._drop(aor, contact)
             for b in upsert:
-                entries[b.contact] = b
-            if not entries:
-                del self._cache[aor]
+                self._put(b)
 
         await self._submit(
             lambda: self.store.update_bindings(aor, upsert=upsert, remove=remove),
@@ -245,7 +244,8 @@ class AsyncStore:
 
     async def remove_bindings(self, aor: str) -> int:
         def apply(_: int) -> None:
-            self._cache.pop(aor, None)
+            for contact in list(self._cache.get(aor, {})):
+                self._drop(aor, contact)
 
         return await self._submit(
             lambda: self.store.remove_bindings(aor), write=True, on_commit=apply
@@ -254,11 +254,8 @@ class AsyncStore:
     async def purge_expired(self, now: float) -> int:
         def apply(_: int) -> None:
             for aor in list(self._cache):
-                entries = self._cache[aor]
-                for contact in [c for c, b in entries.items() if b.expires_at <= now]:
-                    del entries[contact]
-                if not entries:
-                    del self._cache[aor]
+                for contact in [c for c, b in self._cache[aor].items() if b.expires_at <= now]:
+                    self._drop(aor, contact)
 
         return await self._submit(
             lambda: self.store.purge_expired(now), write=True, on_commit=apply
@@ -271,6 +268,29 @@ class AsyncStore:
 
     def all_cached_bindings(self) -> list[Binding]:
         return [b for entries in self._cache.values() for b in entries.values()]
+
+    def binding_for_contact(self, contact: str, *, now: float) -> Binding | None:
+        """A cached, unexpired binding whose Contact is `contact` (any AOR); no I/O."""
+        for b in self._by_contact.get(contact, {}).values():
+            if b.expires_at > now:
+                return b
+        return None
+
+    def _put(self, b: Binding) -> None:
+        self._cache.setdefault(b.aor, {})[b.contact] = b
+        self._by_contact.setdefault(b.contact, {})[b.aor] = b
+
+    def _drop(self, aor: str, contact: str) -> None:
+        entries = self._cache.get(aor)
+        if entries is not None:
+            entries.pop(contact, None)
+            if not entries:
+                del self._cache[aor]
+        by_aor = self._by_contact.get(contact)
+        if by_aor is not None:
+            by_aor.pop(aor, None)
+            if not by_aor:
+                del self._by_contact[contact]
 
 
 def _settle(

@@ -23,9 +23,11 @@ __all__ = [
     "HA1_ALGORITHMS",
     "AccountStore",
     "Binding",
+    "DeviceInfo",
     "DuplicateError",
     "LocationStore",
     "NotFoundError",
+    "RouteStore",
     "Store",
     "StoreError",
     "User",
@@ -165,7 +167,60 @@ class LocationStore(Protocol):
         ...
 
 
-class Store(AccountStore, LocationStore, Protocol):
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What routing knows about one device of `aor`: a label rules can name
+    (`device:desk`), the region it is in, and the PIDF-LO location it registered
+    with (RFC 4119). `device` is the binding's `+sip.instance` when it has one
+    (RFC 5626 §4.1, stable across contacts), else its Contact URI. `source` says
+    where the location came from: "manual", "geolocation" or "network"."""
+
+    aor: str
+    device: str
+    label: str | None = None
+    region: str | None = None
+    pidf: str | None = None
+    source: str = "manual"
+    updated_at: float = 0.0
+
+
+class RouteStore(Protocol):
+    """Per-user routing rules (a checked document, see `sipline.apps.features.rules`)
+    and per-device routing information."""
+
+    def set_route_rules(self, aor: str, document: str, updated_at: float) -> None:
+        """Insert or replace the rules document of `aor`."""
+        ...
+
+    def get_route_rules(self, aor: str) -> str | None: ...
+
+    def list_route_rules(self) -> list[tuple[str, str]]:
+        """(aor, document) for every user with rules, ordered by aor."""
+        ...
+
+    def remove_route_rules(self, aor: str) -> bool:
+        """Whether there were rules to remove."""
+        ...
+
+    def set_device_info(self, info: DeviceInfo) -> None:
+        """Insert or replace the record of (`info.aor`, `info.device`)."""
+        ...
+
+    def get_device_info(self, aor: str, device: str) -> DeviceInfo | None: ...
+
+    def list_device_info(self, aor: str | None = None) -> list[DeviceInfo]:
+        """The records of `aor` (every record when None), ordered by aor and device."""
+        ...
+
+    def remove_device_info(self, aor: str, device: str) -> bool: ...
+
+    def route_marks(self) -> tuple[tuple[int, float], tuple[int, float]]:
+        """(row count, latest `updated_at`) of the rules and of the device records: a
+        reader compares them to notice changes made by another process."""
+        ...
+
+
+class Store(AccountStore, LocationStore, RouteStore, Protocol):
     """Both stores in one backend, with a transaction for batching writes."""
 
     path: str

@@ -23,6 +23,7 @@ from typing import Any
 
 from sipline.storage.base import (
     Binding,
+    DeviceInfo,
     DuplicateError,
     NotFoundError,
     StoreError,
@@ -70,6 +71,24 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX bindings_expires_at ON bindings(expires_at)",
     ),
+    # 2: routing features (per-user rules, per-device labels and locations).
+    (
+        """CREATE TABLE route_rules (
+            aor TEXT PRIMARY KEY NOT NULL,
+            document TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE device_info (
+            aor TEXT NOT NULL,
+            device TEXT NOT NULL,
+            label TEXT,
+            region TEXT,
+            pidf TEXT,
+            source TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (aor, device)
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -91,6 +110,7 @@ _UPSERT = (
     " user_agent = excluded.user_agent, params = excluded.params,"
     " updated_at = excluded.updated_at"
 )
+_SELECT_DEVICES = "SELECT aor, device, label, region, pidf, source, updated_at FROM device_info"
 
 
 def _row_to_binding(row: tuple[Any, ...]) -> Binding:
@@ -374,3 +394,77 @@ class SqliteStore:
     def purge_expired(self, now: float) -> int:
         with self._write() as db:
             return db.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount
+
+    # --- routing rules and device information -------------------------------------------------
+
+    def set_route_rules(self, aor: str, document: str, updated_at: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO route_rules(aor, document, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(aor) DO UPDATE SET document = excluded.document,"
+                " updated_at = excluded.updated_at",
+                (aor, document, updated_at),
+            )
+
+    def get_route_rules(self, aor: str) -> str | None:
+        rows = self._query("SELECT document FROM route_rules WHERE aor = ?", (aor,))
+        return str(rows[0][0]) if rows else None
+
+    def list_route_rules(self) -> list[tuple[str, str]]:
+        rows = self._query("SELECT aor, document FROM route_rules ORDER BY aor")
+        return [(str(a), str(d)) for a, d in rows]
+
+    def remove_route_rules(self, aor: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM route_rules WHERE aor = ?", (aor,)).rowcount > 0
+
+    def set_device_info(self, info: DeviceInfo) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO device_info(aor, device, label, region, pidf, source, updated_at)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(aor, device) DO UPDATE SET"
+                " label = excluded.label, region = excluded.region, pidf = excluded.pidf,"
+                " source = excluded.source, updated_at = excluded.updated_at",
+                (
+                    info.aor,
+                    info.device,
+                    info.label,
+                    info.region,
+                    info.pidf,
+                    info.source,
+                    info.updated_at,
+                ),
+            )
+
+    def get_device_info(self, aor: str, device: str) -> DeviceInfo | None:
+        rows = self._query(_SELECT_DEVICES + " WHERE aor = ? AND device = ?", (aor, device))
+        return _row_to_device(rows[0]) if rows else None
+
+    def list_device_info(self, aor: str | None = None) -> list[DeviceInfo]:
+        if aor is None:
+            rows = self._query(_SELECT_DEVICES + " ORDER BY aor, device")
+        else:
+            rows = self._query(_SELECT_DEVICES + " WHERE aor = ? ORDER BY device", (aor,))
+        return [_row_to_device(r) for r in rows]
+
+    def remove_device_info(self, aor: str, device: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM device_info WHERE aor = ? AND device = ?", (aor, device)
+            )
+            return cursor.rowcount > 0
+
+    def route_marks(self) -> tuple[tuple[int, float], tuple[int, float]]:
+        marks = []
+        for sql in (
+            "SELECT count(*), coalesce(max(updated_at), 0) FROM route_rules",
+            "SELECT count(*), coalesce(max(updated_at), 0) FROM device_info",
+        ):
+            count, latest = self._query(sql)[0]
+            marks.append((int(count), float(latest)))
+        return marks[0], marks[1]
+
+
+def _row_to_device(row: tuple[Any, ...]) -> DeviceInfo:
+    aor, device, label, region, pidf, source, updated_at = row
+    return DeviceInfo(aor, device, label, region, pidf, source, float(updated_at))

@@ -1,0 +1,167 @@
+"""`sipline user …` and `sipline domain …`: the accounts the server authenticates.
+
+Only digest HA1s are stored (one per algorithm, realm = domain), never the password.
+Errors (a duplicate user, an unknown domain, a database that cannot be opened) are
+one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sipline.apps.config import ConfigError, check_domain
+from sipline.cli.store_options import db_option, open_store
+from sipline.storage import HA1_ALGORITHMS, NotFoundError, split_address
+
+__all__ = ["domain", "user"]
+
+
+def _address(value: str) -> tuple[str, str]:
+    try:
+        return split_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+
+
+def _password(given: str | None, prompt: str) -> str:
+    password = given
+    if password is None:
+        password = click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
+    if not password:
+        raise click.BadParameter("must not be empty", param_hint="--password")
+    return password
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+@click.group()
+def user() -> None:
+    """Add, list, change and delete users (user@domain)."""
+
+
+@user.command("add")
+@click.argument("address")
+@click.option("--password", help="The password (prompted for when omitted).")
+@db_option
+def user_add(address: str, password: str | None, db: Path | None) -> None:
+    """Add ADDRESS (user@domain) to a domain added before with `sipline domain add`."""
+    username, dom = _address(address)
+    with open_store(db) as store:
+        if not store.has_domain(dom):
+            raise click.ClickException(
+                f"no domain {dom}: add it first with `sipline domain add {dom}`"
+                " (or start `sipline serve --domain` with it)"
+            )
+        secret = _password(password, f"Password for {username}@{dom}")
+        store.add_user(username, dom, secret)
+    click.echo(f"added {username}@{dom}")
+
+
+@user.command("list")
+@click.option("--domain", "only", metavar="NAME", help="Only the users of this domain.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
+@db_option
+def user_list(only: str | None, as_json: bool, db: Path | None) -> None:
+    """List users and the digest algorithms they can authenticate with."""
+    with open_store(db) as store:
+        users = store.list_users(only)
+    if as_json:
+        rows = [
+            {"address": u.address, "username": u.username, "domain": u.domain,
+             "algorithms": [a for a in HA1_ALGORITHMS if a in u.ha1]}
+            for u in users
+        ]  # fmt: skip
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("address", "algorithms", title=f"{len(users)} user(s)")
+    for u in users:
+        table.add_row(u.address, ", ".join(a for a in HA1_ALGORITHMS if a in u.ha1))
+    Console().print(table)
+
+
+@user.command("passwd")
+@click.argument("address")
+@click.option("--password", help="The new password (prompted for when omitted).")
+@db_option
+def user_passwd(address: str, password: str | None, db: Path | None) -> None:
+    """Set a new password for ADDRESS."""
+    username, dom = _address(address)
+    with open_store(db) as store:
+        if store.get_user(username, dom) is None:
+            raise click.ClickException(f"no user {username}@{dom}")
+        store.set_password(username, dom, _password(password, f"New password for {address}"))
+    click.echo(f"changed the password of {username}@{dom}")
+
+
+@user.command("del")
+@click.argument("address")
+@db_option
+def user_del(address: str, db: Path | None) -> None:
+    """Delete ADDRESS and its registrations."""
+    username, dom = _address(address)
+    with open_store(db) as store, store.transaction():
+        store.remove_user(username, dom)
+        store.remove_bindings(f"{username}@{dom}")
+    click.echo(f"deleted {username}@{dom}")
+
+
+# --- domains -----------------------------------------------------------------------------
+
+
+@click.group()
+def domain() -> None:
+    """Add, list and delete the domains this server is responsible for."""
+
+
+def _domain_name(value: str) -> str:
+    try:
+        return check_domain(value, "NAME")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("NAME: "), param_hint="NAME") from None
+
+
+@domain.command("add")
+@click.argument("name")
+@db_option
+def domain_add(name: str, db: Path | None) -> None:
+    """Add the domain NAME (also the digest realm of its users)."""
+    name = _domain_name(name)
+    with open_store(db) as store:
+        store.add_domain(name)
+    click.echo(f"added domain {name}")
+
+
+@domain.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
+@db_option
+def domain_list(as_json: bool, db: Path | None) -> None:
+    """List domains with their number of users."""
+    with open_store(db) as store:
+        counts = {d: len(store.list_users(d)) for d in store.list_domains()}
+    if as_json:
+        click.echo(json.dumps([{"domain": d, "users": n} for d, n in counts.items()], indent=2))
+        return
+    table = Table("domain", "users", title=f"{len(counts)} domain(s)")
+    for d, n in counts.items():
+        table.add_row(d, str(n))
+    Console().print(table)
+
+
+@domain.command("del")
+@click.argument("name")
+@db_option
+def domain_del(name: str, db: Path | None) -> None:
+    """Delete the domain NAME (it must have no users left)."""
+    name = _domain_name(name)
+    with open_store(db) as store:
+        try:
+            store.remove_domain(name)
+        except NotFoundError:
+            raise click.ClickException(f"no domain {name}") from None
+    click.echo(f"deleted domain {name}")

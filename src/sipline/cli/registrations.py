@@ -1,0 +1,59 @@
+"""`sipline registrations` (alias `reg`): the current bindings of the location service."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sipline.cli.store_options import db_option, open_store
+from sipline.storage import Binding
+
+__all__ = ["registrations"]
+
+
+def _as_dict(b: Binding, now: float) -> dict[str, object]:
+    return {
+        "aor": b.aor,
+        "contact": b.contact,
+        "expires_in": b.remaining_s(now),
+        "q": b.q,
+        "received": b.received,
+        "path": list(b.path),
+        "instance": b.instance,
+        "reg_id": b.reg_id,
+        "user_agent": b.user_agent,
+        "call_id": b.call_id,
+        "cseq": b.cseq,
+    }
+
+
+@click.command()
+@click.argument("aor", required=False)
+@click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
+@db_option
+def registrations(aor: str | None, as_json: bool, db: Path | None) -> None:
+    """List registered contacts (unexpired), of every user or of AOR (user@domain)."""
+    now = time.time()
+    with open_store(db) as store:
+        found = store.list_bindings(aor) if aor else store.all_bindings()
+    live = [b for b in found if b.expires_at > now]
+    if as_json:
+        click.echo(json.dumps([_as_dict(b, now) for b in live], indent=2))
+        return
+    table = Table("address", "contact", "expires", "q", "received", "user agent")
+    table.title = f"{len(live)} registration(s)"
+    for b in live:
+        table.add_row(
+            b.aor,
+            b.contact,
+            f"{b.remaining_s(now)} s",
+            "" if b.q is None else f"{b.q:g}",
+            b.received or "",
+            b.user_agent or "",
+        )
+    Console().print(table)

@@ -1,0 +1,84 @@
+"""`kill -9` of `sipline serve` in the middle of a SIPp registration load loses no
+binding that was answered 200: each 200 is sent only after its commit (WAL)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from interop_helpers import HOST, SIPP_DATA, free_port_pair, need, start_serve, write_sipp_users
+
+from sipline.storage import SqliteStore
+
+pytestmark = pytest.mark.interop
+
+DOMAIN = "example.com"
+USERS = 3000
+_TO_USER = re.compile(r"^To: <sip:(u\d+)@", re.MULTILINE)
+
+
+def test_sigkill_during_registration_load_loses_no_acknowledged_binding(
+    tmp_path: Path,
+) -> None:
+    sipp = need("sipp")
+    workdir = tmp_path / "serve"
+    workdir.mkdir()
+    db = workdir / "sipline.db"
+    users = [(f"u{i:05d}", f"pw{i:05d}") for i in range(USERS)]
+    store = SqliteStore(db)
+    with store.transaction():
+        store.add_domain(DOMAIN)
+        for user, password in users:
+            store.add_user(user, DOMAIN, password)
+    store.close()
+    csv = write_sipp_users(tmp_path / "users.csv", users, DOMAIN)
+    server = start_serve(workdir, '[auth]\nalgorithms = ["MD5"]\n', tls=False)
+    messages = tmp_path / "messages.log"
+    load = subprocess.Popen(
+        [
+            "timeout", "-k", "5", "60", sipp, f"{HOST}:{server.port}",
+            "-sf", str(SIPP_DATA / "register_auth.xml"), "-inf", str(csv),
+            "-key", "expires", "3600", "-i", HOST, "-p", str(free_port_pair()),
+            "-m", str(USERS), "-r", "600", "-recv_timeout", "2000", "-timeout", "40s",
+            "-buff_size", "4194304", "-nostdin", "-trace_msg", "-message_file", str(messages),
+        ],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)  # about 1,200 registrations in: the load is in full flow
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        load.wait(timeout=70)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait(timeout=10)
+        server.stop()
+    assert server.proc.returncode == -signal.SIGKILL
+
+    # Every 200 SIPp received: the To names the user.
+    text = messages.read_text(encoding="utf-8", errors="replace")
+    acknowledged = set()
+    for block in text.split("message received")[1:]:
+        if block.split("\n\n", 1)[-1].lstrip().startswith("SIP/2.0 200"):
+            match = _TO_USER.search(block)
+            assert match is not None, block[:500]
+            acknowledged.add(f"{match.group(1)}@{DOMAIN}")
+    assert 100 < len(acknowledged) < USERS, len(acknowledged)  # killed mid-load
+
+    store = SqliteStore(db)  # opens after the crash: WAL recovery
+    stored = {b.aor for b in store.all_bindings()}
+    store.close()
+    missing = acknowledged - stored
+    assert not missing, f"{len(missing)} acknowledged bindings lost, e.g. {sorted(missing)[:5]}"
+
+    # And the server itself starts again on the same database, bindings loaded.
+    again = start_serve(workdir, '[auth]\nalgorithms = ["MD5"]\n', tls=False)
+    try:
+        assert again.alive()
+    finally:
+        assert again.stop() == 0
