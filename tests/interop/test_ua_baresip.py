@@ -22,7 +22,6 @@ from sipline.apps.ua import (
     CallResumed,
     DtmfReceived,
     EndedBy,
-    RegistrationError,
     UserAgent,
 )
 from sipline.core.timers import TimerConfig
@@ -70,7 +69,6 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
     config = f'[server]\ndomains = ["{DOMAIN}"]\n[auth]\nalgorithms = ["MD5"]\n'
     proc = start_serve(workdir, config, tls=False)
     try:
-        asyncio.run(_requires_registrar(proc))
         yield proc
         assert proc.alive(), "\n".join(proc.lines[-20:])
     finally:
@@ -100,21 +98,6 @@ def bob(server: ServeProcess, tmp_path: Path) -> Iterator[Baresip]:
         yield agent
     finally:
         agent.stop()
-
-
-async def _requires_registrar(server: ServeProcess) -> None:
-    """Skip when this tree's `sipline serve` proxies REGISTER instead of answering it
-    (before its registrar was wired in, every REGISTER got 407 and then 404)."""
-    probe = alice(server, register=False)
-    try:
-        await probe.start()
-        await probe.register()
-    except RegistrationError as exc:
-        if exc.status in (404, 407):
-            pytest.skip(f"sipline serve does not route REGISTER to its registrar here ({exc})")
-        raise
-    finally:
-        await probe.close()
 
 
 def alice(server: ServeProcess, **kwargs: object) -> UserAgent:

@@ -14,7 +14,7 @@ from ua_helpers import FAST, HOST, chirp, wait_for
 
 from sipline.apps.config import ServerConfig, parse_listen
 from sipline.apps.server import SipServer
-from sipline.apps.ua import CallState, DtmfReceived, EndedBy, RegistrationError, UserAgent
+from sipline.apps.ua import CallState, DtmfReceived, EndedBy, UserAgent
 from sipline.media.audio import ArraySink, cross_correlate
 from sipline.sdp import Direction
 from sipline.storage.sqlite import SqliteStore
@@ -36,25 +36,9 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
     srv = SipServer(config)
     await srv.start()
     try:
-        await _requires_registrar(srv)
         yield srv
     finally:
         await srv.stop()
-
-
-async def _requires_registrar(server: SipServer) -> None:
-    """Skip when this tree's server proxies REGISTER instead of answering it (before
-    the registrar was wired into `sipline serve`, every REGISTER got 407 then 404)."""
-    probe = _agent(server, "carol", register=False)
-    try:
-        await probe.start()
-        await probe.register()
-    except RegistrationError as exc:
-        if exc.status in (404, 407):
-            pytest.skip(f"sipline serve does not route REGISTER to its registrar here ({exc})")
-        raise
-    finally:
-        await probe.close()
 
 
 def _agent(server: SipServer, name: str, **kwargs: object) -> UserAgent:
