@@ -72,11 +72,11 @@ def test_uac_headers_and_the_2xx_deciding() -> None:
     ok = build_response(
         inv, 200, extra=[("Session-Expires", "600;refresher=uas"), ("Require", "timer")]
     )
-    assert uac_timer_from_response(ok, asked=True) == SessionTimer(600, "uas", False)
+    assert uac_timer_from_response(ok) == SessionTimer(600, "uas", False)
     # A proxy asked for timers the UAS knows nothing of: we refresh (§7.2).
     proxied = build_response(inv, 200, extra=[("Session-Expires", "600;refresher=uas")])
-    assert uac_timer_from_response(proxied, asked=True) == SessionTimer(600, "uac", True)
-    assert uac_timer_from_response(build_response(inv, 200), asked=True) is None
+    assert uac_timer_from_response(proxied) == SessionTimer(600, "uac", True)
+    assert uac_timer_from_response(build_response(inv, 200)) is None
 
 
 def test_uas_accepts_lowers_rejects_or_starts_a_timer() -> None:

@@ -79,7 +79,7 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
             return True
         return False
 
-    async def _reinvite(self, direction: Direction, *, refresh: bool = False) -> bool:
+    async def _reinvite(self, direction: Direction) -> bool:
         """One re-INVITE at a time (§14.1); after 491 (glare) wait and retry (§14.1)."""
         if self.state is not CallState.ANSWERED or self.dialog is None:
             raise UserAgentError(f"cannot re-INVITE a call that is {self.state.value}")
@@ -109,11 +109,10 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
                     if response.body:
                         media.receive_answer(response.body)
                     with contextlib.suppress(RemoteProtocolError):
-                        self.session_timer = uac_timer_from_response(response, asked=True)
+                        self.session_timer = uac_timer_from_response(response)
                     self._arm_session_timer()
                     return True
-                media.local_sdp = previous[0]  # §14.1: a failed re-INVITE changes nothing
-                media._direction = previous[1]
+                media.restore(*previous)  # §14.1: a failed re-INVITE changes nothing
                 if response.status != 491 or attempt == 2 or not self.is_active:
                     return False
                 # §14.1: the Call-ID's owner waits 2.1-4 s, the other side 0-2 s.
@@ -169,7 +168,7 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
         self._timer = None
         if self.state is not CallState.ANSWERED:
             return
-        ok = await self._reinvite(self.media.offered_direction, refresh=True)
+        ok = await self._reinvite(self.media.offered_direction)
         if not self.is_active:
             return
         if ok and self.session_timer is not None:

@@ -270,7 +270,13 @@ class CallMedia:
 
     @property
     def offered_direction(self) -> Direction:
+        """The direction of our last offer or answer (what a refresh offers again)."""
         return self._direction
+
+    def restore(self, local_sdp: SessionDescription | None, direction: Direction) -> None:
+        """Forget an offer the peer refused (§14.1: the session stays as it was)."""
+        self.local_sdp = local_sdp
+        self._direction = direction
 
     @property
     def remote_hold(self) -> bool:

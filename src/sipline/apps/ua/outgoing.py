@@ -187,7 +187,7 @@ class OutgoingMixin(CallBase):
             await self._end("the 2xx carried no SDP answer", EndedBy.REMOTE, 488)
             return
         with contextlib.suppress(RemoteProtocolError):
-            self.session_timer = uac_timer_from_response(response, asked=True)
+            self.session_timer = uac_timer_from_response(response)
         self.state = CallState.ANSWERED
         self.media.start()
         if not self.answered.done():

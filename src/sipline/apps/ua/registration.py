@@ -23,7 +23,7 @@ from sipline.apps.ua.events import RegistrationError
 from sipline.core.builders import build_request
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
-from sipline.core.uri import SipUri
+from sipline.core.uri import SipUri, parse_uri
 from sipline.core.views import NameAddr
 from sipline.runtime.endpoint import Endpoint
 from sipline.transport import Target
@@ -222,8 +222,10 @@ def _granted(response: Response, contact: str, asked: int) -> int:
     """The time the registrar granted our contact (§10.2.4): its expires parameter in
     the 200, else the Expires header, else what we asked."""
     try:
+        ours = parse_uri(contact)
         for c in response.contacts:
-            if c.uri_text == contact and c.expires is not None:
+            # §19.1.4 comparison: a registrar may write the URI back differently.
+            if (c.uri_text == contact or c.uri == ours) and c.expires is not None:
                 return c.expires
     except RemoteProtocolError:
         pass

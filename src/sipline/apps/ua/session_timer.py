@@ -99,7 +99,7 @@ def uac_request_headers(
     return [("Session-Expires", value), ("Min-SE", str(policy.min_se_s))]
 
 
-def uac_timer_from_response(response: Response, *, asked: bool) -> SessionTimer | None:
+def uac_timer_from_response(response: Response) -> SessionTimer | None:
     """The timer a 2xx to our INVITE sets up (§7.2).
 
     Session-Expires in the 2xx names the refresher; without `Require: timer` the UAS
@@ -113,7 +113,6 @@ def uac_timer_from_response(response: Response, *, asked: bool) -> SessionTimer 
     requires = "timer" in {t.lower() for t in response.option_tags("require")}
     if refresher is None or not requires:
         refresher = "uac"
-    del asked  # §7.2 does not depend on it: the 2xx decides
     return SessionTimer(interval, refresher, refresher == "uac")
 
 
