@@ -275,3 +275,25 @@ def test_mutated_messages_raise_only_our_error(
 def test_random_bytes_raise_only_our_error(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
         validate(parse_message(data))
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP host.example.com:\u0665\u0660\u0666\u0660;branch=z9hG4bK1",
+        "SIP/2.0/UDP \u0661.2.3.4;branch=z9hG4bK1",
+        "SIP/2.0/UDP host.example.com;branch=z9hG4bK1;rport=\u0665\u0660",
+    ],
+)
+def test_via_numbers_are_ascii_digits(via: str) -> None:
+    # DIGIT is %x30-39 (RFC 5234 B.1): other Unicode digits are not numbers here.
+    raw = INVITE.replace(
+        b"SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;rport", via.encode()
+    )
+    with pytest.raises(RemoteProtocolError, match="Via"):
+        parse_message(raw).top_via  # noqa: B018
+
+
+def test_uri_ipv4_is_ascii_digits() -> None:
+    with pytest.raises(RemoteProtocolError, match="host"):
+        parse_uri("sip:alice@\u0661.2.3.4")

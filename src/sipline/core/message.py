@@ -9,12 +9,13 @@ every defect reported up front.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from sipline.core.abnf import METHOD_RE, VERSION_RE
+from sipline.core.abnf import CALLID_BYTES_RE, METHOD_RE, VERSION_RE
 from sipline.core.errors import RemoteProtocolError
-from sipline.core.headers import _NAME_CACHE, Headers, key_from_raw
+from sipline.core.headers import _NAME_CACHE, Headers, _value_of, key_from_raw
 from sipline.core.params import split_commas
 from sipline.core.uri import Uri, parse_uri
 from sipline.core.views import (
@@ -22,6 +23,7 @@ from sipline.core.views import (
     CSeq,
     NameAddr,
     Via,
+    name_addr_of_line,
     parse_call_id,
     parse_cseq,
     parse_name_addr,
@@ -29,6 +31,7 @@ from sipline.core.views import (
     parse_token_list,
     parse_uint,
     parse_via,
+    via_of_line,
 )
 
 __all__ = [
@@ -93,6 +96,8 @@ class Message(ABC):
         self.body = value
 
     # -- typed views ----------------------------------------------------------------
+    # Each view is parsed on first access and cached in `headers._views` (the dict is
+    # read directly: these are the hot path of every proxy and transaction).
     @property
     def vias(self) -> list[Via]:
         """Every Via value, topmost first."""
@@ -101,27 +106,54 @@ class Message(ABC):
     @property
     def top_via(self) -> Via:
         """The topmost Via value (parsed without touching the others)."""
-        return self.headers.view("via#1", _top_via)
+        h = self.headers
+        v = h._views.get("via#1")
+        if v is None:
+            v = h._views["via#1"] = _top_via(h)
+        return v  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.view("to", _to)
+        h = self.headers
+        v = h._views.get("to")
+        if v is None:
+            v = h._views["to"] = _name_addr_field(h, "to", "To")
+        return v  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers.view("from", _from)
+        h = self.headers
+        v = h._views.get("from")
+        if v is None:
+            v = h._views["from"] = _name_addr_field(h, "from", "From")
+        return v  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:
-        return self.headers.view("call-id", _call_id)
+        h = self.headers
+        v = h._views.get("call-id")
+        if v is None:
+            v = h._views["call-id"] = _call_id(h)
+        return v  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.view("cseq", _cseq)
+        h = self.headers
+        v = h._views.get("cseq")
+        if v is None:
+            v = h._views["cseq"] = _cseq(h)
+        return v  # type: ignore[return-value]
 
     @property
     def max_forwards(self) -> int | None:
-        return self.headers.view("max-forwards", _max_forwards)
+        h = self.headers
+        v = h._views.get("max-forwards")
+        if v is None:
+            # Not cached when absent (None): recomputing that is a list scan.
+            v = _max_forwards(h)
+            if v is not None:
+                h._views["max-forwards"] = v
+        return v  # type: ignore[return-value]
 
     @property
     def expires(self) -> int | None:
@@ -139,7 +171,11 @@ class Message(ABC):
 
     @property
     def routes(self) -> list[NameAddr]:
-        return self.headers.view("route", _routes)
+        h = self.headers
+        v = h._views.get("route")
+        if v is None:
+            v = h._views["route"] = _routes(h)
+        return v  # type: ignore[return-value]
 
     @property
     def record_routes(self) -> list[NameAddr]:
@@ -242,14 +278,18 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-# --- view parsers (one per header; cached by Headers.view) ------------------------------
+# --- view parsers (one per header; cached in Headers._views) ----------------------------
 def _single(h: Headers, key: str, what: str) -> str | None:
-    values = h.get_all(key)
-    if not values:
+    """The value of a header that may appear once (identical repeats tolerated)."""
+    keys = h._keys
+    if key not in keys:
         return None
-    if len(values) > 1 and any(v != values[0] for v in values[1:]):
-        raise RemoteProtocolError(f"Multiple {what} header values")
-    return values[0]
+    value = _value_of(h._lines[keys.index(key)])
+    if keys.count(key) > 1:
+        values = h.get_all(key)
+        if any(v != value for v in values[1:]):
+            raise RemoteProtocolError(f"Multiple {what} header values")
+    return value
 
 
 def _required(h: Headers, key: str, what: str) -> str:
@@ -267,31 +307,55 @@ def _vias(h: Headers) -> list[Via]:
 
 
 def _top_via(h: Headers) -> Via:
-    first = h.get("via")
-    if first is None:
+    keys = h._keys
+    if "via" not in keys:
         raise RemoteProtocolError("Missing Via header")
+    line = h._lines[keys.index("via")]
+    via = via_of_line(line.decode("utf-8", "surrogateescape"))
+    if via is not None:
+        return via
+    first = _value_of(line)
     if "," in first:
         first = split_commas(first, "Via")[0]
     return parse_via(first)
 
 
-def _to(h: Headers) -> NameAddr:
-    return parse_name_addr(_required(h, "to", "To"), "To")
-
-
-def _from(h: Headers) -> NameAddr:
-    return parse_name_addr(_required(h, "from", "From"), "From")
+def _name_addr_field(h: Headers, key: str, what: str) -> NameAddr:
+    """To or From: exactly one name-addr (identical repeats tolerated)."""
+    keys = h._keys
+    if keys.count(key) == 1:
+        na = name_addr_of_line(h._lines[keys.index(key)].decode("utf-8", "surrogateescape"))
+        if na is not None:
+            return na
+    return parse_name_addr(_required(h, key, what), what)
 
 
 def _call_id(h: Headers) -> str:
+    keys = h._keys
+    if keys.count("call-id") == 1:
+        value = h._lines[keys.index("call-id")].partition(b":")[2].strip(b" \t")
+        if CALLID_BYTES_RE.fullmatch(value):
+            return value.decode("ascii")
     return parse_call_id(_required(h, "call-id", "Call-ID"))
 
 
 def _cseq(h: Headers) -> CSeq:
+    keys = h._keys
+    if keys.count("cseq") == 1:
+        value = h._lines[keys.index("cseq")].partition(b":")[2].strip(b" \t")
+        seq, _, method_b = value.partition(b" ")
+        method = _METHOD_CACHE.get(method_b)
+        if method is not None and seq.isdigit() and len(seq) <= 9:
+            return CSeq(int(seq), method)  # under 10**9: fits 32 bits
     return parse_cseq(_required(h, "cseq", "CSeq"))
 
 
 def _max_forwards(h: Headers) -> int | None:
+    keys = h._keys
+    if keys.count("max-forwards") == 1:
+        value = h._lines[keys.index("max-forwards")].partition(b":")[2].strip(b" \t")
+        if value.isdigit() and len(value) <= 3 and int(value) <= 255:
+            return int(value)
     v = _single(h, "max-forwards", "Max-Forwards")
     return None if v is None else parse_uint(v, "Max-Forwards", 255)
 
@@ -312,6 +376,11 @@ def _contacts(h: Headers) -> list[NameAddr]:
 
 
 def _routes(h: Headers) -> list[NameAddr]:
+    keys = h._keys
+    if keys.count("route") == 1:
+        na = name_addr_of_line(h._lines[keys.index("route")].decode("utf-8", "surrogateescape"))
+        if na is not None:
+            return [na]
     return parse_name_addr_list(h.get_all("route"), "Route")
 
 
@@ -320,6 +389,11 @@ def _record_routes(h: Headers) -> list[NameAddr]:
 
 
 def _content_length(h: Headers) -> int | None:
+    keys = h._keys
+    if keys.count("content-length") == 1:
+        value = h._lines[keys.index("content-length")].partition(b":")[2].strip(b" \t")
+        if value.isdigit() and len(value) <= 9:
+            return int(value)  # under 10**9: fits 32 bits
     v = _single(h, "content-length", "Content-Length")
     return None if v is None else parse_uint(v, "Content-Length", MAX_UINT32)
 
@@ -336,6 +410,16 @@ def _unfold(lines: list[bytes]) -> list[bytes]:
     return out
 
 
+# Request-Line method octets -> method, for the methods every proxy sees (all tokens).
+_METHOD_CACHE = {
+    m.encode(): m
+    for m in (
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+        "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+    )
+}  # fmt: skip
+
+
 def _parse_start_line(start: bytes) -> tuple[bool, str, str, str]:
     """Return (is_request, method-or-status, uri-or-reason, version)."""
     if start[:4].upper() == b"SIP/":
@@ -350,12 +434,18 @@ def _parse_start_line(start: bytes) -> tuple[bool, str, str, str]:
     if len(parts) != 3 or not all(parts):
         # RFC 4475 §3.1.2.8-10: extra or embedded whitespace in the Request-Line.
         raise RemoteProtocolError("Malformed Request-Line")
-    method = parts[0].decode("latin-1")
-    if not METHOD_RE.fullmatch(method):
-        raise RemoteProtocolError("Malformed method in Request-Line")
-    version = parts[2].decode("latin-1")
-    _check_version(version)
-    uri = parts[1].decode("utf-8", "surrogateescape")
+    method_b, uri_b, version_b = parts
+    method = _METHOD_CACHE.get(method_b)
+    if method is None:
+        method = method_b.decode("latin-1")
+        if not METHOD_RE.fullmatch(method):
+            raise RemoteProtocolError("Malformed method in Request-Line")
+    if version_b == b"SIP/2.0":
+        version = "SIP/2.0"
+    else:
+        version = version_b.decode("latin-1")
+        _check_version(version)
+    uri = uri_b.decode("utf-8", "surrogateescape")
     if uri.startswith("<"):
         raise RemoteProtocolError("Request-URI must not be enclosed in <>")
     return True, method, uri, version
@@ -369,6 +459,12 @@ def _check_version(version: str) -> None:
         raise RemoteProtocolError("Malformed SIP-Version")
     if (m.group(1), m.group(2)) != ("2", "0"):
         raise RemoteProtocolError("Version Not Supported", 505)
+
+
+# The name part of every header line: the text between a line's CRLF and its first
+# colon. Folded continuation lines and lines without a colon make the fast key scan
+# in `parse_message` come up short or miss the name cache, and go the careful way.
+_NAME_RE = re.compile(rb"\r\n([^:\r\n]*):")
 
 
 def parse_message(
@@ -389,21 +485,19 @@ def parse_message(
     lines = head.split(CRLF)
     if len(lines) > limits.max_headers + 1:
         raise RemoteProtocolError("Too many header fields", 513)
-    if max(map(len, lines)) > limits.max_line_bytes:
+    if len(head) > limits.max_line_bytes and max(map(len, lines)) > limits.max_line_bytes:
         raise RemoteProtocolError("Header line too long", 513)
-    if b"\r\n " in head or b"\r\n\t" in head:
-        lines = _unfold(lines)
+    # Every line's name, known from earlier messages (the usual case): no folding
+    # (a continuation line's "name" starts with whitespace, never cached), every
+    # line has a colon and a well-formed name.
+    found = list(map(_NAME_CACHE.get, _NAME_RE.findall(head)))
+    keys: list[str]
+    if len(found) != len(lines) - 1 or None in found:
+        lines, keys = _lines_and_keys(head, lines)
+    else:
+        keys = found  # type: ignore[assignment]  # no None in it
     start = lines[0]
     del lines[0]
-    keys: list[str] = []
-    cache = _NAME_CACHE
-    for ln in lines:
-        c = ln.find(b":")
-        if c <= 0:
-            raise RemoteProtocolError("Malformed header line (no colon)")
-        name = ln[:c]
-        k = cache.get(name)
-        keys.append(k if k is not None else key_from_raw(name))
     headers = Headers(keys, lines)
     if "content-length" in keys:
         declared = _content_length(headers) or 0
@@ -418,6 +512,24 @@ def parse_message(
     if is_request:
         return Request(a, b, headers, body, version, start)
     return Response(int(a), b, headers, body, version, start)
+
+
+def _lines_and_keys(head: bytes, lines: list[bytes]) -> tuple[list[bytes], list[str]]:
+    """Unfold continuation lines (§7.3.1) and learn each field's name, or raise.
+
+    `lines` starts with the start line; so does the list returned."""
+    if b"\r\n " in head or b"\r\n\t" in head:
+        lines = _unfold(lines)
+    keys: list[str] = []
+    cache = _NAME_CACHE
+    for ln in lines[1:]:
+        c = ln.find(b":")
+        if c <= 0:
+            raise RemoteProtocolError("Malformed header line (no colon)")
+        name = ln[:c]
+        k = cache.get(name)
+        keys.append(k if k is not None else key_from_raw(name))
+    return lines, keys
 
 
 def _lf_fallback(data: bytes) -> tuple[bytes, bytes]:
