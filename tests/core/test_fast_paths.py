@@ -12,19 +12,21 @@ import itertools
 import re
 from collections.abc import Callable
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sipline.core.abnf import HOSTNAME, HOSTNAME_QUICK, IPV4, IPV4_OCTETS
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.headers import Headers
 from sipline.core.message import (
+    Request,
     _call_id,
     _content_length,
     _cseq,
     _lines_and_keys,
     _max_forwards,
     _name_addr_field,
+    _parse_start_line,
     _required,
     _routes,
     _single,
@@ -365,3 +367,26 @@ def test_fast_name_scan_agrees_with_the_line_by_line_scan() -> None:
     lines, keys = _lines_and_keys(head, head.split(b"\r\n"))
     assert again.headers.keys() == msg.headers.keys() == keys
     assert again.headers.lines == lines[1:]
+
+
+_start_lines = st.builds(
+    lambda a, sp1, b, sp2, c: f"{a}{sp1}{b}{sp2}{c}".encode(),
+    st.sampled_from(["INVITE", "OPTIONS", "X-NEW", "inv!te", "INV ITE", "", "SIP/2.0", "sip/2.0"]),
+    st.sampled_from([" ", " ", "  ", ""]),
+    st.sampled_from(["sip:a@b", "<sip:a@b>", "200", "099", "700", "20", "2000", "180", "\u00e9"]),
+    st.sampled_from([" ", " ", ""]),
+    st.sampled_from(["SIP/2.0", "SIP/2.0", "SIP/2.1", "sip/2.0", "OK", "", "Ringing \u00e9"]),
+)
+
+
+@given(_start_lines)
+@example(b"SIP/2.0 20")
+@example(b"SIP/2.0 200")
+def test_start_line_fast_paths_match_the_general_parser(start: bytes) -> None:
+    def fast() -> object:
+        msg = parse_message(start + b"\r\nContent-Length: 0\r\n\r\n")
+        if isinstance(msg, Request):
+            return (True, msg.method, msg.uri_text, msg.version)
+        return (False, str(msg.status), msg.reason, msg.version)
+
+    assert outcome(fast) == outcome(lambda: _parse_start_line(start))

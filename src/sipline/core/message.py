@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from sipline.core.abnf import CALLID_BYTES_RE, METHOD_RE, VERSION_RE
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.headers import _NAME_CACHE, Headers, _value_of, key_from_raw
-from sipline.core.params import split_commas
+from sipline.core.params import Params, split_commas
 from sipline.core.uri import Uri, parse_uri
 from sipline.core.views import (
     MAX_UINT32,
+    NA_LINE_QUICK,
     CSeq,
     NameAddr,
     Via,
@@ -307,10 +308,10 @@ def _vias(h: Headers) -> list[Via]:
 
 
 def _top_via(h: Headers) -> Via:
-    keys = h._keys
-    if "via" not in keys:
-        raise RemoteProtocolError("Missing Via header")
-    line = h._lines[keys.index("via")]
+    try:
+        line = h._lines[h._keys.index("via")]
+    except ValueError:
+        raise RemoteProtocolError("Missing Via header") from None
     via = via_of_line(line.decode("utf-8", "surrogateescape"))
     if via is not None:
         return via
@@ -324,9 +325,14 @@ def _name_addr_field(h: Headers, key: str, what: str) -> NameAddr:
     """To or From: exactly one name-addr (identical repeats tolerated)."""
     keys = h._keys
     if keys.count(key) == 1:
-        na = name_addr_of_line(h._lines[keys.index(key)].decode("utf-8", "surrogateescape"))
-        if na is not None:
-            return na
+        # name_addr_of_line, inlined: To and From are read for every message.
+        line = h._lines[keys.index(key)].decode("utf-8", "surrogateescape")
+        m = NA_LINE_QUICK.fullmatch(line)
+        if m is not None:
+            display, tokens, uri_text, ptext = m.groups()
+            if tokens:
+                display = " ".join(tokens.split()) or None
+            return NameAddr(uri_text, display, Params.of_text(ptext), True)
     return parse_name_addr(_required(h, key, what), what)
 
 
@@ -464,7 +470,8 @@ def _check_version(version: str) -> None:
 # The name part of every header line: the text between a line's CRLF and its first
 # colon. Folded continuation lines and lines without a colon make the fast key scan
 # in `parse_message` come up short or miss the name cache, and go the careful way.
-_NAME_RE = re.compile(rb"\r\n([^:\r\n]*):")
+_NAME_RE = re.compile(rb"\r\n([^:\r\n]*+):")
+_CACHED_KEY = _NAME_CACHE.__getitem__
 
 
 def parse_message(
@@ -490,24 +497,46 @@ def parse_message(
     # Every line's name, known from earlier messages (the usual case): no folding
     # (a continuation line's "name" starts with whitespace, never cached), every
     # line has a colon and a well-formed name.
-    found = list(map(_NAME_CACHE.get, _NAME_RE.findall(head)))
-    keys: list[str]
-    if len(found) != len(lines) - 1 or None in found:
+    try:
+        keys = list(map(_CACHED_KEY, _NAME_RE.findall(head)))
+    except KeyError:
+        keys = []
+    if len(keys) != len(lines) - 1:
         lines, keys = _lines_and_keys(head, lines)
-    else:
-        keys = found  # type: ignore[assignment]  # no None in it
     start = lines[0]
     del lines[0]
     headers = Headers(keys, lines)
-    if "content-length" in keys:
-        declared = _content_length(headers) or 0
+    try:
+        i = keys.index("content-length")
+    except ValueError:
+        body = b"" if stream else rest
+    else:
+        # _content_length, inlined for the plain case.
+        value = lines[i].partition(b":")[2].strip(b" \t")
+        if value.isdigit() and len(value) <= 9 and keys.count("content-length") == 1:
+            declared = int(value)
+        else:
+            declared = _content_length(headers) or 0
         if len(rest) < declared:
             raise RemoteProtocolError("Content-Length larger than the message body")
         body = rest[:declared]
-    elif stream:
-        body = b""
+    if start[:8] == b"SIP/2.0 ":  # the usual Status-Line
+        code = start[8:11]
+        if (
+            len(code) == 3
+            and code.isdigit()
+            and b"100" <= code <= b"699"
+            and start[11:12] in (b" ", b"")
+        ):
+            reason = start[12:].decode("utf-8", "surrogateescape")
+            return Response(int(code), reason, headers, body, "SIP/2.0", start)
     else:
-        body = rest
+        parts = start.split(b" ")
+        if len(parts) == 3:  # the usual Request-Line: a known method, SIP/2.0
+            method = _METHOD_CACHE.get(parts[0])
+            if method is not None and parts[2] == b"SIP/2.0" and parts[1][:1] not in (b"", b"<"):
+                uri = parts[1].decode("utf-8", "surrogateescape")
+                return Request(method, uri, headers, body, "SIP/2.0", start)
     is_request, a, b, version = _parse_start_line(start)
     if is_request:
         return Request(a, b, headers, body, version, start)

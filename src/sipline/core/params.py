@@ -65,8 +65,10 @@ class Params:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of `name` (case-insensitive); `default` if absent or a flag."""
         if self._items is None:
-            m = _lookup_re(name).search(self._text)
-            return default if m is None or m.group(1) is None else m.group(1)
+            m = (_LOOKUP_RES.get(name) or _lookup_re(name)).search(self._text)
+            if m is not None and (value := m[1]) is not None:
+                return value
+            return default
         lname = name.lower()
         for n, v in self._items:
             if n.lower() == lname:

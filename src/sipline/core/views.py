@@ -151,16 +151,15 @@ def _via_of_match(m: re.Match[str]) -> Via | None:
     elif host[-1].isdigit():
         host = _check_host(host, "Via")  # e.g. an IPv4 address with a bad octet
     params = Params.of_text(ptext)
-    # ttl and rport must be numbers: a bad one is reported by the general path.
-    if ptext and not _via_numbers_ok(ptext, params):
-        return None
+    if ptext:
+        # ttl and rport must be numbers: a bad one is reported by the general path.
+        low = ptext.lower()
+        if (";ttl" in low or ";rport=" in low) and not _via_numbers_ok(params):
+            return None
     return Via(transport.upper(), host, port, params, "SIP/2.0")
 
 
-def _via_numbers_ok(ptext: str, params: Params) -> bool:
-    low = ptext.lower()
-    if ";ttl" not in low and ";rport=" not in low:
-        return True
+def _via_numbers_ok(params: Params) -> bool:
     for name in ("ttl", "rport"):
         v = params.get(name)
         if v is not None and not (v.isdigit() and v.isascii() and len(v) <= 5):
@@ -274,26 +273,25 @@ class NameAddr:
 _NA_FAST = re.compile(r'(?:"([^"\\]*)" ?|([A-Za-z0-9\-.!%*_+`\'~ ]+?) ?)?<([^<>\s"]+)>')
 # `_NA_FAST` followed by token parameters only: a plain name-addr, whole.
 _NA_QUICK_VALUE = (
-    r'(?:"([^"\\\r\n]*+)" ?+|([A-Za-z0-9\-.!%*_+`\'~ ]+?) ?)?<([^<>\s"]++)>' + f"({QUICK_PARAMS})"
+    r'(?:("[^"\\\r\n]*+") ?+|([A-Za-z0-9\-.!%*_+`\'~ ]+?) ?)?<([^<>\s"]++)>' + f"({QUICK_PARAMS})"
 )
 _NA_QUICK = re.compile(_NA_QUICK_VALUE)
-_NA_LINE_QUICK = re.compile(LINE_HEAD + _NA_QUICK_VALUE + LINE_TAIL)
+# Groups: display name (quoted, with its quotes), display tokens, URI, parameters.
+NA_LINE_QUICK = re.compile(LINE_HEAD + _NA_QUICK_VALUE + LINE_TAIL)
 
 
 def name_addr_of_line(line: str) -> NameAddr | None:
     """The NameAddr of a decoded header line holding one plain name-addr, or None
     (then `parse_name_addr` of the line's value gives it or the error)."""
-    m = _NA_LINE_QUICK.fullmatch(line)
+    m = NA_LINE_QUICK.fullmatch(line)
     return None if m is None else _name_addr_of_match(m)
 
 
 def _name_addr_of_match(m: re.Match[str]) -> NameAddr:
     quoted, tokens, uri_text, ptext = m.groups()
-    if quoted is not None:
-        display: str | None = f'"{quoted}"'
-    else:
-        display = " ".join(tokens.split()) or None if tokens else None
-    return NameAddr(uri_text, display, Params.of_text(ptext), True)
+    if tokens:
+        quoted = " ".join(tokens.split()) or None
+    return NameAddr(uri_text, quoted, Params.of_text(ptext), True)
 
 
 def parse_name_addr(value: str, what: str) -> NameAddr:
