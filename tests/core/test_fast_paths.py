@@ -18,21 +18,16 @@ from hypothesis import strategies as st
 from sipline.core.abnf import HOSTNAME, HOSTNAME_QUICK, IPV4, IPV4_OCTETS
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.headers import Headers
-from sipline.core.message import (
-    Request,
-    _call_id,
-    _content_length,
-    _cseq,
-    _lines_and_keys,
-    _max_forwards,
-    _name_addr_field,
-    _parse_start_line,
-    _required,
-    _routes,
-    _single,
-    _top_via,
-    parse_message,
-)
+from sipline.core.lookup import call_id as _call_id
+from sipline.core.lookup import content_length as _content_length
+from sipline.core.lookup import cseq as _cseq
+from sipline.core.lookup import max_forwards as _max_forwards
+from sipline.core.lookup import name_addr_field as _name_addr_field
+from sipline.core.lookup import required_value as _required
+from sipline.core.lookup import routes as _routes
+from sipline.core.lookup import single_value as _single
+from sipline.core.lookup import top_via as _top_via
+from sipline.core.message import Request, _lines_and_keys, _parse_start_line, parse_message
 from sipline.core.params import QUICK_PARAMS, Params, parse_params, split_commas
 from sipline.core.uri import SipUri, _parse_uri_general, parse_uri
 from sipline.core.views import (

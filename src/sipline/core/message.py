@@ -13,26 +13,17 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from sipline.core.abnf import CALLID_BYTES_RE, METHOD_RE, VERSION_RE
+from sipline.core import lookup
+from sipline.core.abnf import METHOD_RE, VERSION_RE
+from sipline.core.auth_header import Challenge, Credentials, OtherAuth
 from sipline.core.errors import RemoteProtocolError
-from sipline.core.headers import _NAME_CACHE, Headers, _value_of, key_from_raw
-from sipline.core.params import Params, split_commas
+from sipline.core.headers import _NAME_CACHE, Headers, key_from_raw
 from sipline.core.uri import Uri, parse_uri
 from sipline.core.views import (
-    MAX_UINT32,
-    NA_LINE_QUICK,
     CSeq,
     NameAddr,
     Via,
-    name_addr_of_line,
-    parse_call_id,
-    parse_cseq,
-    parse_name_addr,
-    parse_name_addr_list,
     parse_token_list,
-    parse_uint,
-    parse_via,
-    via_of_line,
 )
 
 __all__ = [
@@ -102,7 +93,7 @@ class Message(ABC):
     @property
     def vias(self) -> list[Via]:
         """Every Via value, topmost first."""
-        return self.headers.view("via", _vias)
+        return self.headers.view("via", lookup.vias)
 
     @property
     def top_via(self) -> Via:
@@ -110,7 +101,7 @@ class Message(ABC):
         h = self.headers
         v = h._views.get("via#1")
         if v is None:
-            v = h._views["via#1"] = _top_via(h)
+            v = h._views["via#1"] = lookup.top_via(h)
         return v  # type: ignore[return-value]
 
     @property
@@ -118,7 +109,7 @@ class Message(ABC):
         h = self.headers
         v = h._views.get("to")
         if v is None:
-            v = h._views["to"] = _name_addr_field(h, "to", "To")
+            v = h._views["to"] = lookup.name_addr_field(h, "to", "To")
         return v  # type: ignore[return-value]
 
     @property
@@ -126,7 +117,7 @@ class Message(ABC):
         h = self.headers
         v = h._views.get("from")
         if v is None:
-            v = h._views["from"] = _name_addr_field(h, "from", "From")
+            v = h._views["from"] = lookup.name_addr_field(h, "from", "From")
         return v  # type: ignore[return-value]
 
     @property
@@ -134,7 +125,7 @@ class Message(ABC):
         h = self.headers
         v = h._views.get("call-id")
         if v is None:
-            v = h._views["call-id"] = _call_id(h)
+            v = h._views["call-id"] = lookup.call_id(h)
         return v  # type: ignore[return-value]
 
     @property
@@ -142,7 +133,7 @@ class Message(ABC):
         h = self.headers
         v = h._views.get("cseq")
         if v is None:
-            v = h._views["cseq"] = _cseq(h)
+            v = h._views["cseq"] = lookup.cseq(h)
         return v  # type: ignore[return-value]
 
     @property
@@ -151,19 +142,19 @@ class Message(ABC):
         v = h._views.get("max-forwards")
         if v is None:
             # Not cached when absent (None): recomputing that is a list scan.
-            v = _max_forwards(h)
+            v = lookup.max_forwards(h)
             if v is not None:
                 h._views["max-forwards"] = v
         return v  # type: ignore[return-value]
 
     @property
     def expires(self) -> int | None:
-        return self.headers.view("expires", _expires)
+        return self.headers.view("expires", lookup.expires)
 
     @property
     def contacts(self) -> list[NameAddr]:
         """Contact values; empty for `Contact: *` (see `contact_is_star`)."""
-        return self.headers.view("contact", _contacts)
+        return self.headers.view("contact", lookup.contacts)
 
     @property
     def contact_is_star(self) -> bool:
@@ -175,12 +166,12 @@ class Message(ABC):
         h = self.headers
         v = h._views.get("route")
         if v is None:
-            v = h._views["route"] = _routes(h)
+            v = h._views["route"] = lookup.routes(h)
         return v  # type: ignore[return-value]
 
     @property
     def record_routes(self) -> list[NameAddr]:
-        return self.headers.view("record-route", _record_routes)
+        return self.headers.view("record-route", lookup.record_routes)
 
     @property
     def content_type(self) -> str | None:
@@ -189,7 +180,17 @@ class Message(ABC):
 
     @property
     def content_length(self) -> int | None:
-        return self.headers.view("content-length", _content_length)
+        return self.headers.view("content-length", lookup.content_length)
+
+    def credentials(self, *, proxy: bool = False) -> list[Credentials | OtherAuth]:
+        """The Authorization (or, with `proxy`, Proxy-Authorization) values, parsed."""
+        key = "proxy-authorization" if proxy else "authorization"
+        return self.headers.view(key, lambda h: lookup.credentials(h, key))
+
+    def challenges(self, *, proxy: bool = False) -> list[Challenge | OtherAuth]:
+        """The WWW-Authenticate (or, with `proxy`, Proxy-Authenticate) values, parsed."""
+        key = "proxy-authenticate" if proxy else "www-authenticate"
+        return self.headers.view(key, lambda h: lookup.challenges(h, key))
 
     def option_tags(self, name: str) -> list[str]:
         """Require / Proxy-Require / Supported / Unsupported option tags."""
@@ -279,131 +280,6 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-# --- view parsers (one per header; cached in Headers._views) ----------------------------
-def _single(h: Headers, key: str, what: str) -> str | None:
-    """The value of a header that may appear once (identical repeats tolerated)."""
-    keys = h._keys
-    if key not in keys:
-        return None
-    value = _value_of(h._lines[keys.index(key)])
-    if keys.count(key) > 1:
-        values = h.get_all(key)
-        if any(v != value for v in values[1:]):
-            raise RemoteProtocolError(f"Multiple {what} header values")
-    return value
-
-
-def _required(h: Headers, key: str, what: str) -> str:
-    v = _single(h, key, what)
-    if v is None:
-        raise RemoteProtocolError(f"Missing {what} header")
-    return v
-
-
-def _vias(h: Headers) -> list[Via]:
-    values = h.values("via")
-    if not values:
-        raise RemoteProtocolError("Missing Via header")
-    return [parse_via(v) for v in values]
-
-
-def _top_via(h: Headers) -> Via:
-    try:
-        line = h._lines[h._keys.index("via")]
-    except ValueError:
-        raise RemoteProtocolError("Missing Via header") from None
-    via = via_of_line(line.decode("utf-8", "surrogateescape"))
-    if via is not None:
-        return via
-    first = _value_of(line)
-    if "," in first:
-        first = split_commas(first, "Via")[0]
-    return parse_via(first)
-
-
-def _name_addr_field(h: Headers, key: str, what: str) -> NameAddr:
-    """To or From: exactly one name-addr (identical repeats tolerated)."""
-    keys = h._keys
-    if keys.count(key) == 1:
-        # name_addr_of_line, inlined: To and From are read for every message.
-        line = h._lines[keys.index(key)].decode("utf-8", "surrogateescape")
-        m = NA_LINE_QUICK.fullmatch(line)
-        if m is not None:
-            display, tokens, uri_text, ptext = m.groups()
-            if tokens:
-                display = " ".join(tokens.split()) or None
-            return NameAddr(uri_text, display, Params.of_text(ptext), True)
-    return parse_name_addr(_required(h, key, what), what)
-
-
-def _call_id(h: Headers) -> str:
-    keys = h._keys
-    if keys.count("call-id") == 1:
-        value = h._lines[keys.index("call-id")].partition(b":")[2].strip(b" \t")
-        if CALLID_BYTES_RE.fullmatch(value):
-            return value.decode("ascii")
-    return parse_call_id(_required(h, "call-id", "Call-ID"))
-
-
-def _cseq(h: Headers) -> CSeq:
-    keys = h._keys
-    if keys.count("cseq") == 1:
-        value = h._lines[keys.index("cseq")].partition(b":")[2].strip(b" \t")
-        seq, _, method_b = value.partition(b" ")
-        method = _METHOD_CACHE.get(method_b)
-        if method is not None and seq.isdigit() and len(seq) <= 9:
-            return CSeq(int(seq), method)  # under 10**9: fits 32 bits
-    return parse_cseq(_required(h, "cseq", "CSeq"))
-
-
-def _max_forwards(h: Headers) -> int | None:
-    keys = h._keys
-    if keys.count("max-forwards") == 1:
-        value = h._lines[keys.index("max-forwards")].partition(b":")[2].strip(b" \t")
-        if value.isdigit() and len(value) <= 3 and int(value) <= 255:
-            return int(value)
-    v = _single(h, "max-forwards", "Max-Forwards")
-    return None if v is None else parse_uint(v, "Max-Forwards", 255)
-
-
-def _expires(h: Headers) -> int | None:
-    v = _single(h, "expires", "Expires")
-    # §20.19: a malformed or huge value is not fatal; clamp to 32 bits.
-    return None if v is None else parse_uint(v, "Expires", MAX_UINT32, clamp=True)
-
-
-def _contacts(h: Headers) -> list[NameAddr]:
-    values = h.get_all("contact")
-    if any(v == "*" for v in values):
-        if len(values) > 1:
-            raise RemoteProtocolError("Contact '*' mixed with other contacts")
-        return []
-    return parse_name_addr_list(values, "Contact")
-
-
-def _routes(h: Headers) -> list[NameAddr]:
-    keys = h._keys
-    if keys.count("route") == 1:
-        na = name_addr_of_line(h._lines[keys.index("route")].decode("utf-8", "surrogateescape"))
-        if na is not None:
-            return [na]
-    return parse_name_addr_list(h.get_all("route"), "Route")
-
-
-def _record_routes(h: Headers) -> list[NameAddr]:
-    return parse_name_addr_list(h.get_all("record-route"), "Record-Route")
-
-
-def _content_length(h: Headers) -> int | None:
-    keys = h._keys
-    if keys.count("content-length") == 1:
-        value = h._lines[keys.index("content-length")].partition(b":")[2].strip(b" \t")
-        if value.isdigit() and len(value) <= 9:
-            return int(value)  # under 10**9: fits 32 bits
-    v = _single(h, "content-length", "Content-Length")
-    return None if v is None else parse_uint(v, "Content-Length", MAX_UINT32)
-
-
 # --- parsing -----------------------------------------------------------------------------
 def _unfold(lines: list[bytes]) -> list[bytes]:
     """Merge continuation lines into the field above, keeping the raw CRLF (§7.3.1)."""
@@ -414,16 +290,6 @@ def _unfold(lines: list[bytes]) -> list[bytes]:
         else:
             out.append(ln)
     return out
-
-
-# Request-Line method octets -> method, for the methods every proxy sees (all tokens).
-_METHOD_CACHE = {
-    m.encode(): m
-    for m in (
-        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
-        "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
-    )
-}  # fmt: skip
 
 
 def _parse_start_line(start: bytes) -> tuple[bool, str, str, str]:
@@ -441,7 +307,7 @@ def _parse_start_line(start: bytes) -> tuple[bool, str, str, str]:
         # RFC 4475 §3.1.2.8-10: extra or embedded whitespace in the Request-Line.
         raise RemoteProtocolError("Malformed Request-Line")
     method_b, uri_b, version_b = parts
-    method = _METHOD_CACHE.get(method_b)
+    method = lookup.METHOD_BY_OCTETS.get(method_b)
     if method is None:
         method = method_b.decode("latin-1")
         if not METHOD_RE.fullmatch(method):
@@ -511,12 +377,12 @@ def parse_message(
     except ValueError:
         body = b"" if stream else rest
     else:
-        # _content_length, inlined for the plain case.
+        # lookup.content_length, inlined for the plain case.
         value = lines[i].partition(b":")[2].strip(b" \t")
         if value.isdigit() and len(value) <= 9 and keys.count("content-length") == 1:
             declared = int(value)
         else:
-            declared = _content_length(headers) or 0
+            declared = lookup.content_length(headers) or 0
         if len(rest) < declared:
             raise RemoteProtocolError("Content-Length larger than the message body")
         body = rest[:declared]
@@ -533,7 +399,7 @@ def parse_message(
     else:
         parts = start.split(b" ")
         if len(parts) == 3:  # the usual Request-Line: a known method, SIP/2.0
-            method = _METHOD_CACHE.get(parts[0])
+            method = lookup.METHOD_BY_OCTETS.get(parts[0])
             if method is not None and parts[2] == b"SIP/2.0" and parts[1][:1] not in (b"", b"<"):
                 uri = parts[1].decode("utf-8", "surrogateescape")
                 return Request(method, uri, headers, body, "SIP/2.0", start)
