@@ -404,6 +404,46 @@ def run_profile(number: int) -> None:
     stats.sort_stats("tottime").print_stats(30)
 
 
+# sipline's INVITE proxy path cut into the steps of `sipline_invite`, for --steps.
+_STEPS: list[tuple[str, Callable[[Request], object]]] = [
+    ("Request-URI host", lambda m: m.uri.host),  # type: ignore[union-attr]
+    ("top Via branch, sent-by", lambda m: (m.top_via.branch, m.top_via.host, m.top_via.port)),
+    ("Max-Forwards", lambda m: m.max_forwards),
+    ("top Route host", lambda m: m.routes[0].uri.host),  # type: ignore[union-attr]
+    ("To tag", lambda m: m.to.tag),
+    ("From tag", lambda m: m.from_.tag),
+    ("Call-ID", lambda m: m.call_id),
+    ("CSeq number, method", lambda m: (m.cseq.seq, m.cseq.method)),
+    ("prepend Via", lambda m: m.headers.add("Via", PROXY_VIA, first=True)),
+    ("set Max-Forwards", lambda m: m.headers.set("Max-Forwards", "68")),
+    ("serialise (and free)", lambda m: m.to_bytes()),
+]
+
+
+def run_steps(rounds: int, min_time: float) -> None:
+    """Time growing prefixes of the INVITE proxy path; a step costs the difference
+    between the prefix that ends with it and the one before (freeing the message
+    and its views happens after the last step, so it is counted there)."""
+
+    def prefix(k: int) -> Work:
+        steps = [f for _, f in _STEPS[:k]]
+
+        def work(data: bytes) -> tuple[tuple[Any, ...], bytes]:
+            msg = parse_message(data)
+            for step in steps:
+                step(msg)  # type: ignore[arg-type]
+            return (), b""
+
+        return work
+
+    print(f"{'step':<26}{'µs':>8}{'cumulative µs':>16}")
+    before = 0.0
+    for k, name in enumerate(["parse", *(n for n, _ in _STEPS)]):
+        total = 1e6 / best_rate(prefix(k), INVITE, rounds, min_time)
+        print(f"{name:<26}{total - before:>8.2f}{total:>16.2f}")
+        before = total
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.parser", description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="rounds per figure (best kept)")
@@ -415,9 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["sipline", "sippy", "pyVoIP"], action="append", help="limit the rows"
     )
+    parser.add_argument(
+        "--steps", action="store_true", help="time each step of sipline's INVITE path instead"
+    )
     args = parser.parse_args(argv)
     if args.profile:
         run_profile(args.profile)
+        return 0
+    if args.steps:
+        _pin_to_one_core()
+        run_steps(args.rounds, args.min_time)
         return 0
     pinned = _pin_to_one_core()
     warnings.simplefilter("ignore", DeprecationWarning)  # pyVoIP's enum/parse warnings

@@ -73,3 +73,17 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     proc = run(str(tmp_path / "missing.sip"))
     assert proc.returncode != 0
     assert b"cannot read" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_exit_status_is_zero_only_when_every_message_is_valid() -> None:
+    valid = [DATA / "rfc4475" / n for n in ("wsinv.dat", "esc01.dat", "dblreq.dat")]
+    valid.append(DATA / "rfc5118" / "wire" / "ipv6-good.dat")
+    proc = run("--json", *map(str, valid))
+    assert proc.returncode == 0
+    assert [json.loads(line)["valid"] for line in proc.stdout.decode().splitlines()] == [True] * 4
+    stdin = (DATA / "rfc4475" / "ncl.dat").read_bytes()
+    proc = run(*map(str, valid), "-", stdin=stdin)
+    assert proc.returncode == 1
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == 5 and lines[-1].startswith("<stdin>: invalid: ")
+    assert all(line.endswith(": valid") for line in lines[:4])

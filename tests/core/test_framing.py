@@ -155,6 +155,18 @@ def test_long_line_in_complete_header() -> None:
     assert info.value.reason == "Header Line Too Long"
 
 
+@pytest.mark.parametrize("cut", [None, 30, 70])
+def test_long_line_before_the_header_block_ends(cut: int | None) -> None:
+    # A too-long line that has ended, in a header block still incomplete: refused
+    # at once however the bytes arrive (found by fuzz/fuzz_framer.py).
+    framer = StreamFramer(FramingLimits(max_line_bytes=50))
+    data = b"OPTIONS sip:a@b SIP/2.0\r\nX: " + b"y" * 60 + b"\r\nY: z\r\n"
+    chunks = [data] if cut is None else [data[:cut], data[cut:]]
+    with pytest.raises(RemoteProtocolError) as info:
+        feed_all(framer, chunks)
+    assert info.value.reason == "Header Line Too Long"
+
+
 def test_body_too_large() -> None:
     framer = StreamFramer(FramingLimits(max_body_bytes=10))
     with pytest.raises(RemoteProtocolError) as info:

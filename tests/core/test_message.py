@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sipline.core.auth import Challenge, Credentials, OtherAuth
 from sipline.core.builders import build_request, build_response, new_branch, new_call_id, new_tag
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Limits, Request, Response, parse_message
@@ -275,3 +276,176 @@ def test_mutated_messages_raise_only_our_error(
 def test_random_bytes_raise_only_our_error(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
         validate(parse_message(data))
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP host.example.com:\u0665\u0660\u0666\u0660;branch=z9hG4bK1",
+        "SIP/2.0/UDP \u0661.2.3.4;branch=z9hG4bK1",
+        "SIP/2.0/UDP host.example.com;branch=z9hG4bK1;rport=\u0665\u0660",
+    ],
+)
+def test_via_numbers_are_ascii_digits(via: str) -> None:
+    # DIGIT is %x30-39 (RFC 5234 B.1): other Unicode digits are not numbers here.
+    raw = INVITE.replace(
+        b"SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;rport", via.encode()
+    )
+    with pytest.raises(RemoteProtocolError, match="Via"):
+        parse_message(raw).top_via  # noqa: B018
+
+
+def test_uri_ipv4_is_ascii_digits() -> None:
+    with pytest.raises(RemoteProtocolError, match="host"):
+        parse_uri("sip:alice@\u0661.2.3.4")
+
+
+# --- issue checklist: compact forms, folding, lists, bodies, views, limits ---------------
+def test_every_compact_form_of_rfc3261_and_its_extensions() -> None:
+    # §7.3.3 (v f t i m l c k s e) and the registered o u r b.
+    names = {
+        "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact",
+        "l": "content-length", "c": "content-type", "k": "supported", "s": "subject",
+        "e": "content-encoding", "o": "event", "u": "allow-events", "r": "refer-to",
+        "b": "referred-by",
+    }  # fmt: skip
+    raw = (
+        b"REFER sip:b@example.com SIP/2.0\r\nv: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n"
+        b"f: <sip:a@example.com>;tag=1\r\nt: <sip:b@example.com>\r\ni: cid1\r\nCSeq: 1 REFER\r\n"
+        b"m: <sip:a@192.0.2.1>\r\nc: text/plain\r\nk: norefersub\r\ns: hello\r\ne: gzip\r\n"
+        b"o: refer\r\nu: refer\r\nr: <sip:c@example.com>\r\nb: <sip:a@example.com>\r\n"
+        b"l: 2\r\n\r\nhi"
+    )
+    m = parse_message(raw)
+    for short, long in names.items():
+        assert m.headers.get(short) == m.headers.get(long) is not None, short
+        assert m.headers.count(long) == 1
+    assert m.headers.get("Refer-To") == "<sip:c@example.com>" and m.body == b"hi"
+    assert m.content_type == "text/plain" and m.option_tags("k") == ["norefersub"]
+    validate(m)
+    assert m.to_bytes() == raw
+
+
+def test_folded_fields_unfold_for_reading_and_stay_as_sent() -> None:
+    raw = (
+        b"OPTIONS sip:b@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP h.example.com\r\n ;branch=z9hG4bK1\r\n"
+        b'To: "Bob"\r\n\t<sip:b@example.com>\r\n  ;tag=77\r\n'
+        b"From: <sip:a@example.com>;tag=1\r\nCall-ID: c\r\n"
+        b"CSeq: 1\r\n OPTIONS\r\nSubject: one\r\n two\r\nContent-Length: 0\r\n\r\n"
+    )
+    m = parse_message(raw)
+    assert m.headers.get("subject") == "one two"  # §7.3.1: CRLF + WSP reads as SP
+    assert m.top_via.branch == "z9hG4bK1"
+    assert (m.to.display, m.to.tag) == ("Bob", "77")
+    assert (m.cseq.seq, m.cseq.method) == (1, "OPTIONS")
+    validate(m)
+    assert m.to_bytes() == raw  # forwarded as it came, folds included
+
+
+def test_list_values_split_only_at_top_level_commas() -> None:
+    raw = (
+        b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: x\r\n"
+        b"CSeq: 1 REGISTER\r\n"
+        b'Contact: "Doe, John" <sip:j,k@192.0.2.1>;q=0.7, <sip:j@192.0.2.2>;expires=30\r\n'
+        b'Contact: sip:j@192.0.2.3;p="x,y"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+    m = parse_message(raw)
+    assert m.headers.values("contact") == [
+        '"Doe, John" <sip:j,k@192.0.2.1>;q=0.7',
+        "<sip:j@192.0.2.2>;expires=30",
+        'sip:j@192.0.2.3;p="x,y"',
+    ]
+    first, second, third = m.contacts
+    assert first.display == "Doe, John" and first.q == 0.7 and first.uri.user == "j,k"  # type: ignore[union-attr]
+    assert second.expires == 30 and second.q is None
+    assert not third.angle and third.params.get("p") == '"x,y"'
+    validate(m)
+
+
+def test_content_length_on_streams_and_datagrams() -> None:
+    extra = INVITE + b"OPTIONS sip:x SIP/2.0\r\n"
+    # A datagram: octets past Content-Length are dropped (§18.3).
+    assert parse_message(extra).body == b"v=0\n"
+    # A stream: the framer hands over one message; Content-Length still rules.
+    assert parse_message(INVITE, stream=True).body == b"v=0\n"
+    short = INVITE.replace(b"Content-Length: 4", b"Content-Length: 2")
+    assert parse_message(short, stream=True).body == b"v="
+    assert parse_message(short).to_bytes().endswith(b"\r\n\r\nv=")
+
+
+def test_via_parameters() -> None:
+    raw = INVITE.replace(
+        b"Via: SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;rport",
+        b"Via: SIP/2.0/UDP 239.255.0.1;maddr=239.255.0.1;ttl=16;received=192.0.2.9;"
+        b"rport=5062;branch=z9hG4bKm",
+    )
+    v = parse_message(raw).top_via
+    assert (v.host, v.maddr, v.ttl, v.received, v.rport, v.has_rport, v.branch) == (
+        "239.255.0.1",
+        "239.255.0.1",
+        16,
+        "192.0.2.9",
+        5062,
+        True,
+        "z9hG4bKm",
+    )
+    assert v.sent_by == "239.255.0.1"
+
+
+def test_uri_parameters_are_not_header_parameters() -> None:
+    raw = INVITE.replace(
+        b"Contact: <sip:alice@client.atlanta.example.com;transport=udp>;expires=60;q=0.5",
+        b"Contact: <sip:alice@client.atlanta.example.com;expires=5>;expires=60",
+    )
+    (c,) = parse_message(raw).contacts
+    assert c.expires == 60 and c.uri.params.get("expires") == "5"  # type: ignore[union-attr]
+
+
+def test_expires_is_clamped_and_contact_star_keeps_its_expires() -> None:
+    m = parse_message(
+        b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: x\r\n"
+        b"CSeq: 2 REGISTER\r\nContact: *\r\nExpires: 99999999999\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert m.contact_is_star and m.contacts == []
+    assert m.expires == 2**32 - 1  # §20.19: a huge value is not an error
+
+
+def test_authentication_views_are_parsed_once_and_refreshed_on_change() -> None:
+    raw = INVITE.replace(
+        b"Content-Type",
+        b'Proxy-Authorization: Digest username="alice", realm="atlanta.example.com", '
+        b'nonce="n1", uri="sip:bob@biloxi.example.com", response="0123456789abcdef0123456789abcdef"'
+        b"\r\nAuthorization: NoOneKnowsThisScheme opaque-data=here\r\nContent-Type",
+    )
+    m = parse_message(raw)
+    (creds,) = m.credentials(proxy=True)
+    assert isinstance(creds, Credentials) and creds.username == "alice"
+    assert m.credentials(proxy=True)[0] is creds  # cached
+    (other,) = m.credentials()
+    assert isinstance(other, OtherAuth) and other.scheme == "NoOneKnowsThisScheme"
+    m.headers.remove("Proxy-Authorization")
+    assert m.credentials(proxy=True) == []
+    resp = parse_message(
+        b"SIP/2.0 407 Proxy Authentication Required\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b'Proxy-Authenticate: Digest realm="a.example", nonce="n", algorithm=SHA-256, qop="auth"\r\n'
+        b'Proxy-Authenticate: Digest realm="a.example", nonce="n", algorithm=MD5, qop="auth"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+    first, second = resp.challenges(proxy=True)
+    assert isinstance(first, Challenge) and first.algorithm == "SHA-256"
+    assert isinstance(second, Challenge) and second.algorithm == "MD5"
+    assert resp.challenges() == []
+
+
+def test_route_depth_limit() -> None:
+    m = parse_message(INVITE)
+    for i in range(10):
+        m.headers.add("Route", f"<sip:p{i}.example.com;lr>")
+    validate(m, Limits(max_route=12))
+    with pytest.raises(RemoteProtocolError, match="Too many Route") as info:
+        validate(m, Limits(max_route=11))
+    assert info.value.status == 513

@@ -185,8 +185,14 @@ class StreamFramer:
             pending = len(buf) - start
             if pending > limits.max_header_bytes:
                 self._fail(RemoteProtocolError("Message Too Large", 513))
-            line_start = buf.rfind(b"\n", start) + 1 or start
-            if len(buf) - line_start > limits.max_line_bytes:
+            # The lines that grew since the last look: from the start of the line
+            # that was open then (shorter than the limit, or we had failed) to the
+            # end, so a long line is caught whether or not it has ended yet.
+            new = max(start, self._scan_from)
+            line_start = buf.rfind(b"\n", start, new) + 1 or start
+            if len(buf) - line_start > limits.max_line_bytes and (
+                max(map(len, buf[line_start:].split(b"\n"))) > limits.max_line_bytes
+            ):
                 self._fail(RemoteProtocolError("Header Line Too Long", 513))
             self._scan_from = len(buf)
             return None

@@ -57,16 +57,26 @@ _SPECIAL_NAMES = {
 
 _TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~")
 
-# Raw name bytes (as written, before the colon) -> canonical key. Bounded so that a
-# stream of invented header names cannot grow it without limit.
+# Raw name bytes (as written, before the colon) -> canonical key, and the same for
+# names our callers pass as text. Bounded so that a stream of invented header names
+# cannot grow them without limit.
 _NAME_CACHE: dict[bytes, str] = {}
+_KEY_CACHE: dict[str, str] = {}
 _NAME_CACHE_MAX = 2048
+# Canonical key -> b"Display-Name: ", the prefix of every line we write.
+_PREFIX_CACHE: dict[str, bytes] = {}
 
 
 def canonical_key(name: str) -> str:
     """The lower-case long form of a header name: 'v' -> 'via', 'CALL-ID' -> 'call-id'."""
+    key = _KEY_CACHE.get(name)
+    if key is not None:
+        return key
     lname = name.strip(" \t").lower()
-    return COMPACT_FORMS.get(lname, lname)
+    key = COMPACT_FORMS.get(lname, lname)
+    if len(_KEY_CACHE) < _NAME_CACHE_MAX:
+        _KEY_CACHE[name] = key
+    return key
 
 
 def display_name(key: str) -> str:
@@ -93,7 +103,7 @@ def key_from_raw(raw_name: bytes) -> str:
 
 def _value_of(line: bytes) -> str:
     """The field value of a raw line: text after ':', unfolded (§7.3.1), trimmed."""
-    value = line[line.index(b":") + 1 :]
+    value = line.partition(b":")[2]
     if b"\n" in value:
         # Folded: each CRLF + leading whitespace becomes a single SP.
         parts = value.replace(b"\r\n", b"\n").split(b"\n")
@@ -102,11 +112,21 @@ def _value_of(line: bytes) -> str:
 
 
 def _line(key: str, value: str) -> bytes:
-    return f"{display_name(key)}: {value}".encode("utf-8", "surrogateescape")
+    prefix = _PREFIX_CACHE.get(key)
+    if prefix is None:
+        prefix = f"{display_name(key)}: ".encode("utf-8", "surrogateescape")
+        if len(_PREFIX_CACHE) < _NAME_CACHE_MAX:
+            _PREFIX_CACHE[key] = prefix
+    return prefix + value.encode("utf-8", "surrogateescape")
 
 
 class Headers:
-    """Header fields in order. Keys are canonical (`canonical_key`), lines raw bytes."""
+    """Header fields in order. Keys are canonical (`canonical_key`), lines raw bytes.
+
+    `_keys[i]` is the canonical key of the raw line `_lines[i]`; `_views` caches the
+    typed views by key (`"via#1"` for the top Via alone) and each write drops the
+    views of the key it changed.
+    """
 
     __slots__ = ("_keys", "_lines", "_views")
 
@@ -132,16 +152,17 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field's value, unfolded; `default` when absent."""
         key = canonical_key(name)
-        try:
-            i = self._keys.index(key)
-        except ValueError:
+        if key not in self._keys:
             return default
-        return _value_of(self._lines[i])
+        return _value_of(self._lines[self._keys.index(key)])
 
     def get_all(self, name: str) -> list[str]:
         """Every field's value, in order (one entry per header line)."""
         key = canonical_key(name)
-        return [_value_of(ln) for k, ln in zip(self._keys, self._lines, strict=True) if k == key]
+        keys = self._keys
+        if keys.count(key) <= 1:
+            return [_value_of(self._lines[keys.index(key)])] if key in keys else []
+        return [_value_of(ln) for k, ln in zip(keys, self._lines, strict=True) if k == key]
 
     def values(self, name: str) -> list[str]:
         """Every comma-separated element of every field named `name` (§7.3.1)."""
@@ -187,46 +208,39 @@ class Headers:
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Append a field, or insert it above the existing ones with `first=True`."""
         key = canonical_key(name)
-        self._touched(key)
-        line = _line(key, value)
-        if first:
-            try:
-                i = self._keys.index(key)
-            except ValueError:
-                i = 0
-            self._keys.insert(i, key)
-            self._lines.insert(i, line)
-        else:
-            self._keys.append(key)
-            self._lines.append(line)
+        self.add_raw(key, _line(key, value), first=first)
 
     def add_raw(self, key: str, line: bytes, *, first: bool = False) -> None:
         """Insert an already serialised field line (fast path for proxies)."""
-        self._touched(key)
-        if first:
-            try:
-                i = self._keys.index(key)
-            except ValueError:
-                i = 0
-            self._keys.insert(i, key)
+        if self._views:
+            self._touched(key)
+        keys = self._keys
+        if first and key in keys:
+            i = keys.index(key)
+            keys.insert(i, key)
             self._lines.insert(i, line)
+        elif first:
+            keys.insert(0, key)
+            self._lines.insert(0, line)
         else:
-            self._keys.append(key)
+            keys.append(key)
             self._lines.append(line)
 
     def set(self, name: str, value: str) -> None:
         """Replace all fields of `name` by one, at the position of the first."""
         key = canonical_key(name)
-        self._touched(key)
+        if self._views:
+            self._touched(key)
         line = _line(key, value)
-        try:
-            i = self._keys.index(key)
-        except ValueError:
-            self._keys.append(key)
+        keys = self._keys
+        if key not in keys:
+            keys.append(key)
             self._lines.append(line)
             return
+        i = keys.index(key)
         self._lines[i] = line
-        self._remove_from(key, i + 1)
+        if keys.count(key) > 1:
+            self._remove_from(key, i + 1)
 
     def remove(self, name: str) -> None:
         key = canonical_key(name)
@@ -247,15 +261,21 @@ class Headers:
     def pop_first_value(self, name: str) -> str | None:
         """Remove and return the first comma element of `name` (top Via, top Route)."""
         key = canonical_key(name)
-        try:
-            i = self._keys.index(key)
-        except ValueError:
+        keys = self._keys
+        if key not in keys:
             return None
+        i = keys.index(key)
         self._touched(key)
-        value = _value_of(self._lines[i])
+        line = self._lines[i]
+        value = _value_of(line)
+        if b"," not in line:
+            # One element (split_commas would return the value itself).
+            del keys[i]
+            del self._lines[i]
+            return value
         parts = split_commas(value, display_name(key)) if value else [""]
         if len(parts) <= 1:
-            del self._keys[i]
+            del keys[i]
             del self._lines[i]
         else:
             self._lines[i] = _line(key, ", ".join(parts[1:]))

@@ -9,26 +9,21 @@ every defect reported up front.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from sipline.core import lookup
 from sipline.core.abnf import METHOD_RE, VERSION_RE
+from sipline.core.auth_header import Challenge, Credentials, OtherAuth
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.headers import _NAME_CACHE, Headers, key_from_raw
-from sipline.core.params import split_commas
 from sipline.core.uri import Uri, parse_uri
 from sipline.core.views import (
-    MAX_UINT32,
     CSeq,
     NameAddr,
     Via,
-    parse_call_id,
-    parse_cseq,
-    parse_name_addr,
-    parse_name_addr_list,
     parse_token_list,
-    parse_uint,
-    parse_via,
 )
 
 __all__ = [
@@ -93,44 +88,73 @@ class Message(ABC):
         self.body = value
 
     # -- typed views ----------------------------------------------------------------
+    # Each view is parsed on first access and cached in `headers._views` (the dict is
+    # read directly: these are the hot path of every proxy and transaction).
     @property
     def vias(self) -> list[Via]:
         """Every Via value, topmost first."""
-        return self.headers.view("via", _vias)
+        return self.headers.view("via", lookup.vias)
 
     @property
     def top_via(self) -> Via:
         """The topmost Via value (parsed without touching the others)."""
-        return self.headers.view("via#1", _top_via)
+        h = self.headers
+        v = h._views.get("via#1")
+        if v is None:
+            v = h._views["via#1"] = lookup.top_via(h)
+        return v  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.view("to", _to)
+        h = self.headers
+        v = h._views.get("to")
+        if v is None:
+            v = h._views["to"] = lookup.name_addr_field(h, "to", "To")
+        return v  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers.view("from", _from)
+        h = self.headers
+        v = h._views.get("from")
+        if v is None:
+            v = h._views["from"] = lookup.name_addr_field(h, "from", "From")
+        return v  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:
-        return self.headers.view("call-id", _call_id)
+        h = self.headers
+        v = h._views.get("call-id")
+        if v is None:
+            v = h._views["call-id"] = lookup.call_id(h)
+        return v  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.view("cseq", _cseq)
+        h = self.headers
+        v = h._views.get("cseq")
+        if v is None:
+            v = h._views["cseq"] = lookup.cseq(h)
+        return v  # type: ignore[return-value]
 
     @property
     def max_forwards(self) -> int | None:
-        return self.headers.view("max-forwards", _max_forwards)
+        h = self.headers
+        v = h._views.get("max-forwards")
+        if v is None:
+            # Not cached when absent (None): recomputing that is a list scan.
+            v = lookup.max_forwards(h)
+            if v is not None:
+                h._views["max-forwards"] = v
+        return v  # type: ignore[return-value]
 
     @property
     def expires(self) -> int | None:
-        return self.headers.view("expires", _expires)
+        return self.headers.view("expires", lookup.expires)
 
     @property
     def contacts(self) -> list[NameAddr]:
         """Contact values; empty for `Contact: *` (see `contact_is_star`)."""
-        return self.headers.view("contact", _contacts)
+        return self.headers.view("contact", lookup.contacts)
 
     @property
     def contact_is_star(self) -> bool:
@@ -139,11 +163,15 @@ class Message(ABC):
 
     @property
     def routes(self) -> list[NameAddr]:
-        return self.headers.view("route", _routes)
+        h = self.headers
+        v = h._views.get("route")
+        if v is None:
+            v = h._views["route"] = lookup.routes(h)
+        return v  # type: ignore[return-value]
 
     @property
     def record_routes(self) -> list[NameAddr]:
-        return self.headers.view("record-route", _record_routes)
+        return self.headers.view("record-route", lookup.record_routes)
 
     @property
     def content_type(self) -> str | None:
@@ -152,7 +180,17 @@ class Message(ABC):
 
     @property
     def content_length(self) -> int | None:
-        return self.headers.view("content-length", _content_length)
+        return self.headers.view("content-length", lookup.content_length)
+
+    def credentials(self, *, proxy: bool = False) -> list[Credentials | OtherAuth]:
+        """The Authorization (or, with `proxy`, Proxy-Authorization) values, parsed."""
+        key = "proxy-authorization" if proxy else "authorization"
+        return self.headers.view(key, lambda h: lookup.credentials(h, key))
+
+    def challenges(self, *, proxy: bool = False) -> list[Challenge | OtherAuth]:
+        """The WWW-Authenticate (or, with `proxy`, Proxy-Authenticate) values, parsed."""
+        key = "proxy-authenticate" if proxy else "www-authenticate"
+        return self.headers.view(key, lambda h: lookup.challenges(h, key))
 
     def option_tags(self, name: str) -> list[str]:
         """Require / Proxy-Require / Supported / Unsupported option tags."""
@@ -242,88 +280,6 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-# --- view parsers (one per header; cached by Headers.view) ------------------------------
-def _single(h: Headers, key: str, what: str) -> str | None:
-    values = h.get_all(key)
-    if not values:
-        return None
-    if len(values) > 1 and any(v != values[0] for v in values[1:]):
-        raise RemoteProtocolError(f"Multiple {what} header values")
-    return values[0]
-
-
-def _required(h: Headers, key: str, what: str) -> str:
-    v = _single(h, key, what)
-    if v is None:
-        raise RemoteProtocolError(f"Missing {what} header")
-    return v
-
-
-def _vias(h: Headers) -> list[Via]:
-    values = h.values("via")
-    if not values:
-        raise RemoteProtocolError("Missing Via header")
-    return [parse_via(v) for v in values]
-
-
-def _top_via(h: Headers) -> Via:
-    first = h.get("via")
-    if first is None:
-        raise RemoteProtocolError("Missing Via header")
-    if "," in first:
-        first = split_commas(first, "Via")[0]
-    return parse_via(first)
-
-
-def _to(h: Headers) -> NameAddr:
-    return parse_name_addr(_required(h, "to", "To"), "To")
-
-
-def _from(h: Headers) -> NameAddr:
-    return parse_name_addr(_required(h, "from", "From"), "From")
-
-
-def _call_id(h: Headers) -> str:
-    return parse_call_id(_required(h, "call-id", "Call-ID"))
-
-
-def _cseq(h: Headers) -> CSeq:
-    return parse_cseq(_required(h, "cseq", "CSeq"))
-
-
-def _max_forwards(h: Headers) -> int | None:
-    v = _single(h, "max-forwards", "Max-Forwards")
-    return None if v is None else parse_uint(v, "Max-Forwards", 255)
-
-
-def _expires(h: Headers) -> int | None:
-    v = _single(h, "expires", "Expires")
-    # §20.19: a malformed or huge value is not fatal; clamp to 32 bits.
-    return None if v is None else parse_uint(v, "Expires", MAX_UINT32, clamp=True)
-
-
-def _contacts(h: Headers) -> list[NameAddr]:
-    values = h.get_all("contact")
-    if any(v == "*" for v in values):
-        if len(values) > 1:
-            raise RemoteProtocolError("Contact '*' mixed with other contacts")
-        return []
-    return parse_name_addr_list(values, "Contact")
-
-
-def _routes(h: Headers) -> list[NameAddr]:
-    return parse_name_addr_list(h.get_all("route"), "Route")
-
-
-def _record_routes(h: Headers) -> list[NameAddr]:
-    return parse_name_addr_list(h.get_all("record-route"), "Record-Route")
-
-
-def _content_length(h: Headers) -> int | None:
-    v = _single(h, "content-length", "Content-Length")
-    return None if v is None else parse_uint(v, "Content-Length", MAX_UINT32)
-
-
 # --- parsing -----------------------------------------------------------------------------
 def _unfold(lines: list[bytes]) -> list[bytes]:
     """Merge continuation lines into the field above, keeping the raw CRLF (§7.3.1)."""
@@ -350,12 +306,18 @@ def _parse_start_line(start: bytes) -> tuple[bool, str, str, str]:
     if len(parts) != 3 or not all(parts):
         # RFC 4475 §3.1.2.8-10: extra or embedded whitespace in the Request-Line.
         raise RemoteProtocolError("Malformed Request-Line")
-    method = parts[0].decode("latin-1")
-    if not METHOD_RE.fullmatch(method):
-        raise RemoteProtocolError("Malformed method in Request-Line")
-    version = parts[2].decode("latin-1")
-    _check_version(version)
-    uri = parts[1].decode("utf-8", "surrogateescape")
+    method_b, uri_b, version_b = parts
+    method = lookup.METHOD_BY_OCTETS.get(method_b)
+    if method is None:
+        method = method_b.decode("latin-1")
+        if not METHOD_RE.fullmatch(method):
+            raise RemoteProtocolError("Malformed method in Request-Line")
+    if version_b == b"SIP/2.0":
+        version = "SIP/2.0"
+    else:
+        version = version_b.decode("latin-1")
+        _check_version(version)
+    uri = uri_b.decode("utf-8", "surrogateescape")
     if uri.startswith("<"):
         raise RemoteProtocolError("Request-URI must not be enclosed in <>")
     return True, method, uri, version
@@ -369,6 +331,13 @@ def _check_version(version: str) -> None:
         raise RemoteProtocolError("Malformed SIP-Version")
     if (m.group(1), m.group(2)) != ("2", "0"):
         raise RemoteProtocolError("Version Not Supported", 505)
+
+
+# The name part of every header line: the text between a line's CRLF and its first
+# colon. Folded continuation lines and lines without a colon make the fast key scan
+# in `parse_message` come up short or miss the name cache, and go the careful way.
+_NAME_RE = re.compile(rb"\r\n([^:\r\n]*+):")
+_CACHED_KEY = _NAME_CACHE.__getitem__
 
 
 def parse_message(
@@ -389,35 +358,73 @@ def parse_message(
     lines = head.split(CRLF)
     if len(lines) > limits.max_headers + 1:
         raise RemoteProtocolError("Too many header fields", 513)
-    if max(map(len, lines)) > limits.max_line_bytes:
+    if len(head) > limits.max_line_bytes and max(map(len, lines)) > limits.max_line_bytes:
         raise RemoteProtocolError("Header line too long", 513)
-    if b"\r\n " in head or b"\r\n\t" in head:
-        lines = _unfold(lines)
+    # Every line's name, known from earlier messages (the usual case): no folding
+    # (a continuation line's "name" starts with whitespace, never cached), every
+    # line has a colon and a well-formed name.
+    try:
+        keys = list(map(_CACHED_KEY, _NAME_RE.findall(head)))
+    except KeyError:
+        keys = []
+    if len(keys) != len(lines) - 1:
+        lines, keys = _lines_and_keys(head, lines)
     start = lines[0]
     del lines[0]
+    headers = Headers(keys, lines)
+    try:
+        i = keys.index("content-length")
+    except ValueError:
+        body = b"" if stream else rest
+    else:
+        # lookup.content_length, inlined for the plain case.
+        value = lines[i].partition(b":")[2].strip(b" \t")
+        if value.isdigit() and len(value) <= 9 and keys.count("content-length") == 1:
+            declared = int(value)
+        else:
+            declared = lookup.content_length(headers) or 0
+        if len(rest) < declared:
+            raise RemoteProtocolError("Content-Length larger than the message body")
+        body = rest[:declared]
+    if start[:8] == b"SIP/2.0 ":  # the usual Status-Line
+        code = start[8:11]
+        if (
+            len(code) == 3
+            and code.isdigit()
+            and b"100" <= code <= b"699"
+            and start[11:12] in (b" ", b"")
+        ):
+            reason = start[12:].decode("utf-8", "surrogateescape")
+            return Response(int(code), reason, headers, body, "SIP/2.0", start)
+    else:
+        parts = start.split(b" ")
+        if len(parts) == 3:  # the usual Request-Line: a known method, SIP/2.0
+            method = lookup.METHOD_BY_OCTETS.get(parts[0])
+            if method is not None and parts[2] == b"SIP/2.0" and parts[1][:1] not in (b"", b"<"):
+                uri = parts[1].decode("utf-8", "surrogateescape")
+                return Request(method, uri, headers, body, "SIP/2.0", start)
+    is_request, a, b, version = _parse_start_line(start)
+    if is_request:
+        return Request(a, b, headers, body, version, start)
+    return Response(int(a), b, headers, body, version, start)
+
+
+def _lines_and_keys(head: bytes, lines: list[bytes]) -> tuple[list[bytes], list[str]]:
+    """Unfold continuation lines (§7.3.1) and learn each field's name, or raise.
+
+    `lines` starts with the start line; so does the list returned."""
+    if b"\r\n " in head or b"\r\n\t" in head:
+        lines = _unfold(lines)
     keys: list[str] = []
     cache = _NAME_CACHE
-    for ln in lines:
+    for ln in lines[1:]:
         c = ln.find(b":")
         if c <= 0:
             raise RemoteProtocolError("Malformed header line (no colon)")
         name = ln[:c]
         k = cache.get(name)
         keys.append(k if k is not None else key_from_raw(name))
-    headers = Headers(keys, lines)
-    if "content-length" in keys:
-        declared = _content_length(headers) or 0
-        if len(rest) < declared:
-            raise RemoteProtocolError("Content-Length larger than the message body")
-        body = rest[:declared]
-    elif stream:
-        body = b""
-    else:
-        body = rest
-    is_request, a, b, version = _parse_start_line(start)
-    if is_request:
-        return Request(a, b, headers, body, version, start)
-    return Response(int(a), b, headers, body, version, start)
+    return lines, keys
 
 
 def _lf_fallback(data: bytes) -> tuple[bytes, bytes]:

@@ -7,28 +7,68 @@ re-serialised header is byte-faithful, and looks names up case-insensitively.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
+from sipline.core.abnf import TOKEN_CHARS
 from sipline.core.errors import RemoteProtocolError
 
-__all__ = ["Params", "parse_params", "quote", "split_commas", "unquote"]
+__all__ = [
+    "QUICK_PARAMS",
+    "Params",
+    "parse_params",
+    "quote",
+    "split_commas",
+    "unquote",
+]
 
 # abnf.TOKEN as a set, for the hand scanners below.
 _TOKEN_SET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~")
 # A generic-param value is token / host / quoted-string (§25.1); hosts add ":" "[" "]".
 _VALUE_SET = _TOKEN_SET | frozenset(":[]")
 
+# `*( SEMI generic-param )` as almost every sender writes it: no LWS, no quoted
+# values. `Params.of_text` of text this matches is what `parse_params` gives.
+QUICK_PARAMS = rf"(?:;[{TOKEN_CHARS}]++(?:=[{TOKEN_CHARS}:\[\]]++)?)*+"
+
 
 class Params:
-    """An ordered list of `(name, value)`; `value` is None for a flag parameter."""
+    """An ordered list of `(name, value)`; `value` is None for a flag parameter.
 
-    __slots__ = ("_items",)
+    The parsers hand over well-formed parameter text as it is (`Params.of_text`):
+    it is split into items on first use, and a lookup by name before that is one
+    regex search. Either way the answers are those of the item list.
+    """
+
+    __slots__ = ("_items", "_text")
 
     def __init__(self, items: list[tuple[str, str | None]] | None = None) -> None:
-        self._items: list[tuple[str, str | None]] = items if items is not None else []
+        self._items: list[tuple[str, str | None]] | None = items if items is not None else []
+        self._text = ""
+
+    @classmethod
+    def of_text(cls, text: str) -> Params:
+        """Parameters from text the caller matched against `QUICK_PARAMS` (or a like
+        pattern): `*( ";" name [ "=" value ] )`, names and values holding neither ';'
+        nor '=', values not empty."""
+        p = cls.__new__(cls)
+        p._items = None
+        p._text = text
+        return p
+
+    def _list(self) -> list[tuple[str, str | None]]:
+        items = self._items
+        if items is None:
+            items = self._items = _split_quick(self._text)
+        return items
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of `name` (case-insensitive); `default` if absent or a flag."""
+        if self._items is None:
+            m = (_LOOKUP_RES.get(name) or _lookup_re(name)).search(self._text)
+            if m is not None and (value := m[1]) is not None:
+                return value
+            return default
         lname = name.lower()
         for n, v in self._items:
             if n.lower() == lname:
@@ -39,49 +79,80 @@ class Params:
         if not isinstance(name, str):
             return False
         lname = name.lower()
-        return any(n.lower() == lname for n, _ in self._items)
+        return any(n.lower() == lname for n, _ in self._list())
 
     def set(self, name: str, value: str | None = None) -> None:
         """Replace `name` in place (keeping its position), or append it."""
+        items = self._list()
         lname = name.lower()
-        for i, (n, _) in enumerate(self._items):
+        for i, (n, _) in enumerate(items):
             if n.lower() == lname:
-                self._items[i] = (n, value)
+                items[i] = (n, value)
                 return
-        self._items.append((name, value))
+        items.append((name, value))
 
     def remove(self, name: str) -> None:
         lname = name.lower()
-        self._items = [(n, v) for n, v in self._items if n.lower() != lname]
+        self._items = [(n, v) for n, v in self._list() if n.lower() != lname]
 
     def items(self) -> list[tuple[str, str | None]]:
-        return list(self._items)
+        return list(self._list())
 
     def copy(self) -> Params:
+        if self._items is None:
+            return Params.of_text(self._text)
         return Params(list(self._items))
 
     def __iter__(self) -> Iterator[tuple[str, str | None]]:
-        return iter(self._items)
+        return iter(self._list())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._list())
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return bool(self._text) if self._items is None else bool(self._items)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Params):
             return NotImplemented
-        return _folded(self._items) == _folded(other._items)
+        return _folded(self._list()) == _folded(other._list())
 
     def __hash__(self) -> int:
-        return hash(tuple(_folded(self._items)))
+        return hash(tuple(_folded(self._list())))
 
     def __repr__(self) -> str:
-        return f"Params({self._items!r})"
+        return f"Params({self._list()!r})"
 
     def __str__(self) -> str:
+        if self._items is None:
+            return self._text  # exactly what the items would print
         return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self._items)
+
+
+def _split_quick(text: str) -> list[tuple[str, str | None]]:
+    """Items of `QUICK_PARAMS` text: ';' and '=' only ever separate names and values."""
+    items: list[tuple[str, str | None]] = []
+    if text:
+        for part in text[1:].split(";"):
+            name, eq, value = part.partition("=")
+            items.append((name, value) if eq else (name, None))
+    return items
+
+
+# Parameter name as asked for -> a regex finding its first occurrence in
+# `QUICK_PARAMS` text (ASCII case-insensitive, as `n.lower() == name.lower()` is
+# there). Bounded: names come from our own code, but nothing stops a caller.
+_LOOKUP_RES: dict[str, re.Pattern[str]] = {}
+
+
+def _lookup_re(name: str) -> re.Pattern[str]:
+    pattern = _LOOKUP_RES.get(name)
+    if pattern is None:
+        escaped = re.escape(name.lower())
+        pattern = re.compile(rf";{escaped}(?:=([^;]*))?(?=;|\Z)", re.IGNORECASE | re.ASCII)
+        if len(_LOOKUP_RES) < 256:
+            _LOOKUP_RES[name] = pattern
+    return pattern
 
 
 def _folded(items: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from sipline.core.abnf import (
     ABSOLUTE_REST_RE,
     HNAME_RE,
+    HOSTNAME_QUICK,
     HOSTNAME_RE,
     HVALUE_RE,
+    IPV4_OCTETS,
     IPV4_RE,
     IPV6_BODY_RE,
     PARAMCHARS_RE,
     PASSWORD_RE,
     SCHEME_RE,
+    UNRESERVED,
     USER_RE,
 )
 from sipline.core.errors import RemoteProtocolError
@@ -75,7 +78,7 @@ def _check_host(host: str, what: str) -> str:
                 raise RemoteProtocolError(f"Malformed IPv6 address in {what}") from None
         return body
     if IPV4_RE.fullmatch(host):
-        if any(int(o) > 255 for o in host.split(".")):
+        if max(map(int, host.split("."))) > 255:
             raise RemoteProtocolError(f"Malformed IPv4 address in {what}")
         return host
     if not HOSTNAME_RE.fullmatch(host):
@@ -331,8 +334,33 @@ def _parse_tel(rest: str, what: str) -> TelUri:
     return TelUri(number, _parse_uri_params(params_s, what) if semi else Params())
 
 
+# A sip/sips URI as almost every sender writes it: lower-case scheme, a plain user
+# part without password or escapes, an IPv4 address or a host name, plain
+# parameters, no headers. On text this matches, the quick path builds what
+# `_parse_sip` would (it checks a host name ending in a digit the same way).
+_PCHARS = rf"{UNRESERVED}\[\]/:&+$"
+_SIP_QUICK_RE = re.compile(
+    rf"(sips?):(?:([{UNRESERVED}&=+$,]++)@)?(?:({IPV4_OCTETS})|({HOSTNAME_QUICK}))"
+    rf"(?::([0-9]{{1,5}}))?((?:;[{_PCHARS}]++(?:=[{_PCHARS}]++)?)*+)"
+)
+
+
 def parse_uri(text: str, what: str = "URI") -> Uri:
     """Parse a URI; raise `RemoteProtocolError` (400) naming `what` when malformed."""
+    m = _SIP_QUICK_RE.fullmatch(text)
+    if m is not None:
+        scheme, user, ipv4, host, port_s, ptext = m.groups()
+        port = None if port_s is None else int(port_s)
+        if port is None or port <= 65535:
+            if ipv4 is not None:
+                host = ipv4
+            elif host[-1].isdigit():
+                host = _check_host(host, what)  # e.g. an IPv4 address with a bad octet
+            return SipUri(scheme, user, None, host, port, Params.of_text(ptext), [])
+    return _parse_uri_general(text, what)
+
+
+def _parse_uri_general(text: str, what: str) -> Uri:
     colon = text.find(":")
     if colon <= 0:
         raise RemoteProtocolError(f"Malformed {what}: no scheme")

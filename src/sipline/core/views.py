@@ -11,9 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sipline.core.abnf import CALLID_RE, TOKEN_RE
+from sipline.core.abnf import (
+    CALLID_RE,
+    HOSTNAME_QUICK,
+    IPV4_OCTETS,
+    LINE_HEAD,
+    LINE_TAIL,
+    TOKEN_CHARS,
+    TOKEN_RE,
+)
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.params import (
+    QUICK_PARAMS,
     Params,
     parse_params,
     quote,
@@ -38,6 +47,14 @@ __all__ = [
 ]
 
 MAX_UINT32 = 2**32 - 1
+
+# Methods of RFC 3261 and its extensions (all tokens): the CSeq fast path's set.
+_METHODS = frozenset(
+    {
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+        "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+    }
+)  # fmt: skip
 
 
 # --- Via (§20.42) ----------------------------------------------------------------------
@@ -88,17 +105,69 @@ class Via:
 
 
 _VIA_FAST = re.compile(
-    r"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?"
+    r"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
 )
 _VIA_SLOW = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*"
     r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)"
-    r"(?:[ \t]*:[ \t]*(\d{1,5}))?"
+    r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
 )
+# The whole via-parm as almost every sender writes it: no LWS, a host name or IPv4
+# address, token parameters. Anything else goes through `_parse_via_general`, which
+# also gives the precise error; on what this matches, both give the same Via.
+_VIA_QUICK_VALUE = (
+    rf"SIP/2\.0/([{TOKEN_CHARS}]++) (?:({IPV4_OCTETS})|({HOSTNAME_QUICK}))"
+    rf"(?::([0-9]{{1,5}}))?({QUICK_PARAMS})"
+)
+_VIA_QUICK = re.compile(_VIA_QUICK_VALUE)
+_VIA_LINE_QUICK = re.compile(LINE_HEAD + _VIA_QUICK_VALUE + LINE_TAIL)
 
 
 def parse_via(value: str) -> Via:
     """One via-parm: sent-protocol LWS sent-by *( SEMI via-params )."""
+    m = _VIA_QUICK.fullmatch(value)
+    if m is not None:
+        via = _via_of_match(m)
+        if via is not None:
+            return via
+    return _parse_via_general(value)
+
+
+def via_of_line(line: str) -> Via | None:
+    """The Via of a decoded header line holding a single plain via-parm, or None
+    (then `parse_via` of the line's value gives the Via or the error). A plain
+    via-parm with a bad IPv4 address raises the error `parse_via` would."""
+    m = _VIA_LINE_QUICK.fullmatch(line)
+    return None if m is None else _via_of_match(m)
+
+
+def _via_of_match(m: re.Match[str]) -> Via | None:
+    transport, ipv4, host, port_s, ptext = m.groups()
+    port = None if port_s is None else int(port_s)
+    if port is not None and port > 65535:
+        return None
+    if ipv4 is not None:
+        host = ipv4
+    elif host[-1].isdigit():
+        host = _check_host(host, "Via")  # e.g. an IPv4 address with a bad octet
+    params = Params.of_text(ptext)
+    if ptext:
+        # ttl and rport must be numbers: a bad one is reported by the general path.
+        low = ptext.lower()
+        if (";ttl" in low or ";rport=" in low) and not _via_numbers_ok(params):
+            return None
+    return Via(transport.upper(), host, port, params, "SIP/2.0")
+
+
+def _via_numbers_ok(params: Params) -> bool:
+    for name in ("ttl", "rport"):
+        v = params.get(name)
+        if v is not None and not (v.isdigit() and v.isascii() and len(v) <= 5):
+            return False
+    return True
+
+
+def _parse_via_general(value: str) -> Via:
     m = _VIA_FAST.match(value)
     if m is not None:
         transport, host_s, port_s = m.group(1), m.group(2), m.group(3)
@@ -118,7 +187,7 @@ def parse_via(value: str) -> Via:
     host = _check_host(host_s, "Via")
     for name in ("ttl", "rport"):
         v = params.get(name)
-        if v is not None and not (v.isdigit() and len(v) <= 5):
+        if v is not None and not (v.isdigit() and v.isascii() and len(v) <= 5):
             raise RemoteProtocolError(f"Malformed Via {name}")
     return Via(transport.upper(), host, port, params, protocol.upper())
 
@@ -202,16 +271,47 @@ class NameAddr:
 
 
 _NA_FAST = re.compile(r'(?:"([^"\\]*)" ?|([A-Za-z0-9\-.!%*_+`\'~ ]+?) ?)?<([^<>\s"]+)>')
+# `_NA_FAST` followed by token parameters only: a plain name-addr, whole.
+_NA_QUICK_VALUE = (
+    r'(?:("[^"\\\r\n]*+") ?+|([A-Za-z0-9\-.!%*_+`\'~ ]+?) ?)?<([^<>\s"]++)>' + f"({QUICK_PARAMS})"
+)
+_NA_QUICK = re.compile(_NA_QUICK_VALUE)
+# Groups: display name (quoted, with its quotes), display tokens, URI, parameters.
+NA_LINE_QUICK = re.compile(LINE_HEAD + _NA_QUICK_VALUE + LINE_TAIL)
+
+
+def name_addr_of_line(line: str) -> NameAddr | None:
+    """The NameAddr of a decoded header line holding one plain name-addr, or None
+    (then `parse_name_addr` of the line's value gives it or the error)."""
+    m = NA_LINE_QUICK.fullmatch(line)
+    return None if m is None else _name_addr_of_match(m)
+
+
+def _name_addr_of_match(m: re.Match[str]) -> NameAddr:
+    quoted, tokens, uri_text, ptext = m.groups()
+    if tokens:
+        quoted = " ".join(tokens.split()) or None
+    return NameAddr(uri_text, quoted, Params.of_text(ptext), True)
 
 
 def parse_name_addr(value: str, what: str) -> NameAddr:
     """Parse `( name-addr / addr-spec ) *( SEMI param )` from a single list element."""
     s = value.strip(" \t")
+    m = _NA_QUICK.fullmatch(s)
+    if m is not None:
+        return _name_addr_of_match(m)
+    return _parse_name_addr_general(s, what)
+
+
+def _parse_name_addr_general(s: str, what: str) -> NameAddr:
+    """Every form the grammar allows (LWS, quoted parameters, addr-spec); `s` is
+    trimmed. Gives what `_NA_QUICK` does on what that matches, and names each defect."""
+    display: str | None
     m = _NA_FAST.match(s)
     if m is not None:
         quoted, tokens, uri_text = m.group(1), m.group(2), m.group(3)
         if quoted is not None:
-            display: str | None = f'"{quoted}"'
+            display = f'"{quoted}"'
         else:
             display = " ".join(tokens.split()) or None if tokens else None
         i = m.end()
@@ -284,6 +384,15 @@ class CSeq:
 
 def parse_cseq(value: str) -> CSeq:
     """CSeq = 1*DIGIT LWS Method; the number must fit 32 bits (§8.1.1.5)."""
+    seq, _, method = value.partition(" ")
+    if (
+        method in _METHODS
+        and seq.isdigit()
+        and seq.isascii()
+        and len(seq) <= 10
+        and int(seq) <= MAX_UINT32
+    ):
+        return CSeq(int(seq), method)
     parts = value.split()
     if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
         raise RemoteProtocolError("Malformed CSeq header")
