@@ -95,7 +95,7 @@ def test_version_1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None
     db.close()
     store = SqliteStore(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION >= 2
         assert store.get_user("alice", "example.com") is not None
         store.set_route_rules("alice@example.com", "{}", 1.0)
     finally:

@@ -18,22 +18,36 @@ from sipline.storage.base import (
     compute_ha1s,
     split_address,
 )
+from sipline.storage.im import (
+    WATCHER_DECISIONS,
+    ImStore,
+    NewMessage,
+    Publication,
+    StoredMessage,
+    SubscriptionRecord,
+)
 from sipline.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = [
     "HA1_ALGORITHMS",
     "SCHEMA_VERSION",
+    "WATCHER_DECISIONS",
     "AccountStore",
     "AsyncStore",
     "Binding",
     "DeviceInfo",
     "DuplicateError",
+    "ImStore",
     "LocationStore",
+    "NewMessage",
     "NotFoundError",
+    "Publication",
     "RouteStore",
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoredMessage",
+    "SubscriptionRecord",
     "User",
     "compute_ha1s",
     "split_address",

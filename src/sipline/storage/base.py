@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sipline.core.auth import ALGORITHMS, ha1
+from sipline.storage.im import ImStore
 
 __all__ = [
     "HA1_ALGORITHMS",
@@ -220,8 +221,8 @@ class RouteStore(Protocol):
         ...
 
 
-class Store(AccountStore, LocationStore, RouteStore, Protocol):
-    """Both stores in one backend, with a transaction for batching writes."""
+class Store(AccountStore, LocationStore, RouteStore, ImStore, Protocol):
+    """Every store in one backend, with a transaction for batching writes."""
 
     path: str
 

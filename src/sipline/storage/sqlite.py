@@ -30,6 +30,7 @@ from sipline.storage.base import (
     User,
     compute_ha1s,
 )
+from sipline.storage.sqlite_im import IM_MIGRATION, ImTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -89,6 +90,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (aor, device)
         ) WITHOUT ROWID""",
     ),
+    # 3: messaging and presence (see sqlite_im.py).
+    IM_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -134,7 +137,7 @@ def _row_to_binding(row: tuple[Any, ...]) -> Binding:
     )
 
 
-class SqliteStore:
+class SqliteStore(ImTables):
     """Accounts and bindings in one SQLite database at `path` (":memory:" works too)."""
 
     def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
