@@ -19,6 +19,7 @@ from sipline.core.uri import SipUri, parse_uri
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "PRESENCE_POLICIES",
     "ConfigError",
     "Listen",
     "ServerConfig",
@@ -116,6 +117,18 @@ class ServerConfig:
     emergency_numbers: list[str] = field(default_factory=lambda: ["112", "911", "urn:service:sos"])
     emergency_psap: str | None = None
     regions: list[Region] = field(default_factory=list)
+    # messaging (README "Messaging and presence")
+    message_max_body_bytes: int = 8192
+    store_offline: bool = True
+    message_expiry_s: float = 604800.0
+    max_stored_per_user: int = 1000
+    delivery_retry_s: float = 30.0
+    # presence
+    presence_policy: str = "same-domain"
+    subscribe_min_expires: int = 60
+    subscribe_max_expires: int = 7200
+    subscribe_default_expires: int = 3600
+    min_notify_interval_s: float = 5.0
     # logging
     log_level: str = "info"
 
@@ -161,7 +174,23 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "numbers": ("emergency_numbers", "numbers"),
         "psap": ("emergency_psap", "sipuri"),
     },
+    "messaging": {
+        "max_body_bytes": ("message_max_body_bytes", "posint"),
+        "store_offline": ("store_offline", "bool"),
+        "expiry_s": ("message_expiry_s", "posfloat"),
+        "max_stored_per_user": ("max_stored_per_user", "posint"),
+        "retry_s": ("delivery_retry_s", "posfloat"),
+    },
+    "presence": {
+        "default_policy": ("presence_policy", "policy"),
+        "min_expires": ("subscribe_min_expires", "posint"),
+        "max_expires": ("subscribe_max_expires", "posint"),
+        "default_expires": ("subscribe_default_expires", "posint"),
+        "min_notify_interval_s": ("min_notify_interval_s", "nonnegfloat"),
+    },
 }
+# Who may watch a user's presence when the user has no rule about the watcher.
+PRESENCE_POLICIES = ("allow", "same-domain", "confirm", "deny")
 _REGION_KEYS = ("name", "networks", "civic", "box", "point", "psap")
 
 
@@ -190,6 +219,13 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
         need(ok, "a positive number")
         return float(value)
+    if kind == "nonnegfloat":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        need(ok, "a number ≥ 0")
+        return float(value)
+    if kind == "policy":
+        need(value in PRESENCE_POLICIES, ", ".join(repr(p) for p in PRESENCE_POLICIES))
+        return value
     if kind == "mode":
         need(value in ("proxy", "redirect"), "'proxy' or 'redirect'")
         return value
@@ -337,5 +373,9 @@ def check(cfg: ServerConfig) -> None:
         raise ConfigError("registrar.min_expires: larger than registrar.max_expires")
     if not cfg.min_expires <= cfg.default_expires <= cfg.max_expires:
         raise ConfigError("registrar.default_expires: must lie between min_expires and max_expires")
+    if not cfg.subscribe_min_expires <= cfg.subscribe_default_expires <= cfg.subscribe_max_expires:
+        raise ConfigError(
+            "presence.default_expires: must lie between presence.min_expires and max_expires"
+        )
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
         raise ConfigError("tls.cert: tls.cert and tls.key go together")

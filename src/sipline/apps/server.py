@@ -8,6 +8,7 @@ request is proxied (§16) or redirected (§8.3) depending on the configured mode
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -21,10 +22,12 @@ from sipline.apps.features.emergency import EmergencySettings
 from sipline.apps.features.planner import ServerRoutePlanner
 from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
+from sipline.apps.messaging.router import ImRouter
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
+from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
@@ -80,6 +83,7 @@ class SipServer:
         self.proxy: Proxy | None = None
         self.registrar: Registrar | None = None
         self.planner: ServerRoutePlanner | None = None
+        self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def _open_store(self) -> None:
@@ -144,6 +148,15 @@ class SipServer:
             redirect=self,
             planner=self.planner,
         )
+        self.im = ImRouter(
+            ep,
+            self.store,
+            self.backend,
+            self.config,
+            proxy_handle=self.proxy.handle,
+            is_me=self.proxy._is_me,
+            is_server_uri=self.is_local,
+        )
 
     def redirects(self, aor: str) -> bool:
         """Redirect server mode (§8.3): for every user, or the configured ones."""
@@ -164,6 +177,7 @@ class SipServer:
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
         await self._open_store()
+        assert self.im is not None
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
         tls: ssl.SSLContext | None = None
         for spec in self.config.listen:
@@ -187,6 +201,7 @@ class SipServer:
         self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
         if self.config.advertise:
             self._local_hosts.add(self.config.advertise)
+        await self.im.start()  # resumes stored subscriptions: needs the listeners
         return self.bound
 
     def status(self) -> str:
@@ -204,6 +219,8 @@ class SipServer:
             self._housekeeping.cancel()
         if self.planner is not None:
             await self.planner.stop()
+        if self.im is not None:
+            await self.im.stop()
         await self.endpoint.close()
         if self.store is not None:
             await self.store.close()
@@ -249,6 +266,10 @@ class SipServer:
         request = st.request
         if request.method == "REGISTER" and self._is_registrar_uri(request.uri):
             return self._register(st)
+        if self.im is not None:
+            routed = self.im.route(st)  # MESSAGE, SUBSCRIBE, PUBLISH for our users
+            if routed is not None:
+                return routed
         return self.proxy.handle(st)
 
     def _is_registrar_uri(self, uri: object) -> bool:
@@ -275,6 +296,11 @@ class SipServer:
             now=self.endpoint.now(),
         )
         st.send(response)
+        if response.status == 200 and self.im is not None and isinstance(uri, SipUri):
+            with contextlib.suppress(RemoteProtocolError):
+                to = st.request.to.uri
+                if isinstance(to, SipUri):
+                    self.im.registered(to.aor)  # stored messages, presence watchers
         if response.status == 200:
             try:
                 await self.planner.record_registration(st.request, source.remote[0])

@@ -102,7 +102,9 @@ class PresenceDocument:
                 ET.SubElement(acts, f"{{{NS_RPID}}}{a}")
         for n in self.notes:
             ET.SubElement(root, f"{{{NS}}}note").text = n
-        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + bytes(ET.tostring(root, encoding="utf-8"))
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + bytes(
+            ET.tostring(root, encoding="utf-8")
+        )
 
 
 def status_document(
