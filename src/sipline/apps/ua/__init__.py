@@ -46,9 +46,19 @@ address from the registrar's Via (RFC 3581 received/rport) and registers that, k
 the mapping open with keep-alives, and sends RTP where the peer's RTP comes from
 (symmetric RTP, RFC 4961). `media_mapper` lets a STUN client or relay say where our
 media port is reachable. Everything else is in `UserAgentConfig` and `MediaOptions`.
+
+Messages and presence::
+
+    await ua.send_message("bob@example.com", "hello")   # 200, or 202: stored for later
+    message = await ua.next_message()                    # or on_message=handler
+    print(message.sender, message.text)
+    await ua.publish("away", note="in a meeting")       # RFC 3903, refreshed until close
+    watch = await ua.watch("bob@example.com")            # RFC 6665 presence subscription
+    async for update in watch.updates():
+        print(update.describe())                         # "online", "away (lunch)", ...
 """
 
-from sipline.apps.ua.agent import CallHandler, TransferPolicy, UserAgent
+from sipline.apps.ua.agent import CallHandler, MessageHandler, TransferPolicy, UserAgent
 from sipline.apps.ua.call import Call
 from sipline.apps.ua.config import UserAgentConfig
 from sipline.apps.ua.events import (
@@ -69,8 +79,10 @@ from sipline.apps.ua.events import (
     TransferRequested,
     UserAgentError,
 )
+from sipline.apps.ua.im import IncomingMessage, MessageFailed
 from sipline.apps.ua.media import AddressMapper, MediaOptions
 from sipline.apps.ua.session_timer import SessionTimerPolicy
+from sipline.apps.ua.watch import PresencePublication, Watch, WatchUpdate
 
 __all__ = [
     "AddressMapper",
@@ -87,7 +99,11 @@ __all__ = [
     "CallTransferred",
     "DtmfReceived",
     "EndedBy",
+    "IncomingMessage",
     "MediaOptions",
+    "MessageFailed",
+    "MessageHandler",
+    "PresencePublication",
     "RegistrationError",
     "SessionRefreshed",
     "SessionTimerPolicy",
@@ -97,4 +113,6 @@ __all__ = [
     "UserAgent",
     "UserAgentConfig",
     "UserAgentError",
+    "Watch",
+    "WatchUpdate",
 ]

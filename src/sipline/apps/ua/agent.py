@@ -13,15 +13,19 @@ import contextlib
 import inspect
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
+from typing import Any
 
 from sipline.apps.ua.call import Call
 from sipline.apps.ua.config import ALLOW, SUPPORTED, UserAgentConfig, parse_aor, parse_hostport
 from sipline.apps.ua.credentials import DigestClient
 from sipline.apps.ua.events import EndedBy, UserAgentError
+from sipline.apps.ua.im import ACCEPT as MESSAGE_ACCEPT
+from sipline.apps.ua.im import IncomingMessage, read_message, send_message
 from sipline.apps.ua.media import CallMedia
 from sipline.apps.ua.registration import Registration
+from sipline.apps.ua.watch import PresencePublication, Watch, WatchUpdate
 from sipline.core.clock import Entropy
 from sipline.core.dialog import Dialog, DialogId, DialogTable
 from sipline.core.errors import RemoteProtocolError
@@ -35,11 +39,12 @@ from sipline.runtime.system import SystemEntropy
 from sipline.transport import Source, Target
 from sipline.transport.resolver import Resolver
 
-__all__ = ["CallHandler", "TransferPolicy", "UserAgent"]
+__all__ = ["CallHandler", "MessageHandler", "TransferPolicy", "UserAgent"]
 
 log = logging.getLogger("sipline.ua")
 
 CallHandler = Callable[[Call], Awaitable[None] | None]
+MessageHandler = Callable[[IncomingMessage], Awaitable[None] | None]
 TransferPolicy = Callable[[Call, str], Awaitable[bool] | bool]
 _WILDCARDS = ("0.0.0.0", "::", "")
 _DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
@@ -81,6 +86,7 @@ class UserAgent:
         auto_answer: bool = False,
         on_call: CallHandler | None = None,
         on_transfer: TransferPolicy | None = None,
+        on_message: MessageHandler | None = None,
         entropy: Entropy | None = None,
         config: UserAgentConfig | None = None,
         **settings: object,
@@ -110,6 +116,7 @@ class UserAgent:
         self.entropy: Entropy = entropy if entropy is not None else SystemEntropy()
         self.on_call = on_call
         self.on_transfer = on_transfer
+        self.on_message = on_message
         self.digest = (
             DigestClient(config.auth_username, config.password, entropy=self.entropy)
             if config.password is not None
@@ -126,6 +133,9 @@ class UserAgent:
         self._started = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_invites: dict[tuple[str, str, int], str] = {}  # merged requests, §8.2.2.2
+        self._messages: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+        self._watches: dict[tuple[str, str], Watch] = {}  # (Call-ID, our tag) -> subscription
+        self.publication: PresencePublication | None = None
 
     def _make_endpoint(self) -> Endpoint:
         config = self.config
@@ -181,6 +191,12 @@ class UserAgent:
         for call in calls:
             if call.is_active:
                 await call._end("the user agent closed", EndedBy.LOCAL)
+        for watch in list(self._watches.values()):
+            with contextlib.suppress(Exception):
+                await watch.close()
+        if self.publication is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.publication.remove(), 5)
         if self.registration is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.registration.unregister(), 5)
@@ -267,6 +283,79 @@ class UserAgent:
     async def next_call(self, timeout: float | None = None) -> Call:
         """The next incoming call that no `on_call` handler took."""
         return await asyncio.wait_for(self._incoming.get(), timeout)
+
+    # -- messages and presence ---------------------------------------------------------------
+    async def send_message(
+        self,
+        target: str,
+        text: str | bytes,
+        *,
+        content_type: str = "text/plain;charset=utf-8",
+        cpim: bool = False,
+    ) -> Response:
+        """Send a MESSAGE (RFC 3428) to `target`; the final response (202 when the
+        server stored it for an offline user). Raises `MessageFailed`."""
+        return await send_message(self, target, text, content_type=content_type, cpim=cpim)
+
+    async def next_message(self, timeout: float | None = None) -> IncomingMessage:
+        """The next message received that no `on_message` handler took."""
+        return await asyncio.wait_for(self._messages.get(), timeout)
+
+    async def watch(
+        self,
+        target: str,
+        event: str = "presence",
+        *,
+        expires_s: int = 600,
+        on_update: Callable[[WatchUpdate], None] | None = None,
+    ) -> Watch:
+        """Subscribe to `target`'s presence (or `message-summary`); raises
+        `UserAgentError` when refused."""
+        await self.start()
+        watch = Watch(
+            self, self._target_uri(target), event, expires_s=expires_s, on_update=on_update
+        )
+        await watch.start()
+        return watch
+
+    async def publish(
+        self, status: str = "online", note: str | None = None, *, expires_s: int = 3600
+    ) -> PresencePublication:
+        """Publish our presence (online, away, busy, offline); later calls update it."""
+        if self.publication is None:
+            self.publication = PresencePublication(self, expires_s=expires_s)
+        await self.publication.update(status, note)
+        return self.publication
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(_discard(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_message(self, st: ServerTransaction) -> None:
+        """RFC 3428 §7: 200 for a message we can show, 415 with Accept otherwise."""
+        found = read_message(st.request)
+        if isinstance(found, int):
+            extra = [("Accept", MESSAGE_ACCEPT)] if found == 415 else []
+            st.respond(found, extra=extra)
+            return
+        st.respond(200)
+        if found is None:
+            return
+        if self.on_message is not None:
+            result = self.on_message(found)
+            if inspect.isawaitable(result):
+                self._spawn(_awaited(result))
+        else:
+            self._messages.put_nowait(found)
+
+    def _on_notify(self, st: ServerTransaction) -> bool:
+        request = st.request
+        watch = self._watches.get((request.call_id, request.to.tag or ""))
+        if watch is None:
+            return False
+        watch._on_notify(st)
+        return True
 
     # -- the CallHost interface ---------------------------------------------------------------
     def contact(self) -> NameAddr:
@@ -367,6 +456,12 @@ class UserAgent:
     # -- the endpoint's callbacks ---------------------------------------------------------------
     def _on_request(self, st: ServerTransaction) -> Awaitable[None] | None:
         request = st.request
+        method = request.method
+        if method == "NOTIFY" and self._on_notify(st):
+            return None
+        if method == "MESSAGE":
+            self._on_message(st)  # in or out of a dialog alike (RFC 3428 §4)
+            return None
         if request.to.tag is not None:
             try:
                 dialog = self.dialogs.receive_request(request)
@@ -378,7 +473,6 @@ class UserAgent:
                 st.respond(481)
                 return None
             return call._on_request(st)
-        method = request.method
         if method == "INVITE":
             return self._on_invite(st)
         if method == "OPTIONS":
@@ -451,3 +545,11 @@ class UserAgent:
         call = self._by_dialog.get(dialog_id)
         if call is not None:
             call._on_stray_2xx(response)
+
+
+async def _awaited(result: Awaitable[None]) -> None:
+    await result
+
+
+async def _discard(coro: Coroutine[Any, Any, object]) -> None:
+    await coro

@@ -13,7 +13,7 @@ from sipline.core.uri import SipUri, parse_uri
 
 __all__ = ["ALLOW", "SUPPORTED", "UserAgentConfig", "parse_aor", "parse_hostport"]
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, MESSAGE"
 SUPPORTED = "timer"
 
 
