@@ -7,6 +7,7 @@ import click
 from sipline import __version__
 from sipline.cli.accounts import domain, user
 from sipline.cli.check import check
+from sipline.cli.messaging import add_messaging_commands
 from sipline.cli.registrations import registrations
 from sipline.cli.route import route
 from sipline.cli.serve import serve
@@ -20,6 +21,7 @@ def cli() -> None:
 
 
 add_phone_commands(cli)
+add_messaging_commands(cli)
 cli.add_command(check)
 cli.add_command(serve)
 cli.add_command(user)

@@ -180,6 +180,9 @@ async def _answer_main(options: dict[str, Any]) -> int:
     stop = asyncio.Event()
     _install_stop(stop)
     ua = _agent(options, auto_answer=False, register=True)
+    ua.on_message = lambda m: out.line(
+        f"message from {m.sender}: {m.text}", sender=m.sender, message=m.text
+    )
     try:
         await ua.start()
     except (RegistrationError, UserAgentError, OSError) as exc:
