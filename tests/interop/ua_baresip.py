@@ -49,6 +49,7 @@ class Baresip:
         rtp_base: int,
         lifetime_s: int = 60,
         extra_modules: tuple[str, ...] = (),
+        contacts: str = "",
     ) -> None:
         self.name = name
         self.dir = workdir / f"baresip-{name}"
@@ -77,7 +78,7 @@ class Baresip:
         ]
         (self.dir / "config").write_text("\n".join(lines), encoding="utf-8")
         (self.dir / "accounts").write_text(account + "\n", encoding="utf-8")
-        (self.dir / "contacts").write_text("", encoding="utf-8")
+        (self.dir / "contacts").write_text(contacts, encoding="utf-8")
         self._log = (self.dir / "baresip.log").open("wb")
         self.proc = subprocess.Popen(
             ["timeout", "-k", "5", str(lifetime_s), need("baresip"), "-f", str(self.dir)],
