@@ -9,22 +9,18 @@ below it as RFC 8760 §2.4 asks, so this server offers MD5 alone."""
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
-import socket
-import struct
-import subprocess
-import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import pytest
-from interop_helpers import HOST, ServeProcess, free_port_pair, free_tcp_port, need, start_serve
+from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
+from ua_baresip import Baresip
 
+from sipline.media.audio import tone
+from sipline.media.audio_files import write_wav
 from sipline.storage import SqliteStore
 
 pytestmark = pytest.mark.interop
@@ -33,155 +29,30 @@ DOMAIN = "example.com"
 TONE_HZ = {"alice": 440.0, "bob": 660.0}
 
 
-def write_tone(path: Path, hz: float, seconds: float = 10.0) -> None:
-    """8 kHz mono 16-bit WAV: what baresip's aufile plays as the microphone (PCMU)."""
-    rate = 8000
-    frames = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / rate)))
-        for i in range(int(rate * seconds))
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)
-
-
-class Baresip:
-    """One baresip agent in its own config directory, driven over ctrl_tcp."""
-
-    def __init__(self, name: str, workdir: Path, server: ServeProcess, rtp_base: int) -> None:
-        self.name = name
-        self.dir = workdir / name
-        self.dir.mkdir(parents=True)
-        self.records = self.dir / "records"
-        self.records.mkdir()
-        self.ctrl_port = free_tcp_port()
-        sip_port = free_port_pair()
-        tone = self.dir / "tone.wav"
-        write_tone(tone, TONE_HZ[name])
-        (self.dir / "config").write_text(
-            "\n".join([
-                f"sip_listen {HOST}:{sip_port}",
-                f"net_interface {HOST}",
-                f"dns_server {HOST}:53",
-                f"rtp_ports {rtp_base}-{rtp_base + 19}",
-                "audio_player aubridge,nil",
-                "audio_alert aubridge,nil",
-                f"audio_source aufile,{tone}",
-                "module_path /usr/lib/baresip/modules",
-                "module g711.so",
-                "module aufile.so",
-                "module aubridge.so",
-                "module sndfile.so",
-                "module_app account.so",
-                "module_app menu.so",  # the commands (dial, hangup, quit)
-                "module_app ctrl_tcp.so",
-                f"ctrl_tcp_listen {HOST}:{self.ctrl_port}",
-                f"snd_path {self.records}",
-                "",
-            ]),
-            encoding="utf-8",
-        )  # fmt: skip
-        (self.dir / "accounts").write_text(
-            f'<sip:{name}@{DOMAIN}>;auth_pass={name}-pw;outbound="sip:{HOST}:{server.port}"'
-            ";answermode=auto;regint=600;audio_codecs=PCMU\n",
-            encoding="utf-8",
-        )
-        (self.dir / "contacts").write_text("", encoding="utf-8")
-        self.log = (self.dir / "baresip.log").open("wb")
-        self.proc = subprocess.Popen(
-            ["timeout", "-k", "5", "60", need("baresip"), "-f", str(self.dir)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir,
-        )  # fmt: skip
-        self.events: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        self.sock = self._connect()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _connect(self) -> socket.socket:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                return socket.create_connection((HOST, self.ctrl_port), timeout=1)
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError(f"{self.name}: no ctrl_tcp\n{self.output()}") from None
-                time.sleep(0.1)
-
-    def _read(self) -> None:
-        buffer = b""
-        self.sock.settimeout(None)
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except OSError:
-                break
-            if not data:
-                break
-            buffer += data
-            while b":" in buffer:  # netstrings: LEN ":" JSON ","
-                length, _, rest = buffer.partition(b":")
-                if not length.isdigit() or len(rest) < int(length) + 1:
-                    break
-                body, buffer = rest[: int(length)], rest[int(length) + 1 :]
-                with self._cond:
-                    self.events.append(json.loads(body))
-                    self._cond.notify_all()
-
-    def command(self, name: str, params: str = "") -> None:
-        body = json.dumps({"command": name, "params": params, "token": name}).encode()
-        self.sock.sendall(b"%d:%s," % (len(body), body))
-
-    def wait_event(self, kind: str, timeout: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for event in self.events:
-                    if event.get("type") == kind:
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"{self.name}: no {kind}; events {[e.get('type') for e in self.events]}\n"
-                        + self.output()
-                    )
-                self._cond.wait(left)
-
-    def output(self) -> str:
-        self.log.flush()
-        return (self.dir / "baresip.log").read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.command("quit")
-                self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.terminate()
-                self.proc.wait(timeout=10)
-        self.sock.close()
-        self._reader.join(timeout=5)
-        self.log.close()
-
-
-def dominant_hz(path: Path) -> tuple[float, float]:
-    """(seconds of audio, the strongest of the two tones in it by correlation)."""
-    with wave.open(str(path), "rb") as wav:
-        rate, frames = wav.getframerate(), wav.readframes(wav.getnframes())
-        width = wav.getsampwidth()
-    assert width == 2, width
-    samples = struct.unpack(f"<{len(frames) // 2}h", frames)
-    seconds = len(samples) / rate
+def dominant_hz(samples: np.ndarray, rate: int = 8000) -> float:
+    """Which of the two tones is the stronger in `samples` (by its spectral power)."""
+    x = samples.astype(np.float64)
+    t = np.arange(len(x)) / rate
 
     def power(hz: float) -> float:
-        re = sum(s * math.cos(2 * math.pi * hz * i / rate) for i, s in enumerate(samples))
-        im = sum(s * math.sin(2 * math.pi * hz * i / rate) for i, s in enumerate(samples))
-        return re * re + im * im
+        return float(abs(np.dot(x, np.exp(-2j * np.pi * hz * t))) ** 2)
 
-    best = max(TONE_HZ.values(), key=power)
-    return seconds, best
+    return max(TONE_HZ.values(), key=power)
+
+
+def agent(name: str, tmp_path: Path, server: ServeProcess) -> Baresip:
+    microphone = tmp_path / f"{name}-tone.wav"
+    write_wav(microphone, tone(TONE_HZ[name], duration_s=10.0, amplitude=0.25))
+    return Baresip(
+        name,
+        tmp_path,
+        account=(
+            f'<sip:{name}@{DOMAIN}>;auth_pass={name}-pw;outbound="sip:{HOST}:{server.port}"'
+            ";answermode=auto;regint=600;audio_codecs=PCMU"
+        ),
+        microphone=microphone,
+        rtp_base=free_port_pair() & ~1,
+    )
 
 
 def registered(server: ServeProcess) -> set[str]:
@@ -214,14 +85,14 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
 
 
 def test_two_baresip_agents_register_and_call(server: ServeProcess, tmp_path: Path) -> None:
-    alice = Baresip("alice", tmp_path, server, 21000)
-    bob = Baresip("bob", tmp_path, server, 21100)
+    alice = agent("alice", tmp_path, server)
+    bob = agent("bob", tmp_path, server)
     try:
         # Registration often ends before ctrl_tcp is connected (its REGISTER_OK event
         # is gone by then): watch the location service instead.
         deadline = time.monotonic() + 15
         while registered(server) != {f"alice@{DOMAIN}", f"bob@{DOMAIN}"}:
-            assert time.monotonic() < deadline, (registered(server), alice.output())
+            assert time.monotonic() < deadline, (registered(server), alice.log())
             time.sleep(0.2)
 
         alice.command("dial", f"sip:bob@{DOMAIN}")
@@ -236,8 +107,6 @@ def test_two_baresip_agents_register_and_call(server: ServeProcess, tmp_path: Pa
         bob.stop()
     # Each side decoded the other's tone: RTP flowed both ways.
     for me, other in ((alice, "bob"), (bob, "alice")):
-        decoded = sorted(me.records.glob("*-dec.wav"))
-        assert decoded, f"{me.name} recorded nothing: {list(me.records.iterdir())}"
-        seconds, hz = dominant_hz(decoded[-1])
-        assert seconds > 1.5, (me.name, seconds)
-        assert hz == TONE_HZ[other], (me.name, hz)
+        decoded = me.decoded()
+        assert len(decoded) > 1.5 * 8000, (me.name, len(decoded))
+        assert dominant_hz(decoded) == TONE_HZ[other], me.name

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
 from ua_baresip import Baresip
-from ua_relay import LossyRelay, relay_pair
 
 from sipline.apps.ua import (
     CallHeld,
@@ -30,6 +29,7 @@ from sipline.media.audio_files import read_wav, write_wav
 from sipline.media.codecs.base import Pcm
 from sipline.sdp import Direction
 from sipline.storage.sqlite import SqliteStore
+from sipline.testing.relay import LossyRelay, relay_pair
 
 pytestmark = pytest.mark.interop
 

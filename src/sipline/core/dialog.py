@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sipline.core.builders import build_request
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
-from sipline.core.headers import Headers
 from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri, Uri
 from sipline.core.views import NameAddr
@@ -262,22 +262,21 @@ class Dialog:
                 raise LocalProtocolError(f"{method} reuses the CSeq of the request it refers to")
             cseq = self.next_local_seq(initial=initial_seq)
         uri, routes = self._uri_and_routes()
-        h = Headers()
-        h.add("Max-Forwards", str(max_forwards))
-        for route in routes:
-            h.add("Route", str(route))
-        h.add("From", str(self.local))
-        h.add("To", str(self.remote))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", f"{cseq} {method}")
-        if contact is not None:
-            h.add("Contact", str(contact))
-        for name, value in extra or ():
-            h.add(name, value)
-        if content_type is not None:
-            h.add("Content-Type", content_type)
-        h.add("Content-Length", str(len(body)))
-        return Request(method, uri, h, body)
+        return build_request(
+            method,
+            uri,
+            from_=self.local,
+            to=self.remote,
+            call_id=self.call_id,
+            cseq=cseq,
+            via=[],  # the transport layer adds ours
+            contact=contact,
+            max_forwards=max_forwards,
+            routes=routes,
+            body=body,
+            content_type=content_type,
+            extra=extra,
+        )
 
     def create_ack(
         self,

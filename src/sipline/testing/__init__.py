@@ -1,5 +1,6 @@
 """Deterministic stand-ins for time, randomness and the network, for sipline's tests and users' own."""
 
 from sipline.testing.fakes import FakeClock, SeededEntropy
+from sipline.testing.relay import LossyRelay, relay_pair
 
-__all__ = ["FakeClock", "SeededEntropy"]
+__all__ = ["FakeClock", "LossyRelay", "SeededEntropy", "relay_pair"]

@@ -1,5 +1,6 @@
-"""A lossy UDP relay for media interop tests: it stands in front of one endpoint as a
-NAT would, and drops a seeded fraction of the datagrams in each direction."""
+"""A lossy UDP relay: it stands in front of one endpoint as a NAT would, and drops a
+seeded fraction of the datagrams in each direction. For tests of media under loss, on
+loopback (sipline's own, and users' tests of their agents)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import random
 import socket
 from typing import cast
 
-from interop_helpers import HOST
+__all__ = ["LossyRelay", "relay_pair"]
 
+HOST = "127.0.0.1"
 Address = tuple[str, int]
 
 
@@ -31,21 +33,21 @@ class LossyRelay:
     `inner` goes back to whoever last wrote to `public`. Index 0 of the counters is
     towards `target`, index 1 back out."""
 
-    def __init__(self, target: Address, *, loss: float, seed: int) -> None:
+    def __init__(self, target: Address, *, loss: float = 0.05, seed: int = 1) -> None:
         self.target = target
         self.loss = loss
         self._rng = random.Random(seed)
         self.peer: Address | None = None
         self.public: Address = ("", 0)
         self.inner: Address = ("", 0)
-        self.forwarded = [0, 0]
+        self.forwarded = [0, 0]  # towards target, towards peer
         self.dropped = [0, 0]
         self._outer: _Side | None = None
         self._inner: _Side | None = None
 
     @classmethod
     async def start(
-        cls, target: Address, *, loss: float, seed: int, public_port: int = 0
+        cls, target: Address, *, loss: float = 0.05, seed: int = 1, public_port: int = 0
     ) -> LossyRelay:
         relay = cls(target, loss=loss, seed=seed)
         loop = asyncio.get_running_loop()
@@ -88,7 +90,7 @@ class LossyRelay:
 
 
 async def relay_pair(
-    rtp_target: Address, *, loss: float, seed: int
+    rtp_target: Address, *, loss: float = 0.05, seed: int = 1
 ) -> tuple[LossyRelay, LossyRelay]:
     """Relays for an RTP port and its RTCP port + 1, public on an even/odd pair."""
     for _ in range(50):
