@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 from interop_helpers import HOST, ServeProcess, start_serve
-from test_server_baresip import write_tone
 from ua_baresip import Baresip
 
 from sipline.apps.ua import UserAgent
+from sipline.media.audio import tone
+from sipline.media.audio_files import write_wav
 from sipline.storage import SqliteStore
 
 pytestmark = pytest.mark.interop
@@ -42,7 +43,7 @@ def prepare(workdir: Path) -> None:
 def start_bob(tmp_path: Path, server: ServeProcess) -> Baresip:
     mic = tmp_path / "tone.wav"
     if not mic.exists():
-        write_tone(mic, 440.0, 1.0)
+        write_wav(mic, tone(440.0, duration_s=1.0, amplitude=0.25))
     bob = Baresip(
         "bob",
         tmp_path,
