@@ -319,3 +319,24 @@ async def test_unknown_event_and_too_brief_subscriptions(
         extra=[("Event", "presence"), ("Accept", "text/html")],
     )
     assert (await alice.send_authenticated(wrong, "alice", USERS["alice"])).final.status == 406
+
+
+async def test_changes_are_paced_and_coalesced(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    server = await make_server(min_notify_interval_s=1.0)
+    alice, bob = await make_ua(server), await make_ua(server)
+    await subscribe_presence(alice, ALICE, BOB)
+    await alice.wait_for(lambda: bool(notifies(alice)))
+    first_at = asyncio.get_running_loop().time()
+    for status in ("away", "busy"):  # two changes within the interval
+        publish = bob.build(
+            "PUBLISH", f"sip:{BOB}", from_=BOB, to=BOB, extra=[("Event", "presence")]
+        )
+        publish.set_body(status_document(f"sip:{BOB}", status).serialize(), "application/pidf+xml")
+        assert (await bob.send_authenticated(publish, "bob", USERS["bob"])).final.status == 200
+    await alice.wait_for(lambda: len(notifies(alice)) >= 2)
+    assert asyncio.get_running_loop().time() - first_at >= 0.9  # not before the interval
+    await asyncio.sleep(1.5)
+    assert len(notifies(alice)) == 2  # one NOTIFY for both changes, with the latest state
+    assert parse_pidf(notifies(alice)[-1].body).status == "busy"
