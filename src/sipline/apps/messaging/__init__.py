@@ -1,0 +1,3 @@
+"""Instant messaging for `sipline serve`: CPIM and message-summary bodies, the offline
+message store and its delivery, and the router that sends MESSAGE, SUBSCRIBE and PUBLISH
+for local users to the message store and the presence agent."""
