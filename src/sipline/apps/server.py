@@ -156,6 +156,9 @@ class SipServer:
             proxy_handle=self.proxy.handle,
             is_me=self.proxy._is_me,
             is_server_uri=self.is_local,
+            # One owner id per worker process sharing the store (stable across restarts):
+            # each resumes and notifies the subscriptions it owns (docs/architecture.md).
+            owner="0",
         )
 
     def redirects(self, aor: str) -> bool:
