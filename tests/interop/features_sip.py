@@ -138,11 +138,20 @@ class SippUas:
 
     async def start(self) -> SippUas:
         sipp = need("sipp")
-        self.port = self.port or free_port_pair()
-        self.log = self.workdir / f"{self.scenario}-{self.port}-messages.log"
-        with self.workdir.joinpath(f"{self.scenario}-{self.port}.err").open("wb") as err:
-            self.proc = await self._spawn(sipp, err)
-        await self._bound()
+        chosen = self.port
+        for attempt in range(3):
+            self.port = chosen or free_port_pair()
+            self.log = self.workdir / f"{self.scenario}-{self.port}-messages.log"
+            with self.workdir.joinpath(f"{self.scenario}-{self.port}.err").open("wb") as err:
+                self.proc = await self._spawn(sipp, err)
+            try:
+                await self._bound()
+                return self
+            except AssertionError:
+                # The free port was taken between the probe and SIPp's bind: pick another
+                # (unless the caller named the port).
+                if chosen or attempt == 2 or self.proc.returncode is None:
+                    raise
         return self
 
     async def _spawn(self, sipp: str, err: IO[bytes]) -> asyncio.subprocess.Process:
