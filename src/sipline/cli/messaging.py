@@ -30,6 +30,7 @@ from sipline.apps.ua import (
     UserAgentError,
     WatchUpdate,
 )
+from sipline.cli.agent_options import account_options, apply_options, log_level_option
 from sipline.cli.softphone import _install_stop
 from sipline.cli.store_options import db_option, open_store
 from sipline.storage import split_address
@@ -39,34 +40,14 @@ __all__ = ["add_messaging_commands"]
 
 
 def _options(f: Any) -> Any:
-    options = [
-        click.option("--user", required=True, metavar="USER@DOMAIN", help="Our SIP address."),
-        click.option(
-            "--password",
-            envvar="SIPLINE_PASSWORD",
-            default=None,
-            help="Digest password (or $SIPLINE_PASSWORD).",
-        ),
-        click.option(
-            "--auth-user", default=None, help="Digest user name when not the address's user."
-        ),
-        click.option(
-            "--server", default=None, metavar="HOST[:PORT]", help="Registrar and outbound proxy."
-        ),
-        click.option("--listen", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT"),
-        click.option(
-            "--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True
-        ),
-        click.option("--json", "as_json", is_flag=True, help="One JSON object per line."),
-        click.option(
-            "--log-level",
-            type=click.Choice(["debug", "info", "warning", "error"]),
-            default="warning",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(
+        f,
+        [
+            *account_options(),
+            click.option("--json", "as_json", is_flag=True, help="One JSON object per line."),
+            log_level_option(),
+        ],
+    )
 
 
 def _agent(o: dict[str, Any], *, register: bool) -> UserAgent:

@@ -36,6 +36,7 @@ from sipline.apps.ua import (
     UserAgent,
     UserAgentError,
 )
+from sipline.cli.agent_options import account_options, apply_options, log_level_option
 from sipline.transport.loop import run as run_loop
 
 __all__ = ["add_phone_commands", "answer", "call"]
@@ -234,67 +235,52 @@ def _numbered(path: Path | None, n: int, total: int) -> Path | None:
 
 
 def _common(f: Any) -> Any:
-    options = [
-        click.option("--user", required=True, metavar="USER@DOMAIN", help="Our SIP address."),
-        click.option(
-            "--password",
-            envvar="SIPLINE_PASSWORD",
-            default=None,
-            help="Digest password (or $SIPLINE_PASSWORD).",
-        ),
-        click.option(
-            "--auth-user", default=None, help="Digest user name when not the address's user."
-        ),
-        click.option(
-            "--server", default=None, metavar="HOST[:PORT]", help="Registrar and outbound proxy."
-        ),
-        click.option("--listen", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT"),
-        click.option(
-            "--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True
-        ),
-        click.option(
-            "--play",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="WAV file to send.",
-        ),
-        click.option(
-            "--record",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="WAV file for what we hear.",
-        ),
-        click.option(
-            "--duration", type=float, default=None, help="Hang up after this many seconds."
-        ),
-        click.option("--dtmf", default="", metavar="DIGITS", help="DTMF to send once answered."),
-        click.option(
-            "--dtmf-method", type=click.Choice(["rtp", "info"]), default="rtp", show_default=True
-        ),
-        click.option(
-            "--codec", multiple=True, help="Codec in order of preference (PCMU, PCMA, opus)."
-        ),
-        click.option(
-            "--srtp",
-            type=click.Choice(["off", "optional", "mandatory"]),
-            default="off",
-            show_default=True,
-        ),
-        click.option(
-            "--session-expires",
-            type=int,
-            default=1800,
-            show_default=True,
-            help="RFC 4028 interval; 0: none.",
-        ),
-        click.option("--json", "json_output", is_flag=True, help="One JSON object per line."),
-        click.option(
-            "--log-level",
-            type=click.Choice(["debug", "info", "warning", "error"]),
-            default="warning",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(
+        f,
+        [
+            *account_options(),
+            click.option(
+                "--play",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="WAV file to send.",
+            ),
+            click.option(
+                "--record",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="WAV file for what we hear.",
+            ),
+            click.option(
+                "--duration", type=float, default=None, help="Hang up after this many seconds."
+            ),
+            click.option(
+                "--dtmf", default="", metavar="DIGITS", help="DTMF to send once answered."
+            ),
+            click.option(
+                "--dtmf-method",
+                type=click.Choice(["rtp", "info"]),
+                default="rtp",
+                show_default=True,
+            ),
+            click.option(
+                "--codec", multiple=True, help="Codec in order of preference (PCMU, PCMA, opus)."
+            ),
+            click.option(
+                "--srtp",
+                type=click.Choice(["off", "optional", "mandatory"]),
+                default="off",
+                show_default=True,
+            ),
+            click.option(
+                "--session-expires",
+                type=int,
+                default=1800,
+                show_default=True,
+                help="RFC 4028 interval; 0: none.",
+            ),
+            click.option("--json", "json_output", is_flag=True, help="One JSON object per line."),
+            log_level_option(),
+        ],
+    )
 
 
 def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
