@@ -360,3 +360,25 @@ def write_sipp_users(path: Path, users: list[tuple[str, str]], domain: str) -> P
     lines += [f"{u};[authentication username={u} password={p}];{domain}" for u, p in users]
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
     return path
+
+
+def kill_mid_load(server: ServeProcess, load: subprocess.Popen[bytes], after_s: float) -> None:
+    """SIGKILL the server `after_s` seconds into a SIPp load, then let the load end."""
+    try:
+        time.sleep(after_s)
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        load.wait(timeout=70)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait(timeout=10)
+        server.stop()
+    assert server.proc.returncode == -signal.SIGKILL
+
+
+def traced_responses(trace: Path, status: int) -> list[str]:
+    """The messages with this status that SIPp received, from its -trace_msg file."""
+    text = trace.read_text(encoding="utf-8", errors="replace")
+    blocks = (b.split("\n\n", 1)[-1].lstrip() for b in text.split("message received")[1:])
+    return [b for b in blocks if b.startswith(f"SIP/2.0 {status}")]

@@ -4,13 +4,20 @@ user loses no message that was answered 202: each 202 is sent only after its com
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from interop_helpers import HOST, SIPP_DATA, free_port_pair, need, start_serve
+from interop_helpers import (
+    HOST,
+    SIPP_DATA,
+    free_port_pair,
+    kill_mid_load,
+    need,
+    start_serve,
+    traced_responses,
+)
 
 from sipline.storage import SqliteStore
 
@@ -42,26 +49,14 @@ def test_sigkill_during_a_message_load_loses_no_accepted_message(tmp_path: Path)
         ],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
-        time.sleep(2.5)  # about 1,000 messages in
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait(timeout=10)
-        load.wait(timeout=70)
-    finally:
-        if load.poll() is None:
-            load.kill()
-            load.wait(timeout=10)
-        server.stop()
-    assert server.proc.returncode == -signal.SIGKILL
+    kill_mid_load(server, load, after_s=2.5)  # about 1,000 messages in
 
     # Every 202 SIPp received; the call it answers is in the From tag.
-    text = messages.read_text(encoding="utf-8", errors="replace")
     accepted = set()
-    for block in text.split("message received")[1:]:
-        if block.split("\n\n", 1)[-1].lstrip().startswith("SIP/2.0 202"):
-            match = re.search(r"^From: <sip:sipp@peer\.example>;tag=\d+SIPpTag(\d+)", block, re.M)
-            assert match is not None, block[:500]
-            accepted.add(int(match.group(1)))
+    for response in traced_responses(messages, 202):
+        match = re.search(r"^From: <sip:sipp@peer\.example>;tag=\d+SIPpTag(\d+)", response, re.M)
+        assert match is not None, response[:500]
+        accepted.add(int(match.group(1)))
     assert 100 < len(accepted) < MESSAGES, len(accepted)  # killed mid-load
 
     store = SqliteStore(db)  # opens after the crash: WAL recovery

@@ -4,13 +4,20 @@ binding that was answered 200: each 200 is sent only after its commit (WAL)."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from interop_helpers import HOST, SIPP_DATA, free_port_pair, need, start_serve, write_sipp_users
+from interop_helpers import (
+    HOST,
+    SIPP_DATA,
+    free_port_pair,
+    kill_mid_load,
+    need,
+    start_serve,
+    traced_responses,
+    write_sipp_users,
+)
 
 from sipline.storage import SqliteStore
 
@@ -48,26 +55,16 @@ def test_sigkill_during_registration_load_loses_no_acknowledged_binding(
         ],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
-        time.sleep(2.0)  # about 1,200 registrations in: the load is in full flow
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait(timeout=10)
-        load.wait(timeout=70)
-    finally:
-        if load.poll() is None:
-            load.kill()
-            load.wait(timeout=10)
-        server.stop()
-    assert server.proc.returncode == -signal.SIGKILL
+    kill_mid_load(
+        server, load, after_s=2.0
+    )  # about 1,200 registrations in: the load is in full flow
 
     # Every 200 SIPp received: the To names the user.
-    text = messages.read_text(encoding="utf-8", errors="replace")
     acknowledged = set()
-    for block in text.split("message received")[1:]:
-        if block.split("\n\n", 1)[-1].lstrip().startswith("SIP/2.0 200"):
-            match = _TO_USER.search(block)
-            assert match is not None, block[:500]
-            acknowledged.add(f"{match.group(1)}@{DOMAIN}")
+    for response in traced_responses(messages, 200):
+        match = _TO_USER.search(response)
+        assert match is not None, response[:500]
+        acknowledged.add(f"{match.group(1)}@{DOMAIN}")
     assert 100 < len(acknowledged) < USERS, len(acknowledged)  # killed mid-load
 
     store = SqliteStore(db)  # opens after the crash: WAL recovery
