@@ -146,12 +146,35 @@ def kamailio_version() -> str | None:
     return first.removeprefix("version: kamailio ").split(" ")[0] or None
 
 
-@contextmanager
-def kamailio(
-    workdir: Path, accounts: list[tuple[str, str]], *, children: int = 2
-) -> Iterator[Running]:
-    binary = kamailio_binary()
-    workdir.mkdir(parents=True, exist_ok=True)
+KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+
+
+def _kamailio_subscribers(workdir: Path, accounts: list[tuple[str, str]]) -> tuple[str, str]:
+    """The subscriber table auth_db reads: in SQLite with an index on (username, domain)
+    like sipline's store, else in db_text (which scans the whole table per lookup: about
+    4 ms a registration with 10,000 users here)."""
+    if (KAMAILIO_MODULES / "db_sqlite.so").exists():
+        import sqlite3
+
+        path = workdir / "kamailio.sqlite"
+        db = sqlite3.connect(path)
+        db.executescript(
+            "CREATE TABLE version (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name VARCHAR(32)"
+            " NOT NULL, table_version INTEGER DEFAULT 0 NOT NULL);"
+            "INSERT INTO version (table_name, table_version) VALUES ('subscriber', 7);"
+            "CREATE TABLE subscriber (id INTEGER PRIMARY KEY AUTOINCREMENT, username VARCHAR(64)"
+            " DEFAULT '' NOT NULL, domain VARCHAR(64) DEFAULT '' NOT NULL, password VARCHAR(64)"
+            " DEFAULT '' NOT NULL, ha1 VARCHAR(128) DEFAULT '' NOT NULL, ha1b VARCHAR(128)"
+            " DEFAULT '' NOT NULL, CONSTRAINT subscriber_account_idx UNIQUE (username, domain));"
+        )
+        db.executemany(
+            "INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)",
+            [(u, DOMAIN, p) for u, p in accounts],
+        )
+        db.commit()
+        db.close()
+        return "db_sqlite", f"sqlite://{path}"
+    print("note: kamailio-sqlite-modules is missing: Kamailio reads users from db_text")
     dbdir = workdir / "kamailio-db"
     dbdir.mkdir(exist_ok=True)
     (dbdir / "version").write_text(
@@ -162,13 +185,24 @@ def kamailio(
     ]
     rows += [f"{i}:{u}:{DOMAIN}:{p}::" for i, (u, p) in enumerate(accounts, 1)]
     (dbdir / "subscriber").write_text("\n".join(rows) + "\n", encoding="ascii")
+    return "db_text", f"text://{dbdir}"
+
+
+@contextmanager
+def kamailio(
+    workdir: Path, accounts: list[tuple[str, str]], *, children: int = 2
+) -> Iterator[Running]:
+    binary = kamailio_binary()
+    workdir.mkdir(parents=True, exist_ok=True)
+    module, url = _kamailio_subscribers(workdir, accounts)
     port = free_port()
     cfg = workdir / "kamailio.cfg"
     cfg.write_text(
         KAMAILIO_CFG.read_text(encoding="utf-8")
         .replace("@PORT@", str(port))
         .replace("@DOMAIN@", DOMAIN)
-        .replace("@DBDIR@", str(dbdir))
+        .replace("@DBMODULE@", module)
+        .replace("@DBURL@", url)
         .replace("@CHILDREN@", str(children)),
         encoding="utf-8",
     )
