@@ -12,7 +12,8 @@ Workloads (`--only`):
   e  memory: `sipline serve` with 100,000 registered users, peak RSS
 
 Each figure of a-d is the highest rate at which a run of --duration seconds ends with
-every call successful and none failed: the rate doubles until a run fails, then is
+every call successful, none failed, SIPp done on time and under 1% retransmissions
+(a server that drops UDP requests still succeeds through them): the rate doubles until a run fails, then is
 bisected between the last pass and the first failure. Beside it: the server's CPU
 seconds per 1,000 calls (utime + stime of its process tree over that run, from
 /proc/PID/stat) and its peak memory (PSS summed over its processes, sampled each second;
@@ -20,8 +21,9 @@ VmHWM summed too in --json). When a SIPp process uses nearly a whole core the lo
 what limits: the step is tried again with one more SIPp process, and the report says so.
 
 Kamailio (Debian package) runs with benchmarks/kamailio-server.cfg: the same digest
-authentication (auth_db over db_text), Record-Route, an in-memory location service,
-OPTIONS answered with sl_send_reply, debug=0, 2 UDP workers, -x tlsf.
+authentication (auth_db over SQLite, db_text without kamailio-sqlite-modules),
+Record-Route, an in-memory location service, OPTIONS answered with sl_send_reply,
+debug=0, 2 UDP workers, -x tlsf.
 """
 
 from __future__ import annotations
