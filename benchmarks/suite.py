@@ -12,9 +12,9 @@ Workloads (`--only`):
   e  memory: `sipline serve` with 100,000 registered users, peak RSS
 
 Each figure of a-d is the highest rate at which a run of --duration seconds ends with
-every call successful, none failed, SIPp done on time and under 1% retransmissions
-(a server that drops UDP requests still succeeds through them): the rate doubles until a run fails, then is
-bisected between the last pass and the first failure. Beside it: the server's CPU
+every call successful, none failed, SIPp done on time and under 1% retransmissions (a
+server that drops UDP requests still succeeds through them): the rate doubles until a
+run fails, then is bisected between the last pass and the first failure. Beside it: the server's CPU
 seconds per 1,000 calls (utime + stime of its process tree over that run, from
 /proc/PID/stat) and its peak memory (PSS summed over its processes, sampled each second;
 VmHWM summed too in --json). When a SIPp process uses nearly a whole core the load is
