@@ -218,7 +218,7 @@ def b2bua_calls(start: Callable[[int], Any], opts: Options, workdir: Path) -> Re
                 extra=["-pause_msg_ign"],
                 watched=lambda n: uas.pids(),
             )
-            # One next hop, so one UAS: more SIPp UACs would not relieve it.
+            # One next hop, so one UAS; more UAC processes are added if one is busy.
             return _search("d", server, opts, load, settle_s=opts.settle_s + 3)
     finally:
         uas.stop()
