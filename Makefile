@@ -41,7 +41,7 @@ lint: install-test
 	$(BIN)/mypy
 
 bench: install-test peers
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -7,6 +7,8 @@ for pair in sipp:sip-tester kamailio:kamailio baresip:baresip sipsak:sipsak stun
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
 done
+# Kamailio's SQLite driver: the benchmarks' Kamailio reads its users from SQLite, as sipline does.
+ls /usr/lib/*/kamailio/modules/db_sqlite.so >/dev/null 2>&1 || need="$need kamailio-sqlite-modules"
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,0 +1,272 @@
+"""The five workloads of `python -m benchmarks`, each run against one server.
+
+(a) registrations/s with digest authentication, 10,000 provisioned users;
+(b) calls/s through the stateful proxy (INVITE/100/180/200/ACK/BYE/200, Record-Route,
+    the callee found by a location lookup);
+(c) stateless OPTIONS answered per second;
+(d) the call of (b) through the sippy B2BUA;
+(e) the memory of `sipline serve` holding 100,000 registered users.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import (
+    HOST,
+    ROOT,
+    Process,
+    Search,
+    SippLoad,
+    Step,
+    find_max_rate,
+    free_port,
+    sipp_binary,
+)
+from benchmarks.servers import DOMAIN, Running, users, write_injection
+
+__all__ = ["WORKLOADS", "Options", "Result", "calls", "memory", "options", "registrations"]
+
+REGISTER = ROOT.parent / "tests" / "data" / "sipp" / "register_auth.xml"
+OPTIONS = ROOT.parent / "tests" / "data" / "sipp" / "options_uac.xml"
+UAC_PROXY = ROOT / "sipp" / "uac_rr.xml"
+UAC_B2BUA = ROOT / "sipp" / "uac_b2bua.xml"
+UAS = ROOT / "sipp" / "uas_rr.xml"
+USERS = 10_000
+MEMORY_USERS = 100_000
+MEMORY_TARGET_MB = 300
+
+WORKLOADS = {
+    "a": "registrations/s, digest auth (MD5), 10,000 users",
+    "b": "calls/s, stateful proxy, Record-Route, location lookup",
+    "c": "OPTIONS/s answered statelessly",
+    "d": "calls/s, the same call through a B2BUA",
+    "e": "memory with 100,000 registered users",
+}
+
+
+@dataclass
+class Options:
+    duration: float
+    factor: float
+    refine: int
+    settle_s: float
+    max_sipp: int
+    limit: float = 200_000
+    starts: dict[str, float] = field(
+        default_factory=lambda: {"a": 500, "b": 200, "c": 2000, "d": 100}
+    )
+    memory_sample: int = 20_000  # users re-registered through SIPp in (e)
+
+
+@dataclass
+class Result:
+    workload: str
+    server: str
+    rate: float | None = None  # per second, zero failed
+    cpu_s_per_1000: float | None = None
+    peak_pss_mb: float | None = None
+    peak_vmhwm_mb: float | None = None
+    sipp_processes: int = 1
+    notes: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def callees(count: int) -> list[tuple[str, str]]:
+    return users(count, prefix="callee")
+
+
+def accounts(max_sipp: int) -> list[tuple[str, str]]:
+    """Everyone provisioned on a server: the 10,000 users and one callee per SIPp UAS."""
+    return users(USERS) + callees(max_sipp)
+
+
+def _search(
+    workload: str,
+    server: Running,
+    opts: Options,
+    load: SippLoad,
+    *,
+    settle_s: float | None = None,
+    max_sipp: int | None = None,
+) -> Result:
+    def report(s: Step) -> None:
+        print(f"  {workload} {server.name:<9} {s.line()}", flush=True)
+
+    meter = server.process.meter
+    with meter.sampling():
+        found: Search = find_max_rate(
+            lambda rate, n: load.run(rate, opts.duration, n),
+            start=opts.starts[workload],
+            factor=opts.factor,
+            refine=opts.refine,
+            limit=opts.limit,
+            max_sipp=opts.max_sipp if max_sipp is None else max_sipp,
+            settle=lambda: time.sleep(opts.settle_s if settle_s is None else settle_s),
+            report=report,
+        )
+    for note in found.notes:
+        print(f"  {workload} {server.name:<9} note: {note}", flush=True)
+    best = found.best
+    return Result(
+        workload=workload,
+        server=server.name,
+        rate=best.rate if best else None,
+        cpu_s_per_1000=best.cpu_s_per_1000 if best else None,
+        peak_pss_mb=meter.peak_pss_kib / 1024,
+        peak_vmhwm_mb=meter.vmhwm_kib() / 1024,
+        sipp_processes=best.sipp_processes if best else 1,
+        notes=found.notes,
+        steps=[{**asdict(s), "ok": s.ok} for s in found.steps],
+    )
+
+
+def registrations(server: Running, opts: Options, workdir: Path) -> Result:
+    """(a) REGISTER / 401 / REGISTER with MD5 credentials / 200, the users taken in turn
+    (each SIPp process its own share of them)."""
+    everyone = users(USERS)
+
+    def per_process(i: int, n: int) -> list[str]:
+        path = write_injection(workdir / f"users-{i}-of-{n}.csv", everyone[i::n])
+        return ["-inf", str(path), "-key", "expires", "3600"]
+
+    load = SippLoad(f"{HOST}:{server.port}", REGISTER, workdir, server.process.meter, per_process)
+    return _search("a", server, opts, load)
+
+
+def options(server: Running, opts: Options, workdir: Path) -> Result:
+    """(c) OPTIONS to the server itself, one transaction per call."""
+    load = SippLoad(f"{HOST}:{server.port}", OPTIONS, workdir, server.process.meter)
+    return _search("c", server, opts, load)
+
+
+def _register_callee(server: Running, workdir: Path, user: tuple[str, str], port: int) -> None:
+    path = write_injection(workdir / f"{user[0]}.csv", [user])
+    load = SippLoad(
+        f"{HOST}:{server.port}",
+        REGISTER,
+        workdir,
+        server.process.meter,
+        lambda i, n: ["-inf", str(path), "-key", "expires", "7200", "-p", str(port)],
+        grace_s=10,
+    )
+    step = load.run(1, 1)
+    if not step.ok:
+        raise RuntimeError(f"{server.name}: callee {user[0]} could not register")
+
+
+def _uas(workdir: Path, port: int, index: int) -> Process:
+    return Process(
+        f"uas-{index}",
+        [sipp_binary(), "-sf", str(UAS), "-i", HOST, "-p", str(port), "-m", "1000000000",
+         "-d", "0", "-buff_size", "4194304", "-nostdin", "-pause_msg_ign"],
+        cwd=workdir,
+    )  # fmt: skip
+
+
+def calls(server: Running, opts: Options, workdir: Path) -> Result:
+    """(b) The callees register with digest authentication from the ports their SIPp UASs
+    then listen on (one callee per UAS, one UAS per UAC process); SIPp UAC process i calls
+    callee i through the proxy, from outside its domain (no 407)."""
+    with ExitStack() as stack:
+        uases: list[Process] = []
+        for k, callee in enumerate(callees(opts.max_sipp)):
+            port = free_port()
+            _register_callee(server, workdir, callee, port)
+            uas = _uas(workdir, port, k)
+            stack.callback(uas.stop)
+            uases.append(uas)
+        time.sleep(0.5)
+
+        def per_process(i: int, n: int) -> list[str]:
+            return ["-s", callees(opts.max_sipp)[i][0], "-key", "domain", DOMAIN]
+
+        load = SippLoad(
+            f"{HOST}:{server.port}",
+            UAC_PROXY,
+            workdir,
+            server.process.meter,
+            per_process,
+            extra=["-pause_msg_ign"],
+            watched=lambda n: [pid for uas in uases[:n] for pid in uas.pids()],
+        )
+        # Calls stay in the UAS's timewait for 4 s, transactions a little longer.
+        return _search("b", server, opts, load, settle_s=opts.settle_s + 3)
+
+
+def b2bua_calls(start: Callable[[int], Any], opts: Options, workdir: Path) -> Result:
+    """(d) The call of (b) through a B2BUA whose next hop is one SIPp UAS."""
+    port = free_port()
+    uas = _uas(workdir, port, 0)
+    try:
+        with start(port) as server:
+            load = SippLoad(
+                f"{HOST}:{server.port}",
+                UAC_B2BUA,
+                workdir,
+                server.process.meter,
+                lambda i, n: ["-s", "callee", "-key", "domain", DOMAIN],
+                extra=["-pause_msg_ign"],
+                watched=lambda n: uas.pids(),
+            )
+            # One next hop, so one UAS; more UAC processes are added if one is busy.
+            return _search("d", server, opts, load, settle_s=opts.settle_s + 3)
+    finally:
+        uas.stop()
+
+
+def memory(server: Running, opts: Options, workdir: Path, sipp_port: int) -> Result:
+    """(e) The server started on a store holding 100,000 users, each with a registered
+    contact (loaded into its location cache at start); then `memory_sample` of them
+    register again through SIPp with digest authentication, from `sipp_port`, the port
+    their stored contacts name (so each refreshes its binding rather than adding one). Peak RSS is the sum of VmHWM
+    over the server's processes."""
+    meter = server.process.meter
+    loaded_kib, start_peak_kib = meter.rss_kib(), meter.vmhwm_kib()
+    sample = users(MEMORY_USERS)[: opts.memory_sample]
+    path = write_injection(workdir / "memory-users.csv", sample)
+    load = SippLoad(
+        f"{HOST}:{server.port}",
+        REGISTER,
+        workdir,
+        meter,
+        lambda i, n: ["-inf", str(path), "-key", "expires", "3600", "-p", str(sipp_port)],
+    )
+    rate = max(50, round(opts.memory_sample / max(1.0, opts.duration)))
+    with meter.sampling():
+        step = load.run(rate, opts.memory_sample / rate)
+    peak = meter.vmhwm_kib() / 1024
+    verdict = "met" if peak < MEMORY_TARGET_MB else "NOT met"
+    print(
+        f"  e {server.name:<9} {MEMORY_USERS:,} users bound: RSS {loaded_kib / 1024:.1f} MB after"
+        f" start (peak {start_peak_kib / 1024:.1f} MB while loading);"
+        f" {step.successful:,}/{step.calls:,} re-registered at {step.rate:,.0f}/s;"
+        f" peak RSS {peak:.1f} MB (target < {MEMORY_TARGET_MB} MB: {verdict})",
+        flush=True,
+    )
+    return Result(
+        workload="e",
+        server=server.name,
+        peak_pss_mb=meter.peak_pss_kib / 1024,
+        peak_vmhwm_mb=peak,
+        extra={
+            "users": MEMORY_USERS,
+            "rss_after_start_mb": loaded_kib / 1024,
+            "peak_rss_at_start_mb": start_peak_kib / 1024,
+            "reregistered": step.successful,
+            "reregister_failed": step.failed,
+            "reregister_rate": step.rate,
+            "target_mb": MEMORY_TARGET_MB,
+            "target_met": peak < MEMORY_TARGET_MB,
+        },
+        steps=[{**asdict(step), "ok": step.ok}],
+    )

@@ -1,0 +1,43 @@
+"""`python -m benchmarks` end to end, as small as it goes: workload (c), sipline alone,
+1 s steps. It checks the run reports figures, not what they are (timed tests quote none)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from interop_helpers import need
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_options_run_reports_figures(tmp_path: Path) -> None:
+    need("sipp")
+    report, table = tmp_path / "report.json", tmp_path / "table.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "c", "--servers", "sipline",
+         "--duration", "1", "--json", str(report), "--markdown", str(table)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=100,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    assert doc["quick"] is True
+    assert doc["machine"]["cores"] >= 1
+    assert doc["machine"]["sipp"]
+    [result] = doc["results"]
+    assert (result["workload"], result["server"]) == ("c", "sipline")
+    assert result["rate"] > 0
+    assert 0 < result["cpu_s_per_1000"] < 100
+    assert result["peak_pss_mb"] > 1
+    assert result["peak_vmhwm_mb"] > 1
+    assert any(step["ok"] for step in result["steps"])
+    assert "OPTIONS/s answered statelessly" in done.stdout
+    markdown = table.read_text(encoding="utf-8")
+    assert "| (c) OPTIONS/s answered statelessly | sipline |" in markdown
+    assert "Machine:" in markdown
