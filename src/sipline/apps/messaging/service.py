@@ -120,6 +120,11 @@ class MessagingService:
         s = self.settings
         try:
             now = self.endpoint.wall()
+            # Most REGISTERs find nothing stored: a read (no commit) answers that before
+            # the lease is claimed in a write transaction.
+            waiting = await self.store.call(functools.partial(store.count_messages, aor, now=now))
+            if not waiting:
+                return
             claimed = await self.store.write(
                 lambda: store.claim_delivery(aor, self.owner, now=now, lease_s=s.lease_s)
             )
