@@ -145,8 +145,12 @@ class ServeProcess:
         return self.proc.returncode
 
 
-def start_serve(workdir: Path, config: str | None = None, *, tls: bool = True) -> ServeProcess:
-    """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready."""
+def start_serve(
+    workdir: Path, config: str | None = None, *, tls: bool = True, workers: int = 1
+) -> ServeProcess:
+    """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
+
+    One process unless `workers` says more (the default is one per core)."""
     workdir.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for _ in range(3):
@@ -163,6 +167,8 @@ def start_serve(workdir: Path, config: str | None = None, *, tls: bool = True) -
             f"tcp:{HOST}:{port}",
             "--db",
             str(workdir / "sipline.db"),
+            "--workers",
+            str(workers),
         ]
         if tls:
             args += ["--listen", f"tls:{HOST}:{tls_port}"]
