@@ -64,10 +64,10 @@ class SharedTables:
         )
         if not rows:
             return after, []
-        if after > 0:
-            first = int(self._query("SELECT min(seq) FROM binding_changes")[0][0])
-            if first > after + 1:
-                return int(rows[-1][0]), None
+        # Sequence numbers have no holes (AUTOINCREMENT, and a rolled back insert
+        # rolls its number back), so a first row past after + 1 means rows were pruned.
+        if int(rows[0][0]) > after + 1:
+            return int(rows[-1][0]), None
         return int(rows[-1][0]), list(dict.fromkeys(str(r[1]) for r in rows))
 
     def prune_binding_changes(self, keep: int) -> int:
