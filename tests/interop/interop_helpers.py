@@ -6,6 +6,7 @@ Everything here talks to 127.0.0.1 only. Processes are stopped by their own PID.
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import shutil
@@ -146,11 +147,14 @@ class ServeProcess:
 
 
 def start_serve(
-    workdir: Path, config: str | None = None, *, tls: bool = True, workers: int = 1
+    workdir: Path, config: str | None = None, *, tls: bool = True, workers: int | None = None
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
-    One process unless `workers` says more (the default is one per core)."""
+    `workers` processes (`--workers`); unset: $SIPLINE_TEST_WORKERS, else 1, so the
+    whole interop suite can be run against several workers too."""
+    if workers is None:
+        workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for _ in range(3):

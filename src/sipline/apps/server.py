@@ -59,15 +59,16 @@ class ServeError(Exception):
 @dataclass(slots=True)
 class WorkerSetup:
     """What the supervising process hands one worker (docs/architecture.md "Workers"):
-    its index (also its owner id for subscriptions, stable across restarts), the
-    digest nonce secret shared by every worker, one SO_REUSEPORT socket per
-    configured listener (in the order of `config.listen`), and its private UDP
-    sockets, one per UDP listener, as (host, socket)."""
+    its index (also its owner id for subscriptions, stable across restarts), how
+    many workers there are, the digest nonce secret shared by every worker, one
+    SO_REUSEPORT socket per configured listener (in the order of `config.listen`),
+    and its private UDP sockets, one per UDP listener, as (host, socket)."""
 
     index: int
     secret: bytes
     sockets: list[socket.socket]
     private: list[tuple[str, socket.socket]] = field(default_factory=list)
+    count: int = 1
 
 
 def feature_settings(config: ServerConfig) -> FeatureSettings:
@@ -87,9 +88,11 @@ class SipServer:
         self.config = config
         self.worker = worker
         limits = Limits(max_message_bytes=config.max_message_bytes)
+        # limits.max_connections bounds the server: each worker takes its share.
+        share = -(-config.max_connections // worker.count) if worker is not None else 0
         transports = TransportLayer(
             lambda data, source: None,
-            max_connections=config.max_connections,
+            max_connections=share or config.max_connections,
             idle_timeout_s=config.idle_timeout_s,
         )
         self.endpoint = Endpoint(

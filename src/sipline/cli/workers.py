@@ -206,6 +206,7 @@ class Supervisor:
         w.started_at = time.monotonic()
         setup = {
             "secret": self.secret.hex(),
+            "count": self.count,
             "sockets": [s.fileno() for s in w.sockets],
             "private": [[host, s.fileno()] for host, s in w.private],
         }
@@ -354,6 +355,7 @@ def read_setup(index: int) -> WorkerSetup:
         secret=bytes.fromhex(doc["secret"]),
         sockets=[socket.socket(fileno=int(fd)) for fd in doc["sockets"]],
         private=[(str(host), socket.socket(fileno=int(fd))) for host, fd in doc["private"]],
+        count=int(doc["count"]),
     )
 
 
