@@ -160,8 +160,12 @@ class Supervisor:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGUSR1, lambda: self._spawn_task(self._status()))
         try:
-            for w in self.workers:
-                await self._start(w)
+            try:
+                for w in self.workers:
+                    await self._start(w)
+            except OSError as exc:
+                click.echo(f"sipline: cannot start the worker processes: {exc}", err=True)
+                return 1
             results = await asyncio.gather(
                 *(self._wait_ready(w) for w in self.workers), return_exceptions=True
             )
@@ -267,11 +271,13 @@ class Supervisor:
                 await asyncio.sleep(delay)
             if self.stopping:
                 return
-            await self._start(w)
             try:
+                await self._start(w)
                 await self._wait_ready(w)
-            except ServeError as exc:
-                log.warning("%s", exc)
+            except (OSError, ServeError) as exc:  # died again at once: counted next turn
+                log.warning("restarting worker %d failed: %s", w.index, exc)
+                if w.proc is None:
+                    return
                 continue
             log.info("worker %d ready again (pid %d)", w.index, w.proc.pid if w.proc else 0)
 
