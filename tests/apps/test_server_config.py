@@ -33,6 +33,11 @@ def test_every_key_is_documented() -> None:
             assert re.search(rf"^#? ?{key} = ", block, re.M), f"{section}.{key} undocumented"
 
 
+def test_workers_key() -> None:
+    assert ServerConfig().workers is None  # one per core
+    assert load_config({"server": {"workers": 3}}).workers == 3
+
+
 def test_defaults_are_loopback() -> None:
     assert {item.host for item in ServerConfig().listen} == {"127.0.0.1"}
 
@@ -46,6 +51,8 @@ def test_defaults_are_loopback() -> None:
         ({"auth": {"algorithms": ["SHA-1"]}}, "auth.algorithms: must be a list drawn from"),
         ({"server": {"listen": ["udp:example.com:5060"]}}, "server.listen: 'example.com'"),
         ({"tls": {"cert": "a.pem"}}, "tls.cert: tls.cert and tls.key go together"),
+        ({"server": {"workers": 0}}, "server.workers: must be a positive integer, not 0"),
+        ({"server": {"workers": "4"}}, "server.workers: must be a positive integer, not '4'"),
     ],
 )
 def test_bad_values_name_the_key(doc: dict[str, dict[str, object]], message: str) -> None:

@@ -6,6 +6,7 @@ Everything here talks to 127.0.0.1 only. Processes are stopped by their own PID.
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import shutil
@@ -145,8 +146,15 @@ class ServeProcess:
         return self.proc.returncode
 
 
-def start_serve(workdir: Path, config: str | None = None, *, tls: bool = True) -> ServeProcess:
-    """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready."""
+def start_serve(
+    workdir: Path, config: str | None = None, *, tls: bool = True, workers: int | None = None
+) -> ServeProcess:
+    """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
+
+    `workers` processes (`--workers`); unset: $SIPLINE_TEST_WORKERS, else 1, so the
+    whole interop suite can be run against several workers too."""
+    if workers is None:
+        workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for _ in range(3):
@@ -163,6 +171,8 @@ def start_serve(workdir: Path, config: str | None = None, *, tls: bool = True) -
             f"tcp:{HOST}:{port}",
             "--db",
             str(workdir / "sipline.db"),
+            "--workers",
+            str(workers),
         ]
         if tls:
             args += ["--listen", f"tls:{HOST}:{tls_port}"]

@@ -25,14 +25,18 @@ from sipline.core.auth import (
     find_algorithm,
     parse_credentials,
 )
+from sipline.core.auth_server import nonce_count, nonce_issued_ms
 from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 
-__all__ = ["AsyncHa1Lookup", "AuthResult", "DigestAuthenticator"]
+__all__ = ["AsyncCountClaim", "AsyncHa1Lookup", "AuthResult", "DigestAuthenticator"]
 
 # (username, realm, base algorithm) -> stored HA1 or None, awaited.
 AsyncHa1Lookup = Callable[[str, str, str], Awaitable[str | None]]
+# (nonce, nonce count, issue time in ms) -> False for a replay, awaited (the store's
+# shared table, when several processes verify the same nonces).
+AsyncCountClaim = Callable[[str, int, int], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,10 @@ class DigestAuthenticator:
     """Challenges and checks digest credentials, one `DigestVerifier` per realm.
 
     `secret` keys nonces and decoys (at least 16 bytes); servers sharing it accept
-    each other's nonces.
+    each other's nonces. Each verifier refuses a nonce count it saw already; with
+    `claim_count` a use that passed that check must also be claimed there, so the
+    processes sharing a secret (worker processes) refuse each other's replays too
+    (RFC 7616 §3.3; the nonce count must grow).
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class DigestAuthenticator:
         entropy: Entropy,
         algorithms: Iterable[str] = ("SHA-256", "MD5"),
         nonce_ttl_s: float = 300.0,
+        claim_count: AsyncCountClaim | None = None,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("secret must be at least 16 bytes")
@@ -72,6 +80,7 @@ class DigestAuthenticator:
         self._entropy = entropy
         self._algorithms = tuple(algorithms)
         self._nonce_ttl_s = nonce_ttl_s
+        self._claim_count = claim_count
         self._verifiers: dict[str, DigestVerifier] = {}
         # Filled just before each synchronous verify() call, read by its lookup.
         self._prefetched: dict[tuple[str, str, str], str] = {}
@@ -129,7 +138,12 @@ class DigestAuthenticator:
         finally:
             self._prefetched.clear()
         if outcome.ok and outcome.username is not None:
-            return AuthResult(username=outcome.username)
+            nonce = credentials.nonce or ""  # verify() refused an empty one
+            if self._claim_count is None or await self._claim_count(
+                nonce, nonce_count(credentials.nc), nonce_issued_ms(nonce)
+            ):
+                return AuthResult(username=outcome.username)
+            return self.challenge(realm=realm, now=now, proxy=proxy)  # a replay
         if outcome.status is DigestStatus.MISSING_PARAMS:
             return AuthResult(status=400, reason="Bad Request (incomplete credentials)")
         # Wrong password, unknown user (decoy), foreign nonce, replay, unsupported

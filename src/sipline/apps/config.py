@@ -24,6 +24,7 @@ __all__ = [
     "Listen",
     "ServerConfig",
     "default_db_path",
+    "default_workers",
     "load_config",
     "parse_listen",
 ]
@@ -35,6 +36,11 @@ _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message starts with the key."""
+
+
+def default_workers() -> int:
+    """One worker process per core."""
+    return os.cpu_count() or 1
 
 
 def default_db_path() -> Path:
@@ -93,6 +99,8 @@ class ServerConfig:
     redirect_users: list[str] = field(default_factory=list)  # redirect these AORs in proxy mode
     record_route: bool = True
     advertise: str | None = None
+    # worker processes (docs/architecture.md "Workers"); None: one per core
+    workers: int | None = None
     # TLS
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -145,6 +153,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "redirect_users": ("redirect_users", "strlist"),
         "record_route": ("record_route", "bool"),
         "advertise": ("advertise", "str"),
+        "workers": ("workers", "posint"),
         "log_level": ("log_level", "loglevel"),
     },
     "tls": {"cert": ("tls_cert", "path"), "key": ("tls_key", "path")},

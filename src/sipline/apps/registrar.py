@@ -159,6 +159,9 @@ class Registrar:
     async def _update(
         self, request: Request, aor: str, source: Source, now_wall: float
     ) -> list[Binding]:
+        if self.store.shared:
+            # Another process may have changed this AOR a moment ago: read it afresh.
+            await self.store.reload_bindings(aor)
         existing = self.store.bindings(aor)
         expired = [b.contact for b in existing if b.expires_at <= now_wall]
         live = [b for b in existing if b.expires_at > now_wall]

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sipline.apps.auth import DigestAuthenticator
@@ -32,12 +34,12 @@ from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import StoreError
+from sipline.storage.base import DuplicateError, StoreError
 from sipline.transport import TransportError, TransportLayer
 from sipline.transport.resolver import Resolver
 from sipline.transport.tls import generate_self_signed, server_context
 
-__all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer"]
+__all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer", "WorkerSetup", "tls_context"]
 
 log = logging.getLogger("sipline.server")
 
@@ -46,8 +48,27 @@ SUPPORTED = "path, outbound"
 ACCEPT = "application/sdp, text/plain, message/cpim"
 
 
+FEED_POLL_S = 0.02  # how often a worker reads the store's binding change feed
+FEED_KEEP = 50_000  # binding changes kept in the feed for workers that fell behind
+
+
 class ServeError(Exception):
     """The server cannot start (a port is taken, a certificate cannot be read, ...)."""
+
+
+@dataclass(slots=True)
+class WorkerSetup:
+    """What the supervising process hands one worker (docs/architecture.md "Workers"):
+    its index (also its owner id for subscriptions, stable across restarts), how
+    many workers there are, the digest nonce secret shared by every worker, one
+    SO_REUSEPORT socket per configured listener (in the order of `config.listen`),
+    and its private UDP sockets, one per UDP listener, as (host, socket)."""
+
+    index: int
+    secret: bytes
+    sockets: list[socket.socket]
+    private: list[tuple[str, socket.socket]] = field(default_factory=list)
+    count: int = 1
 
 
 def feature_settings(config: ServerConfig) -> FeatureSettings:
@@ -61,12 +82,17 @@ def feature_settings(config: ServerConfig) -> FeatureSettings:
 
 
 class SipServer:
-    def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, *, clock: Clock | None = None, worker: WorkerSetup | None = None
+    ) -> None:
         self.config = config
+        self.worker = worker
         limits = Limits(max_message_bytes=config.max_message_bytes)
+        # limits.max_connections bounds the server: each worker takes its share.
+        share = -(-config.max_connections // worker.count) if worker is not None else 0
         transports = TransportLayer(
             lambda data, source: None,
-            max_connections=config.max_connections,
+            max_connections=share or config.max_connections,
             idle_timeout_s=config.idle_timeout_s,
         )
         self.endpoint = Endpoint(
@@ -85,6 +111,7 @@ class SipServer:
         self.planner: ServerRoutePlanner | None = None
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
         self._housekeeping: asyncio.Task[None] | None = None
+        self._feed: asyncio.Task[None] | None = None
 
     async def _open_store(self) -> None:
         try:
@@ -92,12 +119,18 @@ class SipServer:
         except StoreError as exc:
             raise ServeError(str(exc)) from exc
         ep = self.endpoint
+        worker = self.worker
+        if worker is not None:
+            self.store.shared = True  # other workers write bindings too
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
-            secret=os.urandom(32),
+            # Workers share the secret, so a challenge from one is answered at another,
+            # and the nonce counts, so a replay is refused at every worker.
+            secret=worker.secret if worker is not None else os.urandom(32),
             entropy=ep.entropy,
             algorithms=self.config.auth_algorithms,
             nonce_ttl_s=self.config.nonce_ttl_s,
+            claim_count=self.store.claim_nonce_count if worker is not None else None,
         )
         self.backend = ServerBackend(
             self.store,
@@ -112,7 +145,8 @@ class SipServer:
         known = set(await self.store.list_domains())
         for domain in self.config.domains:
             if domain not in known:
-                await self.store.write(self.store.store.add_domain, domain)
+                with contextlib.suppress(DuplicateError):  # another worker was first
+                    await self.store.write(self.store.store.add_domain, domain)
         await self.backend.refresh_domains()
         cfg = self.config
         self.registrar = Registrar(
@@ -158,7 +192,7 @@ class SipServer:
             is_server_uri=self.is_local,
             # One owner id per worker process sharing the store (stable across restarts):
             # each resumes and notifies the subscriptions it owns (docs/architecture.md).
-            owner="0",
+            owner=str(worker.index) if worker is not None else "0",
         )
 
     def redirects(self, aor: str) -> bool:
@@ -173,22 +207,47 @@ class SipServer:
             try:
                 await self.store.purge_expired(self.endpoint.wall())
                 await self.backend.refresh_domains()
+                if self.worker is not None:
+                    store = self.store.store
+                    await self.store.write(store.prune_binding_changes, FEED_KEEP)
+                    stale_ms = round((self.endpoint.now() - self.config.nonce_ttl_s) * 1000)
+                    await self.store.write(store.purge_nonces, stale_ms)
             except StoreError as exc:
                 log.warning("housekeeping failed: %s", exc)
+
+    async def _follow_feed(self) -> None:
+        """A worker: see the bindings other workers (and the CLI) wrote within a few
+        milliseconds (the store's change feed, one indexed read per poll)."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(FEED_POLL_S)
+            try:
+                await self.store.poll_binding_changes()
+            except StoreError as exc:
+                log.warning("reading the binding change feed failed: %s", exc)
+                await asyncio.sleep(1.0)
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
         await self._open_store()
         assert self.im is not None
-        self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
+        loop = asyncio.get_running_loop()
+        self._housekeeping = loop.create_task(self._housekeep())
+        worker = self.worker
+        if worker is not None:
+            self._feed = loop.create_task(self._follow_feed())
         tls: ssl.SSLContext | None = None
-        for spec in self.config.listen:
+        for i, spec in enumerate(self.config.listen):
             if spec.transport == "TLS" and tls is None:
                 tls = self._tls_context()
             try:
                 host, port = await self.endpoint.listen(
-                    spec.transport, spec.host, spec.port, ssl_context=tls
+                    spec.transport,
+                    spec.host,
+                    spec.port,
+                    ssl_context=tls,
+                    sock=worker.sockets[i] if worker is not None else None,
                 )
             except (OSError, TransportError) as exc:
                 await self.stop()
@@ -200,7 +259,14 @@ class SipServer:
             where = f"{spec.transport.lower()}:{'[' + host + ']' if ':' in host else host}:{port}"
             self.bound.append(where)
             self._local_hosts.add(host)
-            log.info("listening on %s", where)
+            # With workers, the supervising process names each listener once.
+            log.log(logging.DEBUG if worker else logging.INFO, "listening on %s", where)
+        for host, sock in worker.private if worker is not None else ():
+            try:
+                await self.endpoint.listen("UDP", host, 0, sock=sock, private=True)
+            except (OSError, TransportError) as exc:
+                await self.stop()
+                raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
         self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
         if self.config.advertise:
             self._local_hosts.add(self.config.advertise)
@@ -218,8 +284,9 @@ class SipServer:
         )
 
     async def stop(self) -> None:
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
+        for task in (self._housekeeping, self._feed):
+            if task is not None:
+                task.cancel()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:
@@ -229,18 +296,7 @@ class SipServer:
             await self.store.close()
 
     def _tls_context(self) -> ssl.SSLContext:
-        cert, key = self.config.tls_cert, self.config.tls_key
-        if cert is None or key is None:
-            folder = Path(self.config.database).resolve().parent / "sipline-tls"
-            cert, key = folder / "cert.pem", folder / "key.pem"
-            if not cert.exists() or not key.exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                generate_self_signed(cert, key)
-                log.info("generated a self-signed TLS certificate in %s", folder)
-        try:
-            return server_context(cert, key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ServeError(f"tls.cert/tls.key: cannot load {cert} and {key}: {exc}") from exc
+        return tls_context(self.config)
 
     # -- requests -------------------------------------------------------------------------
     def is_local(self, uri: object) -> bool:
@@ -309,3 +365,20 @@ class SipServer:
                 await self.planner.record_registration(st.request, source.remote[0])
             except StoreError as exc:
                 log.warning("cannot store the location of a registration: %s", exc)
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext:
+    """The TLS listeners' context: the configured certificate, else a self-signed one
+    generated once beside the database (by the supervising process, with workers)."""
+    cert, key = config.tls_cert, config.tls_key
+    if cert is None or key is None:
+        folder = Path(config.database).resolve().parent / "sipline-tls"
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        if not cert.exists() or not key.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            generate_self_signed(cert, key)
+            log.info("generated a self-signed TLS certificate in %s", folder)
+    try:
+        return server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServeError(f"tls.cert/tls.key: cannot load {cert} and {key}: {exc}") from exc

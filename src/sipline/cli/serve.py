@@ -12,8 +12,17 @@ from pathlib import Path
 
 import click
 
-from sipline.apps.config import ConfigError, ServerConfig, check_domain, load_config, parse_listen
+from sipline.apps.config import (
+    ConfigError,
+    ServerConfig,
+    check_domain,
+    default_workers,
+    load_config,
+    parse_listen,
+)
 from sipline.apps.server import ServeError, SipServer
+from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
+from sipline.storage.aio import AsyncStore
 from sipline.transport.loop import run as run_loop
 
 __all__ = ["serve"]
@@ -56,7 +65,8 @@ async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
     # SIGUSR1 prints the status line (live transactions, counters) to the log.
     loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning(server.status()))
     if ready_line:
-        for line in await _welcome(server, cfg):
+        assert server.store is not None
+        for line in await welcome_lines(server.store, cfg):
             click.echo(line, err=True)
         click.echo(f"sipline: serving {', '.join(bound)}", err=True)
     await stop.wait()
@@ -65,11 +75,9 @@ async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
     return 0
 
 
-async def _welcome(server: SipServer, cfg: ServerConfig) -> list[str]:
+async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
     """What an operator needs to know at start: the database, the domains, and how
     to add a first user when there is none."""
-    store = server.store
-    assert store is not None
     domains = await store.list_domains()
     users = await store.call(store.store.list_users)
     db = shlex.quote(str(cfg.database))
@@ -111,12 +119,22 @@ async def _welcome(server: SipServer, cfg: ServerConfig) -> list[str]:
     type=click.Path(path_type=Path, dir_okay=False),
     help="SQLite database (default: $SIPLINE_DB, else ./sipline.db).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Server processes sharing the listeners and the database (default: [server] workers, else one per core; 1: a single process).",
+)
+@click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(
     config_path: Path | None,
     listen: tuple[str, ...],
     domains: tuple[str, ...],
     db: Path | None,
+    workers: int | None,
+    worker_index: int | None,
     log_level: str | None,
 ) -> None:
     """Run the SIP server: registrar, proxy and redirect server."""
@@ -125,7 +143,28 @@ def serve(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     level = (log_level or cfg.log_level).upper()
+    who = f" worker{worker_index}" if worker_index is not None else ""
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=level,
+        format=f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s",
+        stream=sys.stderr,
     )
-    sys.exit(run_loop(_serve(cfg, ready_line=True)))
+    if worker_index is not None:
+        # Started by the supervising `sipline serve` (sipline.cli.workers).
+        sys.exit(run_loop(serve_worker(cfg, read_setup(worker_index))))
+    count = workers if workers is not None else (cfg.workers or default_workers())
+    if count == 1:
+        sys.exit(run_loop(_serve(cfg, ready_line=True)))
+    args = [f"--config={config_path}"] if config_path is not None else []
+    args += [f"--listen={spec}" for spec in listen]
+    args += [f"--domain={name}" for name in domains]
+    args += [f"--db={db}"] if db is not None else []
+    args += [f"--log-level={log_level}"] if log_level is not None else []
+    command = WorkerCommand(args)
+    # The supervisor serves no traffic: the stock loop (its subprocess support) will do.
+    sys.exit(
+        run_loop(
+            supervise(cfg, count, command, ready_line=True, welcome=welcome_lines),
+            use_uvloop=False,
+        )
+    )

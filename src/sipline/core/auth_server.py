@@ -36,6 +36,8 @@ __all__ = [
     "DigestVerifier",
     "Ha1Lookup",
     "UserhashLookup",
+    "nonce_count",
+    "nonce_issued_ms",
 ]
 
 # (username, realm, algorithm) -> stored HA1 hex, or None for an unknown user. The
@@ -244,7 +246,7 @@ class DigestVerifier:
 
     def _count(self, nonce: str, nc: str | None, issued_ms: int) -> DigestStatus:
         """Record a use of `nonce`, refusing a nonce count not above the last one."""
-        count = _SPENT if nc is None else int(nc, 16)
+        count = nonce_count(nc)
         seen = self._counts.get(nonce)
         if seen is None:
             if self._evicted_ms is not None and issued_ms <= self._evicted_ms:
@@ -261,3 +263,14 @@ class DigestVerifier:
             if self._evicted_ms is None or evicted_ms > self._evicted_ms:
                 self._evicted_ms = evicted_ms
         return DigestStatus.OK
+
+
+def nonce_count(nc: str | None) -> int:
+    """The count a use of a nonce records: its `nc` (RFC 7616 §3.4), or a mark that
+    spends the nonce for credentials without qop."""
+    return _SPENT if nc is None else int(nc, 16)
+
+
+def nonce_issued_ms(nonce: str) -> int:
+    """The issue time encoded in a nonce `DigestVerifier.verify` accepted (ms)."""
+    return int.from_bytes(base64.urlsafe_b64decode(nonce)[:8], "big", signed=True)

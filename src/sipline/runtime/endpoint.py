@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -206,6 +207,9 @@ class Listening:
     host: str  # the address bound
     port: int
     advertise: str  # the host named in Via/Contact/Record-Route
+    # A worker's private UDP port: named only in the Via of the requests this process
+    # sends (and their source), never in Contact or Record-Route (docs/architecture.md).
+    private: bool = False
 
 
 @dataclass(slots=True)
@@ -268,41 +272,69 @@ class Endpoint:
         return list(self._listening)
 
     async def listen(
-        self, transport: str, host: str, port: int, *, ssl_context: object = None
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        *,
+        ssl_context: object = None,
+        sock: socket.socket | None = None,
+        private: bool = False,
     ) -> tuple[str, int]:
-        """Open a listener; returns the address bound (port 0 picks a free one)."""
+        """Open a listener; returns the address bound (port 0 picks a free one).
+
+        `sock` is a socket bound already (by a supervising process); `private` (UDP
+        only) makes it this process's own port: the requests it sends go from there
+        and name it in their Via, so their responses come back here.
+        """
         transport = transport.upper()
+        if private and transport != "UDP":
+            raise LocalProtocolError("only a UDP listener can be private")
         if transport == "UDP":
-            listener = await self.transports.listen_udp(host, port)
+            listener = await self.transports.listen_udp(host, port, sock=sock, outbound=private)
         elif transport == "TCP":
-            listener = await self.transports.listen_tcp(host, port)
+            listener = await self.transports.listen_tcp(host, port, sock=sock)
         elif transport == "TLS":
             if not isinstance(ssl_context, ssl.SSLContext):
                 raise LocalProtocolError("a TLS listener needs an ssl.SSLContext")
-            listener = await self.transports.listen_tls(host, port, ssl_context)
+            listener = await self.transports.listen_tls(host, port, ssl_context, sock=sock)
         else:
             raise LocalProtocolError(f"unknown transport {transport}")
         bound_host, bound_port = listener.local[0], listener.local[1]
         advertise = self.config.advertise or bound_host
         if advertise in ("0.0.0.0", "::"):
             advertise = "127.0.0.1" if advertise == "0.0.0.0" else "::1"
-        self._listening.append(Listening(transport, bound_host, bound_port, advertise))
+        self._listening.append(Listening(transport, bound_host, bound_port, advertise, private))
         return bound_host, bound_port
 
     @property
     def live_transactions(self) -> int:
         return self.transactions.live_count
 
-    def listening(self, transport: str | None = None, family: int | None = None) -> Listening:
-        """The listener to name in our Via/Contact for `transport` (and IP family)."""
+    def listening(
+        self, transport: str | None = None, family: int | None = None, *, via: bool = False
+    ) -> Listening:
+        """The listener to name in our Contact/Record-Route for `transport` (and IP
+        family); with `via`, the one to name in the Via of a request we send: the
+        private port when there is one."""
+        if via:
+            for item in self._listening:
+                if (
+                    item.private
+                    and (transport is None or item.transport == transport.upper())
+                    and (family is None or (":" in item.host) == (family == 6))
+                ):
+                    return item
         for item in self._listening:
+            if item.private:
+                continue
             if transport is not None and item.transport != transport.upper():
                 continue
             if family is not None and (":" in item.host) != (family == 6):
                 continue
             return item
         if family is not None:
-            return self.listening(transport)
+            return self.listening(transport, via=via)
         if transport is not None:
             raise LocalProtocolError(f"no {transport} listener")
         raise LocalProtocolError("no listener")
@@ -550,7 +582,7 @@ class Endpoint:
     def via_value(self, target: Target, branch: str) -> str:
         """Our Via for a request to `target` (§8.1.1.7), asking for rport (RFC 3581)."""
         family = 6 if ":" in target.host else 4
-        item = self.listening(target.transport, family)
+        item = self.listening(target.transport, family, via=True)
         return f"SIP/2.0/{target.transport} {format_host(item.advertise)}:{item.port};branch={branch};rport"
 
     def send_request(
@@ -604,11 +636,13 @@ class Endpoint:
     def send_stateless(
         self, message: Message, target: Target, *, source: Source | None = None
     ) -> None:
-        """Send outside any transaction: a 2xx ACK, a statelessly forwarded response."""
+        """Send outside any transaction: a 2xx ACK, a statelessly forwarded response
+        (from the socket its request came on, `source`, RFC 3581 §4)."""
         self.transports.send(
             message.to_bytes(),
             target,
             connection=source.connection if source is not None else None,
+            local=source.local if source is not None and source.transport == "UDP" else None,
         )
 
     async def request(self, request: Request, target: Target) -> Response:

@@ -10,8 +10,11 @@ knows it is durable (see `sqlite.py` for what durable means).
 
 Reads run on the same thread in queue order, so a read issued after a write sees
 it. Bindings are also kept in memory (loaded by `start`, updated after each
-commit) for the location lookups a proxy makes on every request; the cache is this
-process's view, correct as long as this process is the only writer of bindings.
+commit) for the location lookups a proxy makes on every request. When several
+processes share the store (`shared`), each one also follows the store's binding
+change feed (`poll_binding_changes`, called every few milliseconds by the server):
+a binding written by another process, or by the CLI, shows in this cache once the
+next poll reloaded its AOR.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class AsyncStore:
         # contact -> aor -> binding: the proxy finds in-dialog targets by Contact.
         self._by_contact: dict[str, dict[str, Binding]] = {}
         self.commits = 0  # transactions committed for batches of writes (for tests, metrics)
+        # Several processes write the store: follow its change feed, re-read before
+        # read-modify-write (see the module docstring).
+        self.shared = False
+        self._feed_seq = 0
 
     @classmethod
     async def open(cls, path: str | Path, *, max_batch: int = 256) -> AsyncStore:
@@ -97,7 +104,15 @@ class AsyncStore:
             self._thread.join()
             self._thread = None
             raise
-        for b in await self.call(self.store.all_bindings):
+        await self._load_all()
+
+    async def _load_all(self) -> None:
+        # The feed head is read first: a change made meanwhile is seen again (harmless).
+        self._feed_seq = await self.call(self.store.binding_feed_head)
+        bindings = await self.call(self.store.all_bindings)
+        self._cache.clear()
+        self._by_contact.clear()
+        for b in bindings:
             self._put(b)
 
     async def close(self) -> None:
@@ -260,6 +275,42 @@ class AsyncStore:
         return await self._submit(
             lambda: self.store.purge_expired(now), write=True, on_commit=apply
         )
+
+    async def reload_bindings(self, aor: str) -> list[Binding]:
+        """Read the bindings of `aor` from the store into the cache; returns them."""
+        found = await self.call(self.store.list_bindings, aor)
+        self._replace(aor, found)
+        return found
+
+    async def poll_binding_changes(self) -> int:
+        """Reload the AORs whose bindings changed in the store since the last poll
+        (by any process); returns how many were reloaded. One indexed read when
+        nothing changed."""
+        after = self._feed_seq
+
+        def read() -> tuple[int, list[str] | None, dict[str, list[Binding]]]:
+            head, aors = self.store.binding_changes(after)
+            if not aors:
+                return head, aors, {}
+            return head, aors, {aor: self.store.list_bindings(aor) for aor in aors}
+
+        head, aors, found = await self.call(read)
+        if aors is None:
+            await self._load_all()
+            return len(self._cache)
+        self._feed_seq = max(self._feed_seq, head)
+        for aor, bindings in found.items():
+            self._replace(aor, bindings)
+        return len(found)
+
+    async def claim_nonce_count(self, nonce: str, count: int, issued_ms: int) -> bool:
+        return await self.write(self.store.claim_nonce_count, nonce, count, issued_ms)
+
+    def _replace(self, aor: str, bindings: list[Binding]) -> None:
+        for contact in list(self._cache.get(aor, {})):
+            self._drop(aor, contact)
+        for b in bindings:
+            self._put(b)
 
     def bindings(self, aor: str, *, now: float | None = None) -> list[Binding]:
         """The cached bindings of `aor` (unexpired at `now` when given); no I/O."""

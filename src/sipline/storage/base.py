@@ -29,6 +29,7 @@ __all__ = [
     "LocationStore",
     "NotFoundError",
     "RouteStore",
+    "SharedStateStore",
     "Store",
     "StoreError",
     "User",
@@ -221,7 +222,27 @@ class RouteStore(Protocol):
         ...
 
 
-class Store(AccountStore, LocationStore, RouteStore, ImStore, Protocol):
+class SharedStateStore(Protocol):
+    """What server processes sharing one store need besides the data itself."""
+
+    def binding_feed_head(self) -> int:
+        """The sequence number of the latest binding change."""
+        ...
+
+    def binding_changes(self, after: int) -> tuple[int, list[str] | None]:
+        """(head, AORs whose bindings changed after `after`); None: reload them all."""
+        ...
+
+    def prune_binding_changes(self, keep: int) -> int: ...
+
+    def claim_nonce_count(self, nonce: str, count: int, issued_ms: int) -> bool:
+        """Record a digest nonce count; False if it is not above the last one seen."""
+        ...
+
+    def purge_nonces(self, issued_before_ms: int) -> int: ...
+
+
+class Store(AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, Protocol):
     """Every store in one backend, with a transaction for batching writes."""
 
     path: str

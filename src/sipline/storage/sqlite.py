@@ -31,6 +31,7 @@ from sipline.storage.base import (
     compute_ha1s,
 )
 from sipline.storage.sqlite_im import IM_MIGRATION, ImTables
+from sipline.storage.sqlite_shared import SHARED_MIGRATION, SharedTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -92,6 +93,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: messaging and presence (see sqlite_im.py).
     IM_MIGRATION,
+    # 4: what several server processes on one file share (see sqlite_shared.py).
+    SHARED_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -137,7 +140,7 @@ def _row_to_binding(row: tuple[Any, ...]) -> Binding:
     )
 
 
-class SqliteStore(ImTables):
+class SqliteStore(ImTables, SharedTables):
     """Accounts and bindings in one SQLite database at `path` (":memory:" works too)."""
 
     def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Final
@@ -116,34 +117,64 @@ class TransportLayer:
 
     # -- listening -------------------------------------------------------------
 
-    async def listen_udp(self, host: str, port: int = 5060) -> Listener:
+    async def listen_udp(
+        self,
+        host: str,
+        port: int = 5060,
+        *,
+        sock: socket.socket | None = None,
+        outbound: bool = False,
+    ) -> Listener:
+        """Listen for UDP on (host, port), or on `sock`, a UDP socket bound already
+        (one a supervising process prepared). Requests sent without a `local`
+        address go from the first UDP socket of their address family, or from the
+        one opened with `outbound` (a worker's private port, see docs/architecture.md).
+        """
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
         try:
-            sock = bind_udp_socket(host, port, self._socket_buffer_bytes)
+            if sock is None:
+                sock = bind_udp_socket(host, port, self._socket_buffer_bytes)
+            else:
+                sock.setblocking(False)
             _, protocol = await loop.create_datagram_endpoint(
                 lambda: UdpProtocol(self.deliver, self.stats), sock=sock
             )
         except OSError as exc:
             raise TransportError(f"cannot listen on UDP {host}:{port}: {exc}") from exc
         if ":" in host:
-            self._udp_v6 = self._udp_v6 or protocol
+            self._udp_v6 = protocol if outbound else (self._udp_v6 or protocol)
         else:
-            self._udp_v4 = self._udp_v4 or protocol
+            self._udp_v4 = protocol if outbound else (self._udp_v4 or protocol)
         self._udp_by_local[protocol.local] = protocol
         listener = Listener("UDP", protocol.local, _udp=protocol)
         self._listeners.append(listener)
         return listener
 
-    async def listen_tcp(self, host: str, port: int = 5060) -> Listener:
-        return await self._listen_stream("TCP", host, port, None)
+    async def listen_tcp(
+        self, host: str, port: int = 5060, *, sock: socket.socket | None = None
+    ) -> Listener:
+        """Listen for TCP on (host, port), or on `sock`, a bound TCP socket."""
+        return await self._listen_stream("TCP", host, port, None, sock)
 
-    async def listen_tls(self, host: str, port: int, ssl_context: ssl.SSLContext) -> Listener:
+    async def listen_tls(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext,
+        *,
+        sock: socket.socket | None = None,
+    ) -> Listener:
         """Listen for TLS (RFC 3261 §26.2); `ssl_context` from `tls.server_context`."""
-        return await self._listen_stream("TLS", host, port, ssl_context)
+        return await self._listen_stream("TLS", host, port, ssl_context, sock)
 
     async def _listen_stream(
-        self, transport: str, host: str, port: int, context: ssl.SSLContext | None
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        context: ssl.SSLContext | None,
+        sock: socket.socket | None,
     ) -> Listener:
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
@@ -151,15 +182,17 @@ class TransportLayer:
         def accept() -> Connection:
             return Connection(self, transport, loop)
 
+        handshake_s = self.connect_timeout_s if context else None
         try:
-            server = await loop.create_server(
-                accept,
-                host,
-                port,
-                ssl=context,
-                ssl_handshake_timeout=self.connect_timeout_s if context else None,
-                backlog=1024,
-            )
+            if sock is not None:
+                sock.setblocking(False)
+                server = await loop.create_server(
+                    accept, sock=sock, ssl=context, ssl_handshake_timeout=handshake_s, backlog=1024
+                )
+            else:
+                server = await loop.create_server(
+                    accept, host, port, ssl=context, ssl_handshake_timeout=handshake_s, backlog=1024
+                )
         except (OSError, ssl.SSLError) as exc:
             raise TransportError(f"cannot listen on {transport} {host}:{port}: {exc}") from exc
         name = server.sockets[0].getsockname()

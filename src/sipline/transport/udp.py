@@ -19,11 +19,15 @@ __all__ = ["UdpProtocol", "bind_udp_socket"]
 logger = logging.getLogger("sipline.transport")
 
 
-def bind_udp_socket(host: str, port: int, buffer_bytes: int) -> socket.socket:
+def bind_udp_socket(
+    host: str, port: int, buffer_bytes: int, *, reuse_port: bool = False
+) -> socket.socket:
     """A non-blocking UDP socket bound to (host, port), with large buffers.
 
     Big SO_RCVBUF/SO_SNDBUF absorb bursts (the kernel caps them at
-    net.core.rmem_max/wmem_max; best effort).
+    net.core.rmem_max/wmem_max; best effort). With `reuse_port`, several sockets
+    (one per worker process) share the address and the kernel spreads datagrams
+    over them by a hash of the 4-tuple, so one peer's datagrams reach one socket.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -31,6 +35,8 @@ def bind_udp_socket(host: str, port: int, buffer_bytes: int) -> socket.socket:
         if family == socket.AF_INET6:
             # Bind IPv6 only: an IPv4 listener is a separate socket, as asyncio does.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)

@@ -1,0 +1,404 @@
+"""`sipline serve --workers N`: the supervising process and the worker's side of it.
+
+The supervisor (docs/architecture.md "Workers") opens and migrates the store once,
+checks the TLS certificate (generating the self-signed one once), binds every
+listener once per worker with SO_REUSEPORT plus one private UDP socket per worker
+and UDP listener (`sipline.transport.shared`), then runs each worker as
+`sipline serve ... --worker-index I`, a fresh interpreter that inherits its sockets.
+It keeps the sockets, so a worker that dies is restarted on the very same ones (the
+kernel's hash of peers to sockets does not move, and what arrived meanwhile waits in
+the socket). Worker <-> supervisor, one line each:
+
+- stdin, supervisor to worker: a JSON object (the nonce secret, the socket numbers);
+  the pipe stays open, and its end (the supervisor is gone) stops the worker;
+- stdout, worker to supervisor: `ready` once listening, `status ...` after SIGUSR1.
+
+Signals: SIGINT/SIGTERM to the supervisor stop every worker (SIGTERM) and then it;
+SIGUSR1 asks each worker for its status line and logs them and their sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from sipline.apps.config import ServerConfig
+from sipline.apps.server import ServeError, SipServer, WorkerSetup, tls_context
+from sipline.storage.aio import AsyncStore
+from sipline.storage.base import DuplicateError, StoreError
+from sipline.transport.shared import private_udp_socket, probe, shared_socket
+
+__all__ = ["WorkerCommand", "read_setup", "serve_worker", "supervise"]
+
+log = logging.getLogger("sipline")
+
+# The lines an operator sees at start (the database, domains, users).
+Welcome = Callable[[AsyncStore, ServerConfig], Awaitable[list[str]]]
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+STATUS_TIMEOUT_S = 2.0
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # as TransportLayer's default
+_RESTART_DELAYS_S = (0.2, 1.0, 5.0)  # after a worker died soon after (re)starting
+_STABLE_S = 10.0  # a worker up this long is well again: the next restart is immediate
+
+
+@dataclass(slots=True)
+class WorkerCommand:
+    """How to start a worker: the `sipline serve` arguments (less the index)."""
+
+    args: list[str]
+
+    def argv(self, index: int) -> list[str]:
+        return [
+            sys.executable,
+            "-c",
+            "from sipline.cli.main import main; main()",
+            "serve",
+            *self.args,
+            "--worker-index",
+            str(index),
+        ]
+
+
+@dataclass(eq=False)
+class _Worker:
+    index: int
+    sockets: list[socket.socket]
+    private: list[tuple[str, socket.socket]]
+    proc: asyncio.subprocess.Process | None = None
+    started_at: float = 0.0
+    failures: int = 0  # deaths in a row, each soon after a start
+    ready: asyncio.Future[None] | None = None
+    status: asyncio.Future[str] | None = None
+    reader: asyncio.Task[None] | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def fds(self) -> list[int]:
+        return [s.fileno() for s in self.sockets] + [s.fileno() for _, s in self.private]
+
+
+class Supervisor:
+    def __init__(self, cfg: ServerConfig, count: int, command: WorkerCommand) -> None:
+        self.cfg = cfg
+        self.count = count
+        self.command = command
+        self.secret = os.urandom(32)
+        self.workers: list[_Worker] = []
+        self.bound: list[str] = []
+        self.stopping = False
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- preparing --------------------------------------------------------------------------
+    async def prepare(self, welcome: Welcome) -> list[str]:
+        """Store, certificate and sockets; returns the welcome lines. Raises ServeError."""
+        cfg = self.cfg
+        try:
+            store = await AsyncStore.open(cfg.database)
+        except StoreError as exc:
+            raise ServeError(str(exc)) from exc
+        try:
+            known = set(await store.list_domains())
+            for domain in cfg.domains:
+                if domain not in known:
+                    with contextlib.suppress(DuplicateError):
+                        await store.write(store.store.add_domain, domain)
+            lines = await welcome(store, cfg)
+        finally:
+            await store.close()
+        if any(spec.transport == "TLS" for spec in cfg.listen):
+            tls_context(cfg)  # a bad certificate stops us here, not N times in the workers
+        per_worker: list[list[socket.socket]] = [[] for _ in range(self.count)]
+        private: list[list[tuple[str, socket.socket]]] = [[] for _ in range(self.count)]
+        try:
+            for spec in cfg.listen:
+                try:
+                    port = probe(spec.transport, spec.host, spec.port)
+                    for i in range(self.count):
+                        per_worker[i].append(
+                            shared_socket(spec.transport, spec.host, port, SOCKET_BUFFER_BYTES)
+                        )
+                        if spec.transport == "UDP":
+                            sock = private_udp_socket(spec.host, SOCKET_BUFFER_BYTES)
+                            private[i].append((spec.host, sock))
+                except OSError as exc:
+                    reason = (exc.strerror or str(exc)).lower()
+                    raise ServeError(f"cannot listen on {spec}: {reason}") from exc
+                host = f"[{spec.host}]" if ":" in spec.host else spec.host
+                where = f"{spec.transport.lower()}:{host}:{port}"
+                self.bound.append(where)
+                log.info("listening on %s (%d workers)", where, self.count)
+        except BaseException:
+            for socks in per_worker:
+                for s in socks:
+                    s.close()
+            for pairs in private:
+                for _, s in pairs:
+                    s.close()
+            raise
+        self.workers = [_Worker(i, per_worker[i], private[i]) for i in range(self.count)]
+        return lines
+
+    # -- running ----------------------------------------------------------------------------
+    async def run(self, ready_line: bool, welcome: list[str]) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: self._spawn_task(self._status()))
+        try:
+            try:
+                for w in self.workers:
+                    await self._start(w)
+            except OSError as exc:
+                click.echo(f"sipline: cannot start the worker processes: {exc}", err=True)
+                return 1
+            results = await asyncio.gather(
+                *(self._wait_ready(w) for w in self.workers), return_exceptions=True
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                click.echo(f"sipline: {failed[0]}", err=True)
+                return 1
+            if ready_line:
+                for line in welcome:
+                    click.echo(line, err=True)
+                click.echo(f"sipline: {self.count} worker processes", err=True)
+                click.echo(f"sipline: serving {', '.join(self.bound)}", err=True)
+            for w in self.workers:
+                self._spawn_task(self._watch(w))
+            await self._stop.wait()
+            log.info("stopping")
+            return 0
+        finally:
+            self.stopping = True
+            await self._stop_all()
+            for w in self.workers:
+                for s in w.sockets:
+                    s.close()
+                for _, s in w.private:
+                    s.close()
+
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, w: _Worker) -> None:
+        loop = asyncio.get_running_loop()
+        w.ready = loop.create_future()
+        w.proc = await asyncio.create_subprocess_exec(
+            *self.command.argv(w.index),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            pass_fds=w.fds,
+            process_group=0,  # a terminal's Ctrl-C reaches us; we stop the workers
+        )
+        w.started_at = time.monotonic()
+        setup = {
+            "secret": self.secret.hex(),
+            "count": self.count,
+            "sockets": [s.fileno() for s in w.sockets],
+            "private": [[host, s.fileno()] for host, s in w.private],
+        }
+        assert w.proc.stdin is not None
+        w.proc.stdin.write(json.dumps(setup).encode() + b"\n")
+        await w.proc.stdin.drain()  # and left open: its end tells the worker we are gone
+        w.reader = loop.create_task(self._read(w, w.proc))
+        log.info("worker %d started (pid %d)", w.index, w.proc.pid)
+
+    async def _read(self, w: _Worker, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if line == "ready":
+                if w.ready is not None and not w.ready.done():
+                    w.ready.set_result(None)
+            elif line.startswith("status ") and w.status is not None and not w.status.done():
+                w.status.set_result(line.removeprefix("status "))
+
+    async def _wait_ready(self, w: _Worker) -> None:
+        assert w.ready is not None and w.proc is not None
+        exited: asyncio.Future[Any] = asyncio.ensure_future(w.proc.wait())
+        ready: asyncio.Future[Any] = w.ready
+        try:
+            done, _ = await asyncio.wait(
+                [ready, exited], timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not exited.done():
+                exited.cancel()
+        if ready in done:
+            return
+        if exited in done:
+            raise ServeError(f"worker {w.index} exited ({w.proc.returncode}) before it was ready")
+        raise ServeError(f"worker {w.index} not ready within {READY_TIMEOUT_S:.0f} s")
+
+    async def _watch(self, w: _Worker) -> None:
+        """Restart the worker whenever it dies, until we stop."""
+        while not self.stopping:
+            proc = w.proc
+            assert proc is not None
+            code = await proc.wait()
+            if self.stopping:
+                return
+            up = time.monotonic() - w.started_at
+            w.failures = 0 if up >= _STABLE_S else w.failures + 1
+            delay = (
+                _RESTART_DELAYS_S[min(w.failures, len(_RESTART_DELAYS_S)) - 1] if w.failures else 0
+            )
+            log.warning(
+                "worker %d (pid %d) exited with status %s after %.1f s; restarting",
+                w.index,
+                proc.pid,
+                code,
+                up,
+            )
+            if delay:
+                await asyncio.sleep(delay)
+            if self.stopping:
+                return
+            try:
+                await self._start(w)
+                await self._wait_ready(w)
+            except (OSError, ServeError) as exc:  # died again at once: counted next turn
+                log.warning("restarting worker %d failed: %s", w.index, exc)
+                if w.proc is None:
+                    return
+                continue
+            log.info("worker %d ready again (pid %d)", w.index, w.proc.pid if w.proc else 0)
+
+    async def _status(self) -> None:
+        """SIGUSR1: each worker's status line, then their sum (one `status:` line)."""
+        loop = asyncio.get_running_loop()
+        asked: list[tuple[_Worker, asyncio.Future[str]]] = []
+        for w in self.workers:
+            if w.proc is None or w.proc.returncode is not None:
+                continue
+            w.status = loop.create_future()
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.send_signal(signal.SIGUSR1)
+                asked.append((w, w.status))
+        total: dict[str, int] = {}
+        alive = 0
+        for w, future in asked:
+            try:
+                async with asyncio.timeout(STATUS_TIMEOUT_S):
+                    line = await future
+            except TimeoutError:
+                log.warning("worker %d: no status within %.0f s", w.index, STATUS_TIMEOUT_S)
+                continue
+            alive += 1
+            pid = w.proc.pid if w.proc is not None else 0
+            body = line.removeprefix("status: ")
+            log.warning("worker %d (pid %d): %s", w.index, pid, body)
+            for item in body.split():
+                key, _, value = item.partition("=")
+                if value.lstrip("-").isdigit():
+                    total[key] = total.get(key, 0) + int(value)
+        counters = " ".join(f"{k}={v}" for k, v in total.items())
+        log.warning("status: workers=%d %s", alive, counters)
+
+    async def _stop_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        live = [w for w in self.workers if w.proc is not None and w.proc.returncode is None]
+        for w in live:
+            assert w.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.send_signal(signal.SIGTERM)
+        for w in live:
+            assert w.proc is not None
+            try:
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    await w.proc.wait()
+            except TimeoutError:
+                log.warning("worker %d did not stop within %.0f s: killed", w.index, STOP_TIMEOUT_S)
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.kill()
+                await w.proc.wait()
+        for w in self.workers:
+            if w.reader is not None:
+                w.reader.cancel()
+            if w.proc is not None and w.proc.stdin is not None:
+                w.proc.stdin.close()
+
+
+async def supervise(
+    cfg: ServerConfig, count: int, command: WorkerCommand, *, ready_line: bool, welcome: Welcome
+) -> int:
+    supervisor = Supervisor(cfg, count, command)
+    try:
+        lines = await supervisor.prepare(welcome)
+    except ServeError as exc:
+        click.echo(f"sipline: {exc}", err=True)
+        return 1
+    return await supervisor.run(ready_line, lines)
+
+
+# -- the worker's side ----------------------------------------------------------------------------
+def read_setup(index: int) -> WorkerSetup:
+    """The setup line the supervisor writes on our stdin."""
+    line = sys.stdin.buffer.readline()
+    if not line:
+        raise click.ClickException("--worker-index is for the supervising sipline serve only")
+    doc = json.loads(line)
+    return WorkerSetup(
+        index=index,
+        secret=bytes.fromhex(doc["secret"]),
+        sockets=[socket.socket(fileno=int(fd)) for fd in doc["sockets"]],
+        private=[(str(host), socket.socket(fileno=int(fd))) for host, fd in doc["private"]],
+        count=int(doc["count"]),
+    )
+
+
+def _tell(line: str) -> None:
+    """One line to the supervisor (a short write to a pipe: it does not block)."""
+    with contextlib.suppress(OSError):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+async def serve_worker(cfg: ServerConfig, setup: WorkerSetup) -> int:
+    server = SipServer(cfg, worker=setup)
+    try:
+        await server.start()
+    except ServeError as exc:
+        click.echo(f"sipline: worker {setup.index}: {exc}", err=True)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: _tell("status " + server.status()))
+    stdin = sys.stdin.buffer.fileno()
+
+    def supervisor_gone() -> None:
+        try:
+            data = os.read(stdin, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(stdin)
+            log.warning("the supervising process is gone: stopping")
+            stop.set()
+
+    loop.add_reader(stdin, supervisor_gone)
+    _tell("ready")
+    await stop.wait()
+    log.info("stopping")
+    await server.stop()
+    return 0

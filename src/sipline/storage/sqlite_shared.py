@@ -1,0 +1,100 @@
+"""Tables that let several server processes share one SQLite file (schema version 4).
+
+- `binding_changes`: a change feed of the location service. Triggers on `bindings`
+  append the AOR of every inserted, updated or deleted row, whoever wrote it (a
+  worker process, the CLI), so a process that caches bindings in memory asks "what
+  changed after sequence number n?" with one indexed read and reloads only those
+  AORs (`AsyncStore.poll_binding_changes`).
+- `digest_nonces`: the highest digest nonce count seen per nonce (RFC 7616 §3.3
+  replay protection), so a nonce used at one worker cannot be replayed at another.
+
+`SharedTables` is mixed into `SqliteStore` and uses its `_write` and `_query`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+__all__ = ["SHARED_MIGRATION", "SharedTables"]
+
+SHARED_MIGRATION: tuple[str, ...] = (
+    """CREATE TABLE binding_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        aor TEXT NOT NULL
+    )""",
+    """CREATE TRIGGER bindings_inserted AFTER INSERT ON bindings
+        BEGIN INSERT INTO binding_changes(aor) VALUES (new.aor); END""",
+    """CREATE TRIGGER bindings_updated AFTER UPDATE ON bindings
+        BEGIN INSERT INTO binding_changes(aor) VALUES (new.aor); END""",
+    """CREATE TRIGGER bindings_deleted AFTER DELETE ON bindings
+        BEGIN INSERT INTO binding_changes(aor) VALUES (old.aor); END""",
+    """CREATE TABLE digest_nonces (
+        nonce TEXT PRIMARY KEY NOT NULL,
+        nc INTEGER NOT NULL,
+        issued_ms INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX digest_nonces_issued ON digest_nonces(issued_ms)",
+)
+
+
+class SharedTables:
+    """The `SharedStateStore` half of `SqliteStore`."""
+
+    # Provided by SqliteStore.
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    # --- the binding change feed --------------------------------------------------------------
+
+    def binding_feed_head(self) -> int:
+        """The sequence number of the latest change (0 when none)."""
+        return int(self._query("SELECT coalesce(max(seq), 0) FROM binding_changes")[0][0])
+
+    def binding_changes(self, after: int) -> tuple[int, list[str] | None]:
+        """(head, the AORs changed after `after`), or (head, None) when the feed no
+        longer reaches back to `after` (pruned): the caller reloads everything."""
+        rows = self._query(
+            "SELECT seq, aor FROM binding_changes WHERE seq > ? ORDER BY seq", (after,)
+        )
+        if not rows:
+            return after, []
+        # Sequence numbers have no holes (AUTOINCREMENT, and a rolled back insert
+        # rolls its number back), so a first row past after + 1 means rows were pruned.
+        if int(rows[0][0]) > after + 1:
+            return int(rows[-1][0]), None
+        return int(rows[-1][0]), list(dict.fromkeys(str(r[1]) for r in rows))
+
+    def prune_binding_changes(self, keep: int) -> int:
+        """Forget all but the latest `keep` changes."""
+        with self._write() as db:
+            return db.execute(
+                "DELETE FROM binding_changes WHERE seq <= (SELECT max(seq) FROM binding_changes) - ?",
+                (keep,),
+            ).rowcount
+
+    # --- digest nonce counts ------------------------------------------------------------------
+
+    def claim_nonce_count(self, nonce: str, count: int, issued_ms: int) -> bool:
+        """Record a use of `nonce` with nonce count `count`; False when a count as high
+        or higher was seen already (a replay)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO digest_nonces(nonce, nc, issued_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT(nonce) DO UPDATE SET nc = excluded.nc"
+                " WHERE excluded.nc > digest_nonces.nc",
+                (nonce, count, issued_ms),
+            )
+            return cursor.rowcount > 0
+
+    def purge_nonces(self, issued_before_ms: int) -> int:
+        """Forget nonces issued before `issued_before_ms` (stale by then anyway)."""
+        with self._write() as db:
+            return db.execute(
+                "DELETE FROM digest_nonces WHERE issued_ms < ?", (issued_before_ms,)
+            ).rowcount
