@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -305,6 +306,12 @@ class Step:
         )
 
 
+def _max_socket() -> list[str]:
+    """SIPp refuses `-t un` unless its socket limit is under the open-file limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return ["-max_socket", str(max(100, min(soft - 100, 16_000)))]
+
+
 @dataclass
 class SippLoad:
     """SIPp UACs against one target. `per_process(i, n)` gives process i of n its extra
@@ -319,6 +326,9 @@ class SippLoad:
     extra: list[str] = field(default_factory=list)
     watched: Callable[[int], list[int]] = lambda n: []
     grace_s: float = 30.0
+    # One UDP socket per call: a server whose workers share a port by SO_REUSEPORT sees
+    # many senders (the kernel hashes each to a worker), as it would from real phones.
+    transport: list[str] = field(default_factory=lambda: ["-t", "un", *_max_socket()])
 
     def run(self, rate: float, seconds: float, processes: int = 1) -> Step:
         sipp = sipp_binary()
@@ -338,7 +348,7 @@ class SippLoad:
                 "-m", str(share), "-r", str(per_rate),
                 "-timeout", f"{limit}s", "-recv_timeout", "8000",
                 "-buff_size", "4194304", "-nostdin",
-                *self.extra, *self.per_process(i, processes),
+                *self.transport, *self.extra, *self.per_process(i, processes),
             ]  # fmt: skip
             with out.open("wb") as sink:
                 procs.append(

@@ -265,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"servers among {','.join(SERVERS)} (default sipline,kamailio,sippy;"
                              " raw is a bare Python OPTIONS responder, for (c))")  # fmt: skip
     parser.add_argument("--duration", type=float, help="seconds per step (default 20, quick 5)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="`sipline serve --workers N` when serve has that option")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="`sipline serve --workers N` (default: the number of cores, as serve's;"
+                             " Kamailio gets as many UDP workers, at least 2)")  # fmt: skip
     parser.add_argument("--max-sipp", type=int, default=3,
                         help="most SIPp UAC processes used when one SIPp is the bottleneck")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every step and figure to this file")
