@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="`sipline serve --workers N` (default: the number of cores, as serve's;"
                              " Kamailio gets as many UDP workers, at least 2)")  # fmt: skip
+    parser.add_argument("--refine", type=int,
+                        help="bisections after the first failed step (default 4, quick 1)")  # fmt: skip
     parser.add_argument("--max-sipp", type=int, default=3,
                         help="most SIPp UAC processes used when one SIPp is the bottleneck")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every step and figure to this file")
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(
         duration=duration,
         factor=2.0,
-        refine=1 if args.quick else 4,
+        refine=args.refine if args.refine is not None else (1 if args.quick else 4),
         settle_s=1.5 if args.quick else 4.0,
         max_sipp=max(1, args.max_sipp),
         memory_sample=2_000 if args.quick else 20_000,
