@@ -46,6 +46,13 @@ def test_defaults_are_loopback() -> None:
         ({"auth": {"algorithms": ["SHA-1"]}}, "auth.algorithms: must be a list drawn from"),
         ({"server": {"listen": ["udp:example.com:5060"]}}, "server.listen: 'example.com'"),
         ({"tls": {"cert": "a.pem"}}, "tls.cert: tls.cert and tls.key go together"),
+        ({"overload": {"max_loop_lag_ms": 0}}, "overload.max_loop_lag_ms: must be a positive"),
+        ({"overload": {"retry_after_s": 1.5}}, "overload.retry_after_s: must be a positive int"),
+        ({"overload": {"max_pending": 5}}, "overload.max_pending: unknown key"),
+        (
+            {"overload": {"max_store_backlog": 10, "max_store_queue": 5}},
+            "overload.max_store_backlog: larger than overload.max_store_queue",
+        ),
     ],
 )
 def test_bad_values_name_the_key(doc: dict[str, dict[str, object]], message: str) -> None:

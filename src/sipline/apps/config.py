@@ -129,6 +129,14 @@ class ServerConfig:
     subscribe_max_expires: int = 7200
     subscribe_default_expires: int = 3600
     min_notify_interval_s: float = 5.0
+    # overload control (README "Overload control")
+    overload_enabled: bool = True
+    overload_max_loop_lag_ms: float = 250.0
+    overload_max_pending: int = 2000
+    overload_max_transactions: int = 50_000
+    overload_max_store_backlog: int = 1000
+    overload_max_store_queue: int = 5000
+    overload_retry_after_s: int = 5
     # logging
     log_level: str = "info"
 
@@ -187,6 +195,15 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_expires": ("subscribe_max_expires", "posint"),
         "default_expires": ("subscribe_default_expires", "posint"),
         "min_notify_interval_s": ("min_notify_interval_s", "nonnegfloat"),
+    },
+    "overload": {
+        "enabled": ("overload_enabled", "bool"),
+        "max_loop_lag_ms": ("overload_max_loop_lag_ms", "posfloat"),
+        "max_pending_transactions": ("overload_max_pending", "posint"),
+        "max_server_transactions": ("overload_max_transactions", "posint"),
+        "max_store_backlog": ("overload_max_store_backlog", "posint"),
+        "max_store_queue": ("overload_max_store_queue", "posint"),
+        "retry_after_s": ("overload_retry_after_s", "posint"),
     },
 }
 # Who may watch a user's presence when the user has no rule about the watcher.
@@ -376,6 +393,11 @@ def check(cfg: ServerConfig) -> None:
     if not cfg.subscribe_min_expires <= cfg.subscribe_default_expires <= cfg.subscribe_max_expires:
         raise ConfigError(
             "presence.default_expires: must lie between presence.min_expires and max_expires"
+        )
+    if cfg.overload_max_store_backlog > cfg.overload_max_store_queue:
+        raise ConfigError(
+            "overload.max_store_backlog: larger than overload.max_store_queue"
+            " (shedding must start before the queue refuses calls)"
         )
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
         raise ConfigError("tls.cert: tls.cert and tls.key go together")
