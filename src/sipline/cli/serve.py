@@ -14,6 +14,7 @@ import click
 
 from sipline.apps.config import ConfigError, ServerConfig, check_domain, load_config, parse_listen
 from sipline.apps.server import ServeError, SipServer
+from sipline.runtime.system import tune_gc
 from sipline.transport.loop import run as run_loop
 
 __all__ = ["serve"]
@@ -49,6 +50,7 @@ async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
     except ServeError as exc:
         click.echo(f"sipline: {exc}", err=True)
         return 1
+    tune_gc()  # after start-up: see runtime/system.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
