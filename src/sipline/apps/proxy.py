@@ -97,6 +97,7 @@ class Branch:
     provisional: bool = False  # a provisional (>100) arrived: CANCEL may go (§9.1)
     final: Response | None = None
     timer_c: asyncio.TimerHandle | None = None
+    timer_c_at: float = 0.0  # when Timer C is due (a provisional pushes it back)
     abandoned: bool = False  # cancelled by its step's timeout: its 487 is not an answer
 
 
@@ -212,6 +213,8 @@ class Proxy:
     def _looped(self, request: Request) -> bool:
         """§16.3 step 4: one of our Vias carries the branch hash this request would get
         again; a changed Request-URI or Route (a spiral) gives another hash."""
+        if request.headers.has_one_value("via"):
+            return False  # one Via: the sender's own, no hop of ours below it
         vias = request.vias
         for i, via in enumerate(vias):
             branch = via.branch
@@ -523,16 +526,22 @@ class Proxy:
             self._arm_timer_c(ctx, branch)
 
     def _arm_timer_c(self, ctx: ResponseContext, branch: Branch) -> None:
-        if branch.timer_c is not None:
-            branch.timer_c.cancel()
-        branch.timer_c = self.endpoint.loop.call_later(
-            self.config.timer_c_s, self._timer_c_fired, ctx, branch
-        )
+        """Start Timer C, or push it back (§16.7 step 2). The handle is left in place
+        when pushed back and re-armed for the rest when it fires early, so a ringing
+        branch costs no cancel and new handle per provisional."""
+        loop = self.endpoint.loop
+        branch.timer_c_at = loop.time() + self.config.timer_c_s
+        if branch.timer_c is None:
+            branch.timer_c = loop.call_at(branch.timer_c_at, self._timer_c_fired, ctx, branch)
 
     def _timer_c_fired(self, ctx: ResponseContext, branch: Branch) -> None:
         """§16.6 step 11 / §16.8: cancel a branch that rang too long, or give up on it."""
         branch.timer_c = None
         if branch.final is not None or branch.ct is None:
+            return
+        loop = self.endpoint.loop
+        if loop.time() < branch.timer_c_at:  # pushed back by a provisional meanwhile
+            branch.timer_c = loop.call_at(branch.timer_c_at, self._timer_c_fired, ctx, branch)
             return
         if branch.provisional:
             branch.ct.cancel()

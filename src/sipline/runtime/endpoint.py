@@ -38,7 +38,6 @@ from sipline.core.timers import TimerConfig
 from sipline.core.transaction.layer import TransactionLayer
 from sipline.core.transaction.matching import ClientKey, ServerKey, server_key
 from sipline.core.uri import SipUri, format_host
-from sipline.core.views import Via
 from sipline.runtime.overload import OverloadConfig, OverloadGuard
 from sipline.runtime.system import SystemClock, SystemEntropy
 from sipline.transport import Source, Target, TransportError, TransportLayer
@@ -415,7 +414,7 @@ class Endpoint:
                 via.params.set("received", host)
             changed = True
         if changed:
-            _replace_top_via(request, via)
+            request.replace_top_via(via)
         if source.transport == "UDP":
             reply_port = port if via.has_rport else (via.port or 5060)
             reply = Target("UDP", host, reply_port)
@@ -722,8 +721,3 @@ def _shed_tag(request: Request) -> str:
     cseq = request.cseq.seq
     key = f"{request.call_id}\x00{request.from_.tag or ''}\x00{cseq}"
     return "ol" + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
-
-
-def _replace_top_via(message: Message, via: Via) -> None:
-    """Rewrite the topmost Via value in place, leaving any others untouched."""
-    message.headers.replace_first_value("via", str(via))
