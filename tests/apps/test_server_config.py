@@ -49,6 +49,7 @@ def test_defaults_are_loopback() -> None:
         ({"overload": {"max_loop_lag_ms": 0}}, "overload.max_loop_lag_ms: must be a positive"),
         ({"overload": {"retry_after_s": 1.5}}, "overload.retry_after_s: must be a positive int"),
         ({"overload": {"max_pending": 5}}, "overload.max_pending: unknown key"),
+        ({"overload": {"max_udp_queue_fill": 1.5}}, "overload.max_udp_queue_fill: must be"),
         (
             {"overload": {"max_store_backlog": 10, "max_store_queue": 5}},
             "overload.max_store_backlog: larger than overload.max_store_queue",

@@ -4,9 +4,11 @@ and the signals that decide it, over real UDP sockets."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 
+import pytest
 from server_helpers import DOMAIN, ServerFactory, UAFactory
 
 from sipline.apps.server import SipServer
@@ -151,3 +153,24 @@ async def test_a_full_store_queue_refuses_at_once(server: SipServer) -> None:
     await blocker
     await asyncio.gather(*queued)
     assert refused and store.refused == 1
+
+
+async def test_a_filling_udp_queue_is_seen(make_server: ServerFactory, make_ua: UAFactory) -> None:
+    """Datagrams the loop has not read yet fill the socket's queue (SO_MEMINFO)."""
+    server = await make_server(overload_max_udp_queue_fill=0.001)
+    guard = server.endpoint.overload
+    assert guard is not None
+    item = server.endpoint.listening("UDP")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(200):  # sent while this coroutine holds the loop: none is read
+            sock.sendto(b"\r\n\r\n" + b"x" * 500, (item.host, item.port))
+        fill = server.endpoint._udp_queue_fill()
+    if fill == 0.0:
+        pytest.skip("SO_MEMINFO is not available here")
+    guard.observe_queue(fill)
+    assert guard.queue_filling and guard.reason() == "receive queue filling"
+    ua = await make_ua(server)
+    assert shed((await ua.register(ALICE, None)).final)
+    await asyncio.sleep(0.2)  # the loop drains the queue; the next samples see it empty
+    assert not guard.queue_filling
+    assert (await ua.register(ALICE, "alice-pw")).final.status == 200

@@ -137,6 +137,7 @@ class ServerConfig:
     overload_max_store_backlog: int = 1000
     overload_max_store_queue: int = 5000
     overload_retry_after_s: int = 5
+    overload_max_udp_queue_fill: float = 0.5
     # logging
     log_level: str = "info"
 
@@ -204,6 +205,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_store_backlog": ("overload_max_store_backlog", "posint"),
         "max_store_queue": ("overload_max_store_queue", "posint"),
         "retry_after_s": ("overload_retry_after_s", "posint"),
+        "max_udp_queue_fill": ("overload_max_udp_queue_fill", "fraction"),
     },
 }
 # Who may watch a user's presence when the user has no rule about the watcher.
@@ -239,6 +241,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "nonnegfloat":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
         need(ok, "a number ≥ 0")
+        return float(value)
+    if kind == "fraction":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1
+        need(ok, "a number above 0 and at most 1")
         return float(value)
     if kind == "policy":
         need(value in PRESENCE_POLICIES, ", ".join(repr(p) for p in PRESENCE_POLICIES))

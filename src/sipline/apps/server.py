@@ -222,6 +222,7 @@ class SipServer:
                 max_server_transactions=cfg.overload_max_transactions,
                 max_store_backlog=cfg.overload_max_store_backlog,
                 retry_after_s=cfg.overload_retry_after_s,
+                max_udp_queue_fill=cfg.overload_max_udp_queue_fill,
             )
         )
         guard.backlog = lambda: store.backlog
@@ -240,6 +241,7 @@ class SipServer:
             f"pending_transactions={ep.pending_transactions} "
             f"overload_rejections={ep.stats.overload_rejections} "
             f"overloaded={int(guard is not None and guard.overloaded)} loop_lag_ms={lag_ms} "
+            f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
             f"store_backlog={self.store.backlog if self.store is not None else 0}"
         )
 

@@ -14,7 +14,9 @@ import contextlib
 import hashlib
 import inspect
 import logging
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +60,7 @@ log = logging.getLogger("sipline.endpoint")
 UDP_SIZE_LIMIT = 1300
 
 _DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+_SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: sk_meminfo, rmem_alloc first
 
 
 class Inbound:
@@ -325,9 +328,29 @@ class Endpoint:
             pending=lambda: self._pending,
             live=lambda: self.transactions.server_count,
         )
+        guard.queue_fill = self._udp_queue_fill
         guard.start(self.loop)
         self.overload = guard
         return guard
+
+    def _udp_queue_fill(self) -> float:
+        """The fullest UDP receive queue as a share of its buffer (Linux SO_MEMINFO:
+        bytes allocated to queued datagrams, then the buffer size); 0 elsewhere."""
+        fill = 0.0
+        for listener in self.transports.listeners:
+            udp = listener._udp
+            if udp is None or udp.transport is None:
+                continue
+            sock = udp.transport.get_extra_info("socket")
+            try:
+                rmem, rcvbuf = struct.unpack(
+                    "2I", sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 8)
+                )
+            except (OSError, AttributeError, struct.error):
+                return 0.0
+            if rcvbuf:
+                fill = max(fill, rmem / rcvbuf)
+        return fill
 
     def listening(self, transport: str | None = None, family: int | None = None) -> Listening:
         """The listener to name in our Via/Contact for `transport` (and IP family)."""

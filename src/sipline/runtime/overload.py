@@ -13,7 +13,11 @@ Three signals, each read cheaply on every new request:
 * server transactions still waiting for their final response, and all live server
   transactions (the table's memory bound: completed non-INVITE transactions linger
   for Timer J over UDP, §17.2.2);
-* the store's queue of calls not yet run (a probe the application installs).
+* the store's queue of calls not yet run (a probe the application installs);
+* how full the UDP sockets' receive queues are, read at each lag sample (Linux
+  SO_MEMINFO). A loop that reads at most a few dozen datagrams per turn can keep its
+  lag low while the kernel queue grows towards drops: this is the signal that sees a
+  UDP flood, with the same hysteresis.
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ class OverloadConfig:
     max_store_backlog: int = 1000
     retry_after_s: int = 5
     sample_interval_s: float = 0.05
+    max_udp_queue_fill: float = 0.5  # share of a UDP socket's receive buffer in use
 
 
 @dataclass(slots=True)
 class OverloadStats:
     rejected: int = 0  # new requests answered 503 (§21.5.4)
-    episodes: int = 0  # times the loop-lag detector started shedding
+    episodes: int = 0  # times the lag or queue detector started shedding
     max_lag_s: float = 0.0  # the largest lag sample seen
 
 
@@ -57,6 +62,10 @@ class OverloadGuard:
         self._pending = pending
         self._live = live
         self.backlog: Callable[[], int] | None = None  # the store's queue length
+        # The fullest UDP receive queue, as a share of its buffer (0 when unknown).
+        self.queue_fill: Callable[[], float] | None = None
+        self.udp_fill = 0.0
+        self.queue_filling = False
         self.stats = OverloadStats()
         self.lag_s = 0.0  # smoothed event-loop lag
         self.lagging = False
@@ -87,6 +96,8 @@ class OverloadGuard:
         assert loop is not None
         sample = max(0.0, loop.time() - self._expected)
         self.observe(sample)
+        if self.queue_fill is not None:
+            self.observe_queue(self.queue_fill())
         self._schedule()
 
     def observe(self, sample_s: float) -> None:
@@ -101,6 +112,16 @@ class OverloadGuard:
         elif self.lagging and lag < limit / 2:
             self.lagging = False
 
+    def observe_queue(self, fill: float) -> None:
+        """One reading of the fullest UDP receive queue (0..1), with hysteresis."""
+        self.udp_fill = fill
+        limit = self.config.max_udp_queue_fill
+        if not self.queue_filling and fill >= limit:
+            self.queue_filling = True
+            self.stats.episodes += 1
+        elif self.queue_filling and fill < limit / 2:
+            self.queue_filling = False
+
     # -- the decision ---------------------------------------------------------------------
     def reason(self) -> str | None:
         """Why a new request would be refused now, or None when it can be taken."""
@@ -109,6 +130,8 @@ class OverloadGuard:
             return None
         if self.lagging:
             return "event loop lagging"
+        if self.queue_filling:
+            return "receive queue filling"
         if self._pending() >= cfg.max_pending_transactions:
             return "too many transactions in progress"
         if self._live() >= cfg.max_server_transactions:
