@@ -137,7 +137,7 @@ class ServerConfig:
     overload_max_store_backlog: int = 1000
     overload_max_store_queue: int = 5000
     overload_retry_after_s: int = 5
-    overload_max_udp_queue_fill: float = 0.5
+    overload_max_udp_queue_fill: float = 0.1
     # logging
     log_level: str = "info"
 

@@ -38,7 +38,7 @@ class OverloadConfig:
     max_store_backlog: int = 1000
     retry_after_s: int = 5
     sample_interval_s: float = 0.05
-    max_udp_queue_fill: float = 0.5  # share of a UDP socket's receive buffer in use
+    max_udp_queue_fill: float = 0.1  # share of a UDP socket's receive buffer in use
 
 
 @dataclass(slots=True)
