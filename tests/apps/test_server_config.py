@@ -53,6 +53,14 @@ def test_defaults_are_loopback() -> None:
         ({"tls": {"cert": "a.pem"}}, "tls.cert: tls.cert and tls.key go together"),
         ({"server": {"workers": 0}}, "server.workers: must be a positive integer, not 0"),
         ({"server": {"workers": "4"}}, "server.workers: must be a positive integer, not '4'"),
+        ({"overload": {"max_loop_lag_ms": 0}}, "overload.max_loop_lag_ms: must be a positive"),
+        ({"overload": {"retry_after_s": 1.5}}, "overload.retry_after_s: must be a positive int"),
+        ({"overload": {"max_pending": 5}}, "overload.max_pending: unknown key"),
+        ({"overload": {"max_udp_queue_fill": 1.5}}, "overload.max_udp_queue_fill: must be"),
+        (
+            {"overload": {"max_store_backlog": 10, "max_store_queue": 5}},
+            "overload.max_store_backlog: larger than overload.max_store_queue",
+        ),
     ],
 )
 def test_bad_values_name_the_key(doc: dict[str, dict[str, object]], message: str) -> None:

@@ -385,3 +385,57 @@ def test_start_line_fast_paths_match_the_general_parser(start: bytes) -> None:
         return (False, str(msg.status), msg.reason, msg.version)
 
     assert outcome(fast) == outcome(lambda: _parse_start_line(start))
+
+
+def _split_commas_by_character(value: str, what: str) -> list[str]:
+    """The character-by-character split that split_commas's fast paths replace."""
+    if "," not in value:
+        return [value.strip(" \t")]
+    parts: list[str] = []
+    start = i = 0
+    while i < len(value):
+        c = value[i]
+        if c == '"':
+            j = i + 1
+            while j < len(value) and value[j] != '"':
+                j += 2 if value[j] == "\\" else 1
+            if j >= len(value):
+                raise RemoteProtocolError("Unterminated quoted string")
+            i = j + 1
+            continue
+        if c == "<":
+            j = value.find(">", i)
+            if j < 0:
+                raise RemoteProtocolError(f"Unterminated '<' in {what}")
+            i = j + 1
+            continue
+        if c == ",":
+            parts.append(value[start:i].strip(" \t"))
+            start = i + 1
+        i += 1
+    parts.append(value[start:].strip(" \t"))
+    if any(not p for p in parts):
+        raise RemoteProtocolError(f"Empty element in {what} list")
+    return parts
+
+
+@given(st.text(alphabet=st.sampled_from(list('ab ,;=<>"\\\t:@')), max_size=40))
+@example('<sip:a,b>;x, "q,\\"r", z')
+@example("SIP/2.0/UDP h1;branch=z9hG4bK1, SIP/2.0/UDP h2:5060;rport")
+@example("a,,b")
+@example('"a,b')
+def test_split_commas_agrees_with_the_character_loop(value: str) -> None:
+    def ours() -> object:
+        return tuple(split_commas(value, "Via"))
+
+    def reference() -> object:
+        return tuple(_split_commas_by_character(value, "Via"))
+
+    assert _outcome_plain(ours) == _outcome_plain(reference)
+
+
+def _outcome_plain(parse: Callable[[], object]) -> tuple[object, ...]:
+    try:
+        return ("ok", parse())
+    except RemoteProtocolError as e:
+        return ("error", e.status, e.reason)

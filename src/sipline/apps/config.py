@@ -137,6 +137,15 @@ class ServerConfig:
     subscribe_max_expires: int = 7200
     subscribe_default_expires: int = 3600
     min_notify_interval_s: float = 5.0
+    # overload control (README "Overload control")
+    overload_enabled: bool = True
+    overload_max_loop_lag_ms: float = 250.0
+    overload_max_pending: int = 2000
+    overload_max_transactions: int = 50_000
+    overload_max_store_backlog: int = 1000
+    overload_max_store_queue: int = 5000
+    overload_retry_after_s: int = 5
+    overload_max_udp_queue_fill: float = 0.1
     # logging
     log_level: str = "info"
 
@@ -197,6 +206,16 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "default_expires": ("subscribe_default_expires", "posint"),
         "min_notify_interval_s": ("min_notify_interval_s", "nonnegfloat"),
     },
+    "overload": {
+        "enabled": ("overload_enabled", "bool"),
+        "max_loop_lag_ms": ("overload_max_loop_lag_ms", "posfloat"),
+        "max_pending_transactions": ("overload_max_pending", "posint"),
+        "max_server_transactions": ("overload_max_transactions", "posint"),
+        "max_store_backlog": ("overload_max_store_backlog", "posint"),
+        "max_store_queue": ("overload_max_store_queue", "posint"),
+        "retry_after_s": ("overload_retry_after_s", "posint"),
+        "max_udp_queue_fill": ("overload_max_udp_queue_fill", "fraction"),
+    },
 }
 # Who may watch a user's presence when the user has no rule about the watcher.
 PRESENCE_POLICIES = ("allow", "same-domain", "confirm", "deny")
@@ -231,6 +250,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "nonnegfloat":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
         need(ok, "a number ≥ 0")
+        return float(value)
+    if kind == "fraction":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1
+        need(ok, "a number above 0 and at most 1")
         return float(value)
     if kind == "policy":
         need(value in PRESENCE_POLICIES, ", ".join(repr(p) for p in PRESENCE_POLICIES))
@@ -385,6 +408,11 @@ def check(cfg: ServerConfig) -> None:
     if not cfg.subscribe_min_expires <= cfg.subscribe_default_expires <= cfg.subscribe_max_expires:
         raise ConfigError(
             "presence.default_expires: must lie between presence.min_expires and max_expires"
+        )
+    if cfg.overload_max_store_backlog > cfg.overload_max_store_queue:
+        raise ConfigError(
+            "overload.max_store_backlog: larger than overload.max_store_queue"
+            " (shedding must start before the queue refuses calls)"
         )
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
         raise ConfigError("tls.cert: tls.cert and tls.key go together")

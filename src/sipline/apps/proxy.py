@@ -97,6 +97,7 @@ class Branch:
     provisional: bool = False  # a provisional (>100) arrived: CANCEL may go (§9.1)
     final: Response | None = None
     timer_c: asyncio.TimerHandle | None = None
+    timer_c_at: float = 0.0  # when Timer C is due (a provisional pushes it back)
     abandoned: bool = False  # cancelled by its step's timeout: its 487 is not an answer
 
 
@@ -137,7 +138,6 @@ class Proxy:
         self.config = config if config is not None else ProxyConfig()
         self.redirect = redirect
         self.planner = planner
-        self._contexts: dict[object, ResponseContext] = {}
         endpoint.on_ack = self.on_ack
         endpoint.on_cancel = self.on_cancel
         endpoint.on_stray_response = self.on_stray_response
@@ -213,6 +213,8 @@ class Proxy:
     def _looped(self, request: Request) -> bool:
         """§16.3 step 4: one of our Vias carries the branch hash this request would get
         again; a changed Request-URI or Route (a spiral) gives another hash."""
+        if request.headers.has_one_value("via"):
+            return False  # one Via: the sender's own, no hop of ours below it
         vias = request.vias
         for i, via in enumerate(vias):
             branch = via.branch
@@ -283,7 +285,7 @@ class Proxy:
             session = await self.planner.open(request, st.inbound.remote[0])
             if session is not None:
                 ctx = ResponseContext(st, request, session=session, loop_hash=loop_hash)
-                self._contexts[st.key] = ctx
+                # The server transaction holds its context (and so frees it when it ends).
                 st.on_cancel = lambda: self._cancel_context(ctx)
                 ctx.advancing = True
                 await self._apply(ctx, session.start())
@@ -292,7 +294,6 @@ class Proxy:
         if targets is None:
             return
         ctx = ResponseContext(st, request, targets, loop_hash=loop_hash)
-        self._contexts[st.key] = ctx
         st.on_cancel = lambda: self._cancel_context(ctx)
         self._next_group(ctx, loop_hash)
 
@@ -525,16 +526,22 @@ class Proxy:
             self._arm_timer_c(ctx, branch)
 
     def _arm_timer_c(self, ctx: ResponseContext, branch: Branch) -> None:
-        if branch.timer_c is not None:
-            branch.timer_c.cancel()
-        branch.timer_c = self.endpoint.loop.call_later(
-            self.config.timer_c_s, self._timer_c_fired, ctx, branch
-        )
+        """Start Timer C, or push it back (§16.7 step 2). The handle is left in place
+        when pushed back and re-armed for the rest when it fires early, so a ringing
+        branch costs no cancel and new handle per provisional."""
+        loop = self.endpoint.loop
+        branch.timer_c_at = loop.time() + self.config.timer_c_s
+        if branch.timer_c is None:
+            branch.timer_c = loop.call_at(branch.timer_c_at, self._timer_c_fired, ctx, branch)
 
     def _timer_c_fired(self, ctx: ResponseContext, branch: Branch) -> None:
         """§16.6 step 11 / §16.8: cancel a branch that rang too long, or give up on it."""
         branch.timer_c = None
         if branch.final is not None or branch.ct is None:
+            return
+        loop = self.endpoint.loop
+        if loop.time() < branch.timer_c_at:  # pushed back by a provisional meanwhile
+            branch.timer_c = loop.call_at(branch.timer_c_at, self._timer_c_fired, ctx, branch)
             return
         if branch.provisional:
             branch.ct.cancel()
@@ -661,36 +668,44 @@ class Proxy:
             cancel_st.respond(481)
             return
         cancel_st.respond(200)
-        ctx = self._contexts.get(invite_st.key)
-        if ctx is None:
+        if invite_st.on_cancel is None:  # no branch forwarded yet
             with contextlib.suppress(LocalProtocolError):
                 invite_st.respond(487)
             return
-        self._cancel_context(ctx)
+        invite_st.on_cancel()  # _cancel_context of its ResponseContext
 
     def on_ack(self, request: Request, inbound: Inbound) -> None:
         """An ACK for a 2xx is end to end: route it like any in-dialog request,
         statelessly (§16.11), since it has no transaction of its own."""
-        self.endpoint.spawn(self._forward_ack(request))
-
-    async def _forward_ack(self, request: Request) -> None:
         try:
             self._preprocess_route(request)
-            mf = request.max_forwards
-            if mf == 0:
+            if request.max_forwards == 0:
                 return
             routes = request.routes
             if routes:
-                hops = await self._resolve(routes[0].uri)
+                uri = routes[0].uri
             else:
                 binding = self.backend.binding_for_contact(request.uri_text)
                 hop = _received_target(binding) if binding is not None else None
-                hops = [hop] if hop is not None else await self._resolve(request.uri)
+                if hop is not None:
+                    self._send_ack(request, hop)
+                    return
+                uri = request.uri
         except RemoteProtocolError:
             return
-        if not hops:
+        hop = _literal_target(uri)
+        if hop is not None:
+            self._send_ack(request, hop)  # no lookup to wait for: no task either
             return
-        hop = hops[0]
+        self.endpoint.spawn(self._forward_ack(request, uri))
+
+    async def _forward_ack(self, request: Request, uri: Uri) -> None:
+        hops = await self._resolve(uri)
+        if hops:
+            self._send_ack(request, hops[0])
+
+    def _send_ack(self, request: Request, hop: Target) -> None:
+        mf = request.max_forwards
         request.headers.set("Max-Forwards", str((mf if mf is not None else 70) - 1))
         # §16.11: a stateless branch must be the same for retransmissions of the ACK.
         branch = MAGIC_COOKIE + "ack" + self._loop_hash(request)
@@ -759,6 +774,19 @@ def _received_target(binding: Binding | None) -> Target | None:
     if not port.isdigit() or not is_ip_literal(host):
         return None
     return Target(transport.upper(), host, int(port))
+
+
+def _literal_target(uri: Uri) -> Target | None:
+    """RFC 3263 §4.2 for a numeric host (or maddr): the target, with no lookup; None
+    when a name has to be resolved (or the URI is not a SIP URI)."""
+    if not isinstance(uri, SipUri):
+        return None
+    host = uri.maddr or uri.host
+    if not is_ip_literal(host):
+        return None
+    transport = uri.transport or ("TLS" if uri.secure else "UDP")
+    port = uri.port or (5061 if transport == "TLS" else 5060)
+    return Target(transport, host, port)  # as ServerBackend.resolve gives it
 
 
 def _strip_brackets(value: str) -> str:

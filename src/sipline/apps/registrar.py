@@ -24,7 +24,7 @@ from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri, Uri, parse_uri, unescape
 from sipline.core.views import NameAddr
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import Binding, StoreError
+from sipline.storage.base import Binding, StoreBusyError, StoreError
 
 __all__ = ["Registrar", "RegistrarConfig"]
 
@@ -190,6 +190,9 @@ class Registrar:
         if remove or upsert:
             try:
                 await self.store.update_bindings(aor, upsert=upsert, remove=remove)
+            except StoreBusyError:
+                # The store's queue is full: nothing applied; try again later (§21.5.4).
+                raise _RejectError(503, None, (("Retry-After", "5"),)) from None
             except StoreError:
                 # Step 7: a failed commit fails the request with 500; nothing applied.
                 raise _RejectError(500, "Server Internal Error (bindings not saved)") from None

@@ -33,8 +33,9 @@ from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
+from sipline.runtime.overload import OverloadConfig
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import DuplicateError, StoreError
+from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
 from sipline.transport.resolver import Resolver
 from sipline.transport.tls import generate_self_signed, server_context
@@ -115,7 +116,9 @@ class SipServer:
 
     async def _open_store(self) -> None:
         try:
-            self.store = await AsyncStore.open(self.config.database)
+            self.store = await AsyncStore.open(
+                self.config.database, max_queue=self.config.overload_max_store_queue
+            )
         except StoreError as exc:
             raise ServeError(str(exc)) from exc
         ep = self.endpoint
@@ -231,7 +234,8 @@ class SipServer:
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
         await self._open_store()
-        assert self.im is not None
+        assert self.im is not None and self.store is not None
+        self._enable_overload(self.store)
         loop = asyncio.get_running_loop()
         self._housekeeping = loop.create_task(self._housekeep())
         worker = self.worker
@@ -273,14 +277,38 @@ class SipServer:
         await self.im.start()  # resumes stored subscriptions: needs the listeners
         return self.bound
 
+    def _enable_overload(self, store: AsyncStore) -> None:
+        """Overload control (README "Overload control", RFC 3261 §21.5.4)."""
+        cfg = self.config
+        guard = self.endpoint.enable_overload(
+            OverloadConfig(
+                enabled=cfg.overload_enabled,
+                max_loop_lag_s=cfg.overload_max_loop_lag_ms / 1000.0,
+                max_pending_transactions=cfg.overload_max_pending,
+                max_server_transactions=cfg.overload_max_transactions,
+                max_store_backlog=cfg.overload_max_store_backlog,
+                retry_after_s=cfg.overload_retry_after_s,
+                max_udp_queue_fill=cfg.overload_max_udp_queue_fill,
+            )
+        )
+        guard.backlog = lambda: store.backlog
+        self.endpoint.busy_errors = (StoreBusyError,)
+
     def status(self) -> str:
         """One line for operators and tests: live transactions and message counters."""
         ep, ts = self.endpoint, self.endpoint.transports.stats
+        guard = ep.overload
+        lag_ms = round(guard.lag_s * 1000) if guard is not None else 0
         return (
             f"status: transactions={ep.live_transactions} requests_in={ep.stats.requests_in} "
             f"responses_in={ep.stats.responses_in} stateless_answers={ep.stats.stateless_answers} "
             f"malformed_requests={ep.stats.malformed_requests} "
-            f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open}"
+            f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open} "
+            f"pending_transactions={ep.pending_transactions} "
+            f"overload_rejections={ep.stats.overload_rejections} "
+            f"overloaded={int(guard is not None and guard.overloaded)} loop_lag_ms={lag_ms} "
+            f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
+            f"store_backlog={self.store.backlog if self.store is not None else 0}"
         )
 
     async def stop(self) -> None:

@@ -22,6 +22,7 @@ from sipline.apps.config import (
 )
 from sipline.apps.server import ServeError, SipServer
 from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
+from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
 from sipline.transport.loop import run as run_loop
 
@@ -58,6 +59,7 @@ async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
     except ServeError as exc:
         click.echo(f"sipline: {exc}", err=True)
         return 1
+    tune_gc()  # after start-up: see runtime/system.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

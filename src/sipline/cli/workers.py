@@ -36,6 +36,7 @@ import click
 
 from sipline.apps.config import ServerConfig
 from sipline.apps.server import ServeError, SipServer, WorkerSetup, tls_context
+from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreError
 from sipline.transport.shared import private_udp_socket, probe, shared_socket
@@ -379,6 +380,7 @@ async def serve_worker(cfg: ServerConfig, setup: WorkerSetup) -> int:
     except ServeError as exc:
         click.echo(f"sipline: worker {setup.index}: {exc}", err=True)
         return 1
+    tune_gc()  # after start-up: see runtime/system.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -40,6 +40,7 @@ _FOLD_RE = re.compile(r"\r\n(?=[ \t])")
 # qdtext = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII: everything except DQUOTE,
 # backslash and the control characters other than HTAB.
 _QDTEXT_RE = re.compile(r"[^\"\\\x00-\x08\x0a-\x1f\x7f]+")
+_WS_RE = re.compile(r"[ \t]*")
 # quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
 _QUOTED_PAIR_CHARS = frozenset(chr(c) for c in range(0x80)) - {"\n", "\r"}
 # nc-value = 8LHEX (§25.1); upper-case hex is tolerated on receipt.
@@ -84,8 +85,8 @@ class _Scanner:
 
     def skip_ws(self) -> bool:
         start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] in " \t":
-            self.pos += 1
+        # [ \t]* always matches (perhaps nothing): one C call, not a loop per character
+        self.pos = _WS_RE.match(self.text, start).end()  # type: ignore[union-attr]
         return self.pos > start
 
     def at_end(self) -> bool:
@@ -174,6 +175,8 @@ def _parse_value(text: str | bytes, what: str) -> tuple[str, Params | str]:
 
 
 def _quote(value: str, name: str) -> str:
+    if _QDTEXT_RE.fullmatch(value):  # nothing to escape (nonces, realms, digests)
+        return f'"{value}"'
     out = ['"']
     for char in value:
         if char in "\r\n":

@@ -175,6 +175,13 @@ class Headers:
     def count(self, name: str) -> int:
         return self._keys.count(canonical_key(name))
 
+    def has_one_value(self, name: str) -> bool:
+        """Exactly one field `name` holding one element (no comma): decided on the raw
+        line, parsing nothing (a comma inside quotes makes this answer False)."""
+        key = canonical_key(name)
+        keys = self._keys
+        return keys.count(key) == 1 and b"," not in self._lines[keys.index(key)]
+
     def items(self) -> Iterator[tuple[str, str]]:
         """`(name as written, value)` for every field, in order."""
         for line in self._lines:

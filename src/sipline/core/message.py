@@ -104,6 +104,13 @@ class Message(ABC):
             v = h._views["via#1"] = lookup.top_via(h)
         return v  # type: ignore[return-value]
 
+    def replace_top_via(self, via: Via) -> None:
+        """Rewrite the topmost Via value in place (others untouched), keeping `via` as
+        the parsed top Via so that it is not parsed again (§18.2.1 received/rport)."""
+        h = self.headers
+        h.replace_first_value("via", str(via))
+        h._views["via#1"] = via
+
     @property
     def to(self) -> NameAddr:
         h = self.headers

@@ -231,29 +231,36 @@ def split_commas(value: str, what: str) -> list[str]:
     """
     if "," not in value:
         return [value.strip(" \t")]
-    parts: list[str] = []
-    start = 0
-    i = 0
-    n = len(value)
-    while i < n:
-        c = value[i]
-        if c == '"':
-            i = scan_quoted(value, i)
-            continue
-        if c == "<":
-            j = value.find(">", i)
-            if j < 0:
-                raise RemoteProtocolError(f"Unterminated '<' in {what}")
-            i = j + 1
-            continue
-        if c == ",":
-            parts.append(value[start:i].strip(" \t"))
-            start = i + 1
-        i += 1
-    parts.append(value[start:].strip(" \t"))
-    if any(not p for p in parts):
+    if '"' not in value and "<" not in value:
+        # Nothing can hide a comma (a Via list, a Supported list): split in C.
+        parts = [p.strip(" \t") for p in value.split(",")]
+    else:
+        parts = []
+        start = 0
+        i = 0
+        search = _LIST_SPECIAL.search
+        while (m := search(value, i)) is not None:
+            j = m.start()
+            c = value[j]
+            if c == '"':
+                i = scan_quoted(value, j)
+            elif c == "<":
+                k = value.find(">", j)
+                if k < 0:
+                    raise RemoteProtocolError(f"Unterminated '<' in {what}")
+                i = k + 1
+            else:
+                parts.append(value[start:j].strip(" \t"))
+                start = i = j + 1
+        parts.append(value[start:].strip(" \t"))
+    if not all(parts):
         raise RemoteProtocolError(f"Empty element in {what} list")
     return parts
+
+
+# What split_commas must look at: a comma, or the start of a quoted string or of a
+# bracketed URI (whose commas do not separate elements).
+_LIST_SPECIAL = re.compile(r'[",<]')
 
 
 def unquote(value: str) -> str:

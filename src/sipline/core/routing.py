@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from functools import lru_cache
 
 from sipline.core.clock import Entropy
 from sipline.core.errors import LocalProtocolError
@@ -106,6 +107,7 @@ def default_port(transport: Transport) -> int:
     return _DEFAULT_PORTS[transport]
 
 
+@lru_cache(maxsize=4096)  # asked for every hop of every request: the same few hosts
 def is_ip_literal(host: str) -> bool:
     """True for an IPv4 or IPv6 address (brackets around IPv6 allowed)."""
     try:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +38,9 @@ from sipline.core.message import DEFAULT_LIMITS, Limits, Message, Request, Respo
 from sipline.core.reject import minimal_response
 from sipline.core.timers import TimerConfig
 from sipline.core.transaction.layer import TransactionLayer
-from sipline.core.transaction.matching import ClientKey, ServerKey
+from sipline.core.transaction.matching import ClientKey, ServerKey, server_key
 from sipline.core.uri import SipUri, format_host
-from sipline.core.views import Via
+from sipline.runtime.overload import OverloadConfig, OverloadGuard
 from sipline.runtime.system import SystemClock, SystemEntropy
 from sipline.transport import Source, Target, TransportError, TransportLayer
 from sipline.transport.base import normalize_host
@@ -58,6 +60,7 @@ log = logging.getLogger("sipline.endpoint")
 UDP_SIZE_LIMIT = 1300
 
 _DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+_SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: sk_meminfo, rmem_alloc first
 
 
 class Inbound:
@@ -87,6 +90,8 @@ class EndpointStats:
     stateless_rejections: int = 0
     stateless_answers: int = 0
     handler_errors: int = 0
+    overload_rejections: int = 0  # new requests answered 503 + Retry-After (§21.5.4)
+    shed_acks: int = 0  # ACKs for those 503s, absorbed here
 
 
 RequestHandler = Callable[["ServerTransaction"], Awaitable[None] | None]
@@ -99,7 +104,16 @@ StrayHandler = Callable[[Response, Source], None]
 class ServerTransaction:
     """A request to answer. `respond` builds the §8.2.6 response; `send` sends one."""
 
-    __slots__ = ("_endpoint", "_to_tag", "cancelled", "inbound", "key", "on_cancel", "request")
+    __slots__ = (
+        "_endpoint",
+        "_to_tag",
+        "cancelled",
+        "inbound",
+        "key",
+        "on_cancel",
+        "pending",
+        "request",
+    )
 
     def __init__(
         self, endpoint: Endpoint, key: ServerKey, request: Request, inbound: Inbound
@@ -111,6 +125,7 @@ class ServerTransaction:
         self._to_tag: str | None = None
         self.cancelled = False
         self.on_cancel: Callable[[], None] | None = None
+        self.pending = False  # counted among the transactions awaiting a final response
 
     @property
     def to_tag(self) -> str:
@@ -252,6 +267,12 @@ class Endpoint:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending = 0  # server transactions (not CANCEL) without a final response yet
+        # Overload control (runtime/overload.py): None until `enable_overload`.
+        self.overload: OverloadGuard | None = None
+        # Exceptions from a request handler that mean "busy, not broken": answered 503
+        # with Retry-After rather than 500 (e.g. a full store queue).
+        self.busy_errors: tuple[type[BaseException], ...] = ()
 
     # -- set-up -----------------------------------------------------------------------
     @property
@@ -311,6 +332,43 @@ class Endpoint:
     def live_transactions(self) -> int:
         return self.transactions.live_count
 
+    @property
+    def pending_transactions(self) -> int:
+        """Server transactions still waiting for their final response."""
+        return self._pending
+
+    def enable_overload(self, config: OverloadConfig) -> OverloadGuard:
+        """Shed new requests with 503 + Retry-After when overloaded (§21.5.4); call it
+        from a coroutine (the lag sampler runs on this loop)."""
+        guard = OverloadGuard(
+            config,
+            pending=lambda: self._pending,
+            live=lambda: self.transactions.server_count,
+        )
+        guard.queue_fill = self._udp_queue_fill
+        guard.start(self.loop)
+        self.overload = guard
+        return guard
+
+    def _udp_queue_fill(self) -> float:
+        """The fullest UDP receive queue as a share of its buffer (Linux SO_MEMINFO:
+        bytes allocated to queued datagrams, then the buffer size); 0 elsewhere."""
+        fill = 0.0
+        for listener in self.transports.listeners:
+            udp = listener._udp
+            if udp is None or udp.transport is None:
+                continue
+            sock = udp.transport.get_extra_info("socket")
+            try:
+                rmem, rcvbuf = struct.unpack(
+                    "2I", sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 8)
+                )
+            except (OSError, AttributeError, struct.error):
+                return 0.0
+            if rcvbuf:
+                fill = max(fill, rmem / rcvbuf)
+        return fill
+
     def listening(
         self, transport: str | None = None, family: int | None = None, *, via: bool = False
     ) -> Listening:
@@ -360,6 +418,8 @@ class Endpoint:
         """Stop: cancel pending client transactions' futures, close every socket."""
         if self._timer is not None:
             self._timer.cancel()
+        if self.overload is not None:
+            self.overload.stop()
         for ct in list(self._clients.values()):
             if not ct.final.done():
                 ct.final.cancel()
@@ -375,12 +435,15 @@ class Endpoint:
             if isinstance(msg, Request):
                 self.stats.requests_in += 1
                 inbound = self._inbound(msg, source)
-                if self.stateless_handler is not None and msg.method not in ("ACK", "CANCEL"):
+                method = msg.method
+                if self.stateless_handler is not None and method not in ("ACK", "CANCEL"):
                     answer = self.stateless_handler(msg, inbound)
                     if answer is not None:
                         self.stats.stateless_answers += 1
                         self._transmit(answer.to_bytes(), inbound, None)
                         return
+                if self.overload is not None and self._shed(msg, method, inbound):
+                    return
                 self.transactions.receive(msg, source=inbound, reliable=reliable, now=self.now())
             else:
                 self.stats.responses_in += 1
@@ -405,13 +468,51 @@ class Endpoint:
                 via.params.set("received", host)
             changed = True
         if changed:
-            _replace_top_via(request, via)
+            request.replace_top_via(via)
         if source.transport == "UDP":
             reply_port = port if via.has_rport else (via.port or 5060)
             reply = Target("UDP", host, reply_port)
         else:
             reply = Target(source.transport, host, via.port or _DEFAULT_PORT[source.transport])
         return Inbound(source, reply)
+
+    def _shed(self, request: Request, method: str, inbound: Inbound) -> bool:
+        """Overload control (§21.5.4): answer a new request 503 with Retry-After
+        (§20.33), statelessly (§8.2.7: no transaction, so shedding holds no memory),
+        when the guard says we are overloaded. ACK, CANCEL, in-dialog requests and
+        retransmissions of requests we are working on are never shed. Returns True
+        when the request was dealt with here."""
+        guard = self.overload
+        assert guard is not None
+        to_tag = request.to.tag
+        if method == "ACK":
+            # The ACK for one of our 503s ends there (§17.1.1.3: it is hop by hop).
+            if (
+                to_tag is not None
+                and to_tag.startswith("ol")
+                and to_tag == _shed_tag(request)
+                and self.transactions.get(server_key(request, "INVITE")) is None
+            ):
+                self.stats.shed_acks += 1
+                return True
+            return False
+        if to_tag is not None or method == "CANCEL":
+            return False
+        why = guard.reason()
+        if why is None or self.transactions.get(server_key(request, method)) is not None:
+            return False
+        retry = guard.config.retry_after_s
+        answer = build_response(
+            request,
+            503,
+            f"Service Unavailable ({why})",
+            to_tag=_shed_tag(request),
+            extra=[("Retry-After", str(retry))],
+        )
+        self.stats.overload_rejections += 1
+        guard.stats.rejected += 1
+        self._transmit(answer.to_bytes(), inbound, None)
+        return True
 
     def _reject(self, data: bytes, source: Source, exc: RemoteProtocolError) -> None:
         if data.lstrip(b"\r\n")[:4].upper() == b"SIP/":
@@ -487,6 +588,8 @@ class Endpoint:
             assert isinstance(inbound, Inbound)  # we pass Inbound for every request
             st = ServerTransaction(self, event.key, event.request, inbound)
             self._servers[event.key] = st
+            st.pending = True
+            self._pending += 1
             self._handle(st)
         elif isinstance(event, CancelReceived):
             self._handle_cancel(event)
@@ -509,7 +612,10 @@ class Endpoint:
                     ct._fail(503, "Service Unavailable (transport failure)")
         elif isinstance(event, TransactionTerminated):
             if isinstance(event.key, ServerKey):
-                self._servers.pop(event.key, None)
+                gone = self._servers.pop(event.key, None)
+                if gone is not None and gone.pending:
+                    gone.pending = False
+                    self._pending -= 1
             else:
                 self._clients.pop(event.key, None)
 
@@ -522,6 +628,9 @@ class Endpoint:
             result = handler(st)
         except RemoteProtocolError as exc:
             st.respond(exc.status, exc.reason)
+            return
+        except self.busy_errors:
+            self._respond_busy(st)
             return
         except Exception:
             self.stats.handler_errors += 1
@@ -545,6 +654,8 @@ class Endpoint:
             self._respond_if_open(st, exc.status, exc.reason)
         except asyncio.CancelledError:
             raise
+        except self.busy_errors:
+            self._respond_busy(st)
         except Exception:
             self.stats.handler_errors += 1
             log.exception("request handler failed for %r", st.request)
@@ -553,6 +664,13 @@ class Endpoint:
     def _respond_if_open(self, st: ServerTransaction, status: int, reason: str | None) -> None:
         with contextlib.suppress(LocalProtocolError):  # already answered
             st.respond(status, reason)
+
+    def _respond_busy(self, st: ServerTransaction) -> None:
+        """§21.5.4: temporarily unable to take the request; try again later (§20.33)."""
+        retry = self.overload.config.retry_after_s if self.overload is not None else 5
+        self.stats.overload_rejections += 1
+        with contextlib.suppress(LocalProtocolError):
+            st.respond(503, extra=[("Retry-After", str(retry))])
 
     def _handle_cancel(self, event: CancelReceived) -> None:
         inbound = event.source
@@ -577,6 +695,9 @@ class Endpoint:
     # -- sending ------------------------------------------------------------------------
     def _send_response(self, st: ServerTransaction, response: Response) -> None:
         self.transactions.send_response(response, now=self.now(), key=st.key)
+        if st.pending and response.status >= 200:
+            st.pending = False
+            self._pending -= 1
         self._pump()
 
     def via_value(self, target: Target, branch: str) -> str:
@@ -650,6 +771,9 @@ class Endpoint:
         return await self.send_request(request, target).final
 
 
-def _replace_top_via(message: Message, via: Via) -> None:
-    """Rewrite the topmost Via value in place, leaving any others untouched."""
-    message.headers.replace_first_value("via", str(via))
+def _shed_tag(request: Request) -> str:
+    """The To tag of a 503 sent while shedding: the same for a retransmission and for
+    the ACK that follows (Call-ID, From tag and CSeq number), "ol" to tell it apart."""
+    cseq = request.cseq.seq
+    key = f"{request.call_id}\x00{request.from_.tag or ''}\x00{cseq}"
+    return "ol" + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()

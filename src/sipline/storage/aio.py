@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sipline.storage.base import Binding, Store, StoreError, User
+from sipline.storage.base import Binding, Store, StoreBusyError, StoreError, User
 
 __all__ = ["AsyncStore"]
 
@@ -54,11 +54,19 @@ class AsyncStore:
     call. Use `await AsyncStore.open(path)` for the SQLite backend.
     """
 
-    def __init__(self, factory: Callable[[], Store], *, max_batch: int = 256) -> None:
+    def __init__(
+        self, factory: Callable[[], Store], *, max_batch: int = 256, max_queue: int | None = None
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
+        if max_queue is not None and max_queue < 1:
+            raise ValueError("max_queue must be positive")
         self._factory = factory
         self._max_batch = max_batch
+        # Calls waiting for the worker beyond this are refused with StoreBusyError: under
+        # overload the queue (and the memory it holds) stays bounded.
+        self.max_queue = max_queue
+        self.refused = 0  # calls refused because the queue was full
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
@@ -73,12 +81,19 @@ class AsyncStore:
         self._feed_seq = 0
 
     @classmethod
-    async def open(cls, path: str | Path, *, max_batch: int = 256) -> AsyncStore:
+    async def open(
+        cls, path: str | Path, *, max_batch: int = 256, max_queue: int | None = None
+    ) -> AsyncStore:
         from sipline.storage.sqlite import SqliteStore  # noqa: PLC0415 (optional backend)
 
-        store = cls(lambda: SqliteStore(path), max_batch=max_batch)
+        store = cls(lambda: SqliteStore(path), max_batch=max_batch, max_queue=max_queue)
         await store.start()
         return store
+
+    @property
+    def backlog(self) -> int:
+        """Calls queued and not yet taken by the worker thread."""
+        return self._queue.qsize()
 
     @property
     def store(self) -> Store:
@@ -211,6 +226,9 @@ class AsyncStore:
     ) -> asyncio.Future[T]:
         if self._thread is None or self._loop is None:
             raise StoreError("the store is not started")
+        if self.max_queue is not None and self._queue.qsize() >= self.max_queue:
+            self.refused += 1
+            raise StoreBusyError(f"the store is busy ({self.max_queue} calls queued)")
         future: asyncio.Future[T] = self._loop.create_future()
         self._queue.put(_Job(fn, write, future, on_commit))
         return future

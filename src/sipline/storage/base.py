@@ -48,6 +48,11 @@ class StoreError(Exception):
     """The store cannot do what was asked; the message is fit for a person to read."""
 
 
+class StoreBusyError(StoreError):
+    """The store's queue is full: the call was refused at once, nothing was done (the
+    caller should answer 503 with Retry-After, RFC 3261 §21.5.4)."""
+
+
 class DuplicateError(StoreError):
     """The domain or user exists already."""
 
