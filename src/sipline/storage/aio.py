@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,9 +72,11 @@ class AsyncStore:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._cache: dict[str, dict[str, Binding]] = {}
-        # contact -> aor -> binding: the proxy finds in-dialog targets by Contact.
-        self._by_contact: dict[str, dict[str, Binding]] = {}
+        # aor -> its bindings, and contact -> the bindings with that Contact (the proxy
+        # finds in-dialog targets by Contact). Tuples, not dicts: nearly every AOR has
+        # one or two contacts, and with 100,000 users each dict would cost ~200 bytes.
+        self._cache: dict[str, tuple[Binding, ...]] = {}
+        self._by_contact: dict[str, tuple[Binding, ...]] = {}
         self.commits = 0  # transactions committed for batches of writes (for tests, metrics)
         # Several processes write the store: follow its change feed, re-read before
         # read-modify-write (see the module docstring).
@@ -277,8 +280,8 @@ class AsyncStore:
 
     async def remove_bindings(self, aor: str) -> int:
         def apply(_: int) -> None:
-            for contact in list(self._cache.get(aor, {})):
-                self._drop(aor, contact)
+            for b in self._cache.get(aor, ()):
+                self._drop(aor, b.contact)
 
         return await self._submit(
             lambda: self.store.remove_bindings(aor), write=True, on_commit=apply
@@ -287,8 +290,9 @@ class AsyncStore:
     async def purge_expired(self, now: float) -> int:
         def apply(_: int) -> None:
             for aor in list(self._cache):
-                for contact in [c for c, b in self._cache[aor].items() if b.expires_at <= now]:
-                    self._drop(aor, contact)
+                for b in self._cache[aor]:
+                    if b.expires_at <= now:
+                        self._drop(aor, b.contact)
 
         return await self._submit(
             lambda: self.store.purge_expired(now), write=True, on_commit=apply
@@ -325,41 +329,58 @@ class AsyncStore:
         return await self.write(self.store.claim_nonce_count, nonce, count, issued_ms)
 
     def _replace(self, aor: str, bindings: list[Binding]) -> None:
-        for contact in list(self._cache.get(aor, {})):
-            self._drop(aor, contact)
+        for old in self._cache.get(aor, ()):
+            self._drop(aor, old.contact)
         for b in bindings:
             self._put(b)
 
     def bindings(self, aor: str, *, now: float | None = None) -> list[Binding]:
         """The cached bindings of `aor` (unexpired at `now` when given); no I/O."""
-        found = list(self._cache.get(aor, {}).values())
-        return found if now is None else [b for b in found if b.expires_at > now]
+        found = self._cache.get(aor, ())
+        return list(found) if now is None else [b for b in found if b.expires_at > now]
 
     def all_cached_bindings(self) -> list[Binding]:
-        return [b for entries in self._cache.values() for b in entries.values()]
+        return [b for entries in self._cache.values() for b in entries]
 
     def binding_for_contact(self, contact: str, *, now: float) -> Binding | None:
         """A cached, unexpired binding whose Contact is `contact` (any AOR); no I/O."""
-        for b in self._by_contact.get(contact, {}).values():
+        for b in self._by_contact.get(contact, ()):
             if b.expires_at > now:
                 return b
         return None
 
     def _put(self, b: Binding) -> None:
-        self._cache.setdefault(b.aor, {})[b.contact] = b
-        self._by_contact.setdefault(b.contact, {})[b.aor] = b
+        if b.user_agent is not None:
+            # Thousands of devices share a handful of User-Agent strings: keep one copy.
+            b = replace(b, user_agent=sys.intern(b.user_agent))
+        self._cache[b.aor] = _upsert(self._cache.get(b.aor, ()), b, lambda x: x.contact)
+        self._by_contact[b.contact] = _upsert(
+            self._by_contact.get(b.contact, ()), b, lambda x: x.aor
+        )
 
     def _drop(self, aor: str, contact: str) -> None:
-        entries = self._cache.get(aor)
-        if entries is not None:
-            entries.pop(contact, None)
-            if not entries:
-                del self._cache[aor]
-        by_aor = self._by_contact.get(contact)
-        if by_aor is not None:
-            by_aor.pop(aor, None)
-            if not by_aor:
-                del self._by_contact[contact]
+        mine = tuple(x for x in self._cache.get(aor, ()) if x.contact != contact)
+        if mine:
+            self._cache[aor] = mine
+        else:
+            self._cache.pop(aor, None)
+        same = tuple(x for x in self._by_contact.get(contact, ()) if x.aor != aor)
+        if same:
+            self._by_contact[contact] = same
+        else:
+            self._by_contact.pop(contact, None)
+
+
+def _upsert(
+    entries: tuple[Binding, ...], b: Binding, key: Callable[[Binding], str]
+) -> tuple[Binding, ...]:
+    """`entries` with `b` in place of the entry of the same key (kept in its position),
+    else appended."""
+    k = key(b)
+    for i, x in enumerate(entries):
+        if key(x) == k:
+            return (*entries[:i], b, *entries[i + 1 :])
+    return (*entries, b)
 
 
 def _settle(
