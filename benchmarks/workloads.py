@@ -158,6 +158,7 @@ def _register_callee(server: Running, workdir: Path, user: tuple[str, str], port
         server.process.meter,
         lambda i, n: ["-inf", str(path), "-key", "expires", "7200", "-p", str(port)],
         grace_s=10,
+        transport=["-t", "u1"],  # the contact is the UAS's port, bound with -p
     )
     step = load.run(1, 1)
     if not step.ok:
@@ -240,6 +241,7 @@ def memory(server: Running, opts: Options, workdir: Path, sipp_port: int) -> Res
         workdir,
         meter,
         lambda i, n: ["-inf", str(path), "-key", "expires", "3600", "-p", str(sipp_port)],
+        transport=["-t", "u1"],  # from the port the stored contacts name
     )
     rate = max(50, round(opts.memory_sample / max(1.0, opts.duration)))
     with meter.sampling():

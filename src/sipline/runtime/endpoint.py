@@ -257,6 +257,7 @@ class Endpoint:
         # Consulted before any transaction exists: a response it returns is sent at once
         # and no state is kept (a stateless UAS, §8.2.7; e.g. OPTIONS to the server).
         self.stateless_handler: StatelessHandler | None = None
+        self._pumping = False
         self.on_cancel: CancelHandler | None = None
         self.on_ack: AckHandler | None = None
         self.on_stray_response: StrayHandler | None = None
@@ -529,13 +530,27 @@ class Endpoint:
 
     # -- the pump ---------------------------------------------------------------------
     def _pump(self) -> None:
+        """Dispatch the transaction layer's events and send its datagrams until both run
+        dry. Not reentrant: a handler that sends (and so pumps) while an event is being
+        dispatched leaves the work to the pump already running. Recursing instead let a
+        burst of timeouts (each 408 relayed, each relay pumping the next timeout) exhaust
+        the stack under overload."""
+        if self._pumping:
+            return
+        self._pumping = True
         txl = self.transactions
-        event = txl.next_event()
-        while event is not None:
-            self._dispatch(event)
-            event = txl.next_event()
-        for out in txl.datagrams_to_send():
-            self._transmit(out.data, out.destination, out.key)
+        try:
+            while True:
+                event = txl.next_event()
+                if event is not None:
+                    self._dispatch(event)
+                outs = txl.datagrams_to_send()
+                for out in outs:
+                    self._transmit(out.data, out.destination, out.key)
+                if event is None and not outs:
+                    break
+        finally:
+            self._pumping = False
         self._arm()
 
     def _transmit(
