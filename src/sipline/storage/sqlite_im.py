@@ -7,9 +7,7 @@ so its writes join the store's transactions (and `AsyncStore`'s group commit).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from sipline.storage.im import (
@@ -19,6 +17,7 @@ from sipline.storage.im import (
     StoredMessage,
     SubscriptionRecord,
 )
+from sipline.storage.sqlite_tables import SqliteTables
 
 __all__ = ["IM_MIGRATION", "ImTables"]
 
@@ -121,15 +120,8 @@ def _subscription(row: tuple[Any, ...]) -> SubscriptionRecord:
     )
 
 
-class ImTables:
+class ImTables(SqliteTables):
     """The `ImStore` half of `SqliteStore`."""
-
-    # Provided by SqliteStore.
-    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
 
     # --- stored messages ------------------------------------------------------------------
 

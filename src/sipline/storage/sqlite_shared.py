@@ -13,10 +13,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from sipline.storage.sqlite_tables import SqliteTables
 
 __all__ = ["SHARED_MIGRATION", "SharedTables"]
 
@@ -40,15 +37,8 @@ SHARED_MIGRATION: tuple[str, ...] = (
 )
 
 
-class SharedTables:
+class SharedTables(SqliteTables):
     """The `SharedStateStore` half of `SqliteStore`."""
-
-    # Provided by SqliteStore.
-    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
 
     # --- the binding change feed --------------------------------------------------------------
 
