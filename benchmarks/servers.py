@@ -113,7 +113,8 @@ def sipline(workdir: Path, db_template: Path, *, workers: int = 1) -> Iterator[R
         encoding="utf-8",
     )
     port = free_port()
-    extra = ["--workers", str(workers)] if workers > 1 else []
+    # Always said: serve's own default is one worker per core.
+    extra = ["--workers", str(workers)]
     proc = Process(
         "sipline",
         [*_SIPLINE, "serve", "--config", str(config), "--listen", f"udp:{HOST}:{port}",
