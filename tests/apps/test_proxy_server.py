@@ -91,6 +91,20 @@ async def test_unknown_user_404_known_user_without_binding_480(
     assert (await invite(caller, to=f"carol@{DOMAIN}")).final.status == 480
 
 
+async def test_requests_addressed_to_a_served_domain_itself_end_here(
+    server: SipServer, make_ua: UAFactory
+) -> None:
+    """A Request-URI naming a domain we serve with no user names us: nothing is forwarded
+    (nor looked up in DNS). In a dialog we do not have, that is 481 (§12.2.2): SIPp sends
+    such a BYE after a stateless 503, whose To tag it takes for a dialog."""
+    ua = await make_ua(server)
+    bye = ua.build("BYE", f"sip:{DOMAIN}", from_=f"alice@{DOMAIN}", to_tag="ol1234")
+    assert (await ua.send(bye)).final.status == 481
+    info = ua.build("INFO", f"sip:{DOMAIN}", from_="someone@elsewhere.test")
+    assert (await ua.send(info)).final.status == 404
+    assert server.endpoint.pending_transactions == 0
+
+
 async def test_request_validation(server: SipServer, make_ua: UAFactory) -> None:
     """§16.3: 416 for a scheme we cannot route, 483 when Max-Forwards is spent, 420
     for an unsupported Proxy-Require option (naming it in Unsupported)."""

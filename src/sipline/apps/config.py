@@ -146,6 +146,7 @@ class ServerConfig:
     overload_max_store_queue: int = 5000
     overload_retry_after_s: int = 5
     overload_max_udp_queue_fill: float = 0.1
+    overload_max_response_wait_ms: float = 400.0
     # logging
     log_level: str = "info"
 
@@ -215,6 +216,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_store_queue": ("overload_max_store_queue", "posint"),
         "retry_after_s": ("overload_retry_after_s", "posint"),
         "max_udp_queue_fill": ("overload_max_udp_queue_fill", "fraction"),
+        "max_response_wait_ms": ("overload_max_response_wait_ms", "posfloat"),
     },
 }
 # Who may watch a user's presence when the user has no rule about the watcher.

@@ -311,17 +311,25 @@ class Proxy:
                 st.respond(404, "Not Found (next hop in Route cannot be resolved)")
                 return None
             return [[(request.uri_text, hops[0], ())]]
-        if isinstance(uri, SipUri) and self.backend.is_local_domain(uri.host) and uri.user:
-            return await self._location_targets(st, uri)
-        if isinstance(uri, SipUri) and not self._is_me(uri):
-            binding = self.backend.binding_for_contact(str(uri))
-            hop = _received_target(binding) if binding is not None else None
-            hops = [hop] if hop is not None else await self._resolve(uri)
-            if not hops:
-                st.respond(404, "Not Found (cannot resolve the Request-URI)")
-                return None
-            return [[(request.uri_text, hops[0], ())]]
-        st.respond(404)
+        if isinstance(uri, SipUri):
+            local = self.backend.is_local_domain(uri.host)
+            if local and uri.user:
+                return await self._location_targets(st, uri)
+            if not local and not self._is_me(uri):
+                binding = self.backend.binding_for_contact(str(uri))
+                hop = _received_target(binding) if binding is not None else None
+                hops = [hop] if hop is not None else await self._resolve(uri)
+                if not hops:
+                    st.respond(404, "Not Found (cannot resolve the Request-URI)")
+                    return None
+                return [[(request.uri_text, hops[0], ())]]
+        # Addressed to us (this host, or a domain we serve with no user): nobody to
+        # forward to. In a dialog, it is one we do not have (§12.2.2: 481), such as the
+        # BYE a client sends after our stateless 503; outside one, nobody is there.
+        if request.to.tag is not None:
+            st.respond(481)
+        else:
+            st.respond(404)
         return None
 
     async def _location_targets(
@@ -522,6 +530,7 @@ class Proxy:
         branch.ct = self.endpoint.send_request(
             request, hop, on_response=lambda r: self._on_response(ctx, branch, r), add_via=False
         )
+        ctx.st.relayed()
         if request.method == "INVITE":
             self._arm_timer_c(ctx, branch)
 

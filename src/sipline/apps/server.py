@@ -289,6 +289,7 @@ class SipServer:
                 max_store_backlog=cfg.overload_max_store_backlog,
                 retry_after_s=cfg.overload_retry_after_s,
                 max_udp_queue_fill=cfg.overload_max_udp_queue_fill,
+                max_response_wait_s=cfg.overload_max_response_wait_ms / 1000.0,
             )
         )
         guard.backlog = lambda: store.backlog
@@ -306,7 +307,10 @@ class SipServer:
             f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open} "
             f"pending_transactions={ep.pending_transactions} "
             f"overload_rejections={ep.stats.overload_rejections} "
-            f"overloaded={int(guard is not None and guard.overloaded)} loop_lag_ms={lag_ms} "
+            f"overloaded={int(guard is not None and guard.overloaded)} "
+            f"shed_pct={round(guard.shed_fraction * 100) if guard is not None else 0} "
+            f"loop_lag_ms={lag_ms} "
+            f"response_wait_ms={round(guard.wait_s * 1000) if guard is not None else 0} "
             f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
             f"store_backlog={self.store.backlog if self.store is not None else 0}"
         )

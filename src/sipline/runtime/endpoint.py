@@ -10,6 +10,7 @@ core's next deadline. Applications see `ServerTransaction`s (answer a request) a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import inspect
@@ -113,6 +114,7 @@ class ServerTransaction:
         "on_cancel",
         "pending",
         "request",
+        "waiting",
     )
 
     def __init__(
@@ -126,6 +128,13 @@ class ServerTransaction:
         self.cancelled = False
         self.on_cancel: Callable[[], None] | None = None
         self.pending = False  # counted among the transactions awaiting a final response
+        # Still waiting for this element's own work (not yet answered, nor relayed to a
+        # next hop whose answer it then waits for): the overload guard's wait signal.
+        self.waiting = False
+
+    def relayed(self) -> None:
+        """The request went on to a next hop: the time from here is that hop's."""
+        self.waiting = False
 
     @property
     def to_tag(self) -> str:
@@ -269,6 +278,9 @@ class Endpoint:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending = 0  # server transactions (not CANCEL) without a final response yet
+        # Non-INVITE server transactions in arrival order, with when they came, for the
+        # overload guard's response-wait signal (only kept while it is enabled).
+        self._waiting: collections.deque[tuple[float, ServerTransaction]] = collections.deque()
         # Overload control (runtime/overload.py): None until `enable_overload`.
         self.overload: OverloadGuard | None = None
         # Exceptions from a request handler that mean "busy, not broken": answered 503
@@ -347,9 +359,18 @@ class Endpoint:
             live=lambda: self.transactions.server_count,
         )
         guard.queue_fill = self._udp_queue_fill
+        guard.response_wait = self._oldest_wait
         guard.start(self.loop)
         self.overload = guard
         return guard
+
+    def _oldest_wait(self) -> float:
+        """Seconds the oldest non-INVITE server transaction has waited for its final
+        response (the queue is trimmed lazily here, at each overload sample)."""
+        waiting = self._waiting
+        while waiting and not waiting[0][1].waiting:
+            waiting.popleft()
+        return self.now() - waiting[0][0] if waiting else 0.0
 
     def _udp_queue_fill(self) -> float:
         """The fullest UDP receive queue as a share of its buffer (Linux SO_MEMINFO:
@@ -497,9 +518,20 @@ class Endpoint:
                 self.stats.shed_acks += 1
                 return True
             return False
-        if to_tag is not None or method == "CANCEL":
+        if to_tag is not None:
+            if to_tag.startswith("ol") and to_tag == _shed_tag(request):
+                # §12.1: a 503 makes no dialog, so none has this tag (SIPp sends a BYE
+                # in it after a failed call): §12.2.2, 481, statelessly like the 503.
+                answer = build_response(request, 481, to_tag=to_tag)
+                self._transmit(answer.to_bytes(), inbound, None)
+                return True
             return False
-        why = guard.reason()
+        if method == "CANCEL":
+            return False
+        # §22: credentials answer a challenge of ours, so the work is half done.
+        headers = request.headers
+        continued = "authorization" in headers or "proxy-authorization" in headers
+        why = guard.reason(continued=continued)
         if why is None or self.transactions.get(server_key(request, method)) is not None:
             return False
         retry = guard.config.retry_after_s
@@ -605,6 +637,9 @@ class Endpoint:
             self._servers[event.key] = st
             st.pending = True
             self._pending += 1
+            if self.overload is not None and st.request.method != "INVITE":
+                st.waiting = True
+                self._waiting.append((self.now(), st))
             self._handle(st)
         elif isinstance(event, CancelReceived):
             self._handle_cancel(event)
@@ -629,7 +664,7 @@ class Endpoint:
             if isinstance(event.key, ServerKey):
                 gone = self._servers.pop(event.key, None)
                 if gone is not None and gone.pending:
-                    gone.pending = False
+                    gone.pending = gone.waiting = False
                     self._pending -= 1
             else:
                 self._clients.pop(event.key, None)
@@ -711,7 +746,7 @@ class Endpoint:
     def _send_response(self, st: ServerTransaction, response: Response) -> None:
         self.transactions.send_response(response, now=self.now(), key=st.key)
         if st.pending and response.status >= 200:
-            st.pending = False
+            st.pending = st.waiting = False
             self._pending -= 1
         self._pump()
 
@@ -787,8 +822,8 @@ class Endpoint:
 
 
 def _shed_tag(request: Request) -> str:
-    """The To tag of a 503 sent while shedding: the same for a retransmission and for
-    the ACK that follows (Call-ID, From tag and CSeq number), "ol" to tell it apart."""
-    cseq = request.cseq.seq
-    key = f"{request.call_id}\x00{request.from_.tag or ''}\x00{cseq}"
+    """The To tag of a 503 sent while shedding: the same for a retransmission, for the
+    ACK that follows and for any later request that takes it for a dialog's (Call-ID
+    and From tag), "ol" to tell it apart."""
+    key = f"{request.call_id}\x00{request.from_.tag or ''}"
     return "ol" + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()

@@ -5,19 +5,31 @@ Unavailable) and may say in Retry-After (§20.33) when to try again; the client 
 tries another server or waits. Work in progress (ACK, CANCEL, in-dialog requests,
 responses) is never shed: finishing it is what frees the server.
 
-Three signals, each read cheaply on every new request:
+Soft signals, sampled every `sample_interval_s` (a timer on the loop):
 
-* event-loop lag: a periodic timer measures how late it fires (a busy loop serves
-  every callback late), smoothed so a single slow callback does not trip it, with
-  hysteresis (shedding stops once the lag falls under half the limit);
-* server transactions still waiting for their final response, and all live server
-  transactions (the table's memory bound: completed non-INVITE transactions linger
-  for Timer J over UDP, §17.2.2);
-* the store's queue of calls not yet run (a probe the application installs);
-* how full the UDP sockets' receive queues are, read at each lag sample (Linux
-  SO_MEMINFO). A loop that reads at most a few dozen datagrams per turn can keep its
-  lag low while the kernel queue grows towards drops: this is the signal that sees a
-  UDP flood, with the same hysteresis.
+* event-loop lag: how late that timer fires (a busy loop serves every callback late),
+  smoothed so a single slow callback does not trip it;
+* how long the oldest non-INVITE request has waited for its final response. A
+  non-INVITE client retransmits from T1 (500 ms, §17.1.2.2) and gives up at Timer F:
+  a server that answers later than that only earns retransmissions, so this is the
+  queueing delay that matters. (INVITEs wait for people, not for the server.)
+* how full the UDP sockets' receive queues are (Linux SO_MEMINFO). A loop that reads
+  at most a few dozen datagrams per turn can keep its lag low while the kernel queue
+  grows towards drops: this is the signal that sees a UDP flood.
+
+They do not switch shedding on and off: they move a shed fraction. While any signal is
+over its limit the fraction grows (multiplicatively, starting at `min_shed`); once all
+are under half their limits it shrinks step by step; between the two it holds. So
+under a steady overload the fraction settles where the work admitted matches the
+capacity, and goodput stays near it instead of collapsing in on-off waves (RFC 6357
+§3 on why 503 on-off control collapses). Requests that answer our challenge
+(credentials present, §22) finish work already begun: they are shed only once the
+fraction is past one half, at twice the rate above it.
+
+Hard limits, checked on every new request: server transactions still waiting for a
+final response, all live server transactions (the table's memory bound: completed
+non-INVITE transactions linger for Timer J over UDP, §17.2.2), and the store's queue
+of calls not yet run (a probe the application installs).
 """
 
 from __future__ import annotations
@@ -39,12 +51,16 @@ class OverloadConfig:
     retry_after_s: int = 5
     sample_interval_s: float = 0.05
     max_udp_queue_fill: float = 0.1  # share of a UDP socket's receive buffer in use
+    max_response_wait_s: float = 0.4  # oldest non-INVITE request without its answer
+    min_shed: float = 0.1  # the fraction shed when a signal first trips
+    shed_step_up: float = 1.5  # ... multiplied by this each sample while one holds
+    shed_step_down: float = 0.02  # ... reduced by this each sample once all are low
 
 
 @dataclass(slots=True)
 class OverloadStats:
     rejected: int = 0  # new requests answered 503 (§21.5.4)
-    episodes: int = 0  # times the lag or queue detector started shedding
+    episodes: int = 0  # times a soft signal started shedding (from a zero fraction)
     max_lag_s: float = 0.0  # the largest lag sample seen
 
 
@@ -66,6 +82,13 @@ class OverloadGuard:
         self.queue_fill: Callable[[], float] | None = None
         self.udp_fill = 0.0
         self.queue_filling = False
+        # Seconds the oldest non-INVITE request has waited for its final response.
+        self.response_wait: Callable[[], float] | None = None
+        self.wait_s = 0.0
+        self.waiting = False
+        self.shed_fraction = 0.0
+        self._credit_new = 0.0  # fractional shedding without randomness: see `_take`
+        self._credit_continued = 0.0
         self.stats = OverloadStats()
         self.lag_s = 0.0  # smoothed event-loop lag
         self.lagging = False
@@ -98,6 +121,9 @@ class OverloadGuard:
         self.observe(sample)
         if self.queue_fill is not None:
             self.observe_queue(self.queue_fill())
+        if self.response_wait is not None:
+            self.observe_wait(self.response_wait())
+        self.adjust()
         self._schedule()
 
     def observe(self, sample_s: float) -> None:
@@ -108,7 +134,6 @@ class OverloadGuard:
         limit = self.config.max_loop_lag_s
         if not self.lagging and lag > limit:
             self.lagging = True
-            stats.episodes += 1
         elif self.lagging and lag < limit / 2:
             self.lagging = False
 
@@ -118,20 +143,83 @@ class OverloadGuard:
         limit = self.config.max_udp_queue_fill
         if not self.queue_filling and fill >= limit:
             self.queue_filling = True
-            self.stats.episodes += 1
         elif self.queue_filling and fill < limit / 2:
             self.queue_filling = False
 
+    def observe_wait(self, wait_s: float) -> None:
+        """How long the oldest non-INVITE request has waited, with hysteresis."""
+        self.wait_s = wait_s
+        limit = self.config.max_response_wait_s
+        if not self.waiting and wait_s > limit:
+            self.waiting = True
+        elif self.waiting and wait_s < limit / 2:
+            self.waiting = False
+
+    def adjust(self) -> None:
+        """Move the shed fraction after a sample (see the module docstring)."""
+        cfg = self.config
+        p = self.shed_fraction
+        if (
+            self.lag_s > cfg.max_loop_lag_s
+            or self.udp_fill >= cfg.max_udp_queue_fill
+            or self.wait_s > cfg.max_response_wait_s
+        ):
+            if p == 0.0:
+                self.stats.episodes += 1
+            p = min(1.0, max(cfg.min_shed, p * cfg.shed_step_up))
+        elif self._all_low():
+            p = max(0.0, p - cfg.shed_step_down)
+        self.shed_fraction = p
+
+    def _all_low(self) -> bool:
+        cfg = self.config
+        return (
+            self.lag_s < cfg.max_loop_lag_s / 2
+            and self.udp_fill < cfg.max_udp_queue_fill / 2
+            and self.wait_s < cfg.max_response_wait_s / 2
+        )
+
     # -- the decision ---------------------------------------------------------------------
-    def reason(self) -> str | None:
-        """Why a new request would be refused now, or None when it can be taken."""
+    def reason(self, *, continued: bool = False) -> str | None:
+        """Why a new request is refused, or None when it is taken. `continued`: it
+        answers one of our challenges. Each call decides for one request: with a shed
+        fraction between 0 and 1, that share of the calls is refused."""
         cfg = self.config
         if not cfg.enabled:
             return None
-        if self.lagging:
-            return "event loop lagging"
-        if self.queue_filling:
-            return "receive queue filling"
+        hard = self._hard_limit()
+        if hard is not None:
+            return hard
+        p = self.shed_fraction
+        if p > 0.0 and self._take(p, continued):
+            if self.lagging:
+                return "event loop lagging"
+            if self.queue_filling:
+                return "receive queue filling"
+            return "requests waiting too long"
+        return None
+
+    def _take(self, p: float, continued: bool) -> bool:
+        """Whether this request is one of the share `p` shed: a running credit sheds
+        exactly that share, evenly spread and rounded (so the first request after the
+        fraction passes one half is shed), with no randomness to inject."""
+        if continued:
+            p = 2.0 * p - 1.0  # nothing until one half, everything at one
+            if p <= 0.0:
+                return False
+            self._credit_continued += p
+            if self._credit_continued >= 0.5:
+                self._credit_continued -= 1.0
+                return True
+            return False
+        self._credit_new += p
+        if self._credit_new >= 0.5:
+            self._credit_new -= 1.0
+            return True
+        return False
+
+    def _hard_limit(self) -> str | None:
+        cfg = self.config
         if self._pending() >= cfg.max_pending_transactions:
             return "too many transactions in progress"
         if self._live() >= cfg.max_server_transactions:
@@ -143,4 +231,5 @@ class OverloadGuard:
 
     @property
     def overloaded(self) -> bool:
-        return self.reason() is not None
+        """Whether anything is being shed now (this does not decide for a request)."""
+        return self.config.enabled and (self.shed_fraction > 0.0 or self._hard_limit() is not None)
