@@ -102,6 +102,42 @@ def test_listeners_named_once_and_every_worker_stops(tmp_path: Path) -> None:
         assert not alive(pid), pid
 
 
+def test_a_status_signal_during_start_up_does_not_kill_it(tmp_path: Path) -> None:
+    """SIGUSR1's default action ends a process: a monitor asking for the status line
+    before the server is up must not stop it."""
+    port = free_port_pair()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-c", "from sipline.cli.main import main; main()", "serve",
+            "--listen", f"udp:{HOST}:{port}", "--db", str(tmp_path / "sipline.db"),
+            "--workers", "2",
+        ],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        signalled = 0
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if signalled < 3 and ("database" in line or "started" in line):
+                proc.send_signal(signal.SIGUSR1)  # supervisor up, workers starting
+                signalled += 1
+            if "sipline: serving" in line or not line:
+                break
+        assert any("sipline: serving" in line for line in lines), lines
+        assert signalled >= 1 and proc.poll() is None
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=15)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert code == 0, lines
+
+
 def test_port_held_by_another_reuseport_socket_is_a_clear_error(tmp_path: Path) -> None:
     port = free_port_pair()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:

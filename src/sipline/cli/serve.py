@@ -140,6 +140,9 @@ def serve(
     log_level: str | None,
 ) -> None:
     """Run the SIP server: registrar, proxy and redirect server."""
+    # SIGUSR1 asks for the status line once serving; until then (the binding cache can
+    # take seconds to load) it must not kill the process, which is its default action.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
         cfg = build_config(config_path, listen, domains, db)
     except ConfigError as exc:

@@ -289,6 +289,11 @@ class Supervisor:
         for w in self.workers:
             if w.proc is None or w.proc.returncode is not None:
                 continue
+            if w.ready is None or not w.ready.done():
+                # Until it says `ready` its handler may not be set yet, and SIGUSR1's
+                # default action would end it.
+                log.warning("worker %d: still starting", w.index)
+                continue
             w.status = loop.create_future()
             with contextlib.suppress(ProcessLookupError):
                 w.proc.send_signal(signal.SIGUSR1)
