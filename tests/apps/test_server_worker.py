@@ -4,7 +4,9 @@ their Via, while Record-Route names the public one (docs/architecture.md "Worker
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from test_proxy_server import ALICE, BOB, invite, registered
 
 from sipline.apps.config import ServerConfig, parse_listen
 from sipline.apps.server import SipServer, WorkerSetup
+from sipline.core.message import Response, parse_message
+from sipline.transport.loop import run
 from sipline.transport.shared import private_udp_socket, probe, shared_socket
 
 HOST = "127.0.0.1"
@@ -73,3 +77,44 @@ async def test_forwarded_requests_go_from_the_private_port(worker: SipServer) ->
     finally:
         for ua in uas:
             await ua.close()
+
+
+def test_requests_queued_before_start_are_answered_as_ours(tmp_path: Path) -> None:
+    """The supervisor binds the shared socket before the worker starts: datagrams wait
+    in it, and are read as soon as the worker's loop turns, while it is still opening
+    listeners. An OPTIONS to the server itself among them is answered 200, not 404.
+    Run on the loop `serve` uses (uvloop reads a new socket before `listen` returns)."""
+    port = probe("UDP", HOST, 0)
+    cfg = ServerConfig(
+        listen=[parse_listen(f"udp:{HOST}:{port}")], domains=[DOMAIN], database=tmp_path / "w.db"
+    )
+    shared = shared_socket("UDP", HOST, port, 1 << 20)
+    setup = WorkerSetup(
+        index=0,
+        secret=os.urandom(32),
+        sockets=[shared],
+        private=[(HOST, private_udp_socket(HOST, 1 << 20))],
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind((HOST, 0))
+        peer.settimeout(5)
+        me = peer.getsockname()[1]
+        options = (
+            f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{me};branch=z9hG4bK-early-1;rport\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:probe@example.net>;tag=early\r\n"
+            f"To: <sip:{HOST}:{port}>\r\nCall-ID: early-1@{HOST}\r\nCSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        peer.sendto(options, (HOST, port))  # queued: nobody reads the socket yet
+
+        async def serve_a_moment() -> int:
+            server = SipServer(cfg, worker=setup)
+            await server.start()
+            await asyncio.sleep(0.2)
+            await server.stop()
+            return 0
+
+        run(serve_a_moment())
+        answer = parse_message(peer.recv(65535))
+    assert isinstance(answer, Response) and answer.status == 200, answer

@@ -241,6 +241,13 @@ class SipServer:
         worker = self.worker
         if worker is not None:
             self._feed = loop.create_task(self._follow_feed())
+        # Known before any listener opens: a worker's shared socket already holds what
+        # the kernel queued for it, read at the first await below, and an OPTIONS to
+        # 127.0.0.1 must be ours by then (it got 404 when these came last).
+        self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
+        self._local_hosts.update(spec.host for spec in self.config.listen)
+        if self.config.advertise:
+            self._local_hosts.add(self.config.advertise)
         tls: ssl.SSLContext | None = None
         for i, spec in enumerate(self.config.listen):
             if spec.transport == "TLS" and tls is None:
@@ -271,9 +278,6 @@ class SipServer:
             except (OSError, TransportError) as exc:
                 await self.stop()
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
-        self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
-        if self.config.advertise:
-            self._local_hosts.add(self.config.advertise)
         await self.im.start()  # resumes stored subscriptions: needs the listeners
         return self.bound
 

@@ -132,21 +132,24 @@ class TransportLayer:
         """
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
+
+        def opened(protocol: UdpProtocol) -> None:
+            if ":" in host:
+                self._udp_v6 = protocol if outbound else (self._udp_v6 or protocol)
+            else:
+                self._udp_v4 = protocol if outbound else (self._udp_v4 or protocol)
+            self._udp_by_local[protocol.local] = protocol
+
         try:
             if sock is None:
                 sock = bind_udp_socket(host, port, self._socket_buffer_bytes)
             else:
                 sock.setblocking(False)
             _, protocol = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(self.deliver, self.stats), sock=sock
+                lambda: UdpProtocol(self.deliver, self.stats, on_open=opened), sock=sock
             )
         except OSError as exc:
             raise TransportError(f"cannot listen on UDP {host}:{port}: {exc}") from exc
-        if ":" in host:
-            self._udp_v6 = protocol if outbound else (self._udp_v6 or protocol)
-        else:
-            self._udp_v4 = protocol if outbound else (self._udp_v4 or protocol)
-        self._udp_by_local[protocol.local] = protocol
         listener = Listener("UDP", protocol.local, _udp=protocol)
         self._listeners.append(listener)
         return listener

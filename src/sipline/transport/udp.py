@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import cast
 
 from sipline.transport.base import Address, MessageCallback, Source, TransportStats
@@ -53,9 +54,15 @@ def bind_udp_socket(
 class UdpProtocol(asyncio.DatagramProtocol):
     """Receives datagrams on one socket and answers keep-alives itself."""
 
-    def __init__(self, on_message: MessageCallback, stats: TransportStats) -> None:
+    def __init__(
+        self,
+        on_message: MessageCallback,
+        stats: TransportStats,
+        on_open: Callable[[UdpProtocol], None] | None = None,
+    ) -> None:
         self._on_message = on_message
         self._stats = stats
+        self._on_open = on_open
         self.local: Address = ("", 0)
         self.transport: asyncio.DatagramTransport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -64,6 +71,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         name = transport.get_extra_info("sockname")
         self.local = (name[0], name[1])
+        # Before the first datagram: uvloop may deliver one before the endpoint
+        # coroutine returns, and its answer needs this socket to go out from.
+        if self._on_open is not None:
+            self._on_open(self)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         stats = self._stats
