@@ -9,10 +9,10 @@ import socket
 from server_helpers import DOMAIN, ServerFactory, UAFactory, server_target
 from sipua import HOST, challenges_of
 
-from sipline.apps.server import SipServer
+from sipline.apps.server import CREDENTIALS_POLL_S, SipServer
 from sipline.core.auth import Challenge, answer_challenge
 from sipline.core.message import Response, parse_message
-from sipline.storage import AsyncStore
+from sipline.storage import AsyncStore, SqliteStore
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -369,3 +369,22 @@ async def test_nat_binding_reaches_the_ua_at_its_source(
     assert done.final.status == 486
     [forwarded] = ua.requests("INVITE")
     assert forwarded.uri_text == contact
+
+
+async def test_a_password_changed_from_the_cli_takes_effect_at_once(
+    server: SipServer, make_ua: UAFactory
+) -> None:
+    """The HA1 cache follows the store: another process (here a second connection to
+    the file, as `sipline user passwd` opens) changes the password, and within the
+    credentials poll the old one is refused and the new one accepted."""
+    ua = await make_ua(server)
+    assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200
+    assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200  # cached
+    cli = SqliteStore(server.config.database)
+    try:
+        cli.set_password("alice", DOMAIN, "changed-pw")
+    finally:
+        cli.close()
+    await asyncio.sleep(CREDENTIALS_POLL_S * 3)
+    assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 401
+    assert (await ua.register(f"alice@{DOMAIN}", "changed-pw")).final.status == 200

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sipline.core import auth_header
 from sipline.core.auth import (
     Challenge,
     Credentials,
@@ -282,6 +283,28 @@ def test_credentials_round_trip(value: Credentials) -> None:
     if not any(getattr(value, f.name) for f in dataclasses.fields(value)):
         value = dataclasses.replace(value, username="u")  # Digest needs one parameter
     assert Credentials.parse(value.serialize()) == value
+
+
+def _both_ways(text: str) -> tuple[object, object]:
+    def outcome(parse: object) -> object:
+        try:
+            return parse(text, "credentials")  # type: ignore[operator]
+        except RemoteProtocolError as exc:
+            return ("error", exc.status)
+
+    return outcome(auth_header._parse_value), outcome(auth_header._scan_value)
+
+
+@given(credentials)
+def test_the_quick_path_gives_what_the_scanner_gives(value: Credentials) -> None:
+    quick, scanned = _both_ways(value.serialize())
+    assert quick == scanned
+
+
+@given(st.text(st.sampled_from('Digest ab=,"\\\t x\x01\u00e9'), max_size=40))
+def test_the_quick_path_on_any_text(text: str) -> None:
+    quick, scanned = _both_ways(text)
+    assert quick == scanned
 
 
 @given(st.builds(OtherAuth, scheme=tokens.filter(lambda s: s.lower() != "digest"), params=extras))

@@ -125,3 +125,42 @@ async def test_contact_index_follows_every_change(tmp_path: Path) -> None:
         assert store.binding_for_contact(contact, now=10) == b(contact, "carol@example.com")
         await store.remove_bindings("carol@example.com")
         assert store.binding_for_contact(contact, now=10) is None
+
+
+async def test_ha1s_are_cached_until_the_credentials_version_moves(tmp_path: Path) -> None:
+    """A found HA1 is answered from memory (no store round trip); a change by another
+    connection to the file (the CLI) moves the version, and the next poll drops it."""
+    path = tmp_path / "t.db"
+    async with await AsyncStore.open(path) as store:
+        await store.write(store.store.add_domain, "example.com")
+        await store.write(store.store.add_user, "alice", "example.com", "old-pw")
+        assert await store.poll_credentials()  # the version moved with add_user
+        first = await store.lookup_ha1("alice", "example.com", "MD5")
+        assert first is not None
+        assert await store.lookup_ha1("nobody", "example.com", "MD5") is None
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store.call(gate.wait))  # the store thread is busy
+        try:
+            await asyncio.sleep(0.01)
+            cached = await asyncio.wait_for(store.lookup_ha1("alice", "example.com", "MD5"), 1)
+            assert cached == first
+        finally:
+            gate.set()
+            await blocker
+        assert not await store.poll_credentials()  # nothing changed: kept
+        cli = SqliteStore(path)
+        try:
+            cli.set_password("alice", "example.com", "new-pw")
+        finally:
+            cli.close()
+        assert await store.lookup_ha1("alice", "example.com", "MD5") == first  # until...
+        assert await store.poll_credentials()
+        changed = await store.lookup_ha1("alice", "example.com", "MD5")
+        assert changed is not None and changed != first
+        cli = SqliteStore(path)
+        try:
+            cli.remove_user("alice", "example.com")
+        finally:
+            cli.close()
+        assert await store.poll_credentials()
+        assert await store.lookup_ha1("alice", "example.com", "MD5") is None

@@ -50,6 +50,9 @@ ACCEPT = "application/sdp, text/plain, message/cpim"
 
 
 FEED_POLL_S = 0.02  # how often a worker reads the store's binding change feed
+# How often the credentials version is read: a password changed or a user removed
+# from the CLI stops working within this (the HA1 cache, storage/aio.py).
+CREDENTIALS_POLL_S = 0.1
 FEED_KEEP = 50_000  # binding changes kept in the feed for workers that fell behind
 
 
@@ -113,6 +116,7 @@ class SipServer:
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
         self._housekeeping: asyncio.Task[None] | None = None
         self._feed: asyncio.Task[None] | None = None
+        self._credentials: asyncio.Task[None] | None = None
 
     async def _open_store(self) -> None:
         try:
@@ -230,6 +234,18 @@ class SipServer:
                 log.warning("reading the binding change feed failed: %s", exc)
                 await asyncio.sleep(1.0)
 
+    async def _follow_credentials(self) -> None:
+        """Drop the HA1 cache when an HA1 changed in the store (any process)."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(CREDENTIALS_POLL_S)
+            try:
+                await self.store.poll_credentials()
+            except StoreError as exc:
+                log.warning("reading the credentials version failed: %s", exc)
+                self.store.forget_credentials()
+                await asyncio.sleep(1.0)
+
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
@@ -238,6 +254,7 @@ class SipServer:
         self._enable_overload(self.store)
         loop = asyncio.get_running_loop()
         self._housekeeping = loop.create_task(self._housekeep())
+        self._credentials = loop.create_task(self._follow_credentials())
         worker = self.worker
         if worker is not None:
             self._feed = loop.create_task(self._follow_feed())
@@ -320,7 +337,7 @@ class SipServer:
         )
 
     async def stop(self) -> None:
-        for task in (self._housekeeping, self._feed):
+        for task in (self._housekeeping, self._feed, self._credentials):
             if task is not None:
                 task.cancel()
         if self.planner is not None:

@@ -35,6 +35,17 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 # token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="  (RFC 7235 §2.1),
 # accepted for schemes we do not know (Basic, Bearer, ...) so they still parse.
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# A whole value of auth-params with plain quoted strings (no backslash): the common
+# case `_parse_value` takes without its scanner. One param: name, then the quoted
+# value or the token value.
+_QUICK_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_QUICK_QDTEXT = r"[^\"\\\x00-\x08\x0a-\x1f\x7f]*"  # as _QDTEXT_RE, empty allowed
+_QUICK_PARAM = rf'[ \t]*({_QUICK_TOKEN})[ \t]*=[ \t]*(?:"({_QUICK_QDTEXT})"|({_QUICK_TOKEN}))[ \t]*'
+_QUICK_PARAM_NC = rf'[ \t]*{_QUICK_TOKEN}[ \t]*=[ \t]*(?:"{_QUICK_QDTEXT}"|{_QUICK_TOKEN})[ \t]*'
+_QUICK_VALUE_RE = re.compile(
+    rf"[ \t]*({_QUICK_TOKEN})[ \t]+{_QUICK_PARAM_NC}(?:,{_QUICK_PARAM_NC})*"
+)
+_QUICK_PARAM_RE = re.compile(_QUICK_PARAM)
 # LWS = [*WSP CRLF] 1*WSP, so a fold is CRLF followed by WSP (§25.1).
 _FOLD_RE = re.compile(r"\r\n(?=[ \t])")
 # qdtext = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII: everything except DQUOTE,
@@ -132,7 +143,25 @@ def _parse_value(text: str | bytes, what: str) -> tuple[str, Params | str]:
     auth-param = auth-param-name EQUAL ( token / quoted-string )
     EQUAL = SWS "=" SWS ; COMMA = SWS "," SWS
     """
-    scanner = _Scanner(_to_text(text, what), what)
+    text = _to_text(text, what)
+    quick = _QUICK_VALUE_RE.fullmatch(text)
+    if quick is not None:
+        # What nearly every peer sends: no escapes, each name once. Same answer as the
+        # scanner below, without a Python step per character (profiled: 7% of a
+        # REGISTER's time went to scanning its Authorization).
+        quick_params = tuple(
+            (m[1], m[2] if m[2] is not None else m[3])
+            for m in _QUICK_PARAM_RE.finditer(text, quick.end(1))
+        )
+        names = {name.lower() for name, _ in quick_params}
+        if len(names) == len(quick_params):
+            return quick[1], quick_params
+    return _scan_value(text, what)
+
+
+def _scan_value(text: str, what: str) -> tuple[str, Params | str]:
+    """`_parse_value` for any value, a character at a time (unfolded `text`)."""
+    scanner = _Scanner(text, what)
     scanner.skip_ws()
     scheme = scanner.token("an auth-scheme")
     params: list[tuple[str, str]] = []

@@ -78,8 +78,11 @@ class Params:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
+        if self._items is None:  # one regex search, as in `get` (profiled: the Via's
+            # rport check split every request's parameters into a list first)
+            return (_LOOKUP_RES.get(name) or _lookup_re(name)).search(self._text) is not None
         lname = name.lower()
-        return any(n.lower() == lname for n, _ in self._list())
+        return any(n.lower() == lname for n, _ in self._items)
 
     def set(self, name: str, value: str | None = None) -> None:
         """Replace `name` in place (keeping its position), or append it."""

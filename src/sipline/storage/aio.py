@@ -46,6 +46,7 @@ class _Job:
 
 
 _STOP = object()
+HA1_CACHE_SIZE = 20_000  # HA1s kept in memory (about 200 bytes each)
 
 
 class AsyncStore:
@@ -77,6 +78,10 @@ class AsyncStore:
         # one or two contacts, and with 100,000 users each dict would cost ~200 bytes.
         self._cache: dict[str, tuple[Binding, ...]] = {}
         self._by_contact: dict[str, tuple[Binding, ...]] = {}
+        # (username, realm, algorithm) -> HA1, valid while the store's credentials
+        # version is `_ha1_version` (see `lookup_ha1`).
+        self._ha1: dict[tuple[str, str, str], str] = {}
+        self._ha1_version = -1
         self.commits = 0  # transactions committed for batches of writes (for tests, metrics)
         # Several processes write the store: follow its change feed, re-read before
         # read-modify-write (see the module docstring).
@@ -125,6 +130,9 @@ class AsyncStore:
         await self._load_all()
 
     async def _load_all(self) -> None:
+        version = await self.call(self.store.credentials_version)
+        if version != self._ha1_version:
+            self.forget_credentials(version)
         # The feed head is read first: a change made meanwhile is seen again (harmless).
         self._feed_seq = await self.call(self.store.binding_feed_head)
         bindings = await self.call(self.store.all_bindings)
@@ -256,7 +264,34 @@ class AsyncStore:
         return await self.call(self.store.get_user, username, domain)
 
     async def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
-        return await self.call(self.store.lookup_ha1, username, realm, algorithm)
+        """From the HA1 cache, else from the store (and then cached). The cache is
+        dropped whenever the store's credentials version moves (`poll_credentials`),
+        and by this process's own account changes at once. Only found HA1s are kept:
+        a stream of unknown names costs store reads, not memory."""
+        key = (username, realm, algorithm)
+        found = self._ha1.get(key)
+        if found is not None:
+            return found
+        version = self._ha1_version
+        found = await self.call(self.store.lookup_ha1, username, realm, algorithm)
+        if found is not None and version == self._ha1_version:
+            if len(self._ha1) >= HA1_CACHE_SIZE:
+                del self._ha1[next(iter(self._ha1))]  # the oldest entry
+            self._ha1[key] = found
+        return found
+
+    async def poll_credentials(self) -> bool:
+        """Drop the HA1 cache if any HA1 changed in the store since the last poll (by
+        any process: the CLI, another worker); True when it did."""
+        version = await self.call(self.store.credentials_version)
+        if version == self._ha1_version:
+            return False
+        self.forget_credentials(version)
+        return True
+
+    def forget_credentials(self, version: int | None = None) -> None:
+        self._ha1.clear()
+        self._ha1_version = version if version is not None else self._ha1_version + 1
 
     # bindings
 

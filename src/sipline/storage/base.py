@@ -142,6 +142,11 @@ class AccountStore(Protocol):
         """The stored HA1 for a base algorithm name, or None (fits `Ha1Lookup`)."""
         ...
 
+    def credentials_version(self) -> int:
+        """A number that changes whenever any stored HA1 is added, changed or removed
+        (by any process): an HA1 cache is valid while it stays the same."""
+        ...
+
 
 class LocationStore(Protocol):
     """Bindings keyed by (aor, contact)."""

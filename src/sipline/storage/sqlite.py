@@ -95,6 +95,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     IM_MIGRATION,
     # 4: what several server processes on one file share (see sqlite_shared.py).
     SHARED_MIGRATION,
+    # 5: a version number for the HA1s, so a server may cache them in memory.
+    (
+        """CREATE TABLE credentials_version (
+            id INTEGER PRIMARY KEY CHECK (id = 0),
+            n INTEGER NOT NULL
+        )""",
+        "INSERT INTO credentials_version VALUES (0, 0)",
+        """CREATE TRIGGER credentials_inserted AFTER INSERT ON credentials
+            BEGIN UPDATE credentials_version SET n = n + 1; END""",
+        """CREATE TRIGGER credentials_updated AFTER UPDATE ON credentials
+            BEGIN UPDATE credentials_version SET n = n + 1; END""",
+        """CREATE TRIGGER credentials_deleted AFTER DELETE ON credentials
+            BEGIN UPDATE credentials_version SET n = n + 1; END""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -333,6 +347,9 @@ class SqliteStore(ImTables, SharedTables):
             )
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no user {username}@{domain}")
+
+    def credentials_version(self) -> int:
+        return int(self._query("SELECT n FROM credentials_version")[0][0])
 
     def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         rows = self._query(
