@@ -129,7 +129,9 @@ def test_list_and_remove_users(store: Store) -> None:
         "bob@b.example",
     ]
     assert [u.address for u in store.list_users("B.example")] == ["bob@b.example"]
+    assert store.count_users() == 3
     store.remove_user("zoe", "a.example")
+    assert store.count_users() == 2
     assert store.get_user("zoe", "a.example") is None
     assert store.lookup_ha1("zoe", "a.example", "MD5") is None
     store.add_user("zoe", "a.example", "again")  # credentials went with the user

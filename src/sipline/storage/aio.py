@@ -56,7 +56,12 @@ class AsyncStore:
     """
 
     def __init__(
-        self, factory: Callable[[], Store], *, max_batch: int = 256, max_queue: int | None = None
+        self,
+        factory: Callable[[], Store],
+        *,
+        max_batch: int = 256,
+        max_queue: int | None = None,
+        load_bindings: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
@@ -64,6 +69,8 @@ class AsyncStore:
             raise ValueError("max_queue must be positive")
         self._factory = factory
         self._max_batch = max_batch
+        # False: no binding cache (for a process that only administers the store).
+        self._load_bindings = load_bindings
         # Calls waiting for the worker beyond this are refused with StoreBusyError: under
         # overload the queue (and the memory it holds) stays bounded.
         self.max_queue = max_queue
@@ -85,11 +92,21 @@ class AsyncStore:
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, max_batch: int = 256, max_queue: int | None = None
+        cls,
+        path: str | Path,
+        *,
+        max_batch: int = 256,
+        max_queue: int | None = None,
+        load_bindings: bool = True,
     ) -> AsyncStore:
         from sipline.storage.sqlite import SqliteStore  # noqa: PLC0415 (optional backend)
 
-        store = cls(lambda: SqliteStore(path), max_batch=max_batch, max_queue=max_queue)
+        store = cls(
+            lambda: SqliteStore(path),
+            max_batch=max_batch,
+            max_queue=max_queue,
+            load_bindings=load_bindings,
+        )
         await store.start()
         return store
 
@@ -107,7 +124,8 @@ class AsyncStore:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store on the worker thread and load the binding cache."""
+        """Open the store on the worker thread and load the binding cache (unless
+        `load_bindings` is False)."""
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
@@ -122,7 +140,8 @@ class AsyncStore:
             self._thread.join()
             self._thread = None
             raise
-        await self._load_all()
+        if self._load_bindings:
+            await self._load_all()
 
     async def _load_all(self) -> None:
         # The feed head is read first: a change made meanwhile is seen again (harmless).

@@ -130,6 +130,10 @@ class AccountStore(Protocol):
 
     def list_users(self, domain: str | None = None) -> list[User]: ...
 
+    def count_users(self) -> int:
+        """How many users there are (without reading them all)."""
+        ...
+
     def set_password(self, username: str, domain: str, password: str) -> None:
         """Replace the HA1s; `NotFoundError` for an unknown user."""
         ...

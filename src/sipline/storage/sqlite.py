@@ -290,6 +290,9 @@ class SqliteStore(ImTables, SharedTables):
             return None
         return User(username, domain, {str(r[1]): str(r[2]) for r in rows if r[1] is not None})
 
+    def count_users(self) -> int:
+        return int(self._query("SELECT count(*) FROM users")[0][0])
+
     def list_users(self, domain: str | None = None) -> list[User]:
         sql = (
             "SELECT u.username, u.domain, c.algorithm, c.ha1 FROM users u LEFT JOIN credentials c"
