@@ -177,6 +177,21 @@ def test_bindings_per_aor(store: Store) -> None:
     assert [b.aor for b in store.all_bindings()] == ["bob@example.com"]
 
 
+def test_iter_bindings_reads_every_binding_page_by_page(store: Store) -> None:
+    for i in range(7):
+        store.upsert_binding(binding(f"sip:a@h{i}", aor=f"u{i % 3}@example.com"))
+    store.upsert_binding(binding("sip:a@h0", aor="u0@example.com", cseq=5))  # refreshed
+    for page in (1, 2, 3, 1000):
+        got = list(store.iter_bindings(page))
+        assert sorted(got, key=lambda b: (b.aor, b.contact)) == sorted(
+            store.all_bindings(), key=lambda b: (b.aor, b.contact)
+        )
+        # Within an AOR, in the order list_bindings gives.
+        for aor in ("u0@example.com", "u1@example.com", "u2@example.com"):
+            assert [b for b in got if b.aor == aor] == store.list_bindings(aor)
+    assert list(SqliteStore(":memory:").iter_bindings()) == []
+
+
 def test_remove_one_binding(store: Store) -> None:
     store.upsert_binding(binding("sip:a@h1"))
     store.upsert_binding(binding("sip:a@h2"))

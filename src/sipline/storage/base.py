@@ -12,7 +12,7 @@ domain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -172,6 +172,11 @@ class LocationStore(Protocol):
         ...
 
     def all_bindings(self) -> list[Binding]: ...
+
+    def iter_bindings(self, page: int = 1000) -> Iterator[Binding]:
+        """Every binding, in insertion order within each AOR, read `page` rows at a
+        time (to fill a cache without holding every row at once)."""
+        ...
 
     def purge_expired(self, now: float) -> int:
         """Remove bindings with `expires_at <= now`; how many were removed."""

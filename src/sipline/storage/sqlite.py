@@ -105,6 +105,9 @@ _SELECT_BINDINGS = (
 )
 _SELECT_AOR = _SELECT_BINDINGS + " WHERE aor = ? ORDER BY id"
 _SELECT_ALL = _SELECT_BINDINGS + " ORDER BY aor, id"
+_SELECT_PAGE = (
+    _SELECT_BINDINGS.replace("SELECT ", "SELECT id, ", 1) + " WHERE id > ? ORDER BY id LIMIT ?"
+)
 # ON CONFLICT DO UPDATE keeps the row (and so its insertion order) on refresh.
 _UPSERT = (
     "INSERT INTO bindings(aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id,"
@@ -399,6 +402,17 @@ class SqliteStore(ImTables, SharedTables):
     def all_bindings(self) -> list[Binding]:
         rows = self._query(_SELECT_ALL)
         return [_row_to_binding(r) for r in rows]
+
+    def iter_bindings(self, page: int = 1000) -> Iterator[Binding]:
+        # By rowid, which grows with insertion: each AOR's bindings come in its order.
+        after = -1
+        while True:
+            rows = self._query(_SELECT_PAGE, (after, page))
+            for row in rows:
+                yield _row_to_binding(row[1:])
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def purge_expired(self, now: float) -> int:
         with self._write() as db:
