@@ -237,7 +237,13 @@ def test_purge_expired(store: Store) -> None:
     store.upsert_binding(binding("sip:a@h2", expires_at=200.0))
     store.upsert_binding(binding("sip:b@h1", aor="bob@example.com", expires_at=150.0))
     assert store.purge_expired(99.0) == 0
+    assert store.expired_bindings(99.0) == []
+    assert sorted(store.expired_bindings(150.0)) == [
+        ("alice@example.com", "sip:a@h1"),
+        ("bob@example.com", "sip:b@h1"),
+    ]
     assert store.purge_expired(150.0) == 2
+    assert store.expired_bindings(150.0) == []
     assert [b.contact for b in store.all_bindings()] == ["sip:a@h2"]
 
 

@@ -301,13 +301,21 @@ class AsyncStore:
         )
 
     async def purge_expired(self, now: float) -> int:
-        def apply(_: int) -> None:
-            for aor, contact in self._cache.expired(now):
+        # The cache drops what the store removed, read in the same transaction: a scan
+        # of the whole cache every few seconds held the event loop up for 0.1 s with
+        # 100,000 bindings. (A binding another process purged first leaves through the
+        # change feed; lookups skip expired bindings meanwhile.)
+        def purge() -> list[tuple[str, str]]:
+            gone = self.store.expired_bindings(now)
+            self.store.purge_expired(now)
+            return gone
+
+        def apply(gone: list[tuple[str, str]]) -> None:
+            for aor, contact in gone:
                 self._cache.drop(aor, contact)
 
-        return await self._submit(
-            lambda: self.store.purge_expired(now), write=True, on_commit=apply
-        )
+        gone: list[tuple[str, str]] = await self._submit(purge, write=True, on_commit=apply)
+        return len(gone)
 
     async def reload_bindings(self, aor: str) -> list[Binding]:
         """Read the bindings of `aor` from the store into the cache; returns them."""

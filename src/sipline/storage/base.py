@@ -182,6 +182,11 @@ class LocationStore(Protocol):
         """Remove bindings with `expires_at <= now`; how many were removed."""
         ...
 
+    def expired_bindings(self, now: float) -> list[tuple[str, str]]:
+        """(aor, contact) of the bindings with `expires_at <= now` (what
+        `purge_expired(now)` would remove)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:

@@ -99,12 +99,6 @@ def _contact(entry: _Entry) -> str:
     return entry.split(_SEP, 2)[1]
 
 
-def _expires_at(entry: _Entry) -> float:
-    if isinstance(entry, Binding):
-        return entry.expires_at
-    return float(entry[: entry.index(_SEP)])
-
-
 def _many(value: _Entry | tuple[_Entry, ...] | None) -> tuple[_Entry, ...]:
     if value is None:
         return ()
@@ -192,12 +186,3 @@ class BindingCache:
             self.drop(aor, _contact(e))
         for b in bindings:
             self.put(b)
-
-    def expired(self, now: float) -> list[tuple[str, str]]:
-        """(aor, contact) of every binding with `expires_at <= now`."""
-        return [
-            (aor, _contact(e))
-            for aor, value in self._by_aor.items()
-            for e in _many(value)
-            if _expires_at(e) <= now
-        ]

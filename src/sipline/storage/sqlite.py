@@ -418,6 +418,10 @@ class SqliteStore(ImTables, SharedTables):
         with self._write() as db:
             return db.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount
 
+    def expired_bindings(self, now: float) -> list[tuple[str, str]]:
+        rows = self._query("SELECT aor, contact FROM bindings WHERE expires_at <= ?", (now,))
+        return [(str(aor), str(contact)) for aor, contact in rows]
+
     # --- routing rules and device information -------------------------------------------------
 
     def set_route_rules(self, aor: str, document: str, updated_at: float) -> None:
