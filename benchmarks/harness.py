@@ -26,6 +26,7 @@ __all__ = [
     "ROOT",
     "Meter",
     "Process",
+    "ProcessMemory",
     "Search",
     "SippLoad",
     "Step",
@@ -147,18 +148,51 @@ def _pss_kib(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
+def _role(pid: int) -> str:
+    """What a process of a server is, from its command line: "worker N" for a
+    `sipline serve --worker-index N`, else its program's name."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "gone"
+
+    def after(flag: bytes) -> str | None:
+        i = args.index(flag) if flag in args else -1
+        return args[i + 1].decode() if 0 <= i < len(args) - 1 else None
+
+    index = after(b"--worker-index")
+    if index is not None:
+        return f"worker {index}"
+    if b"serve" in args and any(b"sipline" in a for a in args):
+        return "server" if after(b"--workers") in (None, "1") else "supervisor"
+    return Path(args[0].decode(errors="replace")).name if args and args[0] else "process"
+
+
+@dataclass(slots=True)
+class ProcessMemory:
+    """One process of a server: its peak and current resident set and PSS, in KiB."""
+
+    pid: int
+    role: str
+    vmhwm_kib: int
+    vmrss_kib: int
+    pss_kib: int
+    peak_pss_kib: int
+
+
 class Meter:
     """CPU seconds and memory of a server's process tree (its workers included).
 
     Memory is read two ways: the sum of VmHWM (each process's peak resident set; shared
     pages count once per process, which overstates a forking server such as Kamailio),
     and the sum of PSS (shared pages split between the processes that map them), sampled
-    once a second by `sampling()` and kept at its highest.
+    once a second by `sampling()` and kept at its highest, in sum and per process.
     """
 
     def __init__(self, pids: Callable[[], Sequence[int]]) -> None:
         self.pids = pids
         self.peak_pss_kib = 0
+        self._peak_pss_by_pid: dict[int, int] = {}
 
     def cpu_s(self) -> float:
         return sum(cpu_s(pid) for pid in self.pids())
@@ -170,9 +204,29 @@ class Meter:
         return sum(_status_kib(pid, "VmRSS") for pid in self.pids())
 
     def sample_pss(self) -> int:
-        pss = sum(_pss_kib(pid) for pid in self.pids())
+        each = {pid: _pss_kib(pid) for pid in self.pids()}
+        for pid, kib in each.items():
+            self._peak_pss_by_pid[pid] = max(self._peak_pss_by_pid.get(pid, 0), kib)
+        pss = sum(each.values())
         self.peak_pss_kib = max(self.peak_pss_kib, pss)
         return pss
+
+    def processes(self) -> list[ProcessMemory]:
+        """Each live process, now (VmHWM is already its peak since it started)."""
+        found = []
+        for pid in self.pids():
+            pss = _pss_kib(pid)
+            found.append(
+                ProcessMemory(
+                    pid=pid,
+                    role=_role(pid),
+                    vmhwm_kib=_status_kib(pid, "VmHWM"),
+                    vmrss_kib=_status_kib(pid, "VmRSS"),
+                    pss_kib=pss,
+                    peak_pss_kib=max(self._peak_pss_by_pid.get(pid, 0), pss),
+                )
+            )
+        return found
 
     @contextmanager
     def sampling(self, every_s: float = 1.0) -> Iterator[None]:

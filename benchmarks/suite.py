@@ -197,10 +197,14 @@ def rows(results: list[Result]) -> list[list[str]]:
     for r in results:
         if r.workload == "e":
             extra = r.extra
+            each = ", ".join(
+                f"{p['role']} {p['peak_rss_mb']:.0f}" for p in extra.get("processes", [])
+            )
             table.append([
                 f"(e) {WORKLOADS['e']}", r.server, "-", "-",
-                f"{_num(r.peak_vmhwm_mb, '.1f')} MB peak RSS"
-                f" (target < {extra.get('target_mb')} MB: {'met' if extra.get('target_met') else 'NOT met'})",
+                f"{_num(r.peak_vmhwm_mb, '.1f')} MB peak RSS (VmHWM summed{': ' + each if each else ''})"
+                f" (target < {extra.get('target_mb')} MB: {'met' if extra.get('target_met') else 'NOT met'});"
+                f" {_num(r.peak_pss_mb, '.1f')} MB peak PSS",
                 "1", "-",
             ])  # fmt: skip
             continue

@@ -229,8 +229,12 @@ def memory(server: Running, opts: Options, workdir: Path, sipp_port: int) -> Res
     """(e) The server started on a store holding 100,000 users, each with a registered
     contact (loaded into its location cache at start); then `memory_sample` of them
     register again through SIPp with digest authentication, from `sipp_port`, the port
-    their stored contacts name (so each refreshes its binding rather than adding one). Peak RSS is the sum of VmHWM
-    over the server's processes."""
+    their stored contacts name (so each refreshes its binding rather than adding one).
+
+    The target is judged on peak RSS: the sum over the server's processes (supervisor
+    and workers) of VmHWM, each process's own peak. Those peaks need not coincide, so
+    the sum is an upper bound of what the server held at once; PSS (shared pages split
+    between the processes, sampled each second) is reported beside it."""
     meter = server.process.meter
     loaded_kib, start_peak_kib = meter.rss_kib(), meter.vmhwm_kib()
     sample = users(MEMORY_USERS)[: opts.memory_sample]
@@ -246,20 +250,42 @@ def memory(server: Running, opts: Options, workdir: Path, sipp_port: int) -> Res
     rate = max(50, round(opts.memory_sample / max(1.0, opts.duration)))
     with meter.sampling():
         step = load.run(rate, opts.memory_sample / rate)
-    peak = meter.vmhwm_kib() / 1024
-    verdict = "met" if peak < MEMORY_TARGET_MB else "NOT met"
+    processes = meter.processes()
+    peak = sum(p.vmhwm_kib for p in processes) / 1024
+    peak_pss = meter.peak_pss_kib / 1024
+    met = peak < MEMORY_TARGET_MB
+    verdict = "met" if met else "NOT met"
+    name = f"  e {server.name:<9}"
     print(
-        f"  e {server.name:<9} {MEMORY_USERS:,} users bound: RSS {loaded_kib / 1024:.1f} MB after"
-        f" start (peak {start_peak_kib / 1024:.1f} MB while loading);"
-        f" {step.successful:,}/{step.calls:,} re-registered at {step.rate:,.0f}/s;"
-        f" peak RSS {peak:.1f} MB (target < {MEMORY_TARGET_MB} MB: {verdict})",
+        f"{name} {MEMORY_USERS:,} users bound: RSS {loaded_kib / 1024:.1f} MB after start"
+        f" (peak {start_peak_kib / 1024:.1f} MB while loading);"
+        f" {step.successful:,}/{step.calls:,} re-registered at {step.rate:,.0f}/s",
         flush=True,
     )
+    for p in processes:
+        print(
+            f"{name}   {p.role:<10} pid {p.pid:<7} peak RSS {p.vmhwm_kib / 1024:6.1f} MB"
+            f"  RSS now {p.vmrss_kib / 1024:6.1f} MB  peak PSS {p.peak_pss_kib / 1024:6.1f} MB",
+            flush=True,
+        )
+    print(
+        f"{name} peak RSS {peak:.1f} MB (VmHWM summed over {len(processes)} processes;"
+        f" target < {MEMORY_TARGET_MB} MB: {verdict}); peak PSS {peak_pss:.1f} MB",
+        flush=True,
+    )
+    notes = []
+    if not step.ok:
+        notes.append(
+            f"the re-registration was not sustained ({step.failed:,} of {step.calls:,} failed,"
+            f" {step.retransmissions:,} retransmissions): the peak is of a server under overload"
+        )
+        print(f"{name} note: {notes[-1]}", flush=True)
     return Result(
         workload="e",
         server=server.name,
-        peak_pss_mb=meter.peak_pss_kib / 1024,
+        peak_pss_mb=peak_pss,
         peak_vmhwm_mb=peak,
+        notes=notes,
         extra={
             "users": MEMORY_USERS,
             "rss_after_start_mb": loaded_kib / 1024,
@@ -268,7 +294,17 @@ def memory(server: Running, opts: Options, workdir: Path, sipp_port: int) -> Res
             "reregister_failed": step.failed,
             "reregister_rate": step.rate,
             "target_mb": MEMORY_TARGET_MB,
-            "target_met": peak < MEMORY_TARGET_MB,
+            "target_met": met,
+            "processes": [
+                {
+                    "role": p.role,
+                    "pid": p.pid,
+                    "peak_rss_mb": p.vmhwm_kib / 1024,
+                    "rss_mb": p.vmrss_kib / 1024,
+                    "peak_pss_mb": p.peak_pss_kib / 1024,
+                }
+                for p in processes
+            ],
         },
         steps=[{**asdict(step), "ok": step.ok}],
     )

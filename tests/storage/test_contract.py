@@ -129,7 +129,9 @@ def test_list_and_remove_users(store: Store) -> None:
         "bob@b.example",
     ]
     assert [u.address for u in store.list_users("B.example")] == ["bob@b.example"]
+    assert store.count_users() == 3
     store.remove_user("zoe", "a.example")
+    assert store.count_users() == 2
     assert store.get_user("zoe", "a.example") is None
     assert store.lookup_ha1("zoe", "a.example", "MD5") is None
     store.add_user("zoe", "a.example", "again")  # credentials went with the user
@@ -173,6 +175,21 @@ def test_bindings_per_aor(store: Store) -> None:
     assert store.remove_bindings("alice@example.com") == 1
     assert store.remove_bindings("alice@example.com") == 0
     assert [b.aor for b in store.all_bindings()] == ["bob@example.com"]
+
+
+def test_iter_bindings_reads_every_binding_page_by_page(store: Store) -> None:
+    for i in range(7):
+        store.upsert_binding(binding(f"sip:a@h{i}", aor=f"u{i % 3}@example.com"))
+    store.upsert_binding(binding("sip:a@h0", aor="u0@example.com", cseq=5))  # refreshed
+    for page in (1, 2, 3, 1000):
+        got = list(store.iter_bindings(page))
+        assert sorted(got, key=lambda b: (b.aor, b.contact)) == sorted(
+            store.all_bindings(), key=lambda b: (b.aor, b.contact)
+        )
+        # Within an AOR, in the order list_bindings gives.
+        for aor in ("u0@example.com", "u1@example.com", "u2@example.com"):
+            assert [b for b in got if b.aor == aor] == store.list_bindings(aor)
+    assert list(SqliteStore(":memory:").iter_bindings()) == []
 
 
 def test_remove_one_binding(store: Store) -> None:
@@ -220,7 +237,13 @@ def test_purge_expired(store: Store) -> None:
     store.upsert_binding(binding("sip:a@h2", expires_at=200.0))
     store.upsert_binding(binding("sip:b@h1", aor="bob@example.com", expires_at=150.0))
     assert store.purge_expired(99.0) == 0
+    assert store.expired_bindings(99.0) == []
+    assert sorted(store.expired_bindings(150.0)) == [
+        ("alice@example.com", "sip:a@h1"),
+        ("bob@example.com", "sip:b@h1"),
+    ]
     assert store.purge_expired(150.0) == 2
+    assert store.expired_bindings(150.0) == []
     assert [b.contact for b in store.all_bindings()] == ["sip:a@h2"]
 
 

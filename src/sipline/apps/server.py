@@ -11,11 +11,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import ssl
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
@@ -27,6 +24,7 @@ from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.messaging.router import ImRouter
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig
+from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
 from sipline.core.errors import RemoteProtocolError
@@ -38,7 +36,6 @@ from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
 from sipline.transport.resolver import Resolver
-from sipline.transport.tls import generate_self_signed, server_context
 
 __all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer", "WorkerSetup", "tls_context"]
 
@@ -54,25 +51,6 @@ FEED_POLL_S = 0.02  # how often a worker reads the store's binding change feed
 # from the CLI stops working within this (the HA1 cache, storage/aio.py).
 CREDENTIALS_POLL_S = 0.1
 FEED_KEEP = 50_000  # binding changes kept in the feed for workers that fell behind
-
-
-class ServeError(Exception):
-    """The server cannot start (a port is taken, a certificate cannot be read, ...)."""
-
-
-@dataclass(slots=True)
-class WorkerSetup:
-    """What the supervising process hands one worker (docs/architecture.md "Workers"):
-    its index (also its owner id for subscriptions, stable across restarts), how
-    many workers there are, the digest nonce secret shared by every worker, one
-    SO_REUSEPORT socket per configured listener (in the order of `config.listen`),
-    and its private UDP sockets, one per UDP listener, as (host, socket)."""
-
-    index: int
-    secret: bytes
-    sockets: list[socket.socket]
-    private: list[tuple[str, socket.socket]] = field(default_factory=list)
-    count: int = 1
 
 
 def feature_settings(config: ServerConfig) -> FeatureSettings:
@@ -418,20 +396,3 @@ class SipServer:
                 await self.planner.record_registration(st.request, source.remote[0])
             except StoreError as exc:
                 log.warning("cannot store the location of a registration: %s", exc)
-
-
-def tls_context(config: ServerConfig) -> ssl.SSLContext:
-    """The TLS listeners' context: the configured certificate, else a self-signed one
-    generated once beside the database (by the supervising process, with workers)."""
-    cert, key = config.tls_cert, config.tls_key
-    if cert is None or key is None:
-        folder = Path(config.database).resolve().parent / "sipline-tls"
-        cert, key = folder / "cert.pem", folder / "key.pem"
-        if not cert.exists() or not key.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            generate_self_signed(cert, key)
-            log.info("generated a self-signed TLS certificate in %s", folder)
-    try:
-        return server_context(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ServeError(f"tls.cert/tls.key: cannot load {cert} and {key}: {exc}") from exc

@@ -2,33 +2,53 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from sipline import __version__
-from sipline.cli.accounts import domain, user
-from sipline.cli.check import check
-from sipline.cli.messaging import add_messaging_commands
-from sipline.cli.registrations import registrations
-from sipline.cli.route import route
-from sipline.cli.serve import serve
-from sipline.cli.softphone import add_phone_commands
+
+# Subcommand -> (module, attribute). A command's module is imported when that command
+# runs (or `--help` lists them all): `sipline serve` would otherwise load the user
+# agent, the media codecs and numpy, some 20 MB it never uses.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "call": ("sipline.cli.softphone", "call"),
+    "answer": ("sipline.cli.softphone", "answer"),
+    "message": ("sipline.cli.messaging", "message"),
+    "chat": ("sipline.cli.messaging", "chat"),
+    "presence": ("sipline.cli.messaging", "presence"),
+    "watchers": ("sipline.cli.messaging", "watchers"),
+    "check": ("sipline.cli.check", "check"),
+    "serve": ("sipline.cli.serve", "serve"),
+    "user": ("sipline.cli.accounts", "user"),
+    "domain": ("sipline.cli.accounts", "domain"),
+    "registrations": ("sipline.cli.registrations", "registrations"),
+    "reg": ("sipline.cli.registrations", "registrations"),
+    "route": ("sipline.cli.route", "route"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported from `COMMANDS` when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        module, attr = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{attr} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sipline")
 def cli() -> None:
     """sipline: a SIP server, user agents and tools (RFC 3261)."""
-
-
-add_phone_commands(cli)
-add_messaging_commands(cli)
-cli.add_command(check)
-cli.add_command(serve)
-cli.add_command(user)
-cli.add_command(domain)
-cli.add_command(registrations)
-cli.add_command(registrations, name="reg")
-cli.add_command(route)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from sipline.apps.config import (
     load_config,
     parse_listen,
 )
-from sipline.apps.server import ServeError, SipServer
+from sipline.apps.startup import ServeError
 from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
 from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
@@ -53,6 +53,9 @@ def build_config(
 
 
 async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
+    # Here, not at the top: the supervisor of `--workers N` runs no server itself.
+    from sipline.apps.server import SipServer  # noqa: PLC0415
+
     server = SipServer(cfg)
     try:
         bound = await server.start()
@@ -81,12 +84,12 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
     """What an operator needs to know at start: the database, the domains, and how
     to add a first user when there is none."""
     domains = await store.list_domains()
-    users = await store.call(store.store.list_users)
+    users = await store.call(store.store.count_users)
     db = shlex.quote(str(cfg.database))
     lines = [
         f"sipline: database {cfg.database}",
         f"sipline: domains {', '.join(domains) if domains else '(none yet)'}",
-        f"sipline: {len(users)} user{'s' if len(users) != 1 else ''}",
+        f"sipline: {users} user{'s' if users != 1 else ''}",
     ]
     if not users:
         domain = domains[0] if domains else "example.com"

@@ -35,7 +35,7 @@ from typing import Any
 import click
 
 from sipline.apps.config import ServerConfig
-from sipline.apps.server import ServeError, SipServer, WorkerSetup, tls_context
+from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreError
@@ -63,11 +63,12 @@ class WorkerCommand:
     args: list[str]
 
     def argv(self, index: int) -> list[str]:
+        # `serve` alone, not the whole `sipline` group: a worker needs none of the other
+        # commands' modules (the user agent, media codecs, numpy).
         return [
             sys.executable,
             "-c",
-            "from sipline.cli.main import main; main()",
-            "serve",
+            "from sipline.cli.serve import serve; serve(prog_name='sipline serve')",
             *self.args,
             "--worker-index",
             str(index),
@@ -109,7 +110,9 @@ class Supervisor:
         """Store, certificate and sockets; returns the welcome lines. Raises ServeError."""
         cfg = self.cfg
         try:
-            store = await AsyncStore.open(cfg.database)
+            # No binding cache: the supervisor routes nothing, and with 100,000 users
+            # the cache alone would cost it some 100 MB.
+            store = await AsyncStore.open(cfg.database, load_bindings=False)
         except StoreError as exc:
             raise ServeError(str(exc)) from exc
         try:
@@ -379,6 +382,9 @@ def _tell(line: str) -> None:
 
 
 async def serve_worker(cfg: ServerConfig, setup: WorkerSetup) -> int:
+    # Here, not at the top: the supervisor imports this module and runs no server.
+    from sipline.apps.server import SipServer  # noqa: PLC0415
+
     server = SipServer(cfg, worker=setup)
     try:
         await server.start()

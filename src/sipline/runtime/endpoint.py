@@ -745,9 +745,15 @@ class Endpoint:
     # -- sending ------------------------------------------------------------------------
     def _send_response(self, st: ServerTransaction, response: Response) -> None:
         self.transactions.send_response(response, now=self.now(), key=st.key)
-        if st.pending and response.status >= 200:
-            st.pending = st.waiting = False
-            self._pending -= 1
+        if response.status >= 200:
+            if st.pending:
+                st.pending = st.waiting = False
+                self._pending -= 1
+            if st.key.method != "INVITE" and self._servers.get(st.key) is st:
+                # Only an INVITE is looked up again (by its CANCEL): the core answers
+                # retransmissions from the bytes it kept, so let the request go now
+                # rather than at Timer J, 32 s later.
+                del self._servers[st.key]
         self._pump()
 
     def via_value(self, target: Target, branch: str) -> str:
@@ -798,7 +804,7 @@ class Endpoint:
         if cancel_key is not None and cancel_key not in self._clients:
             # The CANCEL's own responses matter to no one; keep a handle for clean-up.
             txn = self.transactions.get(cancel_key)
-            if txn is not None:
+            if txn is not None and txn.request is not None:  # a client's: always kept
                 self._clients[cancel_key] = ClientTransaction(
                     self, cancel_key, txn.request, ct.target, None
                 )

@@ -22,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import queue
 import sqlite3
-import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sipline.storage.base import Binding, Store, StoreBusyError, StoreError, User
+from sipline.storage.cache import BindingCache
 
 __all__ = ["AsyncStore"]
 
@@ -57,7 +57,12 @@ class AsyncStore:
     """
 
     def __init__(
-        self, factory: Callable[[], Store], *, max_batch: int = 256, max_queue: int | None = None
+        self,
+        factory: Callable[[], Store],
+        *,
+        max_batch: int = 256,
+        max_queue: int | None = None,
+        load_bindings: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
@@ -65,6 +70,8 @@ class AsyncStore:
             raise ValueError("max_queue must be positive")
         self._factory = factory
         self._max_batch = max_batch
+        # False: no binding cache (for a process that only administers the store).
+        self._load_bindings = load_bindings
         # Calls waiting for the worker beyond this are refused with StoreBusyError: under
         # overload the queue (and the memory it holds) stays bounded.
         self.max_queue = max_queue
@@ -73,11 +80,8 @@ class AsyncStore:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # aor -> its bindings, and contact -> the bindings with that Contact (the proxy
-        # finds in-dialog targets by Contact). Tuples, not dicts: nearly every AOR has
-        # one or two contacts, and with 100,000 users each dict would cost ~200 bytes.
-        self._cache: dict[str, tuple[Binding, ...]] = {}
-        self._by_contact: dict[str, tuple[Binding, ...]] = {}
+        # Every binding, for the lookups a proxy makes on each request (see cache.py).
+        self._cache = BindingCache()
         # (username, realm, algorithm) -> HA1, valid while the store's credentials
         # version is `_ha1_version` (see `lookup_ha1`).
         self._ha1: dict[tuple[str, str, str], str] = {}
@@ -90,11 +94,21 @@ class AsyncStore:
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, max_batch: int = 256, max_queue: int | None = None
+        cls,
+        path: str | Path,
+        *,
+        max_batch: int = 256,
+        max_queue: int | None = None,
+        load_bindings: bool = True,
     ) -> AsyncStore:
         from sipline.storage.sqlite import SqliteStore  # noqa: PLC0415 (optional backend)
 
-        store = cls(lambda: SqliteStore(path), max_batch=max_batch, max_queue=max_queue)
+        store = cls(
+            lambda: SqliteStore(path),
+            max_batch=max_batch,
+            max_queue=max_queue,
+            load_bindings=load_bindings,
+        )
         await store.start()
         return store
 
@@ -112,7 +126,8 @@ class AsyncStore:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store on the worker thread and load the binding cache."""
+        """Open the store on the worker thread and load the binding cache (unless
+        `load_bindings` is False)."""
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
@@ -127,7 +142,8 @@ class AsyncStore:
             self._thread.join()
             self._thread = None
             raise
-        await self._load_all()
+        if self._load_bindings:
+            await self._load_all()
 
     async def _load_all(self) -> None:
         version = await self.call(self.store.credentials_version)
@@ -135,11 +151,9 @@ class AsyncStore:
             self.forget_credentials(version)
         # The feed head is read first: a change made meanwhile is seen again (harmless).
         self._feed_seq = await self.call(self.store.binding_feed_head)
-        bindings = await self.call(self.store.all_bindings)
-        self._cache.clear()
-        self._by_contact.clear()
-        for b in bindings:
-            self._put(b)
+        # Built on the store thread from the rows read a page at a time: never a list
+        # of every binding, and the event loop is not held up meanwhile.
+        self._cache = await self.call(lambda: BindingCache(self.store.iter_bindings()))
 
     async def close(self) -> None:
         """Finish queued work, close the store and stop the thread."""
@@ -303,9 +317,9 @@ class AsyncStore:
 
         def apply(_: None) -> None:
             for contact in remove:
-                self._drop(aor, contact)
+                self._cache.drop(aor, contact)
             for b in upsert:
-                self._put(b)
+                self._cache.put(b)
 
         await self._submit(
             lambda: self.store.update_bindings(aor, upsert=upsert, remove=remove),
@@ -315,28 +329,33 @@ class AsyncStore:
 
     async def remove_bindings(self, aor: str) -> int:
         def apply(_: int) -> None:
-            for b in self._cache.get(aor, ()):
-                self._drop(aor, b.contact)
+            self._cache.replace(aor, ())
 
         return await self._submit(
             lambda: self.store.remove_bindings(aor), write=True, on_commit=apply
         )
 
     async def purge_expired(self, now: float) -> int:
-        def apply(_: int) -> None:
-            for aor in list(self._cache):
-                for b in self._cache[aor]:
-                    if b.expires_at <= now:
-                        self._drop(aor, b.contact)
+        # The cache drops what the store removed, read in the same transaction: a scan
+        # of the whole cache every few seconds held the event loop up for 0.1 s with
+        # 100,000 bindings. (A binding another process purged first leaves through the
+        # change feed; lookups skip expired bindings meanwhile.)
+        def purge() -> list[tuple[str, str]]:
+            gone = self.store.expired_bindings(now)
+            self.store.purge_expired(now)
+            return gone
 
-        return await self._submit(
-            lambda: self.store.purge_expired(now), write=True, on_commit=apply
-        )
+        def apply(gone: list[tuple[str, str]]) -> None:
+            for aor, contact in gone:
+                self._cache.drop(aor, contact)
+
+        gone: list[tuple[str, str]] = await self._submit(purge, write=True, on_commit=apply)
+        return len(gone)
 
     async def reload_bindings(self, aor: str) -> list[Binding]:
         """Read the bindings of `aor` from the store into the cache; returns them."""
         found = await self.call(self.store.list_bindings, aor)
-        self._replace(aor, found)
+        self._cache.replace(aor, found)
         return found
 
     async def poll_binding_changes(self) -> int:
@@ -357,65 +376,22 @@ class AsyncStore:
             return len(self._cache)
         self._feed_seq = max(self._feed_seq, head)
         for aor, bindings in found.items():
-            self._replace(aor, bindings)
+            self._cache.replace(aor, bindings)
         return len(found)
 
     async def claim_nonce_count(self, nonce: str, count: int, issued_ms: int) -> bool:
         return await self.write(self.store.claim_nonce_count, nonce, count, issued_ms)
 
-    def _replace(self, aor: str, bindings: list[Binding]) -> None:
-        for old in self._cache.get(aor, ()):
-            self._drop(aor, old.contact)
-        for b in bindings:
-            self._put(b)
-
     def bindings(self, aor: str, *, now: float | None = None) -> list[Binding]:
         """The cached bindings of `aor` (unexpired at `now` when given); no I/O."""
-        found = self._cache.get(aor, ())
-        return list(found) if now is None else [b for b in found if b.expires_at > now]
+        return self._cache.bindings(aor, now=now)
 
     def all_cached_bindings(self) -> list[Binding]:
-        return [b for entries in self._cache.values() for b in entries]
+        return list(self._cache)
 
     def binding_for_contact(self, contact: str, *, now: float) -> Binding | None:
         """A cached, unexpired binding whose Contact is `contact` (any AOR); no I/O."""
-        for b in self._by_contact.get(contact, ()):
-            if b.expires_at > now:
-                return b
-        return None
-
-    def _put(self, b: Binding) -> None:
-        if b.user_agent is not None:
-            # Thousands of devices share a handful of User-Agent strings: keep one copy.
-            b = replace(b, user_agent=sys.intern(b.user_agent))
-        self._cache[b.aor] = _upsert(self._cache.get(b.aor, ()), b, lambda x: x.contact)
-        self._by_contact[b.contact] = _upsert(
-            self._by_contact.get(b.contact, ()), b, lambda x: x.aor
-        )
-
-    def _drop(self, aor: str, contact: str) -> None:
-        mine = tuple(x for x in self._cache.get(aor, ()) if x.contact != contact)
-        if mine:
-            self._cache[aor] = mine
-        else:
-            self._cache.pop(aor, None)
-        same = tuple(x for x in self._by_contact.get(contact, ()) if x.aor != aor)
-        if same:
-            self._by_contact[contact] = same
-        else:
-            self._by_contact.pop(contact, None)
-
-
-def _upsert(
-    entries: tuple[Binding, ...], b: Binding, key: Callable[[Binding], str]
-) -> tuple[Binding, ...]:
-    """`entries` with `b` in place of the entry of the same key (kept in its position),
-    else appended."""
-    k = key(b)
-    for i, x in enumerate(entries):
-        if key(x) == k:
-            return (*entries[:i], b, *entries[i + 1 :])
-    return (*entries, b)
+        return self._cache.for_contact(contact, now=now)
 
 
 def _settle(

@@ -12,7 +12,7 @@ domain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -130,6 +130,10 @@ class AccountStore(Protocol):
 
     def list_users(self, domain: str | None = None) -> list[User]: ...
 
+    def count_users(self) -> int:
+        """How many users there are (without reading them all)."""
+        ...
+
     def set_password(self, username: str, domain: str, password: str) -> None:
         """Replace the HA1s; `NotFoundError` for an unknown user."""
         ...
@@ -174,8 +178,18 @@ class LocationStore(Protocol):
 
     def all_bindings(self) -> list[Binding]: ...
 
+    def iter_bindings(self, page: int = 1000) -> Iterator[Binding]:
+        """Every binding, in insertion order within each AOR, read `page` rows at a
+        time (to fill a cache without holding every row at once)."""
+        ...
+
     def purge_expired(self, now: float) -> int:
         """Remove bindings with `expires_at <= now`; how many were removed."""
+        ...
+
+    def expired_bindings(self, now: float) -> list[tuple[str, str]]:
+        """(aor, contact) of the bindings with `expires_at <= now` (what
+        `purge_expired(now)` would remove)."""
         ...
 
 

@@ -119,6 +119,9 @@ _SELECT_BINDINGS = (
 )
 _SELECT_AOR = _SELECT_BINDINGS + " WHERE aor = ? ORDER BY id"
 _SELECT_ALL = _SELECT_BINDINGS + " ORDER BY aor, id"
+_SELECT_PAGE = (
+    _SELECT_BINDINGS.replace("SELECT ", "SELECT id, ", 1) + " WHERE id > ? ORDER BY id LIMIT ?"
+)
 # ON CONFLICT DO UPDATE keeps the row (and so its insertion order) on refresh.
 _UPSERT = (
     "INSERT INTO bindings(aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id,"
@@ -304,6 +307,9 @@ class SqliteStore(ImTables, SharedTables):
             return None
         return User(username, domain, {str(r[1]): str(r[2]) for r in rows if r[1] is not None})
 
+    def count_users(self) -> int:
+        return int(self._query("SELECT count(*) FROM users")[0][0])
+
     def list_users(self, domain: str | None = None) -> list[User]:
         sql = (
             "SELECT u.username, u.domain, c.algorithm, c.ha1 FROM users u LEFT JOIN credentials c"
@@ -414,9 +420,24 @@ class SqliteStore(ImTables, SharedTables):
         rows = self._query(_SELECT_ALL)
         return [_row_to_binding(r) for r in rows]
 
+    def iter_bindings(self, page: int = 1000) -> Iterator[Binding]:
+        # By rowid, which grows with insertion: each AOR's bindings come in its order.
+        after = -1
+        while True:
+            rows = self._query(_SELECT_PAGE, (after, page))
+            for row in rows:
+                yield _row_to_binding(row[1:])
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
     def purge_expired(self, now: float) -> int:
         with self._write() as db:
             return db.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount
+
+    def expired_bindings(self, now: float) -> list[tuple[str, str]]:
+        rows = self._query("SELECT aor, contact FROM bindings WHERE expires_at <= ?", (now,))
+        return [(str(aor), str(contact)) for aor, contact in rows]
 
     # --- routing rules and device information -------------------------------------------------
 

@@ -30,6 +30,9 @@ STATUS = {
     Input.SEND_2XX: 200,
     Input.SEND_3XX_6XX: 486,
 }
+# Each transaction's request, by key: a server transaction drops its own once it sent a
+# final response, and the inputs fed afterwards (retransmissions) still need it.
+ORIGINAL: dict[object, Request] = {}
 
 
 def new_transaction(machine: Machine, reliable: bool) -> tuple[TransactionLayer, Transaction]:
@@ -43,12 +46,13 @@ def new_transaction(machine: Machine, reliable: bool) -> tuple[TransactionLayer,
         layer.receive(req, source="peer", reliable=reliable, now=0.0)
         [txn] = layer._servers.values()
     assert txn is not None and txn.machine is machine
+    ORIGINAL[txn.key] = req
     return layer, txn
 
 
 def feed(layer: TransactionLayer, txn: Transaction, inp: Input | Timer, now: float) -> None:
     """Deliver one input the way the runtime would (timers: as if it just fired)."""
-    req: Request = txn.request
+    req = ORIGINAL[txn.key]
     if isinstance(inp, Timer):
         deadline = txn.timers.get(inp, now)
         layer._disarm(txn, inp)

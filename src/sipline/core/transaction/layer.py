@@ -111,7 +111,11 @@ class Transaction:
         self.key = key
         self.machine = machine
         self.state = machine.initial
-        self.request = request
+        # A server transaction lets go of its request once it sent a final response
+        # (None from then on; RFC 2543 ones keep it for matching): a proxy or registrar
+        # holds thousands in Completed for Timer J's 32 s, and the parsed request was
+        # most of each one's memory. Retransmissions get `response_data`.
+        self.request: Request | None = request
         self.peer = peer  # client: the target; server: the source the request came from
         self.reliable = reliable
         self.legacy_base = legacy_base  # server, RFC 2543 matching: the key a response gives
@@ -264,6 +268,7 @@ class TransactionLayer:
 
     def _match_legacy(self, base: ServerKey, req: Request) -> Transaction | None:
         for txn in self._legacy.get(base, ()):
+            assert txn.request is not None  # RFC 2543 transactions keep theirs
             if legacy_match(txn.request, req, txn.response_to_tag):
                 return txn
         return None
@@ -344,6 +349,7 @@ class TransactionLayer:
         cancel_key = ClientKey(txn.key.branch, "CANCEL")
         if cancel_key in self._clients:
             return cancel_key
+        assert txn.request is not None  # client transactions keep theirs
         cancel = build_cancel(txn.request)
         return self.send_request(cancel, target=txn.peer, reliable=txn.reliable, now=now)
 
@@ -440,6 +446,7 @@ class TransactionLayer:
                 if txn.ack_data is None:
                     if not isinstance(msg, Response):
                         continue
+                    assert txn.request is not None  # client transactions keep theirs
                     txn.ack_data = build_ack(txn.request, msg).to_bytes()
                     self._send(txn, txn.ack_data, False)
                 else:
@@ -452,6 +459,7 @@ class TransactionLayer:
                     self._send(txn, txn.response_data, True)
             elif action is Action.SEND_TRYING:
                 # §17.2.1; build_response never adds a To tag to a 100 (§8.2.6.2).
+                assert txn.request is not None  # kept until the final response
                 self._send(txn, self._store_response(txn, build_response(txn.request, 100)), False)
             elif action is Action.STOP_TRYING:
                 self._disarm(txn, Timer.TRYING)
@@ -465,8 +473,11 @@ class TransactionLayer:
 
     def _store_response(self, txn: Transaction, response: Response) -> bytes:
         data = txn.response_data = response.to_bytes()
-        if txn.legacy_base is not None and response.status >= 200:
-            txn.response_to_tag = response.to.tag
+        if response.status >= 200:
+            if txn.legacy_base is not None:
+                txn.response_to_tag = response.to.tag
+            else:
+                txn.request = None  # see Transaction.__init__
         return data
 
     def _send(self, txn: Transaction, data: bytes, retransmission: bool) -> None:
