@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
@@ -200,28 +200,25 @@ class SipServer:
             except StoreError as exc:
                 log.warning("housekeeping failed: %s", exc)
 
-    async def _follow_feed(self) -> None:
-        """A worker: see the bindings other workers (and the CLI) wrote within a few
-        milliseconds (the store's change feed, one indexed read per poll)."""
-        assert self.store is not None
+    async def _follow(
+        self,
+        every_s: float,
+        poll: Callable[[], Awaitable[object]],
+        what: str,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        """Read something other processes change in the store, every `every_s`: the
+        binding change feed (a worker sees bindings other workers and the CLI wrote
+        within milliseconds, one indexed read per poll) and the credentials version
+        (the HA1 cache is dropped when any HA1 changed)."""
         while True:
-            await asyncio.sleep(FEED_POLL_S)
+            await asyncio.sleep(every_s)
             try:
-                await self.store.poll_binding_changes()
+                await poll()
             except StoreError as exc:
-                log.warning("reading the binding change feed failed: %s", exc)
-                await asyncio.sleep(1.0)
-
-    async def _follow_credentials(self) -> None:
-        """Drop the HA1 cache when an HA1 changed in the store (any process)."""
-        assert self.store is not None
-        while True:
-            await asyncio.sleep(CREDENTIALS_POLL_S)
-            try:
-                await self.store.poll_credentials()
-            except StoreError as exc:
-                log.warning("reading the credentials version failed: %s", exc)
-                self.store.forget_credentials()
+                log.warning("reading %s failed: %s", what, exc)
+                if on_error is not None:
+                    on_error()
                 await asyncio.sleep(1.0)
 
     # -- start and stop -------------------------------------------------------------------
@@ -232,10 +229,21 @@ class SipServer:
         self._enable_overload(self.store)
         loop = asyncio.get_running_loop()
         self._housekeeping = loop.create_task(self._housekeep())
-        self._credentials = loop.create_task(self._follow_credentials())
+        self._credentials = loop.create_task(
+            self._follow(
+                CREDENTIALS_POLL_S,
+                self.store.poll_credentials,
+                "the credentials version",
+                self.store.forget_credentials,
+            )
+        )
         worker = self.worker
         if worker is not None:
-            self._feed = loop.create_task(self._follow_feed())
+            self._feed = loop.create_task(
+                self._follow(
+                    FEED_POLL_S, self.store.poll_binding_changes, "the binding change feed"
+                )
+            )
         # Known before any listener opens: a worker's shared socket already holds what
         # the kernel queued for it, read at the first await below, and an OPTIONS to
         # 127.0.0.1 must be ours by then (it got 404 when these came last).
