@@ -528,9 +528,12 @@ class Endpoint:
             return False
         if method == "CANCEL":
             return False
-        # §22: credentials answer a challenge of ours, so the work is half done.
+        # §22: credentials answer a challenge of ours, so the work is half done. (Only
+        # looked for while something is shed: most requests never need it.)
         headers = request.headers
-        continued = "authorization" in headers or "proxy-authorization" in headers
+        continued = guard.shed_fraction > 0.0 and (
+            "authorization" in headers or "proxy-authorization" in headers
+        )
         why = guard.reason(continued=continued)
         if why is None or self.transactions.get(server_key(request, method)) is not None:
             return False

@@ -81,17 +81,14 @@ class OverloadGuard:
         # The fullest UDP receive queue, as a share of its buffer (0 when unknown).
         self.queue_fill: Callable[[], float] | None = None
         self.udp_fill = 0.0
-        self.queue_filling = False
         # Seconds the oldest non-INVITE request has waited for its final response.
         self.response_wait: Callable[[], float] | None = None
         self.wait_s = 0.0
-        self.waiting = False
         self.shed_fraction = 0.0
         self._credit_new = 0.0  # fractional shedding without randomness: see `_take`
         self._credit_continued = 0.0
         self.stats = OverloadStats()
         self.lag_s = 0.0  # smoothed event-loop lag
-        self.lagging = False
         self._handle: asyncio.TimerHandle | None = None
         self._expected = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,33 +124,33 @@ class OverloadGuard:
         self._schedule()
 
     def observe(self, sample_s: float) -> None:
-        """One lag sample: exponential smoothing, then the hysteresis."""
+        """One lag sample, exponentially smoothed."""
         stats = self.stats
         stats.max_lag_s = max(stats.max_lag_s, sample_s)
-        self.lag_s = lag = 0.7 * self.lag_s + 0.3 * sample_s
-        limit = self.config.max_loop_lag_s
-        if not self.lagging and lag > limit:
-            self.lagging = True
-        elif self.lagging and lag < limit / 2:
-            self.lagging = False
+        self.lag_s = 0.7 * self.lag_s + 0.3 * sample_s
 
     def observe_queue(self, fill: float) -> None:
-        """One reading of the fullest UDP receive queue (0..1), with hysteresis."""
+        """One reading of the fullest UDP receive queue (0..1)."""
         self.udp_fill = fill
-        limit = self.config.max_udp_queue_fill
-        if not self.queue_filling and fill >= limit:
-            self.queue_filling = True
-        elif self.queue_filling and fill < limit / 2:
-            self.queue_filling = False
 
     def observe_wait(self, wait_s: float) -> None:
-        """How long the oldest non-INVITE request has waited, with hysteresis."""
+        """How long the oldest non-INVITE request has waited."""
         self.wait_s = wait_s
-        limit = self.config.max_response_wait_s
-        if not self.waiting and wait_s > limit:
-            self.waiting = True
-        elif self.waiting and wait_s < limit / 2:
-            self.waiting = False
+
+    # Each signal is "high" from half its limit: over the limit it raises the shed
+    # fraction, between half and the limit it holds it (the hysteresis), and it names
+    # the reason of a 503.
+    @property
+    def lagging(self) -> bool:
+        return self.lag_s >= self.config.max_loop_lag_s / 2
+
+    @property
+    def queue_filling(self) -> bool:
+        return self.udp_fill >= self.config.max_udp_queue_fill / 2
+
+    @property
+    def waiting(self) -> bool:
+        return self.wait_s >= self.config.max_response_wait_s / 2
 
     def adjust(self) -> None:
         """Move the shed fraction after a sample (see the module docstring)."""
@@ -167,17 +164,9 @@ class OverloadGuard:
             if p == 0.0:
                 self.stats.episodes += 1
             p = min(1.0, max(cfg.min_shed, p * cfg.shed_step_up))
-        elif self._all_low():
+        elif not (self.lagging or self.queue_filling or self.waiting):
             p = max(0.0, p - cfg.shed_step_down)
         self.shed_fraction = p
-
-    def _all_low(self) -> bool:
-        cfg = self.config
-        return (
-            self.lag_s < cfg.max_loop_lag_s / 2
-            and self.udp_fill < cfg.max_udp_queue_fill / 2
-            and self.wait_s < cfg.max_response_wait_s / 2
-        )
 
     # -- the decision ---------------------------------------------------------------------
     def reason(self, *, continued: bool = False) -> str | None:

@@ -142,13 +142,11 @@ class AsyncStore:
             self._thread.join()
             self._thread = None
             raise
+        self._ha1_version = await self.call(self.store.credentials_version)
         if self._load_bindings:
             await self._load_all()
 
     async def _load_all(self) -> None:
-        version = await self.call(self.store.credentials_version)
-        if version != self._ha1_version:
-            self.forget_credentials(version)
         # The feed head is read first: a change made meanwhile is seen again (harmless).
         self._feed_seq = await self.call(self.store.binding_feed_head)
         # Built on the store thread from the rows read a page at a time: never a list
@@ -279,9 +277,9 @@ class AsyncStore:
 
     async def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         """From the HA1 cache, else from the store (and then cached). The cache is
-        dropped whenever the store's credentials version moves (`poll_credentials`),
-        and by this process's own account changes at once. Only found HA1s are kept:
-        a stream of unknown names costs store reads, not memory."""
+        dropped whenever the store's credentials version moves (`poll_credentials`,
+        whoever changed an HA1, this process included). Only found HA1s are kept: a
+        stream of unknown names costs store reads, not memory."""
         key = (username, realm, algorithm)
         found = self._ha1.get(key)
         if found is not None:
