@@ -98,6 +98,9 @@ def test_parse_civic_and_geodetic() -> None:
         (RFC5491.replace(b"52.5200 13.4050", b"north"), "is not 'latitude longitude'"),
         (RFC5491.replace(b"52.5200 13.4050", b"152 13"), "outside the globe"),
         (b"x" * 20000, "larger than"),
+        # Found by the property test below: expat's LookupError / ValueError escaped.
+        (b'<?xml version="1.0" encoding="U"?><presence/>', "unsupported encoding"),
+        (b'<?xml version="1.0" encoding="shift_jis"?><presence/>', "unsupported encoding"),
     ],
 )
 def test_bad_pidf_is_refused(body: bytes, message: str) -> None:

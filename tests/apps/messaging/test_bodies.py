@@ -221,6 +221,8 @@ def test_pidf_example_parses() -> None:
             "DOCTYPE",
         ),
         (b" " * (64 * 1024 + 1), "too large"),
+        (b'<?xml version="1.0" encoding="U"?><presence/>', "unsupported encoding"),
+        (b'<?xml version="1.0" encoding="shift_jis"?><presence/>', "unsupported encoding"),
     ],
 )
 def test_malformed_pidf_is_refused_with_a_reason(body: bytes, why: str) -> None:

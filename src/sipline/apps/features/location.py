@@ -125,6 +125,8 @@ def parse_pidf(body: bytes | str) -> Location:
         root = ET.fromstring(data)  # noqa: S314 (no DTD, so no entity expansion)
     except ET.ParseError as exc:
         raise LocationError(f"PIDF-LO is not well-formed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:  # an XML declaration's encoding expat lacks
+        raise LocationError(f"PIDF-LO in an unsupported encoding: {exc}") from None
     if root.tag != f"{{{NS_PIDF}}}presence":
         raise LocationError("PIDF-LO root element must be pidf presence")
     info = next(root.iter(f"{{{NS_GEOPRIV}}}location-info"), None)

@@ -144,6 +144,8 @@ def parse_pidf(data: bytes) -> PresenceDocument:
         root = ET.fromstring(data)  # noqa: S314 (no DOCTYPE, so no entity to expand)
     except ET.ParseError as exc:
         raise PidfError(f"presence document is not well-formed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:  # an XML declaration's encoding expat lacks
+        raise PidfError(f"presence document in an unsupported encoding: {exc}") from None
     if root.tag != f"{{{NS}}}presence":
         raise PidfError("the root element is not a PIDF <presence>")
     entity = root.get("entity")
