@@ -54,6 +54,8 @@ class TestUA:
         self.acks: list[Request] = []
         self.cancels: list[Request] = []
         self.on_invite: InviteBehaviour | None = None
+        # The status a non-INVITE request is answered with (200 without it).
+        self.status_for: Callable[[Request], int] | None = None
         self.pending: list[ServerTransaction] = []
         self._cseq = itertools.count(1)
         self._arrived = asyncio.Condition()
@@ -212,7 +214,7 @@ class TestUA:
         if st.request.method == "INVITE":
             self.pending.append(st)
             return None
-        st.respond(200)
+        st.respond(self.status_for(st.request) if self.status_for is not None else 200)
         return None
 
     def _on_ack(self, request: Request, inbound: Inbound) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
+from collections.abc import Callable
 
 from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory
 from sipua import TestUA
 
 from sipline.apps.messaging.summary import parse_summary
 from sipline.apps.presence.pidf import parse_pidf, status_document
+from sipline.apps.server import SipServer
 from sipline.core.message import Request
+from sipline.storage import StoredMessage
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
@@ -340,3 +344,88 @@ async def test_changes_are_paced_and_coalesced(
     await asyncio.sleep(1.5)
     assert len(notifies(alice)) == 2  # one NOTIFY for both changes, with the latest state
     assert parse_pidf(notifies(alice)[-1].body).status == "busy"
+
+
+async def wait_stored(server: SipServer, predicate: Callable[[list[StoredMessage]], bool]) -> None:
+    assert server.store is not None
+    store = server.store.store
+    for _ in range(100):
+        if predicate(store.list_messages(BOB, now=server.endpoint.wall())):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(store.list_messages(BOB, now=server.endpoint.wall()))
+
+
+async def test_stored_message_is_delivered_with_the_headers_of_its_body(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    # linphone's delivery notification (RFC 5438), deflated: stored, it must reach the
+    # device with its Content-Encoding and Content-Disposition (RFC 3428 §7).
+    imdn = zlib.compress(b'<?xml version="1.0"?><imdn xmlns="urn:ietf:params:xml:ns:imdn"/>')
+    server = await make_server()
+    sender = await make_ua(server)
+    request = sender.build(
+        "MESSAGE",
+        f"sip:{BOB}",
+        from_=ALICE,
+        to=BOB,
+        extra=[
+            ("Content-Encoding", "deflate"),
+            ("Content-Disposition", "notification"),
+            ("Subject", "read"),
+        ],
+    )
+    request.set_body(imdn, 'message/imdn+xml;charset="UTF-8"')
+    assert await send_as(sender, request, "alice") == 202
+    bob = await make_ua(server)
+    assert (await bob.register(BOB, USERS["bob"])).final.status == 200
+    await bob.wait_for(lambda: bool(bob.requests("MESSAGE")))
+    (got,) = bob.requests("MESSAGE")
+    assert got.body == imdn
+    assert got.headers.get("content-encoding") == "deflate"
+    assert got.headers.get("content-disposition") == "notification"
+    assert got.headers.get("content-type") == 'message/imdn+xml;charset="UTF-8"'
+    assert got.headers.get("subject") == "read"
+
+
+async def test_a_refused_stored_message_fails_and_the_next_ones_are_delivered(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    server = await make_server(delivery_retry_s=0.1)
+    sender = await make_ua(server)
+    unreadable = message(sender, BOB, "<x/>")
+    unreadable.set_body(b"<x/>", "application/x-unknown")
+    assert await send_as(sender, unreadable, "alice") == 202
+    for text in ("one", "two"):
+        assert await send_as(sender, message(sender, BOB, text), "alice") == 202
+    bob = await make_ua(server)
+    # The device cannot read the first one (415: permanent, RFC 3261 §21.4.13).
+    bob.status_for = lambda r: 415 if r.content_type == "application/x-unknown" else 200
+    assert (await bob.register(BOB, USERS["bob"])).final.status == 200
+    await bob.wait_for(lambda: len(bob.requests("MESSAGE")) == 3)
+    assert [r.body for r in bob.requests("MESSAGE")] == [b"<x/>", b"one", b"two"]
+    await wait_stored(server, lambda ms: [m.state for m in ms] == ["failed"])
+    assert server.store is not None
+    (failed,) = server.store.store.list_messages(BOB, now=server.endpoint.wall())
+    assert failed.body == b"<x/>" and failed.failure.startswith("415")
+    assert server.store.store.count_messages(BOB, now=server.endpoint.wall()) == 0
+    # Registering again does not send it again.
+    assert (await bob.register(BOB, USERS["bob"])).final.status == 200
+    await asyncio.sleep(0.5)
+    assert len(bob.requests("MESSAGE")) == 3
+
+
+async def test_a_transient_failure_keeps_the_message_and_the_order(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    server = await make_server(delivery_retry_s=0.2)
+    sender = await make_ua(server)
+    for text in ("one", "two"):
+        assert await send_as(sender, message(sender, BOB, text), "alice") == 202
+    bob = await make_ua(server)
+    busy = [480]  # Temporarily Unavailable once, then accepted
+    bob.status_for = lambda r: busy.pop() if busy else 200
+    assert (await bob.register(BOB, USERS["bob"])).final.status == 200
+    await bob.wait_for(lambda: len(bob.requests("MESSAGE")) == 3)
+    assert [r.body for r in bob.requests("MESSAGE")] == [b"one", b"one", b"two"]
+    await wait_stored(server, lambda ms: ms == [])

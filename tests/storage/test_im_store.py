@@ -185,3 +185,59 @@ def test_version_2_database_is_migrated_keeping_its_data(tmp_path: Path) -> None
         assert [m.body for m in reopened.pending_messages(ALICE, now=20.0)] == [b"kept"]
     finally:
         reopened.close()
+
+
+def test_a_failed_message_is_kept_but_no_longer_pending(store: Store) -> None:
+    bad = store.add_message(message("bad"))
+    store.add_message(message("good"))
+    store.fail_message(bad, "415 Unsupported Media Type", now=15.0)
+    assert [m.body for m in store.pending_messages(ALICE, now=20.0)] == [b"good"]
+    assert store.count_messages(ALICE, now=20.0) == 1
+    listed = store.list_messages(ALICE, now=20.0)
+    assert [(m.body, m.state, m.failure) for m in listed] == [
+        (b"bad", "failed", "415 Unsupported Media Type"),
+        (b"good", "pending", ""),
+    ]
+    assert listed[0].attempts == 1
+    assert [m.body for m in store.list_messages(now=20.0)] == [b"bad", b"good"]
+    store.remove_message(listed[1].id)
+    assert store.aors_with_messages(now=20.0) == []  # nothing left to deliver
+
+
+def test_version_5_database_keeps_its_stored_messages(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    db = sqlite3.connect(path)
+    for migration in _MIGRATIONS[:5]:
+        for statement in migration:
+            db.execute(statement)
+    db.execute(
+        "INSERT INTO messages(aor, sender, recipient, call_id, content_type, body, headers,"
+        " received_at, expires_at, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            ALICE,
+            "<sip:bob@example.com>;tag=1",
+            f"<sip:{ALICE}>",
+            "c1",
+            "text/plain",
+            b"old",
+            '[["Subject", "hi"]]',
+            10.0,
+            110.0,
+            10.0,
+        ),
+    )
+    db.execute("PRAGMA user_version = 5")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert store.schema_version == SCHEMA_VERSION >= 6
+        (m,) = store.pending_messages(ALICE, now=20.0)
+        assert (m.body, m.state, m.failure, m.headers) == (
+            b"old",
+            "pending",
+            "",
+            (("Subject", "hi"),),
+        )
+    finally:
+        store.close()

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("sipline.cli.messaging", "chat"),
     "presence": ("sipline.cli.messaging", "presence"),
     "watchers": ("sipline.cli.messaging", "watchers"),
+    "messages": ("sipline.cli.stored", "messages"),
     "check": ("sipline.cli.check", "check"),
     "serve": ("sipline.cli.serve", "serve"),
     "user": ("sipline.cli.accounts", "user"),

@@ -20,6 +20,7 @@ from sipline.storage.base import (
     split_address,
 )
 from sipline.storage.im import (
+    MESSAGE_STATES,
     WATCHER_DECISIONS,
     ImStore,
     NewMessage,
@@ -31,6 +32,7 @@ from sipline.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = [
     "HA1_ALGORITHMS",
+    "MESSAGE_STATES",
     "SCHEMA_VERSION",
     "WATCHER_DECISIONS",
     "AccountStore",

@@ -1,4 +1,4 @@
-"""What messaging and presence keep in the store (schema version 3).
+"""What messaging and presence keep in the store (schema versions 3 and 6).
 
 Stored messages (RFC 3428 store-and-forward), presence publications (RFC 3903),
 per-user watcher rules (who may see a user's presence) and event subscriptions
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = [
+    "MESSAGE_STATES",
     "WATCHER_DECISIONS",
     "ImStore",
     "NewMessage",
@@ -24,6 +25,8 @@ __all__ = [
 
 # A user's answer about one watcher: see their presence, or never.
 WATCHER_DECISIONS = ("allow", "block")
+# A stored message waits for delivery until a device refuses it for good.
+MESSAGE_STATES = ("pending", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +34,10 @@ class NewMessage:
     """A MESSAGE accepted for a user who had no registered device.
 
     `sender` and `recipient` are the From and To header values as received (with the
-    sender's tag); `headers` the other end-to-end headers worth keeping (Subject,
-    Date, ...); `body` the body exactly as received."""
+    sender's tag); `content_type` the Content-Type value with its parameters;
+    `headers` the other end-to-end headers: those describing the body
+    (Content-Encoding, Content-Disposition, ...) and Subject, Date, ...; `body` the
+    body exactly as received (RFC 3428 §7: the body is end to end)."""
 
     aor: str
     sender: str
@@ -47,7 +52,9 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """A stored message waiting for delivery, in arrival order by `id`."""
+    """A stored message, in arrival order by `id`: waiting for delivery (`pending`),
+    or refused for good by the recipient's device (`failed`, with the response in
+    `failure`)."""
 
     id: int
     aor: str
@@ -61,6 +68,8 @@ class StoredMessage:
     headers: tuple[tuple[str, str], ...] = ()
     attempts: int = 0
     next_attempt_at: float = 0.0
+    state: str = "pending"
+    failure: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +111,16 @@ class ImStore(Protocol):
         ...
 
     def pending_messages(self, aor: str, *, now: float, limit: int = 100) -> list[StoredMessage]:
-        """Unexpired messages for `aor`, oldest first."""
+        """Unexpired messages for `aor` still to deliver, oldest first."""
         ...
 
-    def count_messages(self, aor: str, *, now: float) -> int: ...
+    def count_messages(self, aor: str, *, now: float) -> int:
+        """How many unexpired messages wait for delivery to `aor`."""
+        ...
+
+    def list_messages(self, aor: str | None = None, *, now: float) -> list[StoredMessage]:
+        """Unexpired messages of `aor` (every user's with None), pending or failed, by id."""
+        ...
 
     def aors_with_messages(self, *, now: float) -> list[str]: ...
 
@@ -114,7 +129,12 @@ class ImStore(Protocol):
         ...
 
     def defer_message(self, message_id: int, next_attempt_at: float) -> None:
-        """A delivery attempt failed: count it and say when to try again."""
+        """A delivery attempt failed for now: count it and say when to try again."""
+        ...
+
+    def fail_message(self, message_id: int, failure: str, *, now: float) -> None:
+        """The recipient refused the message for good (`failure`, e.g. "415 Unsupported
+        Media Type"): it is kept, marked failed, and no longer delivered."""
         ...
 
     def purge_expired_messages(self, now: float) -> list[StoredMessage]:

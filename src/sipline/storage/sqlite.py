@@ -30,7 +30,7 @@ from sipline.storage.base import (
     User,
     compute_ha1s,
 )
-from sipline.storage.sqlite_im import IM_MIGRATION, ImTables
+from sipline.storage.sqlite_im import IM_MIGRATION, MESSAGE_STATE_MIGRATION, ImTables
 from sipline.storage.sqlite_shared import SHARED_MIGRATION, SharedTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -109,6 +109,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER credentials_deleted AFTER DELETE ON credentials
             BEGIN UPDATE credentials_version SET n = n + 1; END""",
     ),
+    # 6: stored messages refused for good are kept as failed (see sqlite_im.py).
+    MESSAGE_STATE_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -1,4 +1,4 @@
-"""Messaging and presence tables of the SQLite backend (schema version 3).
+"""Messaging and presence tables of the SQLite backend (schema versions 3 and 6).
 
 `ImTables` is mixed into `SqliteStore`; it uses the store's `_write` and `_query`,
 so its writes join the store's transactions (and `AsyncStore`'s group commit).
@@ -19,7 +19,7 @@ from sipline.storage.im import (
 )
 from sipline.storage.sqlite_tables import SqliteTables
 
-__all__ = ["IM_MIGRATION", "ImTables"]
+__all__ = ["IM_MIGRATION", "MESSAGE_STATE_MIGRATION", "ImTables"]
 
 # 3: stored messages, delivery leases, publications, watcher rules, subscriptions.
 IM_MIGRATION: tuple[str, ...] = (
@@ -77,9 +77,16 @@ IM_MIGRATION: tuple[str, ...] = (
     "CREATE INDEX subscriptions_resource ON subscriptions(resource)",
 )
 
+# 6: a stored message refused for good by the recipient's device is kept as failed
+# (with the response), not retried. Rows already stored are pending.
+MESSAGE_STATE_MIGRATION: tuple[str, ...] = (
+    "ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT 'pending'",
+    "ALTER TABLE messages ADD COLUMN failure TEXT NOT NULL DEFAULT ''",
+)
+
 _SELECT_MESSAGES = (
     "SELECT id, aor, sender, recipient, call_id, content_type, body, received_at, expires_at,"
-    " headers, attempts, next_attempt_at FROM messages"
+    " headers, attempts, next_attempt_at, state, failure FROM messages"
 )
 _SELECT_PUBLICATIONS = (
     "SELECT aor, etag, event, content_type, document, expires_at, updated_at FROM publications"
@@ -91,7 +98,8 @@ _SELECT_SUBSCRIPTIONS = (
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
-    mid, aor, sender, recipient, call_id, ctype, body, received, expires, headers, n, nxt = row
+    mid, aor, sender, recipient, call_id, ctype, body, received, expires, headers = row[:10]
+    n, nxt, state, failure = row[10:]
     return StoredMessage(
         id=int(mid),
         aor=aor,
@@ -105,6 +113,8 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
         headers=tuple((str(k), str(v)) for k, v in json.loads(headers)),
         attempts=int(n),
         next_attempt_at=float(nxt),
+        state=str(state),
+        failure=str(failure),
     )
 
 
@@ -149,20 +159,33 @@ class ImTables(SqliteTables):
 
     def pending_messages(self, aor: str, *, now: float, limit: int = 100) -> list[StoredMessage]:
         rows = self._query(
-            _SELECT_MESSAGES + " WHERE aor = ? AND expires_at > ? ORDER BY id LIMIT ?",
+            _SELECT_MESSAGES
+            + " WHERE aor = ? AND expires_at > ? AND state = 'pending' ORDER BY id LIMIT ?",
             (aor, now, limit),
         )
         return [_message(r) for r in rows]
 
     def count_messages(self, aor: str, *, now: float) -> int:
         rows = self._query(
-            "SELECT count(*) FROM messages WHERE aor = ? AND expires_at > ?", (aor, now)
+            "SELECT count(*) FROM messages WHERE aor = ? AND expires_at > ? AND state = 'pending'",
+            (aor, now),
         )
         return int(rows[0][0])
 
+    def list_messages(self, aor: str | None = None, *, now: float) -> list[StoredMessage]:
+        if aor is None:
+            rows = self._query(_SELECT_MESSAGES + " WHERE expires_at > ? ORDER BY id", (now,))
+        else:
+            rows = self._query(
+                _SELECT_MESSAGES + " WHERE aor = ? AND expires_at > ? ORDER BY id", (aor, now)
+            )
+        return [_message(r) for r in rows]
+
     def aors_with_messages(self, *, now: float) -> list[str]:
         rows = self._query(
-            "SELECT DISTINCT aor FROM messages WHERE expires_at > ? ORDER BY aor", (now,)
+            "SELECT DISTINCT aor FROM messages WHERE expires_at > ? AND state = 'pending'"
+            " ORDER BY aor",
+            (now,),
         )
         return [str(r[0]) for r in rows]
 
@@ -176,6 +199,14 @@ class ImTables(SqliteTables):
                 "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?,"
                 " changed_at = max(changed_at, ?) WHERE id = ?",
                 (next_attempt_at, next_attempt_at, message_id),
+            )
+
+    def fail_message(self, message_id: int, failure: str, *, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE messages SET state = 'failed', failure = ?, attempts = attempts + 1,"
+                " changed_at = max(changed_at, ?) WHERE id = ?",
+                (failure, now, message_id),
             )
 
     def purge_expired_messages(self, now: float) -> list[StoredMessage]:

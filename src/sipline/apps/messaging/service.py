@@ -3,9 +3,13 @@
 A MESSAGE for a known user with no registered device is stored, and answered 202
 Accepted only once the store has committed it (RFC 3428 §7: 202 says "accepted for
 later delivery"). When the user registers, stored messages go to every registered
-contact, oldest first; a message is removed once a contact answers 2xx, and a
-failure stops the run (so order is kept) and is retried later with a doubling
-delay. A delivery lease in the store keeps two server processes sharing it from
+contact, oldest first, with every header that describes its body (RFC 3428 §7:
+the body is end to end, so Content-Encoding, Content-Disposition, ... go with it).
+A message is removed once a contact answers 2xx. A transient failure (408, 480,
+503, a transport error, `sipline.core.retry`) stops the run, so order is kept, and
+is retried later with a doubling delay; a permanent one (415, 488, 606, ...) from
+every contact ends that message: it is kept as failed, for its sender to see
+(`sipline messages`), and delivery goes on with the next. A delivery lease in the store keeps two server processes sharing it from
 delivering the same messages. The waiting count is announced with the
 message-summary event (RFC 3842) by `MessageSummaryPackage`.
 """
@@ -23,7 +27,8 @@ from email.utils import format_datetime
 from sipline.apps.messaging.summary import CONTENT_TYPE as SUMMARY_TYPE
 from sipline.apps.messaging.summary import MessageSummary
 from sipline.apps.presence.subscription import SubscriptionInput
-from sipline.core.message import Request
+from sipline.core.message import Request, Response
+from sipline.core.retry import is_transient
 from sipline.runtime.endpoint import Endpoint, ServerTransaction
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding, StoreError
@@ -34,8 +39,26 @@ __all__ = ["MessageSummaryPackage", "MessagingService", "MessagingSettings"]
 
 log = logging.getLogger("sipline.messaging")
 
-# End-to-end headers a stored message keeps for its recipient.
-KEPT_HEADERS = ("subject", "date", "priority", "in-reply-to", "content-language")
+# End-to-end headers a stored message keeps for its recipient: those that describe
+# the body (RFC 3261 §20.11-20.15, RFC 3428 §7: the body passes end to end), and the
+# ones the sender wrote for the recipient (§20.17 Date, §20.26 Priority, §20.36
+# Subject, §20.22 In-Reply-To, §20.31 Reply-To, §20.25 Organization, RFC 3428 §9:
+# Expires is how long the content is valid). Content-Type is kept in its own field.
+KEPT_HEADERS = (
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "content-transfer-encoding",
+    "content-id",
+    "mime-version",
+    "subject",
+    "date",
+    "priority",
+    "in-reply-to",
+    "reply-to",
+    "organization",
+    "expires",
+)
 MAX_RETRY_S = 3600.0
 
 
@@ -92,7 +115,8 @@ class MessagingService:
             sender=request.headers.get("from") or "",
             recipient=request.headers.get("to") or "",
             call_id=request.call_id,
-            content_type=request.content_type or "text/plain",
+            # The whole value: parameters (charset, boundary) belong to the body too.
+            content_type=request.headers.get("content-type") or "text/plain",
             body=request.body,
             received_at=now,
             expires_at=now + self.settings.expiry_s,
@@ -156,27 +180,54 @@ class MessagingService:
             for message in batch:
                 if not force and message.next_attempt_at > now:
                     return sent
-                if await self._send(message, bindings):
+                delivered, refusal = await self._send(message, bindings)
+                if delivered:
                     await self.store.write(store.remove_message, message.id)
                     sent += 1
                     self.delivered += 1
+                    continue
+                if refusal is not None:
+                    # Refused for good: sending it again gets the same answer, so it
+                    # ends here and the next message goes on.
+                    log.warning(
+                        "stored message %d for %s refused: %s (kept as failed)",
+                        message.id,
+                        aor,
+                        refusal,
+                    )
+                    await self.store.write(
+                        functools.partial(store.fail_message, message.id, refusal, now=now)
+                    )
+                    sent += 1  # no longer waiting: the count changed
                     continue
                 delay = min(self.settings.retry_s * 2**message.attempts, MAX_RETRY_S)
                 await self.store.write(store.defer_message, message.id, now + delay)
                 return sent  # keep the order: later ones wait for this one
             force = False
 
-    async def _send(self, message: StoredMessage, bindings: list[Binding]) -> bool:
-        """Fork the message to every contact; True once one answers 2xx."""
+    async def _send(
+        self, message: StoredMessage, bindings: list[Binding]
+    ) -> tuple[bool, str | None]:
+        """Fork the message to every contact: (delivered, refusal). Delivered once one
+        answers 2xx; a refusal ("415 Unsupported Media Type") when every contact
+        answered a permanent failure; neither when a failure may pass (retry)."""
         attempts = []
         for b in bindings:
             hop = await self._hop(b)
             if hop is not None:
                 attempts.append(self.endpoint.request(self._request(message, b), hop))
-        if not attempts:
-            return False
         results = await asyncio.gather(*attempts, return_exceptions=True)
-        return any(not isinstance(r, BaseException) and 200 <= r.status < 300 for r in results)
+        answers = [r for r in results if isinstance(r, Response)]
+        if any(200 <= r.status < 300 for r in answers):
+            return True, None
+        if (
+            not answers
+            or len(answers) < len(bindings)  # a contact unreachable now may take it later
+            or any(is_transient(r.status) for r in answers)
+        ):
+            return False, None
+        worst = min(answers, key=lambda r: r.status)
+        return False, f"{worst.status} {worst.reason}".strip()
 
     def _request(self, message: StoredMessage, binding: Binding) -> Request:
         request = Request("MESSAGE", binding.contact)
