@@ -213,7 +213,8 @@ async def test_emergency_call_reaches_the_regional_psap_with_location_and_callba
     assert munich_psap.received() == []
     (invite,) = berlin_psap.received("INVITE")
     assert invite.uri_text == berlin_psap.contact("psap")
-    assert invite.headers.get("p-asserted-identity") == "<sip:alice@example.com>"
+    # Alice sent no credentials: connected, but her identity is not asserted (RFC 3325 §9.1).
+    assert invite.headers.get("p-asserted-identity") is None
     assert invite.headers.get("priority") == "emergency"
     geo = invite.headers.get("geolocation") or ""
     assert geo.startswith("<cid:")

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from sipline.apps.auth import DigestAuthenticator
+from sipline.core.message import Request
 from sipline.core.routing import Destination, is_ip_literal
 from sipline.core.uri import SipUri, TelUri, Uri
 from sipline.runtime.endpoint import ServerTransaction
@@ -78,6 +79,17 @@ class ServerBackend:
             st.respond(403, "Forbidden (From does not match the authenticated user)")
             return False
         return True
+
+    async def identify(self, request: Request, domain: str) -> str | None:
+        """The caller's AOR when the request carries valid credentials for `domain` of
+        the user its From names; None otherwise, with no answer sent."""
+        if not request.headers.get("proxy-authorization"):
+            return None
+        result = await self.auth.authenticate(request, realm=domain, now=self._now(), proxy=True)
+        from_uri = request.from_.uri
+        if not result.ok or not isinstance(from_uri, SipUri) or from_uri.user != result.username:
+            return None
+        return from_uri.aor
 
     async def resolve(self, uri: Uri) -> list[Target]:
         if isinstance(uri, TelUri):

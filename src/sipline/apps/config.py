@@ -124,6 +124,8 @@ class ServerConfig:
     max_forward_depth: int = 5
     emergency_numbers: list[str] = field(default_factory=lambda: ["112", "911", "urn:service:sos"])
     emergency_psap: str | None = None
+    emergency_psaps: list[str] = field(default_factory=list)  # tried in turn after psap
+    emergency_hop_timeout_s: float = 4.0  # a PSAP silent this long is skipped
     regions: list[Region] = field(default_factory=list)
     # messaging (README "Messaging and presence")
     message_max_body_bytes: int = 8192
@@ -192,6 +194,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     "emergency": {
         "numbers": ("emergency_numbers", "numbers"),
         "psap": ("emergency_psap", "sipuri"),
+        "psaps": ("emergency_psaps", "sipuris"),
+        "hop_timeout_s": ("emergency_hop_timeout_s", "posfloat"),
     },
     "messaging": {
         "max_body_bytes": ("message_max_body_bytes", "posint"),
@@ -266,6 +270,12 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "sipuri":
         need(isinstance(value, str) and _is_sip_uri(value), "a sip: or sips: URI")
         return value
+    if kind == "sipuris":
+        need(
+            isinstance(value, list) and all(isinstance(v, str) and _is_sip_uri(v) for v in value),
+            "a list of sip: or sips: URIs",
+        )
+        return list(value)
     if kind == "numbers":
         need(
             isinstance(value, list)

@@ -32,6 +32,7 @@ from sipline.apps.features.plan import (
     RouteSession,
     classify,
 )
+from sipline.apps.hop_timeout import HopTimer
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
@@ -72,6 +73,11 @@ class ProxyBackend(Protocol):
         already sent the 407 challenge (or a 403)."""
         ...
 
+    async def identify(self, request: Request, domain: str) -> str | None:
+        """The AOR the request's credentials for `domain` prove (matching its From),
+        or None; never answers (for requests that are not refused, emergency calls)."""
+        ...
+
     async def resolve(self, uri: Uri) -> list[Target]:
         """RFC 3263: where to send a request for `uri`."""
         ...
@@ -99,6 +105,7 @@ class Branch:
     timer_c: asyncio.TimerHandle | None = None
     timer_c_at: float = 0.0  # when Timer C is due (a provisional pushes it back)
     abandoned: bool = False  # cancelled by its step's timeout: its 487 is not an answer
+    hop_timer: HopTimer | None = None  # a step's per-hop timeout (Timer B cut short)
 
 
 @dataclass(slots=True, eq=False)
@@ -266,23 +273,35 @@ class Proxy:
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
         in_dialog = request.to.tag is not None
+        # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA: we
+        # keep no trust domain) is removed; we assert only what we verified.
+        request.headers.remove("P-Asserted-Identity")
+        request.headers.remove("P-Preferred-Identity")
+        identity: str | None = None
+        from_uri = request.from_.uri
         if (
-            self.config.authenticate_calls
-            and not in_dialog
+            not in_dialog
             and request.method not in ("ACK", "CANCEL", "BYE")
-            and isinstance(request.from_.uri, SipUri)
-            and self.backend.is_local_domain(request.from_.uri.host)
-            and not self._exempt(request)
+            and isinstance(from_uri, SipUri)
+            and self.backend.is_local_domain(from_uri.host)
         ):
-            if not await self.backend.authorize(st, request.from_.uri.host.lower()):
-                return
-            # Credentials for us are consumed, not forwarded (kamailio consume_credentials).
-            request.headers.remove("Proxy-Authorization")
+            domain = from_uri.host.lower()
+            if self._exempt(request):
+                # Never refused (emergency): verified only by credentials it carries.
+                identity = await self.backend.identify(request, domain)
+            elif self.config.authenticate_calls:
+                if not await self.backend.authorize(st, domain):
+                    return
+                identity = from_uri.aor
+            if identity is not None or self.config.authenticate_calls:
+                # Credentials for us are consumed, not forwarded (kamailio
+                # consume_credentials).
+                request.headers.remove("Proxy-Authorization")
         # Hashed as forwarded (credentials consumed), so a copy that loops back to us
         # hashes the same (§16.6 step 8).
         loop_hash = self._loop_hash(request, top_branch)
         if self.planner is not None:
-            session = await self.planner.open(request, st.inbound.remote[0])
+            session = await self.planner.open(request, st.inbound.remote[0], identity=identity)
             if session is not None:
                 ctx = ResponseContext(st, request, session=session, loop_hash=loop_hash)
                 # The server transaction holds its context (and so frees it when it ends).
@@ -429,6 +448,7 @@ class Proxy:
                     headers=t.headers,
                     set_headers=decision.set_headers,
                     body=decision.body,
+                    hop_timeout_s=decision.hop_timeout_s,
                 )
             if decision.timeout_s is not None and not ctx.final_sent:
                 ctx.step_timer = self.endpoint.loop.call_later(
@@ -497,6 +517,7 @@ class Proxy:
         headers: Iterable[tuple[str, str]] = (),
         set_headers: Iterable[tuple[str, str]] = (),
         body: bytes | None = None,
+        hop_timeout_s: float | None = None,
     ) -> None:
         original = ctx.request
         request = Request(original.method, uri_text, original.headers.copy(), original.body)
@@ -531,6 +552,8 @@ class Proxy:
             request, hop, on_response=lambda r: self._on_response(ctx, branch, r), add_via=False
         )
         ctx.st.relayed()
+        if hop_timeout_s is not None:
+            branch.hop_timer = HopTimer(self.endpoint.loop, branch, hop_timeout_s)
         if request.method == "INVITE":
             self._arm_timer_c(ctx, branch)
 
@@ -560,6 +583,8 @@ class Proxy:
     # -- §16.7 responses -------------------------------------------------------------------
     def _on_response(self, ctx: ResponseContext, branch: Branch, response: Response) -> None:
         status = response.status
+        if branch.hop_timer is not None:
+            branch.hop_timer.heard()
         if status < 200:
             if status == 100:
                 return  # §16.7 step 5: 100 Trying is not forwarded

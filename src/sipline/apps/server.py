@@ -58,7 +58,11 @@ def feature_settings(config: ServerConfig) -> FeatureSettings:
     return FeatureSettings(
         RoutingSettings(config.history_info, config.diversion, config.max_forward_depth),
         EmergencySettings(
-            tuple(config.emergency_numbers), config.emergency_psap, tuple(config.regions)
+            tuple(config.emergency_numbers),
+            config.emergency_psap,
+            tuple(config.regions),
+            tuple(config.emergency_psaps),
+            config.emergency_hop_timeout_s,
         ),
     )
 

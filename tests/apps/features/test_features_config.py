@@ -14,7 +14,12 @@ def test_features_emergency_and_regions() -> None:
     cfg = load_config(
         {
             "features": {"history_info": False, "diversion": True, "max_forward_depth": 3},
-            "emergency": {"numbers": ["112", "urn:service:sos"], "psap": "sip:psap@192.0.2.1"},
+            "emergency": {
+                "numbers": ["112", "urn:service:sos"],
+                "psap": "sip:psap@192.0.2.1",
+                "psaps": ["sip:psap@192.0.2.3", "sips:psap@192.0.2.4"],
+                "hop_timeout_s": 2,
+            },
             "regions": [
                 {
                     "name": "berlin",
@@ -30,6 +35,8 @@ def test_features_emergency_and_regions() -> None:
     settings = feature_settings(cfg)
     assert settings.routing.history_info is False and settings.routing.max_depth == 3
     assert settings.emergency.numbers == ("112", "urn:service:sos")
+    assert settings.emergency.fallbacks == ("sip:psap@192.0.2.3", "sips:psap@192.0.2.4")
+    assert settings.emergency.hop_timeout_s == 2.0
     (berlin,) = settings.regions
     assert berlin.civic == (("country", "DE"), ("A1", "Berlin"))
     assert berlin.contains_address("192.0.2.77") and berlin.contains_address("2001:db8::1")
@@ -46,6 +53,8 @@ def test_features_emergency_and_regions() -> None:
         ),
         ({"emergency": {"psap": "http://psap"}}, "emergency.psap: must be a sip: or sips: URI"),
         ({"emergency": {"numbers": ["1 1 2"]}}, "emergency.numbers: must be a list of numbers"),
+        ({"emergency": {"psaps": ["tel:112"]}}, "emergency.psaps: must be a list of sip: or"),
+        ({"emergency": {"hop_timeout_s": 0}}, "emergency.hop_timeout_s: must be a positive"),
         ({"regions": {"name": "x"}}, r"regions: must be an array of tables"),
         ({"regions": [{"name": "a b"}]}, r"regions\[0\].name: must be a name without spaces"),
         (

@@ -6,12 +6,19 @@ dialled numbers such as 112 or 911 come as `sip:112@domain` or `tel:112`. The
 caller's location is, in order: what the INVITE itself carries (a Geolocation
 header, RFC 6442 §4.1, pointing at a PIDF-LO body part by Content-ID), the location
 the caller's device registered with, the caller's region by source network. The
-PSAP is the one configured for that region, else the default; the default is tried
-next if the regional one fails. Each branch carries:
+PSAPs are tried in turn: the one configured for that region, then the default, then
+the fallbacks. One that sends no response at all within `hop_timeout_s` (not even
+100 Trying) is given up at once, as Timer B would after 32 s (RFC 3261 §17.1.1.2),
+and the next is tried; when none is left the caller gets a final response at once.
+Each branch carries:
 
 - `Geolocation: <cid:...>` and the PIDF-LO as a `multipart/mixed` body part
   (RFC 6442 §3.1), unless the caller sent them already;
-- `P-Asserted-Identity` (RFC 3325 §9.1), the address to call back;
+- `P-Asserted-Identity` (RFC 3325 §9.1), the address to call back, only when the
+  caller authenticated as that user: an emergency call is never refused for want of
+  credentials, so an unverified caller's call goes on without it (the absence says
+  the identity is not asserted, RFC 3325 §9.1; any P-Asserted-Identity the caller
+  sent is removed by the proxy, RFC 3325 §5);
 - `Priority: emergency` (RFC 3261 §20.26).
 """
 
@@ -38,6 +45,7 @@ from sipline.core.message import Request, Response
 from sipline.core.uri import AbsoluteUri, SipUri, TelUri, Uri
 
 __all__ = [
+    "DEFAULT_HOP_TIMEOUT_S",
     "DEFAULT_NUMBERS",
     "CallerLocation",
     "EmergencySession",
@@ -51,11 +59,17 @@ __all__ = [
 DEFAULT_NUMBERS = ("112", "911", "urn:service:sos")
 
 
+DEFAULT_HOP_TIMEOUT_S = 4.0
+
+
 @dataclass(frozen=True, slots=True)
 class EmergencySettings:
     numbers: tuple[str, ...] = DEFAULT_NUMBERS
     psap: str | None = None  # where calls go when no region has its own PSAP
     regions: tuple[Region, ...] = ()
+    fallbacks: tuple[str, ...] = ()  # PSAPs tried in turn after those
+    # A PSAP that sends no response at all within this is given up for the next one.
+    hop_timeout_s: float = DEFAULT_HOP_TIMEOUT_S
 
 
 def is_emergency_uri(uri: Uri, numbers: Sequence[str]) -> bool:
@@ -194,11 +208,14 @@ class EmergencySession:
     callback: str  # a SIP URI
     settings: EmergencySettings
     host: str  # our host, for the Content-ID
+    # Whether the caller authenticated as `callback`: only then is it asserted.
+    verified: bool = True
     psaps: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         regional = self.found.region.psap if self.found.region is not None else None
-        self.psaps = [p for p in dict.fromkeys((regional, self.settings.psap)) if p]
+        s = self.settings
+        self.psaps = [p for p in dict.fromkeys((regional, s.psap, *s.fallbacks)) if p]
 
     def start(self) -> Decision:
         if not self.psaps:
@@ -212,10 +229,10 @@ class EmergencySession:
 
     def _ring(self) -> Decision:
         psap = self.psaps.pop(0)
-        headers: list[tuple[str, str]] = [
-            ("P-Asserted-Identity", f"<{self.callback}>"),
-            ("Priority", "emergency"),
-        ]
+        headers: list[tuple[str, str]] = [("Priority", "emergency")]
+        if self.verified:
+            # RFC 3325 §9.1: asserted only for a caller who authenticated.
+            headers.insert(0, ("P-Asserted-Identity", f"<{self.callback}>"))
         body = None
         loc = self.found.location
         if loc is not None and not self.found.by_value:
@@ -235,6 +252,7 @@ class EmergencySession:
             tuple(headers),
             body,
             label=f"emergency: {region} ({self.found.how})",
+            hop_timeout_s=self.settings.hop_timeout_s,
         )
 
 

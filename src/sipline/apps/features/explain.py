@@ -203,12 +203,17 @@ def explain_emergency(
     n = 0
     while isinstance(decision, RingStep):
         n += 1
-        lines.append(f"step {n}: ring PSAP {decision.targets[0].uri}")
+        wait = decision.hop_timeout_s
+        tail = f" (next one if it sends nothing within {wait:g} s)" if wait else ""
+        lines.append(f"step {n}: ring PSAP {decision.targets[0].uri}{tail}")
         targets.append(decision.targets[0].uri)
         decision = session.step_failed(Outcome.UNAVAILABLE, None)
     if n == 0 and isinstance(decision, Reject):
         lines.append(f"=> answer {decision.status} {decision.reason or ''}".rstrip())
-    lines.append(f"callback identity: P-Asserted-Identity: <{callback}>")
+    lines.append(
+        f"callback identity: P-Asserted-Identity: <{callback}> if the caller authenticated"
+        " (RFC 3325 §9.1), else none"
+    )
     if found.location is not None:
         lines.append("location attached: Geolocation header + PIDF-LO body part (RFC 6442)")
     legs = {"psaps": targets, "region": region, "callback": callback, "location": found.how}

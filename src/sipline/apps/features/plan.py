@@ -80,6 +80,9 @@ class RingStep:
     set_headers: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
     label: str = ""
+    # A branch that gets no response at all (not even 100 Trying) within this is
+    # given up (Timer B cut short, RFC 3261 §17.1.1.2): its next hop is unreachable.
+    hop_timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,10 @@ class RoutePlanner(Protocol):
         """Requests that must never be refused for want of credentials (emergency calls)."""
         ...
 
-    def open(self, request: Request, source_host: str) -> Awaitable[RouteSession | None]:
+    def open(
+        self, request: Request, source_host: str, *, identity: str | None = None
+    ) -> Awaitable[RouteSession | None]:
         """A session for `request` (received from `source_host`), or None to let the
-        proxy route it by the location service alone."""
+        proxy route it by the location service alone. `identity` is the AOR the caller
+        authenticated as (None: not verified)."""
         ...

@@ -128,10 +128,14 @@ class ServerRoutePlanner:
         except RemoteProtocolError:
             return False
 
-    async def open(self, request: Request, source_host: str) -> RouteSession | None:
-        return self.session(request, source_host)
+    async def open(
+        self, request: Request, source_host: str, *, identity: str | None = None
+    ) -> RouteSession | None:
+        return self.session(request, source_host, identity=identity)
 
-    def session(self, request: Request, source_host: str) -> RouteSession | None:
+    def session(
+        self, request: Request, source_host: str, *, identity: str | None = None
+    ) -> RouteSession | None:
         if request.method != "INVITE" or request.routes:
             return None
         try:
@@ -150,11 +154,24 @@ class ServerRoutePlanner:
         found = caller_location(request, source_host, caller_devices, self.settings.emergency)
         if is_emergency_uri(uri, self.settings.emergency.numbers):
             callback = f"sip:{caller_aor}" if caller_aor else _plain(from_uri)
+            verified = caller_aor is not None and identity == caller_aor
             region = found.region.name if found.region is not None else "none"
             log.warning(
-                "emergency call %s from %s: region %s (%s)", uri, callback, region, found.how
+                "emergency call %s from %s (%s): region %s (%s)",
+                uri,
+                callback,
+                "authenticated" if verified else "identity not verified",
+                region,
+                found.how,
             )
-            return EmergencySession(request, found, callback, self.settings.emergency, self._host())
+            return EmergencySession(
+                request,
+                found,
+                callback,
+                self.settings.emergency,
+                self._host(),
+                verified=verified,
+            )
         if not (isinstance(uri, SipUri) and uri.user and self._is_local(uri.host)):
             return None
         aor = uri.aor
