@@ -429,3 +429,34 @@ async def test_a_transient_failure_keeps_the_message_and_the_order(
     await bob.wait_for(lambda: len(bob.requests("MESSAGE")) == 3)
     assert [r.body for r in bob.requests("MESSAGE")] == [b"one", b"one", b"two"]
     await wait_stored(server, lambda ms: ms == [])
+
+
+async def test_a_device_publishing_afresh_replaces_its_earlier_publication(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    # A client restarted without its entity tag publishes the same tuple again: its
+    # new status replaces the old one instead of being composed with it.
+    server = await make_server(min_notify_interval_s=0.0)
+    alice = await make_ua(server)
+    await subscribe_presence(alice, ALICE, BOB)
+    bob = await make_ua(server)
+
+    async def publish(status: str, *, tuple_id: str = "t1") -> None:
+        request = bob.build(
+            "PUBLISH", f"sip:{BOB}", from_=BOB, to=BOB, extra=[("Event", "presence")]
+        )
+        doc = status_document(f"sip:{BOB}", status, tuple_id=tuple_id, contact=f"sip:{BOB}")
+        request.set_body(doc.serialize(), "application/pidf+xml")
+        assert (await bob.send_authenticated(request, "bob", USERS["bob"])).final.status == 200
+
+    await publish("busy")
+    await alice.wait_for(lambda: parse_pidf(notifies(alice)[-1].body).describe() == "busy")
+    await publish("online")
+    await alice.wait_for(lambda: parse_pidf(notifies(alice)[-1].body).describe() == "online")
+    assert server.store is not None
+    (only,) = server.store.store.publications(BOB, "presence", now=server.endpoint.wall())
+    assert parse_pidf(only.document).describe() == "online"
+    # Another device (another tuple) is composed beside it, as before.
+    await publish("away", tuple_id="laptop")
+    await asyncio.sleep(0.2)
+    assert len(server.store.store.publications(BOB, "presence", now=server.endpoint.wall())) == 2

@@ -101,7 +101,9 @@ def prepare(workdir: Path) -> None:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServeProcess]:
+    # `sipline presence` keeps its entity tags under $XDG_STATE_HOME: not the user's.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     prepare(tmp_path / "serve")
     server = start_serve(tmp_path / "serve", CONFIG, tls=False)
     try:
@@ -137,24 +139,30 @@ def test_presence_set_is_seen_by_a_watcher(serve: ServeProcess) -> None:
     assert setter.finish() == 0, setter.lines
     assert any("published away (in a meeting)" in line for line in setter.lines)
     watcher = Cli(
-        "presence", "--watch", f"bob@{DOMAIN}", "--duration", "3", *account(serve, "alice")
-    )
-    watcher.wait_line(f"bob@{DOMAIN} is away (in a meeting)")
-    assert watcher.finish() == 0
-    again = Cli(
-        "presence", "--set", "busy", "--duration", "6", "--withdraw", *account(serve, "bob")
-    )
-    watcher = Cli(
-        "presence", "--watch", f"bob@{DOMAIN}", "--duration", "8", *account(serve, "alice")
+        "presence", "--watch", f"bob@{DOMAIN}", "--duration", "12", *account(serve, "alice")
     )
     try:
-        watcher.wait_line(f"bob@{DOMAIN} is busy")
-        assert again.finish() == 0  # withdrawn: the older "away" shows again
         watcher.wait_line(f"bob@{DOMAIN} is away (in a meeting)")
+        # Each run modifies what the last one left published (RFC 3903 §4.4, by its
+        # entity tag), so the latest status is what watchers see.
+        for status in ("busy", "online"):
+            run = Cli("presence", "--set", status, *account(serve, "bob"))
+            assert run.finish() == 0, run.lines
+            watcher.wait_line(f"bob@{DOMAIN} is {status}")
+        # --withdraw alone removes it (§4.5): bob, not registered, is offline.
+        gone = Cli("presence", "--withdraw", *account(serve, "bob"))
+        assert gone.finish() == 0, gone.lines
+        assert any("withdrawn" in line for line in gone.lines)
+        watcher.wait_line(f"bob@{DOMAIN} is offline")
+        nothing = Cli("presence", "--withdraw", *account(serve, "bob"))
+        assert nothing.finish() == 1
+        assert nothing.lines == [
+            "sipline: no published status of this account is known here"
+            " (it was withdrawn, expired, or set from elsewhere)"
+        ]
         assert watcher.finish() == 0
     finally:
-        for p in (again, watcher):
-            p.kill()
+        watcher.kill()
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["restart", "kill-9"])

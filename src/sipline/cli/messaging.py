@@ -25,12 +25,14 @@ from sipline.apps.presence.pidf import STATUSES
 from sipline.apps.ua import (
     IncomingMessage,
     MessageFailed,
+    PresencePublication,
     RegistrationError,
     UserAgent,
     UserAgentError,
     WatchUpdate,
 )
 from sipline.cli.agent_options import account_options, apply_options, log_level_option
+from sipline.cli.presence_state import PresenceState
 from sipline.cli.softphone import _install_stop
 from sipline.cli.store_options import db_option, open_store
 from sipline.storage import split_address
@@ -226,13 +228,23 @@ async def _presence_main(o: dict[str, Any]) -> int:
     stop = asyncio.Event()
     _install_stop(stop)
     watches = []
+    # RFC 3903 §4.4/§4.5: what an earlier run left published is modified or removed
+    # through its entity tag, not published a second time beside it.
+    state = PresenceState(ua.config.aor.aor, o["server"])
+    publication = PresencePublication(ua, expires_s=o["expires"])
+    publication.etag = state.etag(now=time.time())
     try:
+        if o["set"] is None and o["withdraw"] and not o["watch"]:
+            return await _withdraw(o, publication, state)
         if o["set"] is not None:
+            ua.publication = publication
             try:
                 await ua.publish(o["set"], o["note"], expires_s=o["expires"])
             except UserAgentError as exc:
+                ua.publication = None  # leave what an earlier run published alone
                 click.echo(f"sipline: {exc}", err=True)
                 return 1
+            state.save(publication.etag, time.time() + o["expires"])
             note = f" ({o['note']})" if o["note"] else ""
             _say(
                 o,
@@ -240,7 +252,7 @@ async def _presence_main(o: dict[str, Any]) -> int:
                 status=o["set"],
                 note=o["note"],
             )
-            if not o["watch"] and o["duration"] is None:
+            if not o["watch"] and o["duration"] is None and not o["withdraw"]:
                 ua.publication = None  # stays published at the server until it expires
                 return 0
         for who in o["watch"]:
@@ -254,12 +266,41 @@ async def _presence_main(o: dict[str, Any]) -> int:
             await asyncio.wait_for(stop.wait(), o["duration"])
         if o["set"] is not None and not o["withdraw"]:
             ua.publication = None
+        elif o["withdraw"]:
+            if ua.publication is None:
+                ua.publication = publication  # --withdraw with --watch: remove ours too
+            await ua.publication.remove()
+            state.save(None, 0.0)
         return 0
     finally:
         for w in watches:
             with contextlib.suppress(Exception):
                 await w.close()
         await ua.close()
+
+
+async def _withdraw(
+    o: dict[str, Any], publication: PresencePublication, state: PresenceState
+) -> int:
+    """`--withdraw` alone: remove what an earlier `--set` left published (§4.5)."""
+    if publication.etag is None:
+        click.echo(
+            "sipline: no published status of this account is known here"
+            " (it was withdrawn, expired, or set from elsewhere)",
+            err=True,
+        )
+        return 1
+    try:
+        removed = await publication.withdraw()
+    except UserAgentError as exc:
+        click.echo(f"sipline: {exc}", err=True)
+        return 1
+    state.save(None, 0.0)
+    if removed:
+        _say(o, "withdrawn: our published status is removed", status=None)
+    else:
+        _say(o, "withdrawn: the server no longer had our published status", status=None)
+    return 0
 
 
 @click.command()
@@ -279,11 +320,15 @@ async def _presence_main(o: dict[str, Any]) -> int:
 )
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--register", is_flag=True, help="Register with --server too (we appear online).")
-@click.option("--withdraw", is_flag=True, help="Remove the published status when leaving.")
+@click.option(
+    "--withdraw",
+    is_flag=True,
+    help="Remove the published status when leaving (alone: the one an earlier --set left).",
+)
 def presence(**o: Any) -> None:
     """Publish our presence (--set away --note "in a meeting") or watch others' (--watch)."""
-    if o["set"] is None and not o["watch"]:
-        raise click.UsageError("give --set STATUS, --watch USER@DOMAIN, or both")
+    if o["set"] is None and not o["watch"] and not o["withdraw"]:
+        raise click.UsageError("give --set STATUS, --watch USER@DOMAIN, --withdraw, or both")
     sys.exit(run_loop(_presence_main(o)))
 
 

@@ -2,6 +2,11 @@
 
 A user's presence is what their devices published (composed when there are
 several), or, when they published nothing, what their registrations say:
+registered = open, none = closed. A device that lost its entity tag (a restarted
+client) and publishes afresh replaces its earlier publication: a tuple's id names
+it in the presentity's document (RFC 3863 §4.1.1), so a newer publication of the
+same tuple (same id and contact) supersedes the older instead of being composed
+with it. Otherwise:
 registered = open, none = closed. Watchers are authorised per user: the user's
 rules (allow, block) first, then the configured default policy.
 """
@@ -159,6 +164,10 @@ class PresencePackage:
             document = body
         etag = token_from_bytes(self._entropy.random_bytes(12))
         publication = Publication(aor, etag, EVENT, ctype, document, now + granted, now)
+        superseded: list[Publication] = []
+        if old is None:
+            superseded = _same_tuples(document, await self._publications(aor))
+            old = superseded.pop() if superseded else None
         replaces = old.etag if old else None
         replaced = await self.store.write(
             lambda: store.put_publication(publication, replaces=replaces)
@@ -166,5 +175,22 @@ class PresencePackage:
         if not replaced:
             st.respond(412)  # removed meanwhile (another process, or it expired)
             return False
+        for gone in superseded:
+            await self.store.write(store.remove_publication, aor, EVENT, gone.etag)
         st.respond(200, extra=[("SIP-ETag", etag), ("Expires", str(granted))])  # step 8
-        return old is None or old.document != document
+        return old is None or old.document != document or bool(superseded)
+
+
+def _tuple_keys(document: bytes) -> set[tuple[str, str | None]]:
+    try:
+        return {(t.id, t.contact) for t in parse_pidf(document).tuples}
+    except PidfError:
+        return set()
+
+
+def _same_tuples(document: bytes, publications: list[Publication]) -> list[Publication]:
+    """The publications (oldest first) that publish the same tuples as `document`."""
+    keys = _tuple_keys(document)
+    if not keys:
+        return []
+    return [p for p in publications if _tuple_keys(p.document) == keys]

@@ -322,11 +322,23 @@ class PresencePublication:
 
     async def remove(self) -> None:
         """Withdraw the publication (Expires: 0 with its entity tag, RFC 3903 §4.5)."""
+        with contextlib.suppress(UserAgentError):
+            await self.withdraw()
+
+    async def withdraw(self) -> bool:
+        """Withdraw the publication (RFC 3903 §4.5): True when removed, False when the
+        server no longer had it (412, §6 step 3) or there is none; `UserAgentError`
+        when refused otherwise."""
         if self._refresh is not None:
             self._refresh.cancel()
             self._refresh = None
-        if self.etag is None:
-            return
-        with contextlib.suppress(UserAgentError):
-            await self._publish(b"", 0)
-        self.etag = None
+        etag, self.etag = self.etag, None
+        if etag is None:
+            return False
+        extra = [("Event", "presence"), ("Expires", "0"), ("SIP-If-Match", etag)]
+        _, response = await send_request(self.ua, "PUBLISH", self.ua.config.aor, extra=extra)
+        if response.status == 412:
+            return False
+        if response.status >= 300:
+            raise UserAgentError(f"PUBLISH refused: {response.status} {response.reason}")
+        return True
