@@ -23,11 +23,15 @@ class _Registrar(TestServer):
         self.grant = grant
         self.min_expires = min_expires
         self.bindings: dict[str, int] = {}
+        self.refuse: int | None = None  # answer every REGISTER with this
 
     def handle(self, st: ServerTransaction) -> None:
         request = st.request
         if request.method != "REGISTER":
             st.respond(405)
+            return
+        if self.refuse is not None:
+            st.respond(self.refuse)
             return
         if not self.auth.check(st, "authorization"):
             return
@@ -76,6 +80,33 @@ async def test_register_with_digest_refresh_and_unregister_on_close() -> None:
         assert registrar.bindings == {}  # removed on close
         last = registrar.registers()[-1]
         assert last.headers.get("expires") == "0"
+    finally:
+        await registrar.close()
+
+
+@pytest.mark.parametrize(("status", "retried"), [(403, False), (503, True)])
+async def test_a_refused_refresh_is_not_retried_a_transient_one_is(
+    status: int, retried: bool
+) -> None:
+    registrar = await _Registrar(grant=2).start()
+    try:
+        ua = UserAgent(
+            "alice@example.com", password="secret", server=registrar.hostport, listen=f"{HOST}:0"
+        )
+        async with ua:
+            registration = ua.registration
+            assert registration is not None
+            registrar.refuse = status  # e.g. the account was removed: 403 Forbidden
+            sent = len(registrar.registers())
+            await wait_for(lambda: len(registrar.registers()) > sent, 4)
+            await wait_for(lambda: not registration.registered, 2)
+            if retried:  # RFC 5626 §4.5: tried again after base-time, 30 s
+                assert registration.refused is None and registration.failures == 1
+                assert registration._refresh is not None
+            else:
+                assert registration.refused is not None
+                assert registration.refused.status == status
+                assert registration._refresh is None  # nothing scheduled
     finally:
         await registrar.close()
 

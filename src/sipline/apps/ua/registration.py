@@ -23,6 +23,7 @@ from sipline.apps.ua.events import RegistrationError
 from sipline.core.builders import build_request
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
+from sipline.core.retry import is_transient
 from sipline.core.uri import SipUri, parse_uri
 from sipline.core.views import NameAddr
 from sipline.runtime.endpoint import Endpoint
@@ -32,7 +33,10 @@ __all__ = ["Registration"]
 
 log = logging.getLogger("sipline.ua")
 
-_RETRY_S = 30.0  # after a failed refresh
+# After a refresh that failed for a reason that may pass: RFC 5626 §4.5's backoff,
+# base-time 30 s doubling per consecutive failure up to max-time 1800 s.
+_RETRY_S = 30.0
+_MAX_RETRY_S = 1800.0
 
 
 class Registration:
@@ -71,6 +75,9 @@ class Registration:
         self._tasks: set[asyncio.Task[None]] = set()
         self.refreshes = 0
         self.keepalives_sent = 0
+        self.failures = 0  # consecutive failed refreshes
+        # The refusal that ended refreshing (403, a wrong password...): not retried.
+        self.refused: RegistrationError | None = None
 
     @property
     def registered(self) -> bool:
@@ -176,13 +183,28 @@ class Registration:
         task.add_done_callback(self._tasks.discard)
 
     async def _do_refresh(self) -> None:
+        self._refresh = None
         try:
             await self.register()
             self.refreshes += 1
-        except (RegistrationError, OSError) as exc:
-            log.warning("registration refresh failed: %s; retrying in %.0f s", exc, _RETRY_S)
-            loop = asyncio.get_running_loop()
-            self._refresh = loop.call_later(_RETRY_S, self._spawn_refresh)
+            self.failures = 0
+        except RegistrationError as exc:
+            if exc.status and not is_transient(exc.status):
+                # The registrar judged and refused it (403, 404, credentials it does
+                # not take): the same REGISTER gets the same answer, and repeating a
+                # failing password only looks like an attack.
+                self.refused = exc
+                log.error("%s: not retrying; the registration lapses", exc)
+                return
+            self._retry_later(exc)
+        except OSError as exc:
+            self._retry_later(exc)
+
+    def _retry_later(self, exc: Exception) -> None:
+        self.failures += 1
+        delay = min(_MAX_RETRY_S, _RETRY_S * 2 ** (self.failures - 1))
+        log.warning("registration refresh failed: %s; retrying in %.0f s", exc, delay)
+        self._refresh = asyncio.get_running_loop().call_later(delay, self._spawn_refresh)
 
     def _start_keepalive(self) -> None:
         if self.keepalive_s is None or self._keepalive is not None:
