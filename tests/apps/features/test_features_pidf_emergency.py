@@ -231,6 +231,28 @@ def test_emergency_session_attaches_location_and_callback_and_fails_over() -> No
     assert isinstance(session.step_failed(Outcome.UNAVAILABLE, None), Exhausted)
 
 
+def test_emergency_psaps_in_turn_with_a_hop_timeout_and_no_unverified_identity() -> None:
+    settings = EmergencySettings(
+        psap="sip:psap@192.0.2.1",
+        fallbacks=("sip:psap@192.0.2.2", "sip:psap@192.0.2.1"),  # a repeat is rung once
+        hop_timeout_s=2.5,
+    )
+    found = caller_location(invite(), "127.0.0.9", [], settings)
+    session = EmergencySession(
+        invite(), found, "sip:carol@example.com", settings, "h", verified=False
+    )
+    rung = []
+    step = session.start()
+    while isinstance(step, RingStep):
+        assert step.hop_timeout_s == 2.5
+        assert "P-Asserted-Identity" not in dict(step.set_headers)  # RFC 3325 §9.1
+        assert dict(step.set_headers)["Priority"] == "emergency"
+        rung.append(step.targets[0].uri)
+        step = session.step_failed(Outcome.UNAVAILABLE, None)
+    assert rung == ["sip:psap@192.0.2.1", "sip:psap@192.0.2.2"]
+    assert isinstance(step, Exhausted) and step.status == 503
+
+
 def test_emergency_without_any_psap_is_answered() -> None:
     found = caller_location(invite(), "127.0.0.9", [], EmergencySettings())
     session = EmergencySession(invite(), found, "sip:alice@example.com", EmergencySettings(), "h")
