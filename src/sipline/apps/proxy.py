@@ -455,11 +455,13 @@ class Proxy:
         if ctx.final_sent or ctx.got_2xx or ctx.cancelled:
             return
         ctx.step_timed_out = True
+        invite = ctx.request.method == "INVITE"
         for b in ctx.branches[ctx.step_first :]:
             if b.final is None and b.ct is not None:
                 b.abandoned = True
-                b.ct.cancel()
-                if not b.provisional:
+                if invite:  # §9.1: CANCEL is for INVITE only
+                    b.ct.cancel()
+                if not invite or not b.provisional:
                     b.ct._fail(408, "Request Timeout (step timed out)")
 
     def _step_done(self, ctx: ResponseContext) -> None:
@@ -659,7 +661,11 @@ class Proxy:
         self._send_upstream(out, ctx.st.inbound.source)
 
     def _cancel_pending(self, ctx: ResponseContext) -> None:
-        """§16.7 step 10 / §16.10: CANCEL every branch still without a final response."""
+        """§16.7 step 10 / §16.10: CANCEL every INVITE branch still without a final
+        response. Only an INVITE can be cancelled (§9.1); the other branches of a
+        forked non-INVITE request run to their own end (Timer F at most)."""
+        if ctx.request.method != "INVITE":
+            return
         for b in ctx.branches:
             if b.final is None and b.ct is not None:
                 b.ct.cancel()
