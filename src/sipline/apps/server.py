@@ -30,6 +30,7 @@ from sipline.core.clock import Clock
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
+from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.runtime.overload import OverloadConfig
 from sipline.storage.aio import AsyncStore
@@ -362,6 +363,14 @@ class SipServer:
     def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
         assert self.proxy is not None
         request = st.request
+        try:
+            # §8.2.6 / RFC 4475 §3.1.2: a malformed request whose answer can be routed
+            # gets 400 (or what the defect calls for), its reason naming the defect, as
+            # `sipline check` says; never forwarded half understood.
+            validate(request, self.endpoint.config.limits)
+        except RemoteProtocolError as exc:
+            st.respond(exc.status, exc.reason)
+            return None
         if request.method == "REGISTER" and self._is_registrar_uri(request.uri):
             return self._register(st)
         if self.im is not None:
