@@ -32,6 +32,7 @@ from sipline.apps.features.plan import (
     RouteSession,
     classify,
 )
+from sipline.apps.hops import received_target as _received_target
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
@@ -252,9 +253,18 @@ class Proxy:
                 request.headers.add("Route", str(r))
         while True:
             routes = request.routes
-            if not routes or not self._is_me(routes[0].uri):
+            if not routes or not (self._is_me(routes[0].uri) or self._is_served(routes[0].uri)):
                 break
             request.headers.pop_first_value("Route")
+
+    def _is_served(self, uri: Uri) -> bool:
+        """A Route to a domain we serve (no user) leads here: RFC 3263 would find us."""
+        return (
+            isinstance(uri, SipUri)
+            and not uri.user
+            and not uri.maddr
+            and self.backend.is_local_domain(uri.host)
+        )
 
     # -- entry point -----------------------------------------------------------------
     async def handle(self, st: ServerTransaction) -> None:
@@ -716,6 +726,14 @@ class Proxy:
 
     async def _forward_ack(self, request: Request, uri: Uri) -> None:
         hops = await self._resolve(uri)
+        if isinstance(uri, SipUri) and self.backend.is_local_domain(uri.host):
+            # A 2xx ACK sent to a user's address (pyVoIP does) rather than to the
+            # answering device's Contact: the location service knows the devices, not
+            # DNS; each gets it, and those without the dialog ignore it (§12.2.2).
+            for hop in hops:
+                copy = Request(request.method, request.uri_text, request.headers.copy())
+                self._send_ack(copy, hop)
+            return
         if hops:
             self._send_ack(request, hops[0])
 
@@ -777,18 +795,6 @@ def _better(candidate: Response, current: Response) -> bool:
     if c in (401, 407) and b not in (401, 407):
         return True
     return c < b and b not in (401, 407)
-
-
-def _received_target(binding: Binding | None) -> Target | None:
-    """The NAT-aware next hop of a binding: where its REGISTER came from."""
-    if binding is None or not binding.received:
-        return None
-    transport, _, rest = binding.received.partition(":")
-    host, _, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if not port.isdigit() or not is_ip_literal(host):
-        return None
-    return Target(transport.upper(), host, int(port))
 
 
 def _literal_target(uri: Uri) -> Target | None:
