@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, server_target
+from server_helpers import (
+    DOMAIN,
+    USERS,
+    ServerFactory,
+    TracebackCatcher,
+    UAFactory,
+    server_target,
+)
 from sipua import TestUA
 
 from sipline.apps.config import ServerConfig, parse_listen
 from sipline.apps.server import SipServer
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks() -> Iterator[TracebackCatcher]:
+    """Fail a test whose server (or user agent) logged a traceback; set up before, so
+    torn down after, the servers it watches."""
+    catcher = TracebackCatcher()
+    watched = [logging.getLogger("sipline"), logging.getLogger("asyncio")]
+    for logger in watched:
+        logger.addHandler(catcher)
+    yield catcher
+    for logger in watched:
+        logger.removeHandler(catcher)
+    if catcher.caught:
+        pytest.fail("a traceback was logged:\n" + catcher.report())
 
 
 @pytest.fixture

@@ -6,7 +6,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop_helpers import ServeProcess, start_serve
+from interop_helpers import STARTED, ServeProcess, start_serve, tracebacks
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks() -> Iterator[None]:
+    """Fail a test if any `sipline serve` it started logged a traceback."""
+    STARTED.clear()
+    yield
+    for server in STARTED:
+        found = tracebacks(server)
+        if found:
+            pytest.fail("sipline serve logged a traceback:\n" + "\n---\n".join(found))
+    STARTED.clear()
 
 
 @pytest.fixture

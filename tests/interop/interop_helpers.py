@@ -49,6 +49,21 @@ def free_tcp_port(host: str = HOST) -> int:
     return port
 
 
+# Every `sipline serve` started, for the check that none logged a traceback
+# (conftest.py: `no_tracebacks`, after each test).
+STARTED: list[ServeProcess] = []
+
+
+def tracebacks(server: ServeProcess) -> list[str]:
+    """The tracebacks in the server's log, each with the lines around it: a traceback
+    reaching the log is a bug, whatever the test checks otherwise."""
+    found = []
+    for i, line in enumerate(server.lines):
+        if "Traceback (most recent call last)" in line:
+            found.append("\n".join(server.lines[max(0, i - 2) : i + 30]))
+    return found
+
+
 @dataclass
 class ServeProcess:
     """A running `sipline serve`; its stderr lines are collected by a reader thread."""
@@ -188,6 +203,7 @@ def start_serve(
             stderr=subprocess.PIPE,
         )
         server = ServeProcess(proc, workdir, port, tls_port)
+        STARTED.append(server)
         server._reader = threading.Thread(target=server._read, daemon=True)
         server._reader.start()
         try:

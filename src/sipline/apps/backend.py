@@ -12,14 +12,17 @@ import logging
 from collections.abc import Callable
 
 from sipline.apps.auth import DigestAuthenticator
+from sipline.apps.hops import received_target
+from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 from sipline.core.routing import Destination, is_ip_literal
-from sipline.core.uri import SipUri, TelUri, Uri
+from sipline.core.uri import SipUri, TelUri, Uri, parse_uri
+from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding
 from sipline.transport import Target
-from sipline.transport.resolver import Resolver
+from sipline.transport.resolver import ResolutionError, Resolver
 
 __all__ = ["ServerBackend"]
 
@@ -102,6 +105,8 @@ class ServerBackend:
             t = transport or "UDP"
             port = uri.port or (5061 if t == "TLS" else 5060)
             return [Target(t, host, port)]
+        if not uri.maddr and self.is_local_domain(uri.host):
+            return await self.location_targets(uri)
         targets = await self.resolver.resolve(
             Destination(
                 host=uri.host,
@@ -112,3 +117,35 @@ class ServerBackend:
             )
         )
         return [Target(str(t.transport), t.host, t.port, t.server_name) for t in targets]
+
+    async def location_targets(self, uri: SipUri) -> list[Target]:
+        """§16.5: a URI in a domain we serve is never looked up in DNS (there, the
+        domain leads back to us, or nowhere): its targets are the registered devices
+        of its address-of-record, in order; none for the domain itself (us)."""
+        targets: list[Target] = []
+        if not uri.user:
+            return targets
+        for binding in self.bindings(uri.aor):
+            try:
+                targets += await self.binding_targets(binding)
+            except (ResolutionError, RemoteProtocolError) as exc:
+                log.info("cannot reach the device %s of %s: %s", binding.contact, uri.aor, exc)
+        return list(dict.fromkeys(targets))
+
+    async def binding_targets(self, binding: Binding) -> list[Target]:
+        """Where a registered device is reached: its Path (RFC 3327), the address its
+        REGISTER came from (NAT), else its Contact."""
+        if binding.path:
+            return await self.resolve(parse_name_addr(binding.path[0], "Path").uri)
+        hop = received_target(binding)
+        if hop is not None:
+            return [hop]
+        contact = parse_uri(binding.contact)
+        if (
+            isinstance(contact, SipUri)
+            and not contact.maddr
+            and not is_ip_literal(contact.host)
+            and self.is_local_domain(contact.host)
+        ):
+            return []  # names an address-of-record, not a device (and would loop)
+        return await self.resolve(contact)

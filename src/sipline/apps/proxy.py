@@ -33,6 +33,7 @@ from sipline.apps.features.plan import (
     classify,
 )
 from sipline.apps.hop_timeout import HopTimer
+from sipline.apps.hops import received_target as _received_target
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
@@ -259,9 +260,18 @@ class Proxy:
                 request.headers.add("Route", str(r))
         while True:
             routes = request.routes
-            if not routes or not self._is_me(routes[0].uri):
+            if not routes or not (self._is_me(routes[0].uri) or self._is_served(routes[0].uri)):
                 break
             request.headers.pop_first_value("Route")
+
+    def _is_served(self, uri: Uri) -> bool:
+        """A Route to a domain we serve (no user) leads here: RFC 3263 would find us."""
+        return (
+            isinstance(uri, SipUri)
+            and not uri.user
+            and not uri.maddr
+            and self.backend.is_local_domain(uri.host)
+        )
 
     # -- entry point -----------------------------------------------------------------
     async def handle(self, st: ServerTransaction) -> None:
@@ -475,11 +485,13 @@ class Proxy:
         if ctx.final_sent or ctx.got_2xx or ctx.cancelled:
             return
         ctx.step_timed_out = True
+        invite = ctx.request.method == "INVITE"
         for b in ctx.branches[ctx.step_first :]:
             if b.final is None and b.ct is not None:
                 b.abandoned = True
-                b.ct.cancel()
-                if not b.provisional:
+                if invite:  # §9.1: CANCEL is for INVITE only
+                    b.ct.cancel()
+                if not invite or not b.provisional:
                     b.ct._fail(408, "Request Timeout (step timed out)")
 
     def _step_done(self, ctx: ResponseContext) -> None:
@@ -684,7 +696,11 @@ class Proxy:
         self._send_upstream(out, ctx.st.inbound.source)
 
     def _cancel_pending(self, ctx: ResponseContext) -> None:
-        """§16.7 step 10 / §16.10: CANCEL every branch still without a final response."""
+        """§16.7 step 10 / §16.10: CANCEL every INVITE branch still without a final
+        response. Only an INVITE can be cancelled (§9.1); the other branches of a
+        forked non-INVITE request run to their own end (Timer F at most)."""
+        if ctx.request.method != "INVITE":
+            return
         for b in ctx.branches:
             if b.final is None and b.ct is not None:
                 b.ct.cancel()
@@ -735,6 +751,14 @@ class Proxy:
 
     async def _forward_ack(self, request: Request, uri: Uri) -> None:
         hops = await self._resolve(uri)
+        if isinstance(uri, SipUri) and self.backend.is_local_domain(uri.host):
+            # A 2xx ACK sent to a user's address (pyVoIP does) rather than to the
+            # answering device's Contact: the location service knows the devices, not
+            # DNS; each gets it, and those without the dialog ignore it (§12.2.2).
+            for hop in hops:
+                copy = Request(request.method, request.uri_text, request.headers.copy())
+                self._send_ack(copy, hop)
+            return
         if hops:
             self._send_ack(request, hops[0])
 
@@ -796,18 +820,6 @@ def _better(candidate: Response, current: Response) -> bool:
     if c in (401, 407) and b not in (401, 407):
         return True
     return c < b and b not in (401, 407)
-
-
-def _received_target(binding: Binding | None) -> Target | None:
-    """The NAT-aware next hop of a binding: where its REGISTER came from."""
-    if binding is None or not binding.received:
-        return None
-    transport, _, rest = binding.received.partition(":")
-    host, _, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if not port.isdigit() or not is_ip_literal(host):
-        return None
-    return Target(transport.upper(), host, int(port))
 
 
 def _literal_target(uri: Uri) -> Target | None:

@@ -12,7 +12,7 @@ bindings the previous request left.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 
@@ -49,6 +49,19 @@ class RegistrarConfig:
             raise ValueError("need 0 <= min_expires_s <= default_expires_s <= max_expires_s")
 
 
+def registration_domain(request: Request, names_me: Callable[[SipUri], bool] | None) -> str:
+    """§10.3 step 1: the domain a REGISTER is for. Its Request-URI names the domain;
+    a REGISTER addressed to the registrar's own address (a phone set up with
+    registrar = the server's IP, account = alice@example.com) is for the To domain."""
+    ruri = request.uri
+    assert isinstance(ruri, SipUri)
+    if names_me is not None and names_me(ruri):
+        to_uri = request.to.uri
+        if isinstance(to_uri, SipUri):
+            return to_uri.host.lower()
+    return ruri.host.lower()
+
+
 class _RejectError(Exception):
     """Stop processing and answer with this status."""
 
@@ -83,9 +96,12 @@ class Registrar:
         authenticator: DigestAuthenticator | None,
         config: RegistrarConfig | None = None,
         domains: Iterable[str] = (),
+        names_me: Callable[[SipUri], bool] | None = None,
     ) -> None:
         self.store = store
         self._domains = {d.lower() for d in domains}
+        # Does a Request-URI name this server itself (its address, not a domain)?
+        self._names_me = names_me
         self.config = config if config is not None else RegistrarConfig()
         self._entropy = entropy
         self._auth = authenticator
@@ -124,7 +140,7 @@ class Registrar:
         ruri = request.uri
         if not isinstance(ruri, SipUri):
             raise _RejectError(416, "Unsupported URI Scheme (Request-URI)")
-        domain = ruri.host.lower()
+        domain = registration_domain(request, self._names_me)
         if domain not in self._domains and not await self.store.has_domain(domain):
             raise _RejectError(404, "Not Found (domain not served)")
         # Step 2: every option tag in Require must be one we support (§8.2.2.3).

@@ -23,13 +23,14 @@ from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.messaging.router import ImRouter
 from sipline.apps.proxy import Proxy, ProxyConfig
-from sipline.apps.registrar import Registrar, RegistrarConfig
+from sipline.apps.registrar import Registrar, RegistrarConfig, registration_domain
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
+from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.runtime.overload import OverloadConfig
 from sipline.storage.aio import AsyncStore
@@ -149,6 +150,7 @@ class SipServer:
                 fix_nated_register=cfg.fix_nated_register,
             ),
             domains=cfg.domains,
+            names_me=self.names_me,
         )
         self.planner = ServerRoutePlanner(
             self.store,
@@ -342,6 +344,13 @@ class SipServer:
         return tls_context(self.config)
 
     # -- requests -------------------------------------------------------------------------
+    def names_me(self, uri: SipUri) -> bool:
+        """Is `uri` this server's own address (a listening address, the advertised
+        host, localhost), with or without a port, and not a domain it serves?"""
+        assert self.backend is not None
+        host = uri.host.lower()
+        return host in self._local_hosts and not self.backend.is_local_domain(host)
+
     def is_local(self, uri: object) -> bool:
         """Does this Request-URI name the server itself (not a user)?"""
         return (
@@ -366,6 +375,14 @@ class SipServer:
     def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
         assert self.proxy is not None
         request = st.request
+        try:
+            # §8.2.6 / RFC 4475 §3.1.2: a malformed request whose answer can be routed
+            # gets 400 (or what the defect calls for), its reason naming the defect, as
+            # `sipline check` says; never forwarded half understood.
+            validate(request, self.endpoint.config.limits)
+        except RemoteProtocolError as exc:
+            st.respond(exc.status, exc.reason)
+            return None
         if request.method == "REGISTER" and self._is_registrar_uri(request.uri):
             return self._register(st)
         if self.im is not None:
@@ -389,8 +406,10 @@ class SipServer:
         assert self.planner is not None
         source = st.inbound.source
         uri = st.request.uri
-        if isinstance(uri, SipUri) and not self.backend.is_local_domain(uri.host):
-            await self.backend.refresh_domains()  # added from the CLI a moment ago?
+        if isinstance(uri, SipUri):
+            with contextlib.suppress(RemoteProtocolError):  # the registrar answers a bad To
+                if not self.backend.is_local_domain(registration_domain(st.request, self.names_me)):
+                    await self.backend.refresh_domains()  # added from the CLI a moment ago?
         response = await self.registrar.handle(
             st.request,
             source=(source.transport, source.remote[0], source.remote[1]),

@@ -13,12 +13,14 @@ from sipline.core.headers import COMPACT_FORMS
 __all__ = ["minimal_response"]
 
 _COPY = ("via", "from", "to", "call-id", "cseq")
-_REQUIRED = ("via", "call-id", "cseq")
+# A Via is all a response needs to be routed back (§18.2.2); the other headers are
+# copied when present. RFC 4475 §3.1.2.4 ('insuf': no From, To or Call-ID): ideally 400.
+_REQUIRED = ("via",)
 
 
 def minimal_response(data: bytes, status: int, reason: str, *, to_tag: str | None) -> bytes | None:
     """A response to the request in `data` with the copied fields, or None when the
-    request is a response, an ACK, or lacks what a response needs to be matched."""
+    request is a response, an ACK, or has no Via to route a response by."""
     head_end = data.find(b"\r\n\r\n")
     head = data if head_end < 0 else data[:head_end]
     lines = head.lstrip(b"\r\n").split(b"\r\n")

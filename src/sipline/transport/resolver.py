@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dns.asyncresolver
 import dns.exception
@@ -34,6 +35,8 @@ from sipline.core.routing import (
     Target,
     Transport,
 )
+from sipline.transport.hosts import DEFAULT_PATH as DEFAULT_HOSTS
+from sipline.transport.hosts import HostsFile
 
 __all__ = ["ResolutionError", "Resolver"]
 
@@ -82,7 +85,9 @@ class Resolver:
 
     `nameservers`/`port`/`configure` set up the dnspython resolver (pass `dns_resolver`
     to bring one of your own); `timeout_s` bounds each DNS question. IP literals never
-    touch DNS. Positive answers are cached until their TTL runs out on `clock`.
+    touch DNS, nor do names in the hosts file (`hosts_file`, /etc/hosts; None:
+    DNS only), which are answered from it as getaddrinfo would. Positive answers are
+    cached until their TTL runs out on `clock`.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class Resolver:
         clock: Clock | None = None,
         choose: Callable[[int], int] | None = None,
         cache_size: int = 512,
+        hosts_file: Path | str | None = DEFAULT_HOSTS,
     ) -> None:
         if dns_resolver is None:
             dns_resolver = dns.asyncresolver.Resolver(configure=configure)
@@ -115,6 +121,7 @@ class Resolver:
         self._choose = choose or secrets.randbelow
         self._cache_size = cache_size
         self._cache: dict[Query, _Entry] = {}
+        self._hosts = HostsFile(hosts_file) if hosts_file is not None else None
 
     async def resolve(self, destination: Destination) -> list[Target]:
         """The ordered failover list for `destination`; raises `ResolutionError` if empty."""
@@ -160,6 +167,13 @@ class Resolver:
 
         Failures are appended to `errors` when given, and never cached.
         """
+        if self._hosts is not None and _owner(query.name) in self._hosts:
+            # The hosts file answers for its names alone (RFC 3263 §4.2: A/AAAA when
+            # there is no NAPTR or SRV), as getaddrinfo with "files dns" does.
+            if query.rdtype in (RecordType.A, RecordType.AAAA):
+                found = self._hosts.addresses(query.name, 4 if query.rdtype is RecordType.A else 6)
+                return found or ()
+            return ()
         now = self._clock.monotonic()
         entry = self._cache.get(query)
         if entry is not None:
@@ -211,6 +225,14 @@ class Resolver:
                 continue
             rdtype = RecordType(dns.rdatatype.to_text(rrset.rdtype))
             self._store(Query(name, rdtype), _convert(rdtype, rrset), rrset.ttl, now)
+
+
+def _owner(name: str) -> str:
+    """The host an SRV question is about: `_sip._udp.host` -> `host`."""
+    labels = name.split(".")
+    while len(labels) > 1 and labels[0].startswith("_"):
+        labels.pop(0)
+    return ".".join(labels)
 
 
 def _norm(name: str) -> str:

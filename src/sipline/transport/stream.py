@@ -268,13 +268,13 @@ class Connection(asyncio.Protocol):
 
 # Headers a response copies from its request (RFC 3261 §8.2.6.2), long and compact.
 _COPIED = re.compile(rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:", re.IGNORECASE)
-_REQUIRED = frozenset({b"via", b"from", b"to", b"call-id", b"cseq"})
+_REQUIRED = frozenset({b"via"})  # enough to answer on the connection (RFC 4475 §3.1.2.4)
 _COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id"}
 
 
 def error_response(header: bytes, status: int, reason: str) -> bytes | None:
     """A minimal error response to a request whose header block framed but whose
-    length was wrong, or None when it is a response or lacks what one needs."""
+    length was wrong, or None when it is a response or has no Via."""
     if header.startswith(b"SIP/"):
         return None
     lines = []

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from sipline.apps.backend import ServerBackend
 from sipline.apps.config import ServerConfig
+from sipline.apps.hops import received_target as _received_target
 from sipline.apps.messaging.service import (
     MessageSummaryPackage,
     MessagingService,
@@ -29,7 +30,6 @@ from sipline.apps.presence.notifier import Notifier, NotifierSettings, event_nam
 from sipline.apps.presence.service import PresencePackage
 from sipline.core.dialog import DialogId
 from sipline.core.errors import RemoteProtocolError
-from sipline.core.routing import is_ip_literal
 from sipline.core.uri import SipUri, Uri, format_host, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import Endpoint, ServerTransaction
@@ -274,15 +274,3 @@ class ImRouter:
             return
         if await self.presence.publish(st, aor=aor):
             await self.notifier.changed("presence", aor)
-
-
-def _received_target(binding: Binding | None) -> Target | None:
-    """The NAT-aware next hop of a binding: where its REGISTER came from."""
-    if binding is None or not binding.received:
-        return None
-    transport, _, rest = binding.received.partition(":")
-    host, _, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if not port.isdigit() or not is_ip_literal(host):
-        return None
-    return Target(transport.upper(), host, int(port))

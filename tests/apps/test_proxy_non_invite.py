@@ -1,0 +1,50 @@
+"""Forking requests other than INVITE (RFC 3261 §16.7 step 10, §9.1): the pending
+branches of a non-INVITE request are never cancelled, only an INVITE's are."""
+
+from __future__ import annotations
+
+from server_helpers import TracebackCatcher, UAFactory
+from test_proxy_server import ALICE, BOB, PASSWORDS, two_contacts
+
+from sipline.apps.server import SipServer
+from sipline.runtime.endpoint import ServerTransaction
+
+
+async def test_forked_message_gets_200_and_no_branch_is_cancelled(
+    server: SipServer, make_ua: UAFactory, no_tracebacks: TracebackCatcher
+) -> None:
+    fast, slow = await two_contacts(server, make_ua)
+    held: list[ServerTransaction] = []
+
+    def hold(st: ServerTransaction) -> None:
+        held.append(st)  # answered after the other branch's 200
+        slow._notify()
+
+    slow.ep.on_request = hold
+    caller = await make_ua(server)
+    request = caller.build(
+        "MESSAGE",
+        f"sip:{BOB}",
+        from_=ALICE,
+        to=BOB,
+        extra=[("Content-Type", "text/plain")],
+        body=b"hi",
+    )
+    done = await caller.send_authenticated(request, "alice", PASSWORDS["alice"])
+    assert done.final.status == 200
+    assert len(fast.requests("MESSAGE")) == 1
+    await slow.wait_for(lambda: len(held) == 1)
+    held[0].respond(200)
+    assert slow.cancels == [] and fast.cancels == []
+    assert no_tracebacks.caught == []
+
+
+async def test_forked_options_both_answer_at_once(
+    server: SipServer, make_ua: UAFactory, no_tracebacks: TracebackCatcher
+) -> None:
+    await two_contacts(server, make_ua)
+    caller = await make_ua(server)
+    request = caller.build("OPTIONS", f"sip:{BOB}", from_=ALICE, to=BOB)
+    done = await caller.send_authenticated(request, "alice", PASSWORDS["alice"])
+    assert done.final.status == 200
+    assert no_tracebacks.caught == []
