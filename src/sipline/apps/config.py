@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sipline.apps.features.location import CIVIC_FIELDS, Region
+from sipline.apps.ops.config import OPS_SECTIONS, OpsConfig, check_ops, update_ops
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, parse_uri
 
@@ -151,6 +152,8 @@ class ServerConfig:
     overload_max_response_wait_ms: float = 400.0
     # logging
     log_level: str = "info"
+    # [log], [http], [hep], [cdr]: what an operator sees (apps/ops/config.py)
+    ops: OpsConfig = field(default_factory=OpsConfig)
 
 
 _ALGORITHMS = ("SHA-512-256", "SHA-256", "MD5")
@@ -322,9 +325,17 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
         if section == "regions":
             cfg.regions = parse_regions(body)
             continue
+        if section in OPS_SECTIONS and isinstance(body, dict):
+            try:
+                cfg.ops = update_ops(cfg.ops, section, body)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         if section not in _SCHEMA:
             known = ", ".join([*_SCHEMA, "regions"])
-            raise ConfigError(f"{section}: unknown section (known: {known})")
+            raise ConfigError(
+                f"{section}: unknown section (known: {known}, {', '.join(OPS_SECTIONS)})"
+            )
         if not isinstance(body, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")
         for key, value in body.items():
@@ -428,3 +439,7 @@ def check(cfg: ServerConfig) -> None:
         )
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
         raise ConfigError("tls.cert: tls.cert and tls.key go together")
+    try:
+        check_ops(cfg.ops)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import ssl
@@ -22,6 +23,7 @@ from sipline.apps.features.planner import ServerRoutePlanner
 from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.messaging.router import ImRouter
+from sipline.apps.ops.service import OpsService
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig, registration_domain
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
@@ -97,6 +99,7 @@ class SipServer:
         self.registrar: Registrar | None = None
         self.planner: ServerRoutePlanner | None = None
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
+        self.ops: OpsService | None = None  # records, metrics, HTTP (README "Operating sipline")
         self._housekeeping: asyncio.Task[None] | None = None
         self._feed: asyncio.Task[None] | None = None
         self._credentials: asyncio.Task[None] | None = None
@@ -288,7 +291,26 @@ class SipServer:
                 await self.stop()
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
         await self.im.start()  # resumes stored subscriptions: needs the listeners
+        self.ops = OpsService(self)
+        try:
+            await self.ops.start(worker.http if worker is not None else None)
+        except ServeError:
+            await self.stop()
+            raise
         return self.bound
+
+    def reconfigure(self) -> None:
+        """After a reload changed the live settings (apps/ops/service.py LIVE_KEYS)."""
+        cfg = self.config
+        if self.registrar is not None:
+            self.registrar.config = dataclasses.replace(
+                self.registrar.config,
+                default_expires_s=cfg.default_expires,
+                min_expires_s=cfg.min_expires,
+                max_expires_s=cfg.max_expires,
+            )
+        if self.backend is not None:
+            self.backend._configured = {d.lower() for d in cfg.domains}
 
     def _enable_overload(self, store: AsyncStore) -> None:
         """Overload control (README "Overload control", RFC 3261 §21.5.4)."""
@@ -332,6 +354,8 @@ class SipServer:
         for task in (self._housekeeping, self._feed, self._credentials):
             if task is not None:
                 task.cancel()
+        if self.ops is not None:
+            await self.ops.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:
@@ -417,6 +441,12 @@ class SipServer:
             now=self.endpoint.now(),
         )
         st.send(response)
+        if self.ops is not None:
+            self.ops.registered(
+                st.request,
+                response,
+                f"{source.transport.lower()}:{source.remote[0]}:{source.remote[1]}",
+            )
         if response.status == 200 and self.im is not None and isinstance(uri, SipUri):
             with contextlib.suppress(RemoteProtocolError):
                 to = st.request.to.uri

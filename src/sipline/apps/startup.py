@@ -35,6 +35,7 @@ class WorkerSetup:
     sockets: list[socket.socket]
     private: list[tuple[str, socket.socket]] = field(default_factory=list)
     count: int = 1
+    http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
 
 
 def tls_context(config: ServerConfig) -> ssl.SSLContext:

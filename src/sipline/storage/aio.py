@@ -384,6 +384,10 @@ class AsyncStore:
         """The cached bindings of `aor` (unexpired at `now` when given); no I/O."""
         return self._cache.bindings(aor, now=now)
 
+    def cached_binding_count(self) -> int:
+        """Bindings in the cache (expired ones go at the next purge); no I/O."""
+        return len(self._cache)
+
     def all_cached_bindings(self) -> list[Binding]:
         return list(self._cache)
 

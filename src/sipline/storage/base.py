@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sipline.core.auth import ALGORITHMS, ha1
 from sipline.storage.im import ImStore
+from sipline.storage.ops import OpsStore
 
 __all__ = [
     "HA1_ALGORITHMS",
@@ -266,7 +267,7 @@ class SharedStateStore(Protocol):
     def purge_nonces(self, issued_before_ms: int) -> int: ...
 
 
-class Store(AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, Protocol):
+class Store(AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, OpsStore, Protocol):
     """Every store in one backend, with a transaction for batching writes."""
 
     path: str

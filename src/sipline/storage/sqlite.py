@@ -31,6 +31,7 @@ from sipline.storage.base import (
     compute_ha1s,
 )
 from sipline.storage.sqlite_im import IM_MIGRATION, MESSAGE_STATE_MIGRATION, ImTables
+from sipline.storage.sqlite_ops import OPS_MIGRATION, OpsTables
 from sipline.storage.sqlite_shared import SHARED_MIGRATION, SharedTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -111,6 +112,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 6: stored messages refused for good are kept as failed (see sqlite_im.py).
     MESSAGE_STATE_MIGRATION,
+    # 7: call detail records, operator events, call messages (see sqlite_ops.py).
+    OPS_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -159,7 +162,7 @@ def _row_to_binding(row: tuple[Any, ...]) -> Binding:
     )
 
 
-class SqliteStore(ImTables, SharedTables):
+class SqliteStore(ImTables, SharedTables, OpsTables):
     """Accounts and bindings in one SQLite database at `path` (":memory:" works too)."""
 
     def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
