@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registrations": ("sipline.cli.registrations", "registrations"),
     "reg": ("sipline.cli.registrations", "registrations"),
     "route": ("sipline.cli.route", "route"),
+    "calls": ("sipline.cli.records", "calls"),
+    "events": ("sipline.cli.records", "events"),
+    "trace": ("sipline.cli.records", "trace"),
+    "status": ("sipline.cli.records", "status"),
 }
 
 

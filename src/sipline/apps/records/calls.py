@@ -44,6 +44,7 @@ class _Call:
     target: str | None = None
     forwarded_by: str | None = None
     downstream_final: int | None = None
+    final_sent: tuple[int, int] | None = None  # (CSeq, status): retransmissions are skipped
 
 
 def _aor(message: Request | Response, which: str) -> str:
@@ -90,7 +91,7 @@ class CallTracker:
         if isinstance(message, Request):
             self._request(sent, message, call_id, source, at)
         elif cseq.method == "INVITE":
-            self._invite_response(sent, message, call_id, at)
+            self._invite_response(sent, message, call_id, cseq.seq, at)
 
     def _request(self, sent: bool, request: Request, call_id: str, source: str, at: float) -> None:
         method = request.method
@@ -145,7 +146,9 @@ class CallTracker:
             )
             self.write(lambda s: s.cdr_ended(call_id, at, from_tag))
 
-    def _invite_response(self, sent: bool, response: Response, call_id: str, at: float) -> None:
+    def _invite_response(
+        self, sent: bool, response: Response, call_id: str, seq: int, at: float
+    ) -> None:
         status = response.status
         call = self.calls.get(call_id)
         if not sent:
@@ -174,6 +177,9 @@ class CallTracker:
             )
             self.write(lambda s: s.cdr_answered(call_id, at, by, forwarded))
             return
+        if call is None or call.final_sent == (seq, status):
+            return  # a retransmission (§17.2.1), or a call this process did not start
+        call.final_sent = (seq, status)
         reason = response.reason
         if status in (401, 407):
             outcome = "challenged"
@@ -197,7 +203,7 @@ class CallTracker:
             hangup: str | None = "caller"
         elif status in (401, 407):
             hangup = None
-        elif call is not None and call.downstream_final == status:
+        elif call.downstream_final == status:
             hangup = "callee"
         else:
             hangup = "server"
