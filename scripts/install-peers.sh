@@ -3,7 +3,8 @@
 # Idempotent: does nothing when they are all present.
 set -eu
 need=""
-for pair in sipp:sip-tester kamailio:kamailio baresip:baresip sipsak:sipsak stunnel4:stunnel4 svmap:sipvicious tshark:tshark sox:sox; do
+# chromium + chromedriver: the dashboard test drives a real headless browser (Selenium).
+for pair in sipp:sip-tester kamailio:kamailio baresip:baresip sipsak:sipsak stunnel4:stunnel4 svmap:sipvicious tshark:tshark sox:sox chromium:chromium chromedriver:chromium-driver; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
 done

@@ -114,7 +114,8 @@ class HttpListener:
                 return web.json_response(
                     {"error": "the admin credential is needed"},
                     status=401,
-                    headers={"WWW-Authenticate": 'Basic realm="sipline"'},
+                    # Not Basic: a browser would open its own password dialog over the dashboard's.
+                    headers={"WWW-Authenticate": 'Bearer realm="sipline"'},
                 )
             raise web.HTTPFound("/")
         # A form on another site must not act with the operator's cookie: every change
