@@ -93,8 +93,8 @@ def parse_hostport(value: str, key: str) -> tuple[str, int]:
         ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(f"{key}: {value!r} must be IP:PORT (e.g. 127.0.0.1:8080)") from None
-    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ValueError(f"{key}: {value!r} must be IP:PORT with a port from 1 to 65535")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{key}: {value!r} must be IP:PORT with a port from 0 to 65535")
     return host, int(port)
 
 
