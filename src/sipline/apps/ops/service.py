@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -44,21 +45,45 @@ SAMPLE_S = 1.0
 HISTORY_EVERY_S = 10.0
 HISTORY_KEEP = 360  # an hour of samples
 PURGE_EVERY_S = 3600.0
-# What a reload applies at once; any other change is named as needing a restart.
+# What a reload applies at once (ServerConfig attributes); any other change is named
+# as needing a restart.
 LIVE_KEYS = frozenset(
-    {
-        "log_level",
-        "ops",
-        "min_expires",
-        "max_expires",
-        "default_expires",
-        "domains",
-    }
+    {"log_level", "ops", "min_expires", "max_expires", "default_expires", "domains"}
 )
+# [http] listen and TLS cannot move under a running listener.
+_RESTART_OPS = frozenset({"http.listen", "http.tls_cert", "http.tls_key"})
 
 
-def changed_keys(old: ServerConfig, new: ServerConfig) -> list[str]:
-    return [f.name for f in fields(ServerConfig) if getattr(old, f.name) != getattr(new, f.name)]
+def _names() -> dict[str, str]:
+    """ServerConfig attribute -> the configuration key that sets it."""
+    from sipline.apps.config import _SCHEMA  # noqa: PLC0415
+
+    return {
+        attr: f"{section}.{key}"
+        for section, keys in _SCHEMA.items()
+        for key, (attr, _) in keys.items()
+    }
+
+
+def changed_keys(old: ServerConfig, new: ServerConfig) -> list[tuple[str, str]]:
+    """(attribute, configuration key) of every setting that differs."""
+    names = _names()
+    changed = []
+    for f in fields(ServerConfig):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a == b:
+            continue
+        if f.name == "ops":
+            for section in fields(a):
+                sa, sb = getattr(a, section.name), getattr(b, section.name)
+                changed += [
+                    ("ops", f"{section.name}.{k.name}")
+                    for k in fields(sa)
+                    if getattr(sa, k.name) != getattr(sb, k.name)
+                ]
+        else:
+            changed.append((f.name, names.get(f.name, f.name)))
+    return changed
 
 
 class OpsService:
@@ -256,12 +281,18 @@ class OpsService:
             return {"applied": [], "restart_needed": [], "error": str(exc)}
         old = self.config
         changed = changed_keys(old, new)
-        live = [k for k in changed if k in LIVE_KEYS]
-        later = [k for k in changed if k not in LIVE_KEYS]
-        if "ops" in live and new.ops.http.listen != old.ops.http.listen:
-            later.append("http.listen")
-        for key in live:
-            setattr(old, key, getattr(new, key))  # the server holds this very object
+        live = [key for attr, key in changed if attr in LIVE_KEYS and key not in _RESTART_OPS]
+        later = [key for attr, key in changed if attr not in LIVE_KEYS or key in _RESTART_OPS]
+        if any(key in _RESTART_OPS for _, key in changed):  # the rest of [http] applies
+            http = dataclasses.replace(
+                new.ops.http,
+                listen=old.ops.http.listen,
+                tls_cert=old.ops.http.tls_cert,
+                tls_key=old.ops.http.tls_key,
+            )
+            new.ops = dataclasses.replace(new.ops, http=http)
+        for attr in {attr for attr, _ in changed if attr in LIVE_KEYS}:
+            setattr(old, attr, getattr(new, attr))  # the server holds this very object
         worker = self.server.worker
         configure_logging(old.log_level, old.ops.log.format, worker.index if worker else None)
         self.tap.apply(old.ops)
