@@ -16,14 +16,14 @@ import pytest
 from sipline.apps.config import ConfigError, load_config
 from sipline.apps.ops.auth import Guard
 from sipline.apps.ops.config import HttpSettings
-from sipline.apps.records.calls import CallTracker, StoreOp
+from sipline.apps.records.calls import CallTracker
 from sipline.apps.records.hep import encode
 from sipline.apps.records.pcap import LINKTYPE_RAW, Packet, pcap_bytes
 from sipline.apps.records.trace import SERVER, ladder, packets
 from sipline.cli.records import parse_since
 from sipline.core.message import parse_message
 from sipline.storage import SCHEMA_VERSION, SqliteStore
-from sipline.storage.ops import TracedMessage
+from sipline.storage.ops import CallUpdate, TracedMessage
 
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
@@ -184,9 +184,8 @@ def store(tmp_path: Path) -> SqliteStore:
     return SqliteStore(tmp_path / "s.db")
 
 
-def run(tracker_ops: list[StoreOp], store: SqliteStore) -> None:
-    for op in tracker_ops:
-        op(store)
+def run(tracker_ops: list[CallUpdate], store: SqliteStore) -> None:
+    store.record(tracker_ops)
     tracker_ops.clear()
 
 
@@ -206,7 +205,7 @@ def test_a_schema_6_database_is_migrated_to_7(tmp_path: Path) -> None:
 
 
 def test_an_answered_call_hung_up_by_the_callee(store: SqliteStore) -> None:
-    ops: list[StoreOp] = []
+    ops: list[CallUpdate] = []
     tracker = CallTracker(None, ops.append)
     src = "udp:127.0.0.1:5070"
     tracker.observe(False, parse_message(INVITE), src, 100.0)
@@ -244,7 +243,7 @@ def test_an_answered_call_hung_up_by_the_callee(store: SqliteStore) -> None:
 
 
 def test_a_cancelled_call_and_a_busy_callee(store: SqliteStore) -> None:
-    ops: list[StoreOp] = []
+    ops: list[CallUpdate] = []
     tracker = CallTracker(None, ops.append)
     tracker.observe(False, parse_message(INVITE), "udp:127.0.0.1:5070", 1.0)
     tracker.observe(True, parse_message(response(487, "Request Terminated")), "x", 2.0)

@@ -7,10 +7,15 @@ sharing one database build one record per call whichever worker saw which messag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["CallRecord", "OpsEvent", "OpsStore", "TracedMessage"]
+__all__ = ["CallRecord", "CallUpdate", "OpsEvent", "OpsStore", "TracedMessage"]
+
+# (the name of an OpsStore update method, its arguments): queued by the server and
+# written in batches with `OpsStore.record`.
+CallUpdate = tuple[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,10 @@ class TracedMessage:
 
 
 class OpsStore(Protocol):
+    def record(self, updates: Sequence[CallUpdate], messages: Sequence[TracedMessage] = ()) -> None:
+        """Several updates (cdr_*, add_event) and messages in one transaction."""
+        ...
+
     def cdr_start(
         self,
         call_id: str,

@@ -8,9 +8,11 @@ worker started.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sipline.storage.ops import CallRecord, OpsEvent, TracedMessage
+from sipline.storage.base import StoreError
+from sipline.storage.ops import CallRecord, CallUpdate, OpsEvent, TracedMessage
 from sipline.storage.sqlite_tables import SqliteTables
 
 __all__ = ["OPS_MIGRATION", "OpsTables"]
@@ -81,7 +83,70 @@ def _call(row: tuple[Any, ...]) -> CallRecord:
     return CallRecord(*row)
 
 
+_START = (
+    "INSERT INTO calls(call_id, caller, caller_tag, callee, source, started_at)"
+    " VALUES (?,?,?,?,?,?) ON CONFLICT(call_id) DO UPDATE SET ended_at = NULL,"
+    " status = NULL, reason = NULL, caller_tag = excluded.caller_tag"
+    " WHERE calls.status IN (401, 407) AND calls.answered_at IS NULL"
+)
+_RINGING = "UPDATE calls SET ringing_at = ? WHERE call_id = ? AND ringing_at IS NULL"
+_ANSWERED = (
+    "UPDATE calls SET answered_at = ?, answered_by = ?, forwarded_by = ?,"
+    " status = 200, reason = 'OK' WHERE call_id = ? AND answered_at IS NULL"
+    " AND ended_at IS NULL"
+)
+_FAILED = (
+    "UPDATE calls SET ended_at = ?, status = ?, reason = ?, hangup_by = ?"
+    " WHERE call_id = ? AND answered_at IS NULL AND ended_at IS NULL"
+)
+_ENDED = (
+    "UPDATE calls SET ended_at = ?, duration_s = max(0, ? - answered_at),"
+    " hangup_by = CASE WHEN ? = '' THEN 'server' WHEN caller_tag = ? THEN 'caller'"
+    " ELSE 'callee' END"
+    " WHERE call_id = ? AND answered_at IS NOT NULL AND ended_at IS NULL"
+)
+_EVENT = "INSERT INTO ops_events(at, kind, user, source, detail) VALUES (?,?,?,?,?)"
+_MESSAGE = (
+    "INSERT INTO call_messages(call_id, at, sent, transport, local, remote, data)"
+    " VALUES (?,?,?,?,?,?,?)"
+)
+
+
+def _statement(update: CallUpdate) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of one update, its arguments in the order of the OpsStore method."""
+    name, a = update
+    if name == "cdr_start":  # call_id, caller, caller_tag, callee, source, started_at
+        return _START, a
+    if name == "cdr_ringing":  # call_id, at
+        return _RINGING, (a[1], a[0])
+    if name == "cdr_answered":  # call_id, at, answered_by, forwarded_by
+        return _ANSWERED, (a[1], a[2], a[3], a[0])
+    if name == "cdr_failed":  # call_id, at, status, reason, hangup_by
+        return _FAILED, (a[1], a[2], a[3], a[4], a[0])
+    if name == "cdr_ended":  # call_id, at, from_tag
+        return _ENDED, (a[1], a[1], a[2], a[2], a[0])
+    if name == "add_event":  # event
+        e = a[0]
+        return _EVENT, (e.at, e.kind, e.user, e.source, e.detail)
+    raise StoreError(f"unknown call record update {name!r}")
+
+
 class OpsTables(SqliteTables):
+    def record(self, updates: Sequence[CallUpdate], messages: Sequence[TracedMessage] = ()) -> None:
+        """Updates and messages in one transaction, without a savepoint each: the server
+        writes its queue of them every 0.2 s (apps/records/tap.py)."""
+        with self._write() as db:
+            for update in updates:
+                db.execute(*_statement(update))
+            if messages:
+                db.executemany(
+                    _MESSAGE,
+                    [
+                        (m.call_id, m.at, int(m.sent), m.transport, m.local, m.remote, m.data)
+                        for m in messages
+                    ],
+                )
+
     # 401/407 to an INVITE: the caller is expected to try again with credentials, on the
     # same Call-ID (§22.2), which re-opens the record; a call left there stays ended.
     def cdr_start(
@@ -93,52 +158,23 @@ class OpsTables(SqliteTables):
         source: str,
         started_at: float,
     ) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO calls(call_id, caller, caller_tag, callee, source, started_at)"
-                " VALUES (?,?,?,?,?,?) ON CONFLICT(call_id) DO UPDATE SET ended_at = NULL,"
-                " status = NULL, reason = NULL, caller_tag = excluded.caller_tag"
-                " WHERE calls.status IN (401, 407) AND calls.answered_at IS NULL",
-                (call_id, caller, caller_tag, callee, source, started_at),
-            )
+        self.record([("cdr_start", (call_id, caller, caller_tag, callee, source, started_at))])
 
     def cdr_ringing(self, call_id: str, at: float) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE calls SET ringing_at = ? WHERE call_id = ? AND ringing_at IS NULL",
-                (at, call_id),
-            )
+        self.record([("cdr_ringing", (call_id, at))])
 
     def cdr_answered(
         self, call_id: str, at: float, answered_by: str | None, forwarded_by: str | None
     ) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE calls SET answered_at = ?, answered_by = ?, forwarded_by = ?,"
-                " status = 200, reason = 'OK' WHERE call_id = ? AND answered_at IS NULL"
-                " AND ended_at IS NULL",
-                (at, answered_by, forwarded_by, call_id),
-            )
+        self.record([("cdr_answered", (call_id, at, answered_by, forwarded_by))])
 
     def cdr_failed(
         self, call_id: str, at: float, status: int, reason: str, hangup_by: str | None
     ) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE calls SET ended_at = ?, status = ?, reason = ?, hangup_by = ?"
-                " WHERE call_id = ? AND answered_at IS NULL AND ended_at IS NULL",
-                (at, status, reason, hangup_by, call_id),
-            )
+        self.record([("cdr_failed", (call_id, at, status, reason, hangup_by))])
 
     def cdr_ended(self, call_id: str, at: float, from_tag: str) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE calls SET ended_at = ?, duration_s = max(0, ? - answered_at),"
-                " hangup_by = CASE WHEN ? = '' THEN 'server' WHEN caller_tag = ? THEN 'caller'"
-                " ELSE 'callee' END"
-                " WHERE call_id = ? AND answered_at IS NOT NULL AND ended_at IS NULL",
-                (at, at, from_tag, from_tag, call_id),
-            )
+        self.record([("cdr_ended", (call_id, at, from_tag))])
 
     def list_calls(
         self,
@@ -160,11 +196,7 @@ class OpsTables(SqliteTables):
         return int(self._query("SELECT count(*) FROM calls WHERE ended_at IS NULL")[0][0])
 
     def add_event(self, event: OpsEvent) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO ops_events(at, kind, user, source, detail) VALUES (?,?,?,?,?)",
-                (event.at, event.kind, event.user, event.source, event.detail),
-            )
+        self.record([("add_event", (event,))])
 
     def list_events(
         self, *, since: float | None = None, kind: str | None = None, limit: int = 100
@@ -173,15 +205,7 @@ class OpsTables(SqliteTables):
         return [OpsEvent(*r) for r in rows]
 
     def add_messages(self, messages: list[TracedMessage]) -> None:
-        with self._write() as db:
-            db.executemany(
-                "INSERT INTO call_messages(call_id, at, sent, transport, local, remote, data)"
-                " VALUES (?,?,?,?,?,?,?)",
-                [
-                    (m.call_id, m.at, int(m.sent), m.transport, m.local, m.remote, m.data)
-                    for m in messages
-                ],
-            )
+        self.record([], messages)
 
     def call_messages(self, call_id: str) -> list[TracedMessage]:
         rows = self._query(

@@ -143,6 +143,7 @@ class OpsService:
     async def sample(self) -> None:
         ep = self.server.endpoint
         guard = ep.overload
+        self.tap.push_counts()
         self.metrics.sample(
             transactions=ep.live_transactions,
             connections=ep.transports.stats.connections_open,

@@ -27,13 +27,12 @@ from sipline.apps.ops.metrics import Metrics
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri
-from sipline.storage.base import Store
+from sipline.storage.ops import CallUpdate
 
 __all__ = ["CallTracker"]
 
 log = logging.getLogger("sipline.calls")
 
-StoreOp = Callable[[Store], None]
 _KEEP = 20_000  # calls remembered in memory (for log lines and who hung up)
 
 
@@ -70,7 +69,7 @@ def _diverted_by(request: Request) -> str | None:
 
 
 class CallTracker:
-    def __init__(self, metrics: Metrics | None, write: Callable[[StoreOp], None]) -> None:
+    def __init__(self, metrics: Metrics | None, write: Callable[[CallUpdate], None]) -> None:
         self.metrics = metrics
         self.write = write
         self.calls: OrderedDict[str, _Call] = OrderedDict()
@@ -80,6 +79,12 @@ class CallTracker:
         self.calls.move_to_end(call_id)
         while len(self.calls) > _KEEP:
             self.calls.popitem(last=False)
+
+    def downstream_final(self, call_id: str, status: int) -> None:
+        """A final response ≥ 300 to an INVITE we forwarded: the callee's answer."""
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.downstream_final = status
 
     def observe(self, sent: bool, message: Request | Response, source: str, at: float) -> None:
         """One INVITE-dialog message, `source` (transport:host:port) is the peer."""
@@ -129,7 +134,7 @@ class CallTracker:
                 )
             self._remember(call_id, self.calls.get(call_id) or _Call(at))
             caller, callee = _aor(request, "from"), request.uri_text
-            self.write(lambda s: s.cdr_start(call_id, caller, from_tag, callee, source, at))
+            self.write(("cdr_start", (call_id, caller, from_tag, callee, source, at)))
         elif method == "BYE" and not sent:
             call = self.calls.pop(call_id, None)
             if call is not None and call.answered_at is not None:
@@ -144,7 +149,7 @@ class CallTracker:
                 duration,
                 extra={"event": "call_ended", "call_id": call_id, "src": source},
             )
-            self.write(lambda s: s.cdr_ended(call_id, at, from_tag))
+            self.write(("cdr_ended", (call_id, at, from_tag)))
 
     def _invite_response(
         self, sent: bool, response: Response, call_id: str, seq: int, at: float
@@ -157,7 +162,7 @@ class CallTracker:
             return
         if status < 200:
             if status in (180, 183):
-                self.write(lambda s: s.cdr_ringing(call_id, at))
+                self.write(("cdr_ringing", (call_id, at)))
             return
         if status < 300:
             if call is None or call.answered_at is not None:
@@ -175,7 +180,7 @@ class CallTracker:
                 at - call.started_at,
                 extra={"event": "call_answered", "call_id": call_id},
             )
-            self.write(lambda s: s.cdr_answered(call_id, at, by, forwarded))
+            self.write(("cdr_answered", (call_id, at, by, forwarded)))
             return
         if call is None or call.final_sent == (seq, status):
             return  # a retransmission (§17.2.1), or a call this process did not start
@@ -207,4 +212,4 @@ class CallTracker:
             hangup = "callee"
         else:
             hangup = "server"
-        self.write(lambda s: s.cdr_failed(call_id, at, status, reason, hangup))
+        self.write(("cdr_failed", (call_id, at, status, reason, hangup)))

@@ -13,18 +13,17 @@ import asyncio
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
 
 from sipline.apps.ops.config import OpsConfig
 from sipline.apps.ops.metrics import Metrics
-from sipline.apps.records.calls import CallTracker, StoreOp
+from sipline.apps.records.calls import CallTracker
 from sipline.apps.records.hep import HepSender
-from sipline.core.errors import RemoteProtocolError
-from sipline.core.message import Request, parse_message
+from sipline.core.errors import LocalProtocolError, RemoteProtocolError
+from sipline.core.message import parse_message
 from sipline.runtime.endpoint import Address, Endpoint
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import Store, StoreError
-from sipline.storage.ops import OpsEvent, TracedMessage
+from sipline.storage.base import StoreError
+from sipline.storage.ops import CallUpdate, OpsEvent, TracedMessage
 
 __all__ = ["FLUSH_S", "MessageTap", "hostport"]
 
@@ -36,8 +35,17 @@ _MAX_QUEUE = 10_000  # store operations waiting; past this, records are dropped 
 # The methods of an INVITE dialog (RFC 3261, 3262, 3311, 6086): their messages make
 # up a call's ladder.
 _CALL_METHODS = frozenset({b"INVITE", b"ACK", b"BYE", b"CANCEL", b"PRACK", b"UPDATE", b"INFO"})
+_METHODS = frozenset(
+    b"INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER"
+    b" MESSAGE UPDATE".split()
+)
 _CSEQ = re.compile(rb"\r\n(?:CSeq|cseq|CSEQ)[ \t]*:[ \t]*\d+[ \t]+([A-Za-z]+)")
 _AUTH = re.compile(rb"\r\n(?:proxy-)?authorization[ \t]*:", re.IGNORECASE)
+_AUTH_LINE = re.compile(rb"\r\n(?:proxy-)?authorization[ \t]*:([^\r\n]*)", re.IGNORECASE)
+_USERNAME = re.compile(rb'\busername[ \t]*=[ \t]*"([^"]*)"', re.IGNORECASE)
+_REALM = re.compile(rb'\brealm[ \t]*=[ \t]*"([^"]*)"', re.IGNORECASE)
+_CALL_ID = re.compile(rb"\r\n(?:Call-ID|i)[ \t]*:[ \t]*([^\r\n]+)", re.IGNORECASE)
+_CSEQ_VALUE = re.compile(rb"\r\nCSeq[ \t]*:[ \t]*([^\r\n]+)", re.IGNORECASE)
 _REMEMBER_AUTH = 4096
 
 
@@ -60,10 +68,13 @@ class MessageTap:
         self.settings = settings
         self.calls = CallTracker(metrics, self.write)
         self.hep: HepSender | None = None
-        self._ops: list[StoreOp] = []
+        self._ops: list[CallUpdate] = []
         self._messages: list[TracedMessage] = []
         self._dropped = 0
         self._flusher: asyncio.Task[None] | None = None
+        self._locals: dict[str, Address] = {}
+        # (request or response, sent, method or code) -> messages since the last push
+        self._tally: dict[tuple[str, bool, bytes], int] = {}
         # (Call-ID, CSeq) of requests that carried credentials -> (user, source, method)
         self._credentials: OrderedDict[tuple[bytes, bytes], tuple[str, str, str]] = OrderedDict()
 
@@ -93,96 +104,128 @@ class MessageTap:
             self.hep.close()
 
     # -- the tap ----------------------------------------------------------------------------
+    def _local(self, transport: str) -> Address:
+        """Our address for a message the transport layer picked the socket of."""
+        found = self._locals.get(transport)
+        if found is None:
+            try:
+                item = self.endpoint.listening(transport, via=True)
+                found = (item.host, item.port)
+            except LocalProtocolError:  # no listener of that kind: name none
+                found = ("0.0.0.0", 0)
+            self._locals[transport] = found
+        return found
+
+    def push_counts(self) -> None:
+        """Add the messages counted since the last push to the metrics (each second and
+        before a scrape: a dictionary increment per message on the hot path)."""
+        if self.metrics is None or not self._tally:
+            return
+        tally, self._tally = self._tally, {}
+        for (kind, sent, value), n in tally.items():
+            counter = self.metrics.responses if kind == "r" else self.metrics.requests
+            counter.labels("out" if sent else "in", value.decode("ascii", "replace")[:16]).inc(n)
+
     def __call__(
         self, sent: bool, data: bytes, transport: str, local: Address | None, remote: Address
     ) -> None:
-        if local is None:
-            try:
-                item = self.endpoint.listening(transport, via=True)
-                local = (item.host, item.port)
-            except Exception:  # no listener of that kind: name none
-                local = ("0.0.0.0", 0)
-        start = data[: data.find(b"\r\n")] if b"\r\n" in data else data[:100]
-        is_response = start.startswith(b"SIP/")
-        direction = "out" if sent else "in"
-        metrics = self.metrics
-        if is_response:
-            code = start[8:11].decode("ascii", "replace")
-            if metrics is not None:
-                metrics.responses.labels(direction, code).inc()
-            match = _CSEQ.search(data, 0, data.find(b"\r\n\r\n"))
+        end = data.find(b"\r\n")
+        start = data[:end] if end >= 0 else data[:100]
+        head = data.find(b"\r\n\r\n")
+        status = 0
+        if start[:4] == b"SIP/":
+            code = start[8:11]
+            status = int(code) if code.isdigit() else 0
+            key = ("r", sent, code)
+            self._tally[key] = self._tally.get(key, 0) + 1
+            match = _CSEQ.search(data, 0, head)
             method = match.group(1).upper() if match else b""
-            if sent and code in ("401", "407", "403"):
-                self._auth_refused(data, code)
+            if sent and status in (401, 407, 403) and self._credentials:
+                self._auth_refused(data, status)
         else:
-            method = start.split(b" ", 1)[0]
-            if metrics is not None:
-                metrics.requests.labels(direction, method.decode("ascii", "replace")[:16]).inc()
-            if not sent and _AUTH.search(data, 0, data.find(b"\r\n\r\n")):
+            method = start[: start.find(b" ")]
+            # Unknown methods count as one label: a scanner must not grow the series.
+            key = ("q", sent, method if method in _METHODS else b"other")
+            self._tally[key] = self._tally.get(key, 0) + 1
+            if not sent and _AUTH.search(data, 0, head):
                 self._note_credentials(data, transport, remote)
         trace = self.settings.log.sip_trace
         if trace or sip_log.isEnabledFor(logging.DEBUG):
-            arrow = "->" if sent else "<-"
             sip_log.log(
                 logging.INFO if trace else logging.DEBUG,
                 "%s %s %s %s (%d bytes)\n%s",
                 "sent" if sent else "received",
                 transport,
-                arrow,
+                "->" if sent else "<-",
                 hostport(remote),
                 len(data),
                 data.decode("utf-8", "replace").rstrip("\r\n"),
                 extra={"event": "sip", "src": hostport(remote)},
             )
+        cdr = self.settings.cdr
+        calls = method in _CALL_METHODS and cdr.enabled
+        if self.hep is None and not calls:
+            return
         at = self.endpoint.wall()
+        if local is None:
+            local = self._local(transport)
         if self.hep is not None:
             self.hep.send(sent, data, transport, local, remote, at)
-        if method not in _CALL_METHODS or not self.settings.cdr.enabled:
+        if not calls:
             return
-        try:
-            message = parse_message(data, stream=transport != "UDP")
-            call_id = message.call_id
-        except RemoteProtocolError:
-            return
-        peer = f"{transport.lower()}:{hostport(remote)}"
-        self.calls.observe(sent, message, peer, at)
-        if self.settings.cdr.messages:
+        # Parsed again only where the record needs more than the Call-ID: a new call, a
+        # forwarded INVITE naming who diverted it, the responses sent to the caller
+        # (ringing, answer, the end of an attempt) and a BYE received.
+        if status:
+            parse = sent and method == b"INVITE" and status >= 180
+        elif method == b"INVITE":
+            parse = not sent or b"Diversion" in data or b"History-Info" in data
+        else:
+            parse = method == b"BYE" and not sent
+        if parse:
+            try:
+                message = parse_message(data, stream=transport != "UDP")
+                call_id = message.call_id
+            except RemoteProtocolError:
+                return
+            self.calls.observe(sent, message, f"{transport.lower()}:{hostport(remote)}", at)
+        else:
+            found = _CALL_ID.search(data, 0, head)
+            if found is None:
+                return
+            call_id = found.group(1).strip().decode("utf-8", "replace")
+            if status >= 300 and not sent and method == b"INVITE":
+                self.calls.downstream_final(call_id, status)
+        if cdr.messages:
             self._messages.append(
                 TracedMessage(call_id, at, sent, transport, hostport(local), hostport(remote), data)
             )
 
     # -- failed logins ----------------------------------------------------------------------
     def _key(self, data: bytes) -> tuple[bytes, bytes] | None:
-        head = data[: data.find(b"\r\n\r\n")]
-        m = re.search(rb"\r\n(?:Call-ID|i)[ \t]*:[ \t]*([^\r\n]+)", head, re.IGNORECASE)
-        c = re.search(rb"\r\nCSeq[ \t]*:[ \t]*([^\r\n]+)", head, re.IGNORECASE)
+        head = data.find(b"\r\n\r\n")
+        m = _CALL_ID.search(data, 0, head)
+        c = _CSEQ_VALUE.search(data, 0, head)
         return (m.group(1).strip(), c.group(1).strip()) if m and c else None
 
     def _note_credentials(self, data: bytes, transport: str, remote: Address) -> None:
         key = self._key(data)
         if key is None:
             return
-        try:
-            request = parse_message(data, stream=transport != "UDP")
-        except RemoteProtocolError:
-            return
-        if not isinstance(request, Request):
-            return
-        try:
-            creds = request.credentials(proxy=True) + request.credentials()
-        except RemoteProtocolError:
-            return
-        user = next(
-            (getattr(c, "username", None) for c in creds if getattr(c, "username", None)), None
-        )
-        realm = next((getattr(c, "realm", None) for c in creds if getattr(c, "realm", None)), None)
-        name = f"{user}@{realm}" if user and realm else (user or "?")
+        line = _AUTH_LINE.search(data, 0, data.find(b"\r\n\r\n"))
+        value = line.group(1) if line else b""
+        user = _USERNAME.search(value)
+        realm = _REALM.search(value)
+        name = (user.group(1) if user else b"?").decode("utf-8", "replace")
+        if realm:
+            name += "@" + realm.group(1).decode("utf-8", "replace")
         src = f"{transport.lower()}:{hostport(remote)}"
-        self._credentials[key] = (name, src, request.method)
+        method = data[: data.find(b" ")].decode("ascii", "replace")[:16]
+        self._credentials[key] = (name, src, method)
         while len(self._credentials) > _REMEMBER_AUTH:
             self._credentials.popitem(last=False)
 
-    def _auth_refused(self, data: bytes, code: str) -> None:
+    def _auth_refused(self, data: bytes, status: int) -> None:
         key = self._key(data)
         if key is None:
             return
@@ -196,25 +239,25 @@ class MessageTap:
         if self.metrics is not None:
             self.metrics.auth_failures.labels(method).inc()
         log.warning(
-            "authentication failed user=%s src=%s method=%s status=%s",
+            "authentication failed user=%s src=%s method=%s status=%d",
             user,
             src,
             method,
-            code,
+            status,
             extra={"event": "auth_failed", "user": user, "src": src},
         )
-        event = OpsEvent(self.endpoint.wall(), "auth_failed", user, src, f"{method} {code}")
-        self.write(lambda s: s.add_event(event))
+        event = OpsEvent(self.endpoint.wall(), "auth_failed", user, src, f"{method} {status}")
+        self.write(("add_event", (event,)))
 
     # -- writing ----------------------------------------------------------------------------
-    def write(self, op: StoreOp) -> None:
+    def write(self, op: CallUpdate) -> None:
         if len(self._ops) >= _MAX_QUEUE:
             self._dropped += 1
             return
         self._ops.append(op)
 
     def event(self, event: OpsEvent) -> None:
-        self.write(lambda s: s.add_event(event))
+        self.write(("add_event", (event,)))
 
     async def _flush_forever(self) -> None:
         while True:
@@ -230,20 +273,7 @@ class MessageTap:
         if not ops and not messages:
             return
 
-        def run(store: Store) -> None:
-            for op in ops:
-                try:
-                    op(store)
-                except StoreError as exc:
-                    log.warning("call record update failed: %s", exc)
-            if messages:
-                store.add_messages(messages)
-
         try:
-            await self.store.write(run, self.store.store)
+            await self.store.write(self.store.store.record, ops, messages)
         except StoreError as exc:
             log.warning("writing call records failed: %s", exc)
-
-
-def as_callable(tap: MessageTap) -> Callable[[bool, bytes, str, Address | None, Address], None]:
-    return tap
