@@ -8,6 +8,7 @@ one line on stderr and exit status 1.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sipline.apps.config import ConfigError, check_domain
+from sipline.cli.api_client import api_get, api_option, api_request
 from sipline.cli.store_options import db_option, open_store
 from sipline.storage import HA1_ALGORITHMS, NotFoundError, split_address
 
@@ -26,6 +28,15 @@ def _address(value: str) -> tuple[str, str]:
         return split_address(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+
+
+def _either(db: Path | None, api: str | None) -> None:
+    if db is not None and api is not None:
+        raise click.UsageError("give --db or --api, not both")
+
+
+def _quoted(value: str) -> str:
+    return urllib.parse.quote(value, safe="@")
 
 
 def _password(given: str | None, prompt: str) -> str:
@@ -49,9 +60,17 @@ def user() -> None:
 @click.argument("address")
 @click.option("--password", help="The password (prompted for when omitted).")
 @db_option
-def user_add(address: str, password: str | None, db: Path | None) -> None:
+@api_option
+def user_add(address: str, password: str | None, db: Path | None, api: str | None) -> None:
     """Add ADDRESS (user@domain) to a domain added before with `sipline domain add`."""
     username, dom = _address(address)
+    _either(db, api)
+    if api is not None:
+        secret = _password(password, f"Password for {username}@{dom}")
+        body = {"address": f"{username}@{dom}", "password": secret}
+        api_request(api, "POST", "/api/users", body=body)
+        click.echo(f"added {username}@{dom}")
+        return
     with open_store(db) as store:
         if not store.has_domain(dom):
             raise click.ClickException(
@@ -67,8 +86,18 @@ def user_add(address: str, password: str | None, db: Path | None) -> None:
 @click.option("--domain", "only", metavar="NAME", help="Only the users of this domain.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
 @db_option
-def user_list(only: str | None, as_json: bool, db: Path | None) -> None:
+@api_option
+def user_list(only: str | None, as_json: bool, db: Path | None, api: str | None) -> None:
     """List users and the digest algorithms they can authenticate with."""
+    _either(db, api)
+    if api is not None:
+        names: list[str] = api_get(api, "/api/users", {"domain": only} if only else None)
+        if as_json:
+            click.echo(json.dumps([{"address": n} for n in names], indent=2))
+        else:
+            for name in names:
+                click.echo(name)
+        return
     with open_store(db) as store:
         users = store.list_users(only)
     if as_json:
@@ -89,9 +118,18 @@ def user_list(only: str | None, as_json: bool, db: Path | None) -> None:
 @click.argument("address")
 @click.option("--password", help="The new password (prompted for when omitted).")
 @db_option
-def user_passwd(address: str, password: str | None, db: Path | None) -> None:
+@api_option
+def user_passwd(address: str, password: str | None, db: Path | None, api: str | None) -> None:
     """Set a new password for ADDRESS."""
     username, dom = _address(address)
+    _either(db, api)
+    if api is not None:
+        secret = _password(password, f"New password for {address}")
+        api_request(
+            api, "PUT", f"/api/users/{_quoted(f'{username}@{dom}')}", body={"password": secret}
+        )
+        click.echo(f"changed the password of {username}@{dom}")
+        return
     with open_store(db) as store:
         if store.get_user(username, dom) is None:
             raise click.ClickException(f"no user {username}@{dom}")
@@ -102,9 +140,15 @@ def user_passwd(address: str, password: str | None, db: Path | None) -> None:
 @user.command("del")
 @click.argument("address")
 @db_option
-def user_del(address: str, db: Path | None) -> None:
+@api_option
+def user_del(address: str, db: Path | None, api: str | None) -> None:
     """Delete ADDRESS and its registrations."""
     username, dom = _address(address)
+    _either(db, api)
+    if api is not None:
+        api_request(api, "DELETE", f"/api/users/{_quoted(f'{username}@{dom}')}")
+        click.echo(f"deleted {username}@{dom}")
+        return
     with open_store(db) as store, store.transaction():
         store.remove_user(username, dom)
         store.remove_bindings(f"{username}@{dom}")
@@ -129,9 +173,15 @@ def _domain_name(value: str) -> str:
 @domain.command("add")
 @click.argument("name")
 @db_option
-def domain_add(name: str, db: Path | None) -> None:
+@api_option
+def domain_add(name: str, db: Path | None, api: str | None) -> None:
     """Add the domain NAME (also the digest realm of its users)."""
     name = _domain_name(name)
+    _either(db, api)
+    if api is not None:
+        api_request(api, "POST", "/api/domains", body={"name": name})
+        click.echo(f"added domain {name}")
+        return
     with open_store(db) as store:
         store.add_domain(name)
     click.echo(f"added domain {name}")
@@ -140,10 +190,17 @@ def domain_add(name: str, db: Path | None) -> None:
 @domain.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
 @db_option
-def domain_list(as_json: bool, db: Path | None) -> None:
+@api_option
+def domain_list(as_json: bool, db: Path | None, api: str | None) -> None:
     """List domains with their number of users."""
-    with open_store(db) as store:
-        counts = {d: len(store.list_users(d)) for d in store.list_domains()}
+    _either(db, api)
+    if api is not None:
+        names: list[str] = api_get(api, "/api/domains")
+        users: list[str] = api_get(api, "/api/users")
+        counts = {d: sum(u.endswith("@" + d) for u in users) for d in names}
+    else:
+        with open_store(db) as store:
+            counts = {d: len(store.list_users(d)) for d in store.list_domains()}
     if as_json:
         click.echo(json.dumps([{"domain": d, "users": n} for d, n in counts.items()], indent=2))
         return
@@ -156,9 +213,15 @@ def domain_list(as_json: bool, db: Path | None) -> None:
 @domain.command("del")
 @click.argument("name")
 @db_option
-def domain_del(name: str, db: Path | None) -> None:
+@api_option
+def domain_del(name: str, db: Path | None, api: str | None) -> None:
     """Delete the domain NAME (it must have no users left)."""
     name = _domain_name(name)
+    _either(db, api)
+    if api is not None:
+        api_request(api, "DELETE", f"/api/domains/{_quoted(name)}")
+        click.echo(f"deleted domain {name}")
+        return
     with open_store(db) as store:
         try:
             store.remove_domain(name)

@@ -38,7 +38,7 @@ from typing import Any
 import click
 
 from sipline.apps.config import ServerConfig
-from sipline.apps.ops.config import parse_hostport
+from sipline.apps.ops.listen import bind_http, http_url
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
@@ -170,25 +170,10 @@ class Supervisor:
     def _prepare_ops(self) -> None:
         """The HTTP listener's socket, and the directory where every worker writes its
         metrics (prometheus-client's multiprocess mode; worker 0 sums them)."""
-        listen = self.cfg.ops.http.listen
-        if listen is not None:
-            host, port = parse_hostport(listen, "http.listen")
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((host, port))
-                sock.listen(128)
-            except OSError as exc:
-                sock.close()
-                reason = (exc.strerror or str(exc)).lower()
-                raise ServeError(f"cannot listen on http {listen}: {reason}") from exc
-            sock.set_inheritable(True)
-            self.http = sock
-            name = sock.getsockname()
-            shown = f"[{name[0]}]" if family == socket.AF_INET6 else name[0]
-            scheme = "https" if self.cfg.ops.http.tls_cert is not None else "http"
-            self.http_url = f"{scheme}://{shown}:{name[1]}/"
+        if self.cfg.ops.http.listen is not None:
+            self.http = bind_http(self.cfg.ops.http)
+            self.http.set_inheritable(True)
+            self.http_url = http_url(self.cfg.ops.http, self.http)
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             self.metrics_dir = tempfile.mkdtemp(prefix="sipline-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir  # the workers inherit it

@@ -4,7 +4,8 @@
     GET  /api/status                      the server's figures (was the SIGUSR1 line)
     GET  /api/history                     figures sampled over time (the dashboard's graphs)
     GET  /api/domains   POST {name}       DELETE /api/domains/{name}
-    GET  /api/users     POST {address, password}   DELETE /api/users/{address}
+    GET  /api/users     POST {address, password}   PUT /api/users/{address} {password}
+                                          DELETE /api/users/{address}
     GET  /api/registrations[?aor=]        DELETE /api/registrations/{aor}
     GET  /api/routes    PUT /api/routes/{aor} {rules document}   DELETE /api/routes/{aor}
     GET  /api/calls[?active=1&since=&user=&limit=]
@@ -136,6 +137,23 @@ def add_api_routes(app: web.Application, control: Control) -> None:
         except ValueError as exc:
             raise web.HTTPBadRequest(reason=str(exc)) from None
         await write(store.store.remove_user, username, domain)
+        try:
+            await store.remove_bindings(f"{username}@{domain}")
+        except StoreError as exc:
+            raise web.HTTPServiceUnavailable(reason=str(exc)) from None
+        return web.json_response({"ok": True})
+
+    async def user_passwd(request: web.Request) -> web.Response:
+        try:
+            username, domain = split_address(request.match_info["address"])
+        except ValueError as exc:
+            raise web.HTTPBadRequest(reason=str(exc)) from None
+        password = (await _json(request)).get("password")
+        if not isinstance(password, str) or not password:
+            raise web.HTTPBadRequest(reason="password: a new password is needed")
+        if await call(store.store.get_user, username, domain) is None:
+            raise web.HTTPNotFound(reason=f"no user {username}@{domain}")
+        await write(store.store.set_password, username, domain, password)
         return web.json_response({"ok": True})
 
     async def registrations(request: web.Request) -> web.Response:
@@ -240,6 +258,7 @@ def add_api_routes(app: web.Application, control: Control) -> None:
     r.add_get("/api/users", users)
     r.add_post("/api/users", user_add)
     r.add_delete("/api/users/{address}", user_del)
+    r.add_put("/api/users/{address}", user_passwd)
     r.add_get("/api/registrations", registrations)
     r.add_delete("/api/registrations/{aor}", registration_del)
     r.add_get("/api/routes", routes)

@@ -21,6 +21,7 @@ from aiohttp import web
 from sipline.apps.ops.api import Control, add_api_routes
 from sipline.apps.ops.auth import COOKIE, SESSION_S, Guard
 from sipline.apps.ops.config import HttpSettings
+from sipline.apps.ops.listen import http_url
 from sipline.apps.ops.metrics import CONTENT_TYPE
 
 __all__ = ["HttpListener"]
@@ -68,33 +69,16 @@ class HttpListener:
         add_api_routes(app, self.control)
         return app
 
-    async def start(self, sock: socket.socket | None = None) -> str:
-        """Listen (on `sock` if given, else on `[http] listen`); returns the URL."""
-        from sipline.apps.ops.config import parse_hostport  # noqa: PLC0415
-
+    async def start(self, sock: socket.socket) -> str:
+        """Serve on `sock` (apps/ops/listen.py); returns the URL."""
         self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         tls: ssl.SSLContext | None = None
         if self.settings.tls_cert is not None and self.settings.tls_key is not None:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-        if sock is None:
-            assert self.settings.listen is not None
-            host, port = parse_hostport(self.settings.listen, "http.listen")
-            site: web.BaseSite = web.TCPSite(
-                self.runner, host, port, ssl_context=tls, reuse_address=True
-            )
-        else:
-            site = web.SockSite(self.runner, sock, ssl_context=tls)
-        await site.start()
-        bound: tuple[str, int] = ("?", 0)
-        if isinstance(site, web.SockSite):
-            bound = sock.getsockname()[:2] if sock is not None else bound
-        else:
-            names = [s.getsockname() for s in getattr(site._server, "sockets", None) or ()]
-            bound = names[0][:2] if names else bound
-        host = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
-        self.url = f"{'https' if tls else 'http'}://{host}:{bound[1]}/"
+        await web.SockSite(self.runner, sock, ssl_context=tls).start()
+        self.url = http_url(self.settings, sock)
         if self.guard.open:
             log.warning("http: %s has no admin credential ([http] admin_password)", self.url)
         return self.url

@@ -16,16 +16,19 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from sipline.apps.config import ServerConfig
+from sipline.apps.ops.listen import bind_http
 from sipline.apps.ops.metrics import Metrics
 from sipline.apps.records.hangup import send_hangup
 from sipline.apps.records.logs import configure_logging
 from sipline.apps.records.tap import MessageTap
+from sipline.apps.startup import ServeError
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri
@@ -115,16 +118,13 @@ class OpsService:
         if self.serves_http:
             from sipline.apps.ops.http import HttpListener  # noqa: PLC0415 (aiohttp)
 
-            self.http = HttpListener(self.config.ops.http, self)
+            settings = self.config.ops.http
+            sock = http_socket if http_socket is not None else bind_http(settings)
+            self.http = HttpListener(settings, self)
             try:
-                self.url = await self.http.start(http_socket)
-            except OSError as exc:
-                from sipline.apps.startup import ServeError  # noqa: PLC0415
-
-                reason = (exc.strerror or str(exc)).lower()
-                raise ServeError(
-                    f"cannot listen on http {self.config.ops.http.listen}: {reason}"
-                ) from exc
+                self.url = await self.http.start(sock)
+            except (OSError, ssl.SSLError) as exc:
+                raise ServeError(f"http: cannot serve on {settings.listen}: {exc}") from exc
 
     async def stop(self) -> None:
         for task in self._tasks:
