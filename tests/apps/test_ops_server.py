@@ -155,6 +155,11 @@ async def test_the_api_needs_the_admin_credential(make_server: ServerFactory) ->
             assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         async with anon.get(base + "api/status") as response:  # the session cookie
             assert response.status == 200
+        for _ in range(4):  # five wrong passwords in a minute: that address must wait
+            async with anon.post(base + "api/login", json={"password": "wrong"}) as response:
+                assert response.status == 403
+        async with anon.post(base + "api/login", json={"password": ADMIN}) as response:
+            assert response.status == 429 and response.headers["Retry-After"] == "60"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with (
         aiohttp.ClientSession(timeout=timeout, headers=headers) as bearer,

@@ -105,6 +105,16 @@ def test_guard() -> None:
     assert Guard(HttpSettings()).allowed(None, None)  # no credential: loopback only
 
 
+def test_guard_locks_out_an_address_guessing_passwords() -> None:
+    guard = Guard(HttpSettings(admin_password="secret-pw"))
+    for i in range(5):
+        assert not guard.locked_out("192.0.2.1", now=100.0 + i)
+        guard.failed("192.0.2.1", now=100.0 + i)
+    assert guard.locked_out("192.0.2.1", now=105.0)
+    assert not guard.locked_out("192.0.2.2", now=105.0)  # others are not
+    assert not guard.locked_out("192.0.2.1", now=164.5)  # the window has passed
+
+
 # -- pcap and HEP -------------------------------------------------------------------------------
 def _checksum_ok(header: bytes) -> bool:
     total = sum(struct.unpack(f"!{len(header) // 2}H", header))
@@ -258,6 +268,17 @@ def test_a_cancelled_call_and_a_busy_callee(store: SqliteStore) -> None:
     run(ops, store)
     assert store.get_call("c2@host") is not None
     assert store.get_call("c2@host").hangup_by == "callee"  # type: ignore[union-attr]
+
+
+def test_attempts_that_never_ended_are_closed(store: SqliteStore) -> None:
+    store.cdr_start("old", "a@x", "t", "sip:b@x", "udp:127.0.0.1:1", 100.0)
+    store.cdr_start("new", "a@x", "t", "sip:b@x", "udp:127.0.0.1:1", 500.0)
+    store.cdr_start("talking", "a@x", "t", "sip:b@x", "udp:127.0.0.1:1", 100.0)
+    store.cdr_answered("talking", 101.0, "sip:b@127.0.0.1", None)
+    assert store.close_stale_calls(started_before=400.0, at=600.0) == 1
+    old = store.get_call("old")
+    assert old is not None and (old.status, old.ended_at, old.hangup_by) == (408, 600.0, "server")
+    assert {c.call_id for c in store.list_calls(active=True)} == {"new", "talking"}
 
 
 def test_since_accepts_durations_and_dates() -> None:

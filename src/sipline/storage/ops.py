@@ -124,6 +124,11 @@ class OpsStore(Protocol):
 
     def call_messages(self, call_id: str) -> list[TracedMessage]: ...
 
+    def close_stale_calls(self, started_before: float, at: float) -> int:
+        """End the unanswered calls started before `started_before` that never saw a
+        final response (their process stopped, or the update was lost): 408."""
+        ...
+
     def purge_records(self, before: float) -> int:
         """Forget calls ended, events and messages older than `before`."""
         ...

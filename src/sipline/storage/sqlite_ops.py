@@ -215,6 +215,17 @@ class OpsTables(SqliteTables):
         )
         return [TracedMessage(r[0], r[1], bool(r[2]), r[3], r[4], r[5], bytes(r[6])) for r in rows]
 
+    def close_stale_calls(self, started_before: float, at: float) -> int:
+        with self._write() as db:
+            return int(
+                db.execute(
+                    "UPDATE calls SET ended_at = ?, status = 408, hangup_by = 'server',"
+                    " reason = 'No final response seen' WHERE ended_at IS NULL"
+                    " AND answered_at IS NULL AND started_at < ?",
+                    (at, started_before),
+                ).rowcount
+            )
+
     def purge_records(self, before: float) -> int:
         with self._write() as db:
             n = db.execute("DELETE FROM calls WHERE ended_at < ?", (before,)).rowcount

@@ -23,6 +23,10 @@ __all__ = ["COOKIE", "SESSION_S", "Guard"]
 
 COOKIE = "sipline_session"
 SESSION_S = 12 * 3600.0
+# Wrong passwords: after this many from one address within the window, that address
+# is refused (429) until the window has passed, so the password cannot be guessed fast.
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 60.0
 
 
 def _same(a: str, b: str) -> bool:
@@ -33,6 +37,21 @@ class Guard:
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings
         self._key = os.urandom(32)  # sessions last while this process runs
+        self._failures: dict[str, list[float]] = {}  # address -> times of wrong passwords
+
+    def locked_out(self, address: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        recent = [t for t in self._failures.get(address, ()) if now - t < FAILURE_WINDOW_S]
+        if recent:
+            self._failures[address] = recent
+        else:
+            self._failures.pop(address, None)
+        return len(recent) >= MAX_FAILURES
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        if len(self._failures) > 10_000:  # a spray from many addresses: forget the oldest
+            self._failures.pop(next(iter(self._failures)))
+        self._failures.setdefault(address, []).append(time.monotonic() if now is None else now)
 
     @property
     def open(self) -> bool:

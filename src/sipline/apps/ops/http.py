@@ -136,8 +136,20 @@ class HttpListener:
         password = doc.get("password") if isinstance(doc, dict) else None
         if self.guard.open:
             return web.json_response({"ok": True, "open": True})
+        source = request.remote or "?"
+        if self.guard.locked_out(source):
+            return web.json_response(
+                {"error": "too many wrong passwords: try again in a minute"},
+                status=429,
+                headers={"Retry-After": "60"},
+            )
         if not isinstance(password, str) or not self.guard.password_ok(password):
-            log.warning("http: failed admin login from %s", request.remote)
+            self.guard.failed(source)
+            log.warning(
+                "http: failed admin login src=%s",
+                source,
+                extra={"event": "admin_login_failed", "src": source},
+            )
             return web.json_response({"error": "wrong password"}, status=403)
         response = web.json_response({"ok": True})
         response.set_cookie(

@@ -48,6 +48,8 @@ SAMPLE_S = 1.0
 HISTORY_EVERY_S = 10.0
 HISTORY_KEEP = 360  # an hour of samples
 PURGE_EVERY_S = 3600.0
+STALE_EVERY_S = 60.0
+STALE_MARGIN_S = 60.0
 # What a reload applies at once (ServerConfig attributes); any other change is named
 # as needing a restart.
 LIVE_KEYS = frozenset(
@@ -190,15 +192,27 @@ class OpsService:
         return doc
 
     async def _purge(self) -> None:
+        """Each minute, close the call attempts that can no longer be ringing (Timer C
+        and Timer B have long passed, §16.6 step 11, §17.1.1.2); each hour, forget the
+        records older than `[cdr] keep_days`."""
+        last_purge = 0.0
         while True:
-            keep_s = self.config.ops.cdr.keep_days * 86400.0
+            now = time.time()
+            cfg = self.config
             try:
-                gone = await self.store.write(self.store.store.purge_records, time.time() - keep_s)
-                if gone:
-                    log.info("purged %d call records, events and messages", gone)
+                stale = now - cfg.timer_c_s - 64 * 0.5 - STALE_MARGIN_S
+                closed = await self.store.write(self.store.store.close_stale_calls, stale, now)
+                if closed:
+                    log.info("closed %d call attempts that never saw a final response", closed)
+                if now - last_purge >= PURGE_EVERY_S:
+                    last_purge = now
+                    keep_s = cfg.ops.cdr.keep_days * 86400.0
+                    gone = await self.store.write(self.store.store.purge_records, now - keep_s)
+                    if gone:
+                        log.info("purged %d call records, events and messages", gone)
             except StoreError as exc:
                 log.warning("purging call records failed: %s", exc)
-            await asyncio.sleep(PURGE_EVERY_S)
+            await asyncio.sleep(STALE_EVERY_S)
 
     # -- registrations ----------------------------------------------------------------------
     def registered(self, request: Request, response: Response, source: str) -> None:

@@ -80,7 +80,9 @@ async function login(event) {
     body: JSON.stringify({ password: $("#password").value }),
   });
   if (!response.ok) {
-    error.textContent = response.status === 403 ? "Wrong password." : "Login failed (" + response.status + ").";
+    error.textContent = response.status === 403 ? "Wrong password."
+      : response.status === 429 ? "Too many wrong passwords: try again in a minute."
+      : "Login failed (" + response.status + ").";
     error.hidden = false;
     return;
   }
