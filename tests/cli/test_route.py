@@ -276,3 +276,19 @@ def test_explain_emergency_uses_the_callers_location(workdir: Path) -> None:
     assert route["region"] == "lab" and route["psaps"] == ["sip:psap@127.0.0.1:5099"]
     bad = run(workdir, "explain", "112", "--caller-location", "atlantis")
     assert bad.returncode == 2 and "no region (known: berlin, lab)" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("at", "shown"),
+    [
+        ("2026-12-07 19:30 UTC", "at 2026-12-07 19:30 UTC (2026-12-07 19:30 UTC)"),
+        ("2026-12-07T19:30 Asia/Tokyo", "at 2026-12-07 19:30 Asia/Tokyo (2026-12-07 10:30 UTC)"),
+        ("2026-12-07T19:30+01:00", "at 2026-12-07 19:30 +01:00 (2026-12-07 18:30 UTC)"),
+        ("2026-12-07 19:30", "at 2026-12-07 19:30 Europe/Berlin (2026-12-07 18:30 UTC)"),
+    ],
+)
+def test_explain_at_an_iso_instant_with_any_zone(workdir: Path, at: str, shown: str) -> None:
+    assert run(workdir, "set", "alice@example.com", "alice.toml").returncode == 0
+    done = run(workdir, "explain", "alice@example.com", "--at", at)
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout

@@ -23,11 +23,11 @@ from sipline.apps.features.directory import MemoryDirectory, load_rules
 from sipline.apps.features.emergency import CallerLocation, is_emergency_uri
 from sipline.apps.features.emergency import caller_location as locate_caller
 from sipline.apps.features.explain import Explanation, explain_call, explain_emergency
+from sipline.apps.features.instant import FORMAT_HINT, InstantError, parse_instant
 from sipline.apps.features.location import Location, find_region, region_by_network
 from sipline.apps.features.planner import caller_address
 from sipline.apps.features.router import CallInfo
 from sipline.apps.features.rules import RuleError, UserRules, check_forward_loops, parse_rules
-from sipline.apps.features.schedule import ScheduleError, load_zone
 from sipline.apps.server import feature_settings
 from sipline.cli.serve import build_config
 from sipline.core.errors import RemoteProtocolError
@@ -362,8 +362,9 @@ def device(
     "at_text",
     default="now",
     show_default=True,
-    metavar='"YYYY-MM-DD HH:MM ZONE"',
-    help="The instant of the call.",
+    metavar=f'"{FORMAT_HINT}"',
+    help="The instant of the call (ISO 8601; ZONE: an IANA name such as Asia/Tokyo, or UTC;"
+    " without one, the callee's zone).",
 )
 @click.option(
     "--from",
@@ -490,22 +491,13 @@ def _caller_location(
 
 
 def _instant(text: str, rules: UserRules | None) -> tuple[float, str]:
-    """`now`, `2026-12-24 19:00 Europe/Berlin`, or without a zone: the callee's."""
+    """`now`, or an instant (`2026-12-24 19:00 Europe/Berlin`, `2026-12-24T19:00+01:00`);
+    without a zone, in the callee's."""
     if text.strip().lower() == "now":
         now = time.time()
         return now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    parts = text.replace("T", " ").split()
-    zone_name = rules.zone if rules is not None else "UTC"
-    if len(parts) == 3:
-        zone_name = parts.pop()
     try:
-        zone = load_zone(zone_name)
-        local = datetime.fromisoformat(" ".join(parts)).replace(tzinfo=zone)
-    except (ScheduleError, ValueError) as exc:
-        raise click.BadParameter(
-            f"{text!r}: {exc}"
-            if isinstance(exc, ScheduleError)
-            else f"{text!r} is not YYYY-MM-DD HH:MM [ZONE]",
-            param_hint="--at",
-        ) from None
-    return local.timestamp(), f"{local:%Y-%m-%d %H:%M} {zone_name}"
+        instant = parse_instant(text, rules.zone if rules is not None else "UTC")
+    except InstantError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    return instant.timestamp, instant.label
