@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -32,7 +31,7 @@ from sipline.apps.ua import (
 )
 from sipline.cli.agent_options import account_options, apply_options, log_level_option
 from sipline.cli.softphone import _install_stop
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import split_address
 from sipline.transport.loop import run as run_loop
 
@@ -305,12 +304,12 @@ def _addresses(user: str, watcher: str | None = None) -> tuple[str, str | None]:
 @watchers.command("allow")
 @click.argument("user")
 @click.argument("watcher")
-@db_option
-def watchers_allow(user: str, watcher: str, db: Path | None) -> None:
+@store_options
+def watchers_allow(user: str, watcher: str, where: StoreOptions) -> None:
     """Let WATCHER see USER's presence (subscriptions waiting become active)."""
     u, w = _addresses(user, watcher)
     assert w is not None
-    with open_store(db) as store:
+    with where.open() as store:
         store.set_watcher_rule(u, w, "allow", time.time())
     click.echo(f"{w} may see the presence of {u}")
 
@@ -318,12 +317,12 @@ def watchers_allow(user: str, watcher: str, db: Path | None) -> None:
 @watchers.command("block")
 @click.argument("user")
 @click.argument("watcher")
-@db_option
-def watchers_block(user: str, watcher: str, db: Path | None) -> None:
+@store_options
+def watchers_block(user: str, watcher: str, where: StoreOptions) -> None:
     """Refuse WATCHER (their subscriptions end with reason=rejected)."""
     u, w = _addresses(user, watcher)
     assert w is not None
-    with open_store(db) as store:
+    with where.open() as store:
         store.set_watcher_rule(u, w, "block", time.time())
     click.echo(f"{w} may not see the presence of {u}")
 
@@ -331,12 +330,12 @@ def watchers_block(user: str, watcher: str, db: Path | None) -> None:
 @watchers.command("del")
 @click.argument("user")
 @click.argument("watcher")
-@db_option
-def watchers_del(user: str, watcher: str, db: Path | None) -> None:
+@store_options
+def watchers_del(user: str, watcher: str, where: StoreOptions) -> None:
     """Forget the rule about WATCHER (the default policy applies again)."""
     u, w = _addresses(user, watcher)
     assert w is not None
-    with open_store(db) as store:
+    with where.open() as store:
         if not store.remove_watcher_rule(u, w):
             raise click.ClickException(f"{u} has no rule about {w}")
     click.echo(f"no rule about {w} for {u}")
@@ -345,11 +344,11 @@ def watchers_del(user: str, watcher: str, db: Path | None) -> None:
 @watchers.command("list")
 @click.argument("user")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
-def watchers_list(user: str, as_json: bool, db: Path | None) -> None:
+@store_options
+def watchers_list(user: str, as_json: bool, where: StoreOptions) -> None:
     """USER's rules and current subscriptions to their presence."""
     u, _ = _addresses(user)
-    with open_store(db) as store:
+    with where.open() as store:
         rules = store.watcher_rules(u)
         subs = [s for s in store.list_subscriptions(resources=[u]) if s.event == "presence"]
     if as_json:
