@@ -40,7 +40,7 @@ def _stats_fields() -> dict[str, FieldType]:
 EVENTS: dict[str, dict[str, FieldType]] = {
     # call and answer
     "calling": {"target": str, "uri": str},
-    "retrying": {"target": str, "server": str, "waited_s": float},
+    "retrying": {"request": str, "server": str, "waited_s": float},
     "progress": {"status": int, "reason": str, "early_media": bool},
     "answered": {
         "peer": str,
@@ -85,16 +85,30 @@ EVENTS: dict[str, dict[str, FieldType]] = {
     },
 }
 
-# The listing commands print one document: its shape, for README and the tests.
-DOCUMENTS: dict[str, str] = {
-    "user list": "[{address, username, domain, algorithms: [str]}]",
-    "domain list": "[{domain, users: int}]",
-    "registrations": "[{aor, contact, expires_in: int, q, received, path: [str], instance, "
-    "reg_id, user_agent, call_id, cseq: int}]",
-    "watchers list": "{rules: [{watcher, decision}], subscriptions: [{watcher, state}]}",
-    "route show": "{ADDRESS: {rules: {...} | null, devices: [{device, label, region, source, "
-    "has_pidf: bool}]}}",
-    "route explain": "{...}: the explanation, as `route explain` prints it",
+# The listing commands print one JSON document: a list of objects with these keys, or
+# an object with these keys (route show: keyed by address; route explain: its sections).
+DOCUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "user list": ("list", ("address", "username", "domain", "algorithms")),
+    "domain list": ("list", ("domain", "users")),
+    "registrations": (
+        "list",
+        (
+            "aor",
+            "contact",
+            "expires_in",
+            "q",
+            "received",
+            "path",
+            "instance",
+            "reg_id",
+            "user_agent",
+            "call_id",
+            "cseq",
+        ),
+    ),
+    "watchers list": ("object", ("rules", "subscriptions")),
+    "route show": ("object", ()),
+    "route explain": ("object", ()),
 }
 
 

@@ -7,7 +7,8 @@
   is the address first called; the RFC 4458 `cause` of a retargeted entry says why;
 - else `Diversion` (RFC 5806 §3), newest first: the oldest entry is the address first
   called, the newest entry's `reason` why the call left it;
-- else the To URI, which is the address we called (§8.2.6.2 keeps it).
+- else, for a forwarded call, the Contact (the device that answered); else the To URI,
+  which is the address we called (§8.2.6.2 keeps it).
 """
 
 from __future__ import annotations
@@ -82,5 +83,7 @@ def who_answered(response: Response) -> Answerer:
     if diverted:
         reason = diverted[0].params.get("reason")
         origin = _plain(diverted[-1].uri_text)
-        return Answerer(identity or to, contact, origin, _DIVERSION.get(reason or "", reason))
+        # Forwarded, and no one named the new callee: the device that answered says most.
+        who = identity or (contact if contact is not None else to)
+        return Answerer(who, contact, origin, _DIVERSION.get(reason or "", reason))
     return Answerer(identity or to, contact)
