@@ -49,3 +49,18 @@ def test_a_urn_needs_a_server_and_a_bad_one_is_refused(tmp_path: Path) -> None:
                "--server", f"{HOST}:9", "--listen", f"{HOST}:0")  # fmt: skip
     assert bad.finish() == 2
     assert len(bad.err) == 1 and "is not a service URN (RFC 5031" in bad.err[0], bad.err
+
+
+def test_without_a_psap_or_for_another_service_the_caller_hears_why(tmp_path: Path) -> None:
+    with serving(tmp_path / "serve") as port:
+        ended = {}
+        for target in ("urn:service:sos", "urn:service:counseling"):
+            call = Proc("call", target, "--user", "alice@example.com", "--password", "alice-pw",
+                        "--server", f"{HOST}:{port}", "--listen", f"{HOST}:0", "--json")  # fmt: skip
+            assert call.finish() == 1, call.stdout + call.stderr
+            ended[target] = json.loads(call.out[-1])
+    # An emergency call is never challenged: refused only for want of a PSAP (503);
+    # a service this server does not offer is an unsupported URI (416).
+    assert ended["urn:service:sos"]["status"] == 503
+    assert "no emergency destination configured" in ended["urn:service:sos"]["reason"]
+    assert ended["urn:service:counseling"]["status"] == 416
