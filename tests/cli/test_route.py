@@ -304,6 +304,13 @@ def test_set_refuses_unknown_users_and_domains(workdir: Path) -> None:
         assert error in done.stderr
         bad = run(workdir, "device", address, "sip:x@192.0.2.1", "--label", "desk")
         assert bad.returncode == 1 and error in bad.stderr
+        # The same mistake in another command that names a user: a presence allow-list.
+        watchers = subprocess.run(
+            [SIPLINE, "watchers", "allow", address, "bob@example.com",
+             "--config", str(workdir / "sipline.toml")],
+            check=False, cwd=workdir, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert watchers.returncode == 1 and error in watchers.stderr, watchers.stderr
     assert json.loads(run(workdir, "show", "--json").stdout) == {}
 
 

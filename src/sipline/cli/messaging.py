@@ -343,6 +343,7 @@ def watchers_allow(user: str, watcher: str, where: StoreOptions) -> None:
     u, w = _addresses(user, watcher)
     assert w is not None
     with where.open() as store:
+        where.require_user(store, u)
         store.set_watcher_rule(u, w, "allow", time.time())
     click.echo(f"{w} may see the presence of {u}")
 
@@ -356,6 +357,7 @@ def watchers_block(user: str, watcher: str, where: StoreOptions) -> None:
     u, w = _addresses(user, watcher)
     assert w is not None
     with where.open() as store:
+        where.require_user(store, u)
         store.set_watcher_rule(u, w, "block", time.time())
     click.echo(f"{w} may not see the presence of {u}")
 

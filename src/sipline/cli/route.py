@@ -127,7 +127,7 @@ def set_rules(
     aor = _address(address)
     cfg, store = _setup(where)
     try:
-        _check_user(store, aor, _local(cfg, store))
+        where.require_user(store, aor)
         if file is not None:
             doc = _read_document(file)
         else:
@@ -156,17 +156,6 @@ def set_rules(
     click.echo(f"rules of {aor} saved")
     for line in _summary(rules):
         click.echo(f"  {line}")
-
-
-def _check_user(store: SqliteStore, aor: str, is_local: Callable[[str], bool]) -> None:
-    """Rules belong to a user of a served domain: anything else is a typing mistake."""
-    user, domain = split_address(aor)
-    if not is_local(domain):
-        raise click.ClickException(
-            f"no domain {domain}: add it with `sipline domain add {domain}` (or --config)"
-        )
-    if store.get_user(user, domain) is None:
-        raise click.ClickException(f"no user {aor}: add it with `sipline user add {aor}`")
 
 
 def _unknown_targets(
@@ -352,7 +341,7 @@ def device(
     cfg, store = _setup(where)
     try:
         if not remove:
-            _check_user(store, aor, _local(cfg, store))
+            where.require_user(store, aor)
         if remove:
             if not store.remove_device_info(aor, device):
                 raise click.ClickException(f"no record for device {device} of {aor}")

@@ -69,6 +69,18 @@ class StoreOptions:
         """The domains `--config` names (none without it)."""
         return [d.lower() for d in self.config().domains] if self.config_path else []
 
+    def require_user(self, store: SqliteStore, aor: str) -> None:
+        """`aor` must be a user of a served domain: anything else is a typing mistake
+        (one line, exit status 1)."""
+        user, _, domain = aor.rpartition("@")
+        domain = domain.lower()
+        if not store.has_domain(domain) and domain not in self.configured_domains():
+            raise click.ClickException(
+                f"no domain {domain}: add it with `sipline domain add {domain}` (or --config)"
+            )
+        if store.get_user(user, domain) is None:
+            raise click.ClickException(f"no user {aor}: add it with `sipline user add {aor}`")
+
     @contextmanager
     def open(self) -> Iterator[SqliteStore]:
         """The store, created on first use; a store error becomes one line and exit 1."""
