@@ -72,6 +72,13 @@ def test_answer_without_a_password_is_told_one_is_needed(tmp_path: Path) -> None
         wrong = Proc("answer", "--user", "bob@example.com", "--password", "nope",
                      "--server", f"{HOST}:{port}", "--listen", f"{HOST}:0")  # fmt: skip
         assert wrong.finish() == 2
+        call = Proc("call", "bob@example.com", "--user", "alice@example.com",
+                    "--server", f"{HOST}:{port}", "--listen", f"{HOST}:0")  # fmt: skip
+        assert call.finish() == 1
+    assert call.out[-1] == (
+        "ended: 407 Proxy Authentication Required (407): the server wants a password"
+        " (--password or $SIPLINE_PASSWORD)"
+    ), call.out
     assert answer.err == [
         "sipline: registration failed: 401 Unauthorized: the server wants a password"
         " (--password or $SIPLINE_PASSWORD)"
