@@ -58,6 +58,7 @@ def test_a_server_that_does_not_answer_is_reported(tmp_path: Path) -> None:
             call.stop()
             as_json.stop()
     assert line == f"no answer from {HOST}:{port} to our INVITE yet, retrying"
+    assert call.out[0] == "calling bob@example.com", call.out
     assert 3.0 < waited < 7.0, waited
     assert event == {
         "event": "retrying", "request": "INVITE", "server": f"{HOST}:{port}", "waited_s": 3.5

@@ -50,6 +50,7 @@ class _Printer(Output):
         super().__init__(as_json)
         self._password = password
         self._last_progress: int | None = None
+        self.silent: str | None = None  # where our requests go, for "no answer from"
 
     def event(self, call: Call, event: CallEvent) -> None:
         if isinstance(event, CallProgressed):
@@ -91,6 +92,9 @@ class _Printer(Output):
             status = f" ({event.status})" if event.status else ""
             hint = auth_hint(event.status, self._password)
             text = f"{event.reason}{status}{hint}"
+            if event.status == 408 and self._last_progress is None and self.silent is not None:
+                # Not a word back: our own Timer B fired (RFC 3261 §17.1.1.2).
+                text = f"no answer from {self.silent}: {event.reason} (408)"
             self.ended(text, event.reason, event.by.value, event.status)
 
     def _answered(self, call: Call, event: CallAnswered) -> None:
@@ -216,6 +220,7 @@ async def _call_main(target: str, options: dict[str, Any]) -> int:
         out.emit("calling", f"calling {target}", target=target, uri=uri)
         heard = lambda: bool(call.history) or not call.is_active  # noqa: E731
         server = options["server"] or uri
+        out.silent = server
         return await noting_silence(
             _run_call(call, options, out, stop), out, "INVITE", server, options["transport"], heard
         )
