@@ -357,7 +357,8 @@ def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
 @_common
 @click.option("--register", is_flag=True, help="Register with --server before calling.")
 def call(target: str, **kwargs: Any) -> None:
-    """Call TARGET (sip:bob@example.com), play and record audio, print statistics."""
+    """Call TARGET (sip:bob@example.com, bob, urn:service:sos, 112), play and record audio,
+    print statistics. Emergency URNs and numbers go through --server (RFC 6881)."""
     options = _prepare(kwargs)
     sys.exit(run_loop(_call_main(target, options)))
 
