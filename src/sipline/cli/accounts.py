@@ -8,14 +8,13 @@ one line on stderr and exit status 1.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from sipline.apps.config import ConfigError, check_domain
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import HA1_ALGORITHMS, NotFoundError, split_address
 
 __all__ = ["domain", "user"]
@@ -48,11 +47,13 @@ def user() -> None:
 @user.command("add")
 @click.argument("address")
 @click.option("--password", help="The password (prompted for when omitted).")
-@db_option
-def user_add(address: str, password: str | None, db: Path | None) -> None:
+@store_options
+def user_add(address: str, password: str | None, where: StoreOptions) -> None:
     """Add ADDRESS (user@domain) to a domain added before with `sipline domain add`."""
     username, dom = _address(address)
-    with open_store(db) as store:
+    with where.open() as store:
+        if not store.has_domain(dom) and dom in where.configured_domains():
+            store.add_domain(dom)  # as `sipline serve --config` would at start
         if not store.has_domain(dom):
             raise click.ClickException(
                 f"no domain {dom}: add it first with `sipline domain add {dom}`"
@@ -66,10 +67,10 @@ def user_add(address: str, password: str | None, db: Path | None) -> None:
 @user.command("list")
 @click.option("--domain", "only", metavar="NAME", help="Only the users of this domain.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
-def user_list(only: str | None, as_json: bool, db: Path | None) -> None:
+@store_options
+def user_list(only: str | None, as_json: bool, where: StoreOptions) -> None:
     """List users and the digest algorithms they can authenticate with."""
-    with open_store(db) as store:
+    with where.open() as store:
         users = store.list_users(only)
     if as_json:
         rows = [
@@ -88,11 +89,11 @@ def user_list(only: str | None, as_json: bool, db: Path | None) -> None:
 @user.command("passwd")
 @click.argument("address")
 @click.option("--password", help="The new password (prompted for when omitted).")
-@db_option
-def user_passwd(address: str, password: str | None, db: Path | None) -> None:
+@store_options
+def user_passwd(address: str, password: str | None, where: StoreOptions) -> None:
     """Set a new password for ADDRESS."""
     username, dom = _address(address)
-    with open_store(db) as store:
+    with where.open() as store:
         if store.get_user(username, dom) is None:
             raise click.ClickException(f"no user {username}@{dom}")
         store.set_password(username, dom, _password(password, f"New password for {address}"))
@@ -101,11 +102,11 @@ def user_passwd(address: str, password: str | None, db: Path | None) -> None:
 
 @user.command("del")
 @click.argument("address")
-@db_option
-def user_del(address: str, db: Path | None) -> None:
+@store_options
+def user_del(address: str, where: StoreOptions) -> None:
     """Delete ADDRESS and its registrations."""
     username, dom = _address(address)
-    with open_store(db) as store, store.transaction():
+    with where.open() as store, store.transaction():
         store.remove_user(username, dom)
         store.remove_bindings(f"{username}@{dom}")
     click.echo(f"deleted {username}@{dom}")
@@ -128,21 +129,21 @@ def _domain_name(value: str) -> str:
 
 @domain.command("add")
 @click.argument("name")
-@db_option
-def domain_add(name: str, db: Path | None) -> None:
+@store_options
+def domain_add(name: str, where: StoreOptions) -> None:
     """Add the domain NAME (also the digest realm of its users)."""
     name = _domain_name(name)
-    with open_store(db) as store:
+    with where.open() as store:
         store.add_domain(name)
     click.echo(f"added domain {name}")
 
 
 @domain.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
-def domain_list(as_json: bool, db: Path | None) -> None:
+@store_options
+def domain_list(as_json: bool, where: StoreOptions) -> None:
     """List domains with their number of users."""
-    with open_store(db) as store:
+    with where.open() as store:
         counts = {d: len(store.list_users(d)) for d in store.list_domains()}
     if as_json:
         click.echo(json.dumps([{"domain": d, "users": n} for d, n in counts.items()], indent=2))
@@ -155,11 +156,11 @@ def domain_list(as_json: bool, db: Path | None) -> None:
 
 @domain.command("del")
 @click.argument("name")
-@db_option
-def domain_del(name: str, db: Path | None) -> None:
+@store_options
+def domain_del(name: str, where: StoreOptions) -> None:
     """Delete the domain NAME (it must have no users left)."""
     name = _domain_name(name)
-    with open_store(db) as store:
+    with where.open() as store:
         try:
             store.remove_domain(name)
         except NotFoundError:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import Binding
 
 __all__ = ["registrations"]
@@ -35,11 +34,11 @@ def _as_dict(b: Binding, now: float) -> dict[str, object]:
 @click.command()
 @click.argument("aor", required=False)
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
-def registrations(aor: str | None, as_json: bool, db: Path | None) -> None:
+@store_options
+def registrations(aor: str | None, as_json: bool, where: StoreOptions) -> None:
     """List registered contacts (unexpired), of every user or of AOR (user@domain)."""
     now = time.time()
-    with open_store(db) as store:
+    with where.open() as store:
         found = store.list_bindings(aor) if aor else store.all_bindings()
     live = [b for b in found if b.expires_at > now]
     if as_json:

@@ -7,49 +7,24 @@ import logging
 import shlex
 import signal
 import sys
-import tomllib
-from pathlib import Path
 
 import click
 
 from sipline.apps.config import (
     ConfigError,
     ServerConfig,
-    check_domain,
     default_workers,
-    load_config,
-    parse_listen,
 )
 from sipline.apps.startup import ServeError
+from sipline.cli.store_options import StoreOptions, build_config, store_options
 from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
 from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
 from sipline.transport.loop import run as run_loop
 
-__all__ = ["serve"]
+__all__ = ["build_config", "serve"]
 
 log = logging.getLogger("sipline")
-
-
-def build_config(
-    config_path: Path | None, listen: tuple[str, ...], domains: tuple[str, ...], db: Path | None
-) -> ServerConfig:
-    cfg = ServerConfig()
-    if config_path is not None:
-        try:
-            doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"--config: cannot read {config_path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"--config: {config_path} is not valid TOML: {exc}") from None
-        cfg = load_config(doc)
-    if listen:
-        cfg.listen = [parse_listen(s, "--listen") for s in listen]
-    if domains:
-        cfg.domains = [check_domain(d, "--domain") for d in domains]
-    if db is not None:
-        cfg.database = db
-    return cfg
 
 
 async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
@@ -100,12 +75,7 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML configuration file (see README).",
-)
+@store_options
 @click.option(
     "--listen",
     multiple=True,
@@ -120,11 +90,6 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
     help="A domain this server is responsible for (repeatable).",
 )
 @click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="SQLite database (default: $SIPLINE_DB, else ./sipline.db).",
-)
-@click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=None,
@@ -134,10 +99,9 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
 @click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(
-    config_path: Path | None,
+    where: StoreOptions,
     listen: tuple[str, ...],
     domains: tuple[str, ...],
-    db: Path | None,
     workers: int | None,
     worker_index: int | None,
     log_level: str | None,
@@ -146,6 +110,7 @@ def serve(
     # SIGUSR1 asks for the status line once serving; until then (the binding cache can
     # take seconds to load) it must not kill the process, which is its default action.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    config_path, db = where.config_path, where.db
     try:
         cfg = build_config(config_path, listen, domains, db)
     except ConfigError as exc:
