@@ -74,6 +74,9 @@ def test_every_json_line_follows_the_schema(tmp_path: Path) -> None:
                 for proc in procs:
                     proc.finish()
                     seen.setdefault(name, set()).update(e["event"] for e in _events(proc))
+            stored = Proc("messages", "list", "--json", *db)  # dave's message waits
+            assert stored.finish() == 0, stored.stderr
+            documents["messages list"] = stored
             bob.finish()
             seen["answer"] = {e["event"] for e in _events(bob)}
             checked = tmp_path / "options.sip"
