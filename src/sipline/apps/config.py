@@ -110,7 +110,10 @@ class ServerConfig:
     default_expires: int = 3600
     fix_nated_register: bool = True
     # authentication
-    auth_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
+    # RFC 8760 §2.4: in order of preference. MD5 first: most deployed clients read only
+    # the topmost challenge and know only MD5; SHA-256 clients still use SHA-256 when
+    # their stack picks the strongest offered (README "Configuration").
+    auth_algorithms: list[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
     nonce_ttl_s: float = 300.0
     authenticate_calls: bool = True
     # limits
@@ -288,8 +291,8 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if kind == "algorithms":
             bad = [v for v in value if v not in _ALGORITHMS]
             need(bool(value) and not bad, f"a list drawn from {', '.join(_ALGORITHMS)}")
-            # RFC 8760 §2.4: challenges go strongest first, whatever order was written.
-            return sorted(value, key=_ALGORITHMS.index)
+            # RFC 8760 §2.4: challenges go in the order written (the preference).
+            return list(dict.fromkeys(value))
         return list(value)
     raise ConfigError(f"{key}: unknown kind {kind}")
 
