@@ -57,20 +57,28 @@ async def test_one_challenge_per_algorithm_in_the_configured_order(
         assert (await ua.send(retry)).final.status == 200, challenge.algorithm
 
 
-async def test_the_default_challenge_registers_a_client_that_reads_only_the_first(
-    server: SipServer, make_ua: UAFactory
-) -> None:
-    """baresip, SIPp, sipsak and pyVoIP read the topmost challenge only and answer it in
-    MD5: the default offers MD5 first, then SHA-256 for clients that pick from the list
-    (RFC 7616 §3.7)."""
+async def test_the_default_challenge_is_md5_alone(server: SipServer, make_ua: UAFactory) -> None:
+    """baresip, SIPp and sipsak read only the first challenge, twinkle only the last,
+    and all of them know only MD5: any other algorithm beside it locks some out."""
     ua = await make_ua(server)
     first = await ua.register(ALICE, None)
     offered = challenges_of(first.final)
-    assert [c.algorithm for c in offered] == ["MD5", "SHA-256"]
+    assert [c.algorithm for c in offered] == ["MD5"]
     retry = ua.retry(first.request)
     ua.add_credentials(retry, offered[0], "alice", "alice-pw")
     assert (await ua.send(retry)).final.status == 200
-    # pyVoIP answers whatever challenge it read with MD5: accepted, MD5 being offered.
+
+
+async def test_an_md5_answer_to_the_sha256_challenge_is_accepted_when_md5_is_offered(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    """pyVoIP answers whichever challenge it read (the last) with MD5 (RFC 7616 §3.7:
+    the client chooses among the offered algorithms)."""
+    server = await make_server(auth_algorithms=["MD5", "SHA-256"])
+    ua = await make_ua(server)
+    first = await ua.register(ALICE, None)
+    offered = challenges_of(first.final)
+    assert [c.algorithm for c in offered] == ["MD5", "SHA-256"]  # in the order configured
     retry = ua.retry(first.request)
     ua.add_credentials(retry, replace(offered[1], algorithm="MD5"), "alice", "alice-pw")
     assert (await ua.send(retry)).final.status == 200
@@ -110,7 +118,7 @@ async def test_a_client_that_keeps_failing_is_named_with_the_likely_cause(
         assert (await ua.register(ALICE, None, extra=agent)).final.status == 401
     [warning] = [r.getMessage() for r in caplog.records if r.name == "sipline.auth"]
     assert "did not answer the SHA-256 challenges; failed 3 times" in warning
-    assert "the client may not support SHA-256, the first challenge offered" in warning
+    assert "the client may not support SHA-256" in warning
 
 
 async def test_wrong_password_and_unknown_user_look_the_same(
@@ -129,10 +137,10 @@ async def test_expired_nonce_is_answered_stale(server: SipServer, make_ua: UAFac
     ua = await make_ua(server)
     assert server.backend is not None
     verifier = server.backend.auth.verifier(DOMAIN)
-    old = verifier.issue_nonce("SHA-256", now=server.endpoint.now() - 3600)
+    old = verifier.issue_nonce("MD5", now=server.endpoint.now() - 3600)
     request = ua.build("REGISTER", f"sip:{DOMAIN}", from_=ALICE, contact=ua.contact("alice"))
     ua.add_credentials(
-        request, Challenge(realm=DOMAIN, nonce=old, algorithm="SHA-256", qop=("auth",)),
+        request, Challenge(realm=DOMAIN, nonce=old, algorithm="MD5", qop=("auth",)),
         "alice", "alice-pw",
     )  # fmt: skip
     stale = await ua.send(request)

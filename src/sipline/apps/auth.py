@@ -70,7 +70,7 @@ class DigestAuthenticator:
         *,
         secret: bytes,
         entropy: Entropy,
-        algorithms: Iterable[str] = ("MD5", "SHA-256"),
+        algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
         claim_count: AsyncCountClaim | None = None,
     ) -> None:

@@ -111,9 +111,11 @@ def _what(offered: tuple[str, ...], credentials: Credentials | None, answered: s
 def _cause(offered: tuple[str, ...], credentials: Credentials | None) -> str:
     md5_offered = "MD5" in offered
     if credentials is None:
-        if offered[0] != "MD5":
-            return f"the client may not support {offered[0]}, the first challenge offered"
-        return "the client may have no password configured"
+        others = [a for a in offered if a != "MD5"]
+        if others:
+            # Some clients read only the first challenge, some only the last.
+            return f"the client may not support {' / '.join(others)}"
+        return "the client may have no password for this realm"
     used = (credentials.algorithm or "MD5").upper()
     if used.startswith("MD5") and not md5_offered:
         return "the client may support only MD5"

@@ -110,10 +110,11 @@ class ServerConfig:
     default_expires: int = 3600
     fix_nated_register: bool = True
     # authentication
-    # RFC 8760 §2.4: in order of preference. MD5 first: most deployed clients read only
-    # the topmost challenge and know only MD5; SHA-256 clients still use SHA-256 when
-    # their stack picks the strongest offered (README "Configuration").
-    auth_algorithms: list[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
+    # Challenges in this order of preference (RFC 8760 §2.4). MD5 alone by default, as
+    # Kamailio and Asterisk do: many deployed clients know only MD5 and read only the
+    # first challenge (baresip, SIPp, sipsak) or only the last (twinkle), so any other
+    # algorithm offered beside it locks some of them out (README "Configuration").
+    auth_algorithms: list[str] = field(default_factory=lambda: ["MD5"])
     nonce_ttl_s: float = 300.0
     authenticate_calls: bool = True
     # limits

@@ -114,7 +114,7 @@ class DigestVerifier:
         entropy: Entropy,
         ha1_lookup: Ha1Lookup,
         userhash_lookup: UserhashLookup | None = None,
-        algorithms: Iterable[str] = ("MD5", "SHA-256"),
+        algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
         max_tracked_nonces: int = 10_000,
         allow_no_qop: bool = True,
