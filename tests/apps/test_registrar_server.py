@@ -117,7 +117,7 @@ async def test_a_client_that_keeps_failing_is_named_with_the_likely_cause(
     for _ in range(4):  # three challenges left unanswered
         assert (await ua.register(ALICE, None, extra=agent)).final.status == 401
     [warning] = [r.getMessage() for r in caplog.records if r.name == "sipline.auth"]
-    assert "did not answer the SHA-256 challenges; failed 3 times" in warning
+    assert "did not answer the challenge (SHA-256); failed 3 times" in warning
     assert "the client may not support SHA-256" in warning
 
 

@@ -2,11 +2,12 @@
 likely cause.
 
 A client that cannot answer any challenge it is offered (it knows only MD5 and reads
-only the topmost challenge, RFC 7616 §3.7) gets 401 forever, and its user gets no
-clue why. Consecutive failures per (address, source) are counted (wrong credentials,
-or a challenge left unanswered: the next request comes without credentials again);
-the third one, and every hundredth after it, log one warning naming the address, the source, the
-User-Agent and what went wrong. A success forgets the count. The table is bounded:
+only the first or only the last challenge, RFC 7616 §3.7) gets 401 forever, and its
+user gets no clue why. Consecutive failures are counted per (address, source host;
+many clients send each attempt from a new port): wrong credentials, or a challenge
+left unanswered (the next request comes without credentials again). The third, and
+every hundredth after it, log one warning naming the address, the source, the
+User-Agent and the likely cause. A success forgets the count. The table is bounded:
 the least recently failing entries are dropped first.
 """
 
@@ -33,19 +34,19 @@ def _printable(text: str) -> str:
 
 
 class AuthFailureLog:
-    """Counts consecutive digest failures per (address, source) and logs the repeated
-    ones once with their likely cause."""
+    """Counts consecutive digest failures per (address, source host) and logs the
+    repeated ones with their likely cause."""
 
     def __init__(self, *, threshold: int = 3, max_tracked: int = 4096) -> None:
         if threshold < 1 or max_tracked < 1:
             raise ValueError("threshold and max_tracked must be positive")
         self._threshold = threshold
         self._max_tracked = max_tracked
-        # (address, source) -> (failures, challenged without an answer yet)
+        # (address, source host) -> (failures, challenged without an answer yet)
         self._counts: OrderedDict[tuple[str, str], tuple[int, bool]] = OrderedDict()
 
     def succeeded(self, address: str, source: tuple[str, int] | None) -> None:
-        self._counts.pop((address, _where(source)), None)
+        self._counts.pop((address, source[0] if source else ""), None)
 
     def failed(
         self,
@@ -61,7 +62,7 @@ class AuthFailureLog:
         challenged with, in order; `credentials` what the request carried (None: no
         answer to the challenge); `answered` the algorithm of the challenge whose
         nonce the credentials carry, when it was one of ours."""
-        key = (address, _where(source))
+        key = (address, source[0] if source else "")
         count, challenged = self._counts.pop(key, (0, False))
         if credentials is None and not challenged:
             # The usual first request of a client: a failure only if this challenge
@@ -73,7 +74,7 @@ class AuthFailureLog:
         if count != self._threshold and count % _REPEAT_EVERY != 0:
             return
         agent = request.headers.get("user-agent")
-        who = f"{_printable(address)} from {key[1]}"
+        who = f"{_printable(address)} from {_where(source)}"
         if agent:
             who += f" (User-Agent {_printable(agent)})"
         log.warning(
@@ -99,7 +100,7 @@ def _where(source: tuple[str, int] | None) -> str:
 
 def _what(offered: tuple[str, ...], credentials: Credentials | None, answered: str | None) -> str:
     if credentials is None:
-        return f"did not answer the {' / '.join(offered)} challenges"
+        return f"did not answer the challenge ({', '.join(offered)})"
     used = _printable(credentials.algorithm or "MD5")  # RFC 7616 §3.4: MD5 when absent
     if answered is not None and answered.upper() != used.upper():
         return f"answered the {answered} challenge with {used}"
