@@ -96,7 +96,8 @@ def linphonec(
     lifetime_s: int = 60,
 ) -> Console:
     """linphone-cli with one account, as the README's "A first call" says: account
-    sip:NAME@DOMAIN, the password, outbound proxy / registrar the server's address."""
+    sip:NAME@DOMAIN, the password, outbound proxy / registrar the server's address.
+    linphonec 5.1 sets up no transport unless ~/.local/share/linphone exists."""
     home = workdir / f"linphone-{name}"
     (home / ".local" / "share" / "linphone").mkdir(parents=True)
     sip_port = free_port_pair()
@@ -113,6 +114,7 @@ def linphonec(
                 f"bind_address={HOST}",
                 f"contact=sip:{name}@{HOST}:{sip_port}",
                 "register_only_when_network_is_up=0",
+                "use_ipv6=0",
                 "[net]",
                 "mtu=1300",
                 "[rtp]",
