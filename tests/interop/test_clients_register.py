@@ -187,11 +187,14 @@ def test_sipsak(tmp_path: Path, servers: list[ServeProcess]) -> None:
     assert '"aor": "alice@localhost"' in registrations_json(server)
 
 
-def test_pyvoip(tmp_path: Path, servers: list[ServeProcess]) -> None:
-    """pyVoIP takes the server's address as its domain: the server serves 127.0.0.1."""
+@pytest.mark.parametrize("config", [None, '[auth]\nalgorithms = ["SHA-256", "MD5"]\n'])
+def test_pyvoip(tmp_path: Path, servers: list[ServeProcess], config: str | None) -> None:
+    """pyVoIP takes the server's address as its domain: the server serves 127.0.0.1. It
+    reads the first challenge and answers it with MD5 whatever it names: accepted as
+    long as MD5 is one of the algorithms offered."""
     if importlib.util.find_spec("pyVoIP") is None:
         pytest.skip("pyVoIP is not installed (the bench extras install it)")
-    servers.append(server := serve_default(tmp_path, HOST))
+    servers.append(server := serve_default(tmp_path, HOST, config))
     agent = python_agent(
         "agent_pyvoip.py", tmp_path, str(server.port), str(free_port_pair()), "alice",
         PASSWORD, name="pyvoip",
