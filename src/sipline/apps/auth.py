@@ -1,8 +1,8 @@
 """Digest authentication policy shared by the registrar and the proxy (RFC 3261 §22).
 
 `DigestAuthenticator` turns a request into either an authenticated user name or
-the response to send: 401/407 with one challenge per algorithm (strongest first,
-RFC 8760 §2.4), `stale=true` when only the nonce had expired (RFC 7616 §3.3), or
+the response to send: 401/407 with one challenge per algorithm (in the configured
+order of preference, RFC 8760 §2.4), `stale=true` when only the nonce had expired (RFC 7616 §3.3), or
 400 for credentials missing required parameters. The realm is the domain.
 
 The HA1 comes from an async lookup (the store, off the event loop) fetched before
@@ -18,6 +18,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from sipline.apps.auth_failures import AuthFailureLog
 from sipline.core.auth import (
     Credentials,
     DigestStatus,
@@ -69,7 +70,7 @@ class DigestAuthenticator:
         *,
         secret: bytes,
         entropy: Entropy,
-        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
         claim_count: AsyncCountClaim | None = None,
     ) -> None:
@@ -84,6 +85,7 @@ class DigestAuthenticator:
         self._verifiers: dict[str, DigestVerifier] = {}
         # Filled just before each synchronous verify() call, read by its lookup.
         self._prefetched: dict[tuple[str, str, str], str] = {}
+        self.failures = AuthFailureLog()
         self.verifier("check.invalid")  # validate the algorithms now, not on first request
 
     def verifier(self, realm: str) -> DigestVerifier:
@@ -113,14 +115,24 @@ class DigestAuthenticator:
         )
 
     async def authenticate(
-        self, request: Request, *, realm: str, now: float, proxy: bool = False
+        self,
+        request: Request,
+        *,
+        realm: str,
+        now: float,
+        proxy: bool = False,
+        source: tuple[str, int] | None = None,
     ) -> AuthResult:
-        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`)."""
+        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`).
+        `source` (host, port) names the client in the log when it keeps failing."""
         try:
             credentials = _credentials_for(request, realm, proxy)
         except RemoteProtocolError as e:
             return AuthResult(status=400, reason=e.reason)
         if credentials is None:
+            claimed = (request.from_ if proxy else request.to).uri
+            user = getattr(claimed, "user", None) or ""
+            self._note_failure(request, f"{user}@{realm}", source, realm, None)
             return self.challenge(realm=realm, now=now, proxy=proxy)
         verifier = self.verifier(realm)
         algo = find_algorithm(credentials.algorithm)
@@ -142,13 +154,41 @@ class DigestAuthenticator:
             if self._claim_count is None or await self._claim_count(
                 nonce, nonce_count(credentials.nc), nonce_issued_ms(nonce)
             ):
+                self.failures.succeeded(f"{outcome.username}@{realm}", source)
                 return AuthResult(username=outcome.username)
             return self.challenge(realm=realm, now=now, proxy=proxy)  # a replay
         if outcome.status is DigestStatus.MISSING_PARAMS:
             return AuthResult(status=400, reason="Bad Request (incomplete credentials)")
+        if outcome.status in (
+            DigestStatus.BAD_RESPONSE,
+            DigestStatus.UNKNOWN_USER,
+            DigestStatus.UNSUPPORTED_ALGORITHM,
+        ):
+            self._note_failure(request, f"{username}@{realm}", source, realm, credentials)
         # Wrong password, unknown user (decoy), foreign nonce, replay, unsupported
         # algorithm: all get fresh challenges, the same for every user.
         return self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
+
+    def _note_failure(
+        self,
+        request: Request,
+        address: str,
+        source: tuple[str, int] | None,
+        realm: str,
+        credentials: Credentials | None,
+    ) -> None:
+        verifier = self.verifier(realm)
+        answered = None
+        if credentials is not None and credentials.nonce:
+            answered = verifier.nonce_algorithm(credentials.nonce)
+        self.failures.failed(
+            request,
+            address=address,
+            source=source,
+            offered=verifier.algorithms,
+            credentials=credentials,
+            answered=answered,
+        )
 
     def _decoy(self, username: str, realm: str, algorithm: str, hash_name: str) -> str:
         mac = hmac.new(

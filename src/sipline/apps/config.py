@@ -110,7 +110,11 @@ class ServerConfig:
     default_expires: int = 3600
     fix_nated_register: bool = True
     # authentication
-    auth_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
+    # Challenges in this order of preference (RFC 8760 §2.4). MD5 alone by default, as
+    # Kamailio and Asterisk do: many deployed clients know only MD5 and read only the
+    # first challenge (baresip, SIPp, sipsak) or only the last (twinkle), so any other
+    # algorithm offered beside it locks some of them out (README "Configuration").
+    auth_algorithms: list[str] = field(default_factory=lambda: ["MD5"])
     nonce_ttl_s: float = 300.0
     authenticate_calls: bool = True
     # limits
@@ -298,8 +302,8 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if kind == "algorithms":
             bad = [v for v in value if v not in _ALGORITHMS]
             need(bool(value) and not bad, f"a list drawn from {', '.join(_ALGORITHMS)}")
-            # RFC 8760 §2.4: challenges go strongest first, whatever order was written.
-            return sorted(value, key=_ALGORITHMS.index)
+            # RFC 8760 §2.4: challenges go in the order written (the preference).
+            return list(dict.fromkeys(value))
         return list(value)
     raise ConfigError(f"{key}: unknown kind {kind}")
 
