@@ -17,6 +17,7 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sipline.core.auth import (
     Credentials,
@@ -30,13 +31,33 @@ from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 
-__all__ = ["AsyncCountClaim", "AsyncHa1Lookup", "AuthResult", "DigestAuthenticator"]
+__all__ = [
+    "AsyncCountClaim",
+    "AsyncHa1Lookup",
+    "AuthObserver",
+    "AuthResult",
+    "DigestAuthenticator",
+]
 
 # (username, realm, base algorithm) -> stored HA1 or None, awaited.
 AsyncHa1Lookup = Callable[[str, str, str], Awaitable[str | None]]
 # (nonce, nonce count, issue time in ms) -> False for a replay, awaited (the store's
 # shared table, when several processes verify the same nonces).
 AsyncCountClaim = Callable[[str, int, int], Awaitable[bool]]
+# Outcomes that mean "the credentials are wrong": a guess, counted against its source.
+_FAILURES = frozenset(
+    {DigestStatus.BAD_RESPONSE, DigestStatus.UNKNOWN_USER, DigestStatus.UNSUPPORTED_ALGORITHM}
+)
+
+
+class AuthObserver(Protocol):
+    """Told of every failed and successful authentication (the security monitor)."""
+
+    def auth_failed(self, request: Request, user: str, source: tuple[str, int] | None) -> None:
+        """Count (and log) a failure of `user` (user@realm) from `source`."""
+        ...
+
+    def auth_succeeded(self, source: tuple[str, int] | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +68,7 @@ class AuthResult:
     status: int = 0
     reason: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    refused: bool = False  # credentials were sent and are wrong (not only missing or stale)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +94,7 @@ class DigestAuthenticator:
         algorithms: Iterable[str] = ("SHA-256", "MD5"),
         nonce_ttl_s: float = 300.0,
         claim_count: AsyncCountClaim | None = None,
+        observer: AuthObserver | None = None,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("secret must be at least 16 bytes")
@@ -81,6 +104,7 @@ class DigestAuthenticator:
         self._algorithms = tuple(algorithms)
         self._nonce_ttl_s = nonce_ttl_s
         self._claim_count = claim_count
+        self.observer = observer
         self._verifiers: dict[str, DigestVerifier] = {}
         # Filled just before each synchronous verify() call, read by its lookup.
         self._prefetched: dict[tuple[str, str, str], str] = {}
@@ -113,9 +137,16 @@ class DigestAuthenticator:
         )
 
     async def authenticate(
-        self, request: Request, *, realm: str, now: float, proxy: bool = False
+        self,
+        request: Request,
+        *,
+        realm: str,
+        now: float,
+        proxy: bool = False,
+        source: tuple[str, int] | None = None,
     ) -> AuthResult:
-        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`)."""
+        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`),
+        sent from `source` (host, port): failures are counted per source (`observer`)."""
         try:
             credentials = _credentials_for(request, realm, proxy)
         except RemoteProtocolError as e:
@@ -142,13 +173,22 @@ class DigestAuthenticator:
             if self._claim_count is None or await self._claim_count(
                 nonce, nonce_count(credentials.nc), nonce_issued_ms(nonce)
             ):
+                if self.observer is not None:
+                    self.observer.auth_succeeded(source)
                 return AuthResult(username=outcome.username)
             return self.challenge(realm=realm, now=now, proxy=proxy)  # a replay
         if outcome.status is DigestStatus.MISSING_PARAMS:
             return AuthResult(status=400, reason="Bad Request (incomplete credentials)")
         # Wrong password, unknown user (decoy), foreign nonce, replay, unsupported
         # algorithm: all get fresh challenges, the same for every user.
-        return self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
+        result = self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
+        if outcome.status in _FAILURES:
+            if self.observer is not None:
+                self.observer.auth_failed(request, f"{credentials.username}@{realm}", source)
+            return AuthResult(
+                status=result.status, reason=result.reason, headers=result.headers, refused=True
+            )
+        return result
 
     def _decoy(self, username: str, realm: str, algorithm: str, hash_name: str) -> str:
         mac = hmac.new(

@@ -32,6 +32,7 @@ from sipline.apps.features.plan import (
     RouteSession,
     classify,
 )
+from sipline.apps.security.gate import RelayGate
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
@@ -132,8 +133,10 @@ class Proxy:
         config: ProxyConfig | None = None,
         redirect: RedirectPolicy | None = None,
         planner: RoutePlanner | None = None,
+        gate: RelayGate | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.gate = gate  # no relaying for strangers (sipline.apps.security.gate)
         self.backend = backend
         self.config = config if config is not None else ProxyConfig()
         self.redirect = redirect
@@ -262,10 +265,16 @@ class Proxy:
         if not self._validate(st):
             return
         top_branch = request.top_via.branch or ""
+        in_dialog = request.to.tag is not None
+        routes = request.routes
+        # A dialog we record-routed: its requests come back through our Route (§16.4).
+        in_our_dialog = in_dialog and (
+            self._is_me(request.uri) or (bool(routes) and self._is_me(routes[0].uri))
+        )
         self._preprocess_route(request)
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
-        in_dialog = request.to.tag is not None
+        authenticated = False
         if (
             self.config.authenticate_calls
             and not in_dialog
@@ -273,11 +282,21 @@ class Proxy:
             and isinstance(request.from_.uri, SipUri)
             and self.backend.is_local_domain(request.from_.uri.host)
             and not self._exempt(request)
+            and not (self.gate is not None and self.gate.trusted_source(st))
         ):
             if not await self.backend.authorize(st, request.from_.uri.host.lower()):
                 return
             # Credentials for us are consumed, not forwarded (kamailio consume_credentials).
             request.headers.remove("Proxy-Authorization")
+            authenticated = True
+        if (
+            self.gate is not None
+            and not self._exempt(request)
+            and not await self.gate.admit(
+                st, authenticated=authenticated, in_our_dialog=in_our_dialog
+            )
+        ):
+            return
         # Hashed as forwarded (credentials consumed), so a copy that loops back to us
         # hashes the same (§16.6 step 8).
         loop_hash = self._loop_hash(request, top_branch)
@@ -290,7 +309,7 @@ class Proxy:
                 ctx.advancing = True
                 await self._apply(ctx, session.start())
                 return
-        targets = await self._targets(st)
+        targets = await self._targets(st, members=authenticated)
         if targets is None:
             return
         ctx = ResponseContext(st, request, targets, loop_hash=loop_hash)
@@ -298,9 +317,10 @@ class Proxy:
         self._next_group(ctx, loop_hash)
 
     async def _targets(
-        self, st: ServerTransaction
+        self, st: ServerTransaction, *, members: bool = False
     ) -> list[list[tuple[str, Target, tuple[str, ...]]]] | None:
-        """§16.5: the target set, as q-ordered groups of (Request-URI, next hop, Path)."""
+        """§16.5: the target set, as q-ordered groups of (Request-URI, next hop, Path).
+        `members`: the caller authenticated as one of our users (may learn who exists)."""
         request = st.request
         routes = request.routes
         uri = request.uri
@@ -314,7 +334,7 @@ class Proxy:
         if isinstance(uri, SipUri):
             local = self.backend.is_local_domain(uri.host)
             if local and uri.user:
-                return await self._location_targets(st, uri)
+                return await self._location_targets(st, uri, members)
             if not local and not self._is_me(uri):
                 binding = self.backend.binding_for_contact(str(uri))
                 hop = _received_target(binding) if binding is not None else None
@@ -333,11 +353,17 @@ class Proxy:
         return None
 
     async def _location_targets(
-        self, st: ServerTransaction, uri: SipUri
+        self, st: ServerTransaction, uri: SipUri, members: bool = False
     ) -> list[list[tuple[str, Target, tuple[str, ...]]]] | None:
         aor = uri.aor
         bindings = self.backend.bindings(aor)
         if not bindings:
+            if not members:
+                # Nothing tells a stranger whether the user exists: no registered
+                # contact is 404 for both, with no lookup to time (as Kamailio's
+                # default configuration answers a failed location lookup).
+                st.respond(404)
+                return None
             user = aor.rpartition("@")[0]
             if not await self.backend.user_exists(user, uri.host.lower()):
                 st.respond(404)

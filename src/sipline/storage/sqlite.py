@@ -31,7 +31,7 @@ from sipline.storage.base import (
     compute_ha1s,
 )
 from sipline.storage.sqlite_im import IM_MIGRATION, ImTables
-from sipline.storage.sqlite_shared import SHARED_MIGRATION, SharedTables
+from sipline.storage.sqlite_shared import BAN_MIGRATION, SHARED_MIGRATION, SharedTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -109,6 +109,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER credentials_deleted AFTER DELETE ON credentials
             BEGIN UPDATE credentials_version SET n = n + 1; END""",
     ),
+    # 6: source addresses banned for failed authentication, seen by every worker.
+    BAN_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -1,0 +1,98 @@
+"""The server's security monitor: counts failed authentications (`AuthGuard`), logs
+them (`log`), bans sources and shares the bans with the other worker processes
+through the store (one row per ban; each process reads the new rows every
+`BAN_POLL_S`). Times are wall-clock seconds, the clock every process shares.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sipline.apps.security import log as seclog
+from sipline.apps.security.guard import AuthGuard, GuardSettings
+from sipline.core.message import Request
+from sipline.storage.aio import AsyncStore
+from sipline.storage.base import StoreError
+
+__all__ = ["BAN_POLL_S", "SecurityMonitor"]
+
+BAN_POLL_S = 0.25  # how often a worker reads the bans other workers added
+
+log = logging.getLogger("sipline.security")
+
+
+class SecurityMonitor:
+    """The `AuthObserver` of the server's authenticator, and the ban check."""
+
+    def __init__(
+        self,
+        settings: GuardSettings,
+        *,
+        wall: Callable[[], float],
+        store: AsyncStore | None = None,
+        spawn: Callable[..., object] | None = None,
+    ) -> None:
+        self.guard = AuthGuard(settings)
+        self._wall = wall
+        self._store = store  # None: one process, nothing to share
+        self._spawn = spawn
+        self._seq = 0
+        self.refusals = 0  # requests refused because their source was banned
+
+    def banned(self, host: str) -> bool:
+        return self.guard.banned(host, self._wall())
+
+    def refuse(self, source: tuple[str, int]) -> None:
+        """Count a refusal of a banned source (its ban line was logged already)."""
+        self.refusals += 1
+
+    # -- AuthObserver -------------------------------------------------------------------------
+    def auth_failed(self, request: Request, user: str, source: tuple[str, int] | None) -> None:
+        if source is None:
+            return
+        now = self._wall()
+        seclog.auth_failed(source, user, request, "wrong-credentials")
+        ban = self.guard.failed(source[0], user, now)
+        if ban is not None:
+            seclog.banned(ban.host, ban.duration_s, ban.offences, ban.failures)
+            self._publish(ban.host, ban.until, ban.offences)
+
+    def auth_succeeded(self, source: tuple[str, int] | None) -> None:
+        if source is not None:
+            self.guard.succeeded(source[0])
+
+    # -- sharing with other processes ---------------------------------------------------------
+    def _publish(self, host: str, until: float, offences: int) -> None:
+        store, spawn = self._store, self._spawn
+        if store is None or spawn is None:
+            return
+        spawn(self._write_ban(store, host, until, offences))
+
+    async def _write_ban(self, store: AsyncStore, host: str, until: float, offences: int) -> None:
+        try:
+            await store.write(store.store.add_ban, host, until, offences)
+        except StoreError as exc:
+            log.warning("cannot share the ban of %s with the other workers: %s", host, exc)
+
+    async def start(self) -> None:
+        """Start after the bans already in the store (those still running apply)."""
+        if self._store is not None:
+            await self.poll()
+
+    async def poll(self) -> None:
+        """Apply the bans other processes added since the last poll."""
+        store = self._store
+        if store is None:
+            return
+        rows = await store.call(store.store.bans_after, self._seq)
+        for seq, host, until, offences in rows:
+            self._seq = max(self._seq, seq)
+            self.guard.learn(host, until, offences)
+
+    async def purge(self) -> None:
+        """Forget bans over for longer than the longest ban (housekeeping)."""
+        store = self._store
+        if store is not None:
+            horizon = self._wall() - self.guard.settings.max_ban_s
+            await store.write(store.store.purge_bans, horizon)
