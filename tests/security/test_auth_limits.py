@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import pytest
 from server_helpers import DOMAIN, USERS, ServerFactory, server_target
 from sipua import TestUA
 
 from sipline.apps.security.guard import UNDER_ATTACK_FAILURES, AuthGuard, GuardSettings
+from sipline.apps.security.monitor import SecurityMonitor
 from sipline.apps.server import SipServer
+from sipline.core.message import Request, parse_message
 from sipline.runtime.endpoint import Endpoint
+from sipline.storage.aio import AsyncStore
 from sipline.transport import Target
 
 ALICE = f"alice@{DOMAIN}"
@@ -193,3 +197,37 @@ async def test_success_costs_no_store_write(make_server: ServerFactory) -> None:
     finally:
         await phone.close()
     await asyncio.sleep(0)
+
+
+async def test_bans_are_shared_through_the_store(tmp_path: Path) -> None:
+    """Two workers on one store file: a ban one decides is applied by the other at its
+    next poll, and forgotten once over for longer than the longest ban."""
+    path = tmp_path / "shared.db"
+    clock = [1000.0]
+    async with await AsyncStore.open(path) as one, await AsyncStore.open(path) as two:
+        spawned: list[asyncio.Task[None]] = []
+        first = SecurityMonitor(
+            SETTINGS, wall=lambda: clock[0], store=one, spawn=lambda c: spawned.append(
+                asyncio.ensure_future(c)
+            )
+        )  # fmt: skip
+        second = SecurityMonitor(SETTINGS, wall=lambda: clock[0], store=two, spawn=lambda c: None)
+        await first.start()
+        await second.start()
+        request = parse_message(
+            b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\n"
+            b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\n"
+            b"CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+        )
+        assert isinstance(request, Request)
+        for _ in range(SETTINGS.max_failures):
+            first.auth_failed(request, "a@example.com", ("192.0.2.7", 5060))
+        await asyncio.gather(*spawned)
+        assert first.banned("192.0.2.7") and not second.banned("192.0.2.7")
+        await second.poll()
+        assert second.banned("192.0.2.7") and not second.banned("192.0.2.8")
+        clock[0] += SETTINGS.ban_s
+        assert not second.banned("192.0.2.7")  # over
+        clock[0] += SETTINGS.max_ban_s + 1
+        await first.purge()
+        assert await one.call(one.store.bans_after, 0) == []

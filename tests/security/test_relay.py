@@ -13,11 +13,13 @@ from __future__ import annotations
 from ipaddress import ip_network
 
 import pytest
-from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory
+from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, server_target
 from sipua import HOST, TestUA
 
 from sipline.apps.security.relay import TrustedPeer
 from sipline.apps.server import SipServer
+from sipline.runtime.endpoint import Endpoint
+from sipline.transport import Target
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 STRANGER = "anyone@evil.test"
@@ -84,21 +86,28 @@ async def test_stranger_cannot_relay_through_a_route(server: SipServer, make_ua:
 async def test_authenticated_local_user_may_call_a_foreign_domain(
     make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
-    """Our user, authenticated, reaches a foreign target (here a trusted loopback peer
-    standing for another domain's proxy; the internal rule is only lifted by that)."""
-    server = await make_server(trusted=[TrustedPeer(ip_network(f"{HOST}/32"), port=1)])
-    elsewhere = await make_ua(server)
-    server.gate.policy = type(server.gate.policy)(  # type: ignore[union-attr]
-        [TrustedPeer(ip_network(f"{HOST}/32"), port=elsewhere.port)]
-    )
+    """Our user, authenticated, reaches a foreign target: here a loopback peer standing
+    for another domain's proxy, which a trusted rule names (loopback is never a target
+    otherwise). The rule names the peer's port only, so its requests are not trusted."""
+    peer_ep = Endpoint()
+    await peer_ep.listen("UDP", HOST, 0)
+    elsewhere = TestUA(peer_ep, Target("UDP", HOST, 9), "UDP")
     elsewhere.on_invite = lambda ua, st: ua.answer_invite(st, 486)
-    caller = await make_ua(server)
-    ruri = f"sip:dave@{HOST}:{elsewhere.port}"
-    request = caller.build("INVITE", ruri, from_=ALICE, to=f"dave@{HOST}")
-    done = await caller.send_authenticated(request, "alice", USERS["alice"])
-    assert done.final.status == 486
-    [forwarded] = elsewhere.requests("INVITE")
-    assert forwarded.headers.get("proxy-authorization") is None  # consumed
+    try:
+        rule = TrustedPeer(ip_network(f"{HOST}/32"), "other-domain", port=elsewhere.port)
+        server = await make_server(trusted=[rule])
+        caller = await make_ua(server)
+        ruri = f"sip:dave@{HOST}:{elsewhere.port}"
+        stranger = caller.build("INVITE", ruri, from_=STRANGER, to=f"dave@{HOST}")
+        first = await caller.send(stranger)
+        assert first.final.status == 407  # a stranger: challenged, not relayed
+        request = caller.build("INVITE", ruri, from_=ALICE, to=f"dave@{HOST}")
+        done = await caller.send_authenticated(request, "alice", USERS["alice"])
+        assert done.final.status == 486
+        [forwarded] = elsewhere.requests("INVITE")
+        assert forwarded.headers.get("proxy-authorization") is None  # consumed
+    finally:
+        await elsewhere.close()
 
 
 async def test_local_user_without_credentials_cannot_relay(
@@ -156,17 +165,25 @@ async def test_internal_networks_are_never_a_target_named_by_a_request(
         assert done.final.status == 403, host
 
 
+@pytest.mark.parametrize("ruri", ["urn:service:sos", f"sip:112@{DOMAIN}"])
 async def test_emergency_calls_are_never_refused_by_the_relay_rule(
-    make_server: ServerFactory, make_ua: UAFactory
+    make_server: ServerFactory, ruri: str
 ) -> None:
-    """An emergency call goes to the PSAP whoever makes it (RFC 5031, README)."""
-    psap = None
-    server = await make_server()
-    psap = await make_ua(server)
+    """A stranger's emergency call reaches the PSAP (RFC 5031, README "Emergency
+    calls"), though the PSAP is on loopback and the caller has no credentials."""
+    psap_ep = Endpoint()
+    await psap_ep.listen("UDP", HOST, 0)
+    psap = TestUA(psap_ep, Target("UDP", HOST, 9), "UDP")
     psap.on_invite = lambda ua, st: ua.answer_invite(st, 486)
-    server.config.emergency_psap = f"sip:psap@{HOST}:{psap.port}"
-    assert server.planner is not None
-    caller = await make_ua(server)
-    request = caller.build("INVITE", f"sip:112@{DOMAIN}", from_=STRANGER, to=f"112@{DOMAIN}")
-    done = await caller.send(request)
-    assert done.final.status != 403
+    try:
+        server = await make_server(emergency_psap=f"sip:psap@{HOST}:{psap.port}")
+        caller = await TestUA.start(server_target(server))
+        try:
+            request = caller.build("INVITE", ruri, from_=STRANGER, to=f"sos@{DOMAIN}")
+            done = await caller.send(request)
+        finally:
+            await caller.close()
+        assert done.final.status == 486  # the PSAP's answer
+        assert len(psap.requests("INVITE")) == 1
+    finally:
+        await psap.close()

@@ -264,6 +264,13 @@ class SipServer:
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
+        path = self.config.security_log_file
+        if path is not None and self._log_handler is None:
+            try:
+                self._log_handler = add_log_file(path)
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                raise ServeError(f"cannot open security.log_file {path}: {reason}") from exc
         await self._open_store()
         assert self.im is not None and self.store is not None
         self._enable_overload(self.store)
@@ -288,15 +295,6 @@ class SipServer:
                 self._bans = loop.create_task(
                     self._follow(BAN_POLL_S, self.security.poll, "the source bans")
                 )
-        if self.config.security_log_file is not None and self._log_handler is None:
-            try:
-                self._log_handler = add_log_file(self.config.security_log_file)
-            except OSError as exc:
-                await self.stop()
-                raise ServeError(
-                    f"cannot open security.log_file {self.config.security_log_file}: "
-                    f"{exc.strerror or exc}"
-                ) from exc
         # Known before any listener opens: a worker's shared socket already holds what
         # the kernel queued for it, read at the first await below, and an OPTIONS to
         # 127.0.0.1 must be ours by then (it got 404 when these came last).
