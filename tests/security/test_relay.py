@@ -187,3 +187,20 @@ async def test_emergency_calls_are_never_refused_by_the_relay_rule(
         assert len(psap.requests("INVITE")) == 1
     finally:
         await psap.close()
+
+
+async def test_trusted_peer_may_learn_and_leave_messages_strangers_may_not(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    """For an offline user a trusted peer gets what our users get (480 for a known user,
+    a stored message); a stranger gets 404 whether the user exists or not."""
+    trusting = await make_server(trusted=[TrustedPeer(ip_network(f"{HOST}/32"))])
+    stranger_server = await make_server()
+    for server, expected in ((trusting, (480, 404, 202)), (stranger_server, (404, 404, 404))):
+        ua = await make_ua(server)
+        known = ua.build("INVITE", f"sip:carol@{DOMAIN}", from_=STRANGER, to=f"carol@{DOMAIN}")
+        missing = ua.build("INVITE", f"sip:nobody@{DOMAIN}", from_=STRANGER, to=f"x@{DOMAIN}")
+        message = ua.build("MESSAGE", f"sip:carol@{DOMAIN}", from_=STRANGER, to=f"carol@{DOMAIN}")
+        message.set_body(b"hi", "text/plain")
+        got = [(await ua.send(r)).final.status for r in (known, missing, message)]
+        assert tuple(got) == expected

@@ -309,7 +309,9 @@ class Proxy:
                 ctx.advancing = True
                 await self._apply(ctx, session.start())
                 return
-        targets = await self._targets(st, members=authenticated)
+        # Our authenticated users and trusted peers may learn whether a user exists.
+        members = authenticated or (self.gate is not None and self.gate.trusted_source(st))
+        targets = await self._targets(st, members=members)
         if targets is None:
             return
         ctx = ResponseContext(st, request, targets, loop_hash=loop_hash)

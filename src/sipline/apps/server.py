@@ -208,6 +208,7 @@ class SipServer:
             # One owner id per worker process sharing the store (stable across restarts):
             # each resumes and notifies the subscriptions it owns (docs/architecture.md).
             owner=str(worker.index) if worker is not None else "0",
+            is_trusted=self.gate.trusted_source,
         )
 
     def _default_realm(self) -> str | None:

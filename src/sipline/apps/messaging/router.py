@@ -56,8 +56,10 @@ class ImRouter:
         is_me: Callable[[Uri], bool],
         is_server_uri: Callable[[object], bool],
         owner: str = "0",
+        is_trusted: Callable[[ServerTransaction], bool] = lambda st: False,
     ) -> None:
         self.endpoint = endpoint
+        self._is_trusted = is_trusted  # a [[trusted]] peer (README "Running on the Internet")
         self.store = store
         self.backend = backend
         self.config = config
@@ -229,10 +231,11 @@ class ImRouter:
         return from_uri.aor
 
     def _member(self, st: ServerTransaction) -> bool:
-        """Did the requester authenticate as one of our users (`_requester`)? Only
-        members may learn whether a user exists (README "Running on the Internet")."""
+        """Did the requester authenticate as one of our users (`_requester`), or is it a
+        trusted peer? Only members may learn whether a user exists and leave messages
+        (README "Running on the Internet")."""
         from_uri = st.request.from_.uri
-        return (
+        return self._is_trusted(st) or (
             isinstance(from_uri, SipUri)
             and self.backend.is_local_domain(from_uri.host)
             and self.config.authenticate_calls
