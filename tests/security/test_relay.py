@@ -10,6 +10,7 @@ stay reachable: they come from the location service.
 
 from __future__ import annotations
 
+import asyncio
 from ipaddress import ip_network
 
 import pytest
@@ -204,3 +205,20 @@ async def test_trusted_peer_may_learn_and_leave_messages_strangers_may_not(
         message.set_body(b"hi", "text/plain")
         got = [(await ua.send(r)).final.status for r in (known, missing, message)]
         assert tuple(got) == expected
+
+
+async def test_a_strangers_ack_is_not_relayed(server: SipServer, make_ua: UAFactory) -> None:
+    """An ACK for a 2xx is forwarded statelessly (§16.11): a stranger's naming its own
+    target (no dialog of ours) is dropped, like any request it would have relayed."""
+    target = await make_ua(server)
+    attacker = await make_ua(server)
+    ack = attacker.build(
+        "ACK", f"sip:+4930123456@{HOST}:{target.port}", from_=STRANGER, to_tag="2xx"
+    )
+    to_server = server_target(server)
+    ack.headers.add("Via", attacker.ep.via_value(to_server, "z9hG4bK-ack-1"), first=True)
+    attacker.ep.send_stateless(ack, to_server)
+    control = attacker.build("OPTIONS", f"sip:{HOST}:{target.port}", from_=STRANGER)
+    await attacker.send(control, Target("UDP", HOST, target.port))  # sent straight to it
+    await asyncio.sleep(0.2)  # time for a relayed ACK to arrive
+    assert target.acks == []

@@ -715,9 +715,16 @@ class Proxy:
         """An ACK for a 2xx is end to end: route it like any in-dialog request,
         statelessly (§16.11), since it has no transaction of its own."""
         try:
+            in_our_dialog = self._is_me(request.uri) or (
+                bool(request.routes) and self._is_me(request.routes[0].uri)
+            )
             self._preprocess_route(request)
             if request.max_forwards == 0:
                 return
+            if self.gate is not None and not self.gate.admits_ack(
+                request, inbound, in_our_dialog=in_our_dialog
+            ):
+                return  # a stranger's ACK naming its own target: not relayed
             routes = request.routes
             if routes:
                 uri = routes[0].uri

@@ -20,7 +20,7 @@ from sipline.apps.security import log as seclog
 from sipline.apps.security.relay import RelayPolicy
 from sipline.core.message import Request
 from sipline.core.uri import SipUri, Uri
-from sipline.runtime.endpoint import ServerTransaction
+from sipline.runtime.endpoint import Inbound, ServerTransaction
 from sipline.storage.base import Binding
 
 __all__ = ["RelayGate"]
@@ -113,6 +113,16 @@ class RelayGate:
             return self._refuse(st, "relay", "Forbidden (not relaying)")
         st.respond(result.status, result.reason, extra=list(result.headers))
         return False
+
+    def admits_ack(self, request: Request, inbound: Inbound, *, in_our_dialog: bool) -> bool:
+        """An ACK for a 2xx, relayed statelessly (§16.11): the same rule, without a
+        challenge (an ACK cannot be resent with credentials, §22.1)."""
+        source = inbound.source
+        if in_our_dialog or self.policy.trusted_peer(
+            source.transport, source.remote[0], source.remote[1]
+        ):
+            return True
+        return not self.internal_target(request) and not self.names_foreign_target(request)
 
     def _realm(self, request: Request) -> str | None:
         """The From domain when it is ours, else our first domain."""
