@@ -122,6 +122,10 @@ async def test_password_guessing_source_is_banned_others_served(
     assert [line for line in lines if line.startswith("banned ")] == [
         "banned src=127.0.0.2 seconds=60 offences=1 failures=10"
     ]
+    # Six refusals of the banned source within 10 s: one line says it goes on.
+    refused = [line for line in lines if line.startswith("refused ")]
+    assert len(refused) == 1 and refused[0].startswith("refused src=127.0.0.2:")
+    assert refused[0].endswith(" reason=banned")
 
 
 async def test_unknown_users_count_as_failures_too(make_server: ServerFactory) -> None:

@@ -426,7 +426,7 @@ class SipServer:
         ):
             # A source banned for failed authentication (README "Running on the
             # Internet"); emergency calls are never refused.
-            security.refuse(st.inbound.remote)
+            security.refuse(st.inbound.remote, request)
             st.respond(403, "Forbidden")
             return None
         if request.method == "REGISTER" and self._is_registrar_uri(request.uri):

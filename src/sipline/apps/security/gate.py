@@ -134,8 +134,6 @@ class RelayGate:
     def _refuse(self, st: ServerTransaction, reason: str, phrase: str) -> bool:
         request = st.request
         self.refused += 1
-        from_uri = request.from_.uri
-        user = from_uri.aor if isinstance(from_uri, SipUri) else str(from_uri)
-        seclog.refused(st.inbound.remote, user, request, reason)
+        seclog.refused(st.inbound.remote, seclog.from_user(request), request, reason)
         st.respond(403, phrase)
         return False

@@ -5,6 +5,8 @@ format that fail2ban reads (contrib/fail2ban/filter.d/sipline.conf):
     sipline.security: banned src=192.0.2.7 seconds=60 offences=1 failures=10
     sipline.security: refused src=192.0.2.7:5060 user="..." ua="..." reason=relay
 
+A banned source's refusals (reason=banned) are logged at most every 10 s each.
+
 Values taken from the request are quoted, with quotes, backslashes and control
 characters escaped, so a hostile User-Agent cannot forge a line or a field.
 """
@@ -14,9 +16,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
+from sipline.core.uri import SipUri
 
-__all__ = ["add_log_file", "auth_failed", "banned", "refused", "security_log"]
+__all__ = ["add_log_file", "auth_failed", "banned", "from_user", "refused", "security_log"]
 
 security_log = logging.getLogger("sipline.security")
 MAX_FIELD = 128  # characters of a quoted field kept (a long User-Agent is cut)
@@ -72,6 +76,15 @@ def refused(source: tuple[str, int], user: str, request: Request, reason: str) -
         _ua(request),
         reason,
     )
+
+
+def from_user(request: Request) -> str:
+    """The From address of `request` for the `user` field ("" when unreadable)."""
+    try:
+        uri = request.from_.uri
+    except RemoteProtocolError:
+        return ""
+    return uri.aor if isinstance(uri, SipUri) else str(uri)
 
 
 def add_log_file(path: Path) -> logging.Handler:

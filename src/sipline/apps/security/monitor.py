@@ -18,6 +18,10 @@ from sipline.storage.base import StoreError
 __all__ = ["BAN_POLL_S", "SecurityMonitor"]
 
 BAN_POLL_S = 0.25  # how often a worker reads the bans other workers added
+# A banned source's refusals are logged at most this often each (a scanner sends
+# thousands a second; one line says it goes on).
+REFUSAL_LOG_S = 10.0
+_MAX_LOGGED = 10_000
 
 log = logging.getLogger("sipline.security")
 
@@ -39,13 +43,22 @@ class SecurityMonitor:
         self._spawn = spawn
         self._seq = 0
         self.refusals = 0  # requests refused because their source was banned
+        self._logged: dict[str, float] = {}  # host -> when its last refusal was logged
 
     def banned(self, host: str) -> bool:
         return self.guard.banned(host, self._wall())
 
-    def refuse(self, source: tuple[str, int]) -> None:
-        """Count a refusal of a banned source (its ban line was logged already)."""
+    def refuse(self, source: tuple[str, int], request: Request) -> None:
+        """Count a refusal of a banned source; log one every REFUSAL_LOG_S."""
         self.refusals += 1
+        now = self._wall()
+        last = self._logged.get(source[0])
+        if last is not None and now - last < REFUSAL_LOG_S:
+            return
+        if len(self._logged) >= _MAX_LOGGED:
+            self._logged.clear()
+        self._logged[source[0]] = now
+        seclog.refused(source, seclog.from_user(request), request, "banned")
 
     # -- AuthObserver -------------------------------------------------------------------------
     def auth_failed(self, request: Request, user: str, source: tuple[str, int] | None) -> None:
