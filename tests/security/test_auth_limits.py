@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sipua import TestUA
 
 from sipline.apps.security.guard import UNDER_ATTACK_FAILURES, AuthGuard, GuardSettings
 from sipline.apps.security.monitor import SecurityMonitor
+from sipline.apps.security.relay import TrustedPeer
 from sipline.apps.server import SipServer
 from sipline.core.message import Request, parse_message
 from sipline.runtime.endpoint import Endpoint
@@ -235,3 +237,16 @@ async def test_bans_are_shared_through_the_store(tmp_path: Path) -> None:
         clock[0] += SETTINGS.max_ban_s + 1
         await first.purge()
         assert await one.call(one.store.bans_after, 0) == []
+
+
+async def test_trusted_peers_are_never_banned(make_server: ServerFactory) -> None:
+    """An SBC or trunk carries many users' attempts from one address: its failures are
+    logged, not counted, so it is never banned."""
+    server = await make_server(trusted=[TrustedPeer(ip_network("127.0.0.10/32"), "sbc")])
+    sbc = await ua_at(server, "127.0.0.10")
+    try:
+        statuses = [await register(sbc, f"bad{n}") for n in range(12)]
+        assert set(statuses) == {401}
+        assert await register(sbc, USERS["alice"]) == 200
+    finally:
+        await sbc.close()

@@ -119,6 +119,7 @@ class SipServer:
         cfg = self.config
         # README "Running on the Internet": failed authentication counted per source,
         # bans shared by the workers through the store.
+        policy = RelayPolicy(cfg.trusted, cfg.internal_networks)
         self.security = SecurityMonitor(
             GuardSettings(
                 cfg.max_auth_failures, cfg.auth_failure_window_s, cfg.ban_s, cfg.max_ban_s
@@ -126,6 +127,7 @@ class SipServer:
             wall=ep.wall,
             store=self.store if worker is not None else None,
             spawn=ep.spawn,
+            exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
         )
         await self.security.start()
         authenticator = DigestAuthenticator(
@@ -189,7 +191,7 @@ class SipServer:
             planner=self.planner,
         )
         self.gate = RelayGate(
-            RelayPolicy(cfg.trusted, cfg.internal_networks),
+            policy,
             self.backend,
             authenticator,
             default_realm=self._default_realm,

@@ -36,8 +36,12 @@ class SecurityMonitor:
         wall: Callable[[], float],
         store: AsyncStore | None = None,
         spawn: Callable[..., object] | None = None,
+        exempt: Callable[[str], bool] = lambda host: False,
     ) -> None:
         self.guard = AuthGuard(settings)
+        # Never banned (trusted peers: an SBC or trunk carries many users' attempts from
+        # one address); their failures are logged, not counted.
+        self._exempt = exempt
         self._wall = wall
         self._store = store  # None: one process, nothing to share
         self._spawn = spawn
@@ -66,6 +70,8 @@ class SecurityMonitor:
             return
         now = self._wall()
         seclog.auth_failed(source, user, request, "wrong-credentials")
+        if self._exempt(source[0]):
+            return
         ban = self.guard.failed(source[0], user, now)
         if ban is not None:
             seclog.banned(ban.host, ban.duration_s, ban.offences, ban.failures)
