@@ -14,7 +14,12 @@ import pytest
 from server_helpers import DOMAIN, USERS, ServerFactory, server_target
 from sipua import TestUA
 
-from sipline.apps.security.guard import UNDER_ATTACK_FAILURES, AuthGuard, GuardSettings
+from sipline.apps.security.guard import (
+    UNDER_ATTACK_FAILURES,
+    AuthGuard,
+    GuardSettings,
+    source_key,
+)
 from sipline.apps.security.monitor import SecurityMonitor
 from sipline.apps.security.relay import TrustedPeer
 from sipline.apps.server import SipServer
@@ -69,6 +74,14 @@ def test_a_user_attacked_from_many_sources_is_slowed_not_locked() -> None:
     assert not guard.banned("203.0.113.1", 5.0)  # the user's phone
     assert guard.failed("203.0.113.1", "bob@x", 5.0) is None  # another user: the usual limit
     assert not guard.under_attack("alice@x", 200.0)  # the attack is over
+
+
+def test_a_ban_falls_on_an_ipv4_address_or_an_ipv6_64() -> None:
+    assert source_key("192.0.2.7") == "192.0.2.7"
+    assert source_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_key("2001:db8:1:2:aaaa::1") == source_key("[2001:db8:1:2::ffff]")
+    assert source_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
 
 
 def test_bans_learnt_from_other_processes_apply() -> None:

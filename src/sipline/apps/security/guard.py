@@ -14,10 +14,11 @@ shared with other processes by the caller (`SecurityMonitor`).
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-__all__ = ["AuthGuard", "Ban", "GuardSettings"]
+__all__ = ["AuthGuard", "Ban", "GuardSettings", "source_key"]
 
 MAX_TRACKED = 50_000  # sources and users counted at once; the oldest are forgotten
 UNDER_ATTACK_FAILURES = 3  # per source, on a user that failed max_failures times already
@@ -38,6 +39,20 @@ class Ban:
     offences: int  # this source's bans so far, this one included
     failures: int
     duration_s: float
+
+
+def source_key(host: str) -> str:
+    """What a ban falls on: an IPv4 address (an IPv4-mapped one as such), or the /64 of
+    an IPv6 address (one customer's network: it holds more addresses than any count)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class AuthGuard:

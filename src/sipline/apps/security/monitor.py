@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 
 from sipline.apps.security import log as seclog
-from sipline.apps.security.guard import AuthGuard, GuardSettings
+from sipline.apps.security.guard import AuthGuard, GuardSettings, source_key
 from sipline.core.message import Request
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreError
@@ -50,7 +50,7 @@ class SecurityMonitor:
         self._logged: dict[str, float] = {}  # host -> when its last refusal was logged
 
     def banned(self, host: str) -> bool:
-        return self.guard.banned(host, self._wall())
+        return self.guard.banned(source_key(host), self._wall())
 
     def refuse(self, source: tuple[str, int], request: Request) -> None:
         """Count a refusal of a banned source; log one every REFUSAL_LOG_S."""
@@ -72,14 +72,16 @@ class SecurityMonitor:
         seclog.auth_failed(source, user, request, "wrong-credentials")
         if self._exempt(source[0]):
             return
-        ban = self.guard.failed(source[0], user, now)
+        ban = self.guard.failed(source_key(source[0]), user, now)
         if ban is not None:
-            seclog.banned(ban.host, ban.duration_s, ban.offences, ban.failures)
+            # The address that crossed the line is logged (fail2ban reads an address);
+            # the ban falls on its key (an IPv6 /64).
+            seclog.banned(source[0], ban.duration_s, ban.offences, ban.failures)
             self._publish(ban.host, ban.until, ban.offences)
 
     def auth_succeeded(self, source: tuple[str, int] | None) -> None:
         if source is not None:
-            self.guard.succeeded(source[0])
+            self.guard.succeeded(source_key(source[0]))
 
     # -- sharing with other processes ---------------------------------------------------------
     def _publish(self, host: str, until: float, offences: int) -> None:
