@@ -17,6 +17,7 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sipline.apps.auth_failures import AuthFailureLog
 from sipline.core.auth import (
@@ -31,13 +32,33 @@ from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 
-__all__ = ["AsyncCountClaim", "AsyncHa1Lookup", "AuthResult", "DigestAuthenticator"]
+__all__ = [
+    "AsyncCountClaim",
+    "AsyncHa1Lookup",
+    "AuthObserver",
+    "AuthResult",
+    "DigestAuthenticator",
+]
 
 # (username, realm, base algorithm) -> stored HA1 or None, awaited.
 AsyncHa1Lookup = Callable[[str, str, str], Awaitable[str | None]]
 # (nonce, nonce count, issue time in ms) -> False for a replay, awaited (the store's
 # shared table, when several processes verify the same nonces).
 AsyncCountClaim = Callable[[str, int, int], Awaitable[bool]]
+# Outcomes that mean "the credentials are wrong": a guess, counted against its source.
+_FAILURES = frozenset(
+    {DigestStatus.BAD_RESPONSE, DigestStatus.UNKNOWN_USER, DigestStatus.UNSUPPORTED_ALGORITHM}
+)
+
+
+class AuthObserver(Protocol):
+    """Told of every failed and successful authentication (the security monitor)."""
+
+    def auth_failed(self, request: Request, user: str, source: tuple[str, int] | None) -> None:
+        """Count (and log) a failure of `user` (user@realm) from `source`."""
+        ...
+
+    def auth_succeeded(self, source: tuple[str, int] | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +69,7 @@ class AuthResult:
     status: int = 0
     reason: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    refused: bool = False  # credentials were sent and are wrong (not only missing or stale)
 
     @property
     def ok(self) -> bool:
@@ -73,6 +95,7 @@ class DigestAuthenticator:
         algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
         claim_count: AsyncCountClaim | None = None,
+        observer: AuthObserver | None = None,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("secret must be at least 16 bytes")
@@ -82,6 +105,7 @@ class DigestAuthenticator:
         self._algorithms = tuple(algorithms)
         self._nonce_ttl_s = nonce_ttl_s
         self._claim_count = claim_count
+        self.observer = observer
         self._verifiers: dict[str, DigestVerifier] = {}
         # Filled just before each synchronous verify() call, read by its lookup.
         self._prefetched: dict[tuple[str, str, str], str] = {}
@@ -123,8 +147,9 @@ class DigestAuthenticator:
         proxy: bool = False,
         source: tuple[str, int] | None = None,
     ) -> AuthResult:
-        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`).
-        `source` (host, port) names the client in the log when it keeps failing."""
+        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`),
+        sent from `source` (host, port): failures are counted per source (`observer`), and
+        a client that keeps failing is named in the log with the likely cause."""
         try:
             credentials = _credentials_for(request, realm, proxy)
         except RemoteProtocolError as e:
@@ -140,9 +165,10 @@ class DigestAuthenticator:
         if algo is not None and username and not credentials.userhash:
             base = algo.name.removesuffix("-sess")
             stored = await self._lookup(username, realm, base)
-            if stored is None:
-                stored = self._decoy(username, realm, base, algo.hash_name)
-            self._prefetched[(username, realm, base)] = stored
+            # The decoy is computed for every user, found or not: the same work, so
+            # the time taken does not tell which (README "Running on the Internet").
+            decoy = self._decoy(username, realm, base, algo.hash_name)
+            self._prefetched[(username, realm, base)] = stored if stored is not None else decoy
         try:
             outcome = verifier.verify(
                 credentials, method=request.method, body=request.body, now=now
@@ -155,6 +181,8 @@ class DigestAuthenticator:
                 nonce, nonce_count(credentials.nc), nonce_issued_ms(nonce)
             ):
                 self.failures.succeeded(f"{outcome.username}@{realm}", source)
+                if self.observer is not None:
+                    self.observer.auth_succeeded(source)
                 return AuthResult(username=outcome.username)
             return self.challenge(realm=realm, now=now, proxy=proxy)  # a replay
         if outcome.status is DigestStatus.MISSING_PARAMS:
@@ -167,7 +195,14 @@ class DigestAuthenticator:
             self._note_failure(request, f"{username}@{realm}", source, realm, credentials)
         # Wrong password, unknown user (decoy), foreign nonce, replay, unsupported
         # algorithm: all get fresh challenges, the same for every user.
-        return self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
+        result = self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
+        if outcome.status in _FAILURES:
+            if self.observer is not None:
+                self.observer.auth_failed(request, f"{credentials.username}@{realm}", source)
+            return AuthResult(
+                status=result.status, reason=result.reason, headers=result.headers, refused=True
+            )
+        return result
 
     def _note_failure(
         self,
