@@ -77,10 +77,12 @@ async def test_strangers_cannot_publish_or_store_messages(
         "PUBLISH", f"sip:{BOB}", from_="eve@evil.example", to=BOB, extra=[("Event", "presence")]
     )
     assert (await ua.send(publish)).final.status == 403
-    # A foreign sender cannot be authenticated here, but may leave a message (like mail).
-    message = ua.build("MESSAGE", f"sip:{BOB}", from_="eve@evil.example", to=BOB)
-    message.set_body(b"hi", "text/plain")
-    assert (await ua.send(message)).final.status == 202
+    # A foreign sender cannot be authenticated here: nothing is stored for it, and a user
+    # with no registered device is 404 whether it exists or not (no enumeration).
+    for to in (BOB, f"nobody@{BOB.partition('@')[2]}"):
+        message = ua.build("MESSAGE", f"sip:{to}", from_="eve@evil.example", to=to)
+        message.set_body(b"hi", "text/plain")
+        assert (await ua.send(message)).final.status == 404
     # Claiming one of our users needs that user's password.
     forged = ua.build("MESSAGE", f"sip:{BOB}", from_=ALICE, to=BOB)
     forged.set_body(b"hi", "text/plain")
@@ -92,9 +94,9 @@ async def test_mailbox_limit(make_server: ServerFactory, make_ua: UAFactory) -> 
     ua = await make_ua(server)
     statuses = []
     for n in range(3):
-        m = ua.build("MESSAGE", f"sip:{BOB}", from_="eve@evil.example", to=BOB)
+        m = ua.build("MESSAGE", f"sip:{BOB}", from_=ALICE, to=BOB)
         m.set_body(f"{n}".encode(), "text/plain")
-        statuses.append((await ua.send(m)).final.status)
+        statuses.append((await ua.send_authenticated(m, "alice", USERS["alice"])).final.status)
     assert statuses == [202, 202, 486]
 
 

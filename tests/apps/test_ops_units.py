@@ -199,17 +199,17 @@ def run(tracker_ops: list[CallUpdate], store: SqliteStore) -> None:
     tracker_ops.clear()
 
 
-def test_a_schema_6_database_is_migrated_to_7(tmp_path: Path) -> None:
+def test_a_schema_7_database_is_migrated_to_8(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     SqliteStore(db).close()
     con = sqlite3.connect(db)
     for table in ("calls", "ops_events", "call_messages"):
         con.execute(f"DROP TABLE {table}")
-    con.execute("PRAGMA user_version = 6")
+    con.execute("PRAGMA user_version = 7")
     con.commit()
     con.close()
     store = SqliteStore(db)
-    assert store.schema_version == SCHEMA_VERSION == 7
+    assert store.schema_version == SCHEMA_VERSION == 8
     assert store.list_calls() == [] and store.count_active_calls() == 0
     store.close()
 

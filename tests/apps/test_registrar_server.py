@@ -4,8 +4,11 @@ RFC 8760, RFC 3327, RFC 5626, RFC 3581)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+from dataclasses import replace
 
+import pytest
 from server_helpers import DOMAIN, ServerFactory, UAFactory, server_target
 from sipua import HOST, challenges_of
 
@@ -37,10 +40,10 @@ async def test_register_is_challenged_then_accepted(server: SipServer, make_ua: 
     assert [b.contact for b in stored] == [ua.contact("alice")]
 
 
-async def test_one_challenge_per_algorithm_strongest_first(
+async def test_one_challenge_per_algorithm_in_the_configured_order(
     make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
-    server = await make_server(auth_algorithms=["MD5", "SHA-512-256", "SHA-256"])
+    server = await make_server(auth_algorithms=["SHA-512-256", "SHA-256", "MD5"])
     ua = await make_ua(server)
     first = await ua.register(ALICE, None)
     offered = challenges_of(first.final)
@@ -52,6 +55,70 @@ async def test_one_challenge_per_algorithm_strongest_first(
         retry = ua.retry(first.request)
         ua.add_credentials(retry, challenge, "alice", "alice-pw")
         assert (await ua.send(retry)).final.status == 200, challenge.algorithm
+
+
+async def test_the_default_challenge_is_md5_alone(server: SipServer, make_ua: UAFactory) -> None:
+    """baresip, SIPp and sipsak read only the first challenge, twinkle only the last,
+    and all of them know only MD5: any other algorithm beside it locks some out."""
+    ua = await make_ua(server)
+    first = await ua.register(ALICE, None)
+    offered = challenges_of(first.final)
+    assert [c.algorithm for c in offered] == ["MD5"]
+    retry = ua.retry(first.request)
+    ua.add_credentials(retry, offered[0], "alice", "alice-pw")
+    assert (await ua.send(retry)).final.status == 200
+
+
+async def test_an_md5_answer_to_the_sha256_challenge_is_accepted_when_md5_is_offered(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    """pyVoIP reads the first challenge and answers it with MD5 whatever it names
+    (RFC 7616 §3.7: the client chooses among the offered algorithms)."""
+    server = await make_server(auth_algorithms=["SHA-256", "MD5"])
+    ua = await make_ua(server)
+    first = await ua.register(ALICE, None)
+    offered = challenges_of(first.final)
+    assert [c.algorithm for c in offered] == ["SHA-256", "MD5"]  # in the order configured
+    retry = ua.retry(first.request)
+    ua.add_credentials(retry, replace(offered[0], algorithm="MD5"), "alice", "alice-pw")
+    assert (await ua.send(retry)).final.status == 200
+
+
+async def test_a_client_that_keeps_failing_is_named_with_the_likely_cause(
+    make_server: ServerFactory, make_ua: UAFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await make_server(auth_algorithms=["SHA-256"])
+    ua = await make_ua(server)
+    caplog.set_level(logging.WARNING, logger="sipline.auth")
+    agent = [("User-Agent", "baresip 1.0")]
+    # An MD5-only client answering the SHA-256 challenge with MD5, three times.
+    for attempt in range(3):
+        first = await ua.register(ALICE, None, extra=agent)  # not a failure in itself
+        [challenge] = challenges_of(first.final)
+        assert challenge.algorithm == "SHA-256"
+        retry = ua.retry(first.request)
+        ua.add_credentials(retry, replace(challenge, algorithm="MD5"), "alice", "alice-pw")
+        assert (await ua.send(retry)).final.status == 401
+        logged = [r for r in caplog.records if r.name == "sipline.auth"]
+        assert len(logged) == (attempt == 2), attempt
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sipline.auth"]
+    assert len(warnings) == 1, warnings
+    source = f"{HOST}:{ua.port}"
+    assert warnings[0] == (
+        f"alice@{DOMAIN} from {source} (User-Agent baresip 1.0) answered the SHA-256"
+        " challenge with MD5; failed 3 times: the client may support only MD5,"
+        " see [auth] algorithms"
+    )
+    # Success forgets the count; a client that never answers the first challenge is
+    # named too.
+    done = await ua.register(ALICE, "alice-pw")
+    assert done.final.status == 200
+    caplog.clear()
+    for _ in range(4):  # three challenges left unanswered
+        assert (await ua.register(ALICE, None, extra=agent)).final.status == 401
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "sipline.auth"]
+    assert "did not answer the challenge (SHA-256); failed 3 times" in warning
+    assert "the client may not support SHA-256" in warning
 
 
 async def test_wrong_password_and_unknown_user_look_the_same(
@@ -70,10 +137,10 @@ async def test_expired_nonce_is_answered_stale(server: SipServer, make_ua: UAFac
     ua = await make_ua(server)
     assert server.backend is not None
     verifier = server.backend.auth.verifier(DOMAIN)
-    old = verifier.issue_nonce("SHA-256", now=server.endpoint.now() - 3600)
+    old = verifier.issue_nonce("MD5", now=server.endpoint.now() - 3600)
     request = ua.build("REGISTER", f"sip:{DOMAIN}", from_=ALICE, contact=ua.contact("alice"))
     ua.add_credentials(
-        request, Challenge(realm=DOMAIN, nonce=old, algorithm="SHA-256", qop=("auth",)),
+        request, Challenge(realm=DOMAIN, nonce=old, algorithm="MD5", qop=("auth",)),
         "alice", "alice-pw",
     )  # fmt: skip
     stale = await ua.send(request)

@@ -276,3 +276,103 @@ def test_explain_emergency_uses_the_callers_location(workdir: Path) -> None:
     assert route["region"] == "lab" and route["psaps"] == ["sip:psap@127.0.0.1:5099"]
     bad = run(workdir, "explain", "112", "--caller-location", "atlantis")
     assert bad.returncode == 2 and "no region (known: berlin, lab)" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("at", "shown"),
+    [
+        ("2026-12-07 19:30 UTC", "at 2026-12-07 19:30 UTC (2026-12-07 19:30 UTC)"),
+        ("2026-12-07T19:30 Asia/Tokyo", "at 2026-12-07 19:30 Asia/Tokyo (2026-12-07 10:30 UTC)"),
+        ("2026-12-07T19:30+01:00", "at 2026-12-07 19:30 +01:00 (2026-12-07 18:30 UTC)"),
+        ("2026-12-07 19:30", "at 2026-12-07 19:30 Europe/Berlin (2026-12-07 18:30 UTC)"),
+    ],
+)
+def test_explain_at_an_iso_instant_with_any_zone(workdir: Path, at: str, shown: str) -> None:
+    assert run(workdir, "set", "alice@example.com", "alice.toml").returncode == 0
+    done = run(workdir, "explain", "alice@example.com", "--at", at)
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout
+
+
+def test_set_refuses_unknown_users_and_domains(workdir: Path) -> None:
+    for address, error in (
+        ("nobody@example.com", "no user nobody@example.com: add it with `sipline user add"),
+        ("alice@elsewhere.example", "no domain elsewhere.example: add it"),
+    ):
+        done = run(workdir, "set", address, "--dnd")
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert error in done.stderr
+        bad = run(workdir, "device", address, "sip:x@192.0.2.1", "--label", "desk")
+        assert bad.returncode == 1 and error in bad.stderr
+        # The same mistake in another command that names a user: a presence allow-list.
+        watchers = subprocess.run(
+            [SIPLINE, "watchers", "allow", address, "bob@example.com",
+             "--config", str(workdir / "sipline.toml")],
+            check=False, cwd=workdir, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert watchers.returncode == 1 and error in watchers.stderr, watchers.stderr
+    assert json.loads(run(workdir, "show", "--json").stdout) == {}
+
+
+def test_set_warns_about_targets_that_ring_nobody(workdir: Path) -> None:
+    (workdir / "r.toml").write_text(
+        'ring = [{targets = ["device:nonexistent", "devices"]}]\n'
+        '[forward]\nbusy = "nobody@example.com"\nno_answer = "sip:bob@example.com"\n'
+    )
+    done = run(workdir, "set", "alice@example.com", "r.toml")
+    assert done.returncode == 0, done.stderr
+    assert "saved" in done.stdout
+    warnings = done.stderr.splitlines()
+    assert len(warnings) == 2, done.stderr
+    assert "alice@example.com has no device labelled 'nonexistent'" in warnings[0]
+    assert "target nobody@example.com: no user nobody@example.com" in warnings[1]
+    # Once a device carries the label, the warning goes.
+    assert (
+        run(
+            workdir,
+            "device",
+            "alice@example.com",
+            "sip:alice@192.0.2.10:5060",
+            "--label",
+            "NonExistent",
+        ).returncode
+        == 0
+    )
+    done = run(workdir, "set", "alice@example.com", "r.toml")
+    assert done.returncode == 0 and "labelled" not in done.stderr, done.stderr
+
+
+def test_every_store_command_takes_config_and_db(
+    workdir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """--config names the database (and served domains) for user, domain, registrations,
+    route and watchers alike; --db overrides it."""
+    elsewhere = tmp_path_factory.mktemp("cwd")
+    config = elsewhere / "server.toml"
+    config.write_text(
+        f'[server]\ndomains = ["example.com", "new.example"]\ndatabase = "{workdir / "sipline.db"}"\n'
+    )
+
+    def sipline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [SIPLINE, *args, "--config", str(config)],
+            check=False, cwd=elsewhere, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    listed = json.loads(sipline("user", "list", "--json").stdout)
+    assert {u["address"] for u in listed} == {f"{u}@example.com" for u in ("alice", "bob", "carol")}
+    regs = json.loads(sipline("registrations", "alice@example.com", "--json").stdout)
+    assert len(regs) == 2
+    assert "example.com" in sipline("domain", "list").stdout
+    # A domain of the configuration is one the server serves: users can be added to it.
+    done = sipline("user", "add", "dave@new.example", "--password", "pw")
+    assert done.returncode == 0, done.stderr
+    assert sipline("route", "set", "dave@new.example", "--dnd").returncode == 0
+    assert sipline("watchers", "allow", "dave@new.example", "alice@example.com").returncode == 0
+    assert "allow alice@example.com" in sipline("watchers", "list", "dave@new.example").stdout
+    assert not (elsewhere / "sipline.db").exists()
+    # --db wins over the configuration's database.
+    other = elsewhere / "other.db"
+    assert sipline("domain", "add", "other.example", "--db", str(other)).returncode == 0
+    assert "other.example" not in sipline("domain", "list").stdout
+    assert "other.example" in sipline("domain", "list", "--db", str(other)).stdout

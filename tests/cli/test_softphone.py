@@ -140,7 +140,7 @@ def test_json_output_is_one_object_per_line(tmp_path: Path) -> None:
         answer.stop()
     events = [json.loads(line) for line in out.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "calling" and "answered" in kinds and kinds[-2:] == ["ended:", "stats"]
+    assert kinds[0] == "calling" and "answered" in kinds and kinds[-2:] == ["ended", "stats"]
     stats = events[-1]
     assert stats["codec"] == "PCMU" and stats["packets_sent"] >= 40 and stats["packets_lost"] == 0
     assert 4.0 < stats["mos"] <= 4.5

@@ -407,11 +407,11 @@ def test_server_challenges_answered_by_client() -> None:
         secret=b"s" * 32,
         entropy=SeededEntropy(9),
         ha1_lookup=lookup,
-        algorithms=["MD5", "SHA-256", "SHA-512-256"],
+        algorithms=["SHA-512-256", "SHA-256", "MD5"],
     )
     wire = [c.serialize() for c in verifier.challenges(now=0.0)]
     chosen = select_challenges(parse_challenge(v) for v in wire)
-    assert [c.algorithm for c in chosen] == ["SHA-512-256"]
+    assert [c.algorithm for c in chosen] == ["SHA-512-256"]  # the topmost (RFC 8760 §2.4)
     credentials = answer_challenge(
         chosen[0],
         method="INVITE",

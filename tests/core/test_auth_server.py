@@ -50,6 +50,7 @@ def make(**options: Any) -> DigestVerifier:
         "secret": SECRET,
         "entropy": SeededEntropy(7),
         "ha1_lookup": lookup,
+        "algorithms": ("SHA-256", "MD5"),
         **options,
     }
     return DigestVerifier(**settings)
@@ -76,11 +77,12 @@ def answer(
     )
 
 
-def test_challenges_strongest_first_with_qop_auth() -> None:
+def test_challenges_in_the_order_given_with_qop_auth() -> None:
+    # RFC 8760 §2.4: the server's order of preference, which the configuration states.
     verifier = make(algorithms=["MD5", "SHA-512-256", "SHA-256", "MD5-sess", "MD5"])
     challenges = verifier.challenges(now=0.0)
-    assert [c.algorithm for c in challenges] == ["SHA-512-256", "SHA-256", "MD5", "MD5-sess"]
-    assert verifier.algorithms == ("SHA-512-256", "SHA-256", "MD5", "MD5-sess")
+    assert [c.algorithm for c in challenges] == ["MD5", "SHA-512-256", "SHA-256", "MD5-sess"]
+    assert verifier.algorithms == ("MD5", "SHA-512-256", "SHA-256", "MD5-sess")
     assert all(c.qop == ("auth",) and c.realm == REALM for c in challenges)
     assert all(not c.stale and not c.userhash for c in challenges)
     assert len({c.nonce for c in challenges}) == len(challenges)
@@ -89,8 +91,31 @@ def test_challenges_strongest_first_with_qop_auth() -> None:
     assert all(c.stale and c.userhash for c in stale)
 
 
+def test_an_answer_in_any_offered_algorithm_is_accepted_whichever_nonce_it_took() -> None:
+    """RFC 7616 §3.7: the client chooses; a client that reads one challenge and answers
+    it with the one algorithm it knows is as authenticated as one that picked it."""
+    verifier = make(algorithms=["SHA-256", "MD5"])
+    sha256, md5 = verifier.challenges(now=0.0)
+    assert verifier.nonce_algorithm(sha256.nonce or "") == "SHA-256"
+    assert verifier.nonce_algorithm(md5.nonce or "") == "MD5"
+    assert verifier.nonce_algorithm("x" * 48) is None
+    crossed = answer(dataclasses.replace(sha256, algorithm="MD5"))
+    assert crossed.algorithm == "MD5" and crossed.nonce == sha256.nonce
+    assert verifier.verify(crossed, method="REGISTER", now=1.0).ok
+    # ... but only in an algorithm this server offers.
+    strict = make(algorithms=["SHA-256"])
+    [only] = strict.challenges(now=0.0)
+    refused = answer(dataclasses.replace(only, algorithm="MD5"))
+    assert strict.verify(refused, method="REGISTER", now=1.0).status is (
+        DigestStatus.UNSUPPORTED_ALGORITHM
+    )
+
+
 def test_defaults_and_bad_configuration() -> None:
-    assert make().algorithms == ("SHA-256", "MD5")
+    default = DigestVerifier(
+        realm=REALM, secret=SECRET, entropy=SeededEntropy(7), ha1_lookup=lookup
+    )
+    assert default.algorithms == ("MD5",)
     bad: dict[str, Any]
     for bad in (
         {"realm": ""},
@@ -287,7 +312,8 @@ def test_userhash() -> None:
         ({"realm": "atlanta.com"}, DigestStatus.WRONG_REALM),
         ({"algorithm": "SHA-1"}, DigestStatus.UNSUPPORTED_ALGORITHM),
         ({"algorithm": "SHA-512-256"}, DigestStatus.UNSUPPORTED_ALGORITHM),
-        ({"algorithm": "MD5"}, DigestStatus.UNKNOWN_NONCE),  # nonce bound to SHA-256
+        # The SHA-256 nonce answered in MD5 (also offered): the digest decides.
+        ({"algorithm": "MD5"}, DigestStatus.BAD_RESPONSE),
         ({"qop": "auth-conf"}, DigestStatus.UNSUPPORTED_QOP),
         ({"nonce": "dcd98b7102dd2f0e8b11d0f600bfb0c093"}, DigestStatus.UNKNOWN_NONCE),
         ({"nonce": "Ä" * 48}, DigestStatus.UNKNOWN_NONCE),

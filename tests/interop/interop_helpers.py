@@ -162,12 +162,18 @@ class ServeProcess:
 
 
 def start_serve(
-    workdir: Path, config: str | None = None, *, tls: bool = True, workers: int | None = None
+    workdir: Path,
+    config: str | None = None,
+    *,
+    tls: bool = True,
+    workers: int | None = None,
+    domains: tuple[str, ...] = (),
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
     `workers` processes (`--workers`); unset: $SIPLINE_TEST_WORKERS, else 1, so the
-    whole interop suite can be run against several workers too."""
+    whole interop suite can be run against several workers too. `domains` are given
+    with `--domain`."""
     if workers is None:
         workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -191,6 +197,8 @@ def start_serve(
         ]
         if tls:
             args += ["--listen", f"tls:{HOST}:{tls_port}"]
+        for domain in domains:
+            args += ["--domain", domain]
         if config is not None:
             path = workdir / "sipline.toml"
             path.write_text(config, encoding="utf-8")

@@ -37,7 +37,10 @@ def test_sigkill_during_a_message_load_loses_no_accepted_message(tmp_path: Path)
     store.add_domain(DOMAIN)
     store.add_user("bob", DOMAIN, "bob-pw")
     store.close()
-    server = start_serve(workdir, "[messaging]\nmax_stored_per_user = 100000\n", tls=False)
+    # SIPp stands for a trusted peer (a federated server): a stranger's messages are
+    # not stored (README "Running on the Internet").
+    config = '[messaging]\nmax_stored_per_user = 100000\n[[trusted]]\naddress = "127.0.0.1"\n'
+    server = start_serve(workdir, config, tls=False)
     messages = tmp_path / "messages.log"
     load = subprocess.Popen(
         [

@@ -71,7 +71,7 @@ def test_administration_through_the_api(server: tuple[ServeProcess, str]) -> Non
     gone = sipline("status", "--api", f"http://{HOST}:{free_tcp_port()}/")
     assert gone.returncode == 1 and "cannot reach" in gone.stderr
     both = sipline("calls", "--api", url, "--db", "x.db")
-    assert both.returncode == 2 and "give --db or --api, not both" in both.stderr
+    assert both.returncode == 2 and "give --db/--config or --api, not both" in both.stderr
     nope = sipline("trace", "no-such-call", "--api", url)
     assert nope.returncode == 1 and "404" in nope.stderr
     for out in (wrong, gone, both, nope):

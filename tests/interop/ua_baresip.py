@@ -2,9 +2,9 @@
 a WAV file as its microphone (aufile), what it decodes recorded by sndfile, driven over
 ctrl_tcp (netstring JSON commands and events). Bounded by `timeout -k`, stopped by PID.
 
-Measured facts (see /work/shared/peers/README.md): baresip 1.0.0 answers digest only
-with MD5 and gives up when the first challenge is SHA-256, so the server these tests
-run offers MD5 alone; it opens TLS on its SIP port + 1.
+Measured facts: baresip 1.0.0 answers digest only with MD5 and gives up when the first
+challenge is another algorithm (the server's default, MD5 alone, suits it); it opens
+TLS on its SIP port + 1.
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ class ServerBackend:
 
     async def authorize(self, st: ServerTransaction, domain: str) -> bool:
         request = st.request
-        result = await self.auth.authenticate(request, realm=domain, now=self._now(), proxy=True)
+        result = await self.auth.authenticate(
+            request, realm=domain, now=self._now(), proxy=True, source=st.inbound.remote
+        )
         if not result.ok:
             st.respond(result.status, result.reason, extra=list(result.headers))
             return False

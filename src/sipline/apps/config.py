@@ -15,6 +15,7 @@ from typing import Any
 
 from sipline.apps.features.location import CIVIC_FIELDS, Region
 from sipline.apps.ops.config import OPS_SECTIONS, OpsConfig, check_ops, update_ops
+from sipline.apps.security.relay import IpNetwork, TrustedPeer
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, parse_uri
 
@@ -111,7 +112,11 @@ class ServerConfig:
     default_expires: int = 3600
     fix_nated_register: bool = True
     # authentication
-    auth_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
+    # Challenges in this order of preference (RFC 8760 §2.4). MD5 alone by default, as
+    # Kamailio and Asterisk do: many deployed clients know only MD5 and read only the
+    # first challenge (baresip, SIPp, sipsak) or only the last (twinkle), so any other
+    # algorithm offered beside it locks some of them out (README "Configuration").
+    auth_algorithms: list[str] = field(default_factory=lambda: ["MD5"])
     nonce_ttl_s: float = 300.0
     authenticate_calls: bool = True
     # limits
@@ -150,6 +155,14 @@ class ServerConfig:
     overload_retry_after_s: int = 5
     overload_max_udp_queue_fill: float = 0.1
     overload_max_response_wait_ms: float = 400.0
+    # security (README "Running on the Internet")
+    max_auth_failures: int = 10  # failed authentications per source within the window
+    auth_failure_window_s: float = 60.0
+    ban_s: float = 60.0  # the first ban; each repeat doubles it up to max_ban_s
+    max_ban_s: float = 3600.0
+    internal_networks: list[IpNetwork] = field(default_factory=list)
+    security_log_file: Path | None = None
+    trusted: list[TrustedPeer] = field(default_factory=list)
     # logging
     log_level: str = "info"
     # [log], [http], [hep], [cdr]: what an operator sees (apps/ops/config.py)
@@ -225,10 +238,19 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_udp_queue_fill": ("overload_max_udp_queue_fill", "fraction"),
         "max_response_wait_ms": ("overload_max_response_wait_ms", "posfloat"),
     },
+    "security": {
+        "max_auth_failures": ("max_auth_failures", "posint"),
+        "failure_window_s": ("auth_failure_window_s", "posfloat"),
+        "ban_s": ("ban_s", "posfloat"),
+        "max_ban_s": ("max_ban_s", "posfloat"),
+        "internal_networks": ("internal_networks", "networks"),
+        "log_file": ("security_log_file", "path"),
+    },
 }
 # Who may watch a user's presence when the user has no rule about the watcher.
 PRESENCE_POLICIES = ("allow", "same-domain", "confirm", "deny")
 _REGION_KEYS = ("name", "networks", "civic", "box", "point", "psap")
+_TRUSTED_KEYS = ("address", "name", "transport", "port")
 
 
 def _convert(key: str, kind: str, value: Any) -> Any:
@@ -289,6 +311,9 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "loglevel":
         need(value in ("debug", "info", "warning", "error"), "debug, info, warning or error")
         return value
+    if kind == "networks":
+        need(isinstance(value, list), "a list of networks (10.0.0.0/8)")
+        return [_network(key, v) for v in value]
     if kind in ("strlist", "domains", "listen", "algorithms"):
         need(
             isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
@@ -301,8 +326,8 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if kind == "algorithms":
             bad = [v for v in value if v not in _ALGORITHMS]
             need(bool(value) and not bad, f"a list drawn from {', '.join(_ALGORITHMS)}")
-            # RFC 8760 §2.4: challenges go strongest first, whatever order was written.
-            return sorted(value, key=_ALGORITHMS.index)
+            # RFC 8760 §2.4: challenges go in the order written (the preference).
+            return list(dict.fromkeys(value))
         return list(value)
     raise ConfigError(f"{key}: unknown kind {kind}")
 
@@ -325,6 +350,9 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
         if section == "regions":
             cfg.regions = parse_regions(body)
             continue
+        if section == "trusted":
+            cfg.trusted = parse_trusted(body)
+            continue
         if section in OPS_SECTIONS and isinstance(body, dict):
             try:
                 cfg.ops = update_ops(cfg.ops, section, body)
@@ -332,10 +360,8 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
                 raise ConfigError(str(exc)) from None
             continue
         if section not in _SCHEMA:
-            known = ", ".join([*_SCHEMA, "regions"])
-            raise ConfigError(
-                f"{section}: unknown section (known: {known}, {', '.join(OPS_SECTIONS)})"
-            )
+            known = ", ".join([*_SCHEMA, "regions", "trusted", *OPS_SECTIONS])
+            raise ConfigError(f"{section}: unknown section (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")
         for key, value in body.items():
@@ -408,6 +434,43 @@ def parse_regions(value: Any) -> list[Region]:
     return regions
 
 
+def _network(key: str, value: Any) -> IpNetwork:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not an IP address or network") from None
+
+
+def parse_trusted(value: Any) -> list[TrustedPeer]:
+    """`[[trusted]]`: peers (trunks, other proxies) proxied for without credentials."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError("trusted: must be an array of tables ([[trusted]])")
+    peers: list[TrustedPeer] = []
+    for i, body in enumerate(value):
+        key = f"trusted[{i}]"
+        for name in body:
+            if name not in _TRUSTED_KEYS:
+                raise ConfigError(f"{key}.{name}: unknown key (known: {', '.join(_TRUSTED_KEYS)})")
+        if "address" not in body:
+            raise ConfigError(f"{key}.address: missing (an IP address or network)")
+        network = _network(f"{key}.address", body["address"])
+        name = body.get("name", "")
+        if not isinstance(name, str):
+            raise ConfigError(f"{key}.name: must be a string, not {name!r}")
+        transport = body.get("transport")
+        if transport is not None:
+            if not isinstance(transport, str) or transport.upper() not in ("UDP", "TCP", "TLS"):
+                raise ConfigError(f"{key}.transport: must be udp, tcp or tls, not {transport!r}")
+            transport = transport.upper()
+        port = body.get("port")
+        if port is not None and not (
+            isinstance(port, int) and not isinstance(port, bool) and 0 < port <= 65535
+        ):
+            raise ConfigError(f"{key}.port: must be a number from 1 to 65535, not {port!r}")
+        peers.append(TrustedPeer(network, name, transport, port))
+    return peers
+
+
 def _floats(body: dict[str, Any], name: str, key: str, n: int) -> list[float] | None:
     value = body.get(name)
     if value is None:
@@ -437,6 +500,8 @@ def check(cfg: ServerConfig) -> None:
             "overload.max_store_backlog: larger than overload.max_store_queue"
             " (shedding must start before the queue refuses calls)"
         )
+    if cfg.ban_s > cfg.max_ban_s:
+        raise ConfigError("security.ban_s: larger than security.max_ban_s")
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
         raise ConfigError("tls.cert: tls.cert and tls.key go together")
     try:

@@ -34,6 +34,7 @@ from sipline.apps.features.plan import (
 )
 from sipline.apps.hop_timeout import HopTimer
 from sipline.apps.hops import received_target as _received_target
+from sipline.apps.security.gate import RelayGate
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
@@ -140,8 +141,10 @@ class Proxy:
         config: ProxyConfig | None = None,
         redirect: RedirectPolicy | None = None,
         planner: RoutePlanner | None = None,
+        gate: RelayGate | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.gate = gate  # no relaying for strangers (sipline.apps.security.gate)
         self.backend = backend
         self.config = config if config is not None else ProxyConfig()
         self.redirect = redirect
@@ -279,21 +282,28 @@ class Proxy:
         if not self._validate(st):
             return
         top_branch = request.top_via.branch or ""
+        in_dialog = request.to.tag is not None
+        routes = request.routes
+        # A dialog we record-routed: its requests come back through our Route (§16.4).
+        in_our_dialog = in_dialog and (
+            self._is_me(request.uri) or (bool(routes) and self._is_me(routes[0].uri))
+        )
         self._preprocess_route(request)
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
-        in_dialog = request.to.tag is not None
         # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA: we
         # keep no trust domain) is removed; we assert only what we verified.
         request.headers.remove("P-Asserted-Identity")
         request.headers.remove("P-Preferred-Identity")
         identity: str | None = None
         from_uri = request.from_.uri
+        authenticated = False
         if (
             not in_dialog
             and request.method not in ("ACK", "CANCEL", "BYE")
             and isinstance(from_uri, SipUri)
             and self.backend.is_local_domain(from_uri.host)
+            and not (self.gate is not None and self.gate.trusted_source(st))
         ):
             domain = from_uri.host.lower()
             if self._exempt(request):
@@ -303,10 +313,19 @@ class Proxy:
                 if not await self.backend.authorize(st, domain):
                     return
                 identity = from_uri.aor
+                authenticated = True
             if identity is not None or self.config.authenticate_calls:
                 # Credentials for us are consumed, not forwarded (kamailio
                 # consume_credentials).
                 request.headers.remove("Proxy-Authorization")
+        if (
+            self.gate is not None
+            and not self._exempt(request)
+            and not await self.gate.admit(
+                st, authenticated=authenticated, in_our_dialog=in_our_dialog
+            )
+        ):
+            return
         # Hashed as forwarded (credentials consumed), so a copy that loops back to us
         # hashes the same (§16.6 step 8).
         loop_hash = self._loop_hash(request, top_branch)
@@ -319,7 +338,9 @@ class Proxy:
                 ctx.advancing = True
                 await self._apply(ctx, session.start())
                 return
-        targets = await self._targets(st)
+        # Our authenticated users and trusted peers may learn whether a user exists.
+        members = authenticated or (self.gate is not None and self.gate.trusted_source(st))
+        targets = await self._targets(st, members=members)
         if targets is None:
             return
         ctx = ResponseContext(st, request, targets, loop_hash=loop_hash)
@@ -327,9 +348,10 @@ class Proxy:
         self._next_group(ctx, loop_hash)
 
     async def _targets(
-        self, st: ServerTransaction
+        self, st: ServerTransaction, *, members: bool = False
     ) -> list[list[tuple[str, Target, tuple[str, ...]]]] | None:
-        """§16.5: the target set, as q-ordered groups of (Request-URI, next hop, Path)."""
+        """§16.5: the target set, as q-ordered groups of (Request-URI, next hop, Path).
+        `members`: the caller authenticated as one of our users (may learn who exists)."""
         request = st.request
         routes = request.routes
         uri = request.uri
@@ -343,7 +365,7 @@ class Proxy:
         if isinstance(uri, SipUri):
             local = self.backend.is_local_domain(uri.host)
             if local and uri.user:
-                return await self._location_targets(st, uri)
+                return await self._location_targets(st, uri, members)
             if not local and not self._is_me(uri):
                 binding = self.backend.binding_for_contact(str(uri))
                 hop = _received_target(binding) if binding is not None else None
@@ -362,11 +384,17 @@ class Proxy:
         return None
 
     async def _location_targets(
-        self, st: ServerTransaction, uri: SipUri
+        self, st: ServerTransaction, uri: SipUri, members: bool = False
     ) -> list[list[tuple[str, Target, tuple[str, ...]]]] | None:
         aor = uri.aor
         bindings = self.backend.bindings(aor)
         if not bindings:
+            if not members:
+                # Nothing tells a stranger whether the user exists: no registered
+                # contact is 404 for both, with no lookup to time (as Kamailio's
+                # default configuration answers a failed location lookup).
+                st.respond(404)
+                return None
             user = aor.rpartition("@")[0]
             if not await self.backend.user_exists(user, uri.host.lower()):
                 st.respond(404)
@@ -728,9 +756,16 @@ class Proxy:
         """An ACK for a 2xx is end to end: route it like any in-dialog request,
         statelessly (§16.11), since it has no transaction of its own."""
         try:
+            in_our_dialog = self._is_me(request.uri) or (
+                bool(request.routes) and self._is_me(request.routes[0].uri)
+            )
             self._preprocess_route(request)
             if request.max_forwards == 0:
                 return
+            if self.gate is not None and not self.gate.admits_ack(
+                request, inbound, in_our_dialog=in_our_dialog
+            ):
+                return  # a stranger's ACK naming its own target: not relayed
             routes = request.routes
             if routes:
                 uri = routes[0].uri

@@ -152,7 +152,9 @@ class Registrar:
         # Step 3: authenticate (§22).
         user: str | None = None
         if self._auth is not None:
-            result = await self._auth.authenticate(request, realm=domain, now=now)
+            result = await self._auth.authenticate(
+                request, realm=domain, now=now, source=(source[1], source[2])
+            )
             if not result.ok:
                 raise _RejectError(result.status, result.reason, result.headers)
             user = result.username

@@ -26,6 +26,11 @@ from sipline.apps.messaging.router import ImRouter
 from sipline.apps.ops.service import OpsService
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig, registration_domain
+from sipline.apps.security.gate import RelayGate
+from sipline.apps.security.guard import GuardSettings
+from sipline.apps.security.log import add_log_file
+from sipline.apps.security.monitor import BAN_POLL_S, SecurityMonitor
+from sipline.apps.security.relay import RelayPolicy
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
@@ -103,6 +108,10 @@ class SipServer:
         self._housekeeping: asyncio.Task[None] | None = None
         self._feed: asyncio.Task[None] | None = None
         self._credentials: asyncio.Task[None] | None = None
+        self._bans: asyncio.Task[None] | None = None
+        self.security: SecurityMonitor | None = None
+        self.gate: RelayGate | None = None
+        self._log_handler: logging.Handler | None = None
 
     async def _open_store(self) -> None:
         try:
@@ -115,6 +124,20 @@ class SipServer:
         worker = self.worker
         if worker is not None:
             self.store.shared = True  # other workers write bindings too
+        cfg = self.config
+        # README "Running on the Internet": failed authentication counted per source,
+        # bans shared by the workers through the store.
+        policy = RelayPolicy(cfg.trusted, cfg.internal_networks)
+        self.security = SecurityMonitor(
+            GuardSettings(
+                cfg.max_auth_failures, cfg.auth_failure_window_s, cfg.ban_s, cfg.max_ban_s
+            ),
+            wall=ep.wall,
+            store=self.store if worker is not None else None,
+            spawn=ep.spawn,
+            exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
+        )
+        await self.security.start()
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
             # Workers share the secret, so a challenge from one is answered at another,
@@ -124,6 +147,7 @@ class SipServer:
             algorithms=self.config.auth_algorithms,
             nonce_ttl_s=self.config.nonce_ttl_s,
             claim_count=self.store.claim_nonce_count if worker is not None else None,
+            observer=self.security,
         )
         self.backend = ServerBackend(
             self.store,
@@ -141,7 +165,6 @@ class SipServer:
                 with contextlib.suppress(DuplicateError):  # another worker was first
                     await self.store.write(self.store.store.add_domain, domain)
         await self.backend.refresh_domains()
-        cfg = self.config
         self.registrar = Registrar(
             self.store,
             entropy=ep.entropy,
@@ -176,6 +199,15 @@ class SipServer:
             redirect=self,
             planner=self.planner,
         )
+        self.gate = RelayGate(
+            policy,
+            self.backend,
+            authenticator,
+            default_realm=self._default_realm,
+            now=ep.now,
+            is_me=self.proxy._is_me,
+        )
+        self.proxy.gate = self.gate
         self.im = ImRouter(
             ep,
             self.store,
@@ -187,7 +219,16 @@ class SipServer:
             # One owner id per worker process sharing the store (stable across restarts):
             # each resumes and notifies the subscriptions it owns (docs/architecture.md).
             owner=str(worker.index) if worker is not None else "0",
+            is_trusted=self.gate.trusted_source,
         )
+
+    def _default_realm(self) -> str | None:
+        """The realm a stranger is challenged in: the first configured domain, else the
+        first one served."""
+        if self.config.domains:
+            return self.config.domains[0]
+        assert self.backend is not None
+        return min(self.backend.domains) if self.backend.domains else None
 
     def redirects(self, aor: str) -> bool:
         """Redirect server mode (§8.3): for every user, or the configured ones."""
@@ -206,6 +247,8 @@ class SipServer:
                     await self.store.write(store.prune_binding_changes, FEED_KEEP)
                     stale_ms = round((self.endpoint.now() - self.config.nonce_ttl_s) * 1000)
                     await self.store.write(store.purge_nonces, stale_ms)
+                    if self.security is not None:
+                        await self.security.purge()
             except StoreError as exc:
                 log.warning("housekeeping failed: %s", exc)
 
@@ -233,6 +276,13 @@ class SipServer:
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
+        path = self.config.security_log_file
+        if path is not None and self._log_handler is None:
+            try:
+                self._log_handler = add_log_file(path)
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                raise ServeError(f"cannot open security.log_file {path}: {reason}") from exc
         await self._open_store()
         assert self.im is not None and self.store is not None
         self._enable_overload(self.store)
@@ -253,6 +303,10 @@ class SipServer:
                     FEED_POLL_S, self.store.poll_binding_changes, "the binding change feed"
                 )
             )
+            if self.security is not None:
+                self._bans = loop.create_task(
+                    self._follow(BAN_POLL_S, self.security.poll, "the source bans")
+                )
         # Known before any listener opens: a worker's shared socket already holds what
         # the kernel queued for it, read at the first await below, and an OPTIONS to
         # 127.0.0.1 must be ours by then (it got 404 when these came last).
@@ -351,11 +405,15 @@ class SipServer:
         )
 
     async def stop(self) -> None:
-        for task in (self._housekeeping, self._feed, self._credentials):
+        for task in (self._housekeeping, self._feed, self._credentials, self._bans):
             if task is not None:
                 task.cancel()
         if self.ops is not None:
             await self.ops.stop()
+        if self._log_handler is not None:
+            logging.getLogger("sipline.security").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:
@@ -399,6 +457,17 @@ class SipServer:
     def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
         assert self.proxy is not None
         request = st.request
+        security = self.security
+        if (
+            security is not None
+            and security.banned(st.inbound.remote[0])
+            and not (self.planner is not None and self.planner.exempt_from_auth(request))
+        ):
+            # A source banned for failed authentication (README "Running on the
+            # Internet"); emergency calls are never refused.
+            security.refuse(st.inbound.remote, request)
+            st.respond(403, "Forbidden")
+            return None
         try:
             # §8.2.6 / RFC 4475 §3.1.2: a malformed request whose answer can be routed
             # gets 400 (or what the defect calls for), its reason naming the defect, as

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from sipline.apps.config import ConfigError, check_domain
-from sipline.cli.api_client import api_get, api_option, api_request
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.api_client import api_get, api_option, api_request, via_api
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import HA1_ALGORITHMS, NotFoundError, split_address
 
 __all__ = ["domain", "user"]
@@ -28,11 +27,6 @@ def _address(value: str) -> tuple[str, str]:
         return split_address(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
-
-
-def _either(db: Path | None, api: str | None) -> None:
-    if db is not None and api is not None:
-        raise click.UsageError("give --db or --api, not both")
 
 
 def _quoted(value: str) -> str:
@@ -59,19 +53,20 @@ def user() -> None:
 @user.command("add")
 @click.argument("address")
 @click.option("--password", help="The password (prompted for when omitted).")
-@db_option
+@store_options
 @api_option
-def user_add(address: str, password: str | None, db: Path | None, api: str | None) -> None:
+def user_add(address: str, password: str | None, where: StoreOptions, api: str | None) -> None:
     """Add ADDRESS (user@domain) to a domain added before with `sipline domain add`."""
     username, dom = _address(address)
-    _either(db, api)
-    if api is not None:
+    if (url := via_api(where, api)) is not None:
         secret = _password(password, f"Password for {username}@{dom}")
         body = {"address": f"{username}@{dom}", "password": secret}
-        api_request(api, "POST", "/api/users", body=body)
+        api_request(url, "POST", "/api/users", body=body)
         click.echo(f"added {username}@{dom}")
         return
-    with open_store(db) as store:
+    with where.open() as store:
+        if not store.has_domain(dom) and dom in where.configured_domains():
+            store.add_domain(dom)  # as `sipline serve --config` would at start
         if not store.has_domain(dom):
             raise click.ClickException(
                 f"no domain {dom}: add it first with `sipline domain add {dom}`"
@@ -85,20 +80,19 @@ def user_add(address: str, password: str | None, db: Path | None, api: str | Non
 @user.command("list")
 @click.option("--domain", "only", metavar="NAME", help="Only the users of this domain.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
+@store_options
 @api_option
-def user_list(only: str | None, as_json: bool, db: Path | None, api: str | None) -> None:
+def user_list(only: str | None, as_json: bool, where: StoreOptions, api: str | None) -> None:
     """List users and the digest algorithms they can authenticate with."""
-    _either(db, api)
-    if api is not None:
-        names: list[str] = api_get(api, "/api/users", {"domain": only} if only else None)
+    if (url := via_api(where, api)) is not None:
+        names: list[str] = api_get(url, "/api/users", {"domain": only} if only else None)
         if as_json:
             click.echo(json.dumps([{"address": n} for n in names], indent=2))
         else:
             for name in names:
                 click.echo(name)
         return
-    with open_store(db) as store:
+    with where.open() as store:
         users = store.list_users(only)
     if as_json:
         rows = [
@@ -117,20 +111,18 @@ def user_list(only: str | None, as_json: bool, db: Path | None, api: str | None)
 @user.command("passwd")
 @click.argument("address")
 @click.option("--password", help="The new password (prompted for when omitted).")
-@db_option
+@store_options
 @api_option
-def user_passwd(address: str, password: str | None, db: Path | None, api: str | None) -> None:
+def user_passwd(address: str, password: str | None, where: StoreOptions, api: str | None) -> None:
     """Set a new password for ADDRESS."""
     username, dom = _address(address)
-    _either(db, api)
-    if api is not None:
+    if (url := via_api(where, api)) is not None:
         secret = _password(password, f"New password for {address}")
-        api_request(
-            api, "PUT", f"/api/users/{_quoted(f'{username}@{dom}')}", body={"password": secret}
-        )
+        path = f"/api/users/{_quoted(f'{username}@{dom}')}"
+        api_request(url, "PUT", path, body={"password": secret})
         click.echo(f"changed the password of {username}@{dom}")
         return
-    with open_store(db) as store:
+    with where.open() as store:
         if store.get_user(username, dom) is None:
             raise click.ClickException(f"no user {username}@{dom}")
         store.set_password(username, dom, _password(password, f"New password for {address}"))
@@ -139,17 +131,16 @@ def user_passwd(address: str, password: str | None, db: Path | None, api: str | 
 
 @user.command("del")
 @click.argument("address")
-@db_option
+@store_options
 @api_option
-def user_del(address: str, db: Path | None, api: str | None) -> None:
+def user_del(address: str, where: StoreOptions, api: str | None) -> None:
     """Delete ADDRESS and its registrations."""
     username, dom = _address(address)
-    _either(db, api)
-    if api is not None:
-        api_request(api, "DELETE", f"/api/users/{_quoted(f'{username}@{dom}')}")
+    if (url := via_api(where, api)) is not None:
+        api_request(url, "DELETE", f"/api/users/{_quoted(f'{username}@{dom}')}")
         click.echo(f"deleted {username}@{dom}")
         return
-    with open_store(db) as store, store.transaction():
+    with where.open() as store, store.transaction():
         store.remove_user(username, dom)
         store.remove_bindings(f"{username}@{dom}")
     click.echo(f"deleted {username}@{dom}")
@@ -172,34 +163,32 @@ def _domain_name(value: str) -> str:
 
 @domain.command("add")
 @click.argument("name")
-@db_option
+@store_options
 @api_option
-def domain_add(name: str, db: Path | None, api: str | None) -> None:
+def domain_add(name: str, where: StoreOptions, api: str | None) -> None:
     """Add the domain NAME (also the digest realm of its users)."""
     name = _domain_name(name)
-    _either(db, api)
-    if api is not None:
-        api_request(api, "POST", "/api/domains", body={"name": name})
+    if (url := via_api(where, api)) is not None:
+        api_request(url, "POST", "/api/domains", body={"name": name})
         click.echo(f"added domain {name}")
         return
-    with open_store(db) as store:
+    with where.open() as store:
         store.add_domain(name)
     click.echo(f"added domain {name}")
 
 
 @domain.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
+@store_options
 @api_option
-def domain_list(as_json: bool, db: Path | None, api: str | None) -> None:
+def domain_list(as_json: bool, where: StoreOptions, api: str | None) -> None:
     """List domains with their number of users."""
-    _either(db, api)
-    if api is not None:
-        names: list[str] = api_get(api, "/api/domains")
-        users: list[str] = api_get(api, "/api/users")
+    if (url := via_api(where, api)) is not None:
+        names: list[str] = api_get(url, "/api/domains")
+        users: list[str] = api_get(url, "/api/users")
         counts = {d: sum(u.endswith("@" + d) for u in users) for d in names}
     else:
-        with open_store(db) as store:
+        with where.open() as store:
             counts = {d: len(store.list_users(d)) for d in store.list_domains()}
     if as_json:
         click.echo(json.dumps([{"domain": d, "users": n} for d, n in counts.items()], indent=2))
@@ -212,17 +201,16 @@ def domain_list(as_json: bool, db: Path | None, api: str | None) -> None:
 
 @domain.command("del")
 @click.argument("name")
-@db_option
+@store_options
 @api_option
-def domain_del(name: str, db: Path | None, api: str | None) -> None:
+def domain_del(name: str, where: StoreOptions, api: str | None) -> None:
     """Delete the domain NAME (it must have no users left)."""
     name = _domain_name(name)
-    _either(db, api)
-    if api is not None:
-        api_request(api, "DELETE", f"/api/domains/{_quoted(name)}")
+    if (url := via_api(where, api)) is not None:
+        api_request(url, "DELETE", f"/api/domains/{_quoted(name)}")
         click.echo(f"deleted domain {name}")
         return
-    with open_store(db) as store:
+    with where.open() as store:
         try:
             store.remove_domain(name)
         except NotFoundError:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["api_get", "api_option", "api_request"]
+__all__ = ["api_get", "api_option", "api_request", "via_api"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +28,13 @@ def api_option(fn: F) -> F:
         help="A running server's HTTP address (http://127.0.0.1:8080/) instead of --db; credential from $SIPLINE_API_TOKEN or $SIPLINE_ADMIN_PASSWORD.",
     )
     return decorator(fn)
+
+
+def via_api(where: Any, api: str | None) -> str | None:
+    """The URL when the command goes through `--api` (then `--db`/`--config` is an error)."""
+    if api is not None and (where.db is not None or where.config_path is not None):
+        raise click.UsageError("give --db/--config or --api, not both")
+    return api
 
 
 def _headers() -> dict[str, str]:

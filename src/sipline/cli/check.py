@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
+from sipline.cli.output import Output
 from sipline.core.builders import REASON_PHRASES
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, parse_message
@@ -93,6 +93,7 @@ def check(files: tuple[str, ...], as_json: bool) -> None:
         except OSError as e:
             raise click.ClickException(f"cannot read {name}: {e.strerror}") from None
         results.append(check_bytes("<stdin>" if name == "-" else name, data))
+    out = Output(as_json)
     for r in results:
-        click.echo(json.dumps(asdict(r)) if as_json else _render(r))
+        out.emit("checked", _render(r), **asdict(r))
     sys.exit(0 if all(r.valid for r in results) else 1)

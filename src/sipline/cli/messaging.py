@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -32,9 +31,11 @@ from sipline.apps.ua import (
     WatchUpdate,
 )
 from sipline.cli.agent_options import account_options, apply_options, log_level_option
+from sipline.cli.output import Output
 from sipline.cli.presence_state import PresenceState
+from sipline.cli.progress import auth_hint, explain_error, noting_silence
 from sipline.cli.softphone import _install_stop
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import split_address
 from sipline.transport.loop import run as run_loop
 
@@ -69,11 +70,8 @@ def _agent(o: dict[str, Any], *, register: bool) -> UserAgent:
     )
 
 
-def _say(o: dict[str, Any], line: str, **fields: Any) -> None:
-    if o["as_json"]:
-        click.echo(json.dumps({"event": line.split(" ", 1)[0], **fields}))
-    else:
-        click.echo(line)
+def _out(o: dict[str, Any]) -> Output:
+    return Output(bool(o["as_json"]))
 
 
 def _short(uri: str) -> str:
@@ -82,15 +80,16 @@ def _short(uri: str) -> str:
 
 
 def print_message(o: dict[str, Any], m: IncomingMessage) -> None:
-    _say(o, f"{_short(m.sender)}: {m.text}", sender=m.sender, text=m.text, date=m.date)
-    sys.stdout.flush()
+    _out(o).emit(
+        "message", f"{_short(m.sender)}: {m.text}", sender=m.sender, text=m.text, date=m.date
+    )
 
 
-async def _started(ua: UserAgent) -> bool:
+async def _started(ua: UserAgent, o: dict[str, Any]) -> bool:
     try:
-        await ua.start()
+        await noting_silence(ua.start(), _out(o), "REGISTER", o["server"] or "", o["transport"])
     except (RegistrationError, UserAgentError, OSError) as exc:
-        click.echo(f"sipline: {exc}", err=True)
+        click.echo(f"sipline: {explain_error(exc, o['password'])}", err=True)
         await ua.close()
         return False
     return True
@@ -98,22 +97,33 @@ async def _started(ua: UserAgent) -> bool:
 
 def _outcome(o: dict[str, Any], target: str, status: int) -> None:
     if status == 202:
-        _say(o, f"stored for {target}: delivered when they come online (202)", status=status)
+        _out(o).emit(
+            "stored",
+            f"stored for {target}: delivered when they come online (202)",
+            target=target,
+            status=status,
+        )
     else:
-        _say(o, f"delivered to {target} ({status})", status=status)
+        _out(o).emit("delivered", f"delivered to {target} ({status})", target=target, status=status)
 
 
 # -- sipline message ----------------------------------------------------------------------------
 async def _message_main(target: str, text: str, o: dict[str, Any]) -> int:
     ua = _agent(o, register=False)
-    if not await _started(ua):
+    if not await _started(ua, o):
         return 2
     try:
-        response = await ua.send_message(target, text, cpim=o["cpim"])
+        response = await noting_silence(
+            ua.send_message(target, text, cpim=o["cpim"]),
+            _out(o),
+            "MESSAGE",
+            o["server"] or target,
+            o["transport"],
+        )
         _outcome(o, target, response.status)
         return 0
     except MessageFailed as exc:
-        click.echo(f"sipline: {exc}", err=True)
+        click.echo(f"sipline: {exc}{auth_hint(exc.status, o['password'])}", err=True)
         return 1
     except (UserAgentError, OSError) as exc:
         click.echo(f"sipline: {exc}", err=True)
@@ -143,7 +153,7 @@ def _read_lines(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None
 async def _chat_main(peer: str, o: dict[str, Any]) -> int:
     ua = _agent(o, register=True)
     ua.on_message = lambda m: print_message(o, m)
-    if not await _started(ua):
+    if not await _started(ua, o):
         return 2
     stop = asyncio.Event()
     _install_stop(stop)
@@ -154,7 +164,12 @@ async def _chat_main(peer: str, o: dict[str, Any]) -> int:
     if o["presence"]:
         with contextlib.suppress(UserAgentError):
             watch = await ua.watch(peer, on_update=_presence_printer(o, peer))
-    _say(o, f"chatting with {peer} as {o['user']}: type a line and press enter", peer=peer)
+    _out(o).emit(
+        "chatting",
+        f"chatting with {peer} as {o['user']}: type a line and press enter",
+        peer=peer,
+        user=o["user"],
+    )
     try:
         while not stop.is_set():
             getting = asyncio.ensure_future(lines.get())
@@ -175,11 +190,20 @@ async def _chat_main(peer: str, o: dict[str, Any]) -> int:
             try:
                 response = await ua.send_message(peer, line)
                 if response.status == 202:
-                    _say(
-                        o, f"(stored: {peer} is offline; delivered when they register)", status=202
+                    _out(o).emit(
+                        "stored",
+                        f"(stored: {peer} is offline; delivered when they register)",
+                        target=peer,
+                        status=202,
                     )
             except MessageFailed as exc:
-                _say(o, f"(not delivered: {exc.status} {exc.reason})", status=exc.status)
+                _out(o).emit(
+                    "not_delivered",
+                    f"(not delivered: {exc.status} {exc.reason})",
+                    target=peer,
+                    status=exc.status,
+                    reason=exc.reason,
+                )
     finally:
         if watch is not None:
             with contextlib.suppress(Exception):
@@ -194,13 +218,20 @@ def _presence_printer(o: dict[str, Any], who: str) -> Callable[[WatchUpdate], No
 
 def _presence_line(o: dict[str, Any], who: str, update: WatchUpdate) -> None:
     doc = update.presence
-    _say(
-        o,
-        f"{who} is {update.describe()}",
+    if update.state == "terminated":
+        text = f"subscription to {who} ended ({update.reason or 'no reason given'})"
+    elif update.state == "pending":
+        text = f"subscription to {who} waits for their authorisation"
+    else:
+        text = f"{who} is {update.describe()}"
+    _out(o).emit(
+        "presence",
+        text,
         who=who,
         state=update.state,
         status=doc.status if doc is not None else None,
         note=doc.note if doc is not None else None,
+        reason=update.reason,
     )
 
 
@@ -223,7 +254,7 @@ def chat(peer: str, **o: Any) -> None:
 # -- sipline presence ---------------------------------------------------------------------------
 async def _presence_main(o: dict[str, Any]) -> int:
     ua = _agent(o, register=o["register"])
-    if not await _started(ua):
+    if not await _started(ua, o):
         return 2
     stop = asyncio.Event()
     _install_stop(stop)
@@ -246,11 +277,12 @@ async def _presence_main(o: dict[str, Any]) -> int:
                 return 1
             state.save(publication.etag, time.time() + o["expires"])
             note = f" ({o['note']})" if o["note"] else ""
-            _say(
-                o,
+            _out(o).emit(
+                "published",
                 f"published {o['set']}{note} for {o['expires']} s",
                 status=o["set"],
                 note=o["note"],
+                expires_s=o["expires"],
             )
             if not o["watch"] and o["duration"] is None and not o["withdraw"]:
                 ua.publication = None  # stays published at the server until it expires
@@ -297,9 +329,11 @@ async def _withdraw(
         return 1
     state.save(None, 0.0)
     if removed:
-        _say(o, "withdrawn: our published status is removed", status=None)
+        _out(o).emit("withdrawn", "withdrawn: our published status is removed", removed=True)
     else:
-        _say(o, "withdrawn: the server no longer had our published status", status=None)
+        _out(o).emit(
+            "withdrawn", "withdrawn: the server no longer had our published status", removed=False
+        )
     return 0
 
 
@@ -350,12 +384,13 @@ def _addresses(user: str, watcher: str | None = None) -> tuple[str, str | None]:
 @watchers.command("allow")
 @click.argument("user")
 @click.argument("watcher")
-@db_option
-def watchers_allow(user: str, watcher: str, db: Path | None) -> None:
+@store_options
+def watchers_allow(user: str, watcher: str, where: StoreOptions) -> None:
     """Let WATCHER see USER's presence (subscriptions waiting become active)."""
     u, w = _addresses(user, watcher)
     assert w is not None
-    with open_store(db) as store:
+    with where.open() as store:
+        where.require_user(store, u)
         store.set_watcher_rule(u, w, "allow", time.time())
     click.echo(f"{w} may see the presence of {u}")
 
@@ -363,12 +398,13 @@ def watchers_allow(user: str, watcher: str, db: Path | None) -> None:
 @watchers.command("block")
 @click.argument("user")
 @click.argument("watcher")
-@db_option
-def watchers_block(user: str, watcher: str, db: Path | None) -> None:
+@store_options
+def watchers_block(user: str, watcher: str, where: StoreOptions) -> None:
     """Refuse WATCHER (their subscriptions end with reason=rejected)."""
     u, w = _addresses(user, watcher)
     assert w is not None
-    with open_store(db) as store:
+    with where.open() as store:
+        where.require_user(store, u)
         store.set_watcher_rule(u, w, "block", time.time())
     click.echo(f"{w} may not see the presence of {u}")
 
@@ -376,12 +412,12 @@ def watchers_block(user: str, watcher: str, db: Path | None) -> None:
 @watchers.command("del")
 @click.argument("user")
 @click.argument("watcher")
-@db_option
-def watchers_del(user: str, watcher: str, db: Path | None) -> None:
+@store_options
+def watchers_del(user: str, watcher: str, where: StoreOptions) -> None:
     """Forget the rule about WATCHER (the default policy applies again)."""
     u, w = _addresses(user, watcher)
     assert w is not None
-    with open_store(db) as store:
+    with where.open() as store:
         if not store.remove_watcher_rule(u, w):
             raise click.ClickException(f"{u} has no rule about {w}")
     click.echo(f"no rule about {w} for {u}")
@@ -390,11 +426,11 @@ def watchers_del(user: str, watcher: str, db: Path | None) -> None:
 @watchers.command("list")
 @click.argument("user")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
-def watchers_list(user: str, as_json: bool, db: Path | None) -> None:
+@store_options
+def watchers_list(user: str, as_json: bool, where: StoreOptions) -> None:
     """USER's rules and current subscriptions to their presence."""
     u, _ = _addresses(user)
-    with open_store(db) as store:
+    with where.open() as store:
         rules = store.watcher_rules(u)
         subs = [s for s in store.list_subscriptions(resources=[u]) if s.event == "presence"]
     if as_json:

@@ -19,8 +19,8 @@ import click
 
 from sipline.apps.records.pcap import pcap_bytes
 from sipline.apps.records.trace import ladder, packets
-from sipline.cli.api_client import api_get, api_option, api_request
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.api_client import api_get, api_option, api_request, via_api
+from sipline.cli.store_options import StoreOptions, store_options
 
 __all__ = ["calls", "events", "status", "trace"]
 
@@ -57,11 +57,6 @@ def _time(value: object) -> str:
     return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _either(db: Path | None, api: str | None) -> None:
-    if db is not None and api is not None:
-        raise click.UsageError("give --db or --api, not both")
-
-
 @click.command()
 @click.option(
     "--since", default=None, metavar="WHEN", help="Only calls started since: 30m, 2h, 7d or a date."
@@ -73,7 +68,7 @@ def _either(db: Path | None, api: str | None) -> None:
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header line.")
-@db_option
+@store_options
 @api_option
 def calls(
     since: str | None,
@@ -82,11 +77,11 @@ def calls(
     limit: int,
     as_json: bool,
     as_csv: bool,
-    db: Path | None,
+    where: StoreOptions,
     api: str | None,
 ) -> None:
     """Call detail records, newest first."""
-    _either(db, api)
+    api = via_api(where, api)
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
     start = parse_since(since)
@@ -98,7 +93,7 @@ def calls(
             query["user"] = user
         rows: list[dict[str, Any]] = api_get(api, "/api/calls", query)
     else:
-        with open_store(db) as store:
+        with where.open() as store:
             rows = [
                 c.as_dict()
                 for c in store.list_calls(since=start, user=user, active=active, limit=limit)
@@ -136,13 +131,18 @@ def calls(
 )
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
+@store_options
 @api_option
 def events(
-    since: str | None, kind: str | None, limit: int, as_json: bool, db: Path | None, api: str | None
+    since: str | None,
+    kind: str | None,
+    limit: int,
+    as_json: bool,
+    where: StoreOptions,
+    api: str | None,
 ) -> None:
     """Registrations and failed logins, newest first."""
-    _either(db, api)
+    api = via_api(where, api)
     start = parse_since(since)
     if api is not None:
         query = {"limit": str(limit)}
@@ -152,7 +152,7 @@ def events(
             query["kind"] = kind
         rows: list[dict[str, Any]] = api_get(api, "/api/events", query)
     else:
-        with open_store(db) as store:
+        with where.open() as store:
             rows = [e.as_dict() for e in store.list_events(since=start, kind=kind, limit=limit)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -171,13 +171,13 @@ def events(
     help="Write the messages to this pcap file (Wireshark, tshark).",
 )
 @click.option("--json", "as_json", is_flag=True, help="The ladder as JSON.")
-@db_option
+@store_options
 @api_option
 def trace(
-    call_id: str, pcap_file: Path | None, as_json: bool, db: Path | None, api: str | None
+    call_id: str, pcap_file: Path | None, as_json: bool, where: StoreOptions, api: str | None
 ) -> None:
     """A call's SIP messages: a ladder in the terminal, or a pcap file."""
-    _either(db, api)
+    api = via_api(where, api)
     quoted = urllib.parse.quote(call_id, safe="")
     if api is not None:
         if pcap_file is not None:
@@ -186,7 +186,7 @@ def trace(
             return
         doc: dict[str, Any] = api_get(api, f"/api/calls/{quoted}")
     else:
-        with open_store(db) as store:
+        with where.open() as store:
             messages = store.call_messages(call_id)
         if not messages:
             raise click.ClickException(f"no messages of call {call_id}")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from sipline.cli.api_client import api_get, api_option
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.api_client import api_get, api_option, via_api
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import Binding
 
 __all__ = ["registrations"]
@@ -36,26 +35,25 @@ def _as_dict(b: Binding, now: float) -> dict[str, object]:
 @click.command()
 @click.argument("aor", required=False)
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
-@db_option
+@store_options
 @api_option
-def registrations(aor: str | None, as_json: bool, db: Path | None, api: str | None) -> None:
+def registrations(aor: str | None, as_json: bool, where: StoreOptions, api: str | None) -> None:
     """List registered contacts (unexpired), of every user or of AOR (user@domain)."""
     now = time.time()
-    if db is not None and api is not None:
-        raise click.UsageError("give --db or --api, not both")
-    if api is not None:
+    if (url := via_api(where, api)) is not None:
         rows: list[dict[str, object]] = api_get(
-            api, "/api/registrations", {"aor": aor} if aor else None
+            url, "/api/registrations", {"aor": aor} if aor else None
         )
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
         for r in rows:
             click.echo(
-                f"{r['aor']}  {r['contact']}  {r['expires_in']} s  {r['received'] or ''}  {r['user_agent'] or ''}"
+                f"{r['aor']}  {r['contact']}  {r['expires_in']} s"
+                f"  {r['received'] or ''}  {r['user_agent'] or ''}"
             )
         return
-    with open_store(db) as store:
+    with where.open() as store:
         found = store.list_bindings(aor) if aor else store.all_bindings()
     live = [b for b in found if b.expires_at > now]
     if as_json:

@@ -12,24 +12,31 @@ import json
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sipline.apps.config import ConfigError, ServerConfig
+from sipline.apps.config import ServerConfig
 from sipline.apps.features.directory import MemoryDirectory, load_rules
 from sipline.apps.features.emergency import CallerLocation, is_emergency_uri
 from sipline.apps.features.emergency import caller_location as locate_caller
 from sipline.apps.features.explain import Explanation, explain_call, explain_emergency
+from sipline.apps.features.instant import FORMAT_HINT, InstantError, parse_instant
 from sipline.apps.features.location import Location, find_region, region_by_network
 from sipline.apps.features.planner import caller_address
 from sipline.apps.features.router import CallInfo
-from sipline.apps.features.rules import RuleError, UserRules, check_forward_loops, parse_rules
-from sipline.apps.features.schedule import ScheduleError, load_zone
+from sipline.apps.features.rules import (
+    RuleError,
+    UserRules,
+    check_forward_loops,
+    parse_rules,
+    target_aor,
+)
 from sipline.apps.server import feature_settings
-from sipline.cli.serve import build_config
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, parse_message
 from sipline.core.uri import SipUri, parse_uri
@@ -41,25 +48,8 @@ __all__ = ["route"]
 _FORWARDS = ("always", "busy", "no_answer", "unavailable")
 
 
-def _options(fn: Any) -> Any:
-    fn = click.option(
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="The server's TOML configuration (regions, emergency settings, database).",
-    )(fn)
-    return click.option(
-        "--db",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="SQLite database (default: the configuration's, else $SIPLINE_DB, else ./sipline.db).",
-    )(fn)
-
-
-def _setup(config_path: Path | None, db: Path | None) -> tuple[ServerConfig, SqliteStore]:
-    try:
-        cfg = build_config(config_path, (), (), db)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+def _setup(where: StoreOptions) -> tuple[ServerConfig, SqliteStore]:
+    cfg = where.config()
     try:
         return cfg, SqliteStore(cfg.database)
     except StoreError as exc:
@@ -75,7 +65,7 @@ def _address(text: str) -> str:
     return f"{user}@{domain}"
 
 
-def _local(cfg: ServerConfig, store: SqliteStore) -> Any:
+def _local(cfg: ServerConfig, store: SqliteStore) -> Callable[[str], bool]:
     domains = {d.lower() for d in cfg.domains} | set(store.list_domains())
     return lambda host: host.lower() in domains
 
@@ -117,7 +107,7 @@ def route() -> None:
 @click.option(
     "--no-forward", multiple=True, type=click.Choice([*_FORWARDS, "all"]), help="Remove a forward."
 )
-@_options
+@store_options
 def set_rules(
     address: str,
     file: str | None,
@@ -130,14 +120,14 @@ def set_rules(
     no_answer_s: float | None,
     forward_unavailable: str | None,
     no_forward: tuple[str, ...],
-    config_path: Path | None,
-    db: Path | None,
+    where: StoreOptions,
 ) -> None:
     """Save the rules of ADDRESS: FILE (TOML or JSON, - for stdin) replaces them, the
     options change them. Invalid rules are refused and nothing is saved."""
     aor = _address(address)
-    cfg, store = _setup(config_path, db)
+    cfg, store = _setup(where)
     try:
+        where.require_user(store, aor)
         if file is not None:
             doc = _read_document(file)
         else:
@@ -147,7 +137,7 @@ def set_rules(
             "always": forward_always, "busy": forward_busy,
             "no_answer": forward_no_answer, "unavailable": forward_unavailable,
         })  # fmt: skip
-        regions = [r.name for r in cfg.regions] if config_path is not None else None
+        regions = [r.name for r in cfg.regions] if where.config_path is not None else None
         now = time.time()
         try:
             rules = parse_rules(aor, doc, today=datetime.now(UTC).date(), regions=regions)
@@ -156,13 +146,39 @@ def set_rules(
         except RuleError as exc:
             raise click.ClickException(f"rules of {aor} not saved: {exc}") from None
         store.set_route_rules(aor, json.dumps(rules.to_doc(), sort_keys=True), now)
+        warnings = _unknown_targets(store, rules, _local(cfg, store))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
+    for warning in warnings:
+        click.echo(f"sipline: warning: {warning}", err=True)
     click.echo(f"rules of {aor} saved")
     for line in _summary(rules):
         click.echo(f"  {line}")
+
+
+def _unknown_targets(
+    store: SqliteStore, rules: UserRules, is_local: Callable[[str], bool]
+) -> list[str]:
+    """Targets that ring nobody today: a device label no device of the user has, a local
+    address that is no user. Saved all the same (a device may be labelled later), but
+    said."""
+    labels = {(i.label or "").lower() for i in store.list_device_info(rules.aor) if i.label}
+    steps = [*rules.ring, *(s for r in rules.rules for s in r.action.steps)]
+    found: list[str] = []
+    for target in dict.fromkeys([*(t for s in steps for t in s.targets), *rules.forward_targets()]):
+        kind, _, name = target.partition(":")
+        if kind == "device" and name.lower() not in labels:
+            found.append(
+                f"{rules.aor} has no device labelled {name!r} (label one with "
+                f"`sipline route device {rules.aor} CONTACT --label {name}`)"
+            )
+        elif kind not in ("device", "region", "devices"):
+            other = target_aor(target, is_local)
+            if other is not None and store.get_user(*split_address(other)) is None:
+                found.append(f"target {target}: no user {other} (calls to it get 404)")
+    return found
 
 
 def _read_document(file: str) -> dict[str, Any]:
@@ -243,10 +259,10 @@ def _summary(rules: UserRules) -> list[str]:
 @route.command("show")
 @click.argument("address", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_options
-def show(address: str | None, as_json: bool, config_path: Path | None, db: Path | None) -> None:
+@store_options
+def show(address: str | None, as_json: bool, where: StoreOptions) -> None:
     """Show the rules (and device records) of ADDRESS, or of every user."""
-    _, store = _setup(config_path, db)
+    _, store = _setup(where)
     try:
         rows = store.list_route_rules()
         devices = store.list_device_info(_address(address) if address else None)
@@ -273,9 +289,9 @@ def show(address: str | None, as_json: bool, config_path: Path | None, db: Path 
         for line in _summary(rules) if rules is not None else ["(stored rules cannot be read)"]:
             click.echo(f"  {line}")
     for info in devices:
-        where = f"region {info.region} ({info.source})" if info.region else "no region"
+        region = f"region {info.region} ({info.source})" if info.region else "no region"
         label = f" label {info.label}" if info.label else ""
-        click.echo(f"device {info.aor} {info.device}:{label} {where}")
+        click.echo(f"device {info.aor} {info.device}:{label} {region}")
 
 
 def _device_doc(info: DeviceInfo) -> dict[str, Any]:
@@ -290,11 +306,11 @@ def _device_doc(info: DeviceInfo) -> dict[str, Any]:
 
 @route.command("del")
 @click.argument("address")
-@_options
-def delete(address: str, config_path: Path | None, db: Path | None) -> None:
+@store_options
+def delete(address: str, where: StoreOptions) -> None:
     """Delete the rules of ADDRESS (its calls then ring every device)."""
     aor = _address(address)
-    _, store = _setup(config_path, db)
+    _, store = _setup(where)
     try:
         removed = store.remove_route_rules(aor)
     finally:
@@ -310,21 +326,22 @@ def delete(address: str, config_path: Path | None, db: Path | None) -> None:
 @click.option("--label", help="A name rules can ring (device:NAME), e.g. desk or mobile.")
 @click.option("--region", help="The region the device is in (a [[regions]] name).")
 @click.option("--delete", "remove", is_flag=True, help="Forget this device's record.")
-@_options
+@store_options
 def device(
     address: str,
     device: str,
     label: str | None,
     region: str | None,
     remove: bool,
-    config_path: Path | None,
-    db: Path | None,
+    where: StoreOptions,
 ) -> None:
     """Label DEVICE of ADDRESS or set its region. DEVICE is its Contact URI, or its
     +sip.instance when it registers with one."""
     aor = _address(address)
-    cfg, store = _setup(config_path, db)
+    cfg, store = _setup(where)
     try:
+        if not remove:
+            where.require_user(store, aor)
         if remove:
             if not store.remove_device_info(aor, device):
                 raise click.ClickException(f"no record for device {device} of {aor}")
@@ -332,7 +349,7 @@ def device(
             return
         if (
             region is not None
-            and config_path is not None
+            and where.config_path is not None
             and region not in [r.name for r in cfg.regions]
         ):
             known = ", ".join(r.name for r in cfg.regions) or "none configured"
@@ -362,8 +379,9 @@ def device(
     "at_text",
     default="now",
     show_default=True,
-    metavar='"YYYY-MM-DD HH:MM ZONE"',
-    help="The instant of the call.",
+    metavar=f'"{FORMAT_HINT}"',
+    help="The instant of the call (ISO 8601; ZONE: an IANA name such as Asia/Tokyo, or UTC;"
+    " without one, the callee's zone).",
 )
 @click.option(
     "--from",
@@ -378,18 +396,17 @@ def device(
     help="Where the caller is (default: their registered device or network).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_options
+@store_options
 def explain(
     address: str,
     at_text: str,
     from_uri: str,
     caller_location: str | None,
     as_json: bool,
-    config_path: Path | None,
-    db: Path | None,
+    where: StoreOptions,
 ) -> None:
     """Which rules apply to a call to ADDRESS, and the targets in order, without placing it."""
-    cfg, store = _setup(config_path, db)
+    cfg, store = _setup(where)
     settings = feature_settings(cfg)
     try:
         is_local = _local(cfg, store)
@@ -490,22 +507,13 @@ def _caller_location(
 
 
 def _instant(text: str, rules: UserRules | None) -> tuple[float, str]:
-    """`now`, `2026-12-24 19:00 Europe/Berlin`, or without a zone: the callee's."""
+    """`now`, or an instant (`2026-12-24 19:00 Europe/Berlin`, `2026-12-24T19:00+01:00`);
+    without a zone, in the callee's."""
     if text.strip().lower() == "now":
         now = time.time()
         return now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    parts = text.replace("T", " ").split()
-    zone_name = rules.zone if rules is not None else "UTC"
-    if len(parts) == 3:
-        zone_name = parts.pop()
     try:
-        zone = load_zone(zone_name)
-        local = datetime.fromisoformat(" ".join(parts)).replace(tzinfo=zone)
-    except (ScheduleError, ValueError) as exc:
-        raise click.BadParameter(
-            f"{text!r}: {exc}"
-            if isinstance(exc, ScheduleError)
-            else f"{text!r} is not YYYY-MM-DD HH:MM [ZONE]",
-            param_hint="--at",
-        ) from None
-    return local.timestamp(), f"{local:%Y-%m-%d %H:%M} {zone_name}"
+        instant = parse_instant(text, rules.zone if rules is not None else "UTC")
+    except InstantError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    return instant.timestamp, instant.label

@@ -8,55 +8,31 @@ import logging
 import shlex
 import signal
 import sys
-import tomllib
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 
 from sipline.apps.config import (
     ConfigError,
     ServerConfig,
-    check_domain,
     default_workers,
-    load_config,
-    parse_listen,
 )
 from sipline.apps.ops.config import check_ops
 from sipline.apps.records.logs import configure_logging
 from sipline.apps.startup import ServeError
+from sipline.cli.store_options import StoreOptions, build_config, store_options
 from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
 from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
 from sipline.transport.loop import run as run_loop
 
-__all__ = ["serve"]
+__all__ = ["build_config", "serve"]
 
 log = logging.getLogger("sipline")
 
 
-def build_config(
-    config_path: Path | None,
-    listen: tuple[str, ...],
-    domains: tuple[str, ...],
-    db: Path | None,
-    http: str | None = None,
-) -> ServerConfig:
-    cfg = ServerConfig()
-    if config_path is not None:
-        try:
-            doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"--config: cannot read {config_path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"--config: {config_path} is not valid TOML: {exc}") from None
-        cfg = load_config(doc)
-    if listen:
-        cfg.listen = [parse_listen(s, "--listen") for s in listen]
-    if domains:
-        cfg.domains = [check_domain(d, "--domain") for d in domains]
-    if db is not None:
-        cfg.database = db
+def with_http(cfg: ServerConfig, http: str | None) -> ServerConfig:
+    """`--http HOST:PORT` over `[http] listen`."""
     if http is not None:
         try:
             cfg.ops = dataclasses.replace(
@@ -125,12 +101,7 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML configuration file (see README).",
-)
+@store_options
 @click.option(
     "--listen",
     multiple=True,
@@ -143,11 +114,6 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
     multiple=True,
     metavar="NAME",
     help="A domain this server is responsible for (repeatable).",
-)
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="SQLite database (default: $SIPLINE_DB, else ./sipline.db).",
 )
 @click.option(
     "--workers",
@@ -165,10 +131,9 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
 @click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(
-    config_path: Path | None,
+    where: StoreOptions,
     listen: tuple[str, ...],
     domains: tuple[str, ...],
-    db: Path | None,
     workers: int | None,
     http: str | None,
     worker_index: int | None,
@@ -179,21 +144,20 @@ def serve(
     # take seconds to load) it must not kill the process, which is its default action.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the same for a reload (SIGHUP)
-    try:
-        cfg = build_config(config_path, listen, domains, db, http)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    if log_level is not None:
-        cfg.log_level = log_level
-    configure_logging(cfg.log_level, cfg.ops.log.format, worker_index)
+    config_path, db = where.config_path, where.db
 
     def reread() -> ServerConfig:
         """The configuration as at start, the file read again (SIGHUP, the API)."""
-        new = build_config(config_path, listen, domains, db, http)
+        new = with_http(build_config(config_path, listen, domains, db), http)
         if log_level is not None:
             new.log_level = log_level
         return new
 
+    try:
+        cfg = reread()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(cfg.log_level, cfg.ops.log.format, worker_index)
     if worker_index is not None:
         # Started by the supervising `sipline serve` (sipline.cli.workers).
         sys.exit(run_loop(serve_worker(cfg, read_setup(worker_index), reread)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
@@ -37,50 +36,92 @@ from sipline.apps.ua import (
     UserAgentError,
 )
 from sipline.cli.agent_options import account_options, apply_options, log_level_option
+from sipline.cli.output import Output
+from sipline.cli.progress import auth_hint, explain_error, noting_silence
 from sipline.transport.loop import run as run_loop
 
 __all__ = ["add_phone_commands", "answer", "call"]
 
 
-class _Printer:
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
+class _Printer(Output):
+    """A call's progress, for people or (`--json`) as the events of `output.EVENTS`."""
 
-    def line(self, text: str, **fields: Any) -> None:
-        if self.as_json:
-            click.echo(json.dumps({"event": text.split(" ", 1)[0], **fields}, default=str))
-        else:
-            click.echo(text)
+    def __init__(self, as_json: bool, password: str | None = None) -> None:
+        super().__init__(as_json)
+        self._password = password
+        self._last_progress: int | None = None
+        self.silent: str | None = None  # where our requests go, for "no answer from"
 
     def event(self, call: Call, event: CallEvent) -> None:
-        who = call.remote.uri_text
         if isinstance(event, CallProgressed):
-            name = {100: "trying", 180: "ringing", 183: "progress"}.get(event.status, "progress")
+            # A 401/407 makes us send the INVITE again, and the server says 100 again:
+            # the same progress twice is news to nobody.
+            if event.status == self._last_progress:
+                return
+            self._last_progress = event.status
+            name = {100: "trying", 180: "ringing"}.get(event.status, "progress")
             media = ", early media" if event.early_media else ""
-            self.line(f"{name} {event.status} {event.reason}{media}", status=event.status)
+            self.emit(
+                "progress",
+                f"{name} {event.status} {event.reason}{media}",
+                status=event.status,
+                reason=event.reason,
+                early_media=event.early_media,
+            )
         elif isinstance(event, CallAnswered):
-            self.line(f"answered {who} ({event.codec})", codec=event.codec, peer=who)
+            self._answered(call, event)
         elif isinstance(event, CallHeld | CallResumed):
             word = "held" if isinstance(event, CallHeld) else "resumed"
             by = "by the other side" if event.by_remote else "by us"
-            self.line(f"{word} {by}", remote=event.by_remote)
+            self.emit(word, f"{word} {by}", by_remote=event.by_remote)
         elif isinstance(event, DtmfReceived):
-            self.line(f"dtmf {event.digit} ({event.method})", digit=event.digit)
+            self.emit(
+                "dtmf",
+                f"dtmf {event.digit} ({event.method})",
+                digit=event.digit,
+                method=event.method,
+            )
         elif isinstance(event, TransferProgressed):
-            self.line(f"transfer {event.status} {event.reason}", status=event.status)
+            self.emit(
+                "transfer",
+                f"transfer {event.status} {event.reason}",
+                status=event.status,
+                reason=event.reason,
+            )
         elif isinstance(event, CallEnded):
             status = f" ({event.status})" if event.status else ""
-            self.line(
-                f"ended: {event.reason}{status}",
-                reason=event.reason,
-                by=event.by.value,
-                status=event.status,
-            )
+            hint = auth_hint(event.status, self._password)
+            text = f"{event.reason}{status}{hint}"
+            if event.status == 408 and self._last_progress is None and self.silent is not None:
+                # Not a word back: our own Timer B fired (RFC 3261 §17.1.1.2).
+                text = f"no answer from {self.silent}: {event.reason} (408)"
+            self.ended(text, event.reason, event.by.value, event.status)
+
+    def _answered(self, call: Call, event: CallAnswered) -> None:
+        # Our call: whoever the 2xx says answered (a forward may have reached someone
+        # else); a call we answered: the caller.
+        who = event.answered_by or call.remote.uri_text
+        text = f"answered {who} ({event.codec})"
+        if event.forwarded_from:
+            why = f" ({event.forward_reason})" if event.forward_reason else ""
+            text += f", forwarded from {event.forwarded_from}{why}"
+        self.emit(
+            "answered",
+            text,
+            peer=who,
+            codec=event.codec,
+            contact=event.contact,
+            forwarded_from=event.forwarded_from,
+            forward_reason=event.forward_reason,
+        )
+
+    def ended(self, text: str, reason: str, by: str, status: int | None) -> None:
+        self.emit("ended", f"ended: {text}", reason=reason, by=by, status=status)
 
     def stats(self, call: Call) -> None:
         s = call.stats()
         if self.as_json:
-            click.echo(json.dumps({"event": "stats", **asdict(s)}))
+            self.emit("stats", None, **asdict(s))
             return
         click.echo(f"  codec {s.codec}")
         click.echo(
@@ -154,21 +195,35 @@ def _install_stop(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+async def _start(ua: UserAgent, out: _Printer, options: dict[str, Any]) -> bool:
+    """Start the agent (and register), saying so when the server is silent."""
+    try:
+        server = options["server"] or ""
+        await noting_silence(ua.start(), out, "REGISTER", server, options["transport"])
+    except (RegistrationError, UserAgentError, OSError) as exc:
+        click.echo(f"sipline: {explain_error(exc, options['password'])}", err=True)
+        await ua.close()
+        return False
+    return True
+
+
 async def _call_main(target: str, options: dict[str, Any]) -> int:
-    out = _Printer(options["json"])
+    out = _Printer(options["json"], options["password"])
     stop = asyncio.Event()
     _install_stop(stop)
     ua = _agent(options, auto_answer=False, register=options["register"])
-    try:
-        await ua.start()
-    except (RegistrationError, UserAgentError, OSError) as exc:
-        click.echo(f"sipline: {exc}", err=True)
-        await ua.close()
+    if not await _start(ua, out, options):
         return 2
     try:
-        out.line(f"calling {target}", target=target)
         call = await ua.call(target, play=options["play"], record=options["record"])
-        return await _run_call(call, options, out, stop)
+        uri = call.remote.uri_text
+        out.emit("calling", f"calling {target}", target=target, uri=uri)
+        heard = lambda: bool(call.history) or not call.is_active  # noqa: E731
+        server = options["server"] or uri
+        out.silent = server
+        return await noting_silence(
+            _run_call(call, options, out, stop), out, "INVITE", server, options["transport"], heard
+        )
     except (UserAgentError, ValueError, OSError) as exc:
         click.echo(f"sipline: {exc}", err=True)
         return 2
@@ -177,22 +232,25 @@ async def _call_main(target: str, options: dict[str, Any]) -> int:
 
 
 async def _answer_main(options: dict[str, Any]) -> int:
-    out = _Printer(options["json"])
+    out = _Printer(options["json"], options["password"])
     stop = asyncio.Event()
     _install_stop(stop)
     ua = _agent(options, auto_answer=False, register=True)
-    ua.on_message = lambda m: out.line(
-        f"message from {m.sender}: {m.text}", sender=m.sender, message=m.text
+    ua.on_message = lambda m: out.emit(
+        "message",
+        f"message from {m.sender}: {m.text}",
+        sender=m.sender,
+        text=m.text,
+        date=m.date,
     )
-    try:
-        await ua.start()
-    except (RegistrationError, UserAgentError, OSError) as exc:
-        click.echo(f"sipline: {exc}", err=True)
-        await ua.close()
+    if not await _start(ua, out, options):
         return 2
     where = ua.contact().uri_text
-    out.line(
-        f"waiting for calls at {where}" + (" (registered)" if ua.registered else ""), contact=where
+    out.emit(
+        "waiting",
+        f"waiting for calls at {where}" + (" (registered)" if ua.registered else ""),
+        contact=where,
+        registered=ua.registered,
     )
     handled = 0
     wanted = options["calls"]
@@ -207,17 +265,18 @@ async def _answer_main(options: dict[str, Any]) -> int:
                 break
             call = incoming.result()
             handled += 1
-            out.line(f"incoming call from {call.remote.uri_text}", peer=call.remote.uri_text)
+            peer = call.remote.uri_text
+            out.emit("incoming", f"incoming call from {peer}", peer=peer, to=call.local.uri_text)
             if options["ring"]:
                 await asyncio.sleep(options["ring"])
             if not call.is_active:
-                out.line("ended: cancelled by the caller", reason="cancelled")
+                out.ended("cancelled by the caller", "cancelled by the caller", "remote", 487)
                 continue
             record = _numbered(options["record"], handled, wanted)
             try:
                 await call.answer(play=options["play"], record=record)
             except UserAgentError as exc:
-                out.line(f"ended: {exc}", reason=str(exc))
+                out.ended(str(exc), str(exc), "local", None)
                 continue
             await _run_call(call, {**options, "hangup_after_play": False}, out, stop)
             if stop.is_set():
@@ -298,7 +357,8 @@ def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
 @_common
 @click.option("--register", is_flag=True, help="Register with --server before calling.")
 def call(target: str, **kwargs: Any) -> None:
-    """Call TARGET (sip:bob@example.com), play and record audio, print statistics."""
+    """Call TARGET (sip:bob@example.com, bob, urn:service:sos, 112), play and record audio,
+    print statistics. Emergency URNs and numbers go through --server (RFC 6881)."""
     options = _prepare(kwargs)
     sys.exit(run_loop(_call_main(target, options)))
 

@@ -1,43 +1,109 @@
-"""The `--db PATH` option shared by every command that reads or writes the store."""
+"""The options of every command that opens the store: `--config` and `--db`.
+
+`user`, `domain`, `registrations`, `route`, `watchers` and `serve` take both, with one
+meaning: the database is `--db`, else the configuration's `[server] database`, else
+$SIPLINE_DB, else ./sipline.db; the configuration also gives the served domains and
+regions that some commands check names against.
+"""
 
 from __future__ import annotations
 
+import functools
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
-from sipline.apps.config import default_db_path
+from sipline.apps.config import ConfigError, ServerConfig, check_domain, load_config, parse_listen
 from sipline.storage import SqliteStore, StoreError
 
-__all__ = ["DB_HELP", "db_option", "open_store"]
+__all__ = ["CONFIG_HELP", "DB_HELP", "StoreOptions", "build_config", "store_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DB_HELP = "SQLite database (default: $SIPLINE_DB, else ./sipline.db)."
+CONFIG_HELP = "The server's TOML configuration (see README): its database, domains and regions."
+DB_HELP = "SQLite database (default: the configuration's, else $SIPLINE_DB, else ./sipline.db)."
 
 
-def db_option(fn: F) -> F:
-    decorator = click.option(
-        "--db", type=click.Path(path_type=Path, dir_okay=False), default=None, help=DB_HELP
-    )
-    return decorator(fn)
+def build_config(
+    config_path: Path | None, listen: tuple[str, ...], domains: tuple[str, ...], db: Path | None
+) -> ServerConfig:
+    """The configuration file (or the defaults) with the command line's overrides."""
+    cfg = ServerConfig()
+    if config_path is not None:
+        try:
+            doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"--config: cannot read {config_path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {config_path} is not valid TOML: {exc}") from None
+        cfg = load_config(doc)
+    if listen:
+        cfg.listen = [parse_listen(s, "--listen") for s in listen]
+    if domains:
+        cfg.domains = [check_domain(d, "--domain") for d in domains]
+    if db is not None:
+        cfg.database = db
+    return cfg
 
 
-@contextmanager
-def open_store(db: Path | None) -> Iterator[SqliteStore]:
-    """The store at `db` (or the default), created on first use; a store error
-    becomes a one-line message and exit status 1."""
-    path = db if db is not None else default_db_path()
-    try:
-        store = SqliteStore(path)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        yield store
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """What `--config` and `--db` said."""
+
+    config_path: Path | None = None
+    db: Path | None = None
+
+    def config(self) -> ServerConfig:
+        """The configuration; an error in it is one line and exit status 1."""
+        try:
+            return build_config(self.config_path, (), (), self.db)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def configured_domains(self) -> list[str]:
+        """The domains `--config` names (none without it)."""
+        return [d.lower() for d in self.config().domains] if self.config_path else []
+
+    def require_user(self, store: SqliteStore, aor: str) -> None:
+        """`aor` must be a user of a served domain: anything else is a typing mistake
+        (one line, exit status 1)."""
+        user, _, domain = aor.rpartition("@")
+        domain = domain.lower()
+        if not store.has_domain(domain) and domain not in self.configured_domains():
+            raise click.ClickException(
+                f"no domain {domain}: add it with `sipline domain add {domain}` (or --config)"
+            )
+        if store.get_user(user, domain) is None:
+            raise click.ClickException(f"no user {aor}: add it with `sipline user add {aor}`")
+
+    @contextmanager
+    def open(self) -> Iterator[SqliteStore]:
+        """The store, created on first use; a store error becomes one line and exit 1."""
+        path = self.db if self.db is not None else self.config().database
+        try:
+            store = SqliteStore(path)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            yield store
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            store.close()
+
+
+def store_options(fn: F) -> F:
+    """Add `--config` and `--db` to a command; it receives them as `where: StoreOptions`."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, config_path: Path | None, db: Path | None, **kwargs: Any) -> Any:
+        return fn(*args, where=StoreOptions(config_path, db), **kwargs)
+
+    path = click.Path(path_type=Path, dir_okay=False)
+    with_db = click.option("--db", type=path, default=None, help=DB_HELP)(command)
+    return cast(F, click.option("--config", "config_path", type=path, help=CONFIG_HELP)(with_db))

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
-from sipline.cli.store_options import db_option, open_store
+from sipline.cli.store_options import StoreOptions, store_options
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.views import parse_name_addr
 from sipline.storage import StoredMessage, split_address
@@ -53,8 +52,8 @@ def messages() -> None:
 @click.argument("user", required=False)
 @click.option("--failed", is_flag=True, help="Only the messages refused for good.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@db_option
-def messages_list(user: str | None, failed: bool, as_json: bool, db: Path | None) -> None:
+@store_options
+def messages_list(user: str | None, failed: bool, as_json: bool, where: StoreOptions) -> None:
     """Stored messages (of USER, or everyone's), oldest first."""
     aor = None
     if user is not None:
@@ -62,15 +61,15 @@ def messages_list(user: str | None, failed: bool, as_json: bool, db: Path | None
             aor = "@".join(split_address(user))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    with open_store(db) as store:
+    with where.open() as store:
         found = store.list_messages(aor, now=time.time())
     if failed:
         found = [m for m in found if m.state == "failed"]
+    if as_json:
+        click.echo(json.dumps([_row(m) for m in found]))
+        return
     for m in found:
         row = _row(m)
-        if as_json:
-            click.echo(json.dumps({"event": "message", **row}))
-            continue
         outcome = f"failed: {m.failure}" if m.state == "failed" else "waiting"
         click.echo(
             f"{m.id:>6} {row['received_at']} {_sender(m)} -> {m.aor}"
@@ -80,10 +79,10 @@ def messages_list(user: str | None, failed: bool, as_json: bool, db: Path | None
 
 @messages.command("del")
 @click.argument("message_id", type=int)
-@db_option
-def messages_del(message_id: int, db: Path | None) -> None:
+@store_options
+def messages_del(message_id: int, where: StoreOptions) -> None:
     """Delete stored message MESSAGE_ID (as `messages list` numbers it)."""
-    with open_store(db) as store:
+    with where.open() as store:
         if not store.remove_message(message_id):
             raise click.ClickException(f"no stored message {message_id}")
     click.echo(f"deleted stored message {message_id}")

@@ -52,7 +52,7 @@ class DigestAlgorithm:
     name: str  # canonical token as sent in `algorithm=`
     hash_name: str  # hashlib constructor name
     session: bool  # the "-sess" variant: HA1 mixes in nonce and cnonce
-    strength: int  # higher is stronger; orders a server's challenges (RFC 8760 §2.4)
+    strength: int  # higher is stronger
 
     def hash(self, data: str | bytes) -> str:
         """H(data): lowercase hex of the digest of `data` (UTF-8 when text)."""

@@ -1,17 +1,20 @@
 """The server side of digest authentication: challenges and verification.
 
 A `DigestVerifier` serves one realm. It issues one challenge per configured
-algorithm, strongest first, always with `qop="auth"` (RFC 8760 §2.4, §2.6), and
-verifies credentials against the stored HA1 a lookup returns: the server never sees
-passwords.
+algorithm, in the configured order of preference, always with `qop="auth"` (RFC 8760
+§2.4, §2.6), and verifies credentials against the stored HA1 a lookup returns: the
+server never sees passwords. A client answers the topmost challenge it supports (RFC
+7616 §3.7); an answer in any offered algorithm is accepted, whichever challenge its
+nonce came from.
 
 Nonces need no storage to be checked (RFC 7616 §3.3 leaves their form to the server):
 
     nonce = base64url( issued_ms(8) || random(12) || HMAC-SHA256(secret, ...)[:16] )
 
 The HMAC covers the issue time, the random part, the realm and the algorithm, so a
-nonce is only accepted by a server holding the same secret, for the realm and
-algorithm it was issued with. Its age gives staleness. Replay protection needs
+nonce is only accepted by a server holding the same secret, for the realm it was
+issued for, and the algorithm it was issued with tells which challenge a client
+answered (for diagnosis). Its age gives staleness. Replay protection needs
 state: the highest nonce count seen per nonce, in a bounded LRU table.
 """
 
@@ -96,8 +99,9 @@ class DigestVerifier:
     """Issues digest challenges for one realm and verifies the answers.
 
     `secret` keys the nonce HMAC (at least 16 bytes; share it between servers that
-    should accept each other's nonces). `algorithms` are the ones offered, each
-    needing an HA1 from `ha1_lookup`. Nonces older than `nonce_ttl_s` are stale.
+    should accept each other's nonces). `algorithms` are the ones offered, in order
+    of preference (the topmost is what most clients use), each needing an HA1 from
+    `ha1_lookup`. Nonces older than `nonce_ttl_s` are stale.
     Credentials without qop (RFC 2069 peers) are accepted when `allow_no_qop`,
     each such nonce only once.
     """
@@ -110,7 +114,7 @@ class DigestVerifier:
         entropy: Entropy,
         ha1_lookup: Ha1Lookup,
         userhash_lookup: UserhashLookup | None = None,
-        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
         max_tracked_nonces: int = 10_000,
         allow_no_qop: bool = True,
@@ -131,8 +135,8 @@ class DigestVerifier:
                 chosen.append(algo)
         if not chosen:
             raise ValueError("at least one algorithm is needed")
-        # RFC 8760 §2.4: challenges in order of preference, the strongest first.
-        self._algorithms = sorted(chosen, key=lambda a: (-a.strength, a.session))
+        # RFC 8760 §2.4: challenges in the server's order of preference, as given.
+        self._algorithms = chosen
         self.realm = realm
         self._secret = secret
         self._entropy = entropy
@@ -156,7 +160,7 @@ class DigestVerifier:
     # --- challenges -----------------------------------------------------------------------
 
     def challenges(self, *, now: float, stale: bool = False) -> list[Challenge]:
-        """One challenge per algorithm, strongest first, each with its own nonce."""
+        """One challenge per algorithm, in order of preference, each with its own nonce."""
         return [
             Challenge(
                 realm=self.realm,
@@ -185,15 +189,22 @@ class DigestVerifier:
         )
         return hmac.new(self._secret, message, hashlib.sha256).digest()[:_MAC_BYTES]
 
-    def _nonce_issued_ms(self, nonce: str, algo: DigestAlgorithm) -> int | None:
-        """When we issued `nonce`, or None if we did not issue it for this algorithm."""
+    def nonce_algorithm(self, nonce: str) -> str | None:
+        """The algorithm of the challenge that carried `nonce`, or None if it is not
+        one of ours."""
+        found = self._nonce_origin(nonce)
+        return found[1].name if found is not None else None
+
+    def _nonce_origin(self, nonce: str) -> tuple[int, DigestAlgorithm] | None:
+        """When and for which offered algorithm we issued `nonce`, or None."""
         if _NONCE_RE.fullmatch(nonce) is None:
             return None
         raw = base64.urlsafe_b64decode(nonce)  # 48 characters of the alphabet always decode
         head, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if not hmac.compare_digest(mac, self._mac(head, algo)):
-            return None
-        return int.from_bytes(head[:8], "big", signed=True)
+        for algo in self._algorithms:
+            if hmac.compare_digest(mac, self._mac(head, algo)):
+                return int.from_bytes(head[:8], "big", signed=True), algo
+        return None
 
     # --- verification ---------------------------------------------------------------------
 
@@ -222,9 +233,13 @@ class DigestVerifier:
             return DigestVerification(DigestStatus.UNSUPPORTED_ALGORITHM)
         if qop not in ("auth", "auth-int") and not (qop is None and self._allow_no_qop):
             return DigestVerification(DigestStatus.UNSUPPORTED_QOP)
-        issued_ms = self._nonce_issued_ms(c.nonce, algo)
-        if issued_ms is None:
+        # RFC 7616 §3.7: the client picks among the challenges; an answer in any offered
+        # algorithm is as good whichever challenge's nonce it took (some clients read
+        # one challenge and answer it with the only algorithm they know).
+        origin = self._nonce_origin(c.nonce)
+        if origin is None:
             return DigestVerification(DigestStatus.UNKNOWN_NONCE)
+        issued_ms = origin[0]
 
         username: str | None = c.username
         if c.userhash:

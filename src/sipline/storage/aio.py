@@ -47,6 +47,8 @@ class _Job:
 
 _STOP = object()
 HA1_CACHE_SIZE = 20_000  # HA1s kept in memory (about 200 bytes each)
+# Store methods that change credentials: after one, the HA1 cache is reloaded at once.
+_CREDENTIAL_WRITES = frozenset({"add_user", "set_password", "remove_user", "remove_domain"})
 
 
 class AsyncStore:
@@ -86,6 +88,10 @@ class AsyncStore:
         # version is `_ha1_version` (see `lookup_ha1`).
         self._ha1: dict[tuple[str, str, str], str] = {}
         self._ha1_version = -1
+        # True while `_ha1` holds every HA1 of the store (loaded whole when there are at
+        # most HA1_CACHE_SIZE): then a name not in it is unknown, answered from memory
+        # at the same cost as a known one (no store read an attacker could time).
+        self._ha1_complete = False
         self.commits = 0  # transactions committed for batches of writes (for tests, metrics)
         # Several processes write the store: follow its change feed, re-read before
         # read-modify-write (see the module docstring).
@@ -145,6 +151,7 @@ class AsyncStore:
         self._ha1_version = await self.call(self.store.credentials_version)
         if self._load_bindings:
             await self._load_all()
+            await self._load_credentials(self._ha1_version)
 
     async def _load_all(self) -> None:
         # The feed head is read first: a change made meanwhile is seen again (harmless).
@@ -262,7 +269,10 @@ class AsyncStore:
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a write on the worker thread; returns once its batch has committed."""
-        return await self._submit(lambda: fn(*args), write=True)
+        result = await self._submit(lambda: fn(*args), write=True)
+        if self._ha1_complete and getattr(fn, "__name__", "") in _CREDENTIAL_WRITES:
+            await self.poll_credentials()  # our own change shows at once, not at the next poll
+        return result
 
     # accounts
 
@@ -278,11 +288,12 @@ class AsyncStore:
     async def lookup_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         """From the HA1 cache, else from the store (and then cached). The cache is
         dropped whenever the store's credentials version moves (`poll_credentials`,
-        whoever changed an HA1, this process included). Only found HA1s are kept: a
-        stream of unknown names costs store reads, not memory."""
-        key = (username, realm, algorithm)
+        whoever changed an HA1, this process included). While it holds every HA1
+        (`_ha1_complete`), an unknown name is answered from memory too: the same cost
+        as a known one, so response times do not tell which users exist."""
+        key = (username, realm.lower(), algorithm.upper())  # as the store compares them
         found = self._ha1.get(key)
-        if found is not None:
+        if found is not None or self._ha1_complete:
             return found
         version = self._ha1_version
         found = await self.call(self.store.lookup_ha1, username, realm, algorithm)
@@ -293,16 +304,36 @@ class AsyncStore:
         return found
 
     async def poll_credentials(self) -> bool:
-        """Drop the HA1 cache if any HA1 changed in the store since the last poll (by
-        any process: the CLI, another worker); True when it did."""
+        """Reload (or drop) the HA1 cache if any HA1 changed in the store since the last
+        poll (by any process: the CLI, another worker); True when it did."""
         version = await self.call(self.store.credentials_version)
         if version == self._ha1_version:
             return False
         self.forget_credentials(version)
+        if self._load_bindings:
+            await self._load_credentials(version)
         return True
+
+    async def _load_credentials(self, version: int) -> None:
+        """Every HA1 into the cache when they fit (see `_ha1_complete`)."""
+
+        def read() -> dict[tuple[str, str, str], str] | None:
+            if self.store.count_users() > HA1_CACHE_SIZE:
+                return None
+            return {
+                (u.username, u.domain, algorithm): ha1
+                for u in self.store.list_users()
+                for algorithm, ha1 in u.ha1.items()
+            }
+
+        loaded = await self.call(read)
+        if loaded is not None and version == self._ha1_version:
+            self._ha1 = loaded
+            self._ha1_complete = True
 
     def forget_credentials(self, version: int | None = None) -> None:
         self._ha1.clear()
+        self._ha1_complete = False
         self._ha1_version = version if version is not None else self._ha1_version + 1
 
     # bindings

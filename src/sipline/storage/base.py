@@ -266,6 +266,16 @@ class SharedStateStore(Protocol):
 
     def purge_nonces(self, issued_before_ms: int) -> int: ...
 
+    def add_ban(self, host: str, until: float, offences: int) -> None:
+        """Ban a source address for every process (failed authentication)."""
+        ...
+
+    def bans_after(self, seq: int) -> list[tuple[int, str, float, int]]:
+        """(seq, host, until, offences) of the bans added after `seq`."""
+        ...
+
+    def purge_bans(self, ended_before: float) -> int: ...
+
 
 class Store(AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, OpsStore, Protocol):
     """Every store in one backend, with a transaction for batching writes."""

@@ -32,7 +32,7 @@ from sipline.storage.base import (
 )
 from sipline.storage.sqlite_im import IM_MIGRATION, MESSAGE_STATE_MIGRATION, ImTables
 from sipline.storage.sqlite_ops import OPS_MIGRATION, OpsTables
-from sipline.storage.sqlite_shared import SHARED_MIGRATION, SharedTables
+from sipline.storage.sqlite_shared import BAN_MIGRATION, SHARED_MIGRATION, SharedTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -112,7 +112,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 6: stored messages refused for good are kept as failed (see sqlite_im.py).
     MESSAGE_STATE_MIGRATION,
-    # 7: call detail records, operator events, call messages (see sqlite_ops.py).
+    # 7: source addresses banned for failed authentication, seen by every worker.
+    BAN_MIGRATION,
+    # 8: call detail records, operator events, call messages (see sqlite_ops.py).
     OPS_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)

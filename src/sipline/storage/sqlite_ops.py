@@ -1,4 +1,4 @@
-"""Call detail records, events and call messages in SQLite (schema version 7).
+"""Call detail records, events and call messages in SQLite (schema version 8).
 
 `OpsTables` is mixed into `SqliteStore`; its writes join the store's transactions
 (and `AsyncStore`'s group commit). Every update is keyed by Call-ID and written as a
@@ -17,7 +17,7 @@ from sipline.storage.sqlite_tables import SqliteTables
 
 __all__ = ["OPS_MIGRATION", "OpsTables"]
 
-# 7: call detail records, operator events, the messages of each call.
+# 8: call detail records, operator events, the messages of each call.
 OPS_MIGRATION: tuple[str, ...] = (
     """CREATE TABLE calls (
         call_id TEXT PRIMARY KEY NOT NULL,

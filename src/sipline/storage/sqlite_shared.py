@@ -1,4 +1,4 @@
-"""Tables that let several server processes share one SQLite file (schema version 4).
+"""Tables that let several server processes share one SQLite file (schema versions 4 and 7).
 
 - `binding_changes`: a change feed of the location service. Triggers on `bindings`
   append the AOR of every inserted, updated or deleted row, whoever wrote it (a
@@ -7,6 +7,9 @@
   AORs (`AsyncStore.poll_binding_changes`).
 - `digest_nonces`: the highest digest nonce count seen per nonce (RFC 7616 §3.3
   replay protection), so a nonce used at one worker cannot be replayed at another.
+- `source_bans` (schema version 7): source addresses banned after failed
+  authentication, appended with a sequence number; every worker reads the rows after
+  the last one it saw (README "Running on the Internet").
 
 `SharedTables` is mixed into `SqliteStore` and uses its `_write` and `_query`.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from sipline.storage.sqlite_tables import SqliteTables
 
-__all__ = ["SHARED_MIGRATION", "SharedTables"]
+__all__ = ["BAN_MIGRATION", "SHARED_MIGRATION", "SharedTables"]
 
 SHARED_MIGRATION: tuple[str, ...] = (
     """CREATE TABLE binding_changes (
@@ -34,6 +37,16 @@ SHARED_MIGRATION: tuple[str, ...] = (
         issued_ms INTEGER NOT NULL
     ) WITHOUT ROWID""",
     "CREATE INDEX digest_nonces_issued ON digest_nonces(issued_ms)",
+)
+
+BAN_MIGRATION: tuple[str, ...] = (
+    """CREATE TABLE source_bans (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        until REAL NOT NULL,
+        offences INTEGER NOT NULL
+    )""",
+    "CREATE INDEX source_bans_until ON source_bans(until)",
 )
 
 
@@ -88,3 +101,26 @@ class SharedTables(SqliteTables):
             return db.execute(
                 "DELETE FROM digest_nonces WHERE issued_ms < ?", (issued_before_ms,)
             ).rowcount
+
+    # --- source bans --------------------------------------------------------------------------
+
+    def add_ban(self, host: str, until: float, offences: int) -> None:
+        """Ban `host` until `until` (epoch seconds), its `offences`-th ban."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO source_bans(host, until, offences) VALUES (?, ?, ?)",
+                (host, until, offences),
+            )
+
+    def bans_after(self, seq: int) -> list[tuple[int, str, float, int]]:
+        """(seq, host, until, offences) of every ban added after `seq`."""
+        rows = self._query(
+            "SELECT seq, host, until, offences FROM source_bans WHERE seq > ? ORDER BY seq",
+            (seq,),
+        )
+        return [(int(r[0]), str(r[1]), float(r[2]), int(r[3])) for r in rows]
+
+    def purge_bans(self, ended_before: float) -> int:
+        """Forget bans that ended before `ended_before`."""
+        with self._write() as db:
+            return db.execute("DELETE FROM source_bans WHERE until < ?", (ended_before,)).rowcount

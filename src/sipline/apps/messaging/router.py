@@ -56,8 +56,10 @@ class ImRouter:
         is_me: Callable[[Uri], bool],
         is_server_uri: Callable[[object], bool],
         owner: str = "0",
+        is_trusted: Callable[[ServerTransaction], bool] = lambda st: False,
     ) -> None:
         self.endpoint = endpoint
+        self._is_trusted = is_trusted  # a [[trusted]] peer (README "Running on the Internet")
         self.store = store
         self.backend = backend
         self.config = config
@@ -228,6 +230,17 @@ class ImRouter:
             return None
         return from_uri.aor
 
+    def _member(self, st: ServerTransaction) -> bool:
+        """Did the requester authenticate as one of our users (`_requester`), or is it a
+        trusted peer? Only members may learn whether a user exists and leave messages
+        (README "Running on the Internet")."""
+        from_uri = st.request.from_.uri
+        return self._is_trusted(st) or (
+            isinstance(from_uri, SipUri)
+            and self.backend.is_local_domain(from_uri.host)
+            and self.config.authenticate_calls
+        )
+
     async def _user_exists(self, st: ServerTransaction, aor: str) -> bool:
         user, _, domain = aor.rpartition("@")
         if not await self.backend.user_exists(user, domain):
@@ -243,13 +256,24 @@ class ImRouter:
         if self.backend.bindings(aor) or not self.messaging.settings.store_offline:
             await self._proxy(st)  # RFC 3428 §6: to every registered contact
             return
-        if await self._requester(st) is None or not await self._user_exists(st, aor):
+        if await self._requester(st) is None:
+            return
+        if not self._member(st):
+            # A stranger's message for a user with no registered device: 404 whether
+            # the user exists or not, as for a call (nothing stored for strangers).
+            st.respond(404)
+            return
+        if not await self._user_exists(st, aor):
             return
         await self.messaging.keep(st, aor)
 
     async def _subscribe(self, st: ServerTransaction, aor: str) -> None:
         watcher = await self._requester(st)
-        if watcher is None or not await self._user_exists(st, aor):
+        if watcher is None:
+            return
+        # A stranger is answered the same for a missing user as for one whose policy
+        # does not name it (the presence policy decides), never 404.
+        if self._member(st) and not await self._user_exists(st, aor):
             return
         accept = [
             a.partition(";")[0].strip().lower()

@@ -84,6 +84,7 @@ class Metrics:
         self.auth_failures = Counter(
             "sipline_auth_failures", "Requests whose credentials were refused", ["method"], **kw
         )
+        self.bans = Counter("sipline_bans", "Sources banned for failed authentication", **kw)
         self.shed = Counter(
             "sipline_overload_rejections", "Requests refused by overload control (503)", **kw
         )

@@ -115,6 +115,10 @@ class OpsService:
 
     async def start(self, http_socket: socket.socket | None = None) -> None:
         self.tap.start()
+        security = self.server.security
+        if security is not None:  # the security log has the lines; we count and record
+            security.on_auth_failed = self._auth_failed
+            security.on_ban = self._banned
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._sample_forever()), loop.create_task(self._purge())]
         if self.serves_http:
@@ -261,6 +265,20 @@ class OpsService:
             extra={"event": kind, "user": aor, "src": source},
         )
         self._event(kind, aor, source, contact)
+
+    def _auth_failed(self, request: Request, user: str, source: tuple[str, int]) -> None:
+        self.metrics.auth_failures.labels(request.method[:16]).inc()
+        host, port = source
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            transport = request.top_via.transport.lower()
+        except RemoteProtocolError:
+            transport = "?"
+        self._event("auth_failed", user, f"{transport}:{where}", request.method)
+
+    def _banned(self, host: str, seconds: float) -> None:
+        self.metrics.bans.inc()
+        self._event("banned", "", host, f"{round(seconds)} s")
 
     def _event(self, kind: str, user: str, source: str, detail: str) -> None:
         self.tap.event(OpsEvent(time.time(), kind, user, source, detail))

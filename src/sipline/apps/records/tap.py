@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import OrderedDict
 
 from sipline.apps.ops.config import OpsConfig
 from sipline.apps.ops.metrics import Metrics
@@ -40,13 +39,7 @@ _METHODS = frozenset(
     b" MESSAGE UPDATE".split()
 )
 _CSEQ = re.compile(rb"\r\n(?:CSeq|cseq|CSEQ)[ \t]*:[ \t]*\d+[ \t]+([A-Za-z]+)")
-_AUTH = re.compile(rb"\r\n(?:proxy-)?authorization[ \t]*:", re.IGNORECASE)
-_AUTH_LINE = re.compile(rb"\r\n(?:proxy-)?authorization[ \t]*:([^\r\n]*)", re.IGNORECASE)
-_USERNAME = re.compile(rb'\busername[ \t]*=[ \t]*"([^"]*)"', re.IGNORECASE)
-_REALM = re.compile(rb'\brealm[ \t]*=[ \t]*"([^"]*)"', re.IGNORECASE)
 _CALL_ID = re.compile(rb"\r\n(?:Call-ID|i)[ \t]*:[ \t]*([^\r\n]+)", re.IGNORECASE)
-_CSEQ_VALUE = re.compile(rb"\r\nCSeq[ \t]*:[ \t]*([^\r\n]+)", re.IGNORECASE)
-_REMEMBER_AUTH = 4096
 
 
 def hostport(address: Address) -> str:
@@ -75,8 +68,6 @@ class MessageTap:
         self._locals: dict[str, Address] = {}
         # (request or response, sent, method or code) -> messages since the last push
         self._tally: dict[tuple[str, bool, bytes], int] = {}
-        # (Call-ID, CSeq) of requests that carried credentials -> (user, source, method)
-        self._credentials: OrderedDict[tuple[bytes, bytes], tuple[str, str, str]] = OrderedDict()
 
     # -- life -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -140,15 +131,11 @@ class MessageTap:
             self._tally[key] = self._tally.get(key, 0) + 1
             match = _CSEQ.search(data, 0, head)
             method = match.group(1).upper() if match else b""
-            if sent and status in (401, 407, 403) and self._credentials:
-                self._auth_refused(data, status)
         else:
             method = start[: start.find(b" ")]
             # Unknown methods count as one label: a scanner must not grow the series.
             key = ("q", sent, method if method in _METHODS else b"other")
             self._tally[key] = self._tally.get(key, 0) + 1
-            if not sent and _AUTH.search(data, 0, head):
-                self._note_credentials(data, transport, remote)
         trace = self.settings.log.sip_trace
         if trace or sip_log.isEnabledFor(logging.DEBUG):
             sip_log.log(
@@ -200,54 +187,6 @@ class MessageTap:
             self._messages.append(
                 TracedMessage(call_id, at, sent, transport, hostport(local), hostport(remote), data)
             )
-
-    # -- failed logins ----------------------------------------------------------------------
-    def _key(self, data: bytes) -> tuple[bytes, bytes] | None:
-        head = data.find(b"\r\n\r\n")
-        m = _CALL_ID.search(data, 0, head)
-        c = _CSEQ_VALUE.search(data, 0, head)
-        return (m.group(1).strip(), c.group(1).strip()) if m and c else None
-
-    def _note_credentials(self, data: bytes, transport: str, remote: Address) -> None:
-        key = self._key(data)
-        if key is None:
-            return
-        line = _AUTH_LINE.search(data, 0, data.find(b"\r\n\r\n"))
-        value = line.group(1) if line else b""
-        user = _USERNAME.search(value)
-        realm = _REALM.search(value)
-        name = (user.group(1) if user else b"?").decode("utf-8", "replace")
-        if realm:
-            name += "@" + realm.group(1).decode("utf-8", "replace")
-        src = f"{transport.lower()}:{hostport(remote)}"
-        method = data[: data.find(b" ")].decode("ascii", "replace")[:16]
-        self._credentials[key] = (name, src, method)
-        while len(self._credentials) > _REMEMBER_AUTH:
-            self._credentials.popitem(last=False)
-
-    def _auth_refused(self, data: bytes, status: int) -> None:
-        key = self._key(data)
-        if key is None:
-            return
-        noted = self._credentials.pop(key, None)
-        if noted is None:
-            return
-        head = data[: data.find(b"\r\n\r\n")].lower()
-        if b"stale=true" in head:
-            return  # an old nonce, not a wrong password (RFC 7616 §3.3)
-        user, src, method = noted
-        if self.metrics is not None:
-            self.metrics.auth_failures.labels(method).inc()
-        log.warning(
-            "authentication failed user=%s src=%s method=%s status=%d",
-            user,
-            src,
-            method,
-            status,
-            extra={"event": "auth_failed", "user": user, "src": src},
-        )
-        event = OpsEvent(self.endpoint.wall(), "auth_failed", user, src, f"{method} {status}")
-        self.write(("add_event", (event,)))
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, op: CallUpdate) -> None:

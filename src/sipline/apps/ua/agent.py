@@ -25,13 +25,14 @@ from sipline.apps.ua.im import ACCEPT as MESSAGE_ACCEPT
 from sipline.apps.ua.im import IncomingMessage, read_message, send_message
 from sipline.apps.ua.media import CallMedia
 from sipline.apps.ua.registration import Registration
+from sipline.apps.ua.targets import target_uri
 from sipline.apps.ua.watch import PresencePublication, Watch, WatchUpdate
 from sipline.core.clock import Entropy
 from sipline.core.dialog import Dialog, DialogId, DialogTable
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.routing import Destination, Transport, is_ip_literal
-from sipline.core.uri import SipUri, Uri, format_host, parse_uri
+from sipline.core.uri import AbsoluteUri, SipUri, Uri, format_host
 from sipline.core.views import NameAddr
 from sipline.media.sources import SinkLike, SourceLike
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
@@ -243,13 +244,10 @@ class UserAgent:
         return [c for c in self._calls if c.is_active]
 
     def _target_uri(self, target: str) -> Uri:
-        text = target.strip()
-        if not text.lower().startswith(("sip:", "sips:", "tel:")):
-            text = f"sip:{text}" if "@" in text else f"sip:{text}@{self.config.aor.host}"
         try:
-            return parse_uri(text)
-        except RemoteProtocolError as exc:
-            raise UserAgentError(f"bad target {target!r}: {exc.reason}") from None
+            return target_uri(target, self.config.aor.host, self.config.emergency_numbers)
+        except ValueError as exc:
+            raise UserAgentError(str(exc)) from None
 
     async def call(
         self,
@@ -261,8 +259,11 @@ class UserAgent:
     ) -> Call:
         """Call `target` (a SIP URI, `user@host`, or a user of our own domain). Returns at
         once; await `call.answered` for the answer."""
-        await self.start()
         uri = self._target_uri(target)
+        if isinstance(uri, AbsoluteUri) and self.config.server is None:
+            # A service URN is routed by the outbound proxy (RFC 6881 §9.3), not by DNS.
+            raise UserAgentError(f"calling {uri} needs a server (--server) to route it")
+        await self.start()
         local = NameAddr.of(self.config.aor, self.config.display_name, tag=self.endpoint.new_tag())
         call = Call(
             self,

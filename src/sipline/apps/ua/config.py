@@ -70,6 +70,8 @@ class UserAgentConfig:
     timers: TimerConfig = field(default_factory=TimerConfig)
     user_agent: str = f"sipline/{__version__}"
     max_redirects: int = 5
+    # Dial strings sent as urn:service:sos (RFC 6881 §9.3); the server's [emergency] numbers.
+    emergency_numbers: tuple[str, ...] = ("112", "911")
 
     @property
     def auth_username(self) -> str:

@@ -78,6 +78,11 @@ class CallProgressed:
 @dataclass(frozen=True, slots=True)
 class CallAnswered:
     codec: str | None
+    # Our own calls: who answered, from the 2xx (see answerer.py); None when we answered.
+    answered_by: str | None = None
+    contact: str | None = None
+    forwarded_from: str | None = None
+    forward_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,9 @@ class IncomingMixin(CallBase):
             body = self._answer_sdp or b""
         decision = self._decision or TimerDecision(None)
         extra = [("Contact", str(self.ua.contact())), *self.ua.headers(), *decision.headers]
+        # RFC 7044 §6.2: a UAS returns the History-Info it received, so the caller
+        # learns that (and why) the call was retargeted.
+        extra += [("History-Info", v) for v in st.request.headers.get_all("History-Info")]
         response = st.response(
             200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
         )

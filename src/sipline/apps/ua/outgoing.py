@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 
+from sipline.apps.ua.answerer import who_answered
 from sipline.apps.ua.call_base import CallBase, log
 from sipline.apps.ua.events import CallAnswered, CallProgressed, CallState, EndedBy
 from sipline.apps.ua.session_timer import parse_min_se, uac_request_headers, uac_timer_from_response
@@ -192,7 +193,12 @@ class OutgoingMixin(CallBase):
         self.media.start()
         if not self.answered.done():
             self.answered.set_result(None)
-        self._emit(CallAnswered(self.media.codec))
+        who = who_answered(response)
+        self._emit(
+            CallAnswered(
+                self.media.codec, who.identity, who.contact, who.forwarded_from, who.forward_reason
+            )
+        )
         self._arm_session_timer()
         if self._cancel_requested:  # the 2xx crossed our CANCEL: the call goes anyway
             await self._bye(dialog)

@@ -1,0 +1,3 @@
+"""Defences for a server on the Internet (README "Running on the Internet"): no
+relaying for strangers (`relay`), failed authentication counted and banned per
+source (`guard`, `monitor`), and the security log fail2ban reads (`log`)."""

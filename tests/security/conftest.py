@@ -1,0 +1,28 @@
+"""Fixtures for the security tests: the server fixtures of tests/apps (a real
+`SipServer` on loopback, test user agents) and those of tests/interop (`sipline
+serve` as a subprocess)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+_TESTS = Path(__file__).parent.parent
+for _where in ("apps", "interop"):
+    if str(_TESTS / _where) not in sys.path:
+        sys.path.insert(0, str(_TESTS / _where))
+
+
+def _load(name: str, path: Path) -> object:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_apps = _load("_apps_conftest", _TESTS / "apps" / "conftest.py")
+make_server = _apps.make_server  # type: ignore[attr-defined]
+server = _apps.server  # type: ignore[attr-defined]
+make_ua = _apps.make_ua  # type: ignore[attr-defined]
