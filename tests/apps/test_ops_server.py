@@ -216,6 +216,10 @@ async def test_administration_through_the_api(
         assert response.status == 400 and "not saved" in (await response.json())["error"]
 
     bob = await registered(server, make_ua, BOB)
+    # the same contact again: a refresh, not a change (no event; a line at debug only)
+    again = bob.build("REGISTER", f"sip:{DOMAIN}", from_=BOB,
+                      extra=[("Contact", f"<{bob.contact('bob')}>"), ("Expires", "600")])  # fmt: skip
+    assert (await bob.send_authenticated(again, "bob", "bob-pw")).final.status == 200
     [reg] = await get(http, base + "api/registrations")
     assert (
         reg["aor"] == BOB
@@ -228,7 +232,10 @@ async def test_administration_through_the_api(
     await settle()
     events = await get(http, base + "api/events")
     assert [e["kind"] for e in events] == ["registered"]
-    assert events[0]["user"] == BOB and events[0]["source"].startswith("udp:127.0.0.1:")
+    assert events[0]["user"] == BOB and events[0]["source"] == f"udp:127.0.0.1:{bob.port}"
+    text = await (await http.get(base + "metrics")).text()
+    assert 'sipline_registrations_total{outcome="ok"} 1.0' in text
+    assert 'sipline_registrations_total{outcome="refresh"} 1.0' in text
     reload = await (await http.post(base + "api/reload")).json()
     assert reload["error"] == "no configuration file"  # started without one
 

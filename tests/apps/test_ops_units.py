@@ -252,6 +252,28 @@ def test_an_answered_call_hung_up_by_the_callee(store: SqliteStore) -> None:
     assert store.purge_records(before=200.0) == 1 and store.list_calls() == []
 
 
+def test_who_forwarded_the_call(store: SqliteStore) -> None:
+    ops: list[CallUpdate] = []
+    tracker = CallTracker(None, ops.append)
+    tracker.observe(False, parse_message(INVITE), "udp:127.0.0.1:5070", 1.0)
+    forwarded = INVITE.replace(
+        b"INVITE sip:bob@example.com", b"INVITE sip:carol@127.0.0.1:5090"
+    ).replace(
+        b"Content-Length",
+        b"Diversion: <sip:bob@example.com>;reason=unconditional\r\nContent-Length",
+    )
+    tracker.observe(True, parse_message(forwarded), "udp:127.0.0.1:5090", 1.1)
+    ok = response(200, "OK", contact="sip:carol@127.0.0.1:5090")
+    tracker.observe(True, parse_message(ok), "udp:127.0.0.1:5070", 2.0)
+    run(ops, store)
+    call = store.get_call("c1@host")
+    assert call is not None and call.callee == "sip:bob@example.com"
+    assert (
+        call.forwarded_by == "sip:bob@example.com"
+        and call.answered_by == "sip:carol@127.0.0.1:5090"
+    )
+
+
 def test_a_cancelled_call_and_a_busy_callee(store: SqliteStore) -> None:
     ops: list[CallUpdate] = []
     tracker = CallTracker(None, ops.append)

@@ -503,6 +503,7 @@ class SipServer:
             with contextlib.suppress(RemoteProtocolError):  # the registrar answers a bad To
                 if not self.backend.is_local_domain(registration_domain(st.request, self.names_me)):
                     await self.backend.refresh_domains()  # added from the CLI a moment ago?
+        known = self.ops.contacts(st.request) if self.ops is not None else None
         response = await self.registrar.handle(
             st.request,
             source=(source.transport, source.remote[0], source.remote[1]),
@@ -515,6 +516,7 @@ class SipServer:
                 st.request,
                 response,
                 f"{source.transport.lower()}:{source.remote[0]}:{source.remote[1]}",
+                known,
             )
         if response.status == 200 and self.im is not None and isinstance(uri, SipUri):
             with contextlib.suppress(RemoteProtocolError):

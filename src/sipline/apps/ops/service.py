@@ -219,8 +219,22 @@ class OpsService:
             await asyncio.sleep(STALE_EVERY_S)
 
     # -- registrations ----------------------------------------------------------------------
-    def registered(self, request: Request, response: Response, source: str) -> None:
-        """After the registrar answered a REGISTER: one log line, one event, counted."""
+    def contacts(self, request: Request) -> set[str] | None:
+        """The contacts registered for the request's AOR before it is handled (from the
+        binding cache, no I/O): a REGISTER that only refreshes one is no change."""
+        try:
+            to = request.to.uri
+        except RemoteProtocolError:
+            return None
+        if not isinstance(to, SipUri):
+            return None
+        return {b.contact for b in self.store.bindings(to.aor, now=time.time())}
+
+    def registered(
+        self, request: Request, response: Response, source: str, known: set[str] | None = None
+    ) -> None:
+        """After the registrar answered a REGISTER: a log line and an event for each
+        change (a new contact, a removal, a refusal; a refresh only at debug), counted."""
         status = response.status
         try:
             to = request.to.uri
@@ -244,17 +258,27 @@ class OpsService:
             self._event("register_refused", aor, source, f"{status} {response.reason}")
             return
         contacts = request.headers.get_all("Contact")
-        removing = request.contact_is_star or request.expires == 0 or not contacts
-        if not removing:
-            with contextlib.suppress(RemoteProtocolError):
-                removing = all(c.expires == 0 for c in request.contacts)
         if not contacts:  # a query (§10.2.3)
             self.metrics.registrations.labels("query").inc()
             return
-        kind = "unregistered" if removing else "registered"
-        self.metrics.registrations.labels("removed" if removing else "ok").inc()
+        removing = request.contact_is_star or request.expires == 0
+        uris: list[str] = []
+        with contextlib.suppress(RemoteProtocolError):
+            parsed = request.contacts
+            uris = [c.uri_text for c in parsed]
+            removing = removing or all(
+                (c.expires if c.expires is not None else request.expires) == 0 for c in parsed
+            )
         contact = contacts[0].split(",")[0].strip()[:200]
-        reg_log.info(
+        if removing:
+            kind, outcome, level = "unregistered", "removed", logging.INFO
+        elif known is not None and uris and all(u in known for u in uris):
+            kind, outcome, level = "refreshed", "refresh", logging.DEBUG
+        else:
+            kind, outcome, level = "registered", "ok", logging.INFO
+        self.metrics.registrations.labels(outcome).inc()
+        reg_log.log(
+            level,
             "%s user=%s contact=%s src=%s expires=%s ua=%r",
             kind,
             aor,
@@ -264,7 +288,8 @@ class OpsService:
             ua,
             extra={"event": kind, "user": aor, "src": source},
         )
-        self._event(kind, aor, source, contact)
+        if level == logging.INFO:
+            self._event(kind, aor, source, contact)
 
     def _auth_failed(self, request: Request, user: str, source: tuple[str, int]) -> None:
         self.metrics.auth_failures.labels(request.method[:16]).inc()
