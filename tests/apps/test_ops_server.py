@@ -9,7 +9,9 @@ import asyncio
 import base64
 import json
 import logging
+import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,7 @@ from sipline.apps.ops.config import HttpSettings, LogSettings, OpsConfig
 from sipline.apps.records.logs import JsonFormatter
 from sipline.apps.records.tap import FLUSH_S
 from sipline.apps.server import SipServer
+from sipline.transport.tls import generate_self_signed
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
@@ -284,3 +287,26 @@ async def test_sip_trace_and_json_logs(
     assert doc["level"] == "info" and doc["logger"] == "sipline.sip" and doc["worker"] == 1
     assert doc["event"] == "sip" and doc["src"] == f"127.0.0.1:{ua.port}"
     assert doc["msg"].splitlines()[1] == f"OPTIONS sip:{BOB} SIP/2.0"
+
+
+async def test_https_listener(make_server: ServerFactory, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    generate_self_signed(cert, key)
+    settings = HttpSettings(listen="127.0.0.1:0", admin_password=ADMIN, tls_cert=cert, tls_key=key)
+    server = await make_server(ops=OpsConfig(http=settings))
+    assert server.ops is not None and server.ops.url.startswith("https://127.0.0.1:")
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    async with (
+        aiohttp.ClientSession(headers=basic(ADMIN)) as session,
+        session.get(server.ops.url + "api/status", ssl=context) as response,
+    ):
+        assert response.status == 200 and (await response.json())["workers"] == 1
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as session,
+        session.post(
+            server.ops.url + "api/login", json={"password": ADMIN}, ssl=context
+        ) as response,
+    ):
+        assert "Secure" in response.headers["Set-Cookie"]  # never sent back over plain HTTP

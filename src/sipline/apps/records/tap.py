@@ -30,7 +30,9 @@ log = logging.getLogger("sipline.records")
 sip_log = logging.getLogger("sipline.sip")
 
 FLUSH_S = 0.2
-_MAX_QUEUE = 10_000  # store operations waiting; past this, records are dropped (and said)
+# Updates (and messages) waiting for the store; past this, they are dropped (and said):
+# a store that falls behind must not take the server's memory with it.
+_MAX_QUEUE = 10_000
 # The methods of an INVITE dialog (RFC 3261, 3262, 3311, 6086): their messages make
 # up a call's ladder.
 _CALL_METHODS = frozenset({b"INVITE", b"ACK", b"BYE", b"CANCEL", b"PRACK", b"UPDATE", b"INFO"})
@@ -183,7 +185,7 @@ class MessageTap:
             call_id = found.group(1).strip().decode("utf-8", "replace")
             if status >= 300 and not sent and method == b"INVITE":
                 self.calls.downstream_final(call_id, status)
-        if cdr.messages:
+        if cdr.messages and len(self._messages) < _MAX_QUEUE:
             self._messages.append(
                 TracedMessage(call_id, at, sent, transport, hostport(local), hostport(remote), data)
             )
