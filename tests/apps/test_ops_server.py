@@ -310,3 +310,33 @@ async def test_https_listener(make_server: ServerFactory, tmp_path: Path) -> Non
         ) as response,
     ):
         assert "Secure" in response.headers["Set-Cookie"]  # never sent back over plain HTTP
+
+
+async def test_odd_requests_get_4xx_not_tracebacks(
+    make_server: ServerFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await make_server(ops=ops())
+    assert server.ops is not None
+    base = server.ops.url
+    odd = [
+        ("GET", "api/calls?limit=1e309", 400),
+        ("GET", "api/calls?since=nan", 400),
+        ("GET", "api/calls?limit=abc", 400),
+        ("GET", "api/events?limit=-5", 200),
+        ("GET", "api/calls/%00%ff", 404),
+        ("GET", "api/calls/x/pcap", 404),
+        ("DELETE", "api/calls/nothing", 404),
+        ("GET", "api/nothing", 404),
+        ("DELETE", "api/users/not-an-address", 400),
+        ("PUT", "api/users/nobody@example.com", 400),
+        ("POST", "api/domains", 400),
+        ("PUT", f"api/routes/{ALICE}", 400),
+        ("DELETE", "api/domains/unknown.example", 404),
+    ]
+    for method, path, status in odd:
+        async with http.request(
+            method, base + path, json=[] if method != "GET" else None
+        ) as response:
+            assert response.status == status, (method, path, await response.text())
+            if response.status >= 400 and path.startswith("api/") and response.status != 404:
+                assert "error" in await response.json()

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import date
 from typing import Any, Protocol
@@ -58,9 +59,16 @@ def _number(request: web.Request, name: str, default: float | None) -> float | N
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise web.HTTPBadRequest(reason=f"{name} must be a number") from None
+    if not math.isfinite(number):
+        raise web.HTTPBadRequest(reason=f"{name} must be a finite number")
+    return number
+
+
+def _limit(request: web.Request) -> int:
+    return max(1, min(int(_number(request, "limit", 100) or 100), 10_000))
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -201,14 +209,12 @@ def add_api_routes(app: web.Application, control: Control) -> None:
         return web.json_response({"removed": bool(removed)})
 
     async def calls(request: web.Request) -> web.Response:
-        limit = int(_number(request, "limit", 100) or 100)
+        # Read here, not on the store's thread: a bad value is a 400 from this task.
+        limit, since = _limit(request), _number(request, "since", None)
+        user = request.query.get("user") or None
+        active = request.query.get("active") in ("1", "true", "yes")
         found = await call(
-            lambda: store.store.list_calls(
-                since=_number(request, "since", None),
-                user=request.query.get("user") or None,
-                active=request.query.get("active") in ("1", "true", "yes"),
-                limit=max(1, min(limit, 10_000)),
-            )
+            lambda: store.store.list_calls(since=since, user=user, active=active, limit=limit)
         )
         return web.json_response([c.as_dict() for c in found])
 
@@ -238,13 +244,9 @@ def add_api_routes(app: web.Application, control: Control) -> None:
         return web.json_response({"ok": True})
 
     async def events(request: web.Request) -> web.Response:
-        found = await call(
-            lambda: store.store.list_events(
-                since=_number(request, "since", None),
-                kind=request.query.get("kind") or None,
-                limit=int(_number(request, "limit", 100) or 100),
-            )
-        )
+        limit, since = _limit(request), _number(request, "since", None)
+        kind = request.query.get("kind") or None
+        found = await call(lambda: store.store.list_events(since=since, kind=kind, limit=limit))
         return web.json_response([e.as_dict() for e in found])
 
     async def reload(request: web.Request) -> web.Response:
