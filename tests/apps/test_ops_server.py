@@ -340,3 +340,18 @@ async def test_odd_requests_get_4xx_not_tracebacks(
             assert response.status == status, (method, path, await response.text())
             if response.status >= 400 and path.startswith("api/") and response.status != 404:
                 assert "error" in await response.json()
+
+
+async def test_unknown_methods_share_one_metric_label(
+    make_server: ServerFactory, make_ua: UAFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await make_server(ops=ops())
+    assert server.ops is not None
+    ua = await make_ua(server)
+    for method in ("FOO", "BAR", "OPTIONS"):
+        done = await ua.send(ua.build(method, f"sip:{DOMAIN}", from_=ALICE, to=ALICE))
+        assert done.final.status >= 200
+    text = await (await http.get(server.ops.url + "metrics")).text()
+    assert 'sipline_requests_total{direction="in",method="other"} 2.0' in text
+    assert 'sipline_requests_total{direction="in",method="OPTIONS"} 1.0' in text
+    assert "FOO" not in text and "BAR" not in text

@@ -40,7 +40,7 @@ _METHODS = frozenset(
     b"INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER"
     b" MESSAGE UPDATE".split()
 )
-_CSEQ = re.compile(rb"\r\n(?:CSeq|cseq|CSEQ)[ \t]*:[ \t]*\d+[ \t]+([A-Za-z]+)")
+_CSEQ = re.compile(rb"\r\n(?i:cseq)[ \t]*:[ \t]*\d+[ \t]+([A-Za-z]+)")
 _CALL_ID = re.compile(rb"\r\n(?:Call-ID|i)[ \t]*:[ \t]*([^\r\n]+)", re.IGNORECASE)
 
 
@@ -128,8 +128,8 @@ class MessageTap:
         status = 0
         if start[:4] == b"SIP/":
             code = start[8:11]
-            status = int(code) if code.isdigit() else 0
-            key = ("r", sent, code)
+            status = int(code) if code.isdigit() and len(code) == 3 else 0
+            key = ("r", sent, code if status else b"other")
             self._tally[key] = self._tally.get(key, 0) + 1
             match = _CSEQ.search(data, 0, head)
             method = match.group(1).upper() if match else b""
