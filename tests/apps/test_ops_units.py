@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import logging
 import sqlite3
 import struct
 from pathlib import Path
@@ -272,6 +273,30 @@ def test_who_forwarded_the_call(store: SqliteStore) -> None:
         call.forwarded_by == "sip:bob@example.com"
         and call.answered_by == "sip:carol@127.0.0.1:5090"
     )
+
+
+def test_a_named_contact_and_a_retransmitted_bye(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops: list[CallUpdate] = []
+    tracker = CallTracker(None, ops.append)
+    tracker.observe(False, parse_message(INVITE), "udp:127.0.0.1:5070", 1.0)
+    ok = response(200, "OK").replace(
+        b"Content-Length",
+        b'Contact: "Bob, desk" <sip:bob@127.0.0.1:5080;transport=udp>;expires=60\r\nContent-Length',
+    )
+    tracker.observe(True, parse_message(ok), "udp:127.0.0.1:5070", 2.0)
+    with caplog.at_level(logging.INFO, logger="sipline.calls"):
+        tracker.observe(False, parse_message(bye("a1")), "udp:127.0.0.1:5070", 5.0)
+        tracker.observe(False, parse_message(bye("a1")), "udp:127.0.0.1:5070", 5.5)
+    run(ops, store)
+    ended = [r.getMessage() for r in caplog.records if "call ended" in r.getMessage()]
+    assert ended == [
+        "call ended call_id=c1@host by=x@example.com src=udp:127.0.0.1:5070 duration=3.0s"
+    ]
+    call = store.get_call("c1@host")
+    assert call is not None and call.answered_by == "sip:bob@127.0.0.1:5080;transport=udp"
+    assert (call.hangup_by, call.duration_s, call.ended_at) == ("caller", 3.0, 5.0)
 
 
 def test_a_cancelled_call_and_a_busy_callee(store: SqliteStore) -> None:

@@ -19,6 +19,7 @@ in batches, so several workers complete one record between them.
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = ["CallTracker"]
 log = logging.getLogger("sipline.calls")
 
 _KEEP = 20_000  # calls remembered in memory (for log lines and who hung up)
+_ANGLE = re.compile(r"<([^>]*)>")
 
 
 @dataclass(slots=True)
@@ -54,18 +56,32 @@ def _aor(message: Request | Response, which: str) -> str:
     return uri.aor if isinstance(uri, SipUri) else str(uri)
 
 
+def _uri_of(value: str) -> str:
+    """The URI of a name-addr or addr-spec as written (`"Bob" <sip:b@x;lr>;p=1`)."""
+    found = _ANGLE.search(value)
+    return found.group(1) if found else value.split(";", maxsplit=1)[0].strip()
+
+
 def _diverted_by(request: Request) -> str | None:
-    """Who forwarded the call: the last Diversion (RFC 5806) or History-Info entry
-    before the target (RFC 7044)."""
+    """Who forwarded the call: the top Diversion (RFC 5806 §4: the last diversion is
+    listed first) or the History-Info entry before the target (RFC 7044)."""
     diversion = request.headers.get_all("Diversion")
     if diversion:
-        value = diversion[0].split(",")[0].strip()
-        return value.split(";")[0].strip().strip("<>")
+        return _uri_of(diversion[0].split(",")[0])
     history = request.headers.get_all("History-Info")
     entries = [e for h in history for e in h.split(",")]
     if len(entries) >= 2:
-        return entries[-2].split(";")[0].strip().strip("<>").split("?")[0]
+        return _uri_of(entries[-2]).split("?")[0]
     return None
+
+
+def _contact(message: Request | Response) -> str | None:
+    """The first Contact's URI (§13.3.1.4: the device that answered)."""
+    try:
+        contacts = message.contacts
+    except RemoteProtocolError:
+        return None
+    return contacts[0].uri_text if contacts else None
 
 
 class CallTracker:
@@ -73,6 +89,7 @@ class CallTracker:
         self.metrics = metrics
         self.write = write
         self.calls: OrderedDict[str, _Call] = OrderedDict()
+        self.ended: OrderedDict[str, None] = OrderedDict()  # BYEs seen (retransmissions)
 
     def _remember(self, call_id: str, call: _Call) -> None:
         self.calls[call_id] = call
@@ -136,6 +153,11 @@ class CallTracker:
             caller, callee = _aor(request, "from"), request.uri_text
             self.write(("cdr_start", (call_id, caller, from_tag, callee, source, at)))
         elif method == "BYE" and not sent:
+            if call_id in self.ended:
+                return  # a retransmission (§17.2.2), or the other side's BYE too
+            self.ended[call_id] = None
+            while len(self.ended) > _KEEP:
+                self.ended.popitem(last=False)
             call = self.calls.pop(call_id, None)
             if call is not None and call.answered_at is not None:
                 duration = f" duration={at - call.answered_at:.1f}s"
@@ -168,8 +190,7 @@ class CallTracker:
             if call is None or call.answered_at is not None:
                 return  # a 2xx retransmission (§13.3.1.4)
             call.answered_at = at
-            contacts = response.headers.get_all("Contact")
-            by = contacts[0].split(";")[0].strip().strip("<>") if contacts else call.target
+            by = _contact(response) or call.target
             forwarded = call.forwarded_by
             if self.metrics is not None:
                 self.metrics.calls.labels("answered").inc()

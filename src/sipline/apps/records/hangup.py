@@ -30,10 +30,11 @@ log = logging.getLogger("sipline.calls")
 
 
 def _contact(message: Request | Response) -> str | None:
-    values = message.headers.get_all("Contact")
-    if not values:
+    try:
+        contacts = message.contacts
+    except RemoteProtocolError:
         return None
-    return values[0].split(",")[0].split(";")[0].strip().strip("<>")
+    return contacts[0].uri_text if contacts else None
 
 
 def plan_hangup(messages: list[TracedMessage]) -> list[tuple[Request, str, str]] | None:
