@@ -225,6 +225,15 @@ def test_calls_records_logs_metrics_pcap_and_hep(
     assert len(rss) == 2 and all(v > 10_000_000 for v in rss)  # one per worker
     assert value(found, "sipline_store_latency_seconds_count") > 0
     assert ("sipline_event_loop_lag_seconds", ()) in found
+    # `sipline status` sums the workers' counters as /metrics does
+    status = json.loads(sipline("status", "--api", url, "--json", env=env).stdout)
+    assert status["workers"] == 2 and status["counted_by"].startswith("all workers")
+    requests_in = sum(
+        v for (name, labels), v in found.items()
+        if name == "sipline_requests_total" and ("direction", "in") in labels
+    )  # fmt: skip
+    assert status["requests_in"] == requests_in >= 5 * CALLS  # INVITE, ACK, INVITE, ACK, BYE
+    assert status["active_calls"] == 0 and status["registered"] == 1
 
     # -- pcap export of one call, read by tshark
     tshark = shutil.which("tshark")

@@ -26,11 +26,22 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = ["CONTENT_TYPE", "Metrics", "multiprocess_dir", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+# (sample, direction) -> the status line's key it sums into
+_TOTALS = {
+    ("sipline_requests_total", "in"): "requests_in",
+    ("sipline_responses_total", "in"): "responses_in",
+    ("sipline_transactions", None): "transactions",
+    ("sipline_connections", None): "connections",
+    ("sipline_overload_rejections_total", None): "overload_rejections",
+}
 
 
 def multiprocess_dir() -> str | None:
@@ -129,6 +140,17 @@ class Metrics:
 
     def render(self) -> bytes:
         return render(self.registry)
+
+    def totals(self) -> dict[str, int]:
+        """The status line's counters summed over every worker (from `render`)."""
+        sums: dict[str, float] = {}
+        for family in text_string_to_metric_families(self.render().decode()):
+            for sample in family.samples:
+                key = (sample.name, sample.labels.get("direction"))
+                name = _TOTALS.get(key)
+                if name is not None:
+                    sums[name] = sums.get(name, 0.0) + sample.value
+        return {name: round(sums.get(name, 0.0)) for name in _TOTALS.values()}
 
     def add_from(self, name: str, counter: Counter, total: int) -> None:
         """Bring `counter` up to `total`, a running count kept elsewhere."""

@@ -190,6 +190,12 @@ class OpsService:
             doc[key] = int(value) if value.lstrip("-").isdigit() else value
         worker = self.server.worker
         doc["workers"] = worker.count if worker is not None else 1
+        if worker is not None and worker.count > 1:
+            # This process's counters are one worker's share: give the sums instead (the
+            # other workers' are at most a second old).
+            self.tap.push_counts()
+            doc.update(self.metrics.totals())
+            doc["counted_by"] = "all workers (the overload figures: worker 0)"
         doc["registered"] = self.store.cached_binding_count()
         doc["listening"] = self.server.bound
         doc["database"] = str(self.config.database)
