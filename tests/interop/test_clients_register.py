@@ -46,13 +46,17 @@ REGISTER_S = 20.0
 def serve_default(tmp_path: Path, domain: str, config: str | None = None) -> ServeProcess:
     """`sipline serve --domain DOMAIN` with nothing else but free loopback ports, and
     alice added as `sipline user add` does."""
-    server = start_serve(tmp_path / "serve", config, tls=False, domains=(domain,))
-    store = SqliteStore(server.workdir / "sipline.db")
+    # Added before the server starts, as a user would before configuring the phone: a
+    # server reads new accounts within a poll (0.1 s), and a phone registering before
+    # then retries at once and gets its address banned for failed authentication.
+    (tmp_path / "serve").mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(tmp_path / "serve" / "sipline.db")
     try:
+        store.add_domain(domain)
         store.add_user("alice", domain, PASSWORD)
     finally:
         store.close()
-    return server
+    return start_serve(tmp_path / "serve", config, tls=False, domains=(domain,))
 
 
 @pytest.fixture
