@@ -27,7 +27,7 @@ from sipline.apps.server import SipServer
 from sipline.transport.tls import generate_self_signed
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
-PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 ADMIN = "admin-password-1"
 TOKEN = "token-for-scripts-1"
 
@@ -239,6 +239,18 @@ async def test_administration_through_the_api(
     text = await (await http.get(base + "metrics")).text()
     assert 'sipline_registrations_total{outcome="ok"} 1.0' in text
     assert 'sipline_registrations_total{outcome="refresh"} 1.0' in text
+    # a registration that runs out is a change too (housekeeping purges it)
+    carol_ua = await make_ua(server)
+    short = carol_ua.build("REGISTER", f"sip:{DOMAIN}", from_=f"carol@{DOMAIN}",
+                           extra=[("Contact", f"<{carol_ua.contact('carol')}>"), ("Expires", "600")])  # fmt: skip
+    assert (await carol_ua.send_authenticated(short, "carol", "carol-pw")).final.status == 200
+    assert server.store is not None
+    assert await server.store.purge_expired(time.time() + 601) == 1
+    await settle()
+    kinds = [(e["kind"], e["user"]) for e in await get(http, base + "api/events")]
+    assert kinds[0] == ("expired", f"carol@{DOMAIN}")
+    text = await (await http.get(base + "metrics")).text()
+    assert "sipline_registrations_expired_total 1.0" in text
     reload = await (await http.post(base + "api/reload")).json()
     assert reload["error"] == "no configuration file"  # started without one
 

@@ -92,6 +92,11 @@ class Metrics:
         self.registrations = Counter(
             "sipline_registrations", "REGISTER requests answered, by outcome", ["outcome"], **kw
         )
+        self.expired = Counter(
+            "sipline_registrations_expired",
+            "Registered contacts that ran out without a refresh",
+            **kw,
+        )
         self.auth_failures = Counter(
             "sipline_auth_failures", "Requests whose credentials were refused", ["method"], **kw
         )

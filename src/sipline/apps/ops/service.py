@@ -115,6 +115,7 @@ class OpsService:
 
     async def start(self, http_socket: socket.socket | None = None) -> None:
         self.tap.start()
+        self.store.on_expired = self._expired
         security = self.server.security
         if security is not None:  # the security log has the lines; we count and record
             security.on_auth_failed = self._auth_failed
@@ -296,6 +297,18 @@ class OpsService:
         )
         if level == logging.INFO:
             self._event(kind, aor, source, contact)
+
+    def _expired(self, gone: list[tuple[str, str]]) -> None:
+        """Registrations that ran out without a refresh: a change like the others."""
+        self.metrics.expired.inc(len(gone))
+        for aor, contact in gone:
+            reg_log.info(
+                "expired user=%s contact=%s",
+                aor,
+                contact,
+                extra={"event": "expired", "user": aor},
+            )
+            self._event("expired", aor, "", contact)
 
     def _auth_failed(self, request: Request, user: str, source: tuple[str, int]) -> None:
         self.metrics.auth_failures.labels(request.method[:16]).inc()
