@@ -46,7 +46,7 @@ class OpsEvent:
     """A registration change or a failed login."""
 
     at: float
-    kind: str  # "registered", "unregistered", "auth_failed", "register_refused"
+    kind: str  # registered, unregistered, expired, register_refused, auth_failed, banned
     user: str
     source: str
     detail: str
