@@ -127,7 +127,9 @@ def calls(
     "--since", default=None, metavar="WHEN", help="Only events since: 30m, 2h, 7d or a date."
 )
 @click.option(
-    "--kind", default=None, help="registered, unregistered, register_refused, auth_failed."
+    "--kind",
+    default=None,
+    help="registered, unregistered, expired, register_refused, auth_failed, banned.",
 )
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
