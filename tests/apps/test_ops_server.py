@@ -367,3 +367,24 @@ async def test_unknown_methods_share_one_metric_label(
     assert 'sipline_requests_total{direction="in",method="other"} 2.0' in text
     assert 'sipline_requests_total{direction="in",method="OPTIONS"} 1.0' in text
     assert "FOO" not in text and "BAR" not in text
+
+
+async def test_a_ban_is_counted_and_recorded(
+    make_server: ServerFactory, make_ua: UAFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await make_server(ops=ops(), max_auth_failures=2)
+    assert server.ops is not None
+    ua = await make_ua(server)
+    for _ in range(2):
+        request = ua.build("REGISTER", f"sip:{DOMAIN}", from_=BOB,
+                           extra=[("Contact", f"<{ua.contact('bob')}>")])  # fmt: skip
+        first = await ua.send(request)
+        wrong = await ua.send(ua.answer(request, first.final, "bob", "not-bobs"))
+        assert wrong.final.status == 401
+    await settle()
+    kinds = [(e["kind"], e["source"]) for e in await get(http, server.ops.url + "api/events")]
+    assert kinds[0] == ("banned", "127.0.0.1")
+    assert [k for k, _ in kinds].count("auth_failed") == 2
+    text = await (await http.get(server.ops.url + "metrics")).text()
+    assert "sipline_bans_total 1.0" in text
+    assert 'sipline_auth_failures_total{method="REGISTER"} 2.0' in text
