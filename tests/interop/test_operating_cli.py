@@ -39,7 +39,7 @@ def server(tmp_path: Path) -> Iterator[tuple[ServeProcess, str]]:
         assert proc.stop() == 0
 
 
-def test_administration_through_the_api(server: tuple[ServeProcess, str]) -> None:
+def test_administration_through_the_api(server: tuple[ServeProcess, str], tmp_path: Path) -> None:
     _, url = server
     steps = [
         (("domain", "add", "ops.example"), "added domain ops.example"),
@@ -62,6 +62,33 @@ def test_administration_through_the_api(server: tuple[ServeProcess, str]) -> Non
         and out.stderr.startswith("Error: ")
         and len(out.stderr.splitlines()) == 1
     )
+    # routing rules, checked at the server as `route set` checks them
+    assert (
+        sipline("user", "add", "finn@ops.example", "--password", "finn-pw", "--api", url).returncode
+        == 0
+    )
+    rules = tmp_path / "erin.json"
+    rules.write_text(json.dumps({"dnd": True}))
+    out = sipline("route", "set", "erin@ops.example", str(rules), "--api", url)
+    assert out.returncode == 0 and out.stdout.startswith("rules of erin@ops.example saved"), (
+        out.stderr
+    )
+    shown = json.loads(sipline("route", "show", "--json", "--api", url).stdout)
+    assert shown["erin@ops.example"]["rules"]["dnd"] is True
+    rules.write_text(json.dumps({"forward": {"always": "finn@ops.example"}}))
+    assert sipline("route", "set", "erin@ops.example", str(rules), "--api", url).returncode == 0
+    rules.write_text(json.dumps({"forward": {"always": "erin@ops.example"}}))
+    loop = sipline("route", "set", "finn@ops.example", str(rules), "--api", url)
+    assert loop.returncode == 1 and "rules of finn@ops.example not saved" in loop.stderr
+    nobody = sipline("route", "set", "nobody@ops.example", str(rules), "--api", url)
+    assert nobody.returncode == 1 and "404 no user nobody@ops.example" in nobody.stderr
+    options = sipline("route", "set", "erin@ops.example", "--dnd", "--api", url)
+    assert options.returncode == 2 and "give the whole rules as FILE" in options.stderr
+    assert sipline("route", "del", "erin@ops.example", "--api", url).returncode == 0
+    gone = sipline("route", "del", "erin@ops.example", "--api", url)
+    assert gone.returncode == 1 and "404 no rules for erin@ops.example" in gone.stderr
+    assert sipline("user", "del", "finn@ops.example", "--api", url).returncode == 0
+
     assert sipline("user", "del", "erin@ops.example", "--api", url).returncode == 0
     assert sipline("domain", "del", "ops.example", "--api", url).returncode == 0
 

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from sipline.apps.features.rules import RuleError, parse_rules
+from sipline.apps.features.directory import load_rules
+from sipline.apps.features.rules import RuleError, check_forward_loops, parse_rules
 from sipline.apps.ops.metrics import Metrics
 from sipline.apps.records.pcap import pcap_bytes
 from sipline.apps.records.trace import ladder, packets
@@ -194,19 +195,34 @@ def add_api_routes(app: web.Application, control: Control) -> None:
         return web.json_response({aor: json.loads(doc) for aor, doc in rows})
 
     async def route_put(request: web.Request) -> web.Response:
-        aor = request.match_info["aor"]
+        """As `sipline route set` saves them: for an existing user, checked (and no
+        chain of unconditional forwards that comes back to its start)."""
+        try:
+            username, domain = split_address(request.match_info["aor"].removeprefix("sip:"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(reason=str(exc)) from None
+        aor = f"{username}@{domain}"
         doc = await _json(request)
+        if await call(store.store.get_user, username, domain) is None:
+            raise web.HTTPNotFound(reason=f"no user {aor}")
+        now = time.time()
+        rows = await call(store.store.list_route_rules)
+        served = {d.lower() for d in await store.list_domains()}
         try:
             rules = parse_rules(aor, doc, today=date.today(), regions=control.regions)
+            others = {a: load_rules(a, d, now=now) for a, d in rows if a != aor}
+            check_forward_loops(aor, rules, others.get, lambda host: host.lower() in served)
         except RuleError as exc:
             raise web.HTTPBadRequest(reason=f"rules of {aor} not saved: {exc}") from None
         text = json.dumps(rules.to_doc(), sort_keys=True)
-        await write(store.store.set_route_rules, aor, text, time.time())
+        await write(store.store.set_route_rules, aor, text, now)
         return web.json_response(rules.to_doc())
 
     async def route_del(request: web.Request) -> web.Response:
-        removed = await write(store.store.remove_route_rules, request.match_info["aor"])
-        return web.json_response({"removed": bool(removed)})
+        aor = request.match_info["aor"].removeprefix("sip:")
+        if not await write(store.store.remove_route_rules, aor):
+            raise web.HTTPNotFound(reason=f"no rules for {aor}")
+        return web.json_response({"removed": True})
 
     async def calls(request: web.Request) -> web.Response:
         # Read here, not on the store's thread: a bad value is a 400 from this task.
