@@ -208,10 +208,11 @@ async def _answer_main(options: dict[str, Any]) -> int:
             call = incoming.result()
             handled += 1
             out.line(f"incoming call from {call.remote.uri_text}", peer=call.remote.uri_text)
-            if options["ring"]:
-                await asyncio.sleep(options["ring"])
+            if options["ring"] and not await _ring(call, options["ring"], stop):
+                break
             if not call.is_active:
-                out.line("ended: cancelled by the caller", reason="cancelled")
+                why = call.end_reason.reason if call.end_reason else "cancelled by the caller"
+                out.line(f"ended: {why}", reason=why)
                 continue
             record = _numbered(options["record"], handled, wanted)
             try:
@@ -225,6 +226,25 @@ async def _answer_main(options: dict[str, Any]) -> int:
     finally:
         await ua.close()
     return 0
+
+
+async def _ring(call: Call, seconds: float, stop: asyncio.Event) -> bool:
+    """Let the call ring; a CANCEL ends the ringing at once. False when we were stopped
+    (the call is then turned down: 480, we are no longer there)."""
+    waits: list[asyncio.Future[Any]] = [
+        asyncio.ensure_future(asyncio.shield(call.ended)),
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(asyncio.sleep(seconds)),
+    ]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    if stop.is_set():
+        if call.is_active:
+            with contextlib.suppress(UserAgentError):
+                await call.reject(480)
+        return False
+    return True
 
 
 def _numbered(path: Path | None, n: int, total: int) -> Path | None:

@@ -108,6 +108,7 @@ class ServerTransaction:
     __slots__ = (
         "_endpoint",
         "_to_tag",
+        "cancel_request",
         "cancelled",
         "inbound",
         "key",
@@ -126,6 +127,7 @@ class ServerTransaction:
         self.inbound = inbound
         self._to_tag: str | None = None
         self.cancelled = False
+        self.cancel_request: Request | None = None  # the CANCEL, for its Reason (RFC 3326)
         self.on_cancel: Callable[[], None] | None = None
         self.pending = False  # counted among the transactions awaiting a final response
         # Still waiting for this element's own work (not yet answered, nor relayed to a
@@ -740,6 +742,7 @@ class Endpoint:
             return
         cancel_st.respond(200)
         invite_st.cancelled = True
+        invite_st.cancel_request = event.request
         if invite_st.on_cancel is not None:
             invite_st.on_cancel()
         else:
