@@ -30,7 +30,13 @@ from sipline.apps.ua import (
     UserAgentError,
     WatchUpdate,
 )
-from sipline.cli.agent_options import account_options, apply_options, log_level_option
+from sipline.cli.agent_options import (
+    AgentCommand,
+    account_options,
+    apply_options,
+    check_duration,
+    log_level_option,
+)
 from sipline.cli.softphone import _install_stop
 from sipline.cli.store_options import db_option, open_store
 from sipline.storage import split_address
@@ -120,7 +126,7 @@ async def _message_main(target: str, text: str, o: dict[str, Any]) -> int:
         await ua.close()
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @click.argument("target")
 @click.argument("text")
 @_options
@@ -202,12 +208,12 @@ def _presence_line(o: dict[str, Any], who: str, update: WatchUpdate) -> None:
     )
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @click.argument("peer")
 @_options
 @click.option(
     "--linger",
-    type=float,
+    type=click.FloatRange(min=0),
     default=3.0,
     show_default=True,
     help="Seconds to wait for replies once standard input ends.",
@@ -262,7 +268,7 @@ async def _presence_main(o: dict[str, Any]) -> int:
         await ua.close()
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @_options
 @click.option(
     "--watch",
@@ -275,9 +281,19 @@ async def _presence_main(o: dict[str, Any]) -> int:
 )
 @click.option("--note", default=None, help="A note to publish with --set.")
 @click.option(
-    "--expires", type=int, default=3600, show_default=True, help="Seconds the status lasts."
+    "--expires",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds the status lasts.",
 )
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    callback=check_duration,
+    help="Stop after this many seconds.",
+)
 @click.option("--register", is_flag=True, help="Register with --server too (we appear online).")
 @click.option("--withdraw", is_flag=True, help="Remove the published status when leaving.")
 def presence(**o: Any) -> None:

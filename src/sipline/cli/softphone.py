@@ -36,7 +36,17 @@ from sipline.apps.ua import (
     UserAgent,
     UserAgentError,
 )
-from sipline.cli.agent_options import account_options, apply_options, log_level_option
+from sipline.cli.agent_options import (
+    AgentCommand,
+    account_options,
+    apply_options,
+    check_codecs,
+    check_dtmf,
+    check_duration,
+    check_play,
+    check_record,
+    log_level_option,
+)
 from sipline.transport.loop import run as run_loop
 
 __all__ = ["add_phone_commands", "answer", "call"]
@@ -261,19 +271,29 @@ def _common(f: Any) -> Any:
             *account_options(),
             click.option(
                 "--play",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                help="WAV file to send.",
+                type=click.Path(path_type=Path),
+                callback=check_play,
+                help="Audio file to send (WAV, MP3, Ogg, FLAC, ...).",
             ),
             click.option(
                 "--record",
-                type=click.Path(dir_okay=False, path_type=Path),
+                type=click.Path(path_type=Path),
+                callback=check_record,
                 help="WAV file for what we hear.",
             ),
             click.option(
-                "--duration", type=float, default=None, help="Hang up after this many seconds."
+                "--duration",
+                type=float,
+                default=None,
+                callback=check_duration,
+                help="Hang up after this many seconds.",
             ),
             click.option(
-                "--dtmf", default="", metavar="DIGITS", help="DTMF to send once answered."
+                "--dtmf",
+                default="",
+                metavar="DIGITS",
+                callback=check_dtmf,
+                help="DTMF to send once answered.",
             ),
             click.option(
                 "--dtmf-method",
@@ -282,7 +302,10 @@ def _common(f: Any) -> Any:
                 show_default=True,
             ),
             click.option(
-                "--codec", multiple=True, help="Codec in order of preference (PCMU, PCMA, opus)."
+                "--codec",
+                multiple=True,
+                callback=check_codecs,
+                help="Codec in order of preference (PCMU, PCMA, opus).",
             ),
             click.option(
                 "--srtp",
@@ -292,7 +315,7 @@ def _common(f: Any) -> Any:
             ),
             click.option(
                 "--session-expires",
-                type=int,
+                type=click.IntRange(min=0),
                 default=1800,
                 show_default=True,
                 help="RFC 4028 interval; 0: none.",
@@ -313,7 +336,7 @@ def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @click.argument("target")
 @_common
 @click.option("--register", is_flag=True, help="Register with --server before calling.")
@@ -323,12 +346,22 @@ def call(target: str, **kwargs: Any) -> None:
     sys.exit(run_loop(_call_main(target, options)))
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @_common
 @click.option(
-    "--calls", type=int, default=1, show_default=True, help="Calls to answer; 0: until interrupted."
+    "--calls",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Calls to answer; 0: until interrupted.",
 )
-@click.option("--ring", type=float, default=0.0, help="Seconds to ring before answering.")
+@click.option(
+    "--ring",
+    type=float,
+    default=0.0,
+    callback=check_duration,
+    help="Seconds to ring before answering.",
+)
 def answer(**kwargs: Any) -> None:
     """Register and answer incoming calls, playing and recording audio."""
     options = _prepare(kwargs)

@@ -37,7 +37,8 @@ from sipline.media.sources import SinkLike, SourceLike
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.runtime.system import SystemEntropy
 from sipline.transport import Source, Target
-from sipline.transport.resolver import Resolver
+from sipline.transport.base import TransportError
+from sipline.transport.resolver import ResolutionError, Resolver
 
 __all__ = ["CallHandler", "MessageHandler", "TransferPolicy", "UserAgent"]
 
@@ -163,9 +164,15 @@ class UserAgent:
             return
         self._started = True
         config = self.config
-        await self.endpoint.listen(config.transport, config.listen_host, config.listen_port)
+        try:
+            await self.endpoint.listen(config.transport, config.listen_host, config.listen_port)
+        except TransportError as exc:  # the port is taken, the address is not ours, ...
+            self._started = False
+            raise UserAgentError(str(exc)) from None
         if config.should_register:
             await self.register()
+        elif config.server is not None:
+            await self._server_target()  # a server name that does not resolve fails here
 
     async def __aenter__(self) -> UserAgent:
         await self.start()
@@ -402,15 +409,18 @@ class UserAgent:
             return Target(
                 transport, host.strip("[]"), uri.port or _DEFAULT_PORTS.get(transport, 5060)
             )
-        targets = await self._resolver.resolve(
-            Destination(
-                host=uri.host,
-                scheme=uri.scheme,
-                port=uri.port,
-                transport=uri.transport,
-                maddr=uri.maddr,
+        try:
+            targets = await self._resolver.resolve(
+                Destination(
+                    host=uri.host,
+                    scheme=uri.scheme,
+                    port=uri.port,
+                    transport=uri.transport,
+                    maddr=uri.maddr,
+                )
             )
-        )
+        except ResolutionError as exc:
+            raise UserAgentError(f"cannot resolve {host}: {exc}") from None
         first = targets[0]
         return Target(str(first.transport), first.host, first.port, first.server_name)
 
