@@ -26,11 +26,13 @@ from sipline.transport.resolver import ResolutionError
 __all__ = [
     "AgentCommand",
     "account_options",
+    "agent_settings",
     "apply_options",
     "check_codecs",
     "check_dtmf",
     "check_duration",
     "check_play",
+    "check_port_range",
     "check_record",
     "log_level_option",
 ]
@@ -198,9 +200,49 @@ def account_options() -> list[Callable[[Any], Any]]:
             callback=_check_hostport(0),
         ),
         click.option(
-            "--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True
+            "--transport",
+            type=click.Choice(["udp", "tcp", "tls"]),
+            default="udp",
+            show_default=True,
+            help="tcp/tls: one connection to --server, kept open (RFC 5626 outbound).",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="CA certificate(s) that sign the server's TLS certificate "
+            "(default: the system's store).",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="TLS without checking the server's certificate (self-signed test servers).",
         ),
     ]
+
+
+def agent_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The UserAgent settings the shared options give beyond its named arguments."""
+    ca_file = options.get("ca_file")
+    return {
+        "tls_ca_file": str(ca_file) if ca_file is not None else None,
+        "tls_verify": not options.get("insecure", False),
+    }
+
+
+def check_port_range(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
+    """LO-HI: the UDP ports RTP and RTCP may use (an even/odd pair per call)."""
+    if value is None:
+        return None
+    low_s, sep, high_s = value.partition("-")
+    if not sep or not low_s.strip().isdigit() or not high_s.strip().isdigit():
+        _fail(param, f"{value!r}: give LO-HI, e.g. 40000-40099")
+    low, high = int(low_s), int(high_s)
+    if not 1024 <= low < high <= 65535:
+        _fail(param, f"{value!r}: need 1024 <= LO < HI <= 65535")
+    return low, high
 
 
 def log_level_option() -> Callable[[Any], Any]:

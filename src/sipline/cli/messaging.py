@@ -33,6 +33,7 @@ from sipline.apps.ua import (
 from sipline.cli.agent_options import (
     AgentCommand,
     account_options,
+    agent_settings,
     apply_options,
     check_duration,
     log_level_option,
@@ -70,6 +71,7 @@ def _agent(o: dict[str, Any], *, register: bool) -> UserAgent:
         listen=o["listen"],
         transport=o["transport"],
         register=register and o["server"] is not None,
+        **agent_settings(o),
     )
 
 

@@ -39,11 +39,13 @@ from sipline.apps.ua import (
 from sipline.cli.agent_options import (
     AgentCommand,
     account_options,
+    agent_settings,
     apply_options,
     check_codecs,
     check_dtmf,
     check_duration,
     check_play,
+    check_port_range,
     check_record,
     log_level_option,
 )
@@ -114,9 +116,15 @@ def _agent(options: dict[str, Any], *, auto_answer: bool, register: bool) -> Use
         transport=options["transport"],
         register=register and options["server"] is not None,
         auto_answer=auto_answer,
-        media=MediaOptions(codecs=codecs, srtp=options["srtp"]),
+        media=MediaOptions(codecs=codecs, srtp=options["srtp"], **_ports(options)),
         session_timer=SessionTimerPolicy(expires_s=options["session_expires"] or None),
+        **agent_settings(options),
     )
+
+
+def _ports(options: dict[str, Any]) -> dict[str, Any]:
+    ports = options["rtp_ports"]
+    return {} if ports is None else {"port_range": ports}
 
 
 async def _run_call(call: Call, options: dict[str, Any], out: _Printer, stop: asyncio.Event) -> int:
@@ -312,6 +320,13 @@ def _common(f: Any) -> Any:
                 type=click.Choice(["off", "optional", "mandatory"]),
                 default="off",
                 show_default=True,
+            ),
+            click.option(
+                "--rtp-ports",
+                default=None,
+                metavar="LO-HI",
+                callback=check_port_range,
+                help="UDP ports for RTP/RTCP (default 16384-32766).",
             ),
             click.option(
                 "--session-expires",

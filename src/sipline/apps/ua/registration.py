@@ -50,6 +50,8 @@ class Registration:
         keepalive_s: float | None = 25.0,
         headers: Callable[[], list[tuple[str, str]]] = list,
         on_public_address: Callable[[str, int], None] | None = None,
+        outbound: bool = False,
+        instance_id: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.aor = aor
@@ -60,6 +62,12 @@ class Registration:
         self.keepalive_s = keepalive_s
         self._headers = headers
         self._on_public = on_public_address
+        # RFC 5626 §4.2: over a connection, register one flow: instance and reg-id.
+        self._contact_params: list[tuple[str, str]] = (
+            [("+sip.instance", f'"<{instance_id}>"'), ("reg-id", "1")]
+            if outbound and instance_id
+            else []
+        )
         self.call_id = endpoint.new_call_id()
         self.from_tag = endpoint.new_tag()
         self.cseq = 0
@@ -87,9 +95,15 @@ class Registration:
             call_id=self.call_id,
             cseq=self.cseq,
             via=[],
-            contact=NameAddr(contact),
+            contact=self._contact_value(contact),
             extra=[*self._headers(), ("Expires", str(expires))],
         )
+
+    def _contact_value(self, contact: str) -> NameAddr:
+        value = NameAddr(contact)
+        for name, param in self._contact_params:
+            value.params.set(name, param)
+        return value
 
     async def _send(self, contact: str, expires: int) -> Response:
         """One REGISTER transaction, with the digest and 423 retries it may need."""
