@@ -213,9 +213,10 @@ class ClientTransaction:
         self.on_response = on_response
         self.final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
-    def cancel(self) -> None:
-        """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response."""
-        self._endpoint._cancel(self)
+    def cancel(self, reason: str | None = None) -> None:
+        """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response.
+        `reason`: a Reason header value for the CANCEL (RFC 3326)."""
+        self._endpoint._cancel(self, reason)
 
     def _deliver(self, response: Response) -> None:
         if self.on_response is not None:
@@ -805,8 +806,8 @@ class Endpoint:
             return None
         return Target("TCP", target.host, target.port, target.server_name)
 
-    def _cancel(self, ct: ClientTransaction) -> None:
-        cancel_key = self.transactions.cancel(ct.key, now=self.now())
+    def _cancel(self, ct: ClientTransaction, reason: str | None = None) -> None:
+        cancel_key = self.transactions.cancel(ct.key, now=self.now(), reason=reason)
         if cancel_key is not None and cancel_key not in self._clients:
             # The CANCEL's own responses matter to no one; keep a handle for clean-up.
             txn = self.transactions.get(cancel_key)
