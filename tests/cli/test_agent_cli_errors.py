@@ -85,6 +85,10 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("option-unknown", ("chat", "bob@example.com", *ME, "--colour"), "--colour"),
     ("expires-zero", ("presence", *ME, "--set", "away", "--expires", "0"), "--expires"),
     ("presence-nothing-to-do", ("presence", *ME), "--set"),
+    ("rtp-ports-reversed", ("answer", *ME, "--rtp-ports", "5000-4000"), "--rtp-ports"),
+    ("rtp-ports-not-a-range", ("call", TARGET, *ME, "--rtp-ports", "40000"), "--rtp-ports"),
+    ("ca-file-missing", ("answer", *ME, "--transport", "tls", "--ca-file", "{missing}"), "ca-file"),
+    ("sips-over-udp", ("message", f"sips:bob@{HOST}:9", "hi", *ME), "--transport tls"),
 ]
 
 

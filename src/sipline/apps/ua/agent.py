@@ -29,7 +29,7 @@ from sipline.apps.ua.tls_files import TlsFiles
 from sipline.apps.ua.watch import PresencePublication, Watch, WatchUpdate
 from sipline.core.clock import Entropy
 from sipline.core.dialog import Dialog, DialogId, DialogTable
-from sipline.core.errors import RemoteProtocolError
+from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.routing import Destination, Transport, is_ip_literal
 from sipline.core.uri import SipUri, Uri, format_host, parse_uri
@@ -445,8 +445,8 @@ class UserAgent:
         host = uri.maddr or uri.host
         transport = uri.transport or ("TLS" if uri.secure else self.config.transport)
         if is_ip_literal(host):
-            return Target(
-                transport, host.strip("[]"), uri.port or _DEFAULT_PORTS.get(transport, 5060)
+            return self._usable(
+                Target(transport, host.strip("[]"), uri.port or _DEFAULT_PORTS.get(transport, 5060))
             )
         try:
             targets = await self._resolver.resolve(
@@ -461,7 +461,18 @@ class UserAgent:
         except ResolutionError as exc:
             raise UserAgentError(f"cannot resolve {host}: {exc}") from None
         first = targets[0]
-        return Target(str(first.transport), first.host, first.port, first.server_name)
+        return self._usable(Target(str(first.transport), first.host, first.port, first.server_name))
+
+    def _usable(self, target: Target) -> Target:
+        """A target over a transport we have: our Via names our listener for it (§18.1.1)."""
+        try:
+            self.endpoint.listening(target.transport)
+        except LocalProtocolError:
+            raise UserAgentError(
+                f"{target.host}:{target.port} needs {target.transport}, and this agent uses "
+                f"{self.config.transport} (--transport {target.transport.lower()})"
+            ) from None
+        return target
 
     def new_media(self) -> CallMedia:
         config = self.config
