@@ -33,10 +33,10 @@ def _users(db: Path) -> None:
     store.close()
 
 
-class _Answer:
+class _Cli:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            ["timeout", "-k", "5", "40", SIPLINE, "answer", *args],
+            ["timeout", "-k", "5", "40", SIPLINE, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -81,8 +81,8 @@ async def test_answer_over_a_connection_through_serve(tmp_path: Path, transport:
     server = start_serve(tmp_path, tls=True)
     port = server.tls_port if transport == "tls" else server.port
     extra = ["--ca-file", str(tmp_path / "sipline-tls" / "cert.pem")] if transport == "tls" else []
-    answer = _Answer(
-        "--user", "bob@example.com", "--password", "bob-pw", "--server", f"{HOST}:{port}",
+    answer = _Cli(
+        "answer", "--user", "bob@example.com", "--password", "bob-pw", "--server", f"{HOST}:{port}",
         "--transport", transport, "--listen", f"{HOST}:0", "--rtp-ports", "41000-41019",
         "--duration", "1", *extra,
     )  # fmt: skip
@@ -111,3 +111,30 @@ async def test_answer_over_a_connection_through_serve(tmp_path: Path, transport:
         server.stop()
     bindings = [line for line in server.lines if "Traceback" in line]
     assert not bindings, server.lines
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_call_over_a_connection_through_serve(tmp_path: Path, transport: str) -> None:
+    _users(tmp_path / "sipline.db")
+    server = start_serve(tmp_path, tls=True)
+    port = server.tls_port if transport == "tls" else server.port
+    extra = ["--ca-file", str(tmp_path / "sipline-tls" / "cert.pem")] if transport == "tls" else []
+    try:
+        async with UserAgent(
+            "bob@example.com", password="bob-pw", server=f"{HOST}:{server.port}",
+            listen=f"{HOST}:0", auto_answer=True,
+        ) as bob:  # fmt: skip
+            call = _Cli(
+                "call", "sip:bob@example.com", "--user", "alice@example.com",
+                "--password", "alice-pw", "--server", f"{HOST}:{port}", "--transport", transport,
+                "--listen", f"{HOST}:0", "--duration", "1", *extra,
+            )  # fmt: skip
+            try:
+                await call.wait_line("answered")
+                await asyncio.to_thread(call.proc.wait, 15)
+                assert call.proc.returncode == 0, (call.lines, call.errors)
+                assert not bob.calls or all(not c.is_active for c in bob.calls)
+            finally:
+                call.stop()
+    finally:
+        server.stop()

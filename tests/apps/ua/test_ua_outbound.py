@@ -20,8 +20,8 @@ from sipline.storage.sqlite import SqliteStore
 DOMAIN = "example.com"
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
+@pytest.fixture(params=[True, False], ids=["nat-fix", "no-nat-fix"])
+async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SipServer]:
     db = tmp_path / "sipline.db"
     store = SqliteStore(db)
     store.add_domain(DOMAIN)
@@ -32,6 +32,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
         listen=[parse_listen(f"udp:{HOST}:0"), parse_listen(f"tcp:{HOST}:0")],
         domains=[DOMAIN],
         database=db,
+        fix_nated_register=request.param,  # the flow is kept either way (RFC 5626 §6)
     )
     srv = SipServer(config)
     await srv.start()
