@@ -47,7 +47,7 @@ def test_sigterm_while_ringing_ends_promptly() -> None:
         answer.finish(timeout=10)
         took = time.monotonic() - began
         assert took < 2, (took, answer.text())
-        assert answer.proc.returncode == 0, answer.text()
+        assert answer.proc.returncode == 0, (answer.proc.returncode, answer.text())
         assert not any("Traceback" in line for line in answer.errors), answer.text()
         # The caller hears that we are gone rather than ringing on (480 from the reject).
         call.finish(timeout=10)
