@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import IO
 
-from sipline.storage.sqlite import SqliteStore
-
 SIPLINE = shutil.which("sipline") or str(Path(sys.executable).parent / "sipline")
 HOST = "127.0.0.1"
 
@@ -88,13 +86,3 @@ class Process:
         if self.proc.poll() is None:
             self.proc.terminate()
         self.finish()
-
-
-def make_store(db: Path) -> None:
-    """A store for example.com with alice (alice-pw) and bob (bob-pw)."""
-    store = SqliteStore(db)
-    if not store.has_domain("example.com"):
-        store.add_domain("example.com")
-    store.add_user("alice", "example.com", "alice-pw")
-    store.add_user("bob", "example.com", "bob-pw")
-    store.close()

@@ -140,3 +140,10 @@ def test_sox_default_wav_plays(tmp_path: Path) -> None:
         assert not call.errors, call.text()
     finally:
         answer.stop()
+
+
+def test_a_refused_connection_says_why() -> None:
+    """The 503 for a request that could not be sent names the cause."""
+    port = free_port()  # nothing listens on TCP there
+    _assert_one_line(("answer", *ME, "--listen", f"{HOST}:0", "--transport", "tcp",
+                      "--server", f"{HOST}:{port}"), "connection refused")  # fmt: skip

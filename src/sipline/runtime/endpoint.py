@@ -196,7 +196,7 @@ class ClientTransaction:
     response (a 408 or 503 is synthesised on timeout or transport failure, §8.1.3.1);
     `on_response` sees every response, including 2xx retransmissions from forks."""
 
-    __slots__ = ("_endpoint", "final", "key", "on_response", "request", "target")
+    __slots__ = ("_endpoint", "error", "final", "key", "on_response", "request", "target")
 
     def __init__(
         self,
@@ -211,6 +211,7 @@ class ClientTransaction:
         self.request = request
         self.target = target
         self.on_response = on_response
+        self.error: str | None = None  # why sending failed, for the synthesised 503
         self.final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
     def cancel(self, reason: str | None = None) -> None:
@@ -596,6 +597,9 @@ class Endpoint:
     ) -> None:
         def failed(error: TransportError) -> None:
             log.info("send failed: %s", error)
+            ct = self._clients.get(key) if isinstance(key, ClientKey) else None
+            if ct is not None and ct.error is None:
+                ct.error = str(error)
             if key is not None:
                 self.transactions.transport_error(key, now=self.now())
                 self._pump()
@@ -665,7 +669,10 @@ class Endpoint:
                 if isinstance(event, TransactionTimedOut):
                     ct._fail(408, "Request Timeout")
                 else:
-                    ct._fail(503, "Service Unavailable (transport failure)")
+                    # The cause (a refused connection, a certificate that failed its
+                    # check) is what a user can act on.
+                    why = " ".join((ct.error or "transport failure").split())[:200]
+                    ct._fail(503, f"Service Unavailable ({why})")
         elif isinstance(event, TransactionTerminated):
             if isinstance(event.key, ServerKey):
                 gone = self._servers.pop(event.key, None)
