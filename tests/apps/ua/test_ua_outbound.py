@@ -68,3 +68,30 @@ async def test_a_tcp_agent_is_reached_over_its_registration_flow(server: SipServ
         assert bob.endpoint.transports.connections == frozenset({flow})
         await call.hangup()
         await wait_for(lambda: not bob.calls)
+
+
+async def test_a_lost_flow_is_registered_again_at_once(server: SipServer) -> None:
+    tcp_port = server.endpoint.listening("TCP").port
+    bob = UserAgent(f"bob@{DOMAIN}", password="bob-pw", server=f"{HOST}:{tcp_port}",
+                    transport="tcp", listen=f"{HOST}:0", timers=FAST, auto_answer=True,
+                    keepalive_s=0.2)  # fmt: skip
+    udp_port = server.endpoint.listening("UDP").port
+    alice = UserAgent(f"alice@{DOMAIN}", password="alice-pw", server=f"{HOST}:{udp_port}",
+                      listen=f"{HOST}:0", timers=FAST)  # fmt: skip
+    store = server.store
+    assert store is not None
+
+    def flow_of_binding() -> str | None:
+        found = store.bindings(f"bob@{DOMAIN}", now=server.endpoint.wall())
+        return found[0].received if len(found) == 1 else None
+
+    async with bob, alice:
+        (old,) = bob.endpoint.transports.connections
+        before = flow_of_binding()
+        old.abort()  # the connection dies (a NAT drops it, the server restarts)
+        await wait_for(lambda: flow_of_binding() not in (None, before), 3)
+        (new,) = bob.endpoint.transports.connections
+        assert flow_of_binding() == f"tcp:{HOST}:{new.local[1]}"
+        call = await alice.call(f"sip:bob@{DOMAIN}")
+        await asyncio.wait_for(call.answered, 5)
+        await call.hangup()

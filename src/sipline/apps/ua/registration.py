@@ -207,10 +207,22 @@ class Registration:
         assert self.keepalive_s is not None
         while True:
             await asyncio.sleep(self.keepalive_s)
+            if self._contact_params and self._flow_lost():
+                # RFC 5626 §4.4.1: the flow failed; register again at once (a new
+                # connection, the same instance and reg-id) so calls can reach us.
+                log.info("the connection to the registrar closed: registering again")
+                with contextlib.suppress(RegistrationError, RemoteProtocolError, OSError):
+                    await self.register()
+                    self.refreshes += 1
+                continue
             # A double CRLF: over UDP an empty message the registrar drops (§7.5), over
             # a connection the RFC 5626 §3.5.1 ping its transport answers with a pong.
             self.endpoint.transports.send(b"\r\n\r\n", self.registrar)
             self.keepalives_sent += 1
+
+    def _flow_lost(self) -> bool:
+        connection = self.endpoint.transports.connection_for(self.registrar)
+        return connection is None or connection.is_closed
 
     async def unregister(self) -> Response | None:
         """Remove our binding (Expires: 0) and stop refreshing."""
