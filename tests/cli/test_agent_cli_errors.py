@@ -4,6 +4,7 @@ audio, a port in use, a name that does not resolve (real processes)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -147,3 +148,11 @@ def test_a_refused_connection_says_why() -> None:
     port = free_port()  # nothing listens on TCP there
     _assert_one_line(("answer", *ME, "--listen", f"{HOST}:0", "--transport", "tcp",
                       "--server", f"{HOST}:{port}"), "connection refused")  # fmt: skip
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_play_file_is_one_line(tmp_path: Path) -> None:
+    played = tmp_path / "secret.wav"
+    played.write_bytes(b"RIFF")
+    played.chmod(0)
+    _assert_one_line(("call", TARGET, *ME, "--play", str(played)), "permission denied")

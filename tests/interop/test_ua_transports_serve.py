@@ -138,3 +138,28 @@ async def test_call_over_a_connection_through_serve(tmp_path: Path, transport: s
                 call.stop()
     finally:
         server.stop()
+
+
+async def test_a_sips_call_between_two_tls_agents(tmp_path: Path) -> None:
+    """sips: end to end (RFC 3261 §26.2.2): both agents on TLS flows to the server."""
+    _users(tmp_path / "sipline.db")
+    server = start_serve(tmp_path, tls=True)
+    tls = ["--server", f"{HOST}:{server.tls_port}", "--transport", "tls", "--listen", f"{HOST}:0",
+           "--ca-file", str(tmp_path / "sipline-tls" / "cert.pem")]  # fmt: skip
+    answer = _Cli("answer", "--user", "bob@example.com", "--password", "bob-pw", *tls)
+    try:
+        await answer.wait_line("(registered)")
+        call = _Cli("call", "sips:bob@example.com", "--user", "alice@example.com",
+                    "--password", "alice-pw", "--duration", "1", *tls)  # fmt: skip
+        try:
+            await call.wait_line("answered")
+            await asyncio.to_thread(call.proc.wait, 15)
+            assert call.proc.returncode == 0, (call.lines, call.errors)
+            assert any("packets sent" in line for line in call.lines), call.lines
+        finally:
+            call.stop()
+        await asyncio.to_thread(answer.proc.wait, 15)
+        assert answer.proc.returncode == 0, (answer.lines, answer.errors)
+    finally:
+        answer.stop()
+        server.stop()
