@@ -20,6 +20,7 @@ from sipline.apps.ua.config import parse_aor, parse_hostport
 from sipline.media.audio_files import check_audio_file
 from sipline.media.codecs.opus import register_opus
 from sipline.media.codecs.registry import codec_by_name
+from sipline.media.srtp import srtp_available
 from sipline.transport import TransportError
 from sipline.transport.resolver import ResolutionError
 
@@ -34,6 +35,7 @@ __all__ = [
     "check_play",
     "check_port_range",
     "check_record",
+    "check_srtp",
     "log_level_option",
 ]
 
@@ -138,6 +140,13 @@ def check_codecs(ctx: click.Context, param: click.Parameter, value: tuple[str, .
             register_opus()
         if codec_by_name(name) is None:
             _fail(param, f"{name}: not an available codec (PCMU, PCMA, opus)")
+    return value
+
+
+def check_srtp(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """SRTP needs libsrtp's binding (the [srtp] extra)."""
+    if value != "off" and not srtp_available():
+        _fail(param, "SRTP needs the pylibsrtp package (pip install sipline[srtp])")
     return value
 
 

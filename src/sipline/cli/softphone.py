@@ -47,6 +47,7 @@ from sipline.cli.agent_options import (
     check_play,
     check_port_range,
     check_record,
+    check_srtp,
     log_level_option,
 )
 from sipline.transport.loop import run as run_loop
@@ -320,6 +321,7 @@ def _common(f: Any) -> Any:
                 type=click.Choice(["off", "optional", "mandatory"]),
                 default="off",
                 show_default=True,
+                callback=check_srtp,
             ),
             click.option(
                 "--rtp-ports",
