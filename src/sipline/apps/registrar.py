@@ -261,7 +261,7 @@ class Registrar:
                     path=path,
                     instance=instance,
                     reg_id=reg_id,
-                    received=self._received(uri, source, path),
+                    received=self._received(uri, source, path, outbound=reg_id is not None),
                     user_agent=user_agent,
                     params=_other_params(contact),
                     updated_at=now_wall,
@@ -281,9 +281,15 @@ class Registrar:
             raise _RejectError(423, None, (("Min-Expires", str(cfg.min_expires_s)),))
         return min(expires, cfg.max_expires_s)
 
-    def _received(self, uri: Uri, source: Source, path: tuple[str, ...]) -> str | None:
-        # Behind a Path the source is the edge proxy, which routes back itself.
-        if not self.config.fix_nated_register or path or not isinstance(uri, SipUri):
+    def _received(
+        self, uri: Uri, source: Source, path: tuple[str, ...], *, outbound: bool = False
+    ) -> str | None:
+        # Behind a Path the source is the edge proxy, which routes back itself. An
+        # outbound registration (reg-id) is its flow whatever the NAT setting: RFC 5626
+        # §6 has requests for it go back over the connection it came on.
+        if path or not isinstance(uri, SipUri):
+            return None
+        if not self.config.fix_nated_register and not outbound:
             return None
         transport, host, port = source
         default_port = 5061 if uri.secure or transport.lower() in ("tls", "wss") else 5060

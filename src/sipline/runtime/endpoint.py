@@ -108,6 +108,7 @@ class ServerTransaction:
     __slots__ = (
         "_endpoint",
         "_to_tag",
+        "cancel_request",
         "cancelled",
         "inbound",
         "key",
@@ -126,6 +127,7 @@ class ServerTransaction:
         self.inbound = inbound
         self._to_tag: str | None = None
         self.cancelled = False
+        self.cancel_request: Request | None = None  # the CANCEL, for its Reason (RFC 3326)
         self.on_cancel: Callable[[], None] | None = None
         self.pending = False  # counted among the transactions awaiting a final response
         # Still waiting for this element's own work (not yet answered, nor relayed to a
@@ -194,7 +196,7 @@ class ClientTransaction:
     response (a 408 or 503 is synthesised on timeout or transport failure, §8.1.3.1);
     `on_response` sees every response, including 2xx retransmissions from forks."""
 
-    __slots__ = ("_endpoint", "final", "key", "on_response", "request", "target")
+    __slots__ = ("_endpoint", "error", "final", "key", "on_response", "request", "target")
 
     def __init__(
         self,
@@ -209,11 +211,13 @@ class ClientTransaction:
         self.request = request
         self.target = target
         self.on_response = on_response
+        self.error: str | None = None  # why sending failed, for the synthesised 503
         self.final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
-    def cancel(self) -> None:
-        """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response."""
-        self._endpoint._cancel(self)
+    def cancel(self, reason: str | None = None) -> None:
+        """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response.
+        `reason`: a Reason header value for the CANCEL (RFC 3326)."""
+        self._endpoint._cancel(self, reason)
 
     def _deliver(self, response: Response) -> None:
         if self.on_response is not None:
@@ -593,6 +597,9 @@ class Endpoint:
     ) -> None:
         def failed(error: TransportError) -> None:
             log.info("send failed: %s", error)
+            ct = self._clients.get(key) if isinstance(key, ClientKey) else None
+            if ct is not None and ct.error is None:
+                ct.error = str(error)
             if key is not None:
                 self.transactions.transport_error(key, now=self.now())
                 self._pump()
@@ -662,7 +669,10 @@ class Endpoint:
                 if isinstance(event, TransactionTimedOut):
                     ct._fail(408, "Request Timeout")
                 else:
-                    ct._fail(503, "Service Unavailable (transport failure)")
+                    # The cause (a refused connection, a certificate that failed its
+                    # check) is what a user can act on.
+                    why = " ".join((ct.error or "transport failure").split())[:200]
+                    ct._fail(503, f"Service Unavailable ({why})")
         elif isinstance(event, TransactionTerminated):
             if isinstance(event.key, ServerKey):
                 gone = self._servers.pop(event.key, None)
@@ -740,6 +750,7 @@ class Endpoint:
             return
         cancel_st.respond(200)
         invite_st.cancelled = True
+        invite_st.cancel_request = event.request
         if invite_st.on_cancel is not None:
             invite_st.on_cancel()
         else:
@@ -802,8 +813,8 @@ class Endpoint:
             return None
         return Target("TCP", target.host, target.port, target.server_name)
 
-    def _cancel(self, ct: ClientTransaction) -> None:
-        cancel_key = self.transactions.cancel(ct.key, now=self.now())
+    def _cancel(self, ct: ClientTransaction, reason: str | None = None) -> None:
+        cancel_key = self.transactions.cancel(ct.key, now=self.now(), reason=reason)
         if cancel_key is not None and cancel_key not in self._clients:
             # The CANCEL's own responses matter to no one; keep a handle for clean-up.
             txn = self.transactions.get(cancel_key)
