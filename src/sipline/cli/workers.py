@@ -64,9 +64,13 @@ class WorkerCommand:
 
     def argv(self, index: int) -> list[str]:
         # `serve` alone, not the whole `sipline` group: a worker needs none of the other
-        # commands' modules (the user agent, media codecs, numpy).
+        # commands' modules (the user agent, media codecs, numpy). `-I` (isolated mode):
+        # `-c` would put the working directory first on sys.path, so an `asyncio.py` or
+        # `enum.py` lying there would run in every worker; -I leaves it out and ignores
+        # PYTHONPATH, PYTHONSTARTUP and the user's site-packages as well.
         return [
             sys.executable,
+            "-I",
             "-c",
             "from sipline.cli.serve import serve; serve(prog_name='sipline serve')",
             *self.args,
