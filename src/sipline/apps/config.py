@@ -109,6 +109,7 @@ class ServerConfig:
     max_expires: int = 7200
     default_expires: int = 3600
     fix_nated_register: bool = True
+    max_contacts: int = 10  # bindings per address-of-record
     # authentication
     auth_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
     nonce_ttl_s: float = 300.0
@@ -172,6 +173,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_expires": ("max_expires", "posint"),
         "default_expires": ("default_expires", "posint"),
         "fix_nated_register": ("fix_nated_register", "bool"),
+        "max_contacts": ("max_contacts", "posint"),
     },
     "auth": {
         "algorithms": ("auth_algorithms", "algorithms"),

@@ -143,6 +143,7 @@ class SipServer:
                 min_expires_s=cfg.min_expires,
                 max_expires_s=cfg.max_expires,
                 fix_nated_register=cfg.fix_nated_register,
+                max_contacts=cfg.max_contacts,
             ),
             domains=cfg.domains,
         )
