@@ -16,6 +16,7 @@ from typing import Any
 from sipline.apps.features.location import CIVIC_FIELDS, Region
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, parse_uri
+from sipline.runtime.flood import DEFAULT_SCANNERS
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -150,6 +151,15 @@ class ServerConfig:
     overload_max_response_wait_ms: float = 400.0
     # logging
     log_level: str = "info"
+    # -- flood control and connection limits (README "Running on the Internet") -------------
+    flood_control: bool = True  # [security] flood_control
+    flood_requests: int = 1000  # messages per source address over flood_window_s ...
+    flood_window_s: float = 2.0
+    flood_ban_s: float = 60.0  # ... past which it is banned this long
+    flood_exempt: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    scanner_user_agents: list[str] = field(default_factory=lambda: list(DEFAULT_SCANNERS))
+    message_timeout_s: float = 10.0  # [limits]: a whole TCP/TLS message within this
+    max_connections_per_source: int = 32  # [limits]
 
 
 _ALGORITHMS = ("SHA-512-256", "SHA-256", "MD5")
@@ -221,6 +231,23 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_response_wait_ms": ("overload_max_response_wait_ms", "posfloat"),
     },
 }
+# -- flood control and connection limits, kept apart from the other [security] keys ---------
+_SCHEMA.setdefault("security", {}).update(
+    {
+        "flood_control": ("flood_control", "bool"),
+        "flood_requests": ("flood_requests", "posint"),
+        "flood_window_s": ("flood_window_s", "posfloat"),
+        "flood_ban_s": ("flood_ban_s", "posfloat"),
+        "flood_exempt": ("flood_exempt", "networks"),
+        "scanner_user_agents": ("scanner_user_agents", "strlist"),
+    }
+)
+_SCHEMA["limits"].update(
+    {
+        "message_timeout_s": ("message_timeout_s", "posfloat"),
+        "max_connections_per_source": ("max_connections_per_source", "posint"),
+    }
+)
 # Who may watch a user's presence when the user has no rule about the watcher.
 PRESENCE_POLICIES = ("allow", "same-domain", "confirm", "deny")
 _REGION_KEYS = ("name", "networks", "civic", "box", "point", "psap")
@@ -278,6 +305,16 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "loglevel":
         need(value in ("debug", "info", "warning", "error"), "debug, info, warning or error")
         return value
+    if kind == "networks":
+        need(
+            isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of networks"
+        )
+        for v in value:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ConfigError(f"{key}: {v!r} is not an IP network (192.0.2.0/24)") from None
+        return list(value)
     if kind in ("strlist", "domains", "listen", "algorithms"):
         need(
             isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"

@@ -11,7 +11,9 @@ the socket). Worker <-> supervisor, one line each:
 
 - stdin, supervisor to worker: a JSON object (the nonce secret, the socket numbers);
   the pipe stays open, and its end (the supervisor is gone) stops the worker;
-- stdout, worker to supervisor: `ready` once listening, `status ...` after SIGUSR1.
+- stdout, worker to supervisor: `ready` once listening, `status ...` after SIGUSR1,
+  `ban HOST SECONDS` when its flood control banned a source (runtime/flood.py): the
+  supervisor passes it to every other worker's stdin, and they ban it too.
 
 Signals: SIGINT/SIGTERM to the supervisor stop every worker (SIGTERM) and then it;
 SIGUSR1 asks each worker for its status line and logs them and their sum.
@@ -237,6 +239,17 @@ class Supervisor:
                     w.ready.set_result(None)
             elif line.startswith("status ") and w.status is not None and not w.status.done():
                 w.status.set_result(line.removeprefix("status "))
+            elif line.startswith("ban "):
+                self._relay(w, line)
+
+    def _relay(self, source: _Worker, line: str) -> None:
+        """A ban made by one worker, to all the others (a short pipe write: no wait)."""
+        for w in self.workers:
+            proc = w.proc
+            if w is source or proc is None or proc.stdin is None or proc.returncode is not None:
+                continue
+            with contextlib.suppress(OSError, RuntimeError):
+                proc.stdin.write(line.encode() + b"\n")
 
     async def _wait_ready(self, w: _Worker) -> None:
         assert w.ready is not None and w.proc is not None
@@ -378,6 +391,16 @@ def read_setup(index: int) -> WorkerSetup:
     )
 
 
+def _from_supervisor(server: Any, line: str) -> None:
+    """A line the supervisor sent after the setup: a ban another worker made."""
+    kind, _, rest = line.partition(" ")
+    host, _, seconds = rest.partition(" ")
+    flood = server.endpoint.flood
+    if kind == "ban" and flood is not None and host:
+        with contextlib.suppress(ValueError):
+            flood.ban(host, float(seconds), publish=False)
+
+
 def _tell(line: str) -> None:
     """One line to the supervisor (a short write to a pipe: it does not block)."""
     with contextlib.suppress(OSError):
@@ -402,6 +425,10 @@ async def serve_worker(cfg: ServerConfig, setup: WorkerSetup) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, lambda: _tell("status " + server.status()))
     stdin = sys.stdin.buffer.fileno()
+    flood = server.endpoint.flood
+    if flood is not None:
+        flood.on_ban = lambda host, seconds: _tell(f"ban {host} {seconds:g}")
+    pending = bytearray()
 
     def supervisor_gone() -> None:
         try:
@@ -412,6 +439,12 @@ async def serve_worker(cfg: ServerConfig, setup: WorkerSetup) -> int:
             loop.remove_reader(stdin)
             log.warning("the supervising process is gone: stopping")
             stop.set()
+            return
+        pending.extend(data)
+        *lines, rest = pending.split(b"\n")
+        pending[:] = rest
+        for line in lines:
+            _from_supervisor(server, line.decode("ascii", "replace"))
 
     loop.add_reader(stdin, supervisor_gone)
     _tell("ready")
