@@ -33,6 +33,7 @@ from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.runtime.overload import OverloadConfig
+from sipline.runtime.system import MemoryRelease
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
@@ -96,6 +97,7 @@ class SipServer:
         self.planner: ServerRoutePlanner | None = None
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
         self._housekeeping: asyncio.Task[None] | None = None
+        self._memory = MemoryRelease()
         self._feed: asyncio.Task[None] | None = None
         self._credentials: asyncio.Task[None] | None = None
 
@@ -189,10 +191,14 @@ class SipServer:
         return self.config.mode == "redirect" or aor in self.config.redirect_users
 
     async def _housekeep(self) -> None:
-        """Purge expired bindings and pick up domains added from the CLI."""
+        """Purge expired bindings and pick up domains added from the CLI; give back the
+        memory a burst of transactions took once they are gone (runtime/system.py)."""
         assert self.store is not None and self.backend is not None
         while True:
             await asyncio.sleep(5.0)
+            peak = self._memory.peak
+            if self._memory.observe(self.endpoint.transactions.server_count):
+                log.info("released the memory of a burst of %d transactions", peak)
             try:
                 await self.store.purge_expired(self.endpoint.wall())
                 await self.backend.refresh_domains()
