@@ -29,7 +29,7 @@ def test_a_source_over_the_limit_is_banned_and_others_are_not() -> None:
     assert not g.admit(A, b"x")  # the 101st in the window
     assert g.banned("127.0.0.2")
     assert send(g, A, 1000) == 0
-    assert g.stats.dropped == 1000 and g.stats.bans == 1
+    assert g.stats.dropped == 1001 and g.stats.bans == 1  # the 101st too
     assert send(g, B, 100) == 100
     assert not g.banned("127.0.0.3")
 
@@ -101,6 +101,11 @@ def test_emergency_calls_from_a_banned_source_can_be_spared() -> None:
     assert not g.admit(A, b"INVITE sip:bob@example.com SIP/2.0\r\n")
     assert g.admit(A, b"INVITE sip:112@example.com SIP/2.0\r\n")
     assert g.stats.spared == 1
+    # Nor is the emergency call that itself crosses the limit dropped.
+    other = ("127.0.0.5", 5060)
+    send(g, other, 100)
+    assert g.admit(other, b"INVITE sip:112@example.com SIP/2.0\r\n")
+    assert g.banned("127.0.0.5") and g.stats.spared == 2
 
 
 def scan_request(ua: str) -> Request:

@@ -173,12 +173,7 @@ class FloodGuard:
             if banned < 0:
                 return True  # exempt
             if self._now < banned:
-                spare = self.spare
-                if spare is not None and data[:7] == b"INVITE " and spare(data, host):
-                    self.stats.spared += 1
-                    return True
-                self.stats.dropped += 1
-                return False
+                return self._spared(data, host)
             entry[2] = 0.0  # the ban is over
         entry[0] += 1
         if entry[0] + entry[1] > self._limit and self._rate(entry) > self._limit:
@@ -191,8 +186,18 @@ class FloodGuard:
                 f"over {self._limit} messages in {self.config.window_s:g} s;"
                 f" banned for {self.config.ban_s:g} s",
             )
-            return False
+            return self._spared(data, host)
         return True
+
+    def _spared(self, data: bytes, host: str) -> bool:
+        """A message from a banned source: dropped, unless it is an emergency call the
+        application spares (only INVITEs are looked at)."""
+        spare = self.spare
+        if spare is not None and data[:7] == b"INVITE " and spare(data, host):
+            self.stats.spared += 1
+            return True
+        self.stats.dropped += 1
+        return False
 
     def _rate(self, entry: _Entry) -> float:
         """Messages over the sliding window: this bucket, and the share of the last one
