@@ -16,7 +16,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "interop"))
 from flood_load import DOMAIN, Flood, Registrations, rss_mib, worker_pids
-from interop_helpers import start_serve
+from interop_helpers import (
+    HOST,
+    SIPP_DATA,
+    free_port_pair,
+    need,
+    run_sipp,
+    start_serve,
+    start_sipp_uas,
+    write_sipp_users,
+)
 
 from sipline.storage import SqliteStore
 
@@ -25,6 +34,10 @@ pytestmark = [pytest.mark.interop, pytest.mark.slow]
 CONFIG = f'[server]\ndomains = ["{DOMAIN}"]\n'
 LEGIT = {"127.0.0.3": ("alice", "alice-pw"), "127.0.0.4": ("bob", "bob-pw")}
 RECOVERY_S = 60.0
+CALLS = 60
+REGISTER = SIPP_DATA / "register_auth.xml"
+UAC = SIPP_DATA / "uac_call_rr.xml"
+UAS_RR = SIPP_DATA / "uas_rr.xml"
 
 
 def provision(db: Path) -> None:
@@ -102,5 +115,54 @@ def test_legitimate_clients_register_through_a_flood(tmp_path: Path, ports: int)
         assert after <= idle * 1.10, (idle, peak, after)
         assert server.alive()
     finally:
+        code = server.stop()
+    assert code == 0, "\n".join(server.lines[-20:])
+
+
+@pytest.mark.timeout(200)
+def test_legitimate_calls_go_through_a_flood(tmp_path: Path) -> None:
+    """alice (SIPp UAC on 127.0.0.3) calls bob (SIPp UAS on 127.0.0.4, registered from
+    there) 60 times at 5/s, with the 407 challenge and Record-Route, while 127.0.0.2
+    floods REGISTERs from 16 ports. MD5 only: SIPp answers nothing else."""
+    need("sipp")
+    workdir = tmp_path / "serve"
+    workdir.mkdir()
+    provision(workdir / "sipline.db")
+    config = CONFIG + '[auth]\nalgorithms = ["MD5"]\n'
+    server = start_serve(workdir, config, tls=False, workers=2)
+    uas = None
+    try:
+        target = f"{HOST}:{server.port}"
+        port = free_port_pair("127.0.0.4")
+        bob = write_sipp_users(tmp_path / "bob.csv", [("bob", "bob-pw")], DOMAIN)
+        registered = run_sipp(
+            target, REGISTER, tmp_path, calls=1, rate=1, timeout_s=15, local_port=port,
+            extra=["-i", "127.0.0.4", "-inf", str(bob), "-key", "expires", "600"],
+        )  # fmt: skip
+        assert (registered.successful, registered.failed) == (1, 0), registered.output[-2000:]
+        uas = start_sipp_uas(
+            UAS_RR, tmp_path, port=port, calls=CALLS, extra=["-i", "127.0.0.4", "-d", "0"],
+            timeout_s=90,
+        )  # fmt: skip
+        flood = Flood(server.port, ports=16, rate=8000, seconds=12.0)
+        flood.start()
+        time.sleep(0.2)
+        alice = write_sipp_users(tmp_path / "alice.csv", [("alice", "alice-pw")], DOMAIN)
+        calls = run_sipp(
+            target, UAC, tmp_path, calls=CALLS, rate=5, timeout_s=60,
+            extra=["-i", "127.0.0.3", "-inf", str(alice), "-s", "bob"],
+        )  # fmt: skip
+        flood.join()
+        status = server.status()
+        print(
+            f"\ncalls during a 16-port flood ({flood.sent} REGISTERs in {flood.seconds:g} s):"
+            f" {calls.successful}/{CALLS} successful, {calls.failed} failed,"
+            f" {calls.retransmissions} retransmissions; bans={status['flood_bans']}"
+        )
+        assert calls.successful >= 0.95 * CALLS, calls.output[-3000:]
+        assert status["flood_bans"] >= 1
+    finally:
+        if uas is not None:
+            uas.finish(timeout_s=5)
         code = server.stop()
     assert code == 0, "\n".join(server.lines[-20:])
