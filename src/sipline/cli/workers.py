@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,6 +42,9 @@ from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreError
 from sipline.transport.shared import private_udp_socket, probe, shared_socket
+
+if TYPE_CHECKING:  # the supervisor imports this module and must not load the server
+    from sipline.apps.server import SipServer
 
 __all__ = ["WorkerCommand", "read_setup", "serve_worker", "supervise"]
 
@@ -391,7 +394,7 @@ def read_setup(index: int) -> WorkerSetup:
     )
 
 
-def _from_supervisor(server: Any, line: str) -> None:
+def _from_supervisor(server: SipServer, line: str) -> None:
     """A line the supervisor sent after the setup: a ban another worker made."""
     kind, _, rest = line.partition(" ")
     host, _, seconds = rest.partition(" ")
