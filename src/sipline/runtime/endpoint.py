@@ -41,6 +41,7 @@ from sipline.core.timers import TimerConfig
 from sipline.core.transaction.layer import TransactionLayer
 from sipline.core.transaction.matching import ClientKey, ServerKey, server_key
 from sipline.core.uri import SipUri, format_host
+from sipline.runtime.flood import FloodConfig, FloodGuard
 from sipline.runtime.overload import OverloadConfig, OverloadGuard
 from sipline.runtime.system import SystemClock, SystemEntropy
 from sipline.transport import Source, Target, TransportError, TransportLayer
@@ -287,6 +288,8 @@ class Endpoint:
         self._waiting: collections.deque[tuple[float, ServerTransaction]] = collections.deque()
         # Overload control (runtime/overload.py): None until `enable_overload`.
         self.overload: OverloadGuard | None = None
+        # Per-source flood control in front of it (runtime/flood.py): `enable_flood`.
+        self.flood: FloodGuard | None = None
         # Exceptions from a request handler that mean "busy, not broken": answered 503
         # with Retry-After rather than 500 (e.g. a full store queue).
         self.busy_errors: tuple[type[BaseException], ...] = ()
@@ -368,6 +371,16 @@ class Endpoint:
         self.overload = guard
         return guard
 
+    def enable_flood(self, config: FloodConfig) -> FloodGuard:
+        """Ban sources sending more than their share, before parsing what they send;
+        call it from a coroutine (the guard's tick runs on this loop)."""
+        guard = FloodGuard(config)
+        guard.start(self.loop)
+        if config.enabled:
+            self.flood = guard
+            self.transports.refuse_source = guard.banned
+        return guard
+
     def _oldest_wait(self) -> float:
         """Seconds the oldest non-INVITE server transaction has waited for its final
         response (the queue is trimmed lazily here, at each overload sample)."""
@@ -446,6 +459,8 @@ class Endpoint:
             self._timer.cancel()
         if self.overload is not None:
             self.overload.stop()
+        if self.flood is not None:
+            self.flood.stop()
         for ct in list(self._clients.values()):
             if not ct.final.done():
                 ct.final.cancel()
@@ -455,11 +470,20 @@ class Endpoint:
 
     # -- receiving --------------------------------------------------------------------
     def _on_message(self, data: bytes, source: Source) -> None:
+        flood = self.flood
+        if flood is not None and not flood.admit(source.remote, data):
+            if source.connection is not None:
+                source.connection.abort()  # a banned source keeps no connection either
+            return
         reliable = source.transport != "UDP"
         try:
             msg = parse_message(data, limits=self.config.limits, stream=reliable)
             if isinstance(msg, Request):
                 self.stats.requests_in += 1
+                if flood is not None and flood.refuse_scanner(msg, source.remote):
+                    if source.connection is not None:
+                        source.connection.abort()
+                    return
                 inbound = self._inbound(msg, source)
                 method = msg.method
                 if self.stateless_handler is not None and method not in ("ACK", "CANCEL"):
