@@ -102,14 +102,25 @@ def sipline_supports_workers() -> bool:
 
 
 @contextmanager
-def sipline(workdir: Path, db_template: Path, *, workers: int = 1) -> Iterator[Running]:
+def sipline(
+    workdir: Path, db_template: Path, *, workers: int = 1, defences: bool | None = None
+) -> Iterator[Running]:
+    """`sipline serve`; `defences` True: flood control counts SIPp's address too (not
+    exempt as this host's loopback address is by default; a limit no run reaches, so
+    the cost is measured, not a ban), False: flood control off, None: as configured
+    by default."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "sipline.db"
     shutil.copyfile(db_template, db)
     config = workdir / "sipline.toml"
+    security = {
+        True: "[security]\nflood_exempt = []\nflood_requests = 1000000000\n",
+        False: "[security]\nflood_control = false\n",
+        None: "",
+    }[defences]
     config.write_text(
         f'[server]\ndomains = ["{DOMAIN}"]\nrecord_route = true\nlog_level = "warning"\n'
-        '[auth]\nalgorithms = ["MD5"]\n',
+        '[auth]\nalgorithms = ["MD5"]\n' + security,
         encoding="utf-8",
     )
     port = free_port()

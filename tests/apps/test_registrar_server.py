@@ -455,3 +455,43 @@ async def test_a_password_changed_from_the_cli_takes_effect_at_once(
     await asyncio.sleep(CREDENTIALS_POLL_S * 3)
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 401
     assert (await ua.register(f"alice@{DOMAIN}", "changed-pw")).final.status == 200
+
+
+async def test_one_register_cannot_create_hundreds_of_bindings(
+    server: SipServer, make_ua: UAFactory
+) -> None:
+    """§10.3: the registrar decides what a user may bind; past `[registrar]
+    max_contacts` (default 10) per address-of-record the REGISTER fails, nothing bound."""
+    ua = await make_ua(server)
+    request = ua.build(
+        "REGISTER", f"sip:{DOMAIN}", from_=ALICE, contact=ua.contact("c0"),
+        extra=[("Contact", ", ".join(f"<{ua.contact(f'c{i}')}>" for i in range(1, 201)))],
+    )  # fmt: skip
+    done = await ua.send_authenticated(request, "alice", "alice-pw")
+    assert done.final.status == 403, done.final
+    assert "contacts" in done.final.reason
+    assert store_of(server).bindings(ALICE) == []
+
+
+async def test_contacts_per_address_of_record_are_capped(
+    make_server: ServerFactory, make_ua: UAFactory
+) -> None:
+    server = await make_server(max_contacts=3)
+    ua = await make_ua(server)
+    for name in ("a", "b", "c"):
+        assert (await ua.register(ALICE, "alice-pw", contact=ua.contact(name))).final.status == 200
+    over = await ua.register(ALICE, "alice-pw", contact=ua.contact("d"))
+    assert over.final.status == 403
+    assert len(store_of(server).bindings(ALICE)) == 3
+    # Refreshing a binding still works at the cap, and so does replacing one in the
+    # same request (removed with expires=0, another added).
+    refresh = await ua.register(ALICE, "alice-pw", contact=ua.contact("b"))
+    assert refresh.final.status == 200
+    swap = ua.build(
+        "REGISTER", f"sip:{DOMAIN}", from_=ALICE, contact=ua.contact("d"),
+        extra=[("Contact", f"<{ua.contact('a')}>;expires=0")],
+    )  # fmt: skip
+    swapped = await ua.send_authenticated(swap, "alice", "alice-pw")
+    assert swapped.final.status == 200, swapped.final
+    contacts = sorted(b.contact for b in store_of(server).bindings(ALICE))
+    assert contacts == sorted(ua.contact(n) for n in ("b", "c", "d"))

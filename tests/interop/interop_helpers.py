@@ -168,12 +168,14 @@ def start_serve(
     tls: bool = True,
     workers: int | None = None,
     domains: tuple[str, ...] = (),
+    launcher: list[str] | None = None,
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
     `workers` processes (`--workers`); unset: $SIPLINE_TEST_WORKERS, else 1, so the
     whole interop suite can be run against several workers too. `domains` are given
-    with `--domain`."""
+    with `--domain`; `launcher` runs the `sipline` command (default: this interpreter,
+    `-c`)."""
     if workers is None:
         workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -182,9 +184,7 @@ def start_serve(
         port = free_port_pair()
         tls_port = free_tcp_port() if tls else 0
         args = [
-            sys.executable,
-            "-c",
-            "from sipline.cli.main import main; main()",
+            *(launcher or [sys.executable, "-c", "from sipline.cli.main import main; main()"]),
             "serve",
             "--listen",
             f"udp:{HOST}:{port}",

@@ -51,51 +51,161 @@ async def test_endless_header_line_is_cut_off(make_layer: MakeLayer) -> None:
     await eventually(lambda: server.stats.connections_open == 0)
 
 
+async def connect_from(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(host, 0))
+
+
+async def closed_by_server(reader: asyncio.StreamReader, wait_s: float = 0.3) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1), wait_s) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def close_all(clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> None:
+    for _, writer in clients:
+        writer.close()
+    for _, writer in clients:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            await writer.wait_closed()
+
+
 async def test_connection_limit(make_layer: MakeLayer) -> None:
+    """At the limit, with every connection busy (each has sent a message) and each
+    from its own address, a new inbound connection is refused."""
     limit = 3
     server, inbox = make_layer(max_connections=limit)
     port = (await server.listen_tcp("127.0.0.1", 0)).local[1]
-    clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(limit + 5)]
+    clients = []
     try:
-        await eventually(lambda: server.stats.connections_refused == 5)
+        for i in range(limit):
+            reader, writer = await connect_from(f"127.0.0.{11 + i}", port)
+            clients.append((reader, writer))
+            writer.write(request(tag=f"c{i}"))
+            assert (await inbox.get())[0] == request(tag=f"c{i}")
+        late = await connect_from("127.0.0.20", port)
+        clients.append(late)
+        await eventually(lambda: server.stats.connections_refused == 1)
+        assert await closed_by_server(late[0])
         assert server.stats.connections_open == limit
-
-        async def refused(reader: asyncio.StreamReader) -> bool:
-            try:
-                return await asyncio.wait_for(reader.read(1), 0.3) == b""
-            except ConnectionResetError:
-                return True
-            except TimeoutError:
-                return False
-
-        results = await asyncio.gather(*(refused(reader) for reader, _ in clients))
-        assert results.count(True) == 5
-        # The admitted ones are still served.
-        for (_, writer), was_refused in zip(clients, results, strict=True):
-            if not was_refused:
-                writer.write(request())
-        for _ in range(limit):
-            assert (await inbox.get())[0] == request()
+        assert server.stats.connections_evicted == 0
         # Outbound sends past the limit fail too.
         errors = Errors()
         server.send(request(), Target("TCP", "127.0.0.1", 9), on_error=errors)
         assert "too many connections" in str(await errors.get())
         # Once one closes, a new connection is admitted again.
-        for (_, writer), was_refused in zip(clients, results, strict=True):
-            if not was_refused:
-                writer.close()
-                break
+        clients[0][1].close()
         await eventually(lambda: server.stats.connections_open == limit - 1)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await connect_from("127.0.0.21", port)
         clients.append((reader, writer))
         writer.write(request(tag="late"))
         assert (await inbox.get())[0] == request(tag="late")
     finally:
-        for _, writer in clients:
-            writer.close()
-        for _, writer in clients:
-            with contextlib.suppress(ConnectionResetError):
-                await writer.wait_closed()
+        await close_all(clients)
+
+
+async def test_at_the_limit_silent_connections_make_room(make_layer: MakeLayer) -> None:
+    """Connections that never completed a message (an attacker holding the limit)
+    make room for a new client: the oldest of them is closed."""
+    limit = 3
+    server, inbox = make_layer(max_connections=limit)
+    port = (await server.listen_tcp("127.0.0.1", 0)).local[1]
+    attackers = []
+    try:
+        for _ in range(limit):
+            attackers.append(await connect_from("127.0.0.2", port))
+            await eventually(lambda: server.stats.connections_open == len(attackers))
+        attackers[0][1].write(b"REGISTER sip:a SIP/2.0\r\nVia: x")  # begun, never ended
+        reader, writer = await connect_from("127.0.0.3", port)
+        attackers.append((reader, writer))
+        writer.write(request(tag="legit"))
+        assert (await inbox.get())[0] == request(tag="legit")
+        assert server.stats.connections_evicted == 1
+        assert server.stats.connections_refused == 0
+        assert await closed_by_server(attackers[0][0])
+        assert not await closed_by_server(attackers[1][0], 0.1)
+        await eventually(lambda: server.stats.connections_open == limit)
+    finally:
+        await close_all(attackers)
+
+
+async def test_at_the_limit_the_busiest_source_makes_room(make_layer: MakeLayer) -> None:
+    limit = 3
+    server, inbox = make_layer(max_connections=limit)
+    port = (await server.listen_tcp("127.0.0.1", 0)).local[1]
+    clients = []
+    try:
+        for i, host in enumerate(("127.0.0.2", "127.0.0.2", "127.0.0.4")):
+            clients.append(await connect_from(host, port))
+            clients[-1][1].write(request(tag=f"c{i}"))
+            await inbox.get()
+        reader, writer = await connect_from("127.0.0.3", port)
+        clients.append((reader, writer))
+        writer.write(request(tag="legit"))
+        assert (await inbox.get())[0] == request(tag="legit")
+        assert server.stats.connections_evicted == 1
+        # One of 127.0.0.2's (the least recently active: the first) made room.
+        assert await closed_by_server(clients[0][0])
+        assert not await closed_by_server(clients[2][0], 0.1)
+    finally:
+        await close_all(clients)
+
+
+async def test_connections_per_source_are_capped(make_layer: MakeLayer) -> None:
+    server, inbox = make_layer(max_connections_per_source=2)
+    port = (await server.listen_tcp("127.0.0.1", 0)).local[1]
+    clients = []
+    try:
+        clients.extend([await connect_from("127.0.0.2", port) for _ in range(3)])
+        await eventually(lambda: server.stats.connections_refused == 1)
+        assert server.stats.connections_open == 2
+        assert [await closed_by_server(r, 0.1) for r, _ in clients].count(True) == 1
+        # Another address is not affected, and a trusted one is not capped.
+        clients.append(await connect_from("127.0.0.3", port))
+        server.exempt_source = lambda host: host == "127.0.0.2"
+        clients.append(await connect_from("127.0.0.2", port))
+        await eventually(lambda: server.stats.connections_open == 4)
+        clients[-1][1].write(request(tag="trusted"))
+        assert (await inbox.get())[0] == request(tag="trusted")
+        assert server.stats.connections_refused == 1
+    finally:
+        await close_all(clients)
+
+
+async def test_a_message_must_arrive_whole_within_the_deadline(make_layer: MakeLayer) -> None:
+    """Slowloris: a byte now and then keeps a connection from being idle, but the
+    message it began must be complete within message_timeout_s."""
+    server, inbox = make_layer(message_timeout_s=0.5, idle_timeout_s=60.0)
+    port = (await server.listen_tcp("127.0.0.1", 0)).local[1]
+    loop = asyncio.get_running_loop()
+    trickle = await connect_from("127.0.0.2", port)
+    silent = await connect_from("127.0.0.3", port)
+    served = await connect_from("127.0.0.4", port)
+    clients = [trickle, silent, served]
+    started = loop.time()
+    try:
+        served[1].write(request(tag="whole"))
+        assert (await inbox.get())[0] == request(tag="whole")
+        data = request(tag="slow")
+        for i in range(20):
+            if trickle[0].at_eof():
+                break
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                trickle[1].write(data[i : i + 1])
+            await asyncio.sleep(0.1)
+        await eventually(lambda: server.stats.message_timeouts == 2)
+        assert 0.5 <= loop.time() - started < 1.5
+        assert await closed_by_server(trickle[0])
+        assert await closed_by_server(silent[0])  # never sent a byte: due all the same
+        # A connection between messages is only subject to the idle timeout.
+        assert not await closed_by_server(served[0], 0.1)
+        served[1].write(request(tag="again"))
+        assert (await inbox.get())[0] == request(tag="again")
+        assert inbox.queue.empty()
+    finally:
+        await close_all(clients)
 
 
 async def test_idle_connections_are_closed(make_layer: MakeLayer) -> None:

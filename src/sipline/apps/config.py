@@ -18,6 +18,7 @@ from sipline.apps.ops.config import OPS_SECTIONS, OpsConfig, check_ops, update_o
 from sipline.apps.security.relay import IpNetwork, TrustedPeer
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, parse_uri
+from sipline.runtime.flood import DEFAULT_SCANNERS
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -111,6 +112,7 @@ class ServerConfig:
     max_expires: int = 7200
     default_expires: int = 3600
     fix_nated_register: bool = True
+    max_contacts: int = 10  # bindings per address-of-record
     # authentication
     # Challenges in this order of preference (RFC 8760 §2.4). MD5 alone by default, as
     # Kamailio and Asterisk do: many deployed clients know only MD5 and read only the
@@ -165,6 +167,17 @@ class ServerConfig:
     trusted: list[TrustedPeer] = field(default_factory=list)
     # logging
     log_level: str = "info"
+    # -- flood control and connection limits (README "Running on the Internet") -------------
+    flood_control: bool = True  # [security] flood_control
+    flood_requests: int = 1000  # messages per source address over flood_window_s ...
+    flood_window_s: float = 2.0
+    flood_ban_s: float = 60.0  # ... past which it is banned this long
+    flood_exempt: list[IpNetwork] = field(
+        default_factory=lambda: [ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("::1")]
+    )
+    scanner_user_agents: list[str] = field(default_factory=lambda: list(DEFAULT_SCANNERS))
+    message_timeout_s: float = 10.0  # [limits]: a whole TCP/TLS message within this
+    max_connections_per_source: int = 32  # [limits]
     # [log], [http], [hep], [cdr]: what an operator sees (apps/ops/config.py)
     ops: OpsConfig = field(default_factory=OpsConfig)
 
@@ -190,6 +203,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_expires": ("max_expires", "posint"),
         "default_expires": ("default_expires", "posint"),
         "fix_nated_register": ("fix_nated_register", "bool"),
+        "max_contacts": ("max_contacts", "posint"),
     },
     "auth": {
         "algorithms": ("auth_algorithms", "algorithms"),
@@ -247,6 +261,23 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "log_file": ("security_log_file", "path"),
     },
 }
+# -- flood control and connection limits, kept apart from the other [security] keys ---------
+_SCHEMA.setdefault("security", {}).update(
+    {
+        "flood_control": ("flood_control", "bool"),
+        "flood_requests": ("flood_requests", "posint"),
+        "flood_window_s": ("flood_window_s", "posfloat"),
+        "flood_ban_s": ("flood_ban_s", "posfloat"),
+        "flood_exempt": ("flood_exempt", "networks"),
+        "scanner_user_agents": ("scanner_user_agents", "strlist"),
+    }
+)
+_SCHEMA["limits"].update(
+    {
+        "message_timeout_s": ("message_timeout_s", "posfloat"),
+        "max_connections_per_source": ("max_connections_per_source", "posint"),
+    }
+)
 # Who may watch a user's presence when the user has no rule about the watcher.
 PRESENCE_POLICIES = ("allow", "same-domain", "confirm", "deny")
 _REGION_KEYS = ("name", "networks", "civic", "box", "point", "psap")

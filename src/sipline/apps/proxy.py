@@ -648,7 +648,7 @@ class Proxy:
                 ctx.final_sent = True
                 self._relay(ctx, response)
             if first:
-                self._cancel_pending(ctx)
+                self._cancel_pending(ctx, _ANSWERED_ELSEWHERE)
             return
         if branch.final is not None:
             return
@@ -661,7 +661,7 @@ class Proxy:
             ctx.best = response
         if status >= 600:
             ctx.groups.clear()  # §16.7 step 5: 6xx ends the search
-            self._cancel_pending(ctx)
+            self._cancel_pending(ctx, f"SIP;cause={status}")
         self._maybe_finish(ctx)
 
     def _maybe_finish(self, ctx: ResponseContext) -> None:
@@ -723,15 +723,16 @@ class Proxy:
             return  # §16.7 step 3: meant for us; nothing to send upstream
         self._send_upstream(out, ctx.st.inbound.source)
 
-    def _cancel_pending(self, ctx: ResponseContext) -> None:
+    def _cancel_pending(self, ctx: ResponseContext, reason: str | None = None) -> None:
         """§16.7 step 10 / §16.10: CANCEL every INVITE branch still without a final
-        response. Only an INVITE can be cancelled (§9.1); the other branches of a
+        response; `reason` tells the devices why (RFC 3326: another branch answered or
+        declined). Only an INVITE can be cancelled (§9.1); the other branches of a
         forked non-INVITE request run to their own end (Timer F at most)."""
         if ctx.request.method != "INVITE":
             return
         for b in ctx.branches:
             if b.final is None and b.ct is not None:
-                b.ct.cancel()
+                b.ct.cancel(reason)
 
     def _cancel_context(self, ctx: ResponseContext) -> None:
         ctx.cancelled = True
@@ -855,6 +856,11 @@ def _better(candidate: Response, current: Response) -> bool:
     if c in (401, 407) and b not in (401, 407):
         return True
     return c < b and b not in (401, 407)
+
+
+# RFC 3326 §2 (its example): what a forking proxy says to the branches it cancels once
+# one answered, so their devices do not report a missed call.
+_ANSWERED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 
 
 def _literal_target(uri: Uri) -> Target | None:

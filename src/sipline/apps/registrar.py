@@ -42,6 +42,10 @@ class RegistrarConfig:
     # Record the source address of a REGISTER whose Contact names another host or
     # port, so requests reach a UA behind NAT (like Kamailio's fix_nated_register).
     fix_nated_register: bool = True
+    # Bindings one address-of-record may hold: a REGISTER that would leave more is
+    # refused 403 (§10.3 step 4: the registrar decides what a user may bind), so one
+    # request cannot make hundreds of bindings (each a fork target of every call).
+    max_contacts: int = 10
     supported: tuple[str, ...] = ("path", "outbound")
 
     def __post_init__(self) -> None:
@@ -204,6 +208,7 @@ class Registrar:
             # A refresh keeps its stored contact key; only drop what is really replaced.
             kept = {b.contact for b in upsert}
             remove = [c for c in remove if c not in kept]
+            self._check_count(live, upsert, remove)
         remove += expired
         if remove or upsert:
             try:
@@ -215,6 +220,15 @@ class Registrar:
                 # Step 7: a failed commit fails the request with 500; nothing applied.
                 raise _RejectError(500, "Server Internal Error (bindings not saved)") from None
         return self.store.bindings(aor, now=now_wall)
+
+    def _check_count(self, live: list[Binding], upsert: list[Binding], remove: list[str]) -> None:
+        """Refuse a REGISTER that would leave the AOR more bindings than allowed and
+        more than it has now (a refresh at the limit still works)."""
+        before = {b.contact for b in live}
+        after = (before - set(remove)) | {b.contact for b in upsert}
+        cap = self.config.max_contacts
+        if len(after) > cap and len(after) > len(before):
+            raise _RejectError(403, f"Forbidden (too many contacts: at most {cap} per address)")
 
     def _contact_changes(
         self, request: Request, aor: str, live: list[Binding], source: Source, now_wall: float
@@ -261,7 +275,7 @@ class Registrar:
                     path=path,
                     instance=instance,
                     reg_id=reg_id,
-                    received=self._received(uri, source, path),
+                    received=self._received(uri, source, path, outbound=reg_id is not None),
                     user_agent=user_agent,
                     params=_other_params(contact),
                     updated_at=now_wall,
@@ -281,9 +295,15 @@ class Registrar:
             raise _RejectError(423, None, (("Min-Expires", str(cfg.min_expires_s)),))
         return min(expires, cfg.max_expires_s)
 
-    def _received(self, uri: Uri, source: Source, path: tuple[str, ...]) -> str | None:
-        # Behind a Path the source is the edge proxy, which routes back itself.
-        if not self.config.fix_nated_register or path or not isinstance(uri, SipUri):
+    def _received(
+        self, uri: Uri, source: Source, path: tuple[str, ...], *, outbound: bool = False
+    ) -> str | None:
+        # Behind a Path the source is the edge proxy, which routes back itself. An
+        # outbound registration (reg-id) is its flow whatever the NAT setting: RFC 5626
+        # §6 has requests for it go back over the connection it came on.
+        if path or not isinstance(uri, SipUri):
+            return None
+        if not self.config.fix_nated_register and not outbound:
             return None
         transport, host, port = source
         default_port = 5061 if uri.secure or transport.lower() in ("tls", "wss") else 5060

@@ -22,6 +22,7 @@ from sipline.apps.features.emergency import EmergencySettings
 from sipline.apps.features.planner import ServerRoutePlanner
 from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
+from sipline.apps.flood import emergency_spare, flood_config
 from sipline.apps.messaging.router import ImRouter
 from sipline.apps.ops.service import OpsService
 from sipline.apps.proxy import Proxy, ProxyConfig
@@ -40,6 +41,7 @@ from sipline.core.uri import SipUri
 from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.runtime.overload import OverloadConfig
+from sipline.runtime.system import MemoryRelease
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
@@ -83,11 +85,13 @@ class SipServer:
         self.worker = worker
         limits = Limits(max_message_bytes=config.max_message_bytes)
         # limits.max_connections bounds the server: each worker takes its share.
-        share = -(-config.max_connections // worker.count) if worker is not None else 0
+        count = worker.count if worker is not None else 1
         transports = TransportLayer(
             lambda data, source: None,
-            max_connections=share or config.max_connections,
+            max_connections=-(-config.max_connections // count),
+            max_connections_per_source=-(-config.max_connections_per_source // count),
             idle_timeout_s=config.idle_timeout_s,
+            message_timeout_s=config.message_timeout_s,
         )
         self.endpoint = Endpoint(
             EndpointConfig(limits=limits, advertise=config.advertise),
@@ -106,6 +110,7 @@ class SipServer:
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
         self.ops: OpsService | None = None  # records, metrics, HTTP (README "Operating sipline")
         self._housekeeping: asyncio.Task[None] | None = None
+        self._memory = MemoryRelease()
         self._feed: asyncio.Task[None] | None = None
         self._credentials: asyncio.Task[None] | None = None
         self._bans: asyncio.Task[None] | None = None
@@ -174,6 +179,7 @@ class SipServer:
                 min_expires_s=cfg.min_expires,
                 max_expires_s=cfg.max_expires,
                 fix_nated_register=cfg.fix_nated_register,
+                max_contacts=cfg.max_contacts,
             ),
             domains=cfg.domains,
             names_me=self.names_me,
@@ -235,10 +241,14 @@ class SipServer:
         return self.config.mode == "redirect" or aor in self.config.redirect_users
 
     async def _housekeep(self) -> None:
-        """Purge expired bindings and pick up domains added from the CLI."""
+        """Purge expired bindings and pick up domains added from the CLI; give back the
+        memory a burst of transactions took once they are gone (runtime/system.py)."""
         assert self.store is not None and self.backend is not None
         while True:
             await asyncio.sleep(5.0)
+            peak = self._memory.peak
+            if self._memory.observe(self.endpoint.transactions.server_count):
+                log.info("released the memory of a burst of %d transactions", peak)
             try:
                 await self.store.purge_expired(self.endpoint.wall())
                 await self.backend.refresh_domains()
@@ -286,6 +296,7 @@ class SipServer:
         await self._open_store()
         assert self.im is not None and self.store is not None
         self._enable_overload(self.store)
+        self._enable_flood()
         loop = asyncio.get_running_loop()
         self._housekeeping = loop.create_task(self._housekeep())
         self._credentials = loop.create_task(
@@ -384,6 +395,14 @@ class SipServer:
         guard.backlog = lambda: store.backlog
         self.endpoint.busy_errors = (StoreBusyError,)
 
+    def _enable_flood(self) -> None:
+        """Per-source flood control in front of the overload control (README "Running
+        on the Internet"); its exempt networks are spared the per-source connection cap."""
+        assert self.backend is not None
+        guard = self.endpoint.enable_flood(flood_config(self.config))
+        guard.spare = emergency_spare(self.backend, self.config.emergency_numbers)
+        self.endpoint.transports.exempt_source = guard.exempt
+
     def status(self) -> str:
         """One line for operators and tests: live transactions and message counters."""
         ep, ts = self.endpoint, self.endpoint.transports.stats
@@ -401,7 +420,18 @@ class SipServer:
             f"loop_lag_ms={lag_ms} "
             f"response_wait_ms={round(guard.wait_s * 1000) if guard is not None else 0} "
             f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
-            f"store_backlog={self.store.backlog if self.store is not None else 0}"
+            f"store_backlog={self.store.backlog if self.store is not None else 0} "
+            + self._flood_status()
+        )
+
+    def _flood_status(self) -> str:
+        flood, ts = self.endpoint.flood, self.endpoint.transports.stats
+        bans = flood.stats.bans if flood is not None else 0
+        dropped = flood.stats.dropped if flood is not None else 0
+        banned = flood.banned_count if flood is not None else 0
+        return (
+            f"flood_bans={bans} flood_banned={banned} flood_dropped={dropped} "
+            f"message_timeouts={ts.message_timeouts} connections_evicted={ts.connections_evicted}"
         )
 
     async def stop(self) -> None:

@@ -30,7 +30,14 @@ from sipline.apps.ua import (
     UserAgentError,
     WatchUpdate,
 )
-from sipline.cli.agent_options import account_options, apply_options, log_level_option
+from sipline.cli.agent_options import (
+    AgentCommand,
+    account_options,
+    agent_settings,
+    apply_options,
+    check_duration,
+    log_level_option,
+)
 from sipline.cli.output import Output
 from sipline.cli.presence_state import PresenceState
 from sipline.cli.progress import auth_hint, explain_error, noting_silence
@@ -67,6 +74,7 @@ def _agent(o: dict[str, Any], *, register: bool) -> UserAgent:
         listen=o["listen"],
         transport=o["transport"],
         register=register and o["server"] is not None,
+        **agent_settings(o),
     )
 
 
@@ -132,7 +140,7 @@ async def _message_main(target: str, text: str, o: dict[str, Any]) -> int:
         await ua.close()
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @click.argument("target")
 @click.argument("text")
 @_options
@@ -235,12 +243,12 @@ def _presence_line(o: dict[str, Any], who: str, update: WatchUpdate) -> None:
     )
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @click.argument("peer")
 @_options
 @click.option(
     "--linger",
-    type=float,
+    type=click.FloatRange(min=0),
     default=3.0,
     show_default=True,
     help="Seconds to wait for replies once standard input ends.",
@@ -337,7 +345,7 @@ async def _withdraw(
     return 0
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @_options
 @click.option(
     "--watch",
@@ -350,9 +358,19 @@ async def _withdraw(
 )
 @click.option("--note", default=None, help="A note to publish with --set.")
 @click.option(
-    "--expires", type=int, default=3600, show_default=True, help="Seconds the status lasts."
+    "--expires",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds the status lasts.",
 )
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    callback=check_duration,
+    help="Stop after this many seconds.",
+)
 @click.option("--register", is_flag=True, help="Register with --server too (we appear online).")
 @click.option(
     "--withdraw",

@@ -35,7 +35,20 @@ from sipline.apps.ua import (
     UserAgent,
     UserAgentError,
 )
-from sipline.cli.agent_options import account_options, apply_options, log_level_option
+from sipline.cli.agent_options import (
+    AgentCommand,
+    account_options,
+    agent_settings,
+    apply_options,
+    check_codecs,
+    check_dtmf,
+    check_duration,
+    check_play,
+    check_port_range,
+    check_record,
+    check_srtp,
+    log_level_option,
+)
 from sipline.cli.output import Output
 from sipline.cli.progress import auth_hint, explain_error, noting_silence
 from sipline.transport.loop import run as run_loop
@@ -145,9 +158,15 @@ def _agent(options: dict[str, Any], *, auto_answer: bool, register: bool) -> Use
         transport=options["transport"],
         register=register and options["server"] is not None,
         auto_answer=auto_answer,
-        media=MediaOptions(codecs=codecs, srtp=options["srtp"]),
+        media=MediaOptions(codecs=codecs, srtp=options["srtp"], **_ports(options)),
         session_timer=SessionTimerPolicy(expires_s=options["session_expires"] or None),
+        **agent_settings(options),
     )
+
+
+def _ports(options: dict[str, Any]) -> dict[str, Any]:
+    ports = options["rtp_ports"]
+    return {} if ports is None else {"port_range": ports}
 
 
 async def _run_call(call: Call, options: dict[str, Any], out: _Printer, stop: asyncio.Event) -> int:
@@ -267,10 +286,11 @@ async def _answer_main(options: dict[str, Any]) -> int:
             handled += 1
             peer = call.remote.uri_text
             out.emit("incoming", f"incoming call from {peer}", peer=peer, to=call.local.uri_text)
-            if options["ring"]:
-                await asyncio.sleep(options["ring"])
+            if options["ring"] and not await _ring(call, options["ring"], stop):
+                break
             if not call.is_active:
-                out.ended("cancelled by the caller", "cancelled by the caller", "remote", 487)
+                why = call.end_reason.reason if call.end_reason else "cancelled by the caller"
+                out.ended(why, why, "remote", 487)
                 continue
             record = _numbered(options["record"], handled, wanted)
             try:
@@ -284,6 +304,25 @@ async def _answer_main(options: dict[str, Any]) -> int:
     finally:
         await ua.close()
     return 0
+
+
+async def _ring(call: Call, seconds: float, stop: asyncio.Event) -> bool:
+    """Let the call ring; a CANCEL ends the ringing at once. False when we were stopped
+    (the call is then turned down: 480, we are no longer there)."""
+    waits: list[asyncio.Future[Any]] = [
+        asyncio.ensure_future(asyncio.shield(call.ended)),
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(asyncio.sleep(seconds)),
+    ]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    if stop.is_set():
+        if call.is_active:
+            with contextlib.suppress(UserAgentError):
+                await call.reject(480)
+        return False
+    return True
 
 
 def _numbered(path: Path | None, n: int, total: int) -> Path | None:
@@ -300,19 +339,29 @@ def _common(f: Any) -> Any:
             *account_options(),
             click.option(
                 "--play",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                help="WAV file to send.",
+                type=click.Path(path_type=Path),
+                callback=check_play,
+                help="Audio file to send (WAV, MP3, Ogg, FLAC, ...).",
             ),
             click.option(
                 "--record",
-                type=click.Path(dir_okay=False, path_type=Path),
+                type=click.Path(path_type=Path),
+                callback=check_record,
                 help="WAV file for what we hear.",
             ),
             click.option(
-                "--duration", type=float, default=None, help="Hang up after this many seconds."
+                "--duration",
+                type=float,
+                default=None,
+                callback=check_duration,
+                help="Hang up after this many seconds.",
             ),
             click.option(
-                "--dtmf", default="", metavar="DIGITS", help="DTMF to send once answered."
+                "--dtmf",
+                default="",
+                metavar="DIGITS",
+                callback=check_dtmf,
+                help="DTMF to send once answered.",
             ),
             click.option(
                 "--dtmf-method",
@@ -321,17 +370,28 @@ def _common(f: Any) -> Any:
                 show_default=True,
             ),
             click.option(
-                "--codec", multiple=True, help="Codec in order of preference (PCMU, PCMA, opus)."
+                "--codec",
+                multiple=True,
+                callback=check_codecs,
+                help="Codec in order of preference (PCMU, PCMA, opus).",
             ),
             click.option(
                 "--srtp",
                 type=click.Choice(["off", "optional", "mandatory"]),
                 default="off",
                 show_default=True,
+                callback=check_srtp,
+            ),
+            click.option(
+                "--rtp-ports",
+                default=None,
+                metavar="LO-HI",
+                callback=check_port_range,
+                help="UDP ports for RTP/RTCP (default 16384-32766).",
             ),
             click.option(
                 "--session-expires",
-                type=int,
+                type=click.IntRange(min=0),
                 default=1800,
                 show_default=True,
                 help="RFC 4028 interval; 0: none.",
@@ -352,7 +412,7 @@ def _prepare(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @click.argument("target")
 @_common
 @click.option("--register", is_flag=True, help="Register with --server before calling.")
@@ -363,12 +423,22 @@ def call(target: str, **kwargs: Any) -> None:
     sys.exit(run_loop(_call_main(target, options)))
 
 
-@click.command()
+@click.command(cls=AgentCommand)
 @_common
 @click.option(
-    "--calls", type=int, default=1, show_default=True, help="Calls to answer; 0: until interrupted."
+    "--calls",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Calls to answer; 0: until interrupted.",
 )
-@click.option("--ring", type=float, default=0.0, help="Seconds to ring before answering.")
+@click.option(
+    "--ring",
+    type=float,
+    default=0.0,
+    callback=check_duration,
+    help="Seconds to ring before answering.",
+)
 def answer(**kwargs: Any) -> None:
     """Register and answer incoming calls, playing and recording audio."""
     options = _prepare(kwargs)

@@ -11,7 +11,9 @@ the socket). Worker <-> supervisor, one line each:
 
 - stdin, supervisor to worker: a JSON object (the nonce secret, the socket numbers);
   the pipe stays open, and its end (the supervisor is gone) stops the worker;
-- stdout, worker to supervisor: `ready` once listening, `status ...` after SIGUSR1.
+- stdout, worker to supervisor: `ready` once listening, `status ...` after SIGUSR1,
+  `ban HOST SECONDS` when its flood control banned a source (runtime/flood.py): the
+  supervisor passes it to every other worker's stdin, and they ban it too.
 
 Signals: SIGINT/SIGTERM to the supervisor stop every worker (SIGTERM) and then it;
 SIGUSR1 asks each worker for its status line and logs them and their sum.
@@ -33,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -44,6 +46,9 @@ from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreError
 from sipline.transport.shared import private_udp_socket, probe, shared_socket
+
+if TYPE_CHECKING:  # the supervisor imports this module and must not load the server
+    from sipline.apps.server import SipServer
 
 __all__ = ["WorkerCommand", "read_setup", "serve_worker", "supervise"]
 
@@ -68,9 +73,13 @@ class WorkerCommand:
 
     def argv(self, index: int) -> list[str]:
         # `serve` alone, not the whole `sipline` group: a worker needs none of the other
-        # commands' modules (the user agent, media codecs, numpy).
+        # commands' modules (the user agent, media codecs, numpy). `-I` (isolated mode):
+        # `-c` would put the working directory first on sys.path, so an `asyncio.py` or
+        # `enum.py` lying there would run in every worker; -I leaves it out and ignores
+        # PYTHONPATH, PYTHONSTARTUP and the user's site-packages as well.
         return [
             sys.executable,
+            "-I",
             "-c",
             "from sipline.cli.serve import serve; serve(prog_name='sipline serve')",
             *self.args,
@@ -270,6 +279,17 @@ class Supervisor:
                     w.ready.set_result(None)
             elif line.startswith("status ") and w.status is not None and not w.status.done():
                 w.status.set_result(line.removeprefix("status "))
+            elif line.startswith("ban "):
+                self._relay(w, line)
+
+    def _relay(self, source: _Worker, line: str) -> None:
+        """A ban made by one worker, to all the others (a short pipe write: no wait)."""
+        for w in self.workers:
+            proc = w.proc
+            if w is source or proc is None or proc.stdin is None or proc.returncode is not None:
+                continue
+            with contextlib.suppress(OSError, RuntimeError):
+                proc.stdin.write(line.encode() + b"\n")
 
     async def _wait_ready(self, w: _Worker) -> None:
         assert w.ready is not None and w.proc is not None
@@ -416,6 +436,16 @@ def read_setup(index: int) -> WorkerSetup:
     )
 
 
+def _from_supervisor(server: SipServer, line: str) -> None:
+    """A line the supervisor sent after the setup: a ban another worker made."""
+    kind, _, rest = line.partition(" ")
+    host, _, seconds = rest.partition(" ")
+    flood = server.endpoint.flood
+    if kind == "ban" and flood is not None and host:
+        with contextlib.suppress(ValueError):
+            flood.ban(host, float(seconds), publish=False)
+
+
 def _tell(line: str) -> None:
     """One line to the supervisor (a short write to a pipe: it does not block)."""
     with contextlib.suppress(OSError):
@@ -445,6 +475,10 @@ async def serve_worker(
         server.ops.load_config = reread
         loop.add_signal_handler(signal.SIGHUP, server.ops.apply_reload)
     stdin = sys.stdin.buffer.fileno()
+    flood = server.endpoint.flood
+    if flood is not None:
+        flood.on_ban = lambda host, seconds: _tell(f"ban {host} {seconds:g}")
+    pending = bytearray()
 
     def supervisor_gone() -> None:
         try:
@@ -455,6 +489,12 @@ async def serve_worker(
             loop.remove_reader(stdin)
             log.warning("the supervising process is gone: stopping")
             stop.set()
+            return
+        pending.extend(data)
+        *lines, rest = pending.split(b"\n")
+        pending[:] = rest
+        for line in lines:
+            _from_supervisor(server, line.decode("ascii", "replace"))
 
     loop.add_reader(stdin, supervisor_gone)
     _tell("ready")

@@ -123,9 +123,21 @@ class SrtpContext:
 
     Both must use the same suite (the answer echoes the offer's, RFC 4568 §7.1.2).
     Packets failing authentication or replay checks raise `SrtpError`.
+
+    `previous`: the context of the last offer/answer of this stream. A key that stays
+    the same across a re-negotiation keeps its libsrtp session (RFC 4568 §7.1.4: same
+    key, same crypto context), so the RTP rollover counter and the SRTCP index go on:
+    a fresh session would number from 0 again under the same key, repeating keystream
+    and replay-window entries (RFC 3711 §9.2).
     """
 
-    def __init__(self, local: CryptoAttribute, remote: CryptoAttribute) -> None:
+    def __init__(
+        self,
+        local: CryptoAttribute,
+        remote: CryptoAttribute,
+        *,
+        previous: SrtpContext | None = None,
+    ) -> None:
         if not local.supported or not remote.supported:
             raise SrtpError("unsupported crypto suite or key length")
         if local.suite != remote.suite:
@@ -135,18 +147,27 @@ class SrtpContext:
         except ImportError as exc:
             raise SrtpError("SRTP needs the pylibsrtp package (pip install sipline[srtp])") from exc
         self._error = lib.Error
-        profile = getattr(lib.Policy, SUITES[local.suite][0])
-        self._tx = lib.Session(
-            policy=lib.Policy(
-                key=local.key, ssrc_type=lib.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
-            )
-        )
-        self._rx = lib.Session(
-            policy=lib.Policy(
-                key=remote.key, ssrc_type=lib.Policy.SSRC_ANY_INBOUND, srtp_profile=profile
-            )
-        )
         self.suite = local.suite
+        self.local_key = local.key
+        self.remote_key = remote.key
+        same_suite = previous is not None and previous.suite == self.suite
+        profile = getattr(lib.Policy, SUITES[local.suite][0])
+        if same_suite and previous is not None and previous.local_key == local.key:
+            self._tx: Any = previous._tx
+        else:
+            self._tx = lib.Session(
+                policy=lib.Policy(
+                    key=local.key, ssrc_type=lib.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
+                )
+            )
+        if same_suite and previous is not None and previous.remote_key == remote.key:
+            self._rx: Any = previous._rx
+        else:
+            self._rx = lib.Session(
+                policy=lib.Policy(
+                    key=remote.key, ssrc_type=lib.Policy.SSRC_ANY_INBOUND, srtp_profile=profile
+                )
+            )
 
     def protect(self, rtp: bytes) -> bytes:
         try:

@@ -41,6 +41,7 @@ from sipline.core.timers import TimerConfig
 from sipline.core.transaction.layer import TransactionLayer
 from sipline.core.transaction.matching import ClientKey, ServerKey, server_key
 from sipline.core.uri import SipUri, format_host
+from sipline.runtime.flood import FloodConfig, FloodGuard
 from sipline.runtime.overload import OverloadConfig, OverloadGuard
 from sipline.runtime.system import SystemClock, SystemEntropy
 from sipline.transport import Source, Target, TransportError, TransportLayer
@@ -110,6 +111,7 @@ class ServerTransaction:
     __slots__ = (
         "_endpoint",
         "_to_tag",
+        "cancel_request",
         "cancelled",
         "inbound",
         "key",
@@ -128,6 +130,7 @@ class ServerTransaction:
         self.inbound = inbound
         self._to_tag: str | None = None
         self.cancelled = False
+        self.cancel_request: Request | None = None  # the CANCEL, for its Reason (RFC 3326)
         self.on_cancel: Callable[[], None] | None = None
         self.pending = False  # counted among the transactions awaiting a final response
         # Still waiting for this element's own work (not yet answered, nor relayed to a
@@ -196,7 +199,7 @@ class ClientTransaction:
     response (a 408 or 503 is synthesised on timeout or transport failure, §8.1.3.1);
     `on_response` sees every response, including 2xx retransmissions from forks."""
 
-    __slots__ = ("_endpoint", "final", "key", "on_response", "request", "target")
+    __slots__ = ("_endpoint", "error", "final", "key", "on_response", "request", "target")
 
     def __init__(
         self,
@@ -211,11 +214,13 @@ class ClientTransaction:
         self.request = request
         self.target = target
         self.on_response = on_response
+        self.error: str | None = None  # why sending failed, for the synthesised 503
         self.final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
-    def cancel(self) -> None:
-        """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response."""
-        self._endpoint._cancel(self)
+    def cancel(self, reason: str | None = None) -> None:
+        """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response.
+        `reason`: a Reason header value for the CANCEL (RFC 3326)."""
+        self._endpoint._cancel(self, reason)
 
     def _deliver(self, response: Response) -> None:
         if self.on_response is not None:
@@ -285,6 +290,8 @@ class Endpoint:
         self._waiting: collections.deque[tuple[float, ServerTransaction]] = collections.deque()
         # Overload control (runtime/overload.py): None until `enable_overload`.
         self.overload: OverloadGuard | None = None
+        # Per-source flood control in front of it (runtime/flood.py): `enable_flood`.
+        self.flood: FloodGuard | None = None
         # Exceptions from a request handler that mean "busy, not broken": answered 503
         # with Retry-After rather than 500 (e.g. a full store queue).
         self.busy_errors: tuple[type[BaseException], ...] = ()
@@ -370,6 +377,16 @@ class Endpoint:
         self.overload = guard
         return guard
 
+    def enable_flood(self, config: FloodConfig) -> FloodGuard:
+        """Ban sources sending more than their share, before parsing what they send;
+        call it from a coroutine (the guard's tick runs on this loop)."""
+        guard = FloodGuard(config)
+        guard.start(self.loop)
+        if config.enabled:
+            self.flood = guard
+            self.transports.refuse_source = guard.banned
+        return guard
+
     def _oldest_wait(self) -> float:
         """Seconds the oldest non-INVITE server transaction has waited for its final
         response (the queue is trimmed lazily here, at each overload sample)."""
@@ -448,6 +465,8 @@ class Endpoint:
             self._timer.cancel()
         if self.overload is not None:
             self.overload.stop()
+        if self.flood is not None:
+            self.flood.stop()
         for ct in list(self._clients.values()):
             if not ct.final.done():
                 ct.final.cancel()
@@ -457,13 +476,22 @@ class Endpoint:
 
     # -- receiving --------------------------------------------------------------------
     def _on_message(self, data: bytes, source: Source) -> None:
-        if self.tap is not None:
+        flood = self.flood
+        if flood is not None and not flood.admit(source.remote, data):
+            if source.connection is not None:
+                source.connection.abort()  # a banned source keeps no connection either
+            return
+        if self.tap is not None:  # after flood control: a flood costs no tracing
             self.tap(False, data, source.transport, source.local, source.remote)
         reliable = source.transport != "UDP"
         try:
             msg = parse_message(data, limits=self.config.limits, stream=reliable)
             if isinstance(msg, Request):
                 self.stats.requests_in += 1
+                if flood is not None and flood.refuse_scanner(msg, source.remote):
+                    if source.connection is not None:
+                        source.connection.abort()
+                    return
                 inbound = self._inbound(msg, source)
                 method = msg.method
                 if self.stateless_handler is not None and method not in ("ACK", "CANCEL"):
@@ -603,6 +631,9 @@ class Endpoint:
     ) -> None:
         def failed(error: TransportError) -> None:
             log.info("send failed: %s", error)
+            ct = self._clients.get(key) if isinstance(key, ClientKey) else None
+            if ct is not None and ct.error is None:
+                ct.error = str(error)
             if key is not None:
                 self.transactions.transport_error(key, now=self.now())
                 self._pump()
@@ -679,7 +710,10 @@ class Endpoint:
                 if isinstance(event, TransactionTimedOut):
                     ct._fail(408, "Request Timeout")
                 else:
-                    ct._fail(503, "Service Unavailable (transport failure)")
+                    # The cause (a refused connection, a certificate that failed its
+                    # check) is what a user can act on.
+                    why = " ".join((ct.error or "transport failure").split())[:200]
+                    ct._fail(503, f"Service Unavailable ({why})")
         elif isinstance(event, TransactionTerminated):
             if isinstance(event.key, ServerKey):
                 gone = self._servers.pop(event.key, None)
@@ -757,6 +791,7 @@ class Endpoint:
             return
         cancel_st.respond(200)
         invite_st.cancelled = True
+        invite_st.cancel_request = event.request
         if invite_st.on_cancel is not None:
             invite_st.on_cancel()
         else:
@@ -819,8 +854,8 @@ class Endpoint:
             return None
         return Target("TCP", target.host, target.port, target.server_name)
 
-    def _cancel(self, ct: ClientTransaction) -> None:
-        cancel_key = self.transactions.cancel(ct.key, now=self.now())
+    def _cancel(self, ct: ClientTransaction, reason: str | None = None) -> None:
+        cancel_key = self.transactions.cancel(ct.key, now=self.now(), reason=reason)
         if cancel_key is not None and cancel_key not in self._clients:
             # The CANCEL's own responses matter to no one; keep a handle for clean-up.
             txn = self.transactions.get(cancel_key)

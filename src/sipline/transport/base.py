@@ -88,6 +88,8 @@ class TransportStats:
     connections_open: int = 0
     connections_total: int = 0
     connections_refused: int = 0
+    message_timeouts: int = 0  # connections closed with a message begun and not finished
+    connections_evicted: int = 0  # closed to make room for a new one at the limit
 
 
 MessageCallback = Callable[[bytes, Source], None]

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,6 +32,7 @@ from sipline.transport.base import (
     ip_version,
     normalize_host,
 )
+from sipline.transport.security_log import security_event
 from sipline.transport.stream import Connection, ConnectionKey
 from sipline.transport.udp import UdpProtocol, bind_udp_socket
 
@@ -39,6 +41,7 @@ __all__ = ["Listener", "TransportLayer"]
 logger = logging.getLogger("sipline.transport")
 
 DEFAULT_IDLE_TIMEOUT_S: Final = 300.0
+DEFAULT_MESSAGE_TIMEOUT_S: Final = 10.0
 DEFAULT_MAX_CONNECTIONS: Final = 4096
 _CLOSE_GRACE_S: Final = 1.0
 
@@ -70,8 +73,14 @@ class TransportLayer:
 
     `tls_client_context` verifies servers we connect to (default: the system's
     trust store with hostname checks). `idle_timeout_s` closes connections that
-    carried nothing for that long (None: never). Past `max_connections`, new
-    inbound connections are closed at once and new outbound sends fail.
+    carried nothing for that long (None: never); `message_timeout_s` those where a
+    message began (or, accepted, the first one was due) and was not complete that
+    long after. At `max_connections` a new inbound connection takes the place of the
+    oldest one that never completed a message, else of the least active one of the
+    source holding most connections (so clients still get in while attackers hold
+    the limit), else it is refused; new outbound sends fail. One source address holds
+    at most `max_connections_per_source` inbound connections (None: no cap) unless
+    `exempt_source` says it is trusted; `refuse_source` refuses a source outright.
     """
 
     def __init__(
@@ -80,7 +89,9 @@ class TransportLayer:
         *,
         limits: FramingLimits | None = None,
         idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
+        message_timeout_s: float | None = DEFAULT_MESSAGE_TIMEOUT_S,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_source: int | None = None,
         connect_timeout_s: float = 10.0,
         tls_client_context: ssl.SSLContext | None = None,
         socket_buffer_bytes: int = 4 * 1024 * 1024,
@@ -89,7 +100,13 @@ class TransportLayer:
         self.on_message = on_message
         self.limits = limits if limits is not None else FramingLimits()
         self.idle_timeout_s = idle_timeout_s
+        self.message_timeout_s = message_timeout_s
         self.max_connections = max_connections
+        self.max_connections_per_source = max_connections_per_source
+        self.refuse_source: Callable[[str], bool] | None = None
+        self.exempt_source: Callable[[str], bool] | None = None
+        self._per_source: dict[str, int] = {}  # inbound connections by source address
+        self._refusals_logged: dict[str, float] = {}
         self.connect_timeout_s = connect_timeout_s
         self.max_write_buffer_bytes = max_write_buffer_bytes
         self.stats = TransportStats()
@@ -355,13 +372,20 @@ class TransportLayer:
         if self._closed:
             return False
         if not connection.outbound:
-            if len(self._connections) >= self.max_connections:
+            host, port = connection.remote
+            host = normalize_host(host)
+            why = self._refusal(host)
+            if why is not None:
+                self.stats.connections_refused += 1
+                self._log_refusal(connection, why)
+                return False
+            if len(self._connections) >= self.max_connections and not self._evict():
                 self._log_limit()
                 self.stats.connections_refused += 1
                 return False
             self._connections.add(connection)
-            host, port = connection.remote
-            self.add_alias(connection, normalize_host(host), port)
+            self._per_source[host] = self._per_source.get(host, 0) + 1
+            self.add_alias(connection, host, port)
         self.stats.connections_open += 1
         self.stats.connections_total += 1
         return True
@@ -372,11 +396,63 @@ class TransportLayer:
         self._connections.discard(connection)
         if connection.counted:
             self.stats.connections_open -= 1
+        if not connection.outbound:
+            host = normalize_host(connection.remote[0])
+            left = self._per_source.get(host, 0) - 1
+            if left > 0:
+                self._per_source[host] = left
+            else:
+                self._per_source.pop(host, None)
         for key in connection.keys:
             if self._by_key.get(key) is connection:
                 del self._by_key[key]
         if len(self._connections) < self.max_connections:
             self._limit_logged = False
+
+    def _refusal(self, host: str) -> str | None:
+        """Why a new inbound connection from `host` is refused, if it is."""
+        if self.refuse_source is not None and self.refuse_source(host):
+            return "source banned"
+        cap = self.max_connections_per_source
+        over = cap is not None and self._per_source.get(host, 0) >= cap
+        if over and (self.exempt_source is None or not self.exempt_source(host)):
+            return f"over {cap} connections from this address"
+        return None
+
+    def _evict(self) -> bool:
+        """At the limit: close the inbound connection that never completed a message and
+        is the oldest such, else the least recently active one of the source holding
+        the most connections (when it holds more than one). True if one was closed."""
+        inbound = [c for c in self._connections if not c.outbound and not c.closing]
+        never = [c for c in inbound if c.messages == 0]
+        if never:
+            victim = min(never, key=lambda c: c.opened_at)
+        else:
+            if not self._per_source:
+                return False
+            host = max(self._per_source, key=self._per_source.__getitem__)
+            if self._per_source[host] <= 1:
+                return False
+            mine = [c for c in inbound if normalize_host(c.remote[0]) == host]
+            if not mine:
+                return False
+            victim = min(mine, key=lambda c: c.last_activity)
+        self.stats.connections_evicted += 1
+        logger.info("connection limit: closing %r to make room", victim)
+        victim.abort()  # unindexed at connection_lost, on the next turn of the loop
+        return True
+
+    def _log_refusal(self, connection: Connection, why: str) -> None:
+        """One security-log line per refused source and second at most."""
+        host, port = connection.remote
+        now = asyncio.get_running_loop().time()
+        logged = self._refusals_logged
+        if now - logged.get(host, -2.0) < 1.0:
+            return
+        if len(logged) > 10_000:
+            logged.clear()
+        logged[host] = now
+        security_event("conn-limit", (host, port), None, None, why)
 
     # -- shutdown --------------------------------------------------------------
 

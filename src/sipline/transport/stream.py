@@ -38,6 +38,7 @@ class ConnectionOwner(Protocol):
     stats: TransportStats
     limits: FramingLimits
     idle_timeout_s: float | None
+    message_timeout_s: float | None
     max_write_buffer_bytes: int
 
     def deliver(self, data: bytes, source: Source) -> None: ...
@@ -81,6 +82,12 @@ class Connection(asyncio.Protocol):
         self._broken = False  # framing failed: closing, ignore further input
         self._last_activity = loop.time()
         self._idle_handle: asyncio.TimerHandle | None = None
+        self.opened_at = loop.time()
+        self.messages = 0  # complete messages received
+        # When the message being received began (for an accepted connection: when it
+        # was accepted, until its first message), None between messages.
+        self._partial_since: float | None = None
+        self._deadline_handle: asyncio.TimerHandle | None = None
         self._lost: asyncio.Future[None] = loop.create_future()
         self._source = Source(transport, remote, self.local, self)
 
@@ -91,6 +98,11 @@ class Connection(asyncio.Protocol):
     @property
     def is_closed(self) -> bool:
         return self._closed
+
+    @property
+    def closing(self) -> bool:
+        """Closed, or closing (aborted, the loss not yet reported)."""
+        return self._closed or (self._stream is not None and self._stream.is_closing())
 
     @property
     def is_connected(self) -> bool:
@@ -180,8 +192,12 @@ class Connection(asyncio.Protocol):
             transport.abort()
             return
         self._open = True
-        self._last_activity = self._loop.time()
+        self._last_activity = self.opened_at = self._loop.time()
         self._arm_idle_timer()
+        if not self.outbound:
+            # A client connects to send: its first message is due within the deadline too.
+            self._partial_since = self.opened_at
+            self._arm_deadline()
         pending, self._pending = self._pending or [], None
         for data, on_error in pending:
             if transport.is_closing():
@@ -194,12 +210,20 @@ class Connection(asyncio.Protocol):
             return  # closing after a framing error: the rest is noise
         stats = self._owner.stats
         stats.bytes_in += len(data)
-        self._last_activity = self._loop.time()
+        now = self._last_activity = self._loop.time()
         try:
             messages = self._framer.feed(data)
         except RemoteProtocolError as exc:
             self._framing_failed(exc)
             return
+        if messages:
+            self.messages += len(messages)
+        if self._framer.buffered:
+            if messages or self._partial_since is None:
+                self._partial_since = now  # a new message has begun
+            self._arm_deadline()
+        else:
+            self._partial_since = None
         pings = self._framer.take_pings()
         if pings and self._stream is not None:
             stats.keepalives_in += pings
@@ -224,6 +248,9 @@ class Connection(asyncio.Protocol):
         if self._idle_handle is not None:
             self._idle_handle.cancel()
             self._idle_handle = None
+        if self._deadline_handle is not None:
+            self._deadline_handle.cancel()
+            self._deadline_handle = None
         self.fail_pending(error)
         self._owner.connection_closed(self)
         if not self._lost.done():
@@ -246,6 +273,33 @@ class Connection(asyncio.Protocol):
         if response is not None:
             stream.write(response)
         stream.close()
+
+    @property
+    def last_activity(self) -> float:
+        return self._last_activity
+
+    def _arm_deadline(self) -> None:
+        """The whole message is due `message_timeout_s` after it began: a peer sending
+        a byte now and then (slowloris) is not idle, but never finishes either."""
+        timeout = self._owner.message_timeout_s
+        if timeout is None or self._deadline_handle is not None or self._closed:
+            return
+        since = self._partial_since
+        if since is not None:
+            self._deadline_handle = self._loop.call_at(since + timeout, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._deadline_handle = None
+        timeout = self._owner.message_timeout_s
+        since = self._partial_since
+        if timeout is None or since is None or self._closed:
+            return
+        if self._loop.time() - since >= timeout:
+            self._owner.stats.message_timeouts += 1
+            logger.info("%r: no complete message within %.0f s; closing", self, timeout)
+            self.abort()
+        else:
+            self._arm_deadline()
 
     def _arm_idle_timer(self) -> None:
         timeout = self._owner.idle_timeout_s

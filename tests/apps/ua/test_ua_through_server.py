@@ -92,7 +92,8 @@ async def test_a_call_forked_to_two_devices_is_answered_by_one(server: SipServer
         ringing = await mobile.next_call(5)  # it rings on both
         await asyncio.wait_for(call.answered, 5)
         ended = await asyncio.wait_for(ringing.ended, 5)
-        assert ended.reason == "cancelled by the caller"  # §16.7: the proxy cancels the rest
+        # §16.7 step 10: the proxy cancels the rest, saying why (RFC 3326).
+        assert ended.reason == "answered elsewhere"
         assert desk.calls and desk.calls[0].state is CallState.ANSWERED
         await call.hangup()
         await wait_for(lambda: not desk.calls)

@@ -243,6 +243,22 @@ def test_cancel_waits_for_a_provisional() -> None:
     assert layer.cancel(ClientKey("z9hG4bKnone", "INVITE"), now=0.5) is None
 
 
+def test_a_cancel_carries_its_reason_even_when_it_waited() -> None:
+    """RFC 3326: a forking proxy says why it cancels a branch; the Reason given while
+    the INVITE waited for a provisional is on the CANCEL sent later (§9.1)."""
+    layer = TransactionLayer()
+    inv = request()
+    key = layer.send_request(inv, target="p", reliable=False, now=0)
+    layer.datagrams_to_send()
+    reason = 'SIP;cause=200;text="Call completed elsewhere"'
+    layer.cancel(key, now=0.1, reason=reason)
+    layer.receive(response(inv, 180), source="p", reliable=False, now=0.2)
+    [out] = layer.datagrams_to_send()
+    cancel = parse_message(out.data)
+    assert isinstance(cancel, Request) and cancel.method == "CANCEL"
+    assert cancel.headers.get_all("reason") == [reason]
+
+
 # -- transport errors ----------------------------------------------------------------------
 def test_transport_error_client_and_server() -> None:
     layer = TransactionLayer()

@@ -19,29 +19,12 @@ from pathlib import Path
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 from sipline.core.uri import SipUri
+from sipline.transport.security_log import format_src, quote, security_log
 
 __all__ = ["add_log_file", "auth_failed", "banned", "from_user", "refused", "security_log"]
 
-security_log = logging.getLogger("sipline.security")
-MAX_FIELD = 128  # characters of a quoted field kept (a long User-Agent is cut)
-
-
-def _quote(value: str | None) -> str:
-    text = (value or "")[:MAX_FIELD]
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _src(source: tuple[str, int]) -> str:
-    host, port = source
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+_quote = quote
+_src = format_src
 
 
 def _ua(request: Request) -> str:

@@ -26,10 +26,11 @@ from sipline.apps.ua.im import IncomingMessage, read_message, send_message
 from sipline.apps.ua.media import CallMedia
 from sipline.apps.ua.registration import Registration
 from sipline.apps.ua.targets import target_uri
+from sipline.apps.ua.tls_files import TlsFiles
 from sipline.apps.ua.watch import PresencePublication, Watch, WatchUpdate
 from sipline.core.clock import Entropy
 from sipline.core.dialog import Dialog, DialogId, DialogTable
-from sipline.core.errors import RemoteProtocolError
+from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.routing import Destination, Transport, is_ip_literal
 from sipline.core.uri import AbsoluteUri, SipUri, Uri, format_host
@@ -38,7 +39,10 @@ from sipline.media.sources import SinkLike, SourceLike
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.runtime.system import SystemEntropy
 from sipline.transport import Source, Target
-from sipline.transport.resolver import Resolver
+from sipline.transport.base import TransportError
+from sipline.transport.layer import TransportLayer
+from sipline.transport.resolver import ResolutionError, Resolver
+from sipline.transport.tls import client_context
 
 __all__ = ["CallHandler", "MessageHandler", "TransferPolicy", "UserAgent"]
 
@@ -98,7 +102,11 @@ class UserAgent:
                 aor=parse_aor(aor),
                 password=password,
                 username=username,
-                server=parse_hostport(server) if server else None,
+                server=(
+                    parse_hostport(server, _DEFAULT_PORTS.get(transport.upper(), 5060))
+                    if server
+                    else None
+                ),
                 transport=transport.upper(),
                 listen_host=host,
                 listen_port=port,
@@ -111,8 +119,8 @@ class UserAgent:
                 setattr(config, name, value)
         elif settings:
             raise TypeError("give either config= or settings, not both")
-        if config.transport not in ("UDP", "TCP"):
-            raise ValueError(f"transport: udp or tcp, not {config.transport.lower()!r}")
+        if config.transport not in ("UDP", "TCP", "TLS"):
+            raise ValueError(f"transport: udp, tcp or tls, not {config.transport.lower()!r}")
         self.config = config
         self.entropy: Entropy = entropy if entropy is not None else SystemEntropy()
         self.on_call = on_call
@@ -131,6 +139,9 @@ class UserAgent:
         self._incoming: asyncio.Queue[Call] = asyncio.Queue()
         self._resolver = Resolver(transports=(Transport(config.transport),))
         self._public: tuple[str, int] | None = None
+        # RFC 5626 §4.1: one instance id for the life of this agent (urn:uuid, RFC 4122 v4).
+        self.instance_id = _uuid4(self.entropy.random_bytes(16))
+        self._tls_files: TlsFiles | None = None
         self._started = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_invites: dict[tuple[str, str, int], str] = {}  # merged requests, §8.2.2.2
@@ -148,9 +159,14 @@ class UserAgent:
             # A name would need DNS here (blocking): ask about the default route instead.
             advertise = _source_address(server if server and is_ip_literal(server) else None)
         self._advertise_host = advertise
+        transports = None
+        if config.transport == "TLS":
+            context = client_context(ca_path=config.tls_ca_file, verify=config.tls_verify)
+            transports = TransportLayer(lambda *_: None, tls_client_context=context)
         endpoint = Endpoint(
             EndpointConfig(timers=config.timers, advertise=advertise, user_agent=config.user_agent),
             entropy=self.entropy,
+            transports=transports,
         )
         endpoint.on_request = self._on_request
         endpoint.on_ack = self._on_ack
@@ -164,9 +180,24 @@ class UserAgent:
             return
         self._started = True
         config = self.config
-        await self.endpoint.listen(config.transport, config.listen_host, config.listen_port)
+        try:
+            ssl_context = None
+            if config.transport == "TLS":
+                # Requests for us come back over our registration's flow (RFC 5626);
+                # the listener our Contact names takes new connections (a peer's
+                # BYE) with a certificate made for this run.
+                self._tls_files = TlsFiles.create()
+                ssl_context = self._tls_files.server_context()
+            await self.endpoint.listen(
+                config.transport, config.listen_host, config.listen_port, ssl_context=ssl_context
+            )
+        except TransportError as exc:  # the port is taken, the address is not ours, ...
+            self._started = False
+            raise UserAgentError(str(exc)) from None
         if config.should_register:
             await self.register()
+        elif config.server is not None:
+            await self._server_target()  # a server name that does not resolve fails here
 
     async def __aenter__(self) -> UserAgent:
         await self.start()
@@ -205,6 +236,8 @@ class UserAgent:
         for task in list(self._tasks):
             task.cancel()
         await self.endpoint.close()
+        if self._tls_files is not None:
+            self._tls_files.remove()
 
     # -- registration -------------------------------------------------------------------------
     async def register(self) -> Response:
@@ -220,14 +253,25 @@ class UserAgent:
                 digest=self.digest,
                 expires_s=self.config.register_expires_s,
                 keepalive_s=self.config.keepalive_s,
-                headers=lambda: [("User-Agent", self.config.user_agent)],
-                on_public_address=self._learned_public_address,
+                headers=self._register_headers,
+                # Over UDP the 200's Via tells our NAT mapping (RFC 3581). Over TCP/TLS
+                # its rport is our connection's ephemeral port, which takes no new
+                # connections: the flow itself is the way back (RFC 5626 §4.2).
+                on_public_address=None if self.config.reliable else self._learned_public_address,
+                outbound=self.config.reliable,
+                instance_id=self.instance_id,
             )
         return await self.registration.register()
 
     async def unregister(self) -> None:
         if self.registration is not None:
             await self.registration.unregister()
+
+    def _register_headers(self) -> list[tuple[str, str]]:
+        headers = [("User-Agent", self.config.user_agent)]
+        if self.config.reliable:
+            headers.append(("Supported", "outbound, path"))  # RFC 5626 §4.2.1
+        return headers
 
     def _learned_public_address(self, host: str, port: int) -> None:
         log.info("behind NAT: reachable at %s:%d", host, port)
@@ -364,8 +408,10 @@ class UserAgent:
         item = self.endpoint.listening(self.config.transport)
         host, port = self._public or (item.advertise, item.port)
         uri = SipUri("sip", self.config.aor.user, None, host, port)
-        if self.config.transport == "TCP":
-            uri.params.set("transport", "tcp")
+        if self.config.reliable:
+            uri.params.set("transport", self.config.transport.lower())
+            if self.config.server is not None:
+                uri.params.set("ob", None)  # RFC 5626 §5.4: route back over our flow
         return NameAddr.of(uri)
 
     def headers(self) -> list[tuple[str, str]]:
@@ -376,7 +422,7 @@ class UserAgent:
         server = self.config.server
         if server is None:
             return []
-        params = ";transport=tcp" if self.config.transport == "TCP" else ""
+        params = f";transport={self.config.transport.lower()}" if self.config.reliable else ""
         return [NameAddr(f"sip:{format_host(server[0])}:{server[1]}{params};lr")]
 
     async def _server_target(self) -> Target:
@@ -400,20 +446,34 @@ class UserAgent:
         host = uri.maddr or uri.host
         transport = uri.transport or ("TLS" if uri.secure else self.config.transport)
         if is_ip_literal(host):
-            return Target(
-                transport, host.strip("[]"), uri.port or _DEFAULT_PORTS.get(transport, 5060)
+            return self._usable(
+                Target(transport, host.strip("[]"), uri.port or _DEFAULT_PORTS.get(transport, 5060))
             )
-        targets = await self._resolver.resolve(
-            Destination(
-                host=uri.host,
-                scheme=uri.scheme,
-                port=uri.port,
-                transport=uri.transport,
-                maddr=uri.maddr,
+        try:
+            targets = await self._resolver.resolve(
+                Destination(
+                    host=uri.host,
+                    scheme=uri.scheme,
+                    port=uri.port,
+                    transport=uri.transport,
+                    maddr=uri.maddr,
+                )
             )
-        )
+        except ResolutionError as exc:
+            raise UserAgentError(f"cannot resolve {host}: {exc}") from None
         first = targets[0]
-        return Target(str(first.transport), first.host, first.port, first.server_name)
+        return self._usable(Target(str(first.transport), first.host, first.port, first.server_name))
+
+    def _usable(self, target: Target) -> Target:
+        """A target over a transport we have: our Via names our listener for it (§18.1.1)."""
+        try:
+            self.endpoint.listening(target.transport)
+        except LocalProtocolError:
+            raise UserAgentError(
+                f"{target.host}:{target.port} needs {target.transport}, and this agent uses "
+                f"{self.config.transport} (--transport {target.transport.lower()})"
+            ) from None
+        return target
 
     def new_media(self) -> CallMedia:
         config = self.config
@@ -546,6 +606,15 @@ class UserAgent:
         call = self._by_dialog.get(dialog_id)
         if call is not None:
             call._on_stray_2xx(response)
+
+
+def _uuid4(random: bytes) -> str:
+    """RFC 4122 §4.4: a version 4 UUID from 16 random bytes, as a URN."""
+    b = bytearray(random)
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 async def _awaited(result: Awaitable[None]) -> None:

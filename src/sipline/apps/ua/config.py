@@ -62,6 +62,10 @@ class UserAgentConfig:
     register: bool | None = None  # None: register when a server is given
     register_expires_s: int = 600
     keepalive_s: float | None = 25.0
+    # TLS: the CA file that signs the server's certificate (None: the system store);
+    # tls_verify=False accepts any certificate (self-signed test servers only).
+    tls_ca_file: str | None = None
+    tls_verify: bool = True
     auto_answer: bool = False
     ring_s: float = 0.0  # auto-answer after ringing this long
     media: MediaOptions = field(default_factory=MediaOptions)
@@ -76,6 +80,11 @@ class UserAgentConfig:
     @property
     def auth_username(self) -> str:
         return self.username or self.aor.user or ""
+
+    @property
+    def reliable(self) -> bool:
+        """A connection-oriented transport: RFC 5626 outbound applies."""
+        return self.transport in ("TCP", "TLS")
 
     @property
     def should_register(self) -> bool:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 
 from sipline.apps.ua.call_base import CallBase
+from sipline.apps.ua.cancel_reason import cancel_text
 from sipline.apps.ua.events import CallAnswered, CallState, EndedBy, UserAgentError
 from sipline.apps.ua.session_timer import TimerDecision, uas_decide
 from sipline.core.dialog import Dialog
@@ -127,10 +128,13 @@ class IncomingMixin(CallBase):
         if self.state is not CallState.INCOMING:
             return
         st = self._st
+        why = "cancelled by the caller"
         if st is not None:
             with contextlib.suppress(LocalProtocolError):
                 st.respond(487)
-        self._spawn(self._end("cancelled by the caller", EndedBy.REMOTE, 487))
+            if st.cancel_request is not None:
+                why = cancel_text(st.cancel_request.headers.get_all("reason"))
+        self._spawn(self._end(why, EndedBy.REMOTE, 487))
 
     # -- 2xx until ACK (§13.3.1.4) -------------------------------------------------------------
     def _retransmit_2xx(self, st: ServerTransaction, response: Response) -> None:

@@ -124,6 +124,7 @@ class CallMedia:
         self.remote_sdp: SessionDescription | None = None
         self.stream: NegotiatedStream | None = None
         self._crypto: CryptoAttribute | None = None
+        self._srtp: SrtpContext | None = None  # kept across re-offers (see _apply)
         self._direction = Direction.SENDRECV
         self._opened = False
 
@@ -244,7 +245,10 @@ class CallMedia:
             remote_rtcp = (stream.remote_rtcp_address, stream.remote_rtcp_port)
         srtp = None
         if crypto is not None and self._crypto is not None:
-            srtp = SrtpContext(self._crypto, crypto)
+            # RFC 4568 §7.1.4 / RFC 3711 §9.2: a key kept across this re-negotiation
+            # keeps its crypto context (indices go on); only a changed key starts anew.
+            srtp = SrtpContext(self._crypto, crypto, previous=self._srtp)
+            self._srtp = srtp
         ptime = int(stream.ptime_ms) if stream.ptime_ms else self.options.ptime_ms
         self.session.configure(
             StreamConfig(

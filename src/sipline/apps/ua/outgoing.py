@@ -12,7 +12,13 @@ import functools
 
 from sipline.apps.ua.answerer import who_answered
 from sipline.apps.ua.call_base import CallBase, log
-from sipline.apps.ua.events import CallAnswered, CallProgressed, CallState, EndedBy
+from sipline.apps.ua.events import (
+    CallAnswered,
+    CallProgressed,
+    CallState,
+    EndedBy,
+    UserAgentError,
+)
 from sipline.apps.ua.session_timer import parse_min_se, uac_request_headers, uac_timer_from_response
 from sipline.core.builders import build_request
 from sipline.core.dialog import Dialog
@@ -59,6 +65,8 @@ class OutgoingMixin(CallBase):
             await self._place_inner(uri, extra)
         except (ResolutionError, TransportError, OSError) as exc:
             await self._end(f"cannot reach {uri}: {exc}", EndedBy.NETWORK, 503)
+        except UserAgentError as exc:  # e.g. the outbound proxy's name does not resolve
+            await self._end(str(exc), EndedBy.NETWORK, 503)
         except (RemoteProtocolError, LocalProtocolError, ValueError) as exc:
             await self._end(f"call failed: {exc}", EndedBy.LOCAL, 500)
 

@@ -54,6 +54,8 @@ class Registration:
         keepalive_s: float | None = 25.0,
         headers: Callable[[], list[tuple[str, str]]] = list,
         on_public_address: Callable[[str, int], None] | None = None,
+        outbound: bool = False,
+        instance_id: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.aor = aor
@@ -64,6 +66,12 @@ class Registration:
         self.keepalive_s = keepalive_s
         self._headers = headers
         self._on_public = on_public_address
+        # RFC 5626 §4.2: over a connection, register one flow: instance and reg-id.
+        self._contact_params: list[tuple[str, str]] = (
+            [("+sip.instance", f'"<{instance_id}>"'), ("reg-id", "1")]
+            if outbound and instance_id
+            else []
+        )
         self.call_id = endpoint.new_call_id()
         self.from_tag = endpoint.new_tag()
         self.cseq = 0
@@ -94,9 +102,15 @@ class Registration:
             call_id=self.call_id,
             cseq=self.cseq,
             via=[],
-            contact=NameAddr(contact),
+            contact=self._contact_value(contact),
             extra=[*self._headers(), ("Expires", str(expires))],
         )
+
+    def _contact_value(self, contact: str) -> NameAddr:
+        value = NameAddr(contact)
+        for name, param in self._contact_params:
+            value.params.set(name, param)
+        return value
 
     async def _send(self, contact: str, expires: int) -> Response:
         """One REGISTER transaction, with the digest and 423 retries it may need."""
@@ -215,10 +229,22 @@ class Registration:
         assert self.keepalive_s is not None
         while True:
             await asyncio.sleep(self.keepalive_s)
+            if self._contact_params and self._flow_lost():
+                # RFC 5626 §4.4.1: the flow failed; register again at once (a new
+                # connection, the same instance and reg-id) so calls can reach us.
+                log.info("the connection to the registrar closed: registering again")
+                with contextlib.suppress(RegistrationError, RemoteProtocolError, OSError):
+                    await self.register()
+                    self.refreshes += 1
+                continue
             # A double CRLF: over UDP an empty message the registrar drops (§7.5), over
             # a connection the RFC 5626 §3.5.1 ping its transport answers with a pong.
             self.endpoint.transports.send(b"\r\n\r\n", self.registrar)
             self.keepalives_sent += 1
+
+    def _flow_lost(self) -> bool:
+        connection = self.endpoint.transports.connection_for(self.registrar)
+        return connection is None or connection.is_closed
 
     async def unregister(self) -> Response | None:
         """Remove our binding (Expires: 0) and stop refreshing."""

@@ -85,6 +85,7 @@ class Transaction:
     __slots__ = (
         "ack_data",
         "cancel_pending",
+        "cancel_reason",
         "data",
         "interval",
         "key",
@@ -126,6 +127,7 @@ class Transaction:
         self.response_data: bytes | None = None  # server: the last response sent
         self.response_to_tag: str | None = None  # server, RFC 2543 matching only
         self.cancel_pending = False  # INVITE client: CANCEL waits for a provisional (§9.1)
+        self.cancel_reason: str | None = None  # the CANCEL's Reason header (RFC 3326)
 
     def __repr__(self) -> str:
         return f"<Transaction {self.machine.name} {self.key} {self.state.name}>"
@@ -328,15 +330,18 @@ class TransactionLayer:
         self._step(txn, inp, now, now, response)
         return cast(ServerKey, txn.key)
 
-    def cancel(self, key: ClientKey, *, now: float) -> ClientKey | None:
+    def cancel(self, key: ClientKey, *, now: float, reason: str | None = None) -> ClientKey | None:
         """Cancel a pending INVITE (§9.1): send a CANCEL now if a provisional response
         arrived, else as soon as one does. Returns the CANCEL's client key, or None when
-        the INVITE already has a final response (nothing left to cancel)."""
+        the INVITE already has a final response (nothing left to cancel). `reason` is
+        the CANCEL's Reason header value (RFC 3326), e.g. why a proxy gave up a branch."""
         txn = self._clients.get(key)
         if txn is None:
             return None
         if txn.machine is not CLIENT_INVITE:
             raise LocalProtocolError("only an INVITE can be cancelled")
+        if reason is not None and txn.cancel_reason is None:
+            txn.cancel_reason = reason
         cancel_key = ClientKey(key.branch, "CANCEL")
         if txn.state is State.CALLING:
             txn.cancel_pending = True
@@ -351,6 +356,8 @@ class TransactionLayer:
             return cancel_key
         assert txn.request is not None  # client transactions keep theirs
         cancel = build_cancel(txn.request)
+        if txn.cancel_reason is not None:
+            cancel.headers.add("Reason", txn.cancel_reason)
         return self.send_request(cancel, target=txn.peer, reliable=txn.reliable, now=now)
 
     def send_stateless(self, msg: Message, *, destination: object, reliable: bool) -> None:
