@@ -63,7 +63,9 @@ def test_pyvoip_call_through_the_server_to_a_sipp_callee(tmp_path: Path) -> None
         assert "STATE answered" in out, out
         # uas_answer succeeds only when the ACK, then the BYE, reached it.
         result = callee.finish(timeout_s=20)
-        assert (result.successful, result.failed) == (1, 0), result.output[-3000:] + out
+        assert (result.successful, result.failed) == (1, 0), (
+            result.output[-3000:] + out + "\n".join(server.lines)
+        )
         assert server.alive()
         assert not [line for line in server.lines if "cannot resolve" in line], server.lines
     finally:

@@ -17,6 +17,7 @@ import pytest
 from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, server_target
 from sipua import HOST, TestUA
 
+from sipline.apps.security.dialog_targets import DialogTargets
 from sipline.apps.security.relay import TrustedPeer
 from sipline.apps.server import SipServer
 from sipline.runtime.endpoint import Endpoint
@@ -222,3 +223,39 @@ async def test_a_strangers_ack_is_not_relayed(server: SipServer, make_ua: UAFact
     await attacker.send(control, Target("UDP", HOST, target.port))  # sent straight to it
     await asyncio.sleep(0.2)  # time for a relayed ACK to arrive
     assert target.acks == []
+
+
+async def test_in_dialog_request_reaches_the_contact_learnt_from_the_dialog(
+    server: SipServer, make_ua: UAFactory
+) -> None:
+    """A caller that ignores the route set (pyVoIP sends its BYE straight to the
+    callee's Contact) reaches the callee's loopback device: that target came from the
+    dialog's 2xx, not from the request. A stranger's own Contact teaches nothing, and a
+    loopback target named in a request outside any dialog we saw stays refused."""
+    bob = await registered(server, make_ua, "bob")
+    bob.on_invite = lambda ua, st: ua.answer_invite(st, 200)
+    stranger = await make_ua(server)
+    forged = f"sip:x@{HOST}:{stranger.port + 1}"
+    invite = stranger.build("INVITE", f"sip:{BOB}", from_=STRANGER, to=BOB, contact=forged)
+    answered = await stranger.send(invite)
+    assert answered.final.status == 200
+    answer_contact = answered.final.contacts[0].uri_text
+    to_tag = answered.final.to.tag
+    bye = stranger.build("BYE", answer_contact, from_=STRANGER, to=BOB, to_tag=to_tag)
+    bye.headers.set("Call-ID", invite.call_id)
+    assert (await stranger.send(bye)).final.status != 403
+    assert len(bob.requests("BYE")) == 1
+    # The stranger's INVITE Contact was not learnt: an in-dialog request to it is refused.
+    back = stranger.build("BYE", forged, from_=STRANGER, to=BOB, to_tag="x")
+    assert (await stranger.send(back)).final.status == 403
+
+
+def test_dialog_targets_are_bounded_and_expire() -> None:
+    targets = DialogTargets(capacity=2, ttl_s=10.0)
+    for n in range(3):
+        targets.learn(f"sip:d{n}@127.0.0.1", now=0.0)
+    assert len(targets) == 2
+    assert not targets.knows("sip:d0@127.0.0.1", now=1.0)
+    assert targets.knows("sip:d2@127.0.0.1", now=1.0)
+    assert not targets.knows("sip:d2@127.0.0.1", now=11.0)
+    assert len(targets) == 1

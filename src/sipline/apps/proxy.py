@@ -326,6 +326,13 @@ class Proxy:
             )
         ):
             return
+        if (
+            self.gate is not None
+            and request.method == "INVITE"
+            and not in_dialog
+            and (authenticated or self.gate.trusted_source(st))
+        ):
+            self.gate.learn_dialog(request)  # the caller's Contact: a dialog's target
         # Hashed as forwarded (credentials consumed), so a copy that loops back to us
         # hashes the same (§16.6 step 8).
         loop_hash = self._loop_hash(request, top_branch)
@@ -705,6 +712,8 @@ class Proxy:
         self._relay(ctx, best)
 
     def _relay(self, ctx: ResponseContext, response: Response) -> None:
+        if self.gate is not None and ctx.request.method == "INVITE" and 100 < response.status < 300:
+            self.gate.learn_dialog(response)  # the callee's Contact: the dialog's target
         out = _strip_top_via(response)
         try:
             if out.headers.get("via") is None:

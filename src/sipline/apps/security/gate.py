@@ -17,8 +17,10 @@ from typing import Protocol
 
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.security import log as seclog
+from sipline.apps.security.dialog_targets import DialogTargets
 from sipline.apps.security.relay import RelayPolicy
-from sipline.core.message import Request
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri, Uri
 from sipline.runtime.endpoint import Inbound, ServerTransaction
 from sipline.storage.base import Binding
@@ -56,10 +58,26 @@ class RelayGate:
         self._now = now
         self._is_me = is_me
         self.refused = 0
+        self.dialogs = DialogTargets()
 
     def trusted_source(self, st: ServerTransaction) -> bool:
         host, port = st.inbound.remote[0], st.inbound.remote[1]
         return self.policy.trusted_peer(st.inbound.transport, host, port) is not None
+
+    def learn_dialog(self, message: Request | Response) -> None:
+        """The Contact of a dialog-creating INVITE we proxied for a user or peer we
+        trust, or of a response to one: the remote target of that dialog (§12.1)."""
+        try:
+            contacts = message.contacts
+        except RemoteProtocolError:
+            return
+        now = self._now()
+        for contact in contacts:
+            self.dialogs.learn(contact.uri_text, now=now)
+
+    def _dialog_target(self, request: Request) -> bool:
+        """An in-dialog request to a remote target we learnt from the dialog itself."""
+        return request.to.tag is not None and self.dialogs.knows(request.uri_text, now=self._now())
 
     def names_foreign_target(self, request: Request) -> bool:
         """After route preprocessing (§16.4): is the next hop taken from the request
@@ -70,6 +88,8 @@ class RelayGate:
         if not isinstance(uri, SipUri):
             return False  # tel: and other schemes: no target outside our own routing
         if self.backend.is_local_domain(uri.host) or self._is_me(uri):
+            return False
+        if self._dialog_target(request):
             return False
         # A registered contact of one of our users (an in-dialog request to our user).
         return self.backend.binding_for_contact(request.uri_text) is None
@@ -83,6 +103,8 @@ class RelayGate:
         if not routes and self.backend.is_local_domain(uri.host):
             return False
         if not routes and self.backend.binding_for_contact(request.uri_text) is not None:
+            return False
+        if not routes and self._dialog_target(request):
             return False
         host = uri.maddr or uri.host
         return self.policy.forbidden_target(uri.transport, host, uri.port)
