@@ -177,6 +177,19 @@ class ServerConfig:
     scanner_user_agents: list[str] = field(default_factory=lambda: list(DEFAULT_SCANNERS))
     message_timeout_s: float = 10.0  # [limits]: a whole TCP/TLS message within this
     max_connections_per_source: int = 32  # [limits]
+    # -- voicemail and email (README "Voicemail and email") ---------------------------------
+    voicemail_enabled: bool = True  # [voicemail] enabled
+    voicemail_max_message_s: float = 120.0
+    voicemail_speech: bool = True  # spoken prompts with espeak-ng when installed
+    email_host: str | None = None  # [email] host: no SMTP server, no email
+    email_port: int = 587
+    email_starttls: bool = True
+    email_username: str | None = None
+    email_password: str | None = None
+    email_from: str = "sipline@localhost"
+    email_missed_calls: bool = False
+    email_retry_s: float = 60.0  # the first retry; each next one waits twice as long
+    email_max_attempts: int = 8
 
 
 _ALGORITHMS = ("SHA-512-256", "SHA-256", "MD5")
@@ -275,6 +288,23 @@ _SCHEMA["limits"].update(
         "max_connections_per_source": ("max_connections_per_source", "posint"),
     }
 )
+# -- voicemail and email, kept apart from the other sections ------------------------------
+_SCHEMA["voicemail"] = {
+    "enabled": ("voicemail_enabled", "bool"),
+    "max_message_s": ("voicemail_max_message_s", "posfloat"),
+    "speech": ("voicemail_speech", "bool"),
+}
+_SCHEMA["email"] = {
+    "host": ("email_host", "str"),
+    "port": ("email_port", "posint"),
+    "starttls": ("email_starttls", "bool"),
+    "username": ("email_username", "str"),
+    "password": ("email_password", "str"),
+    "from": ("email_from", "str"),
+    "missed_calls": ("email_missed_calls", "bool"),
+    "retry_s": ("email_retry_s", "posfloat"),
+    "max_attempts": ("email_max_attempts", "posint"),
+}
 # Who may watch a user's presence when the user has no rule about the watcher.
 PRESENCE_POLICIES = ("allow", "same-domain", "confirm", "deny")
 _REGION_KEYS = ("name", "networks", "civic", "box", "point", "psap")

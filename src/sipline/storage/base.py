@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sipline.core.auth import ALGORITHMS, ha1
 from sipline.storage.im import ImStore
+from sipline.storage.voicemail import VoicemailStore
 
 __all__ = [
     "HA1_ALGORITHMS",
@@ -276,7 +277,9 @@ class SharedStateStore(Protocol):
     def purge_bans(self, ended_before: float) -> int: ...
 
 
-class Store(AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, Protocol):
+class Store(
+    AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, VoicemailStore, Protocol
+):
     """Every store in one backend, with a transaction for batching writes."""
 
     path: str
