@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sipline.apps.features.location import CIVIC_FIELDS, Region
+from sipline.apps.media_services.rooms_config import RoomConfig, parse_rooms
 from sipline.apps.security.relay import IpNetwork, TrustedPeer
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, parse_uri
@@ -134,6 +135,11 @@ class ServerConfig:
     emergency_psaps: list[str] = field(default_factory=list)  # tried in turn after psap
     emergency_hop_timeout_s: float = 4.0  # a PSAP silent this long is skipped
     regions: list[Region] = field(default_factory=list)
+    # media services (README "Conference rooms"): the in-process media host
+    media_enabled: bool = True
+    media_port: int = 0  # its loopback UDP port (0: a free one)
+    conference_max_participants: int = 20
+    rooms: list[RoomConfig] = field(default_factory=list)
     # messaging (README "Messaging and presence")
     message_max_body_bytes: int = 8192
     store_offline: bool = True
@@ -225,6 +231,13 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_connections": ("max_connections", "posint"),
         "idle_timeout_s": ("idle_timeout_s", "posfloat"),
         "timer_c_s": ("timer_c_s", "posfloat"),
+    },
+    "media": {
+        "enabled": ("media_enabled", "bool"),
+        "port": ("media_port", "port"),
+    },
+    "conference": {
+        "max_participants": ("conference_max_participants", "posint"),
     },
     "features": {
         "history_info": ("history_info", "bool"),
@@ -332,6 +345,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
             "a positive integer" if kind == "posint" else "an integer ≥ 0",
         )
         return value
+    if kind == "port":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        need(ok and 0 <= value < 65536, "a port number from 0 to 65535")
+        return value
     if kind == "posfloat":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
         need(ok, "a positive number")
@@ -411,8 +428,11 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
         if section == "trusted":
             cfg.trusted = parse_trusted(body)
             continue
+        if section == "rooms":
+            cfg.rooms = parse_rooms(body)
+            continue
         if section not in _SCHEMA:
-            known = ", ".join([*_SCHEMA, "regions", "trusted"])
+            known = ", ".join([*_SCHEMA, "regions", "trusted", "rooms"])
             raise ConfigError(f"{section}: unknown section (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")

@@ -13,6 +13,7 @@ import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
@@ -22,6 +23,8 @@ from sipline.apps.features.planner import ServerRoutePlanner
 from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.flood import emergency_spare, flood_config
+from sipline.apps.media_services.registry import ServiceRegistry
+from sipline.apps.media_services.setup import start_media_host
 from sipline.apps.messaging.router import ImRouter
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig, registration_domain
@@ -44,6 +47,9 @@ from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
 from sipline.transport.resolver import Resolver
+
+if TYPE_CHECKING:  # loaded only by the process that runs the media host
+    from sipline.apps.media_services.host import MediaHost
 
 __all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer", "WorkerSetup", "tls_context"]
 
@@ -114,6 +120,9 @@ class SipServer:
         self.security: SecurityMonitor | None = None
         self.gate: RelayGate | None = None
         self._log_handler: logging.Handler | None = None
+        # Service addresses answered by the media host (README "Conference rooms").
+        self.services = ServiceRegistry()
+        self.media_host: MediaHost | None = None
 
     async def _open_store(self) -> None:
         try:
@@ -200,6 +209,7 @@ class SipServer:
                 authenticate_calls=self.config.authenticate_calls,
             ),
             redirect=self,
+            services=self.services,
             planner=self.planner,
         )
         self.gate = RelayGate(
@@ -353,6 +363,11 @@ class SipServer:
                 await self.stop()
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
         await self.im.start()  # resumes stored subscriptions: needs the listeners
+        try:
+            self.media_host = await start_media_host(self.services, self.config, worker)
+        except OSError as exc:
+            await self.stop()
+            raise ServeError(str(exc)) from exc
         return self.bound
 
     def _enable_overload(self, store: AsyncStore) -> None:
@@ -420,6 +435,8 @@ class SipServer:
             logging.getLogger("sipline.security").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+        if self.media_host is not None:
+            await self.media_host.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:

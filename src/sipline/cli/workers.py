@@ -97,9 +97,12 @@ class _Worker:
     reader: asyncio.Task[None] | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
+    media: socket.socket | None = None  # the media host's socket: worker 0 only
+
     @property
     def fds(self) -> list[int]:
-        return [s.fileno() for s in self.sockets] + [s.fileno() for _, s in self.private]
+        media = [self.media.fileno()] if self.media is not None else []
+        return [s.fileno() for s in self.sockets] + [s.fileno() for _, s in self.private] + media
 
 
 class Supervisor:
@@ -110,6 +113,7 @@ class Supervisor:
         self.secret = os.urandom(32)
         self.workers: list[_Worker] = []
         self.bound: list[str] = []
+        self.media_port = 0
         self.stopping = False
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -164,7 +168,26 @@ class Supervisor:
                     s.close()
             raise
         self.workers = [_Worker(i, per_worker[i], private[i]) for i in range(self.count)]
+        self.workers[0].media = self._media_socket()
         return lines
+
+    def _media_socket(self) -> socket.socket | None:
+        """The media host's loopback socket, bound once here and kept, so worker 0
+        (which runs the host) gets the same port after a restart and every worker's
+        proxy knows it from the start (apps/media_services/setup.py)."""
+        if not self.cfg.media_enabled:
+            return None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind(("127.0.0.1", self.cfg.media_port))
+        except OSError as exc:
+            sock.close()
+            reason = (exc.strerror or str(exc)).lower()
+            raise ServeError(
+                f"media.port: cannot bind 127.0.0.1:{self.cfg.media_port}: {reason}"
+            ) from exc
+        self.media_port = int(sock.getsockname()[1])
+        return sock
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, ready_line: bool, welcome: list[str]) -> int:
@@ -200,6 +223,8 @@ class Supervisor:
             self.stopping = True
             await self._stop_all()
             for w in self.workers:
+                if w.media is not None:
+                    w.media.close()
                 for s in w.sockets:
                     s.close()
                 for _, s in w.private:
@@ -226,6 +251,8 @@ class Supervisor:
             "count": self.count,
             "sockets": [s.fileno() for s in w.sockets],
             "private": [[host, s.fileno()] for host, s in w.private],
+            "media": w.media.fileno() if w.media is not None else None,
+            "media_port": self.media_port,
         }
         assert w.proc.stdin is not None
         w.proc.stdin.write(json.dumps(setup).encode() + b"\n")
@@ -391,6 +418,8 @@ def read_setup(index: int) -> WorkerSetup:
         sockets=[socket.socket(fileno=int(fd)) for fd in doc["sockets"]],
         private=[(str(host), socket.socket(fileno=int(fd))) for host, fd in doc["private"]],
         count=int(doc["count"]),
+        media_socket=socket.socket(fileno=int(doc["media"])) if doc.get("media") else None,
+        media_port=int(doc.get("media_port", 0)),
     )
 
 
