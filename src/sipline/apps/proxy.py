@@ -508,6 +508,14 @@ class Proxy:
             uri = parse_uri(t.uri)
         except RemoteProtocolError:
             return None
+        if (
+            self.services is not None
+            and isinstance(uri, SipUri)
+            and self.backend.is_local_domain(uri.host)
+        ):
+            service = self.services.route(uri)  # a forward to voicemail: the media host
+            if service is not None:
+                return (service, ())
         hops = await self._resolve(uri)
         return (hops[0], ()) if hops else None
 

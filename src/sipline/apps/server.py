@@ -34,6 +34,7 @@ from sipline.apps.security.log import add_log_file
 from sipline.apps.security.monitor import BAN_POLL_S, SecurityMonitor
 from sipline.apps.security.relay import RelayPolicy
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
+from sipline.apps.voicemail.setup import Voicemail
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
 from sipline.core.errors import RemoteProtocolError
@@ -123,6 +124,7 @@ class SipServer:
         # Service addresses answered by the media host (README "Conference rooms").
         self.services = ServiceRegistry()
         self.media_host: MediaHost | None = None
+        self.voicemail: Voicemail | None = None  # README "Voicemail and email"
 
     async def _open_store(self) -> None:
         try:
@@ -234,6 +236,14 @@ class SipServer:
             owner=str(worker.index) if worker is not None else "0",
             is_trusted=self.gate.trusted_source,
         )
+        im = self.im
+        self.voicemail = Voicemail(
+            self.store,
+            self.config,
+            wall=ep.wall,
+            notify=lambda aor: im.notifier.changed("message-summary", aor),
+        )
+        self.voicemail.register(self.services)
 
     def _default_realm(self) -> str | None:
         """The realm a stranger is challenged in: the first configured domain, else the
@@ -437,6 +447,8 @@ class SipServer:
             self._log_handler = None
         if self.media_host is not None:
             await self.media_host.stop()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:

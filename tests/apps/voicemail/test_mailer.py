@@ -62,7 +62,7 @@ async def test_voicemail_email_with_wav_attachment(
     inbox, port = smtp
     settings = EmailSettings("127.0.0.1", port, starttls=False, sender="pbx@example.com")
     mailer = Mailer(store, settings, wall=lambda: 1_800_000_000.0)
-    wav = b"RIFF\x00\x00\x00\x00WAVEfmt "
+    wav = b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(range(256)) * 80  # many base64 lines
     await mailer.queue(
         "alice@mail.example.com",
         voicemail_email(

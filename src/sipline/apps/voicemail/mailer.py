@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
@@ -74,7 +75,7 @@ def voicemail_email(
     )
     name = datetime.fromtimestamp(when, UTC).strftime("voicemail-%Y%m%d-%H%M%S.wav")
     msg.add_attachment(wav, maintype="audio", subtype="wav", filename=name)
-    return msg.as_bytes()
+    return _wire(msg)
 
 
 def missed_call_email(
@@ -83,7 +84,13 @@ def missed_call_email(
     msg = _base(settings, to, f"Missed call from {caller}", when)
     stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
     msg.set_content(f"{caller} called {aor} on {stamp}; nobody answered.\n")
-    return msg.as_bytes()
+    return _wire(msg)
+
+
+def _wire(msg: EmailMessage) -> bytes:
+    """SMTP wants CRLF line ends (RFC 5321 §2.3.8); the default policy writes LF, which
+    a server reads as one over-long line."""
+    return msg.as_bytes(policy=policy.SMTP)
 
 
 class Mailer:
