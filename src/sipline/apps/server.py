@@ -200,6 +200,7 @@ class SipServer:
             wall=ep.wall,
             host=lambda: ep.listening().advertise,
             skip=self.redirects,
+            on_missed=self._missed_call,
         )
         await self.planner.start()
         self.proxy = Proxy(
@@ -242,8 +243,13 @@ class SipServer:
             self.config,
             wall=ep.wall,
             notify=lambda aor: im.notifier.changed("message-summary", aor),
+            spawn=ep.spawn,
         )
         self.voicemail.register(self.services)
+
+    def _missed_call(self, aor: str, caller: str) -> None:
+        if self.voicemail is not None:
+            self.voicemail.missed(aor, caller)
 
     def _default_realm(self) -> str | None:
         """The realm a stranger is challenged in: the first configured domain, else the

@@ -80,3 +80,37 @@ def test_mailbox_from_target_param_history_info_or_diversion() -> None:
     req = parse_message(_invite("sip:voicemail@example.com", div))
     assert mailbox_of(req) == ALICE  # type: ignore[arg-type]
     assert mailbox_of(parse_message(_invite("sip:voicemail@example.com"))) is None  # type: ignore[arg-type]
+
+
+def test_missed_call_is_reported_once_per_user_rung_unanswered() -> None:
+    d = directory(
+        {ALICE: [binding(ALICE, A1)]},
+        {ALICE: {"forward": {"no_answer": "voicemail", "no_answer_s": 2}}},
+    )
+    missed: list[tuple[str, str]] = []
+    r = CallRouter(
+        CallInfo(ALICE, "bob@example.com", 0.0, None),
+        d,
+        on_missed=lambda aor, caller: missed.append((aor, caller)),
+    )
+    r.start()
+    assert missed == []
+    r.step_failed(Outcome.NO_ANSWER, None)  # on to voicemail: alice missed it
+    assert missed == [(ALICE, "bob@example.com")]
+    r.step_failed(Outcome.FAILED, None)  # the mailbox leg is no user's device
+    assert missed == [(ALICE, "bob@example.com")]
+
+
+def test_no_device_is_not_a_missed_call() -> None:
+    d = directory({ALICE: []}, {ALICE: {"forward": {"unavailable": "voicemail"}}})
+    missed: list[tuple[str, str]] = []
+    r = CallRouter(
+        CallInfo(ALICE, "bob@example.com", 0.0, None),
+        d,
+        on_missed=lambda aor, caller: missed.append((aor, caller)),
+    )
+    step = r.start()
+    assert isinstance(step, RingStep) and [t.uri for t in step.targets] == [
+        VM_URI.replace("cause=408", "cause=404")
+    ]
+    assert missed == []

@@ -266,6 +266,7 @@ class CallRouter:
         settings: RoutingSettings | None = None,
         *,
         on_leg: Callable[[LegPlan], None] | None = None,
+        on_missed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.call = call
         self.directory = directory
@@ -277,6 +278,8 @@ class CallRouter:
         self._step = 0
         self._outcomes: list[Outcome] = []
         self._on_leg = on_leg
+        # (callee, caller) once a user's devices rang unanswered or were busy.
+        self._on_missed = on_missed
 
     # -- RouteSession ------------------------------------------------------------------------
     def start(self) -> Decision:
@@ -366,6 +369,12 @@ class CallRouter:
             )
             return RingStep(targets, step.timeout_s, label=f"{leg.aor}: {step.spec}")
         outcome = next((o for o in _LEG_PRIORITY if o in self._outcomes), Outcome.UNAVAILABLE)
+        if (
+            self._on_missed is not None
+            and not leg.external
+            and outcome in (Outcome.NO_ANSWER, Outcome.BUSY)
+        ):
+            self._on_missed(leg.aor, self.call.caller)
         handled = leg.handler(outcome)
         if handled is None:
             return _EXHAUSTED[outcome]

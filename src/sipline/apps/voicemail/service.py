@@ -59,6 +59,9 @@ class VoicemailSettings:
     max_message_s: float = 120.0
     speech: bool = True
     min_message_s: float = 0.5  # shorter recordings (a hang-up at the beep) are dropped
+    # *98 to a mailbox without a PIN only when the proxy authenticates callers (the
+    # From is then theirs); with `[auth] authenticate_calls = false` a PIN is required.
+    require_pin: bool = False
 
 
 class VoicemailService:
@@ -168,6 +171,9 @@ class VoicemailService:
         listed = await self.store.call(lambda: store.list_voicemail(aor))
         ids = [m.id for m in listed if not m.heard] + [m.id for m in listed if m.heard]
         pin_hash = box.pin_hash
+        if pin_hash is None and self.settings.require_pin:
+            await call.reject(403, "Forbidden (set a voicemail PIN first)")
+            return
         pin_ok = (lambda pin: check_pin(pin, pin_hash)) if pin_hash is not None else None
         machine = Retrieval(ids, pin_ok)
         changed: list[bool] = []

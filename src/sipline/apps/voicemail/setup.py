@@ -8,14 +8,14 @@ host; the mailer runs there too, sending what any worker queued in the store.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from sipline.apps.config import ServerConfig
 from sipline.apps.media_services.registry import Handler, ServiceRegistry
 from sipline.apps.voicemail.address import DEPOSIT_USER, RETRIEVAL_USER
-from sipline.apps.voicemail.mailer import EmailSettings, Mailer, voicemail_email
-from sipline.storage import AsyncStore
+from sipline.apps.voicemail.mailer import EmailSettings, Mailer, missed_call_email, voicemail_email
+from sipline.storage import AsyncStore, StoreError
 
 if TYPE_CHECKING:
     from sipline.apps.voicemail.service import VoicemailService
@@ -51,11 +51,13 @@ class Voicemail:
         *,
         wall: Callable[[], float],
         notify: Callable[[str], Awaitable[None]],
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
     ) -> None:
         self.store = store
         self.config = config
         self._wall = wall
         self._notify = notify
+        self._spawn = spawn
         settings = email_settings(config)
         self.mailer = Mailer(store, settings, wall=wall) if settings is not None else None
         self.service: VoicemailService | None = None
@@ -75,6 +77,7 @@ class Voicemail:
             VoicemailSettings(
                 max_message_s=self.config.voicemail_max_message_s,
                 speech=self.config.voicemail_speech,
+                require_pin=not self.config.authenticate_calls,
             ),
             wall=self._wall,
             on_count_changed=self._notify,
@@ -101,6 +104,24 @@ class Voicemail:
             when=self._wall(),
         )
         await self.mailer.queue(box.email, message)
+
+    def missed(self, aor: str, caller: str) -> None:
+        """A call to `aor` rang unanswered: a notice by email when `[email] missed_calls`."""
+        if self.mailer is not None and self.mailer.settings.missed_calls:
+            self._spawn(self._email_missed(aor, caller, self._wall()))
+
+    async def _email_missed(self, aor: str, caller: str, when: float) -> None:
+        assert self.mailer is not None  # checked by `missed`
+        store = self.store.store
+        try:
+            box = await self.store.call(lambda: store.get_mailbox(aor))
+            if box.email:
+                message = missed_call_email(
+                    self.mailer.settings, box.email, aor=aor, caller=caller, when=when
+                )
+                await self.mailer.queue(box.email, message)
+        except StoreError as exc:
+            log.warning("missed-call email for %s not queued: %s", aor, exc)
 
     async def stop(self) -> None:
         if self.mailer is not None:
