@@ -115,7 +115,7 @@ async def _phone(*args: str) -> str:
     return out.decode(errors="replace")
 
 
-async def _summary(watch: Watch, want: Counts) -> tuple[bool, Counts | None]:
+async def _summary(watch: Watch, want: Counts | None) -> tuple[bool, Counts | None]:
     """The next message-summary whose voice counts are `want`."""
     last: Counts | None = None
     while True:
@@ -196,6 +196,11 @@ async def test_message_left_notified_emailed_and_heard_at_star98(
         # Heard: the lamp goes out, the message is old.
         waiting, counts = await _summary(watch, Counts(0, 1))
         assert not waiting and counts == Counts(0, 1)
+
+        # Deleted from the command line (another process): the devices are told too.
+        _cli(db, "voicemail", "del", f"alice@{DOMAIN}", "1")
+        waiting, counts = await _summary(watch, None)
+        assert not waiting and counts is None
         await watch.close()
     finally:
         await alice.close()
