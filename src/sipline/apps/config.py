@@ -186,6 +186,7 @@ class ServerConfig:
     # -- voicemail and email (README "Voicemail and email") ---------------------------------
     voicemail_enabled: bool = True  # [voicemail] enabled
     voicemail_max_message_s: float = 120.0
+    voicemail_max_messages: int = 100  # per user; a full mailbox refuses new messages
     voicemail_speech: bool = True  # spoken prompts with espeak-ng when installed
     email_host: str | None = None  # [email] host: no SMTP server, no email
     email_port: int = 587
@@ -305,6 +306,7 @@ _SCHEMA["limits"].update(
 _SCHEMA["voicemail"] = {
     "enabled": ("voicemail_enabled", "bool"),
     "max_message_s": ("voicemail_max_message_s", "posfloat"),
+    "max_messages": ("voicemail_max_messages", "posint"),
     "speech": ("voicemail_speech", "bool"),
 }
 _SCHEMA["email"] = {

@@ -62,6 +62,7 @@ class VoicemailSettings:
     # *98 to a mailbox without a PIN only when the proxy authenticates callers (the
     # From is then theirs); with `[auth] authenticate_calls = false` a PIN is required.
     require_pin: bool = False
+    max_messages: int = 100  # per mailbox: a full one refuses new messages (486)
 
 
 class VoicemailService:
@@ -106,6 +107,12 @@ class VoicemailService:
                 mailbox = mailbox_of(request)
                 if mailbox is None or not await self._exists(mailbox):
                     await call.reject(404, "Not Found (no such mailbox)")
+                    return
+                store = self.store.store
+                new, old = await self.store.call(lambda: store.count_voicemail(mailbox))
+                if new + old >= self.settings.max_messages:
+                    log.info("voicemail for %s refused: the mailbox is full", mailbox)
+                    await call.reject(486, "Busy Here (mailbox full)")
                     return
                 await self._deposit(call, mailbox, _caller(request))
         except StoreError as exc:

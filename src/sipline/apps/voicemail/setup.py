@@ -78,6 +78,7 @@ class Voicemail:
                 max_message_s=self.config.voicemail_max_message_s,
                 speech=self.config.voicemail_speech,
                 require_pin=not self.config.authenticate_calls,
+                max_messages=self.config.voicemail_max_messages,
             ),
             wall=self._wall,
             on_count_changed=self._notify,
