@@ -1,5 +1,5 @@
 """The voicemail part of the store contract: messages, mailboxes, the email outbox,
-and the migration to version 8 keeping what a version 7 database holds."""
+and the migration to version 9 keeping what a version 8 database holds."""
 
 from __future__ import annotations
 
@@ -77,18 +77,18 @@ def test_email_outbox_retries_and_gives_up(store: Store) -> None:
     assert store.due_emails(now=1e9) == []
 
 
-def test_migration_from_version_7_keeps_data(tmp_path: Path) -> None:
+def test_migration_from_version_8_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path, isolation_level=None)
-    for statements in _MIGRATIONS[:7]:
+    for statements in _MIGRATIONS[:8]:
         for statement in statements:
             db.execute(statement)
-    db.execute("PRAGMA user_version = 7")
+    db.execute("PRAGMA user_version = 8")
     db.execute("INSERT INTO domains VALUES ('example.com')")
     db.close()
     store = SqliteStore(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION >= 8
+        assert store.schema_version == SCHEMA_VERSION >= 9
         assert store.list_domains() == ["example.com"]
         assert store.count_voicemail(ALICE) == (0, 0)
     finally:

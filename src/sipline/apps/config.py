@@ -15,6 +15,7 @@ from typing import Any
 
 from sipline.apps.features.location import CIVIC_FIELDS, Region
 from sipline.apps.media_services.rooms_config import RoomConfig, parse_rooms
+from sipline.apps.ops.config import OPS_SECTIONS, OpsConfig, check_ops, update_ops
 from sipline.apps.security.relay import IpNetwork, TrustedPeer
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, parse_uri
@@ -197,6 +198,8 @@ class ServerConfig:
     email_missed_calls: bool = False
     email_retry_s: float = 60.0  # the first retry; each next one waits twice as long
     email_max_attempts: int = 8
+    # [log], [http], [hep], [cdr]: what an operator sees (apps/ops/config.py)
+    ops: OpsConfig = field(default_factory=OpsConfig)
 
 
 _ALGORITHMS = ("SHA-512-256", "SHA-256", "MD5")
@@ -433,8 +436,14 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
         if section == "rooms":
             cfg.rooms = parse_rooms(body)
             continue
+        if section in OPS_SECTIONS and isinstance(body, dict):
+            try:
+                cfg.ops = update_ops(cfg.ops, section, body)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         if section not in _SCHEMA:
-            known = ", ".join([*_SCHEMA, "regions", "trusted", "rooms"])
+            known = ", ".join([*_SCHEMA, "regions", "trusted", "rooms", *OPS_SECTIONS])
             raise ConfigError(f"{section}: unknown section (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")
@@ -578,3 +587,7 @@ def check(cfg: ServerConfig) -> None:
         raise ConfigError("security.ban_s: larger than security.max_ban_s")
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
         raise ConfigError("tls.cert: tls.cert and tls.key go together")
+    try:
+        check_ops(cfg.ops)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import ssl
@@ -26,6 +27,7 @@ from sipline.apps.flood import emergency_spare, flood_config
 from sipline.apps.media_services.registry import ServiceRegistry
 from sipline.apps.media_services.setup import start_media_host
 from sipline.apps.messaging.router import ImRouter
+from sipline.apps.ops.service import OpsService
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig, registration_domain
 from sipline.apps.security.gate import RelayGate
@@ -113,6 +115,7 @@ class SipServer:
         self.registrar: Registrar | None = None
         self.planner: ServerRoutePlanner | None = None
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
+        self.ops: OpsService | None = None  # records, metrics, HTTP (README "Operating sipline")
         self._housekeeping: asyncio.Task[None] | None = None
         self._memory = MemoryRelease()
         self._feed: asyncio.Task[None] | None = None
@@ -384,7 +387,26 @@ class SipServer:
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
+        self.ops = OpsService(self)
+        try:
+            await self.ops.start(worker.http if worker is not None else None)
+        except ServeError:
+            await self.stop()
+            raise
         return self.bound
+
+    def reconfigure(self) -> None:
+        """After a reload changed the live settings (apps/ops/service.py LIVE_KEYS)."""
+        cfg = self.config
+        if self.registrar is not None:
+            self.registrar.config = dataclasses.replace(
+                self.registrar.config,
+                default_expires_s=cfg.default_expires,
+                min_expires_s=cfg.min_expires,
+                max_expires_s=cfg.max_expires,
+            )
+        if self.backend is not None:
+            self.backend._configured = {d.lower() for d in cfg.domains}
 
     def _enable_overload(self, store: AsyncStore) -> None:
         """Overload control (README "Overload control", RFC 3261 §21.5.4)."""
@@ -447,6 +469,8 @@ class SipServer:
         for task in (self._housekeeping, self._feed, self._credentials, self._bans):
             if task is not None:
                 task.cancel()
+        if self.ops is not None:
+            await self.ops.stop()
         if self._log_handler is not None:
             logging.getLogger("sipline.security").removeHandler(self._log_handler)
             self._log_handler.close()
@@ -544,6 +568,7 @@ class SipServer:
             with contextlib.suppress(RemoteProtocolError):  # the registrar answers a bad To
                 if not self.backend.is_local_domain(registration_domain(st.request, self.names_me)):
                     await self.backend.refresh_domains()  # added from the CLI a moment ago?
+        known = self.ops.contacts(st.request) if self.ops is not None else None
         response = await self.registrar.handle(
             st.request,
             source=(source.transport, source.remote[0], source.remote[1]),
@@ -551,6 +576,13 @@ class SipServer:
             now=self.endpoint.now(),
         )
         st.send(response)
+        if self.ops is not None:
+            self.ops.registered(
+                st.request,
+                response,
+                f"{source.transport.lower()}:{source.remote[0]}:{source.remote[1]}",
+                known,
+            )
         if response.status == 200 and self.im is not None and isinstance(uri, SipUri):
             with contextlib.suppress(RemoteProtocolError):
                 to = st.request.to.uri

@@ -39,6 +39,7 @@ class WorkerSetup:
     # The media host's loopback UDP socket (worker 0 only) and its port (every worker).
     media_socket: socket.socket | None = None
     media_port: int = 0
+    http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
 
 
 def tls_context(config: ServerConfig) -> ssl.SSLContext:

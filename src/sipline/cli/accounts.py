@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from sipline.apps.config import ConfigError, check_domain
+from sipline.cli.api_client import api_get, api_option, api_request, via_api
 from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import HA1_ALGORITHMS, NotFoundError, split_address
 
@@ -29,6 +31,10 @@ def _address(value: str) -> tuple[str, str]:
         return split_address(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+
+
+def _quoted(value: str) -> str:
+    return urllib.parse.quote(value, safe="@")
 
 
 def _password(given: str | None, prompt: str) -> str:
@@ -52,9 +58,16 @@ def user() -> None:
 @click.argument("address")
 @click.option("--password", help="The password (prompted for when omitted).")
 @store_options
-def user_add(address: str, password: str | None, where: StoreOptions) -> None:
+@api_option
+def user_add(address: str, password: str | None, where: StoreOptions, api: str | None) -> None:
     """Add ADDRESS (user@domain) to a domain added before with `sipline domain add`."""
     username, dom = _address(address)
+    if (url := via_api(where, api)) is not None:
+        secret = _password(password, f"Password for {username}@{dom}")
+        body = {"address": f"{username}@{dom}", "password": secret}
+        api_request(url, "POST", "/api/users", body=body)
+        click.echo(f"added {username}@{dom}")
+        return
     with where.open() as store:
         if not store.has_domain(dom) and dom in where.configured_domains():
             store.add_domain(dom)  # as `sipline serve --config` would at start
@@ -72,8 +85,17 @@ def user_add(address: str, password: str | None, where: StoreOptions) -> None:
 @click.option("--domain", "only", metavar="NAME", help="Only the users of this domain.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
 @store_options
-def user_list(only: str | None, as_json: bool, where: StoreOptions) -> None:
+@api_option
+def user_list(only: str | None, as_json: bool, where: StoreOptions, api: str | None) -> None:
     """List users and the digest algorithms they can authenticate with."""
+    if (url := via_api(where, api)) is not None:
+        names: list[str] = api_get(url, "/api/users", {"domain": only} if only else None)
+        if as_json:
+            click.echo(json.dumps([{"address": n} for n in names], indent=2))
+        else:
+            for name in names:
+                click.echo(name)
+        return
     with where.open() as store:
         users = store.list_users(only)
     if as_json:
@@ -94,9 +116,16 @@ def user_list(only: str | None, as_json: bool, where: StoreOptions) -> None:
 @click.argument("address")
 @click.option("--password", help="The new password (prompted for when omitted).")
 @store_options
-def user_passwd(address: str, password: str | None, where: StoreOptions) -> None:
+@api_option
+def user_passwd(address: str, password: str | None, where: StoreOptions, api: str | None) -> None:
     """Set a new password for ADDRESS."""
     username, dom = _address(address)
+    if (url := via_api(where, api)) is not None:
+        secret = _password(password, f"New password for {address}")
+        path = f"/api/users/{_quoted(f'{username}@{dom}')}"
+        api_request(url, "PUT", path, body={"password": secret})
+        click.echo(f"changed the password of {username}@{dom}")
+        return
     with where.open() as store:
         if store.get_user(username, dom) is None:
             raise click.ClickException(f"no user {username}@{dom}")
@@ -126,9 +155,14 @@ def user_email(address: str, email: str | None, clear: bool, where: StoreOptions
 @user.command("del")
 @click.argument("address")
 @store_options
-def user_del(address: str, where: StoreOptions) -> None:
+@api_option
+def user_del(address: str, where: StoreOptions, api: str | None) -> None:
     """Delete ADDRESS and its registrations."""
     username, dom = _address(address)
+    if (url := via_api(where, api)) is not None:
+        api_request(url, "DELETE", f"/api/users/{_quoted(f'{username}@{dom}')}")
+        click.echo(f"deleted {username}@{dom}")
+        return
     with where.open() as store, store.transaction():
         store.remove_user(username, dom)
         store.remove_bindings(f"{username}@{dom}")
@@ -153,9 +187,14 @@ def _domain_name(value: str) -> str:
 @domain.command("add")
 @click.argument("name")
 @store_options
-def domain_add(name: str, where: StoreOptions) -> None:
+@api_option
+def domain_add(name: str, where: StoreOptions, api: str | None) -> None:
     """Add the domain NAME (also the digest realm of its users)."""
     name = _domain_name(name)
+    if (url := via_api(where, api)) is not None:
+        api_request(url, "POST", "/api/domains", body={"name": name})
+        click.echo(f"added domain {name}")
+        return
     with where.open() as store:
         store.add_domain(name)
     click.echo(f"added domain {name}")
@@ -164,10 +203,16 @@ def domain_add(name: str, where: StoreOptions) -> None:
 @domain.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
 @store_options
-def domain_list(as_json: bool, where: StoreOptions) -> None:
+@api_option
+def domain_list(as_json: bool, where: StoreOptions, api: str | None) -> None:
     """List domains with their number of users."""
-    with where.open() as store:
-        counts = {d: len(store.list_users(d)) for d in store.list_domains()}
+    if (url := via_api(where, api)) is not None:
+        names: list[str] = api_get(url, "/api/domains")
+        users: list[str] = api_get(url, "/api/users")
+        counts = {d: sum(u.endswith("@" + d) for u in users) for d in names}
+    else:
+        with where.open() as store:
+            counts = {d: len(store.list_users(d)) for d in store.list_domains()}
     if as_json:
         click.echo(json.dumps([{"domain": d, "users": n} for d, n in counts.items()], indent=2))
         return
@@ -180,9 +225,14 @@ def domain_list(as_json: bool, where: StoreOptions) -> None:
 @domain.command("del")
 @click.argument("name")
 @store_options
-def domain_del(name: str, where: StoreOptions) -> None:
+@api_option
+def domain_del(name: str, where: StoreOptions, api: str | None) -> None:
     """Delete the domain NAME (it must have no users left)."""
     name = _domain_name(name)
+    if (url := via_api(where, api)) is not None:
+        api_request(url, "DELETE", f"/api/domains/{_quoted(name)}")
+        click.echo(f"deleted domain {name}")
+        return
     with where.open() as store:
         try:
             store.remove_domain(name)

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reg": ("sipline.cli.registrations", "registrations"),
     "route": ("sipline.cli.route", "route"),
     "voicemail": ("sipline.cli.voicemail", "voicemail"),
+    "calls": ("sipline.cli.records", "calls"),
+    "events": ("sipline.cli.records", "events"),
+    "trace": ("sipline.cli.records", "trace"),
+    "status": ("sipline.cli.records", "status"),
 }
 
 

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from sipline.cli.api_client import api_get, api_option, via_api
 from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import Binding
 
@@ -35,9 +36,23 @@ def _as_dict(b: Binding, now: float) -> dict[str, object]:
 @click.argument("aor", required=False)
 @click.option("--json", "as_json", is_flag=True, help="JSON for machines.")
 @store_options
-def registrations(aor: str | None, as_json: bool, where: StoreOptions) -> None:
+@api_option
+def registrations(aor: str | None, as_json: bool, where: StoreOptions, api: str | None) -> None:
     """List registered contacts (unexpired), of every user or of AOR (user@domain)."""
     now = time.time()
+    if (url := via_api(where, api)) is not None:
+        rows: list[dict[str, object]] = api_get(
+            url, "/api/registrations", {"aor": aor} if aor else None
+        )
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            click.echo(
+                f"{r['aor']}  {r['contact']}  {r['expires_in']} s"
+                f"  {r['received'] or ''}  {r['user_agent'] or ''}"
+            )
+        return
     with where.open() as store:
         found = store.list_bindings(aor) if aor else store.all_bindings()
     live = [b for b in found if b.expires_at > now]

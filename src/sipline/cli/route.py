@@ -36,6 +36,7 @@ from sipline.apps.features.rules import (
     target_aor,
 )
 from sipline.apps.server import feature_settings
+from sipline.cli.api_client import api_get, api_option, api_request, via_api
 from sipline.cli.store_options import StoreOptions, store_options
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, parse_message
@@ -108,6 +109,7 @@ def route() -> None:
     "--no-forward", multiple=True, type=click.Choice([*_FORWARDS, "all"]), help="Remove a forward."
 )
 @store_options
+@api_option
 def set_rules(
     address: str,
     file: str | None,
@@ -121,10 +123,21 @@ def set_rules(
     forward_unavailable: str | None,
     no_forward: tuple[str, ...],
     where: StoreOptions,
+    api: str | None,
 ) -> None:
     """Save the rules of ADDRESS: FILE (TOML or JSON, - for stdin) replaces them, the
     options change them. Invalid rules are refused and nothing is saved."""
     aor = _address(address)
+    if (url := via_api(where, api)) is not None:
+        changes = (dnd, block, unblock, forward_always, forward_busy, forward_no_answer,
+                   no_answer_s, forward_unavailable, no_forward)  # fmt: skip
+        if file is None or any(c not in (None, ()) for c in changes):
+            raise click.UsageError("with --api, give the whole rules as FILE (no options)")
+        saved = json.loads(api_request(url, "PUT", f"/api/routes/{aor}", body=_read_document(file)))
+        click.echo(f"rules of {aor} saved")
+        for line in _summary(parse_rules(aor, saved, today=datetime.now(UTC).date(), check=False)):
+            click.echo(f"  {line}")
+        return
     cfg, store = _setup(where)
     try:
         where.require_user(store, aor)
@@ -260,14 +273,20 @@ def _summary(rules: UserRules) -> list[str]:
 @click.argument("address", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @store_options
-def show(address: str | None, as_json: bool, where: StoreOptions) -> None:
+@api_option
+def show(address: str | None, as_json: bool, where: StoreOptions, api: str | None) -> None:
     """Show the rules (and device records) of ADDRESS, or of every user."""
-    _, store = _setup(where)
-    try:
-        rows = store.list_route_rules()
-        devices = store.list_device_info(_address(address) if address else None)
-    finally:
-        store.close()
+    devices: list[DeviceInfo] = []
+    if (url := via_api(where, api)) is not None:  # the rules only: devices stay local
+        stored: dict[str, Any] = api_get(url, "/api/routes")
+        rows = [(a, json.dumps(d)) for a, d in stored.items()]
+    else:
+        _, store = _setup(where)
+        try:
+            rows = store.list_route_rules()
+            devices = store.list_device_info(_address(address) if address else None)
+        finally:
+            store.close()
     if address is not None:
         aor = _address(address)
         rows = [(a, d) for a, d in rows if a == aor]
@@ -307,9 +326,14 @@ def _device_doc(info: DeviceInfo) -> dict[str, Any]:
 @route.command("del")
 @click.argument("address")
 @store_options
-def delete(address: str, where: StoreOptions) -> None:
+@api_option
+def delete(address: str, where: StoreOptions, api: str | None) -> None:
     """Delete the rules of ADDRESS (its calls then ring every device)."""
     aor = _address(address)
+    if (url := via_api(where, api)) is not None:
+        api_request(url, "DELETE", f"/api/routes/{aor}")
+        click.echo(f"rules of {aor} deleted")
+        return
     _, store = _setup(where)
     try:
         removed = store.remove_route_rules(aor)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -15,6 +17,8 @@ from sipline.apps.config import (
     ServerConfig,
     default_workers,
 )
+from sipline.apps.ops.config import check_ops
+from sipline.apps.records.logs import configure_logging
 from sipline.apps.startup import ServeError
 from sipline.cli.store_options import StoreOptions, build_config, store_options
 from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
@@ -27,7 +31,22 @@ __all__ = ["build_config", "serve"]
 log = logging.getLogger("sipline")
 
 
-async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
+def with_http(cfg: ServerConfig, http: str | None) -> ServerConfig:
+    """`--http HOST:PORT` over `[http] listen`."""
+    if http is not None:
+        try:
+            cfg.ops = dataclasses.replace(
+                cfg.ops, http=dataclasses.replace(cfg.ops.http, listen=http)
+            )
+            check_ops(cfg.ops)
+        except ValueError as exc:
+            raise ConfigError(str(exc).replace("http.listen", "--http", 1)) from None
+    return cfg
+
+
+async def _serve(
+    cfg: ServerConfig, ready_line: bool, reread: Callable[[], ServerConfig] | None = None
+) -> int:
     # Here, not at the top: the supervisor of `--workers N` runs no server itself.
     from sipline.apps.server import SipServer  # noqa: PLC0415
 
@@ -44,11 +63,18 @@ async def _serve(cfg: ServerConfig, ready_line: bool) -> int:
         loop.add_signal_handler(sig, stop.set)
     # SIGUSR1 prints the status line (live transactions, counters) to the log.
     loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning(server.status()))
+    ops = server.ops
+    if ops is not None:
+        ops.load_config = reread
+        # SIGHUP re-reads the configuration (README "Operating sipline").
+        loop.add_signal_handler(signal.SIGHUP, ops.apply_reload)
     if ready_line:
         assert server.store is not None
         for line in await welcome_lines(server.store, cfg):
             click.echo(line, err=True)
         click.echo(f"sipline: serving {', '.join(bound)}", err=True)
+        if ops is not None and ops.url:
+            click.echo(f"sipline: dashboard, API and metrics at {ops.url}", err=True)
     await stop.wait()
     log.info("stopping")
     await server.stop()
@@ -96,6 +122,12 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
     metavar="N",
     help="Server processes sharing the listeners and the database (default: [server] workers, else one per core; 1: a single process).",
 )
+@click.option(
+    "--http",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve /metrics, the management API and the dashboard here (default: [http] listen, else off).",
+)
 @click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 def serve(
@@ -103,6 +135,7 @@ def serve(
     listen: tuple[str, ...],
     domains: tuple[str, ...],
     workers: int | None,
+    http: str | None,
     worker_index: int | None,
     log_level: str | None,
 ) -> None:
@@ -110,29 +143,33 @@ def serve(
     # SIGUSR1 asks for the status line once serving; until then (the binding cache can
     # take seconds to load) it must not kill the process, which is its default action.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the same for a reload (SIGHUP)
     config_path, db = where.config_path, where.db
+
+    def reread() -> ServerConfig:
+        """The configuration as at start, the file read again (SIGHUP, the API)."""
+        new = with_http(build_config(config_path, listen, domains, db), http)
+        if log_level is not None:
+            new.log_level = log_level
+        return new
+
     try:
-        cfg = build_config(config_path, listen, domains, db)
+        cfg = reread()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    level = (log_level or cfg.log_level).upper()
-    who = f" worker{worker_index}" if worker_index is not None else ""
-    logging.basicConfig(
-        level=level,
-        format=f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(cfg.log_level, cfg.ops.log.format, worker_index)
     if worker_index is not None:
         # Started by the supervising `sipline serve` (sipline.cli.workers).
-        sys.exit(run_loop(serve_worker(cfg, read_setup(worker_index))))
+        sys.exit(run_loop(serve_worker(cfg, read_setup(worker_index), reread)))
     count = workers if workers is not None else (cfg.workers or default_workers())
     if count == 1:
-        sys.exit(run_loop(_serve(cfg, ready_line=True)))
+        sys.exit(run_loop(_serve(cfg, ready_line=True, reread=reread)))
     args = [f"--config={config_path}"] if config_path is not None else []
     args += [f"--listen={spec}" for spec in listen]
     args += [f"--domain={name}" for name in domains]
     args += [f"--db={db}"] if db is not None else []
     args += [f"--log-level={log_level}"] if log_level is not None else []
+    args += [f"--http={http}"] if http is not None else []
     command = WorkerCommand(args)
     # The supervisor serves no traffic: the stock loop (its subprocess support) will do.
     sys.exit(

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sipline.apps.config import ServerConfig
+from sipline.apps.ops.listen import bind_http, http_url
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
@@ -117,6 +121,11 @@ class Supervisor:
         self.stopping = False
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # [http] listen: bound here, served by worker 0 (docs/architecture.md "Workers").
+        self.http: socket.socket | None = None
+        self.http_url: str | None = None
+        # Metrics summed over the workers (apps/ops/metrics.py): one directory for all.
+        self.metrics_dir: str | None = None
 
     # -- preparing --------------------------------------------------------------------------
     async def prepare(self, welcome: Welcome) -> list[str]:
@@ -169,6 +178,7 @@ class Supervisor:
             raise
         self.workers = [_Worker(i, per_worker[i], private[i]) for i in range(self.count)]
         self.workers[0].media = self._media_socket()
+        self._prepare_ops()
         return lines
 
     def _media_socket(self) -> socket.socket | None:
@@ -189,12 +199,25 @@ class Supervisor:
         self.media_port = int(sock.getsockname()[1])
         return sock
 
+    def _prepare_ops(self) -> None:
+        """The HTTP listener's socket, and the directory where every worker writes its
+        metrics (prometheus-client's multiprocess mode; worker 0 sums them)."""
+        if self.cfg.ops.http.listen is not None:
+            self.http = bind_http(self.cfg.ops.http)
+            self.http.set_inheritable(True)
+            self.http_url = http_url(self.cfg.ops.http, self.http)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.metrics_dir = tempfile.mkdtemp(prefix="sipline-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir  # the workers inherit it
+
     # -- running ----------------------------------------------------------------------------
     async def run(self, ready_line: bool, welcome: list[str]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGUSR1, lambda: self._spawn_task(self._status()))
+        # SIGHUP (or POST /api/reload at worker 0): every worker re-reads the configuration.
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
         try:
             try:
                 for w in self.workers:
@@ -214,6 +237,8 @@ class Supervisor:
                     click.echo(line, err=True)
                 click.echo(f"sipline: {self.count} worker processes", err=True)
                 click.echo(f"sipline: serving {', '.join(self.bound)}", err=True)
+                if self.http_url is not None:
+                    click.echo(f"sipline: dashboard, API and metrics at {self.http_url}", err=True)
             for w in self.workers:
                 self._spawn_task(self._watch(w))
             await self._stop.wait()
@@ -229,6 +254,17 @@ class Supervisor:
                     s.close()
                 for _, s in w.private:
                     s.close()
+            if self.http is not None:
+                self.http.close()
+            if self.metrics_dir is not None:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _reload(self) -> None:
+        log.warning("reload: passing SIGHUP to the workers")
+        for w in self.workers:
+            if w.proc is not None and w.proc.returncode is None and w.ready and w.ready.done():
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.send_signal(signal.SIGHUP)
 
     def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -242,7 +278,7 @@ class Supervisor:
             *self.command.argv(w.index),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            pass_fds=w.fds,
+            pass_fds=w.fds + ([self.http.fileno()] if self.http and w.index == 0 else []),
             process_group=0,  # a terminal's Ctrl-C reaches us; we stop the workers
         )
         w.started_at = time.monotonic()
@@ -253,6 +289,7 @@ class Supervisor:
             "private": [[host, s.fileno()] for host, s in w.private],
             "media": w.media.fileno() if w.media is not None else None,
             "media_port": self.media_port,
+            "http": self.http.fileno() if self.http is not None and w.index == 0 else None,
         }
         assert w.proc.stdin is not None
         w.proc.stdin.write(json.dumps(setup).encode() + b"\n")
@@ -307,6 +344,10 @@ class Supervisor:
             if self.stopping:
                 return
             up = time.monotonic() - w.started_at
+            if self.metrics_dir is not None:  # its gauges go; its counters still count
+                for f in glob.glob(os.path.join(self.metrics_dir, f"gauge_live*_{proc.pid}.db")):
+                    with contextlib.suppress(OSError):
+                        os.remove(f)
             w.failures = 0 if up >= _STABLE_S else w.failures + 1
             delay = (
                 _RESTART_DELAYS_S[min(w.failures, len(_RESTART_DELAYS_S)) - 1] if w.failures else 0
@@ -420,6 +461,7 @@ def read_setup(index: int) -> WorkerSetup:
         count=int(doc["count"]),
         media_socket=socket.socket(fileno=int(doc["media"])) if doc.get("media") else None,
         media_port=int(doc.get("media_port", 0)),
+        http=socket.socket(fileno=int(doc["http"])) if doc.get("http") is not None else None,
     )
 
 
@@ -440,7 +482,9 @@ def _tell(line: str) -> None:
         sys.stdout.flush()
 
 
-async def serve_worker(cfg: ServerConfig, setup: WorkerSetup) -> int:
+async def serve_worker(
+    cfg: ServerConfig, setup: WorkerSetup, reread: Callable[[], ServerConfig] | None = None
+) -> int:
     # Here, not at the top: the supervisor imports this module and runs no server.
     from sipline.apps.server import SipServer  # noqa: PLC0415
 
@@ -456,6 +500,9 @@ async def serve_worker(cfg: ServerConfig, setup: WorkerSetup) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, lambda: _tell("status " + server.status()))
+    if server.ops is not None:
+        server.ops.load_config = reread
+        loop.add_signal_handler(signal.SIGHUP, server.ops.apply_reload)
     stdin = sys.stdin.buffer.fileno()
     flood = server.endpoint.flood
     if flood is not None:

@@ -101,6 +101,8 @@ StatelessHandler = Callable[[Request, "Inbound"], Response | None]
 CancelHandler = Callable[["ServerTransaction", "ServerTransaction | None"], None]
 AckHandler = Callable[[Request, Inbound], None]
 StrayHandler = Callable[[Response, Source], None]
+Address = tuple[str, int]
+MessageTap = Callable[[bool, bytes, str, Address | None, Address], None]
 
 
 class ServerTransaction:
@@ -293,6 +295,10 @@ class Endpoint:
         # Exceptions from a request handler that mean "busy, not broken": answered 503
         # with Retry-After rather than 500 (e.g. a full store queue).
         self.busy_errors: tuple[type[BaseException], ...] = ()
+        # Sees every message received and sent, as bytes (call records, SIP trace, HEP:
+        # apps/records/tap.py): (sent, data, transport, local, remote); local is None
+        # when the transport picks the socket.
+        self.tap: MessageTap | None = None
 
     # -- set-up -----------------------------------------------------------------------
     @property
@@ -475,6 +481,8 @@ class Endpoint:
             if source.connection is not None:
                 source.connection.abort()  # a banned source keeps no connection either
             return
+        if self.tap is not None:  # after flood control: a flood costs no tracing
+            self.tap(False, data, source.transport, source.local, source.remote)
         reliable = source.transport != "UDP"
         try:
             msg = parse_message(data, limits=self.config.limits, stream=reliable)
@@ -589,6 +597,8 @@ class Endpoint:
             return
         self.stats.stateless_rejections += 1
         target = Target(source.transport, source.remote[0], source.remote[1])
+        if self.tap is not None:
+            self.tap(True, answer, source.transport, source.local, source.remote)
         self.transports.send(answer, target, connection=source.connection, local=source.local)
 
     # -- the pump ---------------------------------------------------------------------
@@ -630,6 +640,9 @@ class Endpoint:
 
         if isinstance(destination, Inbound):
             src = destination.source
+            if self.tap is not None:
+                reply = destination.reply
+                self.tap(True, data, src.transport, src.local, (reply.host, reply.port))
             self.transports.send(
                 data,
                 destination.reply,
@@ -638,6 +651,10 @@ class Endpoint:
                 on_error=failed,
             )
         elif isinstance(destination, Target):
+            if self.tap is not None:
+                self.tap(
+                    True, data, destination.transport, None, (destination.host, destination.port)
+                )
             self.transports.send(data, destination, on_error=failed)
         else:
             raise LocalProtocolError(f"cannot send to {destination!r}")
@@ -853,8 +870,12 @@ class Endpoint:
     ) -> None:
         """Send outside any transaction: a 2xx ACK, a statelessly forwarded response
         (from the socket its request came on, `source`, RFC 3581 §4)."""
+        data = message.to_bytes()
+        if self.tap is not None:
+            local = source.local if source is not None else None
+            self.tap(True, data, target.transport, local, (target.host, target.port))
         self.transports.send(
-            message.to_bytes(),
+            data,
             target,
             connection=source.connection if source is not None else None,
             local=source.local if source is not None and source.transport == "UDP" else None,

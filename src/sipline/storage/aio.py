@@ -97,6 +97,9 @@ class AsyncStore:
         # read-modify-write (see the module docstring).
         self.shared = False
         self._feed_seq = 0
+        # Told of the (AOR, contact) pairs this process purged as expired (the
+        # operator's log and events, apps/ops/service.py).
+        self.on_expired: Callable[[list[tuple[str, str]]], None] | None = None
 
     @classmethod
     async def open(
@@ -377,6 +380,8 @@ class AsyncStore:
         def apply(gone: list[tuple[str, str]]) -> None:
             for aor, contact in gone:
                 self._cache.drop(aor, contact)
+            if self.on_expired is not None and gone:
+                self.on_expired(gone)
 
         gone: list[tuple[str, str]] = await self._submit(purge, write=True, on_commit=apply)
         return len(gone)
@@ -414,6 +419,10 @@ class AsyncStore:
     def bindings(self, aor: str, *, now: float | None = None) -> list[Binding]:
         """The cached bindings of `aor` (unexpired at `now` when given); no I/O."""
         return self._cache.bindings(aor, now=now)
+
+    def cached_binding_count(self) -> int:
+        """Bindings in the cache (expired ones go at the next purge); no I/O."""
+        return len(self._cache)
 
     def all_cached_bindings(self) -> list[Binding]:
         return list(self._cache)

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sipline.core.auth import ALGORITHMS, ha1
 from sipline.storage.im import ImStore
+from sipline.storage.ops import OpsStore
 from sipline.storage.voicemail import VoicemailStore
 
 __all__ = [
@@ -278,7 +279,14 @@ class SharedStateStore(Protocol):
 
 
 class Store(
-    AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, VoicemailStore, Protocol
+    AccountStore,
+    LocationStore,
+    RouteStore,
+    ImStore,
+    SharedStateStore,
+    OpsStore,
+    VoicemailStore,
+    Protocol,
 ):
     """Every store in one backend, with a transaction for batching writes."""
 

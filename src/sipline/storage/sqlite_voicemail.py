@@ -1,4 +1,4 @@
-"""Voicemail and email outbox tables of the SQLite backend (schema version 8).
+"""Voicemail and email outbox tables of the SQLite backend (schema version 9).
 
 `VoicemailTables` is mixed into `SqliteStore`; its writes join the store's transactions.
 Recordings are WAV files kept as BLOBs beside the other state, so a backup of the
@@ -14,7 +14,7 @@ from sipline.storage.voicemail import Mailbox, OutgoingEmail, VoicemailMessage
 
 __all__ = ["VOICEMAIL_MIGRATION", "VoicemailTables"]
 
-# 8: voicemail messages, per-user mailbox settings, the email outbox.
+# 9: voicemail messages, per-user mailbox settings, the email outbox.
 VOICEMAIL_MIGRATION: tuple[str, ...] = (
     """CREATE TABLE voicemail (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

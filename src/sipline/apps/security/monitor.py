@@ -48,6 +48,10 @@ class SecurityMonitor:
         self._seq = 0
         self.refusals = 0  # requests refused because their source was banned
         self._logged: dict[str, float] = {}  # host -> when its last refusal was logged
+        # Also told of each failure and ban: the metrics and the operator's events
+        # (apps/ops/service.py).
+        self.on_auth_failed: Callable[[Request, str, tuple[str, int]], None] | None = None
+        self.on_ban: Callable[[str, float], None] | None = None
 
     def banned(self, host: str) -> bool:
         return self.guard.banned(source_key(host), self._wall())
@@ -70,6 +74,8 @@ class SecurityMonitor:
             return
         now = self._wall()
         seclog.auth_failed(source, user, request, "wrong-credentials")
+        if self.on_auth_failed is not None:
+            self.on_auth_failed(request, user, source)
         if self._exempt(source[0]):
             return
         ban = self.guard.failed(source_key(source[0]), user, now)
@@ -77,6 +83,8 @@ class SecurityMonitor:
             # The address that crossed the line is logged (fail2ban reads an address);
             # the ban falls on its key (an IPv6 /64).
             seclog.banned(source[0], ban.duration_s, ban.offences, ban.failures)
+            if self.on_ban is not None:
+                self.on_ban(source[0], ban.duration_s)
             self._publish(ban.host, ban.until, ban.offences)
 
     def auth_succeeded(self, source: tuple[str, int] | None) -> None:

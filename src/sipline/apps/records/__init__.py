@@ -1,0 +1,1 @@
+"""Call detail records, events, readable logs, SIP trace, pcap export and HEP."""
