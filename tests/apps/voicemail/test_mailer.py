@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from sipline.apps.voicemail.mailer import (
     EmailSettings,
@@ -20,6 +21,7 @@ from sipline.apps.voicemail.mailer import (
     voicemail_email,
 )
 from sipline.storage import AsyncStore
+from sipline.transport.tls import generate_self_signed, server_context
 
 
 class Inbox:
@@ -107,3 +109,42 @@ async def test_failed_send_is_kept_and_retried_with_backoff(
     assert await mailer.send_due() == 1
     assert len(inbox.messages) == 1
     assert email.message_from_bytes(inbox.messages[0][2])["Subject"] == "Missed call from b@x"
+
+
+async def test_starttls_and_login(
+    tmp_path: Path, store: AsyncStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 3207 STARTTLS (the server's certificate checked) then RFC 4954 AUTH: a
+    server that refuses mail before both (and AUTH before TLS) gets it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    generate_self_signed(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the default context trusts it
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
+        logins.append((auth.login, auth.password))
+        return AuthResult(success=auth.login == b"pbx" and auth.password == b"secret")
+
+    inbox, port = Inbox(), _free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        ready_timeout=10,
+        tls_context=server_context(cert, key),
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        settings = EmailSettings(
+            "127.0.0.1", port, starttls=True, username="pbx", password="secret"
+        )
+        mailer = Mailer(store, settings, wall=lambda: 10.0)
+        await mailer.queue("a@mail.example.com", b"Subject: hi\r\n\r\nhello\r\n")
+        assert await mailer.send_due() == 1
+        assert logins == [(b"pbx", b"secret")] and len(inbox.messages) == 1
+    finally:
+        controller.stop()
