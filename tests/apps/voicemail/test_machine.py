@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sipline.apps.voicemail.machine import (
     DEPOSIT_TABLE,
@@ -168,3 +170,34 @@ def test_pin_digits_are_bounded() -> None:
     for _ in range(100):
         m.dtmf("1", now=0.0)
     assert len(m.digits) == 32
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["dtmf", "played", "tick"]),
+            st.sampled_from(list("0123456789*#")),
+        ),
+        max_size=60,
+    ),
+    st.booleans(),
+)
+def test_retrieval_any_key_sequence_is_safe(steps: list[tuple[str, str]], pin: bool) -> None:
+    """Whatever is pressed: no message is deleted twice or played after its deletion,
+    every action names a message of the mailbox, and a hang-up always ends it."""
+    ids = [1, 2, 3]
+    m = Retrieval(ids, _pin("1234") if pin else None)
+    deleted: set[int] = set()
+    now = 0.0
+    actions = list(m.start(now=now))
+    for kind, digit in steps:
+        now += 1.0
+        for a in actions:
+            if isinstance(a, DeleteMessage):
+                assert a.message_id in ids and a.message_id not in deleted
+                deleted.add(a.message_id)
+            elif isinstance(a, PlayMessage | MarkHeard):
+                assert a.message_id in ids and a.message_id not in deleted
+        actions = list(_feed(m, (now, kind, digit)))  # type: ignore[arg-type]
+    m.hung_up(now=now + 1)
+    assert m.state is RetrievalState.DONE and m.next_deadline() is None
