@@ -4,7 +4,7 @@
 set -eu
 need=""
 # chromium + chromedriver: the dashboard test drives a real headless browser (Selenium).
-for pair in sipp:sip-tester kamailio:kamailio baresip:baresip sipsak:sipsak stunnel4:stunnel4 svmap:sipvicious tshark:tshark sox:sox linphonec:linphone-cli twinkle-console:twinkle-console fail2ban-regex:fail2ban chromium:chromium chromedriver:chromium-driver; do
+for pair in sipp:sip-tester kamailio:kamailio baresip:baresip sipsak:sipsak stunnel4:stunnel4 svmap:sipvicious tshark:tshark sox:sox linphonec:linphone-cli twinkle-console:twinkle-console fail2ban-regex:fail2ban chromium:chromium chromedriver:chromium-driver espeak-ng:espeak-ng; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
 done

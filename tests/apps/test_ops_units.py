@@ -204,13 +204,14 @@ def test_a_schema_7_database_is_migrated_to_8(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     SqliteStore(db).close()
     con = sqlite3.connect(db)
-    for table in ("calls", "ops_events", "call_messages"):
+    # Every table added after version 7 (the later migrations' too).
+    for table in ("calls", "ops_events", "call_messages", "voicemail", "mailboxes", "email_outbox"):
         con.execute(f"DROP TABLE {table}")
     con.execute("PRAGMA user_version = 7")
     con.commit()
     con.close()
     store = SqliteStore(db)
-    assert store.schema_version == SCHEMA_VERSION == 8
+    assert store.schema_version == SCHEMA_VERSION >= 8
     assert store.list_calls() == [] and store.count_active_calls() == 0
     store.close()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sipline.apps.features.location import CIVIC_FIELDS, Region
+from sipline.apps.media_services.rooms_config import RoomConfig, parse_rooms
 from sipline.apps.ops.config import OPS_SECTIONS, OpsConfig, check_ops, update_ops
 from sipline.apps.security.relay import IpNetwork, TrustedPeer
 from sipline.core.errors import RemoteProtocolError
@@ -135,6 +136,11 @@ class ServerConfig:
     emergency_psaps: list[str] = field(default_factory=list)  # tried in turn after psap
     emergency_hop_timeout_s: float = 4.0  # a PSAP silent this long is skipped
     regions: list[Region] = field(default_factory=list)
+    # media services (README "Conference rooms"): the in-process media host
+    media_enabled: bool = True
+    media_port: int = 0  # its loopback UDP port (0: a free one)
+    conference_max_participants: int = 20
+    rooms: list[RoomConfig] = field(default_factory=list)
     # messaging (README "Messaging and presence")
     message_max_body_bytes: int = 8192
     store_offline: bool = True
@@ -178,6 +184,20 @@ class ServerConfig:
     scanner_user_agents: list[str] = field(default_factory=lambda: list(DEFAULT_SCANNERS))
     message_timeout_s: float = 10.0  # [limits]: a whole TCP/TLS message within this
     max_connections_per_source: int = 32  # [limits]
+    # -- voicemail and email (README "Voicemail and email") ---------------------------------
+    voicemail_enabled: bool = True  # [voicemail] enabled
+    voicemail_max_message_s: float = 120.0
+    voicemail_max_messages: int = 100  # per user; a full mailbox refuses new messages
+    voicemail_speech: bool = True  # spoken prompts with espeak-ng when installed
+    email_host: str | None = None  # [email] host: no SMTP server, no email
+    email_port: int = 587
+    email_starttls: bool = True
+    email_username: str | None = None
+    email_password: str | None = None
+    email_from: str = "sipline@localhost"
+    email_missed_calls: bool = False
+    email_retry_s: float = 60.0  # the first retry; each next one waits twice as long
+    email_max_attempts: int = 8
     # [log], [http], [hep], [cdr]: what an operator sees (apps/ops/config.py)
     ops: OpsConfig = field(default_factory=OpsConfig)
 
@@ -215,6 +235,13 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_connections": ("max_connections", "posint"),
         "idle_timeout_s": ("idle_timeout_s", "posfloat"),
         "timer_c_s": ("timer_c_s", "posfloat"),
+    },
+    "media": {
+        "enabled": ("media_enabled", "bool"),
+        "port": ("media_port", "port"),
+    },
+    "conference": {
+        "max_participants": ("conference_max_participants", "posint"),
     },
     "features": {
         "history_info": ("history_info", "bool"),
@@ -278,6 +305,24 @@ _SCHEMA["limits"].update(
         "max_connections_per_source": ("max_connections_per_source", "posint"),
     }
 )
+# -- voicemail and email, kept apart from the other sections ------------------------------
+_SCHEMA["voicemail"] = {
+    "enabled": ("voicemail_enabled", "bool"),
+    "max_message_s": ("voicemail_max_message_s", "posfloat"),
+    "max_messages": ("voicemail_max_messages", "posint"),
+    "speech": ("voicemail_speech", "bool"),
+}
+_SCHEMA["email"] = {
+    "host": ("email_host", "str"),
+    "port": ("email_port", "posint"),
+    "starttls": ("email_starttls", "bool"),
+    "username": ("email_username", "str"),
+    "password": ("email_password", "str"),
+    "from": ("email_from", "str"),
+    "missed_calls": ("email_missed_calls", "bool"),
+    "retry_s": ("email_retry_s", "posfloat"),
+    "max_attempts": ("email_max_attempts", "posint"),
+}
 # Who may watch a user's presence when the user has no rule about the watcher.
 PRESENCE_POLICIES = ("allow", "same-domain", "confirm", "deny")
 _REGION_KEYS = ("name", "networks", "civic", "box", "point", "psap")
@@ -304,6 +349,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
             ok and (value > 0 if kind == "posint" else value >= 0),
             "a positive integer" if kind == "posint" else "an integer ≥ 0",
         )
+        return value
+    if kind == "port":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        need(ok and 0 <= value < 65536, "a port number from 0 to 65535")
         return value
     if kind == "posfloat":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
@@ -384,6 +433,9 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
         if section == "trusted":
             cfg.trusted = parse_trusted(body)
             continue
+        if section == "rooms":
+            cfg.rooms = parse_rooms(body)
+            continue
         if section in OPS_SECTIONS and isinstance(body, dict):
             try:
                 cfg.ops = update_ops(cfg.ops, section, body)
@@ -391,7 +443,7 @@ def load_config(doc: dict[str, Any], base: ServerConfig | None = None) -> Server
                 raise ConfigError(str(exc)) from None
             continue
         if section not in _SCHEMA:
-            known = ", ".join([*_SCHEMA, "regions", "trusted", *OPS_SECTIONS])
+            known = ", ".join([*_SCHEMA, "regions", "trusted", "rooms", *OPS_SECTIONS])
             raise ConfigError(f"{section}: unknown section (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")

@@ -34,6 +34,7 @@ from sipline.apps.features.plan import (
 )
 from sipline.apps.hop_timeout import HopTimer
 from sipline.apps.hops import received_target as _received_target
+from sipline.apps.media_services.registry import ServiceRegistry
 from sipline.apps.security.gate import RelayGate
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
@@ -142,8 +143,10 @@ class Proxy:
         redirect: RedirectPolicy | None = None,
         planner: RoutePlanner | None = None,
         gate: RelayGate | None = None,
+        services: ServiceRegistry | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.services = services  # addresses the media host answers (apps/media_services)
         self.gate = gate  # no relaying for strangers (sipline.apps.security.gate)
         self.backend = backend
         self.config = config if config is not None else ProxyConfig()
@@ -372,6 +375,9 @@ class Proxy:
         if isinstance(uri, SipUri):
             local = self.backend.is_local_domain(uri.host)
             if local and uri.user:
+                service = self.services.route(uri) if self.services is not None else None
+                if service is not None:  # a room, voicemail: the media host, not a device
+                    return [[(request.uri_text, service, ())]]
                 return await self._location_targets(st, uri, members)
             if not local and not self._is_me(uri):
                 binding = self.backend.binding_for_contact(str(uri))
@@ -509,6 +515,14 @@ class Proxy:
             uri = parse_uri(t.uri)
         except RemoteProtocolError:
             return None
+        if (
+            self.services is not None
+            and isinstance(uri, SipUri)
+            and self.backend.is_local_domain(uri.host)
+        ):
+            service = self.services.route(uri)  # a forward to voicemail: the media host
+            if service is not None:
+                return (service, ())
         hops = await self._resolve(uri)
         return (hops[0], ()) if hops else None
 

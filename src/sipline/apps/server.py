@@ -14,6 +14,7 @@ import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sipline.apps.auth import DigestAuthenticator
 from sipline.apps.backend import ServerBackend
@@ -23,6 +24,8 @@ from sipline.apps.features.planner import ServerRoutePlanner
 from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.flood import emergency_spare, flood_config
+from sipline.apps.media_services.registry import ServiceRegistry
+from sipline.apps.media_services.setup import start_media_host
 from sipline.apps.messaging.router import ImRouter
 from sipline.apps.ops.service import OpsService
 from sipline.apps.proxy import Proxy, ProxyConfig
@@ -33,6 +36,7 @@ from sipline.apps.security.log import add_log_file
 from sipline.apps.security.monitor import BAN_POLL_S, SecurityMonitor
 from sipline.apps.security.relay import RelayPolicy
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
+from sipline.apps.voicemail.setup import Voicemail
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
 from sipline.core.errors import RemoteProtocolError
@@ -46,6 +50,9 @@ from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
 from sipline.transport.resolver import Resolver
+
+if TYPE_CHECKING:  # loaded only by the process that runs the media host
+    from sipline.apps.media_services.host import MediaHost
 
 __all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer", "WorkerSetup", "tls_context"]
 
@@ -117,6 +124,10 @@ class SipServer:
         self.security: SecurityMonitor | None = None
         self.gate: RelayGate | None = None
         self._log_handler: logging.Handler | None = None
+        # Service addresses answered by the media host (README "Conference rooms").
+        self.services = ServiceRegistry()
+        self.media_host: MediaHost | None = None
+        self.voicemail: Voicemail | None = None  # README "Voicemail and email"
 
     async def _open_store(self) -> None:
         try:
@@ -192,6 +203,7 @@ class SipServer:
             wall=ep.wall,
             host=lambda: ep.listening().advertise,
             skip=self.redirects,
+            on_missed=self._missed_call,
         )
         await self.planner.start()
         self.proxy = Proxy(
@@ -203,6 +215,7 @@ class SipServer:
                 authenticate_calls=self.config.authenticate_calls,
             ),
             redirect=self,
+            services=self.services,
             planner=self.planner,
         )
         self.gate = RelayGate(
@@ -227,6 +240,19 @@ class SipServer:
             owner=str(worker.index) if worker is not None else "0",
             is_trusted=self.gate.trusted_source,
         )
+        im = self.im
+        self.voicemail = Voicemail(
+            self.store,
+            self.config,
+            wall=ep.wall,
+            notify=lambda aor: im.notifier.changed("message-summary", aor),
+            spawn=ep.spawn,
+        )
+        self.voicemail.register(self.services)
+
+    def _missed_call(self, aor: str, caller: str) -> None:
+        if self.voicemail is not None:
+            self.voicemail.missed(aor, caller)
 
     def _default_realm(self) -> str | None:
         """The realm a stranger is challenged in: the first configured domain, else the
@@ -356,6 +382,11 @@ class SipServer:
                 await self.stop()
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
         await self.im.start()  # resumes stored subscriptions: needs the listeners
+        try:
+            self.media_host = await start_media_host(self.services, self.config, worker)
+        except OSError as exc:
+            await self.stop()
+            raise ServeError(str(exc)) from exc
         self.ops = OpsService(self)
         try:
             await self.ops.start(worker.http if worker is not None else None)
@@ -444,6 +475,10 @@ class SipServer:
             logging.getLogger("sipline.security").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+        if self.media_host is not None:
+            await self.media_host.stop()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:

@@ -28,13 +28,17 @@ class WorkerSetup:
     its index (also its owner id for subscriptions, stable across restarts), how
     many workers there are, the digest nonce secret shared by every worker, one
     SO_REUSEPORT socket per configured listener (in the order of `config.listen`),
-    and its private UDP sockets, one per UDP listener, as (host, socket)."""
+    its private UDP sockets, one per UDP listener, as (host, socket), and the media
+    host's socket and port (apps/media_services/setup.py)."""
 
     index: int
     secret: bytes
     sockets: list[socket.socket]
     private: list[tuple[str, socket.socket]] = field(default_factory=list)
     count: int = 1
+    # The media host's loopback UDP socket (worker 0 only) and its port (every worker).
+    media_socket: socket.socket | None = None
+    media_port: int = 0
     http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
 
 

@@ -8,6 +8,7 @@ one line on stderr and exit status 1.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 
 import click
@@ -20,6 +21,9 @@ from sipline.cli.store_options import StoreOptions, store_options
 from sipline.storage import HA1_ALGORITHMS, NotFoundError, split_address
 
 __all__ = ["domain", "user"]
+
+# A plain addr-spec (RFC 5322 §3.4.1) without comments or quoted local parts.
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
 def _address(value: str) -> tuple[str, str]:
@@ -127,6 +131,25 @@ def user_passwd(address: str, password: str | None, where: StoreOptions, api: st
             raise click.ClickException(f"no user {username}@{dom}")
         store.set_password(username, dom, _password(password, f"New password for {address}"))
     click.echo(f"changed the password of {username}@{dom}")
+
+
+@user.command("email")
+@click.argument("address")
+@click.argument("email", required=False)
+@click.option("--clear", is_flag=True, help="No email for this user.")
+@store_options
+def user_email(address: str, email: str | None, clear: bool, where: StoreOptions) -> None:
+    """Set the email address ADDRESS's voicemail (and missed-call notices) go to."""
+    username, dom = _address(address)
+    if clear == (email is not None):
+        raise click.UsageError("give an EMAIL address or --clear")
+    if email is not None and not _EMAIL.fullmatch(email):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+    with where.open() as store:
+        if store.get_user(username, dom) is None:
+            raise click.ClickException(f"no user {username}@{dom}")
+        store.set_mailbox_email(f"{username}@{dom}", email)
+    click.echo(f"email of {username}@{dom}: {email or 'none'}")
 
 
 @user.command("del")

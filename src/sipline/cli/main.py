@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registrations": ("sipline.cli.registrations", "registrations"),
     "reg": ("sipline.cli.registrations", "registrations"),
     "route": ("sipline.cli.route", "route"),
+    "voicemail": ("sipline.cli.voicemail", "voicemail"),
     "calls": ("sipline.cli.records", "calls"),
     "events": ("sipline.cli.records", "events"),
     "trace": ("sipline.cli.records", "trace"),

@@ -101,9 +101,12 @@ class _Worker:
     reader: asyncio.Task[None] | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
+    media: socket.socket | None = None  # the media host's socket: worker 0 only
+
     @property
     def fds(self) -> list[int]:
-        return [s.fileno() for s in self.sockets] + [s.fileno() for _, s in self.private]
+        media = [self.media.fileno()] if self.media is not None else []
+        return [s.fileno() for s in self.sockets] + [s.fileno() for _, s in self.private] + media
 
 
 class Supervisor:
@@ -114,6 +117,7 @@ class Supervisor:
         self.secret = os.urandom(32)
         self.workers: list[_Worker] = []
         self.bound: list[str] = []
+        self.media_port = 0
         self.stopping = False
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -173,8 +177,27 @@ class Supervisor:
                     s.close()
             raise
         self.workers = [_Worker(i, per_worker[i], private[i]) for i in range(self.count)]
+        self.workers[0].media = self._media_socket()
         self._prepare_ops()
         return lines
+
+    def _media_socket(self) -> socket.socket | None:
+        """The media host's loopback socket, bound once here and kept, so worker 0
+        (which runs the host) gets the same port after a restart and every worker's
+        proxy knows it from the start (apps/media_services/setup.py)."""
+        if not self.cfg.media_enabled:
+            return None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind(("127.0.0.1", self.cfg.media_port))
+        except OSError as exc:
+            sock.close()
+            reason = (exc.strerror or str(exc)).lower()
+            raise ServeError(
+                f"media.port: cannot bind 127.0.0.1:{self.cfg.media_port}: {reason}"
+            ) from exc
+        self.media_port = int(sock.getsockname()[1])
+        return sock
 
     def _prepare_ops(self) -> None:
         """The HTTP listener's socket, and the directory where every worker writes its
@@ -225,6 +248,8 @@ class Supervisor:
             self.stopping = True
             await self._stop_all()
             for w in self.workers:
+                if w.media is not None:
+                    w.media.close()
                 for s in w.sockets:
                     s.close()
                 for _, s in w.private:
@@ -262,6 +287,8 @@ class Supervisor:
             "count": self.count,
             "sockets": [s.fileno() for s in w.sockets],
             "private": [[host, s.fileno()] for host, s in w.private],
+            "media": w.media.fileno() if w.media is not None else None,
+            "media_port": self.media_port,
             "http": self.http.fileno() if self.http is not None and w.index == 0 else None,
         }
         assert w.proc.stdin is not None
@@ -432,6 +459,8 @@ def read_setup(index: int) -> WorkerSetup:
         sockets=[socket.socket(fileno=int(fd)) for fd in doc["sockets"]],
         private=[(str(host), socket.socket(fileno=int(fd))) for host, fd in doc["private"]],
         count=int(doc["count"]),
+        media_socket=socket.socket(fileno=int(doc["media"])) if doc.get("media") else None,
+        media_port=int(doc.get("media_port", 0)),
         http=socket.socket(fileno=int(doc["http"])) if doc.get("http") is not None else None,
     )
 

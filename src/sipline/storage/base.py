@@ -20,6 +20,7 @@ from typing import Protocol
 from sipline.core.auth import ALGORITHMS, ha1
 from sipline.storage.im import ImStore
 from sipline.storage.ops import OpsStore
+from sipline.storage.voicemail import VoicemailStore
 
 __all__ = [
     "HA1_ALGORITHMS",
@@ -277,7 +278,16 @@ class SharedStateStore(Protocol):
     def purge_bans(self, ended_before: float) -> int: ...
 
 
-class Store(AccountStore, LocationStore, RouteStore, ImStore, SharedStateStore, OpsStore, Protocol):
+class Store(
+    AccountStore,
+    LocationStore,
+    RouteStore,
+    ImStore,
+    SharedStateStore,
+    OpsStore,
+    VoicemailStore,
+    Protocol,
+):
     """Every store in one backend, with a transaction for batching writes."""
 
     path: str

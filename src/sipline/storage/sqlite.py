@@ -33,6 +33,7 @@ from sipline.storage.base import (
 from sipline.storage.sqlite_im import IM_MIGRATION, MESSAGE_STATE_MIGRATION, ImTables
 from sipline.storage.sqlite_ops import OPS_MIGRATION, OpsTables
 from sipline.storage.sqlite_shared import BAN_MIGRATION, SHARED_MIGRATION, SharedTables
+from sipline.storage.sqlite_voicemail import VOICEMAIL_MIGRATION, VoicemailTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -116,6 +117,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     BAN_MIGRATION,
     # 8: call detail records, operator events, call messages (see sqlite_ops.py).
     OPS_MIGRATION,
+    # 9: voicemail messages, mailbox settings and the email outbox (see sqlite_voicemail.py).
+    VOICEMAIL_MIGRATION,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -164,7 +167,7 @@ def _row_to_binding(row: tuple[Any, ...]) -> Binding:
     )
 
 
-class SqliteStore(ImTables, SharedTables, OpsTables):
+class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
     """Accounts and bindings in one SQLite database at `path` (":memory:" works too)."""
 
     def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:

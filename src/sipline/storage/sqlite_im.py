@@ -366,6 +366,9 @@ class ImTables(SqliteTables):
             "SELECT count(*), coalesce(max(updated_at), 0) FROM publications",
             "SELECT count(*), coalesce(max(updated_at), 0) FROM watcher_rules",
             "SELECT count(*), coalesce(max(updated_at), 0) FROM subscriptions",
+            # Voicemail (sqlite_voicemail.py) counts in message-summary: a message left,
+            # heard or deleted by another process or the CLI moves this mark.
+            "SELECT count(*), coalesce(sum(heard), 0) * 1e9 + coalesce(max(id), 0) FROM voicemail",
         ):
             count, latest = self._query(sql)[0]
             marks.append((int(count), float(latest)))

@@ -62,6 +62,7 @@ class ServerRoutePlanner:
         host: Callable[[], str],
         skip: Callable[[str], bool] = lambda aor: False,
         refresh_s: float = 1.0,
+        on_missed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -71,6 +72,7 @@ class ServerRoutePlanner:
         self._host = host
         self._skip = skip
         self._refresh_s = refresh_s
+        self._on_missed = on_missed  # a call to a user rang unanswered (missed-call email)
         self._rules: dict[str, UserRules] = {}
         self._infos: dict[str, dict[str, DeviceInfo]] = {}
         self._seen: _Snapshot | None = None
@@ -183,7 +185,7 @@ class ServerRoutePlanner:
             self._wall(),
             found.region.name if found.region is not None else None,
         )
-        return CallRouter(call, self.directory, self.settings.routing)
+        return CallRouter(call, self.directory, self.settings.routing, on_missed=self._on_missed)
 
     # -- registrations -----------------------------------------------------------------------
     async def record_registration(self, request: Request, source_host: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
-from sipline.apps.features.history import DiversionReason, Hop, branch_history
+from sipline.apps.features.history import DiversionReason, Hop, branch_history, cause_for
 from sipline.apps.features.plan import (
     Decision,
     Exhausted,
@@ -34,6 +34,8 @@ from sipline.apps.features.rules import (
     caller_matches,
     target_aor,
 )
+from sipline.apps.voicemail.address import TARGET as VOICEMAIL
+from sipline.apps.voicemail.address import voicemail_uri
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Response
 from sipline.core.uri import SipUri, parse_uri
@@ -264,6 +266,7 @@ class CallRouter:
         settings: RoutingSettings | None = None,
         *,
         on_leg: Callable[[LegPlan], None] | None = None,
+        on_missed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.call = call
         self.directory = directory
@@ -275,6 +278,8 @@ class CallRouter:
         self._step = 0
         self._outcomes: list[Outcome] = []
         self._on_leg = on_leg
+        # (callee, caller) once a user's devices rang unanswered or were busy.
+        self._on_missed = on_missed
 
     # -- RouteSession ------------------------------------------------------------------------
     def start(self) -> Decision:
@@ -291,6 +296,12 @@ class CallRouter:
         while True:
             if self.hops and why is not None:
                 self.hops[-1] = Hop(self.hops[-1].uri, why)
+            if target == VOICEMAIL and self.hops:
+                # RFC 4458 §3: the mailbox of the user being left, and why.
+                mailbox = target_aor(self.hops[-1].uri, self.directory.is_local)
+                if mailbox is None:
+                    return Exhausted(480, "Temporarily Unavailable (no mailbox)")
+                target = voicemail_uri(mailbox, cause_for(why or "unconditional"))
             aor = target_aor(target, self.directory.is_local)
             key = aor if aor is not None else target_key(target)
             if any(_hop_key(h, self.directory) == key for h in self.hops):
@@ -358,6 +369,12 @@ class CallRouter:
             )
             return RingStep(targets, step.timeout_s, label=f"{leg.aor}: {step.spec}")
         outcome = next((o for o in _LEG_PRIORITY if o in self._outcomes), Outcome.UNAVAILABLE)
+        if (
+            self._on_missed is not None
+            and not leg.external
+            and outcome in (Outcome.NO_ANSWER, Outcome.BUSY)
+        ):
+            self._on_missed(leg.aor, self.call.caller)
         handled = leg.handler(outcome)
         if handled is None:
             return _EXHAUSTED[outcome]

@@ -38,6 +38,8 @@ from sipline.apps.features.schedule import (
     parse_days,
     parse_windows,
 )
+from sipline.apps.voicemail.address import TARGET as VOICEMAIL
+from sipline.apps.voicemail.address import is_service_user
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, TelUri, parse_uri
 
@@ -214,6 +216,8 @@ def caller_matches(pattern: str, caller: str) -> bool:
 def target_aor(target: str, is_local: Callable[[str], bool]) -> str | None:
     """The local `user@domain` a forward target names, or None for a foreign URI."""
     t = target.strip()
+    if t == VOICEMAIL:
+        return None  # a service, not a user
     if t.startswith("user:"):
         t = t[5:]
     if ":" not in t.split("@", 1)[0]:
@@ -224,7 +228,7 @@ def target_aor(target: str, is_local: Callable[[str], bool]) -> str | None:
     except RemoteProtocolError:
         return None
     if isinstance(uri, SipUri) and uri.user and is_local(uri.host):
-        return uri.aor
+        return None if is_service_user(uri.user) else uri.aor
     return None
 
 
@@ -428,6 +432,8 @@ def _target(raw: Any, where: str, aor: str, *, forward: bool) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise RuleError(f"{where}: must be a target string, not {raw!r}")
     t = raw.strip()
+    if forward and t == VOICEMAIL:
+        return t  # the user's own mailbox on the media host (README "Voicemail and email")
     if not forward:
         if t == "devices":
             return t

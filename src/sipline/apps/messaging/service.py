@@ -279,7 +279,8 @@ class MessageSummaryPackage:
     async def state(self, resource: str) -> bytes:
         store, now = self.store.store, self._wall()
         count = await self.store.call(lambda: store.count_messages(resource, now=now))
-        return MessageSummary.of_text(f"sip:{resource}", count).serialize()
+        voice = await self.store.call(lambda: store.count_voicemail(resource))
+        return MessageSummary.of_mailbox(f"sip:{resource}", (count, 0), voice).serialize()
 
     def fingerprint(self, resource: str) -> object:
         return None  # changes only through the store (its marks)

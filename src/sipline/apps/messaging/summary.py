@@ -63,6 +63,17 @@ class MessageSummary:
         """What the server announces for stored instant messages."""
         return cls(new > 0, account, {"text-message": Counts(new, old)})
 
+    @classmethod
+    def of_mailbox(
+        cls, account: str, text: tuple[int, int], voice: tuple[int, int]
+    ) -> MessageSummary:
+        """Stored texts and voicemail (RFC 3842 §5.2: Voice-Message new/old); the voice
+        line is left out while the mailbox is empty."""
+        counts = {"text-message": Counts(*text)}
+        if voice != (0, 0):
+            counts["voice-message"] = Counts(*voice)
+        return cls(text[0] > 0 or voice[0] > 0, account, counts)
+
     def serialize(self) -> bytes:
         lines = [f"Messages-Waiting: {'yes' if self.waiting else 'no'}"]
         if self.account is not None:

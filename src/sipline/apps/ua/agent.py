@@ -189,7 +189,11 @@ class UserAgent:
                 self._tls_files = TlsFiles.create()
                 ssl_context = self._tls_files.server_context()
             await self.endpoint.listen(
-                config.transport, config.listen_host, config.listen_port, ssl_context=ssl_context
+                config.transport,
+                config.listen_host,
+                config.listen_port,
+                ssl_context=ssl_context,
+                sock=config.listen_socket,
             )
         except TransportError as exc:  # the port is taken, the address is not ours, ...
             self._started = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 from sipline import __version__
@@ -58,6 +59,9 @@ class UserAgentConfig:
     transport: str = "UDP"
     listen_host: str = "0.0.0.0"
     listen_port: int = 0
+    # A UDP socket bound already (by a supervising process); listen_host/port then
+    # name its address.
+    listen_socket: socket.socket | None = None
     advertise: str | None = None
     register: bool | None = None  # None: register when a server is given
     register_expires_s: int = 600

@@ -35,6 +35,11 @@ class IncomingMixin(CallBase):
     _unacked: dict[int, asyncio.TimerHandle] | None = None
     _offers_in_2xx: set[int] | None = None  # INVITEs (CSeq) whose answer is in the ACK
 
+    @property
+    def invite(self) -> Request | None:
+        """The INVITE of an incoming call (its Request-URI, To, History-Info, ...)."""
+        return self._st.request if self._st is not None else None
+
     async def _receive(self, st: ServerTransaction) -> bool:
         """Check a new INVITE and ring; False when it was rejected here."""
         request = st.request

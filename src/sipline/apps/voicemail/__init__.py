@@ -1,0 +1,3 @@
+"""Voicemail for `sipline serve`: leaving a message when a user does not answer
+(`forward.no_answer = "voicemail"`), the message-waiting indication (RFC 3842),
+listening by calling `*98`, and sending the recording by email."""
