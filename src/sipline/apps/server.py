@@ -24,7 +24,7 @@ from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.flood import emergency_spare, flood_config
 from sipline.apps.media_services.registry import ServiceRegistry
-from sipline.apps.media_services.setup import start_media_host
+from sipline.apps.media_services.setup import register_services, start_media_host
 from sipline.apps.messaging.router import ImRouter
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig, registration_domain
@@ -122,6 +122,7 @@ class SipServer:
         self._log_handler: logging.Handler | None = None
         # Service addresses answered by the media host (README "Conference rooms").
         self.services = ServiceRegistry()
+        register_services(self.services, config)
         self.media_host: MediaHost | None = None
 
     async def _open_store(self) -> None:

@@ -72,6 +72,10 @@ class MediaHost:
 
     async def stop(self) -> None:
         await self.ua.close()
+        for service in self.registry.services:
+            stop = getattr(service.built, "stop", None)
+            if stop is not None:
+                await stop()
 
     async def _dispatch(self, call: Call) -> None:
         invite = call.invite
