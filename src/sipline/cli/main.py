@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registrations": ("sipline.cli.registrations", "registrations"),
     "reg": ("sipline.cli.registrations", "registrations"),
     "route": ("sipline.cli.route", "route"),
+    "conference": ("sipline.cli.conference", "conference"),
 }
 
 
