@@ -5,7 +5,8 @@ A room exists while someone is in it: created at its first join (with the
 recording), gone when the last one leaves. A caller with a PIN to enter hears a
 prompt beep and keys the PIN and `#` (three tries; then a low tone and the call is
 ended). In the room, DTMF keys: `*6` mute/unmute yourself, `*4`/`*5` what you hear
-quieter/louder, `*7`/`*8` what you say quieter/louder (3 dB steps, ±12 dB). The
+quieter/louder, `*7`/`*8` what you say quieter/louder (3 dB steps, ±12 dB); a
+moderator's `*9` mutes everyone else and `*0` unmutes them. The
 state of every room is published to the database for `sipline conference list/show`,
 whose `kick`/`mute`/`unmute` come back through a command queue polled here.
 """
@@ -145,6 +146,10 @@ class ConferenceService:
                 p.listen_step = _step(p.listen_step, -1 if digit == "4" else 1)
             elif digit in "78":
                 p.talk_step = _step(p.talk_step, -1 if digit == "7" else 1)
+            elif digit in "90" and member.moderator:
+                for number in room.members:
+                    if number != member.number:
+                        room.set_muted(number, digit == "9")
 
     # -- rooms come and go ---------------------------------------------------------------------
     def _forget(self, room: Room) -> None:
@@ -201,7 +206,8 @@ class ConferenceService:
         if room is None or member is None:
             return
         if command.action == "kick":
-            member.call._spawn(member.call.hangup())
+            if member.call is not None:
+                member.call._spawn(member.call.hangup())
         else:
             room.set_muted(member.number, command.action == "mute")
 

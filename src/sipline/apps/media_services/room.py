@@ -27,6 +27,7 @@ from sipline.media.codecs.base import Encoder, Pcm
 from sipline.media.codecs.registry import codec_by_name
 from sipline.media.mixer import Mixer, MixResult
 from sipline.media.pacing import Pacer, pacer_for
+from sipline.media.session import MediaSession
 from sipline.media.sources import WavFileSink
 
 if TYPE_CHECKING:
@@ -94,8 +95,9 @@ class Member:
     """One participant: their call, audio queues, who they are."""
 
     number: int  # shown by `sipline conference show`, used by kick/mute
-    call: Call
+    session: MediaSession
     who: str  # the caller's AOR
+    call: Call | None = None  # None: a bare session (the benchmark)
     moderator: bool = False
     joined_at: float = field(default_factory=time.time)
     inbox: _Input = field(default_factory=_Input)
@@ -103,11 +105,11 @@ class Member:
 
     @property
     def rate(self) -> int:
-        return self.call.media.session.sample_rate
+        return self.session.sample_rate
 
     @property
     def codec(self) -> str:
-        return self.call.media.session.codec_name
+        return self.session.codec_name
 
 
 class Room:
@@ -147,14 +149,22 @@ class Room:
 
     # -- joining and leaving ----------------------------------------------------------------
     def join(self, call: Call, who: str, *, moderator: bool = False) -> Member:
-        member = Member(self._next_number, call, who, moderator)
+        member = self.add(call.media.session, who, moderator=moderator, call=call)
+        call.record(member.inbox)  # the call keeps them across re-INVITEs
+        call.play(member.outbox)
+        return member
+
+    def add(
+        self, session: MediaSession, who: str, *, moderator: bool = False, call: Call | None = None
+    ) -> Member:
+        """A participant by its media session (`join` for a call)."""
+        member = Member(self._next_number, session, who, call, moderator)
         self._next_number += 1
-        session = call.media.session
         member.outbox = _Output(lambda: session.sample_rate)
         self.members[member.number] = member
         self.mixer.add(member.number)
-        call.record(member.inbox)
-        call.play(member.outbox)
+        session.record(member.inbox)
+        session.play(member.outbox)
         session.shared_payload = self._shared_payload
         self._play_sound(JOIN_SOUND)
         if self._pacer is None:
@@ -168,7 +178,7 @@ class Room:
         if self.members.pop(member.number, None) is None:
             return
         self.mixer.remove(member.number)
-        member.call.media.session.shared_payload = None
+        member.session.shared_payload = None
         if self.members:
             self._play_sound(LEAVE_SOUND)
             self._changed()
