@@ -15,9 +15,11 @@ import pytest
 from sipline.apps.config import ServerConfig, parse_listen
 from sipline.apps.media_services.rooms_config import RoomConfig
 from sipline.apps.server import SipServer
-from sipline.apps.ua import CallFailed, EndedBy, UserAgent
+from sipline.apps.ua import CallFailed, EndedBy, MediaOptions, UserAgent
 from sipline.core.timers import TimerConfig
 from sipline.media.audio import ArraySink, ToneSource
+from sipline.media.audio_files import read_wav
+from sipline.media.codecs.opus import opus_available
 from sipline.storage.conference import ConferenceStore
 from sipline.storage.sqlite import SqliteStore
 
@@ -154,3 +156,70 @@ async def test_a_full_room_is_busy(server: SipServer) -> None:
             await asyncio.wait_for(late.answered, 5)
         assert failed.value.status == 486
         await call.hangup()
+
+
+@pytest.fixture
+async def recording_server(tmp_path: Path) -> AsyncIterator[SipServer]:
+    db = tmp_path / "sipline.db"
+    store = SqliteStore(db)
+    store.add_domain(DOMAIN)
+    for user in USERS:
+        store.add_user(user, DOMAIN, f"{user}-pw")
+    store.close()
+    rooms = [RoomConfig("rec", record=tmp_path / "rec.wav", moderators=(f"u0@{DOMAIN}",))]
+    config = ServerConfig(
+        listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db, rooms=rooms
+    )
+    srv = SipServer(config)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.mark.skipif(not opus_available(), reason="Opus needs PyAV with libopus")
+async def test_opus_and_g711_mixed_recorded_and_a_moderator_mutes_the_others(
+    recording_server: SipServer, tmp_path: Path
+) -> None:
+    server = recording_server
+    port = server.endpoint.listeners[0].port
+    agents = [
+        UserAgent(f"{u}@{DOMAIN}", password=f"{u}-pw", server=f"{HOST}:{port}",
+                  listen=f"{HOST}:0", timers=FAST,
+                  media=MediaOptions(codecs=("opus",) if u == "u1" else ("PCMU",)))
+        for u in USERS[:3]
+    ]  # fmt: skip
+    sinks = [ArraySink() for _ in agents]
+    try:
+        calls = []
+        for ua, sink, hz in zip(agents, sinks, TONES, strict=False):
+            await ua.start()
+            call = await ua.call(f"sip:room-rec@{DOMAIN}", record=sink)
+            await asyncio.wait_for(call.answered, 5)
+            call.play(ToneSource(hz, amplitude=0.12, sample_rate=call.media.session.sample_rate,
+                                 frame_size=call.media.session.frame_size))  # fmt: skip
+            calls.append(call)
+        assert calls[1].media.codec == "opus" and calls[0].media.codec == "PCMU"
+        await asyncio.sleep(0.6)
+        heard = await _window(sinks, 1.0)
+        opus_heard = heard[1]  # 48 kHz: judge it at its own rate
+        assert share_at(opus_heard, TONES[0], rate=48000) > 0.1
+        assert share_at(opus_heard, TONES[2], rate=48000) > 0.1
+        assert share_at(opus_heard, TONES[1], rate=48000) < 0.01
+        assert share_at(heard[0], TONES[1]) > 0.1  # the Opus participant is heard
+        assert share_at(heard[2], TONES[1]) > 0.1
+        await calls[0].send_dtmf("*9")  # u0 moderates: everyone else muted
+        await asyncio.sleep(0.5)
+        heard = await _window(sinks, 1.0)
+        assert share_at(heard[0], TONES[1]) < 0.01 and share_at(heard[0], TONES[2]) < 0.01
+        assert share_at(heard[2], TONES[0]) > 0.1  # the moderator is still heard
+        for call in calls:
+            await call.hangup()
+    finally:
+        for ua in agents:
+            await ua.close()
+    recorded = read_wav(tmp_path / "rec.wav")
+    assert len(recorded) > 2 * 8000
+    middle = recorded[len(recorded) // 3 : len(recorded) // 3 + 8000]
+    assert all(share_at(middle, hz) > 0.05 for hz in TONES[:3])
