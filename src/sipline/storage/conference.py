@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ class RoomCommand:
 
 class ConferenceStore:
     def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
+        self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
                 str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -59,13 +61,15 @@ class ConferenceStore:
             raise StoreError(f"cannot open the conference tables in {path}: {exc}") from None
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:  # not while a poll runs on another thread
+            self._db.close()
 
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"conference tables: {exc}") from None
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"conference tables: {exc}") from None
 
     # -- the media host's side ------------------------------------------------------------------
     def reset(self) -> None:

@@ -56,7 +56,7 @@ class ConferenceService:
 
     # -- the handler the media host calls ------------------------------------------------------
     async def __call__(self, call: Call) -> None:
-        self._start_polling()
+        self.start()
         invite = call.invite
         uri = invite.uri if invite is not None else None
         user = uri.user if isinstance(uri, SipUri) and uri.user else ""
@@ -176,7 +176,8 @@ class ConferenceService:
         except StoreError as exc:
             log.warning("cannot publish the state of room %s: %s", room.name, exc)
 
-    def _start_polling(self) -> None:
+    def start(self) -> None:
+        """Clear what a previous run published and poll the command queue."""
         if self._poller is not None or self._database is None:
             return
         try:
@@ -214,10 +215,18 @@ class ConferenceService:
     async def stop(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         if self._store is not None:
-            with contextlib.suppress(StoreError):
-                self._store.reset()
-            self._store.close()
+            store = self._store
+            self._store = None
+
+            def clear() -> None:
+                with contextlib.suppress(StoreError):
+                    store.reset()
+                store.close()
+
+            await asyncio.to_thread(clear)  # waits for a poll still running there
 
 
 def _step(value: int, delta: int) -> int:

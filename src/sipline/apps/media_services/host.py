@@ -65,6 +65,12 @@ class MediaHost:
             raise OSError(f"the media host cannot listen: {exc}") from None
         item = self.ua.endpoint.listening("UDP")
         assert item is not None
+        for service in self.registry.services:
+            # Built here, in the one process that answers: a service may start work
+            # of its own (the conference command queue).
+            start = getattr(service.handler(), "start", None)
+            if start is not None:
+                start()
         target = Target("UDP", self.host, item.port)
         self.registry.target = target
         log.info("media host on udp:%s:%d", self.host, item.port)
