@@ -223,3 +223,11 @@ async def test_opus_and_g711_mixed_recorded_and_a_moderator_mutes_the_others(
     assert len(recorded) > 2 * 8000
     middle = recorded[len(recorded) // 3 : len(recorded) // 3 + 8000]
     assert all(share_at(middle, hz) > 0.05 for hz in TONES[:3])
+
+
+async def test_a_room_address_without_a_name_is_not_found(server: SipServer) -> None:
+    async with _agent(server, "u0") as ua:
+        call = await ua.call(f"sip:room-@{DOMAIN}")
+        with pytest.raises(CallFailed) as failed:
+            await asyncio.wait_for(call.answered, 5)
+        assert failed.value.status == 404

@@ -62,7 +62,10 @@ class MediaHost:
         try:
             await self.ua.start()
         except UserAgentError as exc:
-            raise OSError(f"the media host cannot listen: {exc}") from None
+            port = self.ua.config.listen_port
+            raise OSError(
+                f"media.port: the media host cannot listen on {self.host}:{port}: {exc}"
+            ) from None
         item = self.ua.endpoint.listening("UDP")
         assert item is not None
         for service in self.registry.services:
