@@ -45,3 +45,16 @@ def test_quick_options_run_reports_figures(tmp_path: Path) -> None:
         r"^\| \(c\) OPTIONS/s answered statelessly \| sipline( x\d+)? \|", markdown, re.M
     )
     assert "Machine:" in markdown
+
+
+def test_conference_benchmark_reports_participants_per_core() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.conference", "--steps", "10", "--seconds", "1",
+         "--attempts", "1", "--codecs", "PCMU"],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "participants per core (<1% late)" in done.stdout
+    assert re.search(r"^sipline, full pipeline, PCMU\s+\d+$", done.stdout, re.M)
+    assert re.search(r"^the mixer alone \(numpy, no I/O\)\s+\d+$", done.stdout, re.M)

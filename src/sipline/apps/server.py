@@ -25,7 +25,7 @@ from sipline.apps.features.router import RoutingSettings
 from sipline.apps.features.settings import FeatureSettings
 from sipline.apps.flood import emergency_spare, flood_config
 from sipline.apps.media_services.registry import ServiceRegistry
-from sipline.apps.media_services.setup import start_media_host
+from sipline.apps.media_services.setup import register_services, start_media_host
 from sipline.apps.messaging.router import ImRouter
 from sipline.apps.ops.service import OpsService
 from sipline.apps.proxy import Proxy, ProxyConfig
@@ -126,6 +126,7 @@ class SipServer:
         self._log_handler: logging.Handler | None = None
         # Service addresses answered by the media host (README "Conference rooms").
         self.services = ServiceRegistry()
+        register_services(self.services, config)
         self.media_host: MediaHost | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("sipline.cli.records", "events"),
     "trace": ("sipline.cli.records", "trace"),
     "status": ("sipline.cli.records", "status"),
+    "conference": ("sipline.cli.conference", "conference"),
 }
 
 

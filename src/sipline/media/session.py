@@ -151,6 +151,9 @@ class MediaSession:
         self.config = StreamConfig(None)
         self.on_dtmf: Callable[[str], None] | None = None
         self.on_bye: Callable[[], None] | None = None
+        # (codec, frame) -> the payload another session encoded already, or None:
+        # a conference's listeners of one mix share one encode (media/mixer.py).
+        self.shared_payload: Callable[[str, Pcm], bytes | None] | None = None
         self.dtmf_received: list[str] = []
         self.local: Address = ("", 0)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -313,6 +316,10 @@ class MediaSession:
         return self._clock_rate
 
     @property
+    def codec_name(self) -> str:
+        return self._codec_name
+
+    @property
     def frame_size(self) -> int:
         return self._frame
 
@@ -406,7 +413,10 @@ class MediaSession:
             if payload is None:
                 payload = self._encoder.encode(silence(self._frame))
             return payload, len(payload)
-        payload = self._encoder.encode(frame)
+        shared = self.shared_payload
+        payload = shared(self._codec_name, frame) if shared is not None else None
+        if payload is None:
+            payload = self._encoder.encode(frame)
         return payload, len(payload)
 
     def _consume_source(self) -> Pcm | None:

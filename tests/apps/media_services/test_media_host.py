@@ -6,6 +6,7 @@ and the BYE from either side passes the proxy."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from sipline.apps.config import ServerConfig, parse_listen
-from sipline.apps.server import SipServer
+from sipline.apps.server import ServeError, SipServer
 from sipline.apps.ua import Call, CallFailed, EndedBy, UserAgent
 from sipline.core.timers import TimerConfig
 from sipline.core.uri import SipUri
@@ -100,3 +101,20 @@ async def test_other_users_still_go_to_the_location_service(server: SipServer) -
         with pytest.raises(CallFailed) as failed:
             await asyncio.wait_for(call.answered, 5)
         assert failed.value.status in (404, 480)
+
+
+async def test_a_taken_media_port_is_a_clear_start_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((HOST, 0))
+        port = taken.getsockname()[1]
+        config = ServerConfig(
+            listen=[parse_listen(f"udp:{HOST}:0")],
+            domains=[DOMAIN],
+            database=tmp_path / "s.db",
+            media_port=port,
+        )
+        server = SipServer(config)
+        with pytest.raises(
+            ServeError, match=f"media.port: the media host cannot listen on {HOST}:{port}"
+        ):
+            await server.start()

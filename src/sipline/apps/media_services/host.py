@@ -62,9 +62,18 @@ class MediaHost:
         try:
             await self.ua.start()
         except UserAgentError as exc:
-            raise OSError(f"the media host cannot listen: {exc}") from None
+            port = self.ua.config.listen_port
+            raise OSError(
+                f"media.port: the media host cannot listen on {self.host}:{port}: {exc}"
+            ) from None
         item = self.ua.endpoint.listening("UDP")
         assert item is not None
+        for service in self.registry.services:
+            # Built here, in the one process that answers: a service may start work
+            # of its own (the conference command queue).
+            start = getattr(service.handler(), "start", None)
+            if start is not None:
+                start()
         target = Target("UDP", self.host, item.port)
         self.registry.target = target
         log.info("media host on udp:%s:%d", self.host, item.port)
@@ -72,6 +81,10 @@ class MediaHost:
 
     async def stop(self) -> None:
         await self.ua.close()
+        for service in self.registry.services:
+            stop = getattr(service.built, "stop", None)
+            if stop is not None:
+                await stop()
 
     async def _dispatch(self, call: Call) -> None:
         invite = call.invite

@@ -33,6 +33,11 @@ class Service:
     factory: Callable[[], Handler]
     _handler: Handler | None = field(default=None, repr=False)
 
+    @property
+    def built(self) -> Handler | None:
+        """The handler if it was built (a service may have a `stop` coroutine)."""
+        return self._handler
+
     def handler(self) -> Handler:
         if self._handler is None:
             self._handler = self.factory()

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOM_NAME", "RoomConfig", "parse_rooms"]
+__all__ = ["ROOM_NAME", "ROOM_PREFIX", "RoomConfig", "parse_rooms"]
 
+ROOM_PREFIX = "room-"  # sip:room-NAME@domain
 # What may follow "room-" in the user part: letters, digits, '-', '_', '.'.
 ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KEYS = ("name", "pin", "max_participants", "moderators", "record")

@@ -9,21 +9,41 @@ the worker). The other workers only route to that port.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipline.apps.config import ServerConfig
-from sipline.apps.media_services.registry import ServiceRegistry
+from sipline.apps.media_services.registry import Handler, ServiceRegistry
+from sipline.apps.media_services.rooms_config import ROOM_PREFIX
 from sipline.apps.startup import WorkerSetup
 from sipline.transport.base import Target
 
 if TYPE_CHECKING:
     from sipline.apps.media_services.host import MediaHost
 
-__all__ = ["MEDIA_HOST", "start_media_host"]
+__all__ = ["MEDIA_HOST", "register_services", "start_media_host"]
 
 log = logging.getLogger("sipline.media_services")
 
 MEDIA_HOST = "127.0.0.1"  # the host listens on loopback only: the proxy is its one peer
+
+
+def register_services(registry: ServiceRegistry, config: ServerConfig) -> None:
+    """The built-in services: conference rooms (`sip:room-NAME@domain`)."""
+    if not config.media_enabled:
+        return
+
+    def conference() -> Handler:
+        # Imported only where the host runs (numpy, the user agent).
+        from sipline.apps.media_services.conference import ConferenceService  # noqa: PLC0415
+
+        return ConferenceService(
+            config.rooms,
+            max_participants=config.conference_max_participants,
+            database=Path(config.database),
+        )
+
+    registry.add_prefix("conference", ROOM_PREFIX, conference)
 
 
 async def start_media_host(
