@@ -36,6 +36,7 @@ from sipline.apps.hop_timeout import HopTimer
 from sipline.apps.hops import received_target as _received_target
 from sipline.apps.media_services.registry import ServiceRegistry
 from sipline.apps.security.gate import RelayGate
+from sipline.apps.stray import forwardable_stray, is_our_branch
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
@@ -831,12 +832,15 @@ class Proxy:
 
     def on_stray_response(self, response: Response, source: Source) -> None:
         """§16.7 via §18.1.2: a response with no transaction (a late 2xx from a fork).
-        If the top Via is ours, pop it and send on by the next Via."""
+        Only a 2xx to INVITE whose top Via a branch of ours put is sent on, by the
+        next Via; every other stray response is dropped (sipline.apps.stray)."""
+        if not forwardable_stray(response):
+            return
         try:
             top = response.top_via
         except RemoteProtocolError:
             return
-        if not self._via_is_me(top.host, top.port) or len(response.vias) < 2:
+        if not self._via_is_me(top.host, top.port) or not is_our_branch(top.branch):
             return
         out = _strip_top_via(response)
         via = out.top_via
