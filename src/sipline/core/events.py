@@ -45,12 +45,15 @@ class CancelReceived:
     """A new CANCEL (§9.2) with its own server transaction `key`. `invite_key` is the
     INVITE server transaction it cancels, or None (a UAS answers 481, a proxy forwards
     the CANCEL statelessly, §16.10). The TU answers the CANCEL itself (200 or 481) and,
-    when `invite_key` is still unanswered, sends 487 on it."""
+    when `invite_key` is still unanswered, sends 487 on it. `other_key` is the non-INVITE
+    server transaction it matches instead, if any: the CANCEL is answered 200 and the
+    request goes on unaffected (§9.2, §16.10)."""
 
     request: Request
     key: ServerKey
     invite_key: ServerKey | None
     source: object
+    other_key: ServerKey | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -782,6 +782,11 @@ class Endpoint:
         cancel_st = ServerTransaction(self, event.key, event.request, inbound)
         self._servers[event.key] = cancel_st
         invite_st = self._servers.get(event.invite_key) if event.invite_key else None
+        if invite_st is None and event.other_key is not None:
+            # §9.2 / §16.10: the CANCEL found its (non-INVITE) request: 200, and the
+            # request runs to its own end; only an INVITE can be cancelled (§9.1).
+            cancel_st.respond(200)
+            return
         if self.on_cancel is not None:
             self.on_cancel(cancel_st, invite_st)
             return

@@ -117,6 +117,21 @@ def test_cancel_matches_invite_server_transaction() -> None:
     assert isinstance(ev, CancelReceived) and ev.invite_key is None
 
 
+def test_cancel_matches_a_non_invite_server_transaction() -> None:
+    """§9.2: the CANCEL finds any request with its branch and sent-by; for a non-INVITE
+    the TU answers it 200 and the request is unaffected."""
+    layer = TransactionLayer()
+    message = request("MESSAGE")
+    layer.receive(message, source="a", reliable=False, now=0)
+    [received] = events(layer)
+    assert isinstance(received, RequestReceived)
+    layer.receive(request("CANCEL"), source="a", reliable=False, now=1)
+    [ev] = events(layer)
+    assert isinstance(ev, CancelReceived)
+    assert ev.invite_key is None and ev.other_key == received.key
+    assert layer.state(received.key) is State.TRYING
+
+
 def test_ack_for_non_2xx_is_absorbed_and_2xx_ack_passed_up() -> None:
     layer = TransactionLayer()
     inv = request()

@@ -37,6 +37,7 @@ from sipline.core.transaction.client_non_invite import CLIENT_NON_INVITE
 from sipline.core.transaction.matching import (
     ClientKey,
     ServerKey,
+    cancel_targets,
     client_key,
     is_legacy,
     legacy_match,
@@ -245,10 +246,19 @@ class TransactionLayer:
             return
         machine = SERVER_INVITE if method == "INVITE" else SERVER_NON_INVITE
         invite_key: ServerKey | None = None
-        if method == "CANCEL":  # §9.2: the INVITE with the same branch and sent-by
-            inv_key = ServerKey(key.branch, key.sent_by, "INVITE")
-            inv = self._match_legacy(inv_key, req) if legacy else self._servers.get(inv_key)
-            invite_key = cast(ServerKey, inv.key) if inv is not None else None
+        other_key: ServerKey | None = None
+        if method == "CANCEL":  # §9.2: the request with the same branch and sent-by
+            for target_key in cancel_targets(key):
+                found = (
+                    self._match_legacy(target_key, req) if legacy else self._servers.get(target_key)
+                )
+                if found is None:
+                    continue
+                if target_key.method == "INVITE":
+                    invite_key = cast(ServerKey, found.key)
+                else:
+                    other_key = cast(ServerKey, found.key)
+                break
         if legacy:
             # Requests that differ only in Request-URI or To tag share the response-side
             # key: the transaction's own key adds them, the bucket holds them all.
@@ -263,7 +273,7 @@ class TransactionLayer:
         self._servers[key] = txn
         self.stats.servers_created += 1
         if method == "CANCEL":
-            self._events.append(CancelReceived(req, key, invite_key, source))
+            self._events.append(CancelReceived(req, key, invite_key, source, other_key))
         else:
             self._events.append(RequestReceived(req, key, source))
         self._start(txn, now)

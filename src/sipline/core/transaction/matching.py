@@ -22,6 +22,7 @@ from sipline.core.message import Message, Request
 __all__ = [
     "ClientKey",
     "ServerKey",
+    "cancel_targets",
     "client_key",
     "has_magic_cookie",
     "is_legacy",
@@ -87,3 +88,20 @@ def legacy_match(original: Request, request: Request, response_to_tag: str | Non
     if request.method == "ACK" and response_to_tag is not None:
         return tag == response_to_tag
     return tag == original.to.tag
+
+
+# §9.2: a CANCEL names no method, so the request it cancels is looked up under each
+# method a CANCEL can meet (every known one but ACK and CANCEL), the INVITE first.
+# An extension method outside this list is not found (481), as a UAS that does not
+# know it would have refused the request itself anyway.
+_CANCEL_TARGETS = (
+    "INVITE", "BYE", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH",
+    "INFO", "REFER", "MESSAGE", "UPDATE",
+)  # fmt: skip
+
+
+def cancel_targets(cancel_key: ServerKey) -> tuple[ServerKey, ...]:
+    """The keys the request a CANCEL (keyed `cancel_key`) cancels may have (§9.2: same
+    branch and sent-by, any method but ACK and CANCEL), the INVITE's first."""
+    branch, sent_by, _ = cancel_key
+    return tuple(ServerKey(branch, sent_by, m) for m in _CANCEL_TARGETS)
