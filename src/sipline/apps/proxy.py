@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sipline.apps.abandoned import end_abandoned_answer
 from sipline.apps.features.plan import (
     Decision,
     Exhausted,
@@ -110,6 +111,7 @@ class Branch:
     timer_c_at: float = 0.0  # when Timer C is due (a provisional pushes it back)
     abandoned: bool = False  # cancelled by its step's timeout: its 487 is not an answer
     hop_timer: HopTimer | None = None  # a step's per-hop timeout (Timer B cut short)
+    hung_up: bool = False  # a late 2xx on this abandoned branch was ACKed and BYEd
 
 
 @dataclass(slots=True, eq=False)
@@ -660,8 +662,24 @@ class Proxy:
             branch.timer_c.cancel()
             branch.timer_c = None
         if status < 300:
+            if branch.abandoned and ctx.final_sent and branch.ct is not None:
+                # §16.7 step 10 forwards every 2xx, but this branch is one we gave up:
+                # the caller already has its answer (the next PSAP's), so we end this
+                # dialog ourselves rather than hand the caller a second one (see
+                # sipline.apps.abandoned for the reasoning and the choice).
+                end_abandoned_answer(
+                    self.endpoint,
+                    branch.ct.request,
+                    response,
+                    branch.target,
+                    self._is_me,
+                    send_bye=not branch.hung_up,
+                )
+                branch.hung_up = True
+                return
             # Every 2xx goes upstream, even after another branch's (§16.7 step 10).
-            first = branch.final is None
+            # A branch given up (a synthesised 408) that answers first still wins.
+            first = branch.final is None or branch.final.status >= 300
             branch.final = response
             ctx.got_2xx = True
             if ctx.final_sent:
