@@ -153,6 +153,10 @@ class ServerConfig:
     subscribe_max_expires: int = 7200
     subscribe_default_expires: int = 3600
     min_notify_interval_s: float = 5.0
+    # strangers' pending subscriptions kept (README "Running on the Internet")
+    presence_max_pending_per_source: int = 20
+    presence_max_pending_per_user: int = 20
+    presence_max_pending: int = 1000
     # overload control (README "Overload control")
     overload_enabled: bool = True
     overload_max_loop_lag_ms: float = 250.0
@@ -267,6 +271,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_expires": ("subscribe_max_expires", "posint"),
         "default_expires": ("subscribe_default_expires", "posint"),
         "min_notify_interval_s": ("min_notify_interval_s", "nonnegfloat"),
+        "max_pending_per_source": ("presence_max_pending_per_source", "posint"),
+        "max_pending_per_user": ("presence_max_pending_per_user", "posint"),
+        "max_pending": ("presence_max_pending", "posint"),
     },
     "overload": {
         "enabled": ("overload_enabled", "bool"),

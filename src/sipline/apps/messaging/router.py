@@ -27,6 +27,7 @@ from sipline.apps.messaging.service import (
     MessagingSettings,
 )
 from sipline.apps.presence.notifier import Notifier, NotifierSettings, event_name
+from sipline.apps.presence.pending import PendingLimits
 from sipline.apps.presence.service import PresencePackage
 from sipline.core.dialog import DialogId
 from sipline.core.errors import RemoteProtocolError
@@ -88,6 +89,11 @@ class ImRouter:
                 config.subscribe_max_expires,
                 config.subscribe_default_expires,
                 config.min_notify_interval_s,
+                PendingLimits(
+                    config.presence_max_pending_per_source,
+                    config.presence_max_pending_per_user,
+                    config.presence_max_pending,
+                ),
             ),
             contact=self.contact,
             hop=self.uri_hop,
@@ -272,9 +278,13 @@ class ImRouter:
         if watcher is None:
             return
         # A stranger is answered the same for a missing user as for one whose policy
-        # does not name it (the presence policy decides), never 404.
-        if self._member(st) and not await self._user_exists(st, aor):
+        # does not name it (the presence policy decides), never 404; its subscription
+        # is kept only for a user who exists, within limits (apps/presence/pending).
+        member = self._member(st)
+        if member and not await self._user_exists(st, aor):
             return
+        user, _, domain = aor.rpartition("@")
+        exists = member or await self.backend.user_exists(user, domain)
         accept = [
             a.partition(";")[0].strip().lower()
             for v in st.request.headers.get_all("accept")
@@ -284,7 +294,9 @@ class ImRouter:
         if accept and package.content_type not in accept and "*/*" not in accept:
             st.respond(406, extra=[("Accept", package.content_type)])  # RFC 6665 §4.2.1.1
             return
-        await self.notifier.subscribe(st, resource=aor, watcher=watcher)
+        await self.notifier.subscribe(
+            st, resource=aor, watcher=watcher, stranger=not member, exists=exists
+        )
 
     async def _publish(self, st: ServerTransaction, aor: str) -> None:
         publisher = await self._requester(st)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sipline.apps.presence.dialogs import dialog_from_json, dialog_key, dialog_to_json
+from sipline.apps.presence.pending import PendingLimits, StrangerPending
 from sipline.apps.presence.subscription import (
     Subscription,
     SubscriptionInput,
@@ -74,6 +75,7 @@ class NotifierSettings:
     max_expires_s: int = 7200
     default_expires_s: int = 3600
     min_notify_interval_s: float = 5.0
+    stranger_limits: PendingLimits = field(default_factory=PendingLimits)
 
 
 @dataclass(slots=True, eq=False)
@@ -86,6 +88,7 @@ class _Held:
     last_sent: float | None = None  # loop time of the last NOTIFY
     timer: asyncio.TimerHandle | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    kept: bool = True  # False: answered and notified once, never stored (apps/presence/pending)
 
 
 Hop = Callable[[Uri], Awaitable[Target | None]]
@@ -113,6 +116,7 @@ class Notifier:
         self._held: dict[str, _Held] = {}
         self._marks: tuple[tuple[int, float], ...] | None = None
         self._prints: dict[tuple[str, str], object] = {}
+        self._strangers = StrangerPending(settings.stranger_limits)
         self.notifies_sent = 0
 
     @property
@@ -175,9 +179,19 @@ class Notifier:
             st.respond(423, extra=[("Min-Expires", str(s.min_expires_s))])
         return granted
 
-    async def subscribe(self, st: ServerTransaction, *, resource: str, watcher: str) -> None:
+    async def subscribe(
+        self,
+        st: ServerTransaction,
+        *,
+        resource: str,
+        watcher: str,
+        stranger: bool = False,
+        exists: bool = True,
+    ) -> None:
         """A new subscription (no To tag) to `resource` by `watcher`, both already
-        checked by the caller (the resource exists, the watcher authenticated)."""
+        checked by the caller (the resource exists, the watcher authenticated), or a
+        `stranger`'s, answered alike whether the resource `exists` or not, and kept
+        only within the strangers' limits (sipline.apps.presence.pending)."""
         request = st.request
         event = event_name(request)
         package = self.packages[event]
@@ -202,6 +216,15 @@ class Notifier:
             await self._notify(held, with_state=authorized)
             return
         sub.apply(decision)
+        if stranger:
+            source = st.inbound.source.remote[0]
+            pending = decision is SubscriptionInput.PENDED
+            if not exists or (pending and not self._strangers.admits(source, resource)):
+                held.kept = False  # the same answer and NOTIFY, nothing stored
+                await self._notify(held)
+                return
+            if pending:
+                self._strangers.add(held.id, source, resource)
         self._held[held.id] = held
         await self._save(held)
         await self._notify(held)
@@ -316,6 +339,7 @@ class Notifier:
             }
             for key in [k for k in self._held if k not in mine]:
                 held = self._held.pop(key)  # taken over by another process, or removed
+                self._strangers.release(key)
                 if held.timer is not None:
                     held.timer.cancel()
             for held in list(self._held.values()):
@@ -385,6 +409,10 @@ class Notifier:
 
     async def _save(self, held: _Held) -> None:
         sub = held.sub
+        if sub.state is not SubscriptionState.PENDING:
+            self._strangers.release(held.id)  # the user decided: no longer pending
+        if not held.kept:
+            return
         record = SubscriptionRecord(
             held.id,
             sub.event,
@@ -402,6 +430,9 @@ class Notifier:
             log.warning("cannot store subscription %s: %s", held.id, exc)
 
     async def _forget(self, held: _Held) -> None:
+        self._strangers.release(held.id)
+        if not held.kept:
+            return
         if held.timer is not None:
             held.timer.cancel()
             held.timer = None
