@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from server_helpers import DOMAIN, USERS, UAFactory
+from server_helpers import DOMAIN, USERS, UAFactory, server_target
 from sipua import HOST, TestUA
 
 from sipline.apps.security.route_sign import PARAM, RouteSigner
 from sipline.apps.server import SipServer
 from sipline.core.message import Request
 from sipline.core.uri import SipUri
+from sipline.transport import Target
 
 BOB = f"bob@{DOMAIN}"
 STRANGER = "anyone@evil.test"
@@ -187,3 +188,26 @@ def test_token_binds_call_id_and_tag() -> None:
     assert RouteSigner(b"j" * 32).token("c1", "t") != signer.token("c1", "t")
     with pytest.raises(ValueError):
         RouteSigner(b"short")
+
+
+async def test_ack_with_unsigned_route_through_us_is_not_relayed(
+    server: SipServer, make_ua: UAFactory
+) -> None:
+    """The stateless ACK path (§16.11): a Route through us without our signature does
+    not make a stranger's ACK part of our dialog."""
+    target = await make_ua(server)
+    attacker = await make_ua(server)
+    ack = attacker.build(
+        "ACK",
+        "sip:+4930123456@203.0.113.9",
+        from_=STRANGER,
+        to_tag="2xx",
+        extra=[("Route", f"<{us(server, ';lr')}>"), ("Route", f"<sip:{HOST}:{target.port};lr>")],
+    )
+    to_server = server_target(server)
+    ack.headers.add("Via", attacker.ep.via_value(to_server, "z9hG4bK-ack-rr"), first=True)
+    attacker.ep.send_stateless(ack, to_server)
+    control = attacker.build("OPTIONS", f"sip:{HOST}:{target.port}", from_=STRANGER)
+    await attacker.send(control, Target("UDP", HOST, target.port))  # sent straight to it
+    await asyncio.sleep(0.2)  # time for a relayed ACK to arrive
+    assert target.acks == []
