@@ -170,10 +170,12 @@ async def test_call_with_record_route(server: SipServer, make_ua: UAFactory) -> 
     assert call.statuses == [100, 180, 200]
     answer = call.final
     port = server.endpoint.listening("UDP").port
-    assert answer.headers.get_all("record-route") == [f"<sip:{HOST}:{port};lr>"]
+    # Signed for this dialog (sipline.apps.security.route_sign).
+    ours = f"<sip:{HOST}:{port}{server.proxy.route_signer.param(call.request)};lr>"
+    assert answer.headers.get_all("record-route") == [ours]
     assert len(answer.vias) == 1  # the proxy took its own off
     [forwarded] = bob.requests("INVITE")
-    assert forwarded.headers.get_all("record-route") == [f"<sip:{HOST}:{port};lr>"]
+    assert forwarded.headers.get_all("record-route") == [ours]
 
     dialog = Dialog(caller, call.request, answer)
     ack = dialog.ack()

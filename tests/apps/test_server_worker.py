@@ -16,6 +16,7 @@ from sipua import TestUA
 from test_proxy_server import ALICE, BOB, invite, registered
 
 from sipline.apps.config import ServerConfig, parse_listen
+from sipline.apps.security.route_sign import RouteSigner
 from sipline.apps.server import SipServer, WorkerSetup
 from sipline.core.message import Response, parse_message
 from sipline.transport.loop import run
@@ -70,7 +71,11 @@ async def test_forwarded_requests_go_from_the_private_port(worker: SipServer) ->
         [st] = [st for st in bob.received if st.request.method == "INVITE"]
         assert st.request.top_via.port == private.port  # responses come back to us
         assert st.inbound.source.remote == (HOST, private.port)
-        assert f"{HOST}:{public.port};lr" in (st.request.headers.get("record-route") or "")
+        # Record-Route names the public port, signed with the secret every worker has
+        # (sipline.apps.security.route_sign), so any worker admits the dialog's requests.
+        assert worker.worker is not None
+        sl = RouteSigner(worker.worker.secret).param(st.request)
+        assert st.request.headers.get("record-route") == f"<sip:{HOST}:{public.port}{sl};lr>"
         # The nonce count of alice's credentials was claimed in the shared store.
         rows = await worker.store.call(worker.store.store._query, "SELECT nc FROM digest_nonces")
         assert rows == [(1,)] * len(rows) and len(rows) >= 2  # bob's REGISTER, alice's INVITE

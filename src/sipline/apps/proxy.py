@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -37,6 +38,7 @@ from sipline.apps.hop_timeout import HopTimer
 from sipline.apps.hops import received_target as _received_target
 from sipline.apps.media_services.registry import ServiceRegistry
 from sipline.apps.security.gate import RelayGate
+from sipline.apps.security.route_sign import RouteSigner
 from sipline.apps.stray import forwardable_stray, is_our_branch
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
@@ -151,6 +153,8 @@ class Proxy:
         self.endpoint = endpoint
         self.services = services  # addresses the media host answers (apps/media_services)
         self.gate = gate  # no relaying for strangers (sipline.apps.security.gate)
+        # Signs our Record-Route; the server gives it the secret its workers share.
+        self.route_signer = RouteSigner(os.urandom(32))
         self.backend = backend
         self.config = config if config is not None else ProxyConfig()
         self.redirect = redirect
@@ -172,11 +176,28 @@ class Proxy:
                 return True
         return False
 
-    def _record_route(self, transport: str) -> str:
+    def _record_route(self, transport: str, request: Request) -> str:
         item = self.endpoint.listening(transport)
         params = ";transport=tcp" if transport == "TCP" else ""
+        # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
+        # this dialog (sipline.apps.security.route_sign).
+        params += self.route_signer.param(request)
         scheme = "sips" if transport == "TLS" else "sip"
         return f"<{scheme}:{format_host(item.advertise)}:{item.port}{params};lr>"
+
+    def _in_our_dialog(self, request: Request) -> bool:
+        """An in-dialog request whose Route naming us (or Request-URI, after a strict
+        router, §16.4) carries our signature for its dialog: a dialog we record-routed.
+        A Route through us without it is an ordinary Route to a target it names."""
+        if request.to.tag is None:
+            return False
+        uri = request.uri
+        if self._is_me(uri):
+            return self.route_signer.signed_for(uri, request)
+        routes = request.routes
+        if routes and self._is_me(routes[0].uri):
+            return self.route_signer.signed_for(routes[0].uri, request)
+        return False
 
     def _loop_hash(self, request: Request, top_branch: str | None = None) -> str:
         """§16.6 step 8: a branch part that is the same whenever the same request
@@ -289,11 +310,9 @@ class Proxy:
             return
         top_branch = request.top_via.branch or ""
         in_dialog = request.to.tag is not None
-        routes = request.routes
-        # A dialog we record-routed: its requests come back through our Route (§16.4).
-        in_our_dialog = in_dialog and (
-            self._is_me(request.uri) or (bool(routes) and self._is_me(routes[0].uri))
-        )
+        # A dialog we record-routed: its requests come back through our signed Route
+        # (§16.4, §16.6 step 4).
+        in_our_dialog = self._in_our_dialog(request)
         self._preprocess_route(request)
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
@@ -606,8 +625,8 @@ class Proxy:
             inbound = ctx.st.inbound.transport
             if inbound != hop.transport:
                 # Double Record-Route when the transport changes: each side sees ours.
-                h.add("Record-Route", self._record_route(inbound), first=True)
-            h.add("Record-Route", self._record_route(hop.transport), first=True)
+                h.add("Record-Route", self._record_route(inbound, original), first=True)
+            h.add("Record-Route", self._record_route(hop.transport, original), first=True)
         branch_id = f"{MAGIC_COOKIE}{loop_hash}.{self.endpoint.new_branch()[len(MAGIC_COOKIE) :]}"
         h.add("Via", self.endpoint.via_value(hop, branch_id), first=True)
         branch = Branch(hop, uri_text)
@@ -799,9 +818,7 @@ class Proxy:
         """An ACK for a 2xx is end to end: route it like any in-dialog request,
         statelessly (§16.11), since it has no transaction of its own."""
         try:
-            in_our_dialog = self._is_me(request.uri) or (
-                bool(request.routes) and self._is_me(request.routes[0].uri)
-            )
+            in_our_dialog = self._in_our_dialog(request)
             self._preprocess_route(request)
             if request.max_forwards == 0:
                 return

@@ -35,6 +35,7 @@ from sipline.apps.security.guard import GuardSettings
 from sipline.apps.security.log import add_log_file
 from sipline.apps.security.monitor import BAN_POLL_S, SecurityMonitor
 from sipline.apps.security.relay import RelayPolicy
+from sipline.apps.security.route_sign import RouteSigner
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.apps.voicemail.setup import Voicemail
 from sipline.core.builders import build_response, stateless_tag
@@ -155,11 +156,13 @@ class SipServer:
             exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
         )
         await self.security.start()
+        # Workers share the secret, so a challenge from one is answered at another,
+        # and the nonce counts, so a replay is refused at every worker; so is our
+        # signed Record-Route (sipline.apps.security.route_sign).
+        secret = worker.secret if worker is not None else os.urandom(32)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
-            # Workers share the secret, so a challenge from one is answered at another,
-            # and the nonce counts, so a replay is refused at every worker.
-            secret=worker.secret if worker is not None else os.urandom(32),
+            secret=secret,
             entropy=ep.entropy,
             algorithms=self.config.auth_algorithms,
             nonce_ttl_s=self.config.nonce_ttl_s,
@@ -219,6 +222,7 @@ class SipServer:
             services=self.services,
             planner=self.planner,
         )
+        self.proxy.route_signer = RouteSigner(secret)
         self.gate = RelayGate(
             policy,
             self.backend,

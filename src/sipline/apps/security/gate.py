@@ -6,8 +6,9 @@ authenticated local user or a trusted peer. A stranger is challenged (407, realm
 the From domain when it is ours, else our first domain) and refused with 403 when
 the credentials are wrong or cannot be asked for. Requests for our users are routed
 by the location service to their registered contacts and pass. Emergency calls pass
-always. In a dialog we record-routed, the route set is the dialog's (as Kamailio's
-loose_route): it passes, since the far end refuses a dialog it does not know.
+always. A request in a dialog we record-routed passes: its Route naming us carries
+our signature of that dialog (sipline.apps.security.route_sign); a Route through us
+without one is a target named by the request, like any other.
 """
 
 from __future__ import annotations
