@@ -6,6 +6,7 @@ Everything here talks to 127.0.0.1 only. Processes are stopped by their own PID.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -354,10 +355,17 @@ class SippServer:
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+            self.stop()
         output = self.log.read_text(encoding="utf-8", errors="replace")
         return _sipp_result(self.proc.returncode, output, self.stat)
+
+    def stop(self) -> None:
+        """End SIPp and the `timeout` around it: the whole process group (killing only
+        `timeout` would leave SIPp running, orphaned)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
 
 def start_sipp_uas(
@@ -382,7 +390,12 @@ def start_sipp_uas(
     log = workdir / f"sipp-uas-{port}-{time.monotonic_ns()}.log"
     with log.open("wb") as screen:
         proc = subprocess.Popen(
-            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=screen, stderr=subprocess.STDOUT
+            args,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=screen,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() ends SIPp too
         )
     return SippServer(proc, port, stat, log)
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from sipline.apps.messaging.router import ImRouter
 from sipline.apps.ops.service import OpsService
 from sipline.apps.proxy import Proxy, ProxyConfig
 from sipline.apps.registrar import Registrar, RegistrarConfig, registration_domain
+from sipline.apps.secret_file import server_secret
 from sipline.apps.security.gate import RelayGate
 from sipline.apps.security.guard import GuardSettings
 from sipline.apps.security.log import add_log_file
@@ -159,7 +159,7 @@ class SipServer:
         # Workers share the secret, so a challenge from one is answered at another,
         # and the nonce counts, so a replay is refused at every worker; so is our
         # signed Record-Route (sipline.apps.security.route_sign).
-        secret = worker.secret if worker is not None else os.urandom(32)
+        secret = worker.secret if worker is not None else server_secret(self.config.database)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
             secret=secret,

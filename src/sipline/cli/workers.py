@@ -41,6 +41,7 @@ import click
 
 from sipline.apps.config import ServerConfig
 from sipline.apps.ops.listen import bind_http, http_url
+from sipline.apps.secret_file import server_secret
 from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.runtime.system import tune_gc
 from sipline.storage.aio import AsyncStore
@@ -114,7 +115,7 @@ class Supervisor:
         self.cfg = cfg
         self.count = count
         self.command = command
-        self.secret = os.urandom(32)
+        self.secret = server_secret(cfg.database)  # kept across restarts (apps/secret_file.py)
         self.workers: list[_Worker] = []
         self.bound: list[str] = []
         self.media_port = 0
