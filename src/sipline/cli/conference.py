@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from sipline.cli.store_options import StoreOptions, store_options
-from sipline.storage.base import StoreError
 from sipline.storage.conference import ConferenceStore, RoomState
 
 __all__ = ["conference"]
@@ -25,19 +24,11 @@ __all__ = ["conference"]
 
 @contextmanager
 def _open(where: StoreOptions) -> Iterator[ConferenceStore]:
-    path = where.db if where.db is not None else where.config().database
+    path = where.database
     if not path.exists():
         raise click.ClickException(f"no database {path}: is the server running with --db {path}?")
-    try:
-        store = ConferenceStore(path)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
+    with where.opened(ConferenceStore) as store:
         yield store
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
 
 
 def _room(store: ConferenceStore, name: str) -> RoomState:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import click
 
@@ -24,6 +24,13 @@ from sipline.storage import SqliteStore, StoreError
 __all__ = ["CONFIG_HELP", "DB_HELP", "StoreOptions", "build_config", "store_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Closable)
 
 CONFIG_HELP = "The server's TOML configuration (see README): its database, domains and regions."
 DB_HELP = "SQLite database (default: the configuration's, else $SIPLINE_DB, else ./sipline.db)."
@@ -81,12 +88,20 @@ class StoreOptions:
         if store.get_user(user, domain) is None:
             raise click.ClickException(f"no user {aor}: add it with `sipline user add {aor}`")
 
-    @contextmanager
-    def open(self) -> Iterator[SqliteStore]:
+    @property
+    def database(self) -> Path:
+        return self.db if self.db is not None else self.config().database
+
+    def open(self) -> AbstractContextManager[SqliteStore]:
         """The store, created on first use; a store error becomes one line and exit 1."""
-        path = self.db if self.db is not None else self.config().database
+        return self.opened(SqliteStore)
+
+    @contextmanager
+    def opened(self, make: Callable[[Path], S]) -> Iterator[S]:
+        """`make(database)` (a store over the same file), closed at the end; a store
+        error becomes one line and exit 1."""
         try:
-            store = SqliteStore(path)
+            store = make(self.database)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
         try:
