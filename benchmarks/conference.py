@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.media import _cores_by_idleness, _pin, _raise_nofile
-from sipline.apps.media_services.room import FRAME, Room
 from sipline.media.audio import ToneSource
 from sipline.media.codecs.opus import opus_available, register_opus
 from sipline.media.mixer import Mixer
 from sipline.media.session import MediaSession, StreamConfig
+from sipline.server.media_services.room import FRAME, Room
 from sipline.transport.loop import run
 
 __all__ = ["main"]

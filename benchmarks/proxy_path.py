@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sipline.apps.config import ServerConfig, parse_listen
-from sipline.apps.server import SipServer
+from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.sip_server import SipServer
 from sipline.storage.base import Binding
 from sipline.transport.loop import run
 

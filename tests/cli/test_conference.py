@@ -1,5 +1,5 @@
 """`sipline conference`: the rooms the media host published, and commands queued for it,
-on a real database (the media host's side is tests/apps/media_services)."""
+on a real database (the media host's side is tests/server/media_services)."""
 
 from __future__ import annotations
 

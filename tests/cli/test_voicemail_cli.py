@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sipline.apps.voicemail.pin import check_pin
 from sipline.cli.main import cli
 from sipline.media.audio import tone
 from sipline.media.audio_files import read_wav, write_wav
+from sipline.server.voicemail.pin import check_pin
 from sipline.storage import SqliteStore
 
 ALICE = "alice@example.com"

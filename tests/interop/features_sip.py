@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 
 from interop_helpers import HOST, SIPP_DATA, free_port_pair, need
 
-from sipline.apps.config import Listen, ServerConfig
-from sipline.apps.server import SipServer
 from sipline.core.auth import answer_challenge, parse_challenge
 from sipline.core.auth_header import Challenge
 from sipline.core.message import Request, Response, parse_message
 from sipline.runtime.endpoint import ClientTransaction, Endpoint
+from sipline.server.config import Listen, ServerConfig
+from sipline.server.sip_server import SipServer
 from sipline.storage.sqlite import SqliteStore
 from sipline.transport import Target
 

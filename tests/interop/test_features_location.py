@@ -13,8 +13,8 @@ import pytest
 from features_sip import DOMAIN, Phone, SippUas, at, running_server
 from interop_helpers import HOST
 
-from sipline.apps.features.emergency import split_multipart
-from sipline.apps.features.location import Region, parse_pidf
+from sipline.server.features.emergency import split_multipart
+from sipline.server.features.location import Region, parse_pidf
 from sipline.storage.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]

@@ -20,9 +20,9 @@ import pytest
 from interop_helpers import HOST, ServeProcess, start_serve
 from ua_baresip import Baresip
 
-from sipline.apps.ua import UserAgent
 from sipline.media.audio import tone
 from sipline.media.audio_files import write_wav
+from sipline.phone import UserAgent
 from sipline.storage import SqliteStore
 
 pytestmark = pytest.mark.interop

@@ -32,7 +32,7 @@ from interop_helpers import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from sipline.apps.records.pcap import Packet, pcap_bytes
+from sipline.server.records.pcap import Packet, pcap_bytes
 from sipline.storage import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

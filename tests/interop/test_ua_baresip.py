@@ -16,17 +16,17 @@ import pytest
 from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
 from ua_baresip import Baresip
 
-from sipline.apps.ua import (
+from sipline.core.timers import TimerConfig
+from sipline.media.audio import ArraySink, cross_correlate, to_int16
+from sipline.media.audio_files import read_wav, write_wav
+from sipline.media.codecs.base import Pcm
+from sipline.phone import (
     CallHeld,
     CallResumed,
     DtmfReceived,
     EndedBy,
     UserAgent,
 )
-from sipline.core.timers import TimerConfig
-from sipline.media.audio import ArraySink, cross_correlate, to_int16
-from sipline.media.audio_files import read_wav, write_wav
-from sipline.media.codecs.base import Pcm
 from sipline.sdp import Direction
 from sipline.storage.sqlite import SqliteStore
 from sipline.testing.relay import LossyRelay, relay_pair

@@ -12,10 +12,10 @@ import pytest
 from interop_helpers import HOST, free_port_pair
 from ua_baresip import Baresip
 
-from sipline.apps.ua import MediaOptions, UserAgent
 from sipline.media.audio import to_int16
 from sipline.media.audio_files import write_wav
 from sipline.media.srtp import srtp_available
+from sipline.phone import MediaOptions, UserAgent
 
 pytestmark = [
     pytest.mark.interop,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from interop_helpers import HOST, start_serve
 
-from sipline.apps.ua import UserAgent
+from sipline.phone import UserAgent
 from sipline.storage.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

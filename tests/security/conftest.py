@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 _TESTS = Path(__file__).parent.parent
-for _where in ("apps", "interop"):
+for _where in ("server", "interop"):
     if str(_TESTS / _where) not in sys.path:
         sys.path.insert(0, str(_TESTS / _where))
 
@@ -22,7 +22,7 @@ def _load(name: str, path: Path) -> object:
     return module
 
 
-_apps = _load("_apps_conftest", _TESTS / "apps" / "conftest.py")
+_apps = _load("_apps_conftest", _TESTS / "server" / "conftest.py")
 make_server = _apps.make_server  # type: ignore[attr-defined]
 server = _apps.server  # type: ignore[attr-defined]
 make_ua = _apps.make_ua  # type: ignore[attr-defined]

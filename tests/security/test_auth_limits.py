@@ -14,17 +14,17 @@ import pytest
 from server_helpers import DOMAIN, USERS, ServerFactory, server_target
 from sipua import TestUA
 
-from sipline.apps.security.guard import (
+from sipline.core.message import Request, parse_message
+from sipline.runtime.endpoint import Endpoint
+from sipline.server.security.guard import (
     UNDER_ATTACK_FAILURES,
     AuthGuard,
     GuardSettings,
     source_key,
 )
-from sipline.apps.security.monitor import SecurityMonitor
-from sipline.apps.security.relay import TrustedPeer
-from sipline.apps.server import SipServer
-from sipline.core.message import Request, parse_message
-from sipline.runtime.endpoint import Endpoint
+from sipline.server.security.monitor import SecurityMonitor
+from sipline.server.security.relay import TrustedPeer
+from sipline.server.sip_server import SipServer
 from sipline.storage.aio import AsyncStore
 from sipline.transport import Target
 

@@ -17,10 +17,10 @@ import pytest
 from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, server_target
 from sipua import HOST, TestUA
 
-from sipline.apps.security.dialog_targets import DialogTargets
-from sipline.apps.security.relay import TrustedPeer
-from sipline.apps.server import SipServer
 from sipline.runtime.endpoint import Endpoint
+from sipline.server.security.dialog_targets import DialogTargets
+from sipline.server.security.relay import TrustedPeer
+from sipline.server.sip_server import SipServer
 from sipline.transport import Target
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"

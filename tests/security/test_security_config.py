@@ -12,11 +12,11 @@ import pytest
 from server_helpers import DOMAIN, USERS, ServerFactory, server_target
 from sipua import TestUA
 
-from sipline.apps.config import ConfigError, ServerConfig, load_config, parse_listen
-from sipline.apps.security.log import auth_failed
-from sipline.apps.security.relay import RelayPolicy, TrustedPeer
-from sipline.apps.server import ServeError, SipServer
 from sipline.core.message import parse_message
+from sipline.server.config import ConfigError, ServerConfig, load_config, parse_listen
+from sipline.server.security.log import auth_failed
+from sipline.server.security.relay import RelayPolicy, TrustedPeer
+from sipline.server.sip_server import ServeError, SipServer
 
 
 def test_security_keys_and_defaults() -> None:

@@ -15,10 +15,10 @@ import pytest
 from server_helpers import DOMAIN, USERS, UAFactory, server_target
 from sipua import HOST, TestUA
 
-from sipline.apps.security.route_sign import PARAM, RouteSigner
-from sipline.apps.server import SipServer
 from sipline.core.message import Request
 from sipline.core.uri import SipUri
+from sipline.server.security.route_sign import PARAM, RouteSigner
+from sipline.server.sip_server import SipServer
 from sipline.transport import Target
 
 BOB = f"bob@{DOMAIN}"

@@ -15,9 +15,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from sipline.apps.config import ConfigError, check_domain
 from sipline.cli.api_client import api_get, api_option, api_request, via_api
 from sipline.cli.store_options import StoreOptions, store_options
+from sipline.server.config import ConfigError, check_domain
 from sipline.storage import HA1_ALGORITHMS, NotFoundError, split_address
 
 __all__ = ["domain", "user"]

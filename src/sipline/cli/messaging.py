@@ -1,6 +1,6 @@
 """`sipline message`, `sipline chat`, `sipline presence` and `sipline watchers`.
 
-The first three are user agents on the UA API (`sipline.apps.ua`): one message,
+The first three are user agents on the UA API (`sipline.phone`): one message,
 an interactive chat (lines typed, or piped in, are sent; messages received are
 printed), and presence (publish a status, or watch others'). `sipline watchers`
 edits a user's allow-list in the server's database.
@@ -20,16 +20,6 @@ from typing import Any
 
 import click
 
-from sipline.apps.presence.pidf import STATUSES
-from sipline.apps.ua import (
-    IncomingMessage,
-    MessageFailed,
-    PresencePublication,
-    RegistrationError,
-    UserAgent,
-    UserAgentError,
-    WatchUpdate,
-)
 from sipline.cli.agent_options import (
     AgentCommand,
     account_options,
@@ -43,6 +33,16 @@ from sipline.cli.presence_state import PresenceState
 from sipline.cli.progress import auth_hint, explain_error, noting_silence
 from sipline.cli.softphone import _install_stop
 from sipline.cli.store_options import StoreOptions, store_options
+from sipline.content.pidf import STATUSES
+from sipline.phone import (
+    IncomingMessage,
+    MessageFailed,
+    PresencePublication,
+    RegistrationError,
+    UserAgent,
+    UserAgentError,
+    WatchUpdate,
+)
 from sipline.storage import split_address
 from sipline.transport.loop import run as run_loop
 

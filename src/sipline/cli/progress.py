@@ -12,8 +12,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sipline.apps.ua import RegistrationError
 from sipline.cli.output import Output
+from sipline.phone import RegistrationError
 
 __all__ = ["NOTICE_AT_S", "auth_hint", "explain_error", "noting_silence"]
 

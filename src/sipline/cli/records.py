@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from sipline.apps.records.pcap import pcap_bytes
-from sipline.apps.records.trace import ladder, packets
 from sipline.cli.api_client import api_get, api_option, api_request, via_api
 from sipline.cli.store_options import StoreOptions, store_options
+from sipline.server.records.pcap import pcap_bytes
+from sipline.server.records.trace import ladder, packets
 
 __all__ = ["calls", "events", "status", "trace"]
 

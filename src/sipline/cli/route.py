@@ -19,28 +19,28 @@ from typing import Any
 
 import click
 
-from sipline.apps.config import ServerConfig
-from sipline.apps.features.directory import MemoryDirectory, load_rules
-from sipline.apps.features.emergency import CallerLocation, is_emergency_uri
-from sipline.apps.features.emergency import caller_location as locate_caller
-from sipline.apps.features.explain import Explanation, explain_call, explain_emergency
-from sipline.apps.features.instant import FORMAT_HINT, InstantError, parse_instant
-from sipline.apps.features.location import Location, find_region, region_by_network
-from sipline.apps.features.planner import caller_address
-from sipline.apps.features.router import CallInfo
-from sipline.apps.features.rules import (
+from sipline.cli.api_client import api_get, api_option, api_request, via_api
+from sipline.cli.store_options import StoreOptions, store_options
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request, parse_message
+from sipline.core.uri import SipUri, parse_uri
+from sipline.server.config import ServerConfig
+from sipline.server.features.directory import MemoryDirectory, load_rules
+from sipline.server.features.emergency import CallerLocation, is_emergency_uri
+from sipline.server.features.emergency import caller_location as locate_caller
+from sipline.server.features.explain import Explanation, explain_call, explain_emergency
+from sipline.server.features.instant import FORMAT_HINT, InstantError, parse_instant
+from sipline.server.features.location import Location, find_region, region_by_network
+from sipline.server.features.planner import caller_address
+from sipline.server.features.router import CallInfo
+from sipline.server.features.rules import (
     RuleError,
     UserRules,
     check_forward_loops,
     parse_rules,
     target_aor,
 )
-from sipline.apps.server import feature_settings
-from sipline.cli.api_client import api_get, api_option, api_request, via_api
-from sipline.cli.store_options import StoreOptions, store_options
-from sipline.core.errors import RemoteProtocolError
-from sipline.core.message import Request, parse_message
-from sipline.core.uri import SipUri, parse_uri
+from sipline.server.sip_server import feature_settings
 from sipline.storage.base import Binding, DeviceInfo, StoreError, split_address
 from sipline.storage.sqlite import SqliteStore
 

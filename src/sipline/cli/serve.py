@@ -12,17 +12,17 @@ from collections.abc import Callable
 
 import click
 
-from sipline.apps.config import (
+from sipline.cli.store_options import StoreOptions, build_config, store_options
+from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
+from sipline.runtime.system import tune_gc
+from sipline.server.config import (
     ConfigError,
     ServerConfig,
     default_workers,
 )
-from sipline.apps.ops.config import check_ops
-from sipline.apps.records.logs import configure_logging
-from sipline.apps.startup import ServeError
-from sipline.cli.store_options import StoreOptions, build_config, store_options
-from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
-from sipline.runtime.system import tune_gc
+from sipline.server.ops.config import check_ops
+from sipline.server.records.logs import configure_logging
+from sipline.server.startup import ServeError
 from sipline.storage.aio import AsyncStore
 from sipline.transport.loop import run as run_loop
 
@@ -48,7 +48,7 @@ async def _serve(
     cfg: ServerConfig, ready_line: bool, reread: Callable[[], ServerConfig] | None = None
 ) -> int:
     # Here, not at the top: the supervisor of `--workers N` runs no server itself.
-    from sipline.apps.server import SipServer  # noqa: PLC0415
+    from sipline.server.sip_server import SipServer  # noqa: PLC0415
 
     server = SipServer(cfg)
     try:

@@ -18,23 +18,6 @@ from typing import Any
 
 import click
 
-from sipline.apps.ua import (
-    Call,
-    CallAnswered,
-    CallEnded,
-    CallEvent,
-    CallFailed,
-    CallHeld,
-    CallProgressed,
-    CallResumed,
-    DtmfReceived,
-    MediaOptions,
-    RegistrationError,
-    SessionTimerPolicy,
-    TransferProgressed,
-    UserAgent,
-    UserAgentError,
-)
 from sipline.cli.agent_options import (
     AgentCommand,
     account_options,
@@ -51,6 +34,23 @@ from sipline.cli.agent_options import (
 )
 from sipline.cli.output import Output
 from sipline.cli.progress import auth_hint, explain_error, noting_silence
+from sipline.phone import (
+    Call,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallFailed,
+    CallHeld,
+    CallProgressed,
+    CallResumed,
+    DtmfReceived,
+    MediaOptions,
+    RegistrationError,
+    SessionTimerPolicy,
+    TransferProgressed,
+    UserAgent,
+    UserAgentError,
+)
 from sipline.transport.loop import run as run_loop
 
 __all__ = ["add_phone_commands", "answer", "call"]

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 import click
 
-from sipline.apps.config import ConfigError, ServerConfig, check_domain, load_config, parse_listen
+from sipline.server.config import ConfigError, ServerConfig, check_domain, load_config, parse_listen
 from sipline.storage import SqliteStore, StoreError
 
 __all__ = ["CONFIG_HELP", "DB_HELP", "StoreOptions", "build_config", "store_options"]

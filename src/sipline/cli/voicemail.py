@@ -17,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from sipline.apps.voicemail.pin import PinError, hash_pin
 from sipline.cli.store_options import StoreOptions, store_options
 from sipline.media.audio_files import AudioFileError, read_wav, write_wav
+from sipline.server.voicemail.pin import PinError, hash_pin
 from sipline.storage import Store, split_address
 
 __all__ = ["voicemail"]

@@ -39,17 +39,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sipline.apps.config import ServerConfig
-from sipline.apps.ops.listen import bind_http, http_url
-from sipline.apps.secret_file import server_secret
-from sipline.apps.startup import ServeError, WorkerSetup, tls_context
 from sipline.runtime.system import tune_gc
+from sipline.server.config import ServerConfig
+from sipline.server.ops.listen import bind_http, http_url
+from sipline.server.secret_file import server_secret
+from sipline.server.startup import ServeError, WorkerSetup, tls_context
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreError
 from sipline.transport.shared import private_udp_socket, probe, shared_socket
 
 if TYPE_CHECKING:  # the supervisor imports this module and must not load the server
-    from sipline.apps.server import SipServer
+    from sipline.server.sip_server import SipServer
 
 __all__ = ["WorkerCommand", "read_setup", "serve_worker", "supervise"]
 
@@ -115,7 +115,7 @@ class Supervisor:
         self.cfg = cfg
         self.count = count
         self.command = command
-        self.secret = server_secret(cfg.database)  # kept across restarts (apps/secret_file.py)
+        self.secret = server_secret(cfg.database)  # kept across restarts (server/secret_file.py)
         self.workers: list[_Worker] = []
         self.bound: list[str] = []
         self.media_port = 0
@@ -125,7 +125,7 @@ class Supervisor:
         # [http] listen: bound here, served by worker 0 (docs/architecture.md "Workers").
         self.http: socket.socket | None = None
         self.http_url: str | None = None
-        # Metrics summed over the workers (apps/ops/metrics.py): one directory for all.
+        # Metrics summed over the workers (server/ops/metrics.py): one directory for all.
         self.metrics_dir: str | None = None
 
     # -- preparing --------------------------------------------------------------------------
@@ -185,7 +185,7 @@ class Supervisor:
     def _media_socket(self) -> socket.socket | None:
         """The media host's loopback socket, bound once here and kept, so worker 0
         (which runs the host) gets the same port after a restart and every worker's
-        proxy knows it from the start (apps/media_services/setup.py)."""
+        proxy knows it from the start (server/media_services/setup.py)."""
         if not self.cfg.media_enabled:
             return None
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -487,7 +487,7 @@ async def serve_worker(
     cfg: ServerConfig, setup: WorkerSetup, reread: Callable[[], ServerConfig] | None = None
 ) -> int:
     # Here, not at the top: the supervisor imports this module and runs no server.
-    from sipline.apps.server import SipServer  # noqa: PLC0415
+    from sipline.server.sip_server import SipServer  # noqa: PLC0415
 
     server = SipServer(cfg, worker=setup)
     try:

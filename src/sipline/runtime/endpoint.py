@@ -296,7 +296,7 @@ class Endpoint:
         # with Retry-After rather than 500 (e.g. a full store queue).
         self.busy_errors: tuple[type[BaseException], ...] = ()
         # Sees every message received and sent, as bytes (call records, SIP trace, HEP:
-        # apps/records/tap.py): (sent, data, transport, local, remote); local is None
+        # server/records/tap.py): (sent, data, transport, local, remote); local is None
         # when the transport picks the socket.
         self.tap: MessageTap | None = None
 

@@ -98,7 +98,7 @@ class AsyncStore:
         self.shared = False
         self._feed_seq = 0
         # Told of the (AOR, contact) pairs this process purged as expired (the
-        # operator's log and events, apps/ops/service.py).
+        # operator's log and events, server/ops/service.py).
         self.on_expired: Callable[[list[tuple[str, str]]], None] | None = None
 
     @classmethod

@@ -213,7 +213,7 @@ class DeviceInfo:
 
 
 class RouteStore(Protocol):
-    """Per-user routing rules (a checked document, see `sipline.apps.features.rules`)
+    """Per-user routing rules (a checked document, see `sipline.server.features.rules`)
     and per-device routing information."""
 
     def set_route_rules(self, aor: str, document: str, updated_at: float) -> None:

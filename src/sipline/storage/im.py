@@ -88,7 +88,7 @@ class Publication:
 @dataclass(frozen=True, slots=True)
 class SubscriptionRecord:
     """A subscription a notifier serves (RFC 6665 §4.2), enough to resume it after a
-    restart: the dialog as JSON (`sipline.apps.presence.dialogs`), its state, expiry,
+    restart: the dialog as JSON (`sipline.server.presence.dialogs`), its state, expiry,
     and the server process (`owner`) that notifies it."""
 
     id: str

@@ -134,7 +134,7 @@ def _statement(update: CallUpdate) -> tuple[str, tuple[Any, ...]]:
 class OpsTables(SqliteTables):
     def record(self, updates: Sequence[CallUpdate], messages: Sequence[TracedMessage] = ()) -> None:
         """Updates and messages in one transaction, without a savepoint each: the server
-        writes its queue of them every 0.2 s (apps/records/tap.py)."""
+        writes its queue of them every 0.2 s (server/records/tap.py)."""
         with self._write() as db:
             for update in updates:
                 db.execute(*_statement(update))

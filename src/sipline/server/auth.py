@@ -1,0 +1,243 @@
+"""Digest authentication policy shared by the registrar and the proxy (RFC 3261 §22).
+
+`DigestAuthenticator` turns a request into either an authenticated user name or
+the response to send: 401/407 with one challenge per algorithm (in the configured
+order of preference, RFC 8760 §2.4), `stale=true` when only the nonce had expired (RFC 7616 §3.3), or
+400 for credentials missing required parameters. The realm is the domain.
+
+The HA1 comes from an async lookup (the store, off the event loop) fetched before
+`DigestVerifier.verify` runs. An unknown user gets a decoy HA1, so the verifier
+does the same work and gives the same answer as for a wrong password: a client
+cannot tell whether an account exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sipline.core.auth import (
+    Credentials,
+    DigestStatus,
+    DigestVerifier,
+    find_algorithm,
+    parse_credentials,
+)
+from sipline.core.auth_server import nonce_count, nonce_issued_ms
+from sipline.core.clock import Entropy
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request
+from sipline.server.auth_failures import AuthFailureLog
+
+__all__ = [
+    "AsyncCountClaim",
+    "AsyncHa1Lookup",
+    "AuthObserver",
+    "AuthResult",
+    "DigestAuthenticator",
+]
+
+# (username, realm, base algorithm) -> stored HA1 or None, awaited.
+AsyncHa1Lookup = Callable[[str, str, str], Awaitable[str | None]]
+# (nonce, nonce count, issue time in ms) -> False for a replay, awaited (the store's
+# shared table, when several processes verify the same nonces).
+AsyncCountClaim = Callable[[str, int, int], Awaitable[bool]]
+# Outcomes that mean "the credentials are wrong": a guess, counted against its source.
+_FAILURES = frozenset(
+    {DigestStatus.BAD_RESPONSE, DigestStatus.UNKNOWN_USER, DigestStatus.UNSUPPORTED_ALGORITHM}
+)
+
+
+class AuthObserver(Protocol):
+    """Told of every failed and successful authentication (the security monitor)."""
+
+    def auth_failed(self, request: Request, user: str, source: tuple[str, int] | None) -> None:
+        """Count (and log) a failure of `user` (user@realm) from `source`."""
+        ...
+
+    def auth_succeeded(self, source: tuple[str, int] | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """`username` when authenticated; otherwise the response to send instead."""
+
+    username: str | None = None
+    status: int = 0
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    refused: bool = False  # credentials were sent and are wrong (not only missing or stale)
+
+    @property
+    def ok(self) -> bool:
+        return self.username is not None
+
+
+class DigestAuthenticator:
+    """Challenges and checks digest credentials, one `DigestVerifier` per realm.
+
+    `secret` keys nonces and decoys (at least 16 bytes); servers sharing it accept
+    each other's nonces. Each verifier refuses a nonce count it saw already; with
+    `claim_count` a use that passed that check must also be claimed there, so the
+    processes sharing a secret (worker processes) refuse each other's replays too
+    (RFC 7616 §3.3; the nonce count must grow).
+    """
+
+    def __init__(
+        self,
+        ha1_lookup: AsyncHa1Lookup,
+        *,
+        secret: bytes,
+        entropy: Entropy,
+        algorithms: Iterable[str] = ("MD5",),
+        nonce_ttl_s: float = 300.0,
+        claim_count: AsyncCountClaim | None = None,
+        observer: AuthObserver | None = None,
+    ) -> None:
+        if len(secret) < 16:
+            raise ValueError("secret must be at least 16 bytes")
+        self._lookup = ha1_lookup
+        self._secret = secret
+        self._entropy = entropy
+        self._algorithms = tuple(algorithms)
+        self._nonce_ttl_s = nonce_ttl_s
+        self._claim_count = claim_count
+        self.observer = observer
+        self._verifiers: dict[str, DigestVerifier] = {}
+        # Filled just before each synchronous verify() call, read by its lookup.
+        self._prefetched: dict[tuple[str, str, str], str] = {}
+        self.failures = AuthFailureLog()
+        self.verifier("check.invalid")  # validate the algorithms now, not on first request
+
+    def verifier(self, realm: str) -> DigestVerifier:
+        found = self._verifiers.get(realm)
+        if found is None:
+            found = DigestVerifier(
+                realm=realm,
+                secret=self._secret,
+                entropy=self._entropy,
+                ha1_lookup=lambda u, r, a: self._prefetched.get((u, r, a)),
+                algorithms=self._algorithms,
+                nonce_ttl_s=self._nonce_ttl_s,
+            )
+            self._verifiers[realm] = found
+        return found
+
+    def challenge(
+        self, *, realm: str, now: float, proxy: bool = False, stale: bool = False
+    ) -> AuthResult:
+        """The 401 (or 407 for a proxy) carrying fresh challenges."""
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        challenges = self.verifier(realm).challenges(now=now, stale=stale)
+        return AuthResult(
+            status=407 if proxy else 401,
+            reason="Proxy Authentication Required" if proxy else "Unauthorized",
+            headers=tuple((name, c.serialize()) for c in challenges),
+        )
+
+    async def authenticate(
+        self,
+        request: Request,
+        *,
+        realm: str,
+        now: float,
+        proxy: bool = False,
+        source: tuple[str, int] | None = None,
+    ) -> AuthResult:
+        """Check the request's credentials for `realm` (Proxy-Authorization if `proxy`),
+        sent from `source` (host, port): failures are counted per source (`observer`), and
+        a client that keeps failing is named in the log with the likely cause."""
+        try:
+            credentials = _credentials_for(request, realm, proxy)
+        except RemoteProtocolError as e:
+            return AuthResult(status=400, reason=e.reason)
+        if credentials is None:
+            claimed = (request.from_ if proxy else request.to).uri
+            user = getattr(claimed, "user", None) or ""
+            self._note_failure(request, f"{user}@{realm}", source, realm, None)
+            return self.challenge(realm=realm, now=now, proxy=proxy)
+        verifier = self.verifier(realm)
+        algo = find_algorithm(credentials.algorithm)
+        username = credentials.username
+        if algo is not None and username and not credentials.userhash:
+            base = algo.name.removesuffix("-sess")
+            stored = await self._lookup(username, realm, base)
+            # The decoy is computed for every user, found or not: the same work, so
+            # the time taken does not tell which (README "Running on the Internet").
+            decoy = self._decoy(username, realm, base, algo.hash_name)
+            self._prefetched[(username, realm, base)] = stored if stored is not None else decoy
+        try:
+            outcome = verifier.verify(
+                credentials, method=request.method, body=request.body, now=now
+            )
+        finally:
+            self._prefetched.clear()
+        if outcome.ok and outcome.username is not None:
+            nonce = credentials.nonce or ""  # verify() refused an empty one
+            if self._claim_count is None or await self._claim_count(
+                nonce, nonce_count(credentials.nc), nonce_issued_ms(nonce)
+            ):
+                self.failures.succeeded(f"{outcome.username}@{realm}", source)
+                if self.observer is not None:
+                    self.observer.auth_succeeded(source)
+                return AuthResult(username=outcome.username)
+            return self.challenge(realm=realm, now=now, proxy=proxy)  # a replay
+        if outcome.status is DigestStatus.MISSING_PARAMS:
+            return AuthResult(status=400, reason="Bad Request (incomplete credentials)")
+        if outcome.status in (
+            DigestStatus.BAD_RESPONSE,
+            DigestStatus.UNKNOWN_USER,
+            DigestStatus.UNSUPPORTED_ALGORITHM,
+        ):
+            self._note_failure(request, f"{username}@{realm}", source, realm, credentials)
+        # Wrong password, unknown user (decoy), foreign nonce, replay, unsupported
+        # algorithm: all get fresh challenges, the same for every user.
+        result = self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
+        if outcome.status in _FAILURES:
+            if self.observer is not None:
+                self.observer.auth_failed(request, f"{credentials.username}@{realm}", source)
+            return AuthResult(
+                status=result.status, reason=result.reason, headers=result.headers, refused=True
+            )
+        return result
+
+    def _note_failure(
+        self,
+        request: Request,
+        address: str,
+        source: tuple[str, int] | None,
+        realm: str,
+        credentials: Credentials | None,
+    ) -> None:
+        verifier = self.verifier(realm)
+        answered = None
+        if credentials is not None and credentials.nonce:
+            answered = verifier.nonce_algorithm(credentials.nonce)
+        self.failures.failed(
+            request,
+            address=address,
+            source=source,
+            offered=verifier.algorithms,
+            credentials=credentials,
+            answered=answered,
+        )
+
+    def _decoy(self, username: str, realm: str, algorithm: str, hash_name: str) -> str:
+        mac = hmac.new(
+            self._secret, f"decoy\x00{username}\x00{realm}\x00{algorithm}".encode(), "sha256"
+        )
+        return hashlib.new(hash_name, mac.digest()).hexdigest()
+
+
+def _credentials_for(request: Request, realm: str, proxy: bool) -> Credentials | None:
+    """The Digest credentials a request carries for `realm` (RFC 3261 §22.4: a UAC
+    may send several, one per realm), or None."""
+    name = "proxy-authorization" if proxy else "authorization"
+    for value in request.headers.get_all(name):
+        parsed = parse_credentials(value)
+        if isinstance(parsed, Credentials) and parsed.realm == realm:
+            return parsed
+    return None

@@ -1,0 +1,68 @@
+"""Where the media host runs (docs/architecture.md "Media services").
+
+One process answers every service call, so that all the participants of a room are
+mixed together: the single server process, or worker 0 of `sipline serve --workers
+N` on the loopback UDP socket the supervisor bound for it (kept across restarts of
+the worker). The other workers only route to that port.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sipline.server.config import ServerConfig
+from sipline.server.media_services.registry import Handler, ServiceRegistry
+from sipline.server.media_services.rooms_config import ROOM_PREFIX
+from sipline.server.startup import WorkerSetup
+from sipline.transport.base import Target
+
+if TYPE_CHECKING:
+    from sipline.server.media_services.host import MediaHost
+
+__all__ = ["MEDIA_HOST", "register_services", "start_media_host"]
+
+log = logging.getLogger("sipline.media_services")
+
+MEDIA_HOST = "127.0.0.1"  # the host listens on loopback only: the proxy is its one peer
+
+
+def register_services(registry: ServiceRegistry, config: ServerConfig) -> None:
+    """The built-in services: conference rooms (`sip:room-NAME@domain`)."""
+    if not config.media_enabled:
+        return
+
+    def conference() -> Handler:
+        # Imported only where the host runs (numpy, the user agent).
+        from sipline.server.media_services.conference import ConferenceService  # noqa: PLC0415
+
+        return ConferenceService(
+            config.rooms,
+            max_participants=config.conference_max_participants,
+            database=Path(config.database),
+        )
+
+    registry.add_prefix("conference", ROOM_PREFIX, conference)
+
+
+async def start_media_host(
+    registry: ServiceRegistry, config: ServerConfig, worker: WorkerSetup | None
+) -> MediaHost | None:
+    """Start the host when this process runs it; otherwise point the registry at the
+    worker that does. Nothing when no service is registered or media is disabled."""
+    if not config.media_enabled or not registry.services:
+        return None
+    if worker is not None and worker.index != 0:
+        if worker.media_port:
+            registry.target = Target("UDP", MEDIA_HOST, worker.media_port)
+        return None
+    # Here: a worker that runs no host never loads the user agent or the codecs.
+    from sipline.server.media_services.host import MediaHost  # noqa: PLC0415
+
+    domain = config.domains[0] if config.domains else "localhost"
+    sock = worker.media_socket if worker is not None else None
+    port = worker.media_port if worker is not None and sock is not None else config.media_port
+    host = MediaHost(registry, domain, host=MEDIA_HOST, port=port, sock=sock)
+    await host.start()
+    return host

@@ -1,0 +1,600 @@
+"""`sipline serve`: the SIP server that ties the applications to one endpoint.
+
+Requests are routed by what they ask of us: OPTIONS to the server itself is answered
+here (§11), REGISTER for a served domain goes to the registrar (§10), and every other
+request is proxied (§16) or redirected (§8.3) depending on the configured mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sipline.core.builders import build_response, stateless_tag
+from sipline.core.clock import Clock
+from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Limits, Request, Response
+from sipline.core.uri import SipUri
+from sipline.core.validate import validate
+from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
+from sipline.runtime.overload import OverloadConfig
+from sipline.runtime.system import MemoryRelease
+from sipline.server.auth import DigestAuthenticator
+from sipline.server.backend import ServerBackend
+from sipline.server.config import ServerConfig
+from sipline.server.features.emergency import EmergencySettings
+from sipline.server.features.planner import ServerRoutePlanner
+from sipline.server.features.router import RoutingSettings
+from sipline.server.features.settings import FeatureSettings
+from sipline.server.flood import emergency_spare, flood_config
+from sipline.server.media_services.registry import ServiceRegistry
+from sipline.server.media_services.setup import register_services, start_media_host
+from sipline.server.messaging.router import ImRouter
+from sipline.server.ops.service import OpsService
+from sipline.server.proxy import Proxy, ProxyConfig
+from sipline.server.registrar import Registrar, RegistrarConfig, registration_domain
+from sipline.server.secret_file import server_secret
+from sipline.server.security.gate import RelayGate
+from sipline.server.security.guard import GuardSettings
+from sipline.server.security.log import add_log_file
+from sipline.server.security.monitor import BAN_POLL_S, SecurityMonitor
+from sipline.server.security.relay import RelayPolicy
+from sipline.server.security.route_sign import RouteSigner
+from sipline.server.startup import ServeError, WorkerSetup, tls_context
+from sipline.server.voicemail.setup import Voicemail
+from sipline.storage.aio import AsyncStore
+from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
+from sipline.transport import TransportError, TransportLayer
+from sipline.transport.resolver import Resolver
+
+if TYPE_CHECKING:  # loaded only by the process that runs the media host
+    from sipline.server.media_services.host import MediaHost
+
+__all__ = ["ALLOW", "SUPPORTED", "ServeError", "SipServer", "WorkerSetup", "tls_context"]
+
+log = logging.getLogger("sipline.server")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, INFO, UPDATE, PRACK"
+SUPPORTED = "path, outbound"
+ACCEPT = "application/sdp, text/plain, message/cpim"
+
+
+FEED_POLL_S = 0.02  # how often a worker reads the store's binding change feed
+# How often the credentials version is read: a password changed or a user removed
+# from the CLI stops working within this (the HA1 cache, storage/aio.py).
+CREDENTIALS_POLL_S = 0.1
+FEED_KEEP = 50_000  # binding changes kept in the feed for workers that fell behind
+
+
+def feature_settings(config: ServerConfig) -> FeatureSettings:
+    """The routing-feature part of the configuration."""
+    return FeatureSettings(
+        RoutingSettings(config.history_info, config.diversion, config.max_forward_depth),
+        EmergencySettings(
+            tuple(config.emergency_numbers),
+            config.emergency_psap,
+            tuple(config.regions),
+            tuple(config.emergency_psaps),
+            config.emergency_hop_timeout_s,
+        ),
+    )
+
+
+class SipServer:
+    def __init__(
+        self, config: ServerConfig, *, clock: Clock | None = None, worker: WorkerSetup | None = None
+    ) -> None:
+        self.config = config
+        self.worker = worker
+        limits = Limits(max_message_bytes=config.max_message_bytes)
+        # limits.max_connections bounds the server: each worker takes its share.
+        count = worker.count if worker is not None else 1
+        transports = TransportLayer(
+            lambda data, source: None,
+            max_connections=-(-config.max_connections // count),
+            max_connections_per_source=-(-config.max_connections_per_source // count),
+            idle_timeout_s=config.idle_timeout_s,
+            message_timeout_s=config.message_timeout_s,
+        )
+        self.endpoint = Endpoint(
+            EndpointConfig(limits=limits, advertise=config.advertise),
+            transports=transports,
+            clock=clock,  # the wall clock schedules and expiries read (tests fix it)
+        )
+        self.endpoint.on_request = self.handle_request
+        self.endpoint.stateless_handler = self.answer_statelessly
+        self.bound: list[str] = []
+        self._local_hosts: set[str] = set()
+        self.store: AsyncStore | None = None
+        self.backend: ServerBackend | None = None
+        self.proxy: Proxy | None = None
+        self.registrar: Registrar | None = None
+        self.planner: ServerRoutePlanner | None = None
+        self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
+        self.ops: OpsService | None = None  # records, metrics, HTTP (README "Operating sipline")
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._memory = MemoryRelease()
+        self._feed: asyncio.Task[None] | None = None
+        self._credentials: asyncio.Task[None] | None = None
+        self._bans: asyncio.Task[None] | None = None
+        self.security: SecurityMonitor | None = None
+        self.gate: RelayGate | None = None
+        self._log_handler: logging.Handler | None = None
+        # Service addresses answered by the media host (README "Conference rooms").
+        self.services = ServiceRegistry()
+        register_services(self.services, config)
+        self.media_host: MediaHost | None = None
+        self.voicemail: Voicemail | None = None  # README "Voicemail and email"
+
+    async def _open_store(self) -> None:
+        try:
+            self.store = await AsyncStore.open(
+                self.config.database, max_queue=self.config.overload_max_store_queue
+            )
+        except StoreError as exc:
+            raise ServeError(str(exc)) from exc
+        ep = self.endpoint
+        worker = self.worker
+        if worker is not None:
+            self.store.shared = True  # other workers write bindings too
+        cfg = self.config
+        # README "Running on the Internet": failed authentication counted per source,
+        # bans shared by the workers through the store.
+        policy = RelayPolicy(cfg.trusted, cfg.internal_networks)
+        self.security = SecurityMonitor(
+            GuardSettings(
+                cfg.max_auth_failures, cfg.auth_failure_window_s, cfg.ban_s, cfg.max_ban_s
+            ),
+            wall=ep.wall,
+            store=self.store if worker is not None else None,
+            spawn=ep.spawn,
+            exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
+        )
+        await self.security.start()
+        # Workers share the secret, so a challenge from one is answered at another,
+        # and the nonce counts, so a replay is refused at every worker; so is our
+        # signed Record-Route (sipline.server.security.route_sign).
+        secret = worker.secret if worker is not None else server_secret(self.config.database)
+        authenticator = DigestAuthenticator(
+            self.store.lookup_ha1,
+            secret=secret,
+            entropy=ep.entropy,
+            algorithms=self.config.auth_algorithms,
+            nonce_ttl_s=self.config.nonce_ttl_s,
+            claim_count=self.store.claim_nonce_count if worker is not None else None,
+            observer=self.security,
+        )
+        self.backend = ServerBackend(
+            self.store,
+            authenticator,
+            Resolver(),
+            domains=self.config.domains,
+            wall=ep.wall,
+            now=ep.now,
+        )
+        # Domains named in the configuration are ours: record them so that
+        # `sipline user add` accepts users in them.
+        known = set(await self.store.list_domains())
+        for domain in self.config.domains:
+            if domain not in known:
+                with contextlib.suppress(DuplicateError):  # another worker was first
+                    await self.store.write(self.store.store.add_domain, domain)
+        await self.backend.refresh_domains()
+        self.registrar = Registrar(
+            self.store,
+            entropy=ep.entropy,
+            authenticator=authenticator,
+            config=RegistrarConfig(
+                default_expires_s=cfg.default_expires,
+                min_expires_s=cfg.min_expires,
+                max_expires_s=cfg.max_expires,
+                fix_nated_register=cfg.fix_nated_register,
+                max_contacts=cfg.max_contacts,
+            ),
+            domains=cfg.domains,
+            names_me=self.names_me,
+        )
+        self.planner = ServerRoutePlanner(
+            self.store,
+            is_local=self.backend.is_local_domain,
+            bindings=self.backend.bindings,
+            settings=feature_settings(self.config),
+            wall=ep.wall,
+            host=lambda: ep.listening().advertise,
+            skip=self.redirects,
+            on_missed=self._missed_call,
+        )
+        await self.planner.start()
+        self.proxy = Proxy(
+            ep,
+            self.backend,
+            ProxyConfig(
+                record_route=self.config.record_route,
+                timer_c_s=self.config.timer_c_s,
+                authenticate_calls=self.config.authenticate_calls,
+            ),
+            redirect=self,
+            services=self.services,
+            planner=self.planner,
+        )
+        self.proxy.route_signer = RouteSigner(secret)
+        self.gate = RelayGate(
+            policy,
+            self.backend,
+            authenticator,
+            default_realm=self._default_realm,
+            now=ep.now,
+            is_me=self.proxy._is_me,
+        )
+        self.proxy.gate = self.gate
+        self.im = ImRouter(
+            ep,
+            self.store,
+            self.backend,
+            self.config,
+            proxy_handle=self.proxy.handle,
+            is_me=self.proxy._is_me,
+            is_server_uri=self.is_local,
+            # One owner id per worker process sharing the store (stable across restarts):
+            # each resumes and notifies the subscriptions it owns (docs/architecture.md).
+            owner=str(worker.index) if worker is not None else "0",
+            is_trusted=self.gate.trusted_source,
+        )
+        im = self.im
+        self.voicemail = Voicemail(
+            self.store,
+            self.config,
+            wall=ep.wall,
+            notify=lambda aor: im.notifier.changed("message-summary", aor),
+            spawn=ep.spawn,
+        )
+        self.voicemail.register(self.services)
+
+    def _missed_call(self, aor: str, caller: str) -> None:
+        if self.voicemail is not None:
+            self.voicemail.missed(aor, caller)
+
+    def _default_realm(self) -> str | None:
+        """The realm a stranger is challenged in: the first configured domain, else the
+        first one served."""
+        if self.config.domains:
+            return self.config.domains[0]
+        assert self.backend is not None
+        return min(self.backend.domains) if self.backend.domains else None
+
+    def redirects(self, aor: str) -> bool:
+        """Redirect server mode (§8.3): for every user, or the configured ones."""
+        return self.config.mode == "redirect" or aor in self.config.redirect_users
+
+    async def _housekeep(self) -> None:
+        """Purge expired bindings and pick up domains added from the CLI; give back the
+        memory a burst of transactions took once they are gone (runtime/system.py)."""
+        assert self.store is not None and self.backend is not None
+        while True:
+            await asyncio.sleep(5.0)
+            peak = self._memory.peak
+            if self._memory.observe(self.endpoint.transactions.server_count):
+                log.info("released the memory of a burst of %d transactions", peak)
+            try:
+                await self.store.purge_expired(self.endpoint.wall())
+                await self.backend.refresh_domains()
+                if self.worker is not None:
+                    store = self.store.store
+                    await self.store.write(store.prune_binding_changes, FEED_KEEP)
+                    stale_ms = round((self.endpoint.now() - self.config.nonce_ttl_s) * 1000)
+                    await self.store.write(store.purge_nonces, stale_ms)
+                    if self.security is not None:
+                        await self.security.purge()
+            except StoreError as exc:
+                log.warning("housekeeping failed: %s", exc)
+
+    async def _follow(
+        self,
+        every_s: float,
+        poll: Callable[[], Awaitable[object]],
+        what: str,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        """Read something other processes change in the store, every `every_s`: the
+        binding change feed (a worker sees bindings other workers and the CLI wrote
+        within milliseconds, one indexed read per poll) and the credentials version
+        (the HA1 cache is dropped when any HA1 changed)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await poll()
+            except StoreError as exc:
+                log.warning("reading %s failed: %s", what, exc)
+                if on_error is not None:
+                    on_error()
+                await asyncio.sleep(1.0)
+
+    # -- start and stop -------------------------------------------------------------------
+    async def start(self) -> list[str]:
+        """Open the store and every listener; raise `ServeError` naming what failed."""
+        path = self.config.security_log_file
+        if path is not None and self._log_handler is None:
+            try:
+                self._log_handler = add_log_file(path)
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                raise ServeError(f"cannot open security.log_file {path}: {reason}") from exc
+        await self._open_store()
+        assert self.im is not None and self.store is not None
+        self._enable_overload(self.store)
+        self._enable_flood()
+        loop = asyncio.get_running_loop()
+        self._housekeeping = loop.create_task(self._housekeep())
+        self._credentials = loop.create_task(
+            self._follow(
+                CREDENTIALS_POLL_S,
+                self.store.poll_credentials,
+                "the credentials version",
+                self.store.forget_credentials,
+            )
+        )
+        worker = self.worker
+        if worker is not None:
+            self._feed = loop.create_task(
+                self._follow(
+                    FEED_POLL_S, self.store.poll_binding_changes, "the binding change feed"
+                )
+            )
+            if self.security is not None:
+                self._bans = loop.create_task(
+                    self._follow(BAN_POLL_S, self.security.poll, "the source bans")
+                )
+        # Known before any listener opens: a worker's shared socket already holds what
+        # the kernel queued for it, read at the first await below, and an OPTIONS to
+        # 127.0.0.1 must be ours by then (it got 404 when these came last).
+        self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
+        self._local_hosts.update(spec.host for spec in self.config.listen)
+        if self.config.advertise:
+            self._local_hosts.add(self.config.advertise)
+        tls: ssl.SSLContext | None = None
+        for i, spec in enumerate(self.config.listen):
+            if spec.transport == "TLS" and tls is None:
+                tls = self._tls_context()
+            try:
+                host, port = await self.endpoint.listen(
+                    spec.transport,
+                    spec.host,
+                    spec.port,
+                    ssl_context=tls,
+                    sock=worker.sockets[i] if worker is not None else None,
+                )
+            except (OSError, TransportError) as exc:
+                await self.stop()
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                reason = (
+                    cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+                )
+                raise ServeError(f"cannot listen on {spec}: {reason.lower()}") from exc
+            where = f"{spec.transport.lower()}:{'[' + host + ']' if ':' in host else host}:{port}"
+            self.bound.append(where)
+            self._local_hosts.add(host)
+            # With workers, the supervising process names each listener once.
+            log.log(logging.DEBUG if worker else logging.INFO, "listening on %s", where)
+        for host, sock in worker.private if worker is not None else ():
+            try:
+                await self.endpoint.listen("UDP", host, 0, sock=sock, private=True)
+            except (OSError, TransportError) as exc:
+                await self.stop()
+                raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
+        await self.im.start()  # resumes stored subscriptions: needs the listeners
+        try:
+            self.media_host = await start_media_host(self.services, self.config, worker)
+        except OSError as exc:
+            await self.stop()
+            raise ServeError(str(exc)) from exc
+        self.ops = OpsService(self)
+        try:
+            await self.ops.start(worker.http if worker is not None else None)
+        except ServeError:
+            await self.stop()
+            raise
+        return self.bound
+
+    def reconfigure(self) -> None:
+        """After a reload changed the live settings (server/ops/service.py LIVE_KEYS)."""
+        cfg = self.config
+        if self.registrar is not None:
+            self.registrar.config = dataclasses.replace(
+                self.registrar.config,
+                default_expires_s=cfg.default_expires,
+                min_expires_s=cfg.min_expires,
+                max_expires_s=cfg.max_expires,
+            )
+        if self.backend is not None:
+            self.backend._configured = {d.lower() for d in cfg.domains}
+
+    def _enable_overload(self, store: AsyncStore) -> None:
+        """Overload control (README "Overload control", RFC 3261 §21.5.4)."""
+        cfg = self.config
+        guard = self.endpoint.enable_overload(
+            OverloadConfig(
+                enabled=cfg.overload_enabled,
+                max_loop_lag_s=cfg.overload_max_loop_lag_ms / 1000.0,
+                max_pending_transactions=cfg.overload_max_pending,
+                max_server_transactions=cfg.overload_max_transactions,
+                max_store_backlog=cfg.overload_max_store_backlog,
+                retry_after_s=cfg.overload_retry_after_s,
+                max_udp_queue_fill=cfg.overload_max_udp_queue_fill,
+                max_response_wait_s=cfg.overload_max_response_wait_ms / 1000.0,
+            )
+        )
+        guard.backlog = lambda: store.backlog
+        self.endpoint.busy_errors = (StoreBusyError,)
+
+    def _enable_flood(self) -> None:
+        """Per-source flood control in front of the overload control (README "Running
+        on the Internet"); its exempt networks are spared the per-source connection cap."""
+        assert self.backend is not None
+        guard = self.endpoint.enable_flood(flood_config(self.config))
+        guard.spare = emergency_spare(self.backend, self.config.emergency_numbers)
+        self.endpoint.transports.exempt_source = guard.exempt
+
+    def status(self) -> str:
+        """One line for operators and tests: live transactions and message counters."""
+        ep, ts = self.endpoint, self.endpoint.transports.stats
+        guard = ep.overload
+        lag_ms = round(guard.lag_s * 1000) if guard is not None else 0
+        return (
+            f"status: transactions={ep.live_transactions} requests_in={ep.stats.requests_in} "
+            f"responses_in={ep.stats.responses_in} stateless_answers={ep.stats.stateless_answers} "
+            f"malformed_requests={ep.stats.malformed_requests} "
+            f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open} "
+            f"pending_transactions={ep.pending_transactions} "
+            f"overload_rejections={ep.stats.overload_rejections} "
+            f"overloaded={int(guard is not None and guard.overloaded)} "
+            f"shed_pct={round(guard.shed_fraction * 100) if guard is not None else 0} "
+            f"loop_lag_ms={lag_ms} "
+            f"response_wait_ms={round(guard.wait_s * 1000) if guard is not None else 0} "
+            f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
+            f"store_backlog={self.store.backlog if self.store is not None else 0} "
+            + self._flood_status()
+        )
+
+    def _flood_status(self) -> str:
+        flood, ts = self.endpoint.flood, self.endpoint.transports.stats
+        bans = flood.stats.bans if flood is not None else 0
+        dropped = flood.stats.dropped if flood is not None else 0
+        banned = flood.banned_count if flood is not None else 0
+        return (
+            f"flood_bans={bans} flood_banned={banned} flood_dropped={dropped} "
+            f"message_timeouts={ts.message_timeouts} connections_evicted={ts.connections_evicted}"
+        )
+
+    async def stop(self) -> None:
+        for task in (self._housekeeping, self._feed, self._credentials, self._bans):
+            if task is not None:
+                task.cancel()
+        if self.ops is not None:
+            await self.ops.stop()
+        if self._log_handler is not None:
+            logging.getLogger("sipline.security").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        if self.media_host is not None:
+            await self.media_host.stop()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
+        if self.planner is not None:
+            await self.planner.stop()
+        if self.im is not None:
+            await self.im.stop()
+        await self.endpoint.close()
+        if self.store is not None:
+            await self.store.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return tls_context(self.config)
+
+    # -- requests -------------------------------------------------------------------------
+    def names_me(self, uri: SipUri) -> bool:
+        """Is `uri` this server's own address (a listening address, the advertised
+        host, localhost), with or without a port, and not a domain it serves?"""
+        assert self.backend is not None
+        host = uri.host.lower()
+        return host in self._local_hosts and not self.backend.is_local_domain(host)
+
+    def is_local(self, uri: object) -> bool:
+        """Does this Request-URI name the server itself (not a user)?"""
+        return (
+            isinstance(uri, SipUri)
+            and uri.user is None
+            and (uri.host.lower() in self._local_hosts or uri.host.lower() in self.config.domains)
+        )
+
+    def answer_statelessly(self, request: Request, inbound: Inbound) -> Response | None:
+        """OPTIONS to the server itself (§11.2: what we support, so a peer or a monitor can
+        find out), answered without a transaction (§8.2.7): a retransmission is simply
+        answered again, and a flood of keep-alive probes holds no memory."""
+        if request.method == "OPTIONS" and not request.routes and self.is_local(request.uri):
+            return build_response(
+                request,
+                200,
+                to_tag=stateless_tag(request),
+                extra=[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)],
+            )
+        return None
+
+    def handle_request(self, st: ServerTransaction) -> Awaitable[None] | None:
+        assert self.proxy is not None
+        request = st.request
+        security = self.security
+        if (
+            security is not None
+            and security.banned(st.inbound.remote[0])
+            and not (self.planner is not None and self.planner.exempt_from_auth(request))
+        ):
+            # A source banned for failed authentication (README "Running on the
+            # Internet"); emergency calls are never refused.
+            security.refuse(st.inbound.remote, request)
+            st.respond(403, "Forbidden")
+            return None
+        try:
+            # §8.2.6 / RFC 4475 §3.1.2: a malformed request whose answer can be routed
+            # gets 400 (or what the defect calls for), its reason naming the defect, as
+            # `sipline check` says; never forwarded half understood.
+            validate(request, self.endpoint.config.limits)
+        except RemoteProtocolError as exc:
+            st.respond(exc.status, exc.reason)
+            return None
+        if request.method == "REGISTER" and self._is_registrar_uri(request.uri):
+            return self._register(st)
+        if self.im is not None:
+            routed = self.im.route(st)  # MESSAGE, SUBSCRIBE, PUBLISH for our users
+            if routed is not None:
+                return routed
+        return self.proxy.handle(st)
+
+    def _is_registrar_uri(self, uri: object) -> bool:
+        """§10.3: a REGISTER addressed to a domain we serve (or to us) is ours; one for
+        another domain is proxied towards that domain's registrar."""
+        if not isinstance(uri, SipUri) or uri.user is not None:
+            return False
+        assert self.backend is not None
+        host = uri.host.lower()
+        return self.backend.is_local_domain(host) or host in self._local_hosts
+
+    async def _register(self, st: ServerTransaction) -> None:
+        """§10.3 by the registrar; then the devices' locations for routing (RFC 6442)."""
+        assert self.registrar is not None and self.backend is not None
+        assert self.planner is not None
+        source = st.inbound.source
+        uri = st.request.uri
+        if isinstance(uri, SipUri):
+            with contextlib.suppress(RemoteProtocolError):  # the registrar answers a bad To
+                if not self.backend.is_local_domain(registration_domain(st.request, self.names_me)):
+                    await self.backend.refresh_domains()  # added from the CLI a moment ago?
+        known = self.ops.contacts(st.request) if self.ops is not None else None
+        response = await self.registrar.handle(
+            st.request,
+            source=(source.transport, source.remote[0], source.remote[1]),
+            now_wall=self.endpoint.wall(),
+            now=self.endpoint.now(),
+        )
+        st.send(response)
+        if self.ops is not None:
+            self.ops.registered(
+                st.request,
+                response,
+                f"{source.transport.lower()}:{source.remote[0]}:{source.remote[1]}",
+                known,
+            )
+        if response.status == 200 and self.im is not None and isinstance(uri, SipUri):
+            with contextlib.suppress(RemoteProtocolError):
+                to = st.request.to.uri
+                if isinstance(to, SipUri):
+                    self.im.registered(to.aor)  # stored messages, presence watchers
+        if response.status == 200:
+            try:
+                await self.planner.record_registration(st.request, source.remote[0])
+            except StoreError as exc:
+                log.warning("cannot store the location of a registration: %s", exc)

@@ -1,0 +1,62 @@
+"""What starting a server needs before there is one: its error, a worker's setup and
+the TLS context. Apart from `sipline.server.sip_server` so that the supervising process of
+`sipline serve --workers N`, which serves no traffic, imports neither the server nor
+its applications (each would cost it memory it never uses)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sipline.server.config import ServerConfig
+
+__all__ = ["ServeError", "WorkerSetup", "tls_context"]
+
+log = logging.getLogger("sipline.server")
+
+
+class ServeError(Exception):
+    """The server cannot start (a port is taken, a certificate cannot be read, ...)."""
+
+
+@dataclass(slots=True)
+class WorkerSetup:
+    """What the supervising process hands one worker (docs/architecture.md "Workers"):
+    its index (also its owner id for subscriptions, stable across restarts), how
+    many workers there are, the digest nonce secret shared by every worker, one
+    SO_REUSEPORT socket per configured listener (in the order of `config.listen`),
+    its private UDP sockets, one per UDP listener, as (host, socket), and the media
+    host's socket and port (server/media_services/setup.py)."""
+
+    index: int
+    secret: bytes
+    sockets: list[socket.socket]
+    private: list[tuple[str, socket.socket]] = field(default_factory=list)
+    count: int = 1
+    # The media host's loopback UDP socket (worker 0 only) and its port (every worker).
+    media_socket: socket.socket | None = None
+    media_port: int = 0
+    http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext:
+    """The TLS listeners' context: the configured certificate, else a self-signed one
+    generated once beside the database (by the supervising process, with workers)."""
+    # Only with a TLS listener: it loads the cryptography package.
+    from sipline.transport.tls import generate_self_signed, server_context  # noqa: PLC0415
+
+    cert, key = config.tls_cert, config.tls_key
+    if cert is None or key is None:
+        folder = Path(config.database).resolve().parent / "sipline-tls"
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        if not cert.exists() or not key.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            generate_self_signed(cert, key)
+            log.info("generated a self-signed TLS certificate in %s", folder)
+    try:
+        return server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServeError(f"tls.cert/tls.key: cannot load {cert} and {key}: {exc}") from exc

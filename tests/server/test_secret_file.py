@@ -1,0 +1,72 @@
+"""The server's secret survives a restart (server/secret_file.py): a challenge issued
+before it is still answered after it, with no fresh challenge."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from server_helpers import DOMAIN, USERS, server_target
+from sipua import TestUA
+
+from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.secret_file import SECRET_BYTES, secret_path, server_secret
+from sipline.server.sip_server import SipServer
+
+
+def test_the_secret_is_made_once_kept_private_and_reread(tmp_path: Path) -> None:
+    db = tmp_path / "sipline.db"
+    first = server_secret(db)
+    path = secret_path(db)
+    assert path is not None and path.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) == SECRET_BYTES
+    assert server_secret(db) == first
+
+
+def test_a_damaged_secret_file_gives_way_to_a_new_secret(tmp_path: Path) -> None:
+    db = tmp_path / "sipline.db"
+    path = secret_path(db)
+    assert path is not None
+    path.write_text("not hex\n", encoding="ascii")
+    secret = server_secret(db)
+    assert len(secret) == SECRET_BYTES
+    assert server_secret(db) == secret
+
+
+def test_a_database_in_memory_has_no_secret_file() -> None:
+    assert secret_path(Path(":memory:")) is None
+    assert server_secret(Path(":memory:")) != server_secret(Path(":memory:"))
+
+
+async def _serve(db: Path, udp_port: int = 0) -> SipServer:
+    cfg = ServerConfig(
+        listen=[parse_listen(f"udp:127.0.0.1:{udp_port}"), parse_listen("tcp:127.0.0.1:0")],
+        domains=[DOMAIN],
+        database=db,
+    )
+    server = SipServer(cfg)
+    await server.start()
+    return server
+
+
+async def test_a_challenge_from_before_a_restart_is_answered_after_it(tmp_path: Path) -> None:
+    db = tmp_path / "kept.db"
+    server = await _serve(db)
+    assert server.store is not None
+    await server.store.write(server.store.store.add_user, "alice", DOMAIN, USERS["alice"])
+    port = server.endpoint.listening("UDP").port
+    ua = await TestUA.start(server_target(server), "UDP")
+    try:
+        aor = f"alice@{DOMAIN}"
+        contact = f"sip:alice@127.0.0.1:{ua.port}"
+        register = ua.build("REGISTER", f"sip:{DOMAIN}", from_=aor, contact=contact)
+        challenged = await ua.send(register)
+        assert challenged.final.status == 401
+        await server.stop()
+        server = await _serve(db, port)
+        answered = await ua.send(ua.answer(register, challenged.final, "alice", USERS["alice"]))
+        assert answered.final.status == 200, (answered.final.status, answered.final.reason)
+    finally:
+        await ua.close()
+        await server.stop()
