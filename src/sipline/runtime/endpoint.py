@@ -44,6 +44,7 @@ from sipline.core.uri import SipUri, format_host
 from sipline.runtime.flood import FloodConfig, FloodGuard
 from sipline.runtime.overload import OverloadConfig, OverloadGuard
 from sipline.runtime.system import SystemClock, SystemEntropy
+from sipline.runtime.timers import Timer, Timers
 from sipline.transport import Source, Target, TransportError, TransportLayer
 from sipline.transport.base import normalize_host
 
@@ -265,6 +266,9 @@ class Endpoint:
         self.config = config if config is not None else EndpointConfig()
         self.entropy: Entropy = entropy if entropy is not None else SystemEntropy()
         self.clock: Clock = clock if clock is not None else SystemClock()
+        # Every timer above the core runs on this clock (runtime/timers.py); the core's
+        # own next deadline is one of them.
+        self.timers = Timers(self.clock)
         self.transactions = TransactionLayer(self.config.timers)
         self.transports = transports if transports is not None else TransportLayer(self._on_message)
         self.transports.on_message = self._on_message
@@ -280,7 +284,7 @@ class Endpoint:
         self._servers: dict[ServerKey, ServerTransaction] = {}
         self._clients: dict[ClientKey, ClientTransaction] = {}
         self._listening: list[Listening] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -308,7 +312,8 @@ class Endpoint:
         return self._loop
 
     def now(self) -> float:
-        return self.loop.time()
+        """Monotonic seconds on the injected clock (what every `now=` receives)."""
+        return self.clock.monotonic()
 
     def wall(self) -> float:
         """Wall-clock seconds (binding expiry, Date headers, schedules)."""
@@ -668,7 +673,7 @@ class Endpoint:
             self._timer = None
         self._timer_at = deadline
         if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.timers.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
