@@ -127,7 +127,7 @@ class SipServer:
         self._log_handler: logging.Handler | None = None
         # Service addresses answered by the media host (README "Conference rooms").
         self.services = ServiceRegistry()
-        register_services(self.services, config)
+        register_services(self.services, config, self.endpoint.timers)
         self.media_host: MediaHost | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
 
@@ -249,7 +249,7 @@ class SipServer:
         self.voicemail = Voicemail(
             self.store,
             self.config,
-            wall=ep.wall,
+            timers=ep.timers,
             notify=lambda aor: im.notifier.changed("message-summary", aor),
             spawn=ep.spawn,
         )

@@ -14,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from sipline.runtime.timers import Timers
 from sipline.server.voicemail.mailer import (
     EmailSettings,
     Mailer,
@@ -21,6 +22,7 @@ from sipline.server.voicemail.mailer import (
     voicemail_email,
 )
 from sipline.storage import AsyncStore
+from sipline.testing import FakeClock
 from sipline.transport.tls import generate_self_signed, server_context
 
 
@@ -63,7 +65,7 @@ async def test_voicemail_email_with_wav_attachment(
 ) -> None:
     inbox, port = smtp
     settings = EmailSettings("127.0.0.1", port, starttls=False, sender="pbx@example.com")
-    mailer = Mailer(store, settings, wall=lambda: 1_800_000_000.0)
+    mailer = Mailer(store, settings, timers=Timers(FakeClock(wall_start=1_800_000_000.0)))
     wav = b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(range(256)) * 80  # many base64 lines
     await mailer.queue(
         "alice@mail.example.com",
@@ -91,21 +93,21 @@ async def test_failed_send_is_kept_and_retried_with_backoff(
     smtp: tuple[Inbox, int], store: AsyncStore
 ) -> None:
     inbox, port = smtp
-    now = [1000.0]
+    clock = FakeClock(wall_start=1000.0)
     dead = EmailSettings("127.0.0.1", _free_port(), starttls=False, retry_s=60.0, max_attempts=3)
-    mailer = Mailer(store, dead, wall=lambda: now[0])
-    body = missed_call_email(dead, "a@mail.example.com", aor="a@x", caller="b@x", when=now[0])
+    mailer = Mailer(store, dead, timers=Timers(clock))
+    body = missed_call_email(dead, "a@mail.example.com", aor="a@x", caller="b@x", when=clock.wall())
     await mailer.queue("a@mail.example.com", body)
     assert await mailer.send_due() == 0
     (kept,) = await store.call(lambda: store.store.due_emails(now=1060.0))
     assert kept.attempts == 1 and kept.next_attempt_at == 1060.0 and kept.last_error
-    now[0] = 1060.0
+    clock.advance(60.0)  # wall 1060
     assert await mailer.send_due() == 0
     assert await store.call(lambda: store.store.due_emails(now=1179.0)) == []
     (kept,) = await store.call(lambda: store.store.due_emails(now=1180.0))  # 60, then 120 s
     # The server is back (a restart of ours would read the same outbox): sent.
     mailer.settings = EmailSettings("127.0.0.1", port, starttls=False)
-    now[0] = 1180.0
+    clock.advance(120.0)  # wall 1180
     assert await mailer.send_due() == 1
     assert len(inbox.messages) == 1
     assert email.message_from_bytes(inbox.messages[0][2])["Subject"] == "Missed call from b@x"
@@ -142,7 +144,7 @@ async def test_starttls_and_login(
         settings = EmailSettings(
             "127.0.0.1", port, starttls=True, username="pbx", password="secret"
         )
-        mailer = Mailer(store, settings, wall=lambda: 10.0)
+        mailer = Mailer(store, settings, timers=Timers(FakeClock(wall_start=10.0)))
         await mailer.queue("a@mail.example.com", b"Subject: hi\r\n\r\nhello\r\n")
         assert await mailer.send_due() == 1
         assert logins == [(b"pbx", b"secret")] and len(inbox.messages) == 1

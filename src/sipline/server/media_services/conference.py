@@ -22,6 +22,7 @@ from sipline.core.uri import SipUri
 from sipline.media.audio import tone
 from sipline.media.mixer import MAX_VOLUME_STEPS
 from sipline.phone import Call, CallEvent, DtmfReceived
+from sipline.runtime.timers import Timers
 from sipline.server.media_services.room import Member, Room
 from sipline.server.media_services.rooms_config import ROOM_NAME, ROOM_PREFIX, RoomConfig
 from sipline.storage.base import StoreError
@@ -46,6 +47,7 @@ class ConferenceService:
         *,
         max_participants: int = 20,
         database: Path | None = None,
+        timers: Timers,
     ) -> None:
         self.configured = {r.name.lower(): r for r in rooms}
         self.max_participants = max_participants
@@ -53,6 +55,7 @@ class ConferenceService:
         self._store: ConferenceStore | None = None
         self._poller: asyncio.Task[None] | None = None
         self._database = database
+        self._timers = timers
 
     # -- the handler the media host calls ------------------------------------------------------
     async def __call__(self, call: Call) -> None:
@@ -76,7 +79,7 @@ class ConferenceService:
         if settings.pin is not None and not await self._pin_entered(call, settings.pin, digits):
             log.info("%s: wrong PIN from %s", name, call.remote.uri_text)
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(call.play(_REFUSED), 2)
+                await self._timers.wait_for(call.play(_REFUSED), 2)
             await call.hangup()
             return
         if not call.is_active:
@@ -108,11 +111,11 @@ class ConferenceService:
         for _ in range(PIN_TRIES):
             call.play(_PROMPT)
             keyed = ""
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + PIN_TIMEOUT_S
+            deadline = self._timers.now() + PIN_TIMEOUT_S
             while call.is_active:
                 try:
-                    digit = await asyncio.wait_for(digits.get(), max(0.0, deadline - loop.time()))
+                    left = max(0.0, deadline - self._timers.now())
+                    digit = await self._timers.wait_for(digits.get(), left)
                 except TimeoutError:
                     break
                 if digit == "#":
@@ -192,7 +195,7 @@ class ConferenceService:
         store = self._store
         assert store is not None
         while True:
-            await asyncio.sleep(COMMAND_POLL_S)
+            await self._timers.sleep(COMMAND_POLL_S)
             try:
                 commands = await asyncio.to_thread(store.take_commands)
             except StoreError as exc:

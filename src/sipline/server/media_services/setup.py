@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sipline.runtime.timers import Timers
 from sipline.server.config import ServerConfig
 from sipline.server.media_services.registry import Handler, ServiceRegistry
 from sipline.server.media_services.rooms_config import ROOM_PREFIX
@@ -28,8 +29,9 @@ log = logging.getLogger("sipline.media_services")
 MEDIA_HOST = "127.0.0.1"  # the host listens on loopback only: the proxy is its one peer
 
 
-def register_services(registry: ServiceRegistry, config: ServerConfig) -> None:
-    """The built-in services: conference rooms (`sip:room-NAME@domain`)."""
+def register_services(registry: ServiceRegistry, config: ServerConfig, timers: Timers) -> None:
+    """The built-in services: conference rooms (`sip:room-NAME@domain`), their timers
+    (PIN entry, the command poll) on the server's `timers`."""
     if not config.media_enabled:
         return
 
@@ -41,6 +43,7 @@ def register_services(registry: ServiceRegistry, config: ServerConfig) -> None:
             config.rooms,
             max_participants=config.conference_max_participants,
             database=Path(config.database),
+            timers=timers,
         )
 
     registry.add_prefix("conference", ROOM_PREFIX, conference)

@@ -130,7 +130,7 @@ class ImRouter:
     async def _poll(self) -> None:
         purge_every, n = 10, 0
         while True:
-            await asyncio.sleep(POLL_S)
+            await self.endpoint.timers.sleep(POLL_S)
             try:
                 n += 1
                 if n % purge_every == 0:

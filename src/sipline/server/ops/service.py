@@ -145,7 +145,7 @@ class OpsService:
         while True:
             with contextlib.suppress(StoreError):
                 await self.sample()
-            await asyncio.sleep(SAMPLE_S)
+            await self.server.endpoint.timers.sleep(SAMPLE_S)
 
     async def sample(self) -> None:
         ep = self.server.endpoint
@@ -163,7 +163,7 @@ class OpsService:
         active = await self.store.call(self.store.store.count_active_calls)
         self.metrics.store_latency.observe(time.perf_counter() - began)
         self.metrics.active_calls.set(active)
-        now = time.time()
+        now = ep.wall()
         if now - self._last_sample >= HISTORY_EVERY_S:
             self._last_sample = now
             self._history.append(
@@ -208,7 +208,7 @@ class OpsService:
         records older than `[cdr] keep_days`."""
         last_purge = 0.0
         while True:
-            now = time.time()
+            now = self.server.endpoint.wall()
             cfg = self.config
             try:
                 stale = now - cfg.timer_c_s - 64 * 0.5 - STALE_MARGIN_S
@@ -223,7 +223,7 @@ class OpsService:
                         log.info("purged %d call records, events and messages", gone)
             except StoreError as exc:
                 log.warning("purging call records failed: %s", exc)
-            await asyncio.sleep(STALE_EVERY_S)
+            await self.server.endpoint.timers.sleep(STALE_EVERY_S)
 
     # -- registrations ----------------------------------------------------------------------
     def contacts(self, request: Request) -> set[str] | None:
@@ -235,7 +235,7 @@ class OpsService:
             return None
         if not isinstance(to, SipUri):
             return None
-        return {b.contact for b in self.store.bindings(to.aor, now=time.time())}
+        return {b.contact for b in self.store.bindings(to.aor, now=self.server.endpoint.wall())}
 
     def registered(
         self, request: Request, response: Response, source: str, known: set[str] | None = None
@@ -325,7 +325,7 @@ class OpsService:
         self._event("banned", "", host, f"{round(seconds)} s")
 
     def _event(self, kind: str, user: str, source: str, detail: str) -> None:
-        self.tap.event(OpsEvent(time.time(), kind, user, source, detail))
+        self.tap.event(OpsEvent(self.server.endpoint.wall(), kind, user, source, detail))
 
     # -- control ----------------------------------------------------------------------------
     async def end_call(self, call_id: str) -> bool:
@@ -336,7 +336,7 @@ class OpsService:
         if not await send_hangup(self.server.endpoint, messages):
             return False
         log.info("call ended by the operator call_id=%s", call_id, extra={"call_id": call_id})
-        await self.store.write(self.store.store.cdr_ended, call_id, time.time(), "")
+        await self.store.write(self.store.store.cdr_ended, call_id, self.server.endpoint.wall(), "")
         return True
 
     async def reload(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from sipline.core.message import Request
 from sipline.core.uri import SipUri, Uri
 from sipline.core.views import NameAddr
 from sipline.runtime.endpoint import Endpoint, ServerTransaction
+from sipline.runtime.timers import Timer
 from sipline.server.presence.dialogs import dialog_from_json, dialog_key, dialog_to_json
 from sipline.server.presence.pending import PendingLimits, StrangerPending
 from sipline.storage.aio import AsyncStore
@@ -85,8 +86,8 @@ class _Held:
     dialog: Dialog
     transport: str
     last_body: bytes | None = None
-    last_sent: float | None = None  # loop time of the last NOTIFY
-    timer: asyncio.TimerHandle | None = None
+    last_sent: float | None = None  # endpoint.now() of the last NOTIFY
+    timer: Timer | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     kept: bool = True  # False: answered and notified once, never stored (server/presence/pending)
 
@@ -296,8 +297,7 @@ class Notifier:
     def _schedule(self, held: _Held) -> None:
         if held.timer is not None:
             return  # a NOTIFY is due already; it will carry the latest state
-        loop = self.endpoint.loop
-        now = loop.time()
+        now = self.endpoint.now()
         at = next_notify_at(
             held.last_sent, now=now, min_interval_s=self.settings.min_notify_interval_s
         )
@@ -309,7 +309,7 @@ class Notifier:
             held.timer = None
             self.endpoint.spawn(self._notify(held))
 
-        held.timer = loop.call_at(at, fire)
+        held.timer = self.endpoint.timers.call_at(at, fire)
 
     async def _authorize_again(self, held: _Held) -> None:
         package = self.packages[held.sub.event]
@@ -382,7 +382,7 @@ class Notifier:
                 )
             except LocalProtocolError:
                 return
-            held.last_sent = self.endpoint.loop.time()
+            held.last_sent = self.endpoint.now()
             held.last_body = body if with_state else held.last_body
             status = await self._send(held, request)
             self.notifies_sent += 1

@@ -202,7 +202,7 @@ class MessageTap:
 
     async def _flush_forever(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_S)
+            await self.endpoint.timers.sleep(FLUSH_S)
             await self.flush()
 
     async def flush(self) -> None:

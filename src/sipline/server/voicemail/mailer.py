@@ -14,13 +14,13 @@ import contextlib
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from sipline.runtime.timers import Timers
 from sipline.storage import AsyncStore, StoreError
 from sipline.storage.voicemail import OutgoingEmail
 
@@ -96,12 +96,11 @@ def _wire(msg: EmailMessage) -> bytes:
 class Mailer:
     """The outbox's sender. `queue` is cheap (one store write); `start` runs the task."""
 
-    def __init__(
-        self, store: AsyncStore, settings: EmailSettings, *, wall: Callable[[], float]
-    ) -> None:
+    def __init__(self, store: AsyncStore, settings: EmailSettings, *, timers: Timers) -> None:
         self.store = store
         self.settings = settings
-        self._wall = wall
+        self._timers = timers
+        self._wall = timers.clock.wall
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -128,7 +127,7 @@ class Mailer:
             except StoreError as exc:
                 log.warning("email outbox: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _POLL_S)
+                await self._timers.wait_for(self._wake.wait(), _POLL_S)
             self._wake.clear()
 
     async def send_due(self) -> int:

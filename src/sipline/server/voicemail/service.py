@@ -26,6 +26,7 @@ from sipline.media.audio import ArraySink
 from sipline.media.audio_files import AudioFileError, read_wav, write_wav
 from sipline.media.codecs.base import Pcm
 from sipline.phone.events import CallEnded, DtmfReceived, UserAgentError
+from sipline.runtime.timers import Timers
 from sipline.server.voicemail.address import DEPOSIT_USER, RETRIEVAL_USER, mailbox_of
 from sipline.server.voicemail.machine import (
     Action,
@@ -74,14 +75,15 @@ class VoicemailService:
         store: AsyncStore,
         settings: VoicemailSettings | None = None,
         *,
-        wall: Callable[[], float],
+        timers: Timers,
         on_count_changed: Callable[[str], Awaitable[None]] | None = None,
         on_message: Callable[[str, str, bytes, float], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings if settings is not None else VoicemailSettings()
         self.prompts = Prompts(speech=self.settings.speech)
-        self._wall = wall
+        self._timers = timers
+        self._wall = timers.clock.wall
         self._on_count_changed = on_count_changed
         self._on_message = on_message
 
@@ -151,7 +153,7 @@ class VoicemailService:
             return None
 
         await call.answer()
-        await _drive(call, machine, act)
+        await _drive(call, machine, self._timers, act)
         if saved:
             await self._keep(aor, caller, saved[0])
 
@@ -211,7 +213,14 @@ class VoicemailService:
             return None
 
         await call.answer()
-        await _drive(call, machine, None, act_async, on_change=self._count_changed(aor, changed))
+        await _drive(
+            call,
+            machine,
+            self._timers,
+            None,
+            act_async,
+            on_change=self._count_changed(aor, changed),
+        )
 
     def _count_changed(self, aor: str, changed: list[bool]) -> Callable[[], Awaitable[None]]:
         async def tell() -> None:
@@ -240,13 +249,14 @@ def _played(
 async def _drive(
     call: Call,
     machine: Deposit | Retrieval,
+    timers: Timers,
     act: Callable[[Action], Pcm | None] | None,
     act_async: Callable[[Action], Awaitable[Pcm | None]] | None = None,
     *,
     on_change: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Feed `machine` the call's events until it is done or the call ends."""
-    loop = asyncio.get_running_loop()
+    """Feed `machine` the call's events until it is done or the call ends; its
+    deadlines (no key pressed, the longest message) run on `timers`."""
     inbox: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue()
     generation = [0]
 
@@ -278,18 +288,18 @@ async def _drive(
             await on_change()
         return True
 
-    if not await run(machine.start(now=loop.time())):
+    if not await run(machine.start(now=timers.now())):
         return
     while True:
         deadline = machine.next_deadline()
-        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        timeout = None if deadline is None else max(0.0, deadline - timers.now())
         try:
-            kind, digit, gen = await asyncio.wait_for(inbox.get(), timeout)
+            kind, digit, gen = await timers.wait_for(inbox.get(), timeout)
         except TimeoutError:
-            if not await run(machine.tick(now=loop.time())):
+            if not await run(machine.tick(now=timers.now())):
                 return
             continue
-        now = loop.time()
+        now = timers.now()
         if kind == "hangup":
             await run(machine.hung_up(now=now))
             return

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from sipline.runtime.timers import Timers
 from sipline.server.config import ServerConfig
 from sipline.server.media_services.registry import Handler, ServiceRegistry
 from sipline.server.voicemail.address import DEPOSIT_USER, RETRIEVAL_USER
@@ -54,17 +55,18 @@ class Voicemail:
         store: AsyncStore,
         config: ServerConfig,
         *,
-        wall: Callable[[], float],
+        timers: Timers,
         notify: Callable[[str], Awaitable[None]],
         spawn: Callable[[Coroutine[Any, Any, None]], object],
     ) -> None:
         self.store = store
         self.config = config
-        self._wall = wall
+        self._timers = timers
+        self._wall = timers.clock.wall
         self._notify = notify
         self._spawn = spawn
         settings = email_settings(config)
-        self.mailer = Mailer(store, settings, wall=wall) if settings is not None else None
+        self.mailer = Mailer(store, settings, timers=timers) if settings is not None else None
         self.service: VoicemailService | None = None
 
     def register(self, registry: ServiceRegistry) -> None:
@@ -85,7 +87,7 @@ class Voicemail:
                 require_pin=not self.config.authenticate_calls,
                 max_messages=self.config.voicemail_max_messages,
             ),
-            wall=self._wall,
+            timers=self._timers,
             on_count_changed=self._notify,
             on_message=self._email,
         )
