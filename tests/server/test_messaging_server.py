@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable
 
 from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory
 from sipua import TestUA
@@ -14,6 +13,7 @@ from sipline.content.summary import parse_summary
 from sipline.core.message import Request
 from sipline.server.sip_server import SipServer
 from sipline.storage import StoredMessage
+from sipline.testing import FakeClock, advance
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
@@ -76,10 +76,7 @@ async def test_offline_messages_are_stored_then_delivered_in_order(
     got = bob.requests("MESSAGE")
     assert [r.body for r in got] == [b"one", b"two", b"three"]
     assert all(r.headers.get("date") and r.from_.uri.aor == ALICE for r in got)
-    for _ in range(50):
-        if not server.store.store.pending_messages(BOB, now=server.endpoint.wall()):
-            break
-        await asyncio.sleep(0.05)
+    await delivery_settled(server)
     assert server.store.store.pending_messages(BOB, now=server.endpoint.wall()) == []
 
 
@@ -186,8 +183,6 @@ async def test_presence_follows_registration_and_publication(
         extra=[("Event", "presence"), ("SIP-If-Match", etag)],
     )
     assert (await bob.send_authenticated(stale, "bob", USERS["bob"])).final.status == 412
-    await asyncio.sleep(0.3)
-    assert len(notifies(alice)) == seen  # a refresh changes nothing to tell
     remove = bob.build(
         "PUBLISH",
         f"sip:{BOB}",
@@ -201,6 +196,9 @@ async def test_presence_follows_registration_and_publication(
     )
     assert (await bob.send_authenticated(remove, "bob", USERS["bob"])).final.status == 200
     await alice.wait_for(lambda: len(notifies(alice)) > seen)
+    # One NOTIFY, for the removal: the refresh and the refused PUBLISH told nothing (a
+    # NOTIFY of theirs would have come first, with the old state).
+    assert len(notifies(alice)) == seen + 1
     assert parse_pidf(notifies(alice)[-1].body).describe() == "online"
 
 
@@ -328,32 +326,35 @@ async def test_unknown_event_and_too_brief_subscriptions(
 async def test_changes_are_paced_and_coalesced(
     make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
-    server = await make_server(min_notify_interval_s=1.0)
+    clock = FakeClock()
+    server = await make_server(clock=clock, min_notify_interval_s=1.0)
     alice, bob = await make_ua(server), await make_ua(server)
     await subscribe_presence(alice, ALICE, BOB)
-    await alice.wait_for(lambda: bool(notifies(alice)))
-    first_at = asyncio.get_running_loop().time()
+    await alice.wait_for(lambda: bool(notifies(alice)))  # sent at 0.0
     for status in ("away", "busy"):  # two changes within the interval
         publish = bob.build(
             "PUBLISH", f"sip:{BOB}", from_=BOB, to=BOB, extra=[("Event", "presence")]
         )
         publish.set_body(status_document(f"sip:{BOB}", status).serialize(), "application/pidf+xml")
         assert (await bob.send_authenticated(publish, "bob", USERS["bob"])).final.status == 200
+    await advance(clock, 0.9)
+    assert len(notifies(alice)) == 1  # not before the interval
+    await advance(clock, 0.1)
     await alice.wait_for(lambda: len(notifies(alice)) >= 2)
-    assert asyncio.get_running_loop().time() - first_at >= 0.9  # not before the interval
-    await asyncio.sleep(1.5)
+    await advance(clock, 1.5)
     assert len(notifies(alice)) == 2  # one NOTIFY for both changes, with the latest state
     assert parse_pidf(notifies(alice)[-1].body).status == "busy"
 
 
-async def wait_stored(server: SipServer, predicate: Callable[[list[StoredMessage]], bool]) -> None:
+async def delivery_settled(server: SipServer) -> None:
+    """Wait for the delivery runs under way to end (what they stored is committed)."""
+    assert server.im is not None
+    await asyncio.wait_for(server.im.messaging.settled(), 10)
+
+
+def stored(server: SipServer) -> list[StoredMessage]:
     assert server.store is not None
-    store = server.store.store
-    for _ in range(100):
-        if predicate(store.list_messages(BOB, now=server.endpoint.wall())):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(store.list_messages(BOB, now=server.endpoint.wall()))
+    return server.store.store.list_messages(BOB, now=server.endpoint.wall())
 
 
 async def test_stored_message_is_delivered_with_the_headers_of_its_body(
@@ -404,21 +405,23 @@ async def test_a_refused_stored_message_fails_and_the_next_ones_are_delivered(
     assert (await bob.register(BOB, USERS["bob"])).final.status == 200
     await bob.wait_for(lambda: len(bob.requests("MESSAGE")) == 3)
     assert [r.body for r in bob.requests("MESSAGE")] == [b"<x/>", b"one", b"two"]
-    await wait_stored(server, lambda ms: [m.state for m in ms] == ["failed"])
+    await delivery_settled(server)
+    assert [m.state for m in stored(server)] == ["failed"]
     assert server.store is not None
     (failed,) = server.store.store.list_messages(BOB, now=server.endpoint.wall())
     assert failed.body == b"<x/>" and failed.failure.startswith("415")
     assert server.store.store.count_messages(BOB, now=server.endpoint.wall()) == 0
     # Registering again does not send it again.
     assert (await bob.register(BOB, USERS["bob"])).final.status == 200
-    await asyncio.sleep(0.5)
+    await delivery_settled(server)  # the run the registration started
     assert len(bob.requests("MESSAGE")) == 3
 
 
 async def test_a_transient_failure_keeps_the_message_and_the_order(
     make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
-    server = await make_server(delivery_retry_s=0.2)
+    clock = FakeClock()
+    server = await make_server(clock=clock, delivery_retry_s=0.2)
     sender = await make_ua(server)
     for text in ("one", "two"):
         assert await send_as(sender, message(sender, BOB, text), "alice") == 202
@@ -426,9 +429,14 @@ async def test_a_transient_failure_keeps_the_message_and_the_order(
     busy = [480]  # Temporarily Unavailable once, then accepted
     bob.status_for = lambda r: busy.pop() if busy else 200
     assert (await bob.register(BOB, USERS["bob"])).final.status == 200
+    await delivery_settled(server)  # "one" refused for now: deferred by 0.2 s
+    assert [r.body for r in bob.requests("MESSAGE")] == [b"one"]
+    assert [m.attempts for m in stored(server)] == [1, 0]
+    await advance(clock, 1.0)  # the store poll retries what fell due
     await bob.wait_for(lambda: len(bob.requests("MESSAGE")) == 3)
     assert [r.body for r in bob.requests("MESSAGE")] == [b"one", b"one", b"two"]
-    await wait_stored(server, lambda ms: ms == [])
+    await delivery_settled(server)
+    assert stored(server) == []
 
 
 async def test_a_device_publishing_afresh_replaces_its_earlier_publication(
@@ -457,6 +465,5 @@ async def test_a_device_publishing_afresh_replaces_its_earlier_publication(
     (only,) = server.store.store.publications(BOB, "presence", now=server.endpoint.wall())
     assert parse_pidf(only.document).describe() == "online"
     # Another device (another tuple) is composed beside it, as before.
-    await publish("away", tuple_id="laptop")
-    await asyncio.sleep(0.2)
+    await publish("away", tuple_id="laptop")  # stored before the 200
     assert len(server.store.store.publications(BOB, "presence", now=server.endpoint.wall())) == 2

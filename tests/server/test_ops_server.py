@@ -5,7 +5,6 @@ credential, users, domains, routes, registrations, calls, events, ending a call)
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -24,6 +23,7 @@ from sipline.server.ops.config import HttpSettings, LogSettings, OpsConfig
 from sipline.server.records.logs import JsonFormatter
 from sipline.server.records.tap import FLUSH_S
 from sipline.server.sip_server import SipServer
+from sipline.testing import FakeClock, advance
 from sipline.transport.tls import generate_self_signed
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
@@ -54,8 +54,12 @@ def basic(password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {value}"}
 
 
-async def settle() -> None:
-    await asyncio.sleep(FLUSH_S * 2 + 0.1)
+async def settle(clock: FakeClock, server: SipServer) -> None:
+    """The call-record flush falls due and what it wrote is committed (the store runs
+    calls in order)."""
+    await advance(clock, FLUSH_S)
+    assert server.store is not None
+    await server.store.call(lambda: None)
 
 
 @pytest.fixture
@@ -75,7 +79,8 @@ async def get(session: aiohttp.ClientSession, url: str) -> Any:
 async def test_call_record_and_ending_the_call_from_the_api(
     make_server: ServerFactory, make_ua: UAFactory, http: aiohttp.ClientSession
 ) -> None:
-    server = await make_server(ops=ops())
+    clock = FakeClock()
+    server = await make_server(clock=clock, ops=ops())
     assert server.ops is not None and server.ops.url
     base = server.ops.url
     bob = await registered(server, make_ua, BOB)
@@ -87,7 +92,7 @@ async def test_call_record_and_ending_the_call_from_the_api(
     call = await caller.send_authenticated(request, "alice", "alice-pw")
     assert call.statuses == [100, 180, 200]
     Dialog(caller, call.request, call.final).ack()
-    await settle()
+    await settle(clock, server)
     [record] = await get(http, base + "api/calls?active=1")
     assert record["call_id"] == request.call_id
     assert (record["caller"], record["callee"]) == (ALICE, f"sip:{BOB}")
@@ -114,7 +119,7 @@ async def test_call_record_and_ending_the_call_from_the_api(
     assert to_bob.from_.tag == request.from_.tag  # as if from alice (§12.2.1.1)
     assert to_alice.to.tag == request.from_.tag
     assert to_bob.uri_text == bob.contact("uas") and to_alice.uri_text == caller.contact("alice")
-    await settle()
+    await settle(clock, server)
     [ended] = await get(http, base + "api/calls")
     assert ended["hangup_by"] == "server" and ended["duration_s"] >= 0
     async with http.delete(base + f"api/calls/{request.call_id}") as response:
@@ -180,7 +185,8 @@ async def test_the_api_needs_the_admin_credential(make_server: ServerFactory) ->
 async def test_administration_through_the_api(
     make_server: ServerFactory, make_ua: UAFactory, http: aiohttp.ClientSession
 ) -> None:
-    server = await make_server(ops=ops())
+    clock = FakeClock()
+    server = await make_server(clock=clock, ops=ops())
     assert server.ops is not None
     base = server.ops.url
     async with http.post(base + "api/domains", json={"name": "other.example"}) as response:
@@ -232,7 +238,7 @@ async def test_administration_through_the_api(
     async with http.delete(base + f"api/registrations/{BOB}") as response:
         assert (await response.json())["removed"] == 1
     assert await get(http, base + "api/registrations") == []
-    await settle()
+    await settle(clock, server)
     events = await get(http, base + "api/events")
     assert [e["kind"] for e in events] == ["registered"]
     assert events[0]["user"] == BOB and events[0]["source"] == f"udp:127.0.0.1:{bob.port}"
@@ -245,8 +251,8 @@ async def test_administration_through_the_api(
                            extra=[("Contact", f"<{carol_ua.contact('carol')}>"), ("Expires", "600")])  # fmt: skip
     assert (await carol_ua.send_authenticated(short, "carol", "carol-pw")).final.status == 200
     assert server.store is not None
-    assert await server.store.purge_expired(time.time() + 601) == 1
-    await settle()
+    assert await server.store.purge_expired(server.endpoint.wall() + 601) == 1
+    await settle(clock, server)
     kinds = [(e["kind"], e["user"]) for e in await get(http, base + "api/events")]
     assert kinds[0] == ("expired", f"carol@{DOMAIN}")
     text = await (await http.get(base + "metrics")).text()
@@ -259,7 +265,8 @@ async def test_failed_logins_are_counted_and_recorded(
     make_server: ServerFactory, make_ua: UAFactory, http: aiohttp.ClientSession,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    server = await make_server(ops=ops())
+    clock = FakeClock()
+    server = await make_server(clock=clock, ops=ops())
     assert server.ops is not None
     ua = await make_ua(server)
     request = ua.build("REGISTER", f"sip:{DOMAIN}", from_=BOB,
@@ -269,7 +276,7 @@ async def test_failed_logins_are_counted_and_recorded(
         assert first.final.status == 401
         wrong = await ua.send(ua.answer(request, first.final, "bob", "not-bobs"))
         assert wrong.final.status == 401
-        await settle()
+        await settle(clock, server)
     # the security log has the line (one, not two)
     lines = [r.getMessage() for r in caplog.records if "auth" in r.getMessage().lower()]
     assert len(lines) == 1 and lines[0].startswith(
@@ -372,7 +379,8 @@ async def test_unknown_methods_share_one_metric_label(
 async def test_a_ban_is_counted_and_recorded(
     make_server: ServerFactory, make_ua: UAFactory, http: aiohttp.ClientSession
 ) -> None:
-    server = await make_server(ops=ops(), max_auth_failures=2)
+    clock = FakeClock()
+    server = await make_server(clock=clock, ops=ops(), max_auth_failures=2)
     assert server.ops is not None
     ua = await make_ua(server)
     for _ in range(2):
@@ -381,7 +389,7 @@ async def test_a_ban_is_counted_and_recorded(
         first = await ua.send(request)
         wrong = await ua.send(ua.answer(request, first.final, "bob", "not-bobs"))
         assert wrong.final.status == 401
-    await settle()
+    await settle(clock, server)
     kinds = [(e["kind"], e["source"]) for e in await get(http, server.ops.url + "api/events")]
     assert kinds[0] == ("banned", "127.0.0.1")
     assert [k for k, _ in kinds].count("auth_failed") == 2

@@ -16,6 +16,7 @@ from sipline.core.auth import Challenge, answer_challenge
 from sipline.core.message import Response, parse_message
 from sipline.server.sip_server import CREDENTIALS_POLL_S, SipServer
 from sipline.storage import AsyncStore, SqliteStore
+from sipline.testing import FakeClock, advance
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -349,10 +350,11 @@ async def test_outbound_instance_and_reg_id(server: SipServer, make_ua: UAFactor
 async def test_expired_bindings_are_not_listed_and_are_purged(
     make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
-    server = await make_server(min_expires=1)
+    clock = FakeClock()
+    server = await make_server(clock=clock, min_expires=1)
     ua = await make_ua(server)
     await ua.register(ALICE, "alice-pw", contact=ua.contact("short"), expires=1)
-    await asyncio.sleep(1.3)
+    await advance(clock, 1.3)
     done = await ua.register(ALICE, "alice-pw", contact=ua.contact("long"), expires=600)
     assert done.final.headers.get_all("contact") == [f"<{ua.contact('long')}>;expires=600"]
     store = store_of(server)
@@ -360,7 +362,7 @@ async def test_expired_bindings_are_not_listed_and_are_purged(
     assert [b.contact for b in rows] == [ua.contact("long")]  # the REGISTER dropped it
     # The periodic purge drops expired bindings of addresses nobody re-registers.
     await ua.register(f"bob@{DOMAIN}", "bob-pw", expires=1)
-    await asyncio.sleep(1.3)
+    await advance(clock, 1.3)
     assert server.registrar is not None
     assert await server.registrar.purge(now_wall=server.endpoint.wall()) == 1
     assert [b.aor for b in await store.call(store.store.all_bindings)] == [ALICE]

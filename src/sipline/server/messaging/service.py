@@ -139,6 +139,11 @@ class MessagingService:
             return
         self._running[aor] = self.endpoint.spawn(self._deliver(aor, force=True))
 
+    async def settled(self) -> None:
+        """Return once no delivery run is under way (those started meanwhile too)."""
+        while running := [t for t in self._running.values() if not t.done()]:
+            await asyncio.wait(running)
+
     async def _deliver(self, aor: str, *, force: bool) -> None:
         store = self.store.store
         s = self.settings

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import date
 from typing import Any, Protocol
 
@@ -47,6 +46,10 @@ class Control(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def history(self) -> list[dict[str, float]]: ...
+
+    def wall(self) -> float:
+        """Wall-clock seconds on the server's clock."""
+        ...
 
     async def before_scrape(self) -> None: ...
 
@@ -166,7 +169,7 @@ def add_api_routes(app: web.Application, control: Control) -> None:
         return web.json_response({"ok": True})
 
     async def registrations(request: web.Request) -> web.Response:
-        now = time.time()
+        now = control.wall()
         aor = request.query.get("aor")
         found = [
             {
@@ -205,7 +208,7 @@ def add_api_routes(app: web.Application, control: Control) -> None:
         doc = await _json(request)
         if await call(store.store.get_user, username, domain) is None:
             raise web.HTTPNotFound(reason=f"no user {aor}")
-        now = time.time()
+        now = control.wall()
         rows = await call(store.store.list_route_rules)
         served = {d.lower() for d in await store.list_domains()}
         try:

@@ -183,6 +183,9 @@ class OpsService:
     def history(self) -> list[dict[str, float]]:
         return list(self._history)
 
+    def wall(self) -> float:
+        return self.server.endpoint.wall()
+
     def status(self) -> dict[str, Any]:
         line = self.server.status().removeprefix("status: ")
         doc: dict[str, Any] = {}
