@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sipline.core.auth import Challenge, answer_challenge, parse_challenge, select_challenges
 from sipline.core.builders import build_request
+from sipline.core.clock import Clock
 from sipline.core.errors import LocalProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import parse_uri
@@ -64,8 +65,10 @@ class TestUA:
         endpoint.on_cancel = self._on_cancel
 
     @classmethod
-    async def start(cls, server: Target, transport: str = "UDP") -> TestUA:
-        ep = Endpoint()
+    async def start(
+        cls, server: Target, transport: str = "UDP", *, clock: Clock | None = None
+    ) -> TestUA:
+        ep = Endpoint(clock=clock)
         await ep.listen(transport, HOST, 0)
         return cls(ep, server, transport)
 
@@ -254,12 +257,13 @@ class TestUA:
 
 
 def ring_then(status: int, delay_s: float = 0.0) -> InviteBehaviour:
-    """A UAS that sends 180, waits `delay_s`, then answers `status`."""
+    """A UAS that sends 180, waits `delay_s` (on its endpoint's clock), then answers
+    `status`."""
 
     async def behave(ua: TestUA, st: ServerTransaction) -> None:
         ua.answer_invite(st, 180)
         if delay_s:
-            await asyncio.sleep(delay_s)
+            await ua.ep.timers.sleep(delay_s)
         with contextlib.suppress(LocalProtocolError):  # CANCELled meanwhile: 487 went
             ua.answer_invite(st, status)
 

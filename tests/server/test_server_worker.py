@@ -113,13 +113,13 @@ def test_requests_queued_before_start_are_answered_as_ours(tmp_path: Path) -> No
         ).encode()
         peer.sendto(options, (HOST, port))  # queued: nobody reads the socket yet
 
-        async def serve_a_moment() -> int:
+        async def serve_until_answered() -> bytes:
             server = SipServer(cfg, worker=setup)
             await server.start()
-            await asyncio.sleep(0.2)
-            await server.stop()
-            return 0
+            try:  # the peer's socket times out after 5 s
+                return await asyncio.to_thread(peer.recv, 65535)
+            finally:
+                await server.stop()
 
-        run(serve_a_moment())
-        answer = parse_message(peer.recv(65535))
+        answer = parse_message(run(serve_until_answered()))
     assert isinstance(answer, Response) and answer.status == 200, answer

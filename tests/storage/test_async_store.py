@@ -24,18 +24,31 @@ async def test_calls_run_on_one_worker_thread(tmp_path: Path) -> None:
         assert await store.list_domains() == ["example.com"]
 
 
+async def occupy(store: AsyncStore, gate: threading.Event) -> asyncio.Future[None]:
+    """Hold the store's thread until `gate` is set; returns once it is held."""
+    held = threading.Event()
+
+    def hold() -> None:
+        held.set()
+        gate.wait()
+
+    blocker = asyncio.ensure_future(store.call(hold))
+    assert await asyncio.to_thread(held.wait, 5)
+    return blocker
+
+
 async def test_burst_of_writes_is_committed_in_few_transactions(tmp_path: Path) -> None:
     async with await AsyncStore.open(tmp_path / "t.db") as store:
         gate = threading.Event()
-        blocker = asyncio.ensure_future(store.call(gate.wait))
-        await asyncio.sleep(0)  # let the worker pick up the blocking read
+        blocker = await occupy(store, gate)
         writes = [
             asyncio.ensure_future(
                 store.update_bindings("alice@example.com", upsert=[b(f"sip:{i}@h")])
             )
             for i in range(100)
         ]
-        await asyncio.sleep(0.01)
+        for _ in range(10):  # every write reaches the queue
+            await asyncio.sleep(0)
         assert not any(w.done() for w in writes)  # nothing acknowledged before the commit
         gate.set()
         await asyncio.gather(blocker, *writes)
@@ -140,9 +153,8 @@ async def test_ha1s_are_cached_until_the_credentials_version_moves(tmp_path: Pat
         assert first is not None
         assert await store.lookup_ha1("nobody", "example.com", "MD5") is None
         gate = threading.Event()
-        blocker = asyncio.ensure_future(store.call(gate.wait))  # the store thread is busy
+        blocker = await occupy(store, gate)  # the store thread is busy
         try:
-            await asyncio.sleep(0.01)
             cached = await asyncio.wait_for(store.lookup_ha1("alice", "example.com", "MD5"), 1)
             assert cached == first
             # An unknown user is answered from memory too (every HA1 is loaded): the same

@@ -6,6 +6,7 @@ state reaches the database and a queued kick ends a participant's call."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,10 +19,12 @@ from sipline.media.audio_files import read_wav
 from sipline.media.codecs.opus import opus_available
 from sipline.phone import CallFailed, EndedBy, MediaOptions, UserAgent
 from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.media_services.conference import PIN_TIMEOUT_S, PIN_TRIES
 from sipline.server.media_services.rooms_config import RoomConfig
 from sipline.server.sip_server import SipServer
 from sipline.storage.conference import ConferenceStore
 from sipline.storage.sqlite import SqliteStore
+from sipline.testing import FakeClock, advance
 
 DOMAIN = "example.com"
 HOST = "127.0.0.1"
@@ -41,6 +44,12 @@ def share_at(samples: np.ndarray, hz: float, rate: int = 8000) -> float:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
+    async with _serving(tmp_path) as srv:
+        yield srv
+
+
+@contextlib.asynccontextmanager
+async def _serving(tmp_path: Path, clock: FakeClock | None = None) -> AsyncIterator[SipServer]:
     db = tmp_path / "sipline.db"
     store = SqliteStore(db)
     store.add_domain(DOMAIN)
@@ -53,7 +62,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
         database=db,
         rooms=[RoomConfig("locked", pin="1234"), RoomConfig("small", max_participants=1)],
     )
-    srv = SipServer(config)
+    srv = SipServer(config, clock=clock)
     await srv.start()
     try:
         yield srv
@@ -133,6 +142,18 @@ async def test_a_wrong_pin_is_refused_after_three_tries(server: SipServer) -> No
         for _ in range(3):
             await call.send_dtmf("99#")
         ended = await asyncio.wait_for(call.ended, 10)
+        assert ended.by is EndedBy.REMOTE
+
+
+async def test_no_pin_keyed_ends_the_call_after_three_timeouts(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with _serving(tmp_path, clock) as server, _agent(server, "u0") as ua:
+        call = await ua.call(f"sip:room-locked@{DOMAIN}")
+        await asyncio.wait_for(call.answered, 5)
+        await advance(clock, PIN_TRIES * PIN_TIMEOUT_S - 1.0)
+        assert call.is_active  # still keying the last try
+        await advance(clock, 1.0)
+        ended = await asyncio.wait_for(call.ended, 5)  # after the refusal tone
         assert ended.by is EndedBy.REMOTE
 
 

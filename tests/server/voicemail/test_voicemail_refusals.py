@@ -12,10 +12,13 @@ import pytest
 
 from sipline.core.timers import TimerConfig
 from sipline.media.audio import ToneSource
-from sipline.phone import CallFailed, UserAgent
+from sipline.phone import CallFailed, EndedBy, UserAgent
 from sipline.server.config import ServerConfig, parse_listen
 from sipline.server.sip_server import SipServer
+from sipline.server.voicemail.machine import Retrieval
+from sipline.server.voicemail.pin import hash_pin
 from sipline.storage.sqlite import SqliteStore
+from sipline.testing import FakeClock, advance
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,7 +28,7 @@ FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
 VM = f"sip:voicemail@{DOMAIN};target=sip:alice%40{DOMAIN};cause=408"
 
 
-async def _server(tmp_path: Path, **overrides: object) -> SipServer:
+async def _server(tmp_path: Path, clock: FakeClock | None = None, **overrides: object) -> SipServer:
     db = tmp_path / "sipline.db"
     store = SqliteStore(db)
     store.add_domain(DOMAIN)
@@ -36,7 +39,7 @@ async def _server(tmp_path: Path, **overrides: object) -> SipServer:
     config.voicemail_speech = False
     for key, value in overrides.items():
         setattr(config, key, value)
-    srv = SipServer(config)
+    srv = SipServer(config, clock=clock)
     await srv.start()
     return srv
 
@@ -87,6 +90,25 @@ async def test_direct_message_then_full_mailbox_then_unknown(server: SipServer) 
         assert await _refused(bob, VM) == 486  # voicemail.max_messages = 1
         assert await _refused(bob, VM.replace("alice", "nobody")) == 404
         assert await _refused(bob, f"sip:voicemail@{DOMAIN}") == 404  # whose mailbox?
+
+
+async def test_star98_says_goodbye_when_no_pin_is_keyed(tmp_path: Path) -> None:
+    clock = FakeClock()
+    srv = await _server(tmp_path, clock)
+    try:
+        assert srv.store is not None
+        store = srv.store.store
+        await srv.store.write(lambda: store.set_mailbox_pin(f"alice@{DOMAIN}", hash_pin("4321")))
+        async with _ua(srv, "alice") as alice:
+            call = await alice.call(f"sip:*98@{DOMAIN}")
+            await asyncio.wait_for(call.answered, 5)  # "enter your PIN"; 15 s to key it
+            await advance(clock, Retrieval((), None).input_s - 0.5)
+            assert call.is_active
+            await advance(clock, 0.5)
+            ended = await asyncio.wait_for(call.ended, 5)  # after the goodbye prompt
+            assert ended.by is EndedBy.REMOTE
+    finally:
+        await srv.stop()
 
 
 async def test_star98_needs_a_pin_without_call_authentication(tmp_path: Path) -> None:
