@@ -208,6 +208,7 @@ class SipServer:
             host=lambda: ep.listening().advertise,
             skip=self.redirects,
             on_missed=self._missed_call,
+            timers=ep.timers,
         )
         await self.planner.start()
         self.proxy = Proxy(

@@ -19,6 +19,8 @@ from dataclasses import replace
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 from sipline.core.uri import SipUri, TelUri, Uri
+from sipline.runtime.system import SystemClock
+from sipline.runtime.timers import Timers
 from sipline.server.features.directory import MemoryDirectory, device_key, load_rules
 from sipline.server.features.emergency import (
     EmergencySession,
@@ -63,6 +65,7 @@ class ServerRoutePlanner:
         skip: Callable[[str], bool] = lambda aor: False,
         refresh_s: float = 1.0,
         on_missed: Callable[[str, str], None] | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -72,6 +75,8 @@ class ServerRoutePlanner:
         self._host = host
         self._skip = skip
         self._refresh_s = refresh_s
+        # The reload check runs on the endpoint's clock (a test steps it).
+        self._timers = timers if timers is not None else Timers(SystemClock())
         self._on_missed = on_missed  # a call to a user rang unanswered (missed-call email)
         self._rules: dict[str, UserRules] = {}
         self._infos: dict[str, dict[str, DeviceInfo]] = {}
@@ -94,7 +99,7 @@ class ServerRoutePlanner:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self._refresh_s)
+            await self._timers.sleep(self._refresh_s)
             try:
                 await self.refresh()
             except StoreError as exc:
