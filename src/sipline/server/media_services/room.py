@@ -168,6 +168,8 @@ class Room:
         session.shared_payload = self._shared_payload
         self._play_sound(JOIN_SOUND)
         if self._pacer is None:
+            # Real time, not the endpoint's clock: the mix feeds RTP that the callers
+            # play as it arrives, one 20 ms frame per 20 ms (sipline.media.pacing).
             self._pacer = pacer_for(asyncio.get_running_loop(), 20)
         if len(self.members) == 1:
             self._due = self._pacer.add(self)
