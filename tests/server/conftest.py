@@ -14,11 +14,12 @@ from server_helpers import (
     ServerFactory,
     TracebackCatcher,
     UAFactory,
+    configured,
     server_target,
 )
 from sipua import TestUA
 
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 
 
@@ -40,18 +41,16 @@ def no_tracebacks() -> Iterator[TracebackCatcher]:
 @pytest.fixture
 async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """Start a `SipServer` on UDP and TCP loopback with `USERS` in `DOMAIN`; keyword
-    arguments override `ServerConfig` fields."""
+    arguments override settings (`server_helpers.configured`)."""
     started: list[SipServer] = []
 
     async def make(**overrides: Any) -> SipServer:
-        cfg = ServerConfig(
+        cfg = configured(
             listen=[parse_listen("udp:127.0.0.1:0"), parse_listen("tcp:127.0.0.1:0")],
             domains=[DOMAIN],
             database=tmp_path / f"server{len(started)}.db",
         )
-        for key, value in overrides.items():
-            setattr(cfg, key, value)
-        server = SipServer(cfg)
+        server = SipServer(configured(cfg, **overrides))
         started.append(server)
         await server.start()
         assert server.store is not None

@@ -447,7 +447,7 @@ async def test_a_password_changed_from_the_cli_takes_effect_at_once(
     ua = await make_ua(server)
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200  # cached
-    cli = SqliteStore(server.config.database)
+    cli = SqliteStore(server.config.server.database)
     try:
         cli.set_password("alice", DOMAIN, "changed-pw")
     finally:

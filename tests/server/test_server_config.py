@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sipline.server.config import _SCHEMA, ConfigError, ServerConfig, load_config
+from sipline.server.config import ConfigError, ServerConfig, config_keys, load_config
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -27,19 +27,19 @@ def test_readme_example_is_valid_and_shows_the_defaults() -> None:
 
 def test_every_key_is_documented() -> None:
     block = readme_toml()
-    for section, keys in _SCHEMA.items():
+    for section, keys in config_keys().items():
         assert f"[{section}]" in block
         for key in keys:
             assert re.search(rf"^#? ?{key} = ", block, re.M), f"{section}.{key} undocumented"
 
 
 def test_workers_key() -> None:
-    assert ServerConfig().workers is None  # one per core
-    assert load_config({"server": {"workers": 3}}).workers == 3
+    assert ServerConfig().server.workers is None  # one per core
+    assert load_config({"server": {"workers": 3}}).server.workers == 3
 
 
 def test_defaults_are_loopback() -> None:
-    assert {item.host for item in ServerConfig().listen} == {"127.0.0.1"}
+    assert {item.host for item in ServerConfig().server.listen} == {"127.0.0.1"}
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ _FORWARDS = ("always", "busy", "no_answer", "unavailable")
 def _setup(where: StoreOptions) -> tuple[ServerConfig, SqliteStore]:
     cfg = where.config()
     try:
-        return cfg, SqliteStore(cfg.database)
+        return cfg, SqliteStore(cfg.server.database)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -67,7 +67,7 @@ def _address(text: str) -> str:
 
 
 def _local(cfg: ServerConfig, store: SqliteStore) -> Callable[[str], bool]:
-    domains = {d.lower() for d in cfg.domains} | set(store.list_domains())
+    domains = {d.lower() for d in cfg.server.domains} | set(store.list_domains())
     return lambda host: host.lower() in domains
 
 
@@ -465,7 +465,7 @@ def explain(
     ruri = (
         target_text
         if ":" in target_text
-        else f"sip:{target_text}@{next(iter(cfg.domains), 'localhost')}"
+        else f"sip:{target_text}@{next(iter(cfg.server.domains), 'localhost')}"
     )
     try:
         request = _request(ruri, from_uri)

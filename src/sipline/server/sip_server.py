@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
@@ -38,7 +37,9 @@ from sipline.server.messaging.router import ImRouter
 from sipline.server.ops.service import OpsService
 from sipline.server.proxy import Proxy, ProxyConfig
 from sipline.server.registrar import Registrar, RegistrarConfig, registration_domain
+from sipline.server.reload import plan_reload
 from sipline.server.secret_file import server_secret
+from sipline.server.sections import RegistrarSection
 from sipline.server.security.gate import RelayGate
 from sipline.server.security.guard import GuardSettings
 from sipline.server.security.log import add_log_file
@@ -73,15 +74,26 @@ FEED_KEEP = 50_000  # binding changes kept in the feed for workers that fell beh
 
 def feature_settings(config: ServerConfig) -> FeatureSettings:
     """The routing-feature part of the configuration."""
+    features, emergency = config.features, config.emergency
     return FeatureSettings(
-        RoutingSettings(config.history_info, config.diversion, config.max_forward_depth),
+        RoutingSettings(features.history_info, features.diversion, features.max_forward_depth),
         EmergencySettings(
-            tuple(config.emergency_numbers),
-            config.emergency_psap,
-            tuple(config.regions),
-            tuple(config.emergency_psaps),
-            config.emergency_hop_timeout_s,
+            emergency.numbers,
+            emergency.psap,
+            config.regions,
+            emergency.psaps,
+            emergency.hop_timeout_s,
         ),
+    )
+
+
+def registrar_config(section: RegistrarSection) -> RegistrarConfig:
+    return RegistrarConfig(
+        default_expires_s=section.default_expires,
+        min_expires_s=section.min_expires,
+        max_expires_s=section.max_expires,
+        fix_nated_register=section.fix_nated_register,
+        max_contacts=section.max_contacts,
     )
 
 
@@ -91,18 +103,19 @@ class SipServer:
     ) -> None:
         self.config = config
         self.worker = worker
-        limits = Limits(max_message_bytes=config.max_message_bytes)
+        cfg = config.limits
+        limits = Limits(max_message_bytes=cfg.max_message_bytes)
         # limits.max_connections bounds the server: each worker takes its share.
         count = worker.count if worker is not None else 1
         transports = TransportLayer(
             lambda data, source: None,
-            max_connections=-(-config.max_connections // count),
-            max_connections_per_source=-(-config.max_connections_per_source // count),
-            idle_timeout_s=config.idle_timeout_s,
-            message_timeout_s=config.message_timeout_s,
+            max_connections=-(-cfg.max_connections // count),
+            max_connections_per_source=-(-cfg.max_connections_per_source // count),
+            idle_timeout_s=cfg.idle_timeout_s,
+            message_timeout_s=cfg.message_timeout_s,
         )
         self.endpoint = Endpoint(
-            EndpointConfig(limits=limits, advertise=config.advertise),
+            EndpointConfig(limits=limits, advertise=config.server.advertise),
             transports=transports,
             clock=clock,  # the wall clock schedules and expiries read (tests fix it)
         )
@@ -127,14 +140,18 @@ class SipServer:
         self._log_handler: logging.Handler | None = None
         # Service addresses answered by the media host (README "Conference rooms").
         self.services = ServiceRegistry()
-        register_services(self.services, config)
+        register_services(
+            self.services, config.media, config.conference, config.rooms, config.server.database
+        )
         self.media_host: MediaHost | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
+        # Set by `sipline serve`: re-read the configuration file (None: nothing to read).
+        self.load_config: Callable[[], ServerConfig] | None = None
 
     async def _open_store(self) -> None:
         try:
             self.store = await AsyncStore.open(
-                self.config.database, max_queue=self.config.overload_max_store_queue
+                self.config.server.database, max_queue=self.config.overload.max_store_queue
             )
         except StoreError as exc:
             raise ServeError(str(exc)) from exc
@@ -145,11 +162,10 @@ class SipServer:
         cfg = self.config
         # README "Running on the Internet": failed authentication counted per source,
         # bans shared by the workers through the store.
-        policy = RelayPolicy(cfg.trusted, cfg.internal_networks)
+        sec = cfg.security
+        policy = RelayPolicy(cfg.trusted, sec.internal_networks)
         self.security = SecurityMonitor(
-            GuardSettings(
-                cfg.max_auth_failures, cfg.auth_failure_window_s, cfg.ban_s, cfg.max_ban_s
-            ),
+            GuardSettings(sec.max_auth_failures, sec.failure_window_s, sec.ban_s, sec.max_ban_s),
             wall=ep.wall,
             store=self.store if worker is not None else None,
             spawn=ep.spawn,
@@ -159,13 +175,13 @@ class SipServer:
         # Workers share the secret, so a challenge from one is answered at another,
         # and the nonce counts, so a replay is refused at every worker; so is our
         # signed Record-Route (sipline.server.security.route_sign).
-        secret = worker.secret if worker is not None else server_secret(self.config.database)
+        secret = worker.secret if worker is not None else server_secret(cfg.server.database)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
             secret=secret,
             entropy=ep.entropy,
-            algorithms=self.config.auth_algorithms,
-            nonce_ttl_s=self.config.nonce_ttl_s,
+            algorithms=list(cfg.auth.algorithms),
+            nonce_ttl_s=cfg.auth.nonce_ttl_s,
             claim_count=self.store.claim_nonce_count if worker is not None else None,
             observer=self.security,
         )
@@ -173,14 +189,14 @@ class SipServer:
             self.store,
             authenticator,
             Resolver(),
-            domains=self.config.domains,
+            domains=list(cfg.server.domains),
             wall=ep.wall,
             now=ep.now,
         )
         # Domains named in the configuration are ours: record them so that
         # `sipline user add` accepts users in them.
         known = set(await self.store.list_domains())
-        for domain in self.config.domains:
+        for domain in cfg.server.domains:
             if domain not in known:
                 with contextlib.suppress(DuplicateError):  # another worker was first
                     await self.store.write(self.store.store.add_domain, domain)
@@ -189,14 +205,8 @@ class SipServer:
             self.store,
             entropy=ep.entropy,
             authenticator=authenticator,
-            config=RegistrarConfig(
-                default_expires_s=cfg.default_expires,
-                min_expires_s=cfg.min_expires,
-                max_expires_s=cfg.max_expires,
-                fix_nated_register=cfg.fix_nated_register,
-                max_contacts=cfg.max_contacts,
-            ),
-            domains=cfg.domains,
+            config=registrar_config(cfg.registrar),
+            domains=list(cfg.server.domains),
             names_me=self.names_me,
         )
         self.planner = ServerRoutePlanner(
@@ -214,9 +224,9 @@ class SipServer:
             ep,
             self.backend,
             ProxyConfig(
-                record_route=self.config.record_route,
-                timer_c_s=self.config.timer_c_s,
-                authenticate_calls=self.config.authenticate_calls,
+                record_route=cfg.server.record_route,
+                timer_c_s=cfg.limits.timer_c_s,
+                authenticate_calls=cfg.auth.authenticate_calls,
             ),
             redirect=self,
             services=self.services,
@@ -248,7 +258,9 @@ class SipServer:
         im = self.im
         self.voicemail = Voicemail(
             self.store,
-            self.config,
+            cfg.voicemail,
+            cfg.email,
+            authenticate_calls=cfg.auth.authenticate_calls,
             wall=ep.wall,
             notify=lambda aor: im.notifier.changed("message-summary", aor),
             spawn=ep.spawn,
@@ -262,14 +274,15 @@ class SipServer:
     def _default_realm(self) -> str | None:
         """The realm a stranger is challenged in: the first configured domain, else the
         first one served."""
-        if self.config.domains:
-            return self.config.domains[0]
+        if self.config.server.domains:
+            return self.config.server.domains[0]
         assert self.backend is not None
         return min(self.backend.domains) if self.backend.domains else None
 
     def redirects(self, aor: str) -> bool:
         """Redirect server mode (§8.3): for every user, or the configured ones."""
-        return self.config.mode == "redirect" or aor in self.config.redirect_users
+        server = self.config.server
+        return server.mode == "redirect" or aor in server.redirect_users
 
     async def _housekeep(self) -> None:
         """Purge expired bindings and pick up domains added from the CLI; give back the
@@ -286,7 +299,7 @@ class SipServer:
                 if self.worker is not None:
                     store = self.store.store
                     await self.store.write(store.prune_binding_changes, FEED_KEEP)
-                    stale_ms = round((self.endpoint.now() - self.config.nonce_ttl_s) * 1000)
+                    stale_ms = round((self.endpoint.now() - self.config.auth.nonce_ttl_s) * 1000)
                     await self.store.write(store.purge_nonces, stale_ms)
                     if self.security is not None:
                         await self.security.purge()
@@ -317,7 +330,7 @@ class SipServer:
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
-        path = self.config.security_log_file
+        path = self.config.security.log_file
         if path is not None and self._log_handler is None:
             try:
                 self._log_handler = add_log_file(path)
@@ -353,11 +366,11 @@ class SipServer:
         # the kernel queued for it, read at the first await below, and an OPTIONS to
         # 127.0.0.1 must be ours by then (it got 404 when these came last).
         self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
-        self._local_hosts.update(spec.host for spec in self.config.listen)
-        if self.config.advertise:
-            self._local_hosts.add(self.config.advertise)
+        self._local_hosts.update(spec.host for spec in self.config.server.listen)
+        if self.config.server.advertise:
+            self._local_hosts.add(self.config.server.advertise)
         tls: ssl.SSLContext | None = None
-        for i, spec in enumerate(self.config.listen):
+        for i, spec in enumerate(self.config.server.listen):
             if spec.transport == "TLS" and tls is None:
                 tls = self._tls_context()
             try:
@@ -388,11 +401,20 @@ class SipServer:
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
         await self.im.start()  # resumes stored subscriptions: needs the listeners
         try:
-            self.media_host = await start_media_host(self.services, self.config, worker)
+            self.media_host = await start_media_host(
+                self.services, self.config.media, self.config.server.domains, worker
+            )
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
-        self.ops = OpsService(self)
+        self.ops = OpsService(
+            self,
+            self.store,
+            self.config.ops,
+            regions=[r.name for r in self.config.regions],
+            database=self.config.server.database,
+            ringing_s=self.config.limits.timer_c_s,
+        )
         try:
             await self.ops.start(worker.http if worker is not None else None)
         except ServeError:
@@ -400,32 +422,48 @@ class SipServer:
             raise
         return self.bound
 
-    def reconfigure(self) -> None:
-        """After a reload changed the live settings (server/ops/service.py LIVE_KEYS)."""
-        cfg = self.config
+    def apply_reload(self) -> dict[str, Any]:
+        """Re-read the configuration (`load_config`) and apply what can change live."""
+        if self.load_config is None:
+            return {"applied": [], "restart_needed": [], "error": "no configuration file"}
+        try:
+            new = self.load_config()
+        except ValueError as exc:
+            log.warning("reload: configuration not changed: %s", exc)
+            return {"applied": [], "restart_needed": [], "error": str(exc)}
+        config, live, later = plan_reload(self.config, new)
+        self.reconfigure(config)
+        if self.ops is not None:
+            self.ops.apply(config.ops, config.server.log_level)
+        log.warning(
+            "reload: applied %s%s",
+            ", ".join(live) or "nothing (no change)",
+            f"; needs a restart: {', '.join(later)}" if later else "",
+        )
+        return {"applied": live, "restart_needed": later}
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Take a reloaded configuration whose changes are all live ones
+        (server/ops/service.py LIVE_KEYS)."""
+        self.config = config
         if self.registrar is not None:
-            self.registrar.config = dataclasses.replace(
-                self.registrar.config,
-                default_expires_s=cfg.default_expires,
-                min_expires_s=cfg.min_expires,
-                max_expires_s=cfg.max_expires,
-            )
+            self.registrar.config = registrar_config(config.registrar)
         if self.backend is not None:
-            self.backend._configured = {d.lower() for d in cfg.domains}
+            self.backend._configured = {d.lower() for d in config.server.domains}
 
     def _enable_overload(self, store: AsyncStore) -> None:
         """Overload control (README "Overload control", RFC 3261 §21.5.4)."""
-        cfg = self.config
+        cfg = self.config.overload
         guard = self.endpoint.enable_overload(
             OverloadConfig(
-                enabled=cfg.overload_enabled,
-                max_loop_lag_s=cfg.overload_max_loop_lag_ms / 1000.0,
-                max_pending_transactions=cfg.overload_max_pending,
-                max_server_transactions=cfg.overload_max_transactions,
-                max_store_backlog=cfg.overload_max_store_backlog,
-                retry_after_s=cfg.overload_retry_after_s,
-                max_udp_queue_fill=cfg.overload_max_udp_queue_fill,
-                max_response_wait_s=cfg.overload_max_response_wait_ms / 1000.0,
+                enabled=cfg.enabled,
+                max_loop_lag_s=cfg.max_loop_lag_ms / 1000.0,
+                max_pending_transactions=cfg.max_pending_transactions,
+                max_server_transactions=cfg.max_server_transactions,
+                max_store_backlog=cfg.max_store_backlog,
+                retry_after_s=cfg.retry_after_s,
+                max_udp_queue_fill=cfg.max_udp_queue_fill,
+                max_response_wait_s=cfg.max_response_wait_ms / 1000.0,
             )
         )
         guard.backlog = lambda: store.backlog
@@ -435,8 +473,8 @@ class SipServer:
         """Per-source flood control in front of the overload control (README "Running
         on the Internet"); its exempt networks are spared the per-source connection cap."""
         assert self.backend is not None
-        guard = self.endpoint.enable_flood(flood_config(self.config))
-        guard.spare = emergency_spare(self.backend, self.config.emergency_numbers)
+        guard = self.endpoint.enable_flood(flood_config(self.config.security, self.config.trusted))
+        guard.spare = emergency_spare(self.backend, self.config.emergency.numbers)
         self.endpoint.transports.exempt_source = guard.exempt
 
     def status(self) -> str:
@@ -493,7 +531,7 @@ class SipServer:
             await self.store.close()
 
     def _tls_context(self) -> ssl.SSLContext:
-        return tls_context(self.config)
+        return tls_context(self.config.tls, self.config.server.database)
 
     # -- requests -------------------------------------------------------------------------
     def names_me(self, uri: SipUri) -> bool:
@@ -508,7 +546,10 @@ class SipServer:
         return (
             isinstance(uri, SipUri)
             and uri.user is None
-            and (uri.host.lower() in self._local_hosts or uri.host.lower() in self.config.domains)
+            and (
+                uri.host.lower() in self._local_hosts
+                or uri.host.lower() in self.config.server.domains
+            )
         )
 
     def answer_statelessly(self, request: Request, inbound: Inbound) -> Response | None:

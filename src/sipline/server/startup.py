@@ -1,5 +1,5 @@
-"""What starting a server needs before there is one: its error, a worker's setup and
-the TLS context. Apart from `sipline.server.sip_server` so that the supervising process of
+"""What starting a server needs before there is one: its error, a worker's setup, the
+`[tls]` section and the TLS context. Apart from `sipline.server.sip_server` so that the supervising process of
 `sipline serve --workers N`, which serves no traffic, imports neither the server nor
 its applications (each would cost it memory it never uses)."""
 
@@ -11,9 +11,9 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipline.server.config import ServerConfig
+from sipline.server.config_values import ConfigError, path, setting
 
-__all__ = ["ServeError", "WorkerSetup", "tls_context"]
+__all__ = ["ServeError", "TlsSection", "WorkerSetup", "tls_context"]
 
 log = logging.getLogger("sipline.server")
 
@@ -42,15 +42,27 @@ class WorkerSetup:
     http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
 
 
-def tls_context(config: ServerConfig) -> ssl.SSLContext:
+@dataclass(frozen=True, slots=True)
+class TlsSection:
+    """[tls]: the TLS listeners' certificate and key (none: a self-signed pair)."""
+
+    cert: Path | None = setting(None, path)
+    key: Path | None = setting(None, path)
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("tls.cert: tls.cert and tls.key go together")
+
+
+def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
     """The TLS listeners' context: the configured certificate, else a self-signed one
     generated once beside the database (by the supervising process, with workers)."""
     # Only with a TLS listener: it loads the cryptography package.
     from sipline.transport.tls import generate_self_signed, server_context  # noqa: PLC0415
 
-    cert, key = config.tls_cert, config.tls_key
+    cert, key = tls.cert, tls.key
     if cert is None or key is None:
-        folder = Path(config.database).resolve().parent / "sipline-tls"
+        folder = Path(database).resolve().parent / "sipline-tls"
         cert, key = folder / "cert.pem", folder / "key.pem"
         if not cert.exists() or not key.exists():
             folder.mkdir(parents=True, exist_ok=True)

@@ -70,13 +70,13 @@ class ImRouter:
         wall = endpoint.wall
         self.presence = PresencePackage(
             store,
-            policy=config.presence_policy,
+            policy=config.presence.default_policy,
             bindings=backend.bindings,
             wall=wall,
             entropy=endpoint.entropy,
-            min_expires_s=config.subscribe_min_expires,
-            max_expires_s=config.subscribe_max_expires,
-            default_expires_s=config.subscribe_default_expires,
+            min_expires_s=config.presence.min_expires,
+            max_expires_s=config.presence.max_expires,
+            default_expires_s=config.presence.default_expires,
         )
         self.summary = MessageSummaryPackage(store, wall=wall)
         self.notifier = Notifier(
@@ -85,14 +85,14 @@ class ImRouter:
             [self.presence, self.summary],
             owner=owner,
             settings=NotifierSettings(
-                config.subscribe_min_expires,
-                config.subscribe_max_expires,
-                config.subscribe_default_expires,
-                config.min_notify_interval_s,
+                config.presence.min_expires,
+                config.presence.max_expires,
+                config.presence.default_expires,
+                config.presence.min_notify_interval_s,
                 PendingLimits(
-                    config.presence_max_pending_per_source,
-                    config.presence_max_pending_per_user,
-                    config.presence_max_pending,
+                    config.presence.max_pending_per_source,
+                    config.presence.max_pending_per_user,
+                    config.presence.max_pending,
                 ),
             ),
             contact=self.contact,
@@ -102,11 +102,11 @@ class ImRouter:
             endpoint,
             store,
             settings=MessagingSettings(
-                config.message_max_body_bytes,
-                config.store_offline,
-                config.message_expiry_s,
-                config.max_stored_per_user,
-                config.delivery_retry_s,
+                config.messaging.max_body_bytes,
+                config.messaging.store_offline,
+                config.messaging.expiry_s,
+                config.messaging.max_stored_per_user,
+                config.messaging.retry_s,
             ),
             owner=owner,
             bindings=backend.bindings,
@@ -230,7 +230,7 @@ class ImRouter:
             return None
         if (
             self.backend.is_local_domain(from_uri.host)
-            and self.config.authenticate_calls
+            and self.config.auth.authenticate_calls
             and not await self.backend.authorize(st, from_uri.host.lower())
         ):
             return None
@@ -244,7 +244,7 @@ class ImRouter:
         return self._is_trusted(st) or (
             isinstance(from_uri, SipUri)
             and self.backend.is_local_domain(from_uri.host)
-            and self.config.authenticate_calls
+            and self.config.auth.authenticate_calls
         )
 
     async def _user_exists(self, st: ServerTransaction, aor: str) -> bool:
