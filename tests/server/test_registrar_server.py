@@ -14,7 +14,8 @@ from sipua import HOST, challenges_of
 
 from sipline.core.auth import Challenge, answer_challenge
 from sipline.core.message import Response, parse_message
-from sipline.server.sip_server import CREDENTIALS_POLL_S, SipServer
+from sipline.server.sip_server import SipServer
+from sipline.server.upkeep import CREDENTIALS_POLL_S
 from sipline.storage import AsyncStore, SqliteStore
 
 ALICE = f"alice@{DOMAIN}"

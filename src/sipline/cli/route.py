@@ -24,6 +24,7 @@ from sipline.cli.store_options import StoreOptions, store_options
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, parse_message
 from sipline.core.uri import SipUri, parse_uri
+from sipline.server.component_config import feature_settings
 from sipline.server.config import ServerConfig
 from sipline.server.features.directory import MemoryDirectory, load_rules
 from sipline.server.features.emergency import CallerLocation, is_emergency_uri
@@ -40,7 +41,6 @@ from sipline.server.features.rules import (
     parse_rules,
     target_aor,
 )
-from sipline.server.sip_server import feature_settings
 from sipline.storage.base import Binding, DeviceInfo, StoreError, split_address
 from sipline.storage.sqlite import SqliteStore
 

@@ -8,13 +8,17 @@ is either applied or named as needing a restart.
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from sipline.server.config import ServerConfig
 from sipline.server.config_values import ConfigError, changed_keys, section_keys
 from sipline.server.ops.config import OPS_SECTIONS
 
-__all__ = ["LIVE_KEYS", "plan_reload"]
+__all__ = ["LIVE_KEYS", "plan_reload", "reload"]
+
+log = logging.getLogger("sipline.server")
 
 # What a reload applies at once: these keys, and every key of the operator's sections
 # but the HTTP listener's address and certificate (they cannot move under a running
@@ -34,6 +38,30 @@ _RESTART_OPS = frozenset({"http.listen", "http.tls_cert", "http.tls_key"})
 def is_live(key: str) -> bool:
     section = key.partition(".")[0]
     return key in LIVE_KEYS or (section in OPS_SECTIONS and key not in _RESTART_OPS)
+
+
+def reload(
+    current: ServerConfig,
+    load: Callable[[], ServerConfig] | None,
+    apply: Callable[[ServerConfig], None],
+) -> dict[str, Any]:
+    """Read the configuration again (`load`), `apply` what can change live, and say
+    what was applied and what needs a restart (logged too, in the new log format)."""
+    if load is None:
+        return {"applied": [], "restart_needed": [], "error": "no configuration file"}
+    try:
+        new = load()
+    except ValueError as exc:
+        log.warning("reload: configuration not changed: %s", exc)
+        return {"applied": [], "restart_needed": [], "error": str(exc)}
+    config, live, later = plan_reload(current, new)
+    apply(config)
+    log.warning(
+        "reload: applied %s%s",
+        ", ".join(live) or "nothing (no change)",
+        f"; needs a restart: {', '.join(later)}" if later else "",
+    )
+    return {"applied": live, "restart_needed": later}
 
 
 def plan_reload(old: ServerConfig, new: ServerConfig) -> tuple[ServerConfig, list[str], list[str]]:

@@ -21,32 +21,30 @@ from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
-from sipline.runtime.overload import OverloadConfig
 from sipline.runtime.system import MemoryRelease
 from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
+from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
-from sipline.server.features.emergency import EmergencySettings
 from sipline.server.features.planner import ServerRoutePlanner
-from sipline.server.features.router import RoutingSettings
-from sipline.server.features.settings import FeatureSettings
 from sipline.server.flood import emergency_spare, flood_config
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
 from sipline.server.ops.service import OpsService
 from sipline.server.proxy import Proxy, ProxyConfig
-from sipline.server.registrar import Registrar, RegistrarConfig, registration_domain
-from sipline.server.reload import plan_reload
+from sipline.server.registrar import Registrar, registration_domain
+from sipline.server.reload import reload
 from sipline.server.secret_file import server_secret
-from sipline.server.sections import RegistrarSection
 from sipline.server.security.gate import RelayGate
 from sipline.server.security.guard import GuardSettings
 from sipline.server.security.log import add_log_file
-from sipline.server.security.monitor import BAN_POLL_S, SecurityMonitor
+from sipline.server.security.monitor import SecurityMonitor
 from sipline.server.security.relay import RelayPolicy
 from sipline.server.security.route_sign import RouteSigner
 from sipline.server.startup import ServeError, WorkerSetup, tls_context
+from sipline.server.status_line import status_line
+from sipline.server.upkeep import start_upkeep
 from sipline.server.voicemail.setup import Voicemail
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
@@ -63,38 +61,6 @@ log = logging.getLogger("sipline.server")
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, INFO, UPDATE, PRACK"
 SUPPORTED = "path, outbound"
 ACCEPT = "application/sdp, text/plain, message/cpim"
-
-
-FEED_POLL_S = 0.02  # how often a worker reads the store's binding change feed
-# How often the credentials version is read: a password changed or a user removed
-# from the CLI stops working within this (the HA1 cache, storage/aio.py).
-CREDENTIALS_POLL_S = 0.1
-FEED_KEEP = 50_000  # binding changes kept in the feed for workers that fell behind
-
-
-def feature_settings(config: ServerConfig) -> FeatureSettings:
-    """The routing-feature part of the configuration."""
-    features, emergency = config.features, config.emergency
-    return FeatureSettings(
-        RoutingSettings(features.history_info, features.diversion, features.max_forward_depth),
-        EmergencySettings(
-            emergency.numbers,
-            emergency.psap,
-            config.regions,
-            emergency.psaps,
-            emergency.hop_timeout_s,
-        ),
-    )
-
-
-def registrar_config(section: RegistrarSection) -> RegistrarConfig:
-    return RegistrarConfig(
-        default_expires_s=section.default_expires,
-        min_expires_s=section.min_expires,
-        max_expires_s=section.max_expires,
-        fix_nated_register=section.fix_nated_register,
-        max_contacts=section.max_contacts,
-    )
 
 
 class SipServer:
@@ -130,11 +96,8 @@ class SipServer:
         self.planner: ServerRoutePlanner | None = None
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
         self.ops: OpsService | None = None  # records, metrics, HTTP (README "Operating sipline")
-        self._housekeeping: asyncio.Task[None] | None = None
+        self._upkeep: list[asyncio.Task[None]] = []  # server/upkeep.py
         self._memory = MemoryRelease()
-        self._feed: asyncio.Task[None] | None = None
-        self._credentials: asyncio.Task[None] | None = None
-        self._bans: asyncio.Task[None] | None = None
         self.security: SecurityMonitor | None = None
         self.gate: RelayGate | None = None
         self._log_handler: logging.Handler | None = None
@@ -284,49 +247,6 @@ class SipServer:
         server = self.config.server
         return server.mode == "redirect" or aor in server.redirect_users
 
-    async def _housekeep(self) -> None:
-        """Purge expired bindings and pick up domains added from the CLI; give back the
-        memory a burst of transactions took once they are gone (runtime/system.py)."""
-        assert self.store is not None and self.backend is not None
-        while True:
-            await asyncio.sleep(5.0)
-            peak = self._memory.peak
-            if self._memory.observe(self.endpoint.transactions.server_count):
-                log.info("released the memory of a burst of %d transactions", peak)
-            try:
-                await self.store.purge_expired(self.endpoint.wall())
-                await self.backend.refresh_domains()
-                if self.worker is not None:
-                    store = self.store.store
-                    await self.store.write(store.prune_binding_changes, FEED_KEEP)
-                    stale_ms = round((self.endpoint.now() - self.config.auth.nonce_ttl_s) * 1000)
-                    await self.store.write(store.purge_nonces, stale_ms)
-                    if self.security is not None:
-                        await self.security.purge()
-            except StoreError as exc:
-                log.warning("housekeeping failed: %s", exc)
-
-    async def _follow(
-        self,
-        every_s: float,
-        poll: Callable[[], Awaitable[object]],
-        what: str,
-        on_error: Callable[[], None] | None = None,
-    ) -> None:
-        """Read something other processes change in the store, every `every_s`: the
-        binding change feed (a worker sees bindings other workers and the CLI wrote
-        within milliseconds, one indexed read per poll) and the credentials version
-        (the HA1 cache is dropped when any HA1 changed)."""
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                await poll()
-            except StoreError as exc:
-                log.warning("reading %s failed: %s", what, exc)
-                if on_error is not None:
-                    on_error()
-                await asyncio.sleep(1.0)
-
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
@@ -338,30 +258,19 @@ class SipServer:
                 reason = (exc.strerror or str(exc)).lower()
                 raise ServeError(f"cannot open security.log_file {path}: {reason}") from exc
         await self._open_store()
-        assert self.im is not None and self.store is not None
+        assert self.im is not None and self.store is not None and self.backend is not None
         self._enable_overload(self.store)
         self._enable_flood()
-        loop = asyncio.get_running_loop()
-        self._housekeeping = loop.create_task(self._housekeep())
-        self._credentials = loop.create_task(
-            self._follow(
-                CREDENTIALS_POLL_S,
-                self.store.poll_credentials,
-                "the credentials version",
-                self.store.forget_credentials,
-            )
+        self._upkeep = start_upkeep(
+            self.endpoint,
+            self.store,
+            self.backend,
+            self._memory,
+            shared=self.worker is not None,
+            nonce_ttl_s=self.config.auth.nonce_ttl_s,
+            security=self.security,
         )
         worker = self.worker
-        if worker is not None:
-            self._feed = loop.create_task(
-                self._follow(
-                    FEED_POLL_S, self.store.poll_binding_changes, "the binding change feed"
-                )
-            )
-            if self.security is not None:
-                self._bans = loop.create_task(
-                    self._follow(BAN_POLL_S, self.security.poll, "the source bans")
-                )
         # Known before any listener opens: a worker's shared socket already holds what
         # the kernel queued for it, read at the first await below, and an OPTIONS to
         # 127.0.0.1 must be ours by then (it got 404 when these came last).
@@ -372,7 +281,7 @@ class SipServer:
         tls: ssl.SSLContext | None = None
         for i, spec in enumerate(self.config.server.listen):
             if spec.transport == "TLS" and tls is None:
-                tls = self._tls_context()
+                tls = tls_context(self.config.tls, self.config.server.database)
             try:
                 host, port = await self.endpoint.listen(
                     spec.transport,
@@ -424,48 +333,22 @@ class SipServer:
 
     def apply_reload(self) -> dict[str, Any]:
         """Re-read the configuration (`load_config`) and apply what can change live."""
-        if self.load_config is None:
-            return {"applied": [], "restart_needed": [], "error": "no configuration file"}
-        try:
-            new = self.load_config()
-        except ValueError as exc:
-            log.warning("reload: configuration not changed: %s", exc)
-            return {"applied": [], "restart_needed": [], "error": str(exc)}
-        config, live, later = plan_reload(self.config, new)
-        self.reconfigure(config)
-        if self.ops is not None:
-            self.ops.apply(config.ops, config.server.log_level)
-        log.warning(
-            "reload: applied %s%s",
-            ", ".join(live) or "nothing (no change)",
-            f"; needs a restart: {', '.join(later)}" if later else "",
-        )
-        return {"applied": live, "restart_needed": later}
+        return reload(self.config, self.load_config, self.reconfigure)
 
     def reconfigure(self, config: ServerConfig) -> None:
         """Take a reloaded configuration whose changes are all live ones
-        (server/ops/service.py LIVE_KEYS)."""
+        (server/reload.py LIVE_KEYS)."""
         self.config = config
         if self.registrar is not None:
             self.registrar.config = registrar_config(config.registrar)
         if self.backend is not None:
             self.backend._configured = {d.lower() for d in config.server.domains}
+        if self.ops is not None:
+            self.ops.apply(config.ops, config.server.log_level)
 
     def _enable_overload(self, store: AsyncStore) -> None:
         """Overload control (README "Overload control", RFC 3261 §21.5.4)."""
-        cfg = self.config.overload
-        guard = self.endpoint.enable_overload(
-            OverloadConfig(
-                enabled=cfg.enabled,
-                max_loop_lag_s=cfg.max_loop_lag_ms / 1000.0,
-                max_pending_transactions=cfg.max_pending_transactions,
-                max_server_transactions=cfg.max_server_transactions,
-                max_store_backlog=cfg.max_store_backlog,
-                retry_after_s=cfg.retry_after_s,
-                max_udp_queue_fill=cfg.max_udp_queue_fill,
-                max_response_wait_s=cfg.max_response_wait_ms / 1000.0,
-            )
-        )
+        guard = self.endpoint.enable_overload(overload_config(self.config.overload))
         guard.backlog = lambda: store.backlog
         self.endpoint.busy_errors = (StoreBusyError,)
 
@@ -479,39 +362,11 @@ class SipServer:
 
     def status(self) -> str:
         """One line for operators and tests: live transactions and message counters."""
-        ep, ts = self.endpoint, self.endpoint.transports.stats
-        guard = ep.overload
-        lag_ms = round(guard.lag_s * 1000) if guard is not None else 0
-        return (
-            f"status: transactions={ep.live_transactions} requests_in={ep.stats.requests_in} "
-            f"responses_in={ep.stats.responses_in} stateless_answers={ep.stats.stateless_answers} "
-            f"malformed_requests={ep.stats.malformed_requests} "
-            f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open} "
-            f"pending_transactions={ep.pending_transactions} "
-            f"overload_rejections={ep.stats.overload_rejections} "
-            f"overloaded={int(guard is not None and guard.overloaded)} "
-            f"shed_pct={round(guard.shed_fraction * 100) if guard is not None else 0} "
-            f"loop_lag_ms={lag_ms} "
-            f"response_wait_ms={round(guard.wait_s * 1000) if guard is not None else 0} "
-            f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
-            f"store_backlog={self.store.backlog if self.store is not None else 0} "
-            + self._flood_status()
-        )
-
-    def _flood_status(self) -> str:
-        flood, ts = self.endpoint.flood, self.endpoint.transports.stats
-        bans = flood.stats.bans if flood is not None else 0
-        dropped = flood.stats.dropped if flood is not None else 0
-        banned = flood.banned_count if flood is not None else 0
-        return (
-            f"flood_bans={bans} flood_banned={banned} flood_dropped={dropped} "
-            f"message_timeouts={ts.message_timeouts} connections_evicted={ts.connections_evicted}"
-        )
+        return status_line(self.endpoint, self.store)
 
     async def stop(self) -> None:
-        for task in (self._housekeeping, self._feed, self._credentials, self._bans):
-            if task is not None:
-                task.cancel()
+        for task in self._upkeep:
+            task.cancel()
         if self.ops is not None:
             await self.ops.stop()
         if self._log_handler is not None:
@@ -529,9 +384,6 @@ class SipServer:
         await self.endpoint.close()
         if self.store is not None:
             await self.store.close()
-
-    def _tls_context(self) -> ssl.SSLContext:
-        return tls_context(self.config.tls, self.config.server.database)
 
     # -- requests -------------------------------------------------------------------------
     def names_me(self, uri: SipUri) -> bool:
