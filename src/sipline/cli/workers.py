@@ -42,9 +42,9 @@ import click
 from sipline.server.config import ServerConfig
 from sipline.server.ops.listen import bind_http, http_url
 from sipline.server.secret_file import server_secret
-from sipline.server.startup import ServeError, tls_context
+from sipline.server.startup import ServeError, record_domains, tls_context
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import DuplicateError, StoreError
+from sipline.storage.base import StoreError
 from sipline.transport.shared import private_udp_socket, probe, shared_socket
 
 __all__ = ["WorkerCommand", "supervise"]
@@ -137,11 +137,7 @@ class Supervisor:
         except StoreError as exc:
             raise ServeError(str(exc)) from exc
         try:
-            known = set(await store.list_domains())
-            for domain in cfg.server.domains:
-                if domain not in known:
-                    with contextlib.suppress(DuplicateError):
-                        await store.write(store.store.add_domain, domain)
+            await record_domains(store, cfg.server.domains)
             lines = await welcome(store, cfg)
         finally:
             await store.close()

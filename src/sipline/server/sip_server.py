@@ -42,12 +42,12 @@ from sipline.server.security.log import add_log_file
 from sipline.server.security.monitor import SecurityMonitor
 from sipline.server.security.relay import RelayPolicy
 from sipline.server.security.route_sign import RouteSigner
-from sipline.server.startup import ServeError, WorkerSetup, tls_context
+from sipline.server.startup import ServeError, WorkerSetup, record_domains, tls_context
 from sipline.server.status_line import status_line
 from sipline.server.upkeep import start_upkeep
 from sipline.server.voicemail.setup import Voicemail
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
+from sipline.storage.base import StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
 from sipline.transport.resolver import Resolver
 
@@ -156,13 +156,7 @@ class SipServer:
             wall=ep.wall,
             now=ep.now,
         )
-        # Domains named in the configuration are ours: record them so that
-        # `sipline user add` accepts users in them.
-        known = set(await self.store.list_domains())
-        for domain in cfg.server.domains:
-            if domain not in known:
-                with contextlib.suppress(DuplicateError):  # another worker was first
-                    await self.store.write(self.store.store.add_domain, domain)
+        await record_domains(self.store, cfg.server.domains)
         await self.backend.refresh_domains()
         self.registrar = Registrar(
             self.store,

@@ -5,15 +5,19 @@ its applications (each would cost it memory it never uses)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sipline.server.config_values import ConfigError, path, setting
+from sipline.storage.aio import AsyncStore
+from sipline.storage.base import DuplicateError
 
-__all__ = ["ServeError", "TlsSection", "WorkerSetup", "tls_context"]
+__all__ = ["ServeError", "TlsSection", "WorkerSetup", "record_domains", "tls_context"]
 
 log = logging.getLogger("sipline.server")
 
@@ -72,3 +76,13 @@ def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
         return server_context(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ServeError(f"tls.cert/tls.key: cannot load {cert} and {key}: {exc}") from exc
+
+
+async def record_domains(store: AsyncStore, domains: Iterable[str]) -> None:
+    """Domains named in the configuration are ours: record them so that `sipline user
+    add` accepts users in them (the supervisor and every worker do; the first wins)."""
+    known = set(await store.list_domains())
+    for domain in domains:
+        if domain not in known:
+            with contextlib.suppress(DuplicateError):  # another process was first
+                await store.write(store.store.add_domain, domain)
