@@ -30,34 +30,28 @@ from sipline.server.config_values import (
     text,
 )
 from sipline.server.features.location import Region
+from sipline.server.features.sections import EmergencySection, FeaturesSection, parse_regions
 from sipline.server.media_services.rooms_config import (
     ConferenceSection,
     MediaSection,
     RoomConfig,
     parse_rooms,
 )
+from sipline.server.messaging.sections import MessagingSection, PresenceSection
 from sipline.server.ops.config import OPS_SECTIONS, OpsConfig
 from sipline.server.sections import (
-    PRESENCE_POLICIES,
     AuthSection,
-    EmergencySection,
-    FeaturesSection,
     LimitsSection,
-    MessagingSection,
     OverloadSection,
-    PresenceSection,
     RegistrarSection,
-    SecuritySection,
-    parse_regions,
-    parse_trusted,
 )
 from sipline.server.security.relay import TrustedPeer
+from sipline.server.security.sections import SecuritySection, parse_trusted
 from sipline.server.startup import TlsSection
 from sipline.server.voicemail.settings import EmailSection, VoicemailSection
 
 __all__ = [
     "DEFAULT_LISTEN",
-    "PRESENCE_POLICIES",
     "ConfigError",
     "Listen",
     "ServerConfig",

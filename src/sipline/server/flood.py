@@ -12,8 +12,8 @@ from sipline.core.uri import SipUri, parse_uri
 from sipline.runtime.flood import FloodConfig
 from sipline.server.backend import ServerBackend
 from sipline.server.features.emergency import is_emergency_uri
-from sipline.server.sections import SecuritySection
 from sipline.server.security.relay import TrustedPeer
+from sipline.server.security.sections import SecuritySection
 
 __all__ = ["emergency_spare", "flood_config"]
 
