@@ -1,4 +1,5 @@
-"""`sipline serve --workers N`: the supervising process and the worker's side of it.
+"""`sipline serve --workers N`: the supervising process (a worker runs as any server
+process does, `cli/server_process.py`).
 
 The supervisor (docs/architecture.md "Workers") opens and migrates the store once,
 checks the TLS certificate (generating the self-signed one once), binds every
