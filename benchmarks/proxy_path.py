@@ -22,6 +22,7 @@ import itertools
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sipline.server.config import ServerConfig, parse_listen
@@ -163,12 +164,17 @@ async def one_register(n: int, server_port: int, peer: Peer, user: str) -> None:
 
 async def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ServerConfig(
-            listen=[parse_listen(f"udp:{HOST}:0")],
-            domains=[DOMAIN],
-            database=Path(tmp) / "bench.db",
-            auth_algorithms=["MD5"],
-            log_level="warning",
+        defaults = ServerConfig()
+        cfg = replace(
+            defaults,
+            server=replace(
+                defaults.server,
+                listen=(parse_listen(f"udp:{HOST}:0"),),
+                domains=(DOMAIN,),
+                database=Path(tmp) / "bench.db",
+                log_level="warning",
+            ),
+            auth=replace(defaults.auth, algorithms=("MD5",)),
         )
         server = SipServer(cfg)
         await server.start()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -25,6 +25,7 @@ from sipline.core.auth_header import Challenge
 from sipline.core.message import Request, Response, parse_message
 from sipline.runtime.endpoint import ClientTransaction, Endpoint
 from sipline.server.config import Listen, ServerConfig
+from sipline.server.features.location import Region
 from sipline.server.sip_server import SipServer
 from sipline.storage.sqlite import SqliteStore
 from sipline.transport import Target
@@ -78,7 +79,9 @@ async def running_server(
     *,
     users: Sequence[str] = ("alice", "bob", "carol"),
     wall: float,
-    **config: object,
+    regions: Sequence[Region] = (),
+    authenticate_calls: bool = False,
+    emergency_psap: str | None = None,
 ) -> AsyncIterator[Running]:
     db = tmp_path / "sipline.db"
     store = SqliteStore(db)
@@ -90,18 +93,20 @@ async def running_server(
     last: Exception | None = None
     for _ in range(3):
         port = free_port_pair()
-        cfg = ServerConfig(
-            listen=[Listen("UDP", HOST, port)],
-            domains=[DOMAIN],
-            database=db,
-            authenticate_calls=False,
-            timer_c_s=30.0,
+        cfg = ServerConfig()
+        cfg = replace(
+            cfg,
+            server=replace(
+                cfg.server, listen=(Listen("UDP", HOST, port),), domains=(DOMAIN,), database=db
+            ),
+            auth=replace(cfg.auth, authenticate_calls=authenticate_calls),
+            limits=replace(cfg.limits, timer_c_s=30.0),
             # Devices are registered by the test's client on their behalf: route to the
             # Contact, not to where the REGISTER came from.
-            fix_nated_register=False,
+            registrar=replace(cfg.registrar, fix_nated_register=False),
+            emergency=replace(cfg.emergency, psap=emergency_psap),
+            regions=tuple(regions),
         )
-        for key, value in config.items():
-            setattr(cfg, key, value)
         server = SipServer(cfg, clock=clock)
         try:
             await server.start()

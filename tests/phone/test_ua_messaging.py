@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from server_helpers import configured
 from ua_helpers import FAST, HOST
 
 from sipline.phone import IncomingMessage, MessageFailed, UserAgent
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.storage.sqlite import SqliteStore
 
@@ -28,7 +29,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
     for name, password in USERS.items():
         store.add_user(name, DOMAIN, password)
     store.close()
-    config = ServerConfig(
+    config = configured(
         listen=[parse_listen(f"udp:{HOST}:0")],
         domains=[DOMAIN],
         database=db,

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from server_helpers import configured
 from ua_helpers import FAST, HOST, wait_for
 
 from sipline.phone import UserAgent
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.storage.sqlite import SqliteStore
 
@@ -28,7 +29,7 @@ async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
     store.add_user("alice", DOMAIN, "alice-pw")
     store.add_user("bob", DOMAIN, "bob-pw")
     store.close()
-    config = ServerConfig(
+    config = configured(
         listen=[parse_listen(f"udp:{HOST}:0"), parse_listen(f"tcp:{HOST}:0")],
         domains=[DOMAIN],
         database=db,

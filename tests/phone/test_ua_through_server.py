@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from server_helpers import configured
 from ua_helpers import FAST, HOST, chirp, wait_for
 
 from sipline.media.audio import ArraySink, cross_correlate
 from sipline.phone import CallState, DtmfReceived, EndedBy, UserAgent
 from sipline.sdp import Direction
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.storage.sqlite import SqliteStore
 
@@ -32,7 +33,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
     for name, password in USERS.items():
         store.add_user(name, DOMAIN, password)
     store.close()
-    config = ServerConfig(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
+    config = configured(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
     srv = SipServer(config)
     await srv.start()
     try:

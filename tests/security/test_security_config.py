@@ -9,7 +9,7 @@ from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
-from server_helpers import DOMAIN, USERS, ServerFactory, server_target
+from server_helpers import DOMAIN, USERS, ServerFactory, configured, server_target
 from sipua import TestUA
 
 from sipline.core.message import parse_message
@@ -20,9 +20,9 @@ from sipline.server.sip_server import ServeError, SipServer
 
 
 def test_security_keys_and_defaults() -> None:
-    cfg = ServerConfig()
-    assert (cfg.max_auth_failures, cfg.auth_failure_window_s) == (10, 60.0)
-    assert (cfg.ban_s, cfg.max_ban_s, cfg.security_log_file) == (60.0, 3600.0, None)
+    sec = ServerConfig().security
+    assert (sec.max_auth_failures, sec.failure_window_s) == (10, 60.0)
+    assert (sec.ban_s, sec.max_ban_s, sec.log_file) == (60.0, 3600.0, None)
     cfg = load_config(
         {
             "security": {
@@ -39,13 +39,14 @@ def test_security_keys_and_defaults() -> None:
             ],
         }
     )
-    assert cfg.max_auth_failures == 5 and cfg.auth_failure_window_s == 30.0
-    assert cfg.internal_networks == [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
-    assert cfg.security_log_file == Path("/tmp/x.log")
-    assert cfg.trusted == [
+    sec = cfg.security
+    assert sec.max_auth_failures == 5 and sec.failure_window_s == 30.0
+    assert sec.internal_networks == (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
+    assert sec.log_file == Path("/tmp/x.log")
+    assert cfg.trusted == (
         TrustedPeer(ip_network("192.0.2.10/32"), "carrier", "UDP", 5060),
         TrustedPeer(ip_network("198.51.100.0/24")),
-    ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,7 @@ async def test_security_log_file(make_server: ServerFactory, tmp_path: Path) -> 
 
 
 async def test_security_log_file_that_cannot_be_opened(tmp_path: Path) -> None:
-    cfg = ServerConfig(
+    cfg = configured(
         listen=[parse_listen("udp:127.0.0.1:0")],
         domains=[DOMAIN],
         database=tmp_path / "s.db",

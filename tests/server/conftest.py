@@ -14,12 +14,13 @@ from server_helpers import (
     ServerFactory,
     TracebackCatcher,
     UAFactory,
+    configured,
     server_target,
 )
 from sipua import TestUA
 
 from sipline.core.clock import Clock
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 
 
@@ -41,19 +42,18 @@ def no_tracebacks() -> Iterator[TracebackCatcher]:
 @pytest.fixture
 async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """Start a `SipServer` on UDP and TCP loopback with `USERS` in `DOMAIN`; keyword
-    arguments override `ServerConfig` fields, `clock=FakeClock()` runs its timers on a
-    clock the test advances (`sipline.testing.advance`)."""
+    arguments override settings (`server_helpers.configured`);
+    `clock=FakeClock()` runs its timers on a clock the test advances
+    (`sipline.testing.advance`)."""
     started: list[SipServer] = []
 
     async def make(*, clock: Clock | None = None, **overrides: Any) -> SipServer:
-        cfg = ServerConfig(
+        cfg = configured(
             listen=[parse_listen("udp:127.0.0.1:0"), parse_listen("tcp:127.0.0.1:0")],
             domains=[DOMAIN],
             database=tmp_path / f"server{len(started)}.db",
         )
-        for key, value in overrides.items():
-            setattr(cfg, key, value)
-        server = SipServer(cfg, clock=clock)
+        server = SipServer(configured(cfg, **overrides), clock=clock)
         started.append(server)
         await server.start()
         assert server.store is not None

@@ -14,7 +14,8 @@ from sipua import HOST, challenges_of
 
 from sipline.core.auth import Challenge, answer_challenge
 from sipline.core.message import Response, parse_message
-from sipline.server.sip_server import CREDENTIALS_POLL_S, SipServer
+from sipline.server.sip_server import SipServer
+from sipline.server.upkeep import CREDENTIALS_POLL_S
 from sipline.storage import AsyncStore, SqliteStore
 from sipline.testing import FakeClock, advance
 
@@ -449,7 +450,7 @@ async def test_a_password_changed_from_the_cli_takes_effect_at_once(
     ua = await make_ua(server)
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200  # cached
-    cli = SqliteStore(server.config.database)
+    cli = SqliteStore(server.config.server.database)
     try:
         cli.set_password("alice", DOMAIN, "changed-pw")
     finally:

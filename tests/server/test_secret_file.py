@@ -6,10 +6,10 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from server_helpers import DOMAIN, USERS, server_target
+from server_helpers import DOMAIN, USERS, configured, server_target
 from sipua import TestUA
 
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.secret_file import SECRET_BYTES, secret_path, server_secret
 from sipline.server.sip_server import SipServer
 
@@ -40,7 +40,7 @@ def test_a_database_in_memory_has_no_secret_file() -> None:
 
 
 async def _serve(db: Path, udp_port: int = 0) -> SipServer:
-    cfg = ServerConfig(
+    cfg = configured(
         listen=[parse_listen(f"udp:127.0.0.1:{udp_port}"), parse_listen("tcp:127.0.0.1:0")],
         domains=[DOMAIN],
         database=db,

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from server_helpers import DOMAIN, USERS, server_target
+from server_helpers import DOMAIN, USERS, configured, server_target
 from sipua import TestUA
 from test_proxy_server import ALICE, BOB, invite, registered
 
 from sipline.core.message import Response, parse_message
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.security.route_sign import RouteSigner
 from sipline.server.sip_server import SipServer, WorkerSetup
 from sipline.transport.loop import run
@@ -29,7 +29,7 @@ HOST = "127.0.0.1"
 async def worker(tmp_path: Path) -> AsyncIterator[SipServer]:
     port = probe("UDP", HOST, 0)
     port = probe("TCP", HOST, port)
-    cfg = ServerConfig(
+    cfg = configured(
         listen=[parse_listen(f"udp:{HOST}:{port}"), parse_listen(f"tcp:{HOST}:{port}")],
         domains=[DOMAIN],
         database=tmp_path / "worker.db",
@@ -90,7 +90,7 @@ def test_requests_queued_before_start_are_answered_as_ours(tmp_path: Path) -> No
     listeners. An OPTIONS to the server itself among them is answered 200, not 404.
     Run on the loop `serve` uses (uvloop reads a new socket before `listen` returns)."""
     port = probe("UDP", HOST, 0)
-    cfg = ServerConfig(
+    cfg = configured(
         listen=[parse_listen(f"udp:{HOST}:{port}")], domains=[DOMAIN], database=tmp_path / "w.db"
     )
     shared = shared_socket("UDP", HOST, port, 1 << 20)

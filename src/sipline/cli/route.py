@@ -24,6 +24,7 @@ from sipline.cli.store_options import StoreOptions, store_options
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, parse_message
 from sipline.core.uri import SipUri, parse_uri
+from sipline.server.component_config import feature_settings
 from sipline.server.config import ServerConfig
 from sipline.server.features.directory import MemoryDirectory, load_rules
 from sipline.server.features.emergency import CallerLocation, is_emergency_uri
@@ -40,7 +41,6 @@ from sipline.server.features.rules import (
     parse_rules,
     target_aor,
 )
-from sipline.server.sip_server import feature_settings
 from sipline.storage.base import Binding, DeviceInfo, StoreError, split_address
 from sipline.storage.sqlite import SqliteStore
 
@@ -52,7 +52,7 @@ _FORWARDS = ("always", "busy", "no_answer", "unavailable")
 def _setup(where: StoreOptions) -> tuple[ServerConfig, SqliteStore]:
     cfg = where.config()
     try:
-        return cfg, SqliteStore(cfg.database)
+        return cfg, SqliteStore(cfg.server.database)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -67,7 +67,7 @@ def _address(text: str) -> str:
 
 
 def _local(cfg: ServerConfig, store: SqliteStore) -> Callable[[str], bool]:
-    domains = {d.lower() for d in cfg.domains} | set(store.list_domains())
+    domains = {d.lower() for d in cfg.server.domains} | set(store.list_domains())
     return lambda host: host.lower() in domains
 
 
@@ -465,7 +465,7 @@ def explain(
     ruri = (
         target_text
         if ":" in target_text
-        else f"sip:{target_text}@{next(iter(cfg.domains), 'localhost')}"
+        else f"sip:{target_text}@{next(iter(cfg.server.domains), 'localhost')}"
     )
     try:
         request = _request(ruri, from_uri)

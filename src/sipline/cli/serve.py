@@ -2,102 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import shlex
 import signal
 import sys
-from collections.abc import Callable
 
 import click
 
+from sipline.cli.server_process import read_setup, run_server, welcome_lines
 from sipline.cli.store_options import StoreOptions, build_config, store_options
-from sipline.cli.workers import WorkerCommand, read_setup, serve_worker, supervise
-from sipline.runtime.system import tune_gc
-from sipline.server.config import (
-    ConfigError,
-    ServerConfig,
-    default_workers,
-)
-from sipline.server.ops.config import check_ops
+from sipline.cli.workers import WorkerCommand, supervise
+from sipline.server.config import ConfigError, ServerConfig, default_workers
 from sipline.server.records.logs import configure_logging
-from sipline.server.startup import ServeError
-from sipline.storage.aio import AsyncStore
 from sipline.transport.loop import run as run_loop
 
-__all__ = ["build_config", "serve"]
+__all__ = ["build_config", "serve", "welcome_lines"]
 
 log = logging.getLogger("sipline")
 
 
 def with_http(cfg: ServerConfig, http: str | None) -> ServerConfig:
     """`--http HOST:PORT` over `[http] listen`."""
-    if http is not None:
-        try:
-            cfg.ops = dataclasses.replace(
-                cfg.ops, http=dataclasses.replace(cfg.ops.http, listen=http)
-            )
-            check_ops(cfg.ops)
-        except ValueError as exc:
-            raise ConfigError(str(exc).replace("http.listen", "--http", 1)) from None
-    return cfg
-
-
-async def _serve(
-    cfg: ServerConfig, ready_line: bool, reread: Callable[[], ServerConfig] | None = None
-) -> int:
-    # Here, not at the top: the supervisor of `--workers N` runs no server itself.
-    from sipline.server.sip_server import SipServer  # noqa: PLC0415
-
-    server = SipServer(cfg)
+    if http is None:
+        return cfg
     try:
-        bound = await server.start()
-    except ServeError as exc:
-        click.echo(f"sipline: {exc}", err=True)
-        return 1
-    tune_gc()  # after start-up: see runtime/system.py
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    # SIGUSR1 prints the status line (live transactions, counters) to the log.
-    loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning(server.status()))
-    ops = server.ops
-    if ops is not None:
-        ops.load_config = reread
-        # SIGHUP re-reads the configuration (README "Operating sipline").
-        loop.add_signal_handler(signal.SIGHUP, ops.apply_reload)
-    if ready_line:
-        assert server.store is not None
-        for line in await welcome_lines(server.store, cfg):
-            click.echo(line, err=True)
-        click.echo(f"sipline: serving {', '.join(bound)}", err=True)
-        if ops is not None and ops.url:
-            click.echo(f"sipline: dashboard, API and metrics at {ops.url}", err=True)
-    await stop.wait()
-    log.info("stopping")
-    await server.stop()
-    return 0
-
-
-async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
-    """What an operator needs to know at start: the database, the domains, and how
-    to add a first user when there is none."""
-    domains = await store.list_domains()
-    users = await store.call(store.store.count_users)
-    db = shlex.quote(str(cfg.database))
-    lines = [
-        f"sipline: database {cfg.database}",
-        f"sipline: domains {', '.join(domains) if domains else '(none yet)'}",
-        f"sipline: {users} user{'s' if users != 1 else ''}",
-    ]
-    if not users:
-        domain = domains[0] if domains else "example.com"
-        if not domains:
-            lines.append(f"sipline: add a domain:  sipline domain add {domain} --db {db}")
-        lines.append(f"sipline: add a user:    sipline user add alice@{domain} --db {db}")
-    return lines
+        settings = dataclasses.replace(cfg.ops.http, listen=http)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("http.listen", "--http", 1)) from None
+    return dataclasses.replace(cfg, ops=dataclasses.replace(cfg.ops, http=settings))
 
 
 @click.command()
@@ -149,21 +81,21 @@ def serve(
     def reread() -> ServerConfig:
         """The configuration as at start, the file read again (SIGHUP, the API)."""
         new = with_http(build_config(config_path, listen, domains, db), http)
-        if log_level is not None:
-            new.log_level = log_level
-        return new
+        if log_level is None:
+            return new
+        return dataclasses.replace(new, server=dataclasses.replace(new.server, log_level=log_level))
 
     try:
         cfg = reread()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    configure_logging(cfg.log_level, cfg.ops.log.format, worker_index)
+    configure_logging(cfg.server.log_level, cfg.ops.log.format, worker_index)
     if worker_index is not None:
         # Started by the supervising `sipline serve` (sipline.cli.workers).
-        sys.exit(run_loop(serve_worker(cfg, read_setup(worker_index), reread)))
-    count = workers if workers is not None else (cfg.workers or default_workers())
+        sys.exit(run_loop(run_server(cfg, reread, read_setup(worker_index))))
+    count = workers if workers is not None else (cfg.server.workers or default_workers())
     if count == 1:
-        sys.exit(run_loop(_serve(cfg, ready_line=True, reread=reread)))
+        sys.exit(run_loop(run_server(cfg, reread)))
     args = [f"--config={config_path}"] if config_path is not None else []
     args += [f"--listen={spec}" for spec in listen]
     args += [f"--domain={name}" for name in domains]

@@ -12,7 +12,7 @@ import functools
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -49,13 +49,14 @@ def build_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"--config: {config_path} is not valid TOML: {exc}") from None
         cfg = load_config(doc)
+    server = cfg.server
     if listen:
-        cfg.listen = [parse_listen(s, "--listen") for s in listen]
+        server = replace(server, listen=tuple(parse_listen(s, "--listen") for s in listen))
     if domains:
-        cfg.domains = [check_domain(d, "--domain") for d in domains]
+        server = replace(server, domains=tuple(check_domain(d, "--domain") for d in domains))
     if db is not None:
-        cfg.database = db
-    return cfg
+        server = replace(server, database=db)
+    return replace(cfg, server=server)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class StoreOptions:
 
     def configured_domains(self) -> list[str]:
         """The domains `--config` names (none without it)."""
-        return [d.lower() for d in self.config().domains] if self.config_path else []
+        return [d.lower() for d in self.config().server.domains] if self.config_path else []
 
     def require_user(self, store: SqliteStore, aor: str) -> None:
         """`aor` must be a user of a served domain: anything else is a typing mistake
@@ -90,7 +91,7 @@ class StoreOptions:
 
     @property
     def database(self) -> Path:
-        return self.db if self.db is not None else self.config().database
+        return self.db if self.db is not None else self.config().server.database
 
     def open(self) -> AbstractContextManager[SqliteStore]:
         """The store, created on first use; a store error becomes one line and exit 1."""

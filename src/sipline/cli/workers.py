@@ -1,4 +1,5 @@
-"""`sipline serve --workers N`: the supervising process and the worker's side of it.
+"""`sipline serve --workers N`: the supervising process (a worker runs as any server
+process does, `cli/server_process.py`).
 
 The supervisor (docs/architecture.md "Workers") opens and migrates the store once,
 checks the TLS certificate (generating the self-signed one once), binds every
@@ -35,23 +36,19 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from sipline.runtime.system import tune_gc
 from sipline.server.config import ServerConfig
 from sipline.server.ops.listen import bind_http, http_url
 from sipline.server.secret_file import server_secret
-from sipline.server.startup import ServeError, WorkerSetup, tls_context
+from sipline.server.startup import ServeError, record_domains, tls_context
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import DuplicateError, StoreError
+from sipline.storage.base import StoreError
 from sipline.transport.shared import private_udp_socket, probe, shared_socket
 
-if TYPE_CHECKING:  # the supervisor imports this module and must not load the server
-    from sipline.server.sip_server import SipServer
-
-__all__ = ["WorkerCommand", "read_setup", "serve_worker", "supervise"]
+__all__ = ["WorkerCommand", "supervise"]
 
 log = logging.getLogger("sipline")
 
@@ -115,7 +112,9 @@ class Supervisor:
         self.cfg = cfg
         self.count = count
         self.command = command
-        self.secret = server_secret(cfg.database)  # kept across restarts (server/secret_file.py)
+        self.secret = server_secret(
+            cfg.server.database
+        )  # kept across restarts (server/secret_file.py)
         self.workers: list[_Worker] = []
         self.bound: list[str] = []
         self.media_port = 0
@@ -125,7 +124,7 @@ class Supervisor:
         # [http] listen: bound here, served by worker 0 (docs/architecture.md "Workers").
         self.http: socket.socket | None = None
         self.http_url: str | None = None
-        # Metrics summed over the workers (server/ops/metrics.py): one directory for all.
+        # Metrics summed over the workers (server/records/metrics.py): one directory for all.
         self.metrics_dir: str | None = None
 
     # -- preparing --------------------------------------------------------------------------
@@ -135,24 +134,22 @@ class Supervisor:
         try:
             # No binding cache: the supervisor routes nothing, and with 100,000 users
             # the cache alone would cost it some 100 MB.
-            store = await AsyncStore.open(cfg.database, load_bindings=False)
+            store = await AsyncStore.open(cfg.server.database, load_bindings=False)
         except StoreError as exc:
             raise ServeError(str(exc)) from exc
         try:
-            known = set(await store.list_domains())
-            for domain in cfg.domains:
-                if domain not in known:
-                    with contextlib.suppress(DuplicateError):
-                        await store.write(store.store.add_domain, domain)
+            await record_domains(store, cfg.server.domains)
             lines = await welcome(store, cfg)
         finally:
             await store.close()
-        if any(spec.transport == "TLS" for spec in cfg.listen):
-            tls_context(cfg)  # a bad certificate stops us here, not N times in the workers
+        if any(spec.transport == "TLS" for spec in cfg.server.listen):
+            tls_context(
+                cfg.tls, cfg.server.database
+            )  # a bad certificate stops us here, not N times in the workers
         per_worker: list[list[socket.socket]] = [[] for _ in range(self.count)]
         private: list[list[tuple[str, socket.socket]]] = [[] for _ in range(self.count)]
         try:
-            for spec in cfg.listen:
+            for spec in cfg.server.listen:
                 try:
                     port = probe(spec.transport, spec.host, spec.port)
                     for i in range(self.count):
@@ -186,16 +183,16 @@ class Supervisor:
         """The media host's loopback socket, bound once here and kept, so worker 0
         (which runs the host) gets the same port after a restart and every worker's
         proxy knows it from the start (server/media_services/setup.py)."""
-        if not self.cfg.media_enabled:
+        if not self.cfg.media.enabled:
             return None
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            sock.bind(("127.0.0.1", self.cfg.media_port))
+            sock.bind(("127.0.0.1", self.cfg.media.port))
         except OSError as exc:
             sock.close()
             reason = (exc.strerror or str(exc)).lower()
             raise ServeError(
-                f"media.port: cannot bind 127.0.0.1:{self.cfg.media_port}: {reason}"
+                f"media.port: cannot bind 127.0.0.1:{self.cfg.media.port}: {reason}"
             ) from exc
         self.media_port = int(sock.getsockname()[1])
         return sock
@@ -445,90 +442,3 @@ async def supervise(
         click.echo(f"sipline: {exc}", err=True)
         return 1
     return await supervisor.run(ready_line, lines)
-
-
-# -- the worker's side ----------------------------------------------------------------------------
-def read_setup(index: int) -> WorkerSetup:
-    """The setup line the supervisor writes on our stdin."""
-    line = sys.stdin.buffer.readline()
-    if not line:
-        raise click.ClickException("--worker-index is for the supervising sipline serve only")
-    doc = json.loads(line)
-    return WorkerSetup(
-        index=index,
-        secret=bytes.fromhex(doc["secret"]),
-        sockets=[socket.socket(fileno=int(fd)) for fd in doc["sockets"]],
-        private=[(str(host), socket.socket(fileno=int(fd))) for host, fd in doc["private"]],
-        count=int(doc["count"]),
-        media_socket=socket.socket(fileno=int(doc["media"])) if doc.get("media") else None,
-        media_port=int(doc.get("media_port", 0)),
-        http=socket.socket(fileno=int(doc["http"])) if doc.get("http") is not None else None,
-    )
-
-
-def _from_supervisor(server: SipServer, line: str) -> None:
-    """A line the supervisor sent after the setup: a ban another worker made."""
-    kind, _, rest = line.partition(" ")
-    host, _, seconds = rest.partition(" ")
-    flood = server.endpoint.flood
-    if kind == "ban" and flood is not None and host:
-        with contextlib.suppress(ValueError):
-            flood.ban(host, float(seconds), publish=False)
-
-
-def _tell(line: str) -> None:
-    """One line to the supervisor (a short write to a pipe: it does not block)."""
-    with contextlib.suppress(OSError):
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-
-async def serve_worker(
-    cfg: ServerConfig, setup: WorkerSetup, reread: Callable[[], ServerConfig] | None = None
-) -> int:
-    # Here, not at the top: the supervisor imports this module and runs no server.
-    from sipline.server.sip_server import SipServer  # noqa: PLC0415
-
-    server = SipServer(cfg, worker=setup)
-    try:
-        await server.start()
-    except ServeError as exc:
-        click.echo(f"sipline: worker {setup.index}: {exc}", err=True)
-        return 1
-    tune_gc()  # after start-up: see runtime/system.py
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: _tell("status " + server.status()))
-    if server.ops is not None:
-        server.ops.load_config = reread
-        loop.add_signal_handler(signal.SIGHUP, server.ops.apply_reload)
-    stdin = sys.stdin.buffer.fileno()
-    flood = server.endpoint.flood
-    if flood is not None:
-        flood.on_ban = lambda host, seconds: _tell(f"ban {host} {seconds:g}")
-    pending = bytearray()
-
-    def supervisor_gone() -> None:
-        try:
-            data = os.read(stdin, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(stdin)
-            log.warning("the supervising process is gone: stopping")
-            stop.set()
-            return
-        pending.extend(data)
-        *lines, rest = pending.split(b"\n")
-        pending[:] = rest
-        for line in lines:
-            _from_supervisor(server, line.decode("ascii", "replace"))
-
-    loop.add_reader(stdin, supervisor_gone)
-    _tell("ready")
-    await stop.wait()
-    log.info("stopping")
-    await server.stop()
-    return 0

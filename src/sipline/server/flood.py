@@ -11,21 +11,22 @@ from sipline.core.message import Request, parse_message
 from sipline.core.uri import SipUri, parse_uri
 from sipline.runtime.flood import FloodConfig
 from sipline.server.backend import ServerBackend
-from sipline.server.config import ServerConfig
 from sipline.server.features.emergency import is_emergency_uri
+from sipline.server.security.relay import TrustedPeer
+from sipline.server.security.sections import SecuritySection
 
 __all__ = ["emergency_spare", "flood_config"]
 
 
-def flood_config(cfg: ServerConfig) -> FloodConfig:
+def flood_config(security: SecuritySection, trusted: Sequence[TrustedPeer]) -> FloodConfig:
     return FloodConfig(
-        enabled=cfg.flood_control,
-        max_requests=cfg.flood_requests,
-        window_s=cfg.flood_window_s,
-        ban_s=cfg.flood_ban_s,
+        enabled=security.flood_control,
+        max_requests=security.flood_requests,
+        window_s=security.flood_window_s,
+        ban_s=security.flood_ban_s,
         # Trusted peers (trunks, an SBC) carry many users' traffic from one address.
-        exempt=(*cfg.flood_exempt, *(peer.network for peer in cfg.trusted)),
-        scanners=tuple(cfg.scanner_user_agents),
+        exempt=(*security.flood_exempt, *(peer.network for peer in trusted)),
+        scanners=security.scanner_user_agents,
     )
 
 

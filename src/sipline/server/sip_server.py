@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sipline.core.builders import build_response, stateless_tag
 from sipline.core.clock import Clock
@@ -22,33 +21,33 @@ from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
-from sipline.runtime.overload import OverloadConfig
 from sipline.runtime.system import MemoryRelease
 from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
+from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
-from sipline.server.features.emergency import EmergencySettings
 from sipline.server.features.planner import ServerRoutePlanner
-from sipline.server.features.router import RoutingSettings
-from sipline.server.features.settings import FeatureSettings
 from sipline.server.flood import emergency_spare, flood_config
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
 from sipline.server.ops.service import OpsService
 from sipline.server.proxy import Proxy, ProxyConfig
-from sipline.server.registrar import Registrar, RegistrarConfig, registration_domain
+from sipline.server.registrar import Registrar, registration_domain
+from sipline.server.reload import reload
 from sipline.server.secret_file import server_secret
 from sipline.server.security.gate import RelayGate
 from sipline.server.security.guard import GuardSettings
 from sipline.server.security.log import add_log_file
-from sipline.server.security.monitor import BAN_POLL_S, SecurityMonitor
+from sipline.server.security.monitor import SecurityMonitor
 from sipline.server.security.relay import RelayPolicy
 from sipline.server.security.route_sign import RouteSigner
-from sipline.server.startup import ServeError, WorkerSetup, tls_context
+from sipline.server.startup import ServeError, WorkerSetup, record_domains, tls_context
+from sipline.server.status_line import status_line
+from sipline.server.upkeep import start_upkeep
 from sipline.server.voicemail.setup import Voicemail
 from sipline.storage.aio import AsyncStore
-from sipline.storage.base import DuplicateError, StoreBusyError, StoreError
+from sipline.storage.base import StoreBusyError, StoreError
 from sipline.transport import TransportError, TransportLayer
 from sipline.transport.resolver import Resolver
 
@@ -64,45 +63,25 @@ SUPPORTED = "path, outbound"
 ACCEPT = "application/sdp, text/plain, message/cpim"
 
 
-FEED_POLL_S = 0.02  # how often a worker reads the store's binding change feed
-# How often the credentials version is read: a password changed or a user removed
-# from the CLI stops working within this (the HA1 cache, storage/aio.py).
-CREDENTIALS_POLL_S = 0.1
-FEED_KEEP = 50_000  # binding changes kept in the feed for workers that fell behind
-
-
-def feature_settings(config: ServerConfig) -> FeatureSettings:
-    """The routing-feature part of the configuration."""
-    return FeatureSettings(
-        RoutingSettings(config.history_info, config.diversion, config.max_forward_depth),
-        EmergencySettings(
-            tuple(config.emergency_numbers),
-            config.emergency_psap,
-            tuple(config.regions),
-            tuple(config.emergency_psaps),
-            config.emergency_hop_timeout_s,
-        ),
-    )
-
-
 class SipServer:
     def __init__(
         self, config: ServerConfig, *, clock: Clock | None = None, worker: WorkerSetup | None = None
     ) -> None:
         self.config = config
         self.worker = worker
-        limits = Limits(max_message_bytes=config.max_message_bytes)
+        cfg = config.limits
+        limits = Limits(max_message_bytes=cfg.max_message_bytes)
         # limits.max_connections bounds the server: each worker takes its share.
         count = worker.count if worker is not None else 1
         transports = TransportLayer(
             lambda data, source: None,
-            max_connections=-(-config.max_connections // count),
-            max_connections_per_source=-(-config.max_connections_per_source // count),
-            idle_timeout_s=config.idle_timeout_s,
-            message_timeout_s=config.message_timeout_s,
+            max_connections=-(-cfg.max_connections // count),
+            max_connections_per_source=-(-cfg.max_connections_per_source // count),
+            idle_timeout_s=cfg.idle_timeout_s,
+            message_timeout_s=cfg.message_timeout_s,
         )
         self.endpoint = Endpoint(
-            EndpointConfig(limits=limits, advertise=config.advertise),
+            EndpointConfig(limits=limits, advertise=config.server.advertise),
             transports=transports,
             clock=clock,  # the wall clock schedules and expiries read (tests fix it)
         )
@@ -117,24 +96,30 @@ class SipServer:
         self.planner: ServerRoutePlanner | None = None
         self.im: ImRouter | None = None  # messaging and presence (README "Messaging and presence")
         self.ops: OpsService | None = None  # records, metrics, HTTP (README "Operating sipline")
-        self._housekeeping: asyncio.Task[None] | None = None
+        self._upkeep: list[asyncio.Task[None]] = []  # server/upkeep.py
         self._memory = MemoryRelease()
-        self._feed: asyncio.Task[None] | None = None
-        self._credentials: asyncio.Task[None] | None = None
-        self._bans: asyncio.Task[None] | None = None
         self.security: SecurityMonitor | None = None
         self.gate: RelayGate | None = None
         self._log_handler: logging.Handler | None = None
         # Service addresses answered by the media host (README "Conference rooms").
         self.services = ServiceRegistry()
-        register_services(self.services, config, self.endpoint.timers)
+        register_services(
+            self.services,
+            config.media,
+            config.conference,
+            config.rooms,
+            config.server.database,
+            self.endpoint.timers,
+        )
         self.media_host: MediaHost | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
+        # Set by `sipline serve`: re-read the configuration file (None: nothing to read).
+        self.load_config: Callable[[], ServerConfig] | None = None
 
     async def _open_store(self) -> None:
         try:
             self.store = await AsyncStore.open(
-                self.config.database, max_queue=self.config.overload_max_store_queue
+                self.config.server.database, max_queue=self.config.overload.max_store_queue
             )
         except StoreError as exc:
             raise ServeError(str(exc)) from exc
@@ -145,11 +130,10 @@ class SipServer:
         cfg = self.config
         # README "Running on the Internet": failed authentication counted per source,
         # bans shared by the workers through the store.
-        policy = RelayPolicy(cfg.trusted, cfg.internal_networks)
+        sec = cfg.security
+        policy = RelayPolicy(cfg.trusted, sec.internal_networks)
         self.security = SecurityMonitor(
-            GuardSettings(
-                cfg.max_auth_failures, cfg.auth_failure_window_s, cfg.ban_s, cfg.max_ban_s
-            ),
+            GuardSettings(sec.max_auth_failures, sec.failure_window_s, sec.ban_s, sec.max_ban_s),
             wall=ep.wall,
             store=self.store if worker is not None else None,
             spawn=ep.spawn,
@@ -159,13 +143,13 @@ class SipServer:
         # Workers share the secret, so a challenge from one is answered at another,
         # and the nonce counts, so a replay is refused at every worker; so is our
         # signed Record-Route (sipline.server.security.route_sign).
-        secret = worker.secret if worker is not None else server_secret(self.config.database)
+        secret = worker.secret if worker is not None else server_secret(cfg.server.database)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
             secret=secret,
             entropy=ep.entropy,
-            algorithms=self.config.auth_algorithms,
-            nonce_ttl_s=self.config.nonce_ttl_s,
+            algorithms=list(cfg.auth.algorithms),
+            nonce_ttl_s=cfg.auth.nonce_ttl_s,
             claim_count=self.store.claim_nonce_count if worker is not None else None,
             observer=self.security,
         )
@@ -173,30 +157,18 @@ class SipServer:
             self.store,
             authenticator,
             Resolver(),
-            domains=self.config.domains,
+            domains=list(cfg.server.domains),
             wall=ep.wall,
             now=ep.now,
         )
-        # Domains named in the configuration are ours: record them so that
-        # `sipline user add` accepts users in them.
-        known = set(await self.store.list_domains())
-        for domain in self.config.domains:
-            if domain not in known:
-                with contextlib.suppress(DuplicateError):  # another worker was first
-                    await self.store.write(self.store.store.add_domain, domain)
+        await record_domains(self.store, cfg.server.domains)
         await self.backend.refresh_domains()
         self.registrar = Registrar(
             self.store,
             entropy=ep.entropy,
             authenticator=authenticator,
-            config=RegistrarConfig(
-                default_expires_s=cfg.default_expires,
-                min_expires_s=cfg.min_expires,
-                max_expires_s=cfg.max_expires,
-                fix_nated_register=cfg.fix_nated_register,
-                max_contacts=cfg.max_contacts,
-            ),
-            domains=cfg.domains,
+            config=registrar_config(cfg.registrar),
+            domains=list(cfg.server.domains),
             names_me=self.names_me,
         )
         self.planner = ServerRoutePlanner(
@@ -215,9 +187,9 @@ class SipServer:
             ep,
             self.backend,
             ProxyConfig(
-                record_route=self.config.record_route,
-                timer_c_s=self.config.timer_c_s,
-                authenticate_calls=self.config.authenticate_calls,
+                record_route=cfg.server.record_route,
+                timer_c_s=cfg.limits.timer_c_s,
+                authenticate_calls=cfg.auth.authenticate_calls,
             ),
             redirect=self,
             services=self.services,
@@ -237,7 +209,9 @@ class SipServer:
             ep,
             self.store,
             self.backend,
-            self.config,
+            cfg.presence,
+            cfg.messaging,
+            authenticate_calls=cfg.auth.authenticate_calls,
             proxy_handle=self.proxy.handle,
             is_me=self.proxy._is_me,
             is_server_uri=self.is_local,
@@ -249,7 +223,9 @@ class SipServer:
         im = self.im
         self.voicemail = Voicemail(
             self.store,
-            self.config,
+            cfg.voicemail,
+            cfg.email,
+            authenticate_calls=cfg.auth.authenticate_calls,
             timers=ep.timers,
             notify=lambda aor: im.notifier.changed("message-summary", aor),
             spawn=ep.spawn,
@@ -263,62 +239,20 @@ class SipServer:
     def _default_realm(self) -> str | None:
         """The realm a stranger is challenged in: the first configured domain, else the
         first one served."""
-        if self.config.domains:
-            return self.config.domains[0]
+        if self.config.server.domains:
+            return self.config.server.domains[0]
         assert self.backend is not None
         return min(self.backend.domains) if self.backend.domains else None
 
     def redirects(self, aor: str) -> bool:
         """Redirect server mode (§8.3): for every user, or the configured ones."""
-        return self.config.mode == "redirect" or aor in self.config.redirect_users
-
-    async def _housekeep(self) -> None:
-        """Purge expired bindings and pick up domains added from the CLI; give back the
-        memory a burst of transactions took once they are gone (runtime/system.py)."""
-        assert self.store is not None and self.backend is not None
-        while True:
-            await asyncio.sleep(5.0)
-            peak = self._memory.peak
-            if self._memory.observe(self.endpoint.transactions.server_count):
-                log.info("released the memory of a burst of %d transactions", peak)
-            try:
-                await self.store.purge_expired(self.endpoint.wall())
-                await self.backend.refresh_domains()
-                if self.worker is not None:
-                    store = self.store.store
-                    await self.store.write(store.prune_binding_changes, FEED_KEEP)
-                    stale_ms = round((self.endpoint.now() - self.config.nonce_ttl_s) * 1000)
-                    await self.store.write(store.purge_nonces, stale_ms)
-                    if self.security is not None:
-                        await self.security.purge()
-            except StoreError as exc:
-                log.warning("housekeeping failed: %s", exc)
-
-    async def _follow(
-        self,
-        every_s: float,
-        poll: Callable[[], Awaitable[object]],
-        what: str,
-        on_error: Callable[[], None] | None = None,
-    ) -> None:
-        """Read something other processes change in the store, every `every_s`: the
-        binding change feed (a worker sees bindings other workers and the CLI wrote
-        within milliseconds, one indexed read per poll) and the credentials version
-        (the HA1 cache is dropped when any HA1 changed)."""
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                await poll()
-            except StoreError as exc:
-                log.warning("reading %s failed: %s", what, exc)
-                if on_error is not None:
-                    on_error()
-                await asyncio.sleep(1.0)
+        server = self.config.server
+        return server.mode == "redirect" or aor in server.redirect_users
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Open the store and every listener; raise `ServeError` naming what failed."""
-        path = self.config.security_log_file
+        path = self.config.security.log_file
         if path is not None and self._log_handler is None:
             try:
                 self._log_handler = add_log_file(path)
@@ -326,41 +260,30 @@ class SipServer:
                 reason = (exc.strerror or str(exc)).lower()
                 raise ServeError(f"cannot open security.log_file {path}: {reason}") from exc
         await self._open_store()
-        assert self.im is not None and self.store is not None
+        assert self.im is not None and self.store is not None and self.backend is not None
         self._enable_overload(self.store)
         self._enable_flood()
-        loop = asyncio.get_running_loop()
-        self._housekeeping = loop.create_task(self._housekeep())
-        self._credentials = loop.create_task(
-            self._follow(
-                CREDENTIALS_POLL_S,
-                self.store.poll_credentials,
-                "the credentials version",
-                self.store.forget_credentials,
-            )
+        self._upkeep = start_upkeep(
+            self.endpoint,
+            self.store,
+            self.backend,
+            self._memory,
+            shared=self.worker is not None,
+            nonce_ttl_s=self.config.auth.nonce_ttl_s,
+            security=self.security,
         )
         worker = self.worker
-        if worker is not None:
-            self._feed = loop.create_task(
-                self._follow(
-                    FEED_POLL_S, self.store.poll_binding_changes, "the binding change feed"
-                )
-            )
-            if self.security is not None:
-                self._bans = loop.create_task(
-                    self._follow(BAN_POLL_S, self.security.poll, "the source bans")
-                )
         # Known before any listener opens: a worker's shared socket already holds what
         # the kernel queued for it, read at the first await below, and an OPTIONS to
         # 127.0.0.1 must be ours by then (it got 404 when these came last).
         self._local_hosts.update({"127.0.0.1", "::1", "localhost"})
-        self._local_hosts.update(spec.host for spec in self.config.listen)
-        if self.config.advertise:
-            self._local_hosts.add(self.config.advertise)
+        self._local_hosts.update(spec.host for spec in self.config.server.listen)
+        if self.config.server.advertise:
+            self._local_hosts.add(self.config.server.advertise)
         tls: ssl.SSLContext | None = None
-        for i, spec in enumerate(self.config.listen):
+        for i, spec in enumerate(self.config.server.listen):
             if spec.transport == "TLS" and tls is None:
-                tls = self._tls_context()
+                tls = tls_context(self.config.tls, self.config.server.database)
             try:
                 host, port = await self.endpoint.listen(
                     spec.transport,
@@ -389,11 +312,20 @@ class SipServer:
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
         await self.im.start()  # resumes stored subscriptions: needs the listeners
         try:
-            self.media_host = await start_media_host(self.services, self.config, worker)
+            self.media_host = await start_media_host(
+                self.services, self.config.media, self.config.server.domains, worker
+            )
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
-        self.ops = OpsService(self)
+        self.ops = OpsService(
+            self,
+            self.store,
+            self.config.ops,
+            regions=[r.name for r in self.config.regions],
+            database=self.config.server.database,
+            ringing_s=self.config.limits.timer_c_s,
+        )
         try:
             await self.ops.start(worker.http if worker is not None else None)
         except ServeError:
@@ -401,34 +333,24 @@ class SipServer:
             raise
         return self.bound
 
-    def reconfigure(self) -> None:
-        """After a reload changed the live settings (server/ops/service.py LIVE_KEYS)."""
-        cfg = self.config
+    def apply_reload(self) -> dict[str, Any]:
+        """Re-read the configuration (`load_config`) and apply what can change live."""
+        return reload(self.config, self.load_config, self.reconfigure)
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Take a reloaded configuration whose changes are all live ones
+        (server/reload.py LIVE_KEYS)."""
+        self.config = config
         if self.registrar is not None:
-            self.registrar.config = dataclasses.replace(
-                self.registrar.config,
-                default_expires_s=cfg.default_expires,
-                min_expires_s=cfg.min_expires,
-                max_expires_s=cfg.max_expires,
-            )
+            self.registrar.config = registrar_config(config.registrar)
         if self.backend is not None:
-            self.backend._configured = {d.lower() for d in cfg.domains}
+            self.backend._configured = {d.lower() for d in config.server.domains}
+        if self.ops is not None:
+            self.ops.apply(config.ops, config.server.log_level)
 
     def _enable_overload(self, store: AsyncStore) -> None:
         """Overload control (README "Overload control", RFC 3261 §21.5.4)."""
-        cfg = self.config
-        guard = self.endpoint.enable_overload(
-            OverloadConfig(
-                enabled=cfg.overload_enabled,
-                max_loop_lag_s=cfg.overload_max_loop_lag_ms / 1000.0,
-                max_pending_transactions=cfg.overload_max_pending,
-                max_server_transactions=cfg.overload_max_transactions,
-                max_store_backlog=cfg.overload_max_store_backlog,
-                retry_after_s=cfg.overload_retry_after_s,
-                max_udp_queue_fill=cfg.overload_max_udp_queue_fill,
-                max_response_wait_s=cfg.overload_max_response_wait_ms / 1000.0,
-            )
-        )
+        guard = self.endpoint.enable_overload(overload_config(self.config.overload))
         guard.backlog = lambda: store.backlog
         self.endpoint.busy_errors = (StoreBusyError,)
 
@@ -436,45 +358,17 @@ class SipServer:
         """Per-source flood control in front of the overload control (README "Running
         on the Internet"); its exempt networks are spared the per-source connection cap."""
         assert self.backend is not None
-        guard = self.endpoint.enable_flood(flood_config(self.config))
-        guard.spare = emergency_spare(self.backend, self.config.emergency_numbers)
+        guard = self.endpoint.enable_flood(flood_config(self.config.security, self.config.trusted))
+        guard.spare = emergency_spare(self.backend, self.config.emergency.numbers)
         self.endpoint.transports.exempt_source = guard.exempt
 
     def status(self) -> str:
         """One line for operators and tests: live transactions and message counters."""
-        ep, ts = self.endpoint, self.endpoint.transports.stats
-        guard = ep.overload
-        lag_ms = round(guard.lag_s * 1000) if guard is not None else 0
-        return (
-            f"status: transactions={ep.live_transactions} requests_in={ep.stats.requests_in} "
-            f"responses_in={ep.stats.responses_in} stateless_answers={ep.stats.stateless_answers} "
-            f"malformed_requests={ep.stats.malformed_requests} "
-            f"malformed_responses={ep.stats.malformed_responses} connections={ts.connections_open} "
-            f"pending_transactions={ep.pending_transactions} "
-            f"overload_rejections={ep.stats.overload_rejections} "
-            f"overloaded={int(guard is not None and guard.overloaded)} "
-            f"shed_pct={round(guard.shed_fraction * 100) if guard is not None else 0} "
-            f"loop_lag_ms={lag_ms} "
-            f"response_wait_ms={round(guard.wait_s * 1000) if guard is not None else 0} "
-            f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
-            f"store_backlog={self.store.backlog if self.store is not None else 0} "
-            + self._flood_status()
-        )
-
-    def _flood_status(self) -> str:
-        flood, ts = self.endpoint.flood, self.endpoint.transports.stats
-        bans = flood.stats.bans if flood is not None else 0
-        dropped = flood.stats.dropped if flood is not None else 0
-        banned = flood.banned_count if flood is not None else 0
-        return (
-            f"flood_bans={bans} flood_banned={banned} flood_dropped={dropped} "
-            f"message_timeouts={ts.message_timeouts} connections_evicted={ts.connections_evicted}"
-        )
+        return status_line(self.endpoint, self.store)
 
     async def stop(self) -> None:
-        for task in (self._housekeeping, self._feed, self._credentials, self._bans):
-            if task is not None:
-                task.cancel()
+        for task in self._upkeep:
+            task.cancel()
         if self.ops is not None:
             await self.ops.stop()
         if self._log_handler is not None:
@@ -493,9 +387,6 @@ class SipServer:
         if self.store is not None:
             await self.store.close()
 
-    def _tls_context(self) -> ssl.SSLContext:
-        return tls_context(self.config)
-
     # -- requests -------------------------------------------------------------------------
     def names_me(self, uri: SipUri) -> bool:
         """Is `uri` this server's own address (a listening address, the advertised
@@ -509,7 +400,10 @@ class SipServer:
         return (
             isinstance(uri, SipUri)
             and uri.user is None
-            and (uri.host.lower() in self._local_hosts or uri.host.lower() in self.config.domains)
+            and (
+                uri.host.lower() in self._local_hosts
+                or uri.host.lower() in self.config.server.domains
+            )
         )
 
     def answer_statelessly(self, request: Request, inbound: Inbound) -> Response | None:

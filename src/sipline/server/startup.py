@@ -1,19 +1,23 @@
-"""What starting a server needs before there is one: its error, a worker's setup and
-the TLS context. Apart from `sipline.server.sip_server` so that the supervising process of
+"""What starting a server needs before there is one: its error, a worker's setup, the
+`[tls]` section and the TLS context. Apart from `sipline.server.sip_server` so that the supervising process of
 `sipline serve --workers N`, which serves no traffic, imports neither the server nor
 its applications (each would cost it memory it never uses)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipline.server.config import ServerConfig
+from sipline.server.config_values import ConfigError, path, setting
+from sipline.storage.aio import AsyncStore
+from sipline.storage.base import DuplicateError
 
-__all__ = ["ServeError", "WorkerSetup", "tls_context"]
+__all__ = ["ServeError", "TlsSection", "WorkerSetup", "record_domains", "tls_context"]
 
 log = logging.getLogger("sipline.server")
 
@@ -42,15 +46,27 @@ class WorkerSetup:
     http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
 
 
-def tls_context(config: ServerConfig) -> ssl.SSLContext:
+@dataclass(frozen=True, slots=True)
+class TlsSection:
+    """[tls]: the TLS listeners' certificate and key (none: a self-signed pair)."""
+
+    cert: Path | None = setting(None, path)
+    key: Path | None = setting(None, path)
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("tls.cert: tls.cert and tls.key go together")
+
+
+def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
     """The TLS listeners' context: the configured certificate, else a self-signed one
     generated once beside the database (by the supervising process, with workers)."""
     # Only with a TLS listener: it loads the cryptography package.
     from sipline.transport.tls import generate_self_signed, server_context  # noqa: PLC0415
 
-    cert, key = config.tls_cert, config.tls_key
+    cert, key = tls.cert, tls.key
     if cert is None or key is None:
-        folder = Path(config.database).resolve().parent / "sipline-tls"
+        folder = Path(database).resolve().parent / "sipline-tls"
         cert, key = folder / "cert.pem", folder / "key.pem"
         if not cert.exists() or not key.exists():
             folder.mkdir(parents=True, exist_ok=True)
@@ -60,3 +76,13 @@ def tls_context(config: ServerConfig) -> ssl.SSLContext:
         return server_context(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ServeError(f"tls.cert/tls.key: cannot load {cert} and {key}: {exc}") from exc
+
+
+async def record_domains(store: AsyncStore, domains: Iterable[str]) -> None:
+    """Domains named in the configuration are ours: record them so that `sipline user
+    add` accepts users in them (the supervisor and every worker do; the first wins)."""
+    known = set(await store.list_domains())
+    for domain in domains:
+        if domain not in known:
+            with contextlib.suppress(DuplicateError):  # another process was first
+                await store.write(store.store.add_domain, domain)

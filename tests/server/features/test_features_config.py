@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from sipline.server.component_config import feature_settings
 from sipline.server.config import ConfigError, load_config
-from sipline.server.sip_server import feature_settings
 
 
 def test_features_emergency_and_regions() -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from server_helpers import configured
 
 from sipline.core.timers import TimerConfig
 from sipline.media.audio import ArraySink, ToneSource
 from sipline.media.audio_files import read_wav
 from sipline.media.codecs.opus import opus_available
 from sipline.phone import CallFailed, EndedBy, MediaOptions, UserAgent
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.media_services.conference import PIN_TIMEOUT_S, PIN_TRIES
 from sipline.server.media_services.rooms_config import RoomConfig
 from sipline.server.sip_server import SipServer
@@ -56,7 +57,7 @@ async def _serving(tmp_path: Path, clock: FakeClock | None = None) -> AsyncItera
     for user in USERS:
         store.add_user(user, DOMAIN, f"{user}-pw")
     store.close()
-    config = ServerConfig(
+    config = configured(
         listen=[parse_listen(f"udp:{HOST}:0")],
         domains=[DOMAIN],
         database=db,
@@ -112,7 +113,7 @@ async def test_five_tones_each_hears_the_other_four_and_mute(server: SipServer) 
                     assert share < 0.01, f"{USERS[i]} hears its own tone ({share:.3f})"
                 else:
                     assert share > 0.1, f"{USERS[i]} misses {hz} Hz ({share:.3f})"
-        store = ConferenceStore(server.config.database)
+        store = ConferenceStore(server.config.server.database)
         (state,) = store.rooms()
         assert state.name == "demo" and len(state.members) == 5
         # *6: the first participant mutes itself; the others stop hearing its tone.
@@ -188,7 +189,7 @@ async def recording_server(tmp_path: Path) -> AsyncIterator[SipServer]:
         store.add_user(user, DOMAIN, f"{user}-pw")
     store.close()
     rooms = [RoomConfig("rec", record=tmp_path / "rec.wav", moderators=(f"u0@{DOMAIN}",))]
-    config = ServerConfig(
+    config = configured(
         listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db, rooms=rooms
     )
     srv = SipServer(config)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from server_helpers import configured
 
 from sipline.core.timers import TimerConfig
 from sipline.core.uri import SipUri
 from sipline.media.audio import ArraySink, ToneSource
 from sipline.phone import Call, CallFailed, EndedBy, UserAgent
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import ServeError, SipServer
 from sipline.storage.sqlite import SqliteStore
 
@@ -41,7 +42,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
     store.add_domain(DOMAIN)
     store.add_user("alice", DOMAIN, "alice-pw")
     store.close()
-    config = ServerConfig(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
+    config = configured(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
     srv = SipServer(config)
     dialled: list[str] = []
 
@@ -107,7 +108,7 @@ async def test_a_taken_media_port_is_a_clear_start_error(tmp_path: Path) -> None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind((HOST, 0))
         port = taken.getsockname()[1]
-        config = ServerConfig(
+        config = configured(
             listen=[parse_listen(f"udp:{HOST}:0")],
             domains=[DOMAIN],
             database=tmp_path / "s.db",

@@ -28,7 +28,7 @@ def test_rooms_are_read() -> None:
     assert (board.pin, board.max_participants, board.record) == ("0042", 4, Path("board.wav"))
     assert board.moderators == ("alice@example.com",)
     assert open_room.pin is None and open_room.max_participants is None
-    assert cfg.media_port == 5090 and cfg.conference_max_participants == 50
+    assert cfg.media.port == 5090 and cfg.conference.max_participants == 50
 
 
 @pytest.mark.parametrize(

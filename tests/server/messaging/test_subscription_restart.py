@@ -4,14 +4,14 @@ subscription's dialog survives the JSON it is stored as."""
 
 from __future__ import annotations
 
-from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, server_target
+from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, configured, server_target
 from sipua import TestUA
 
 from sipline.content.pidf import parse_pidf
 from sipline.core.builders import build_response
 from sipline.core.dialog import Dialog
 from sipline.core.message import Request, parse_message
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.presence.dialogs import dialog_from_json, dialog_to_json
 from sipline.server.sip_server import SipServer
 
@@ -54,10 +54,10 @@ async def test_restarted_server_resumes_its_subscriptions(
     await first.stop()
 
     again = SipServer(
-        ServerConfig(
+        configured(
             listen=[parse_listen("udp:127.0.0.1:0")],
             domains=[DOMAIN],
-            database=first.config.database,
+            database=first.config.server.database,
             min_notify_interval_s=0.0,
         )
     )

@@ -10,8 +10,8 @@ from sipline.server.voicemail.setup import email_settings
 
 def test_defaults_send_no_email() -> None:
     cfg = ServerConfig()
-    assert cfg.voicemail_enabled and cfg.voicemail_max_message_s == 120.0
-    assert email_settings(cfg) is None
+    assert cfg.voicemail.enabled and cfg.voicemail.max_message_s == 120.0
+    assert email_settings(cfg.email) is None
 
 
 def test_email_section() -> None:
@@ -29,8 +29,8 @@ def test_email_section() -> None:
             },
         }
     )
-    assert cfg.voicemail_max_message_s == 60.0 and not cfg.voicemail_speech
-    s = email_settings(cfg)
+    assert cfg.voicemail.max_message_s == 60.0 and not cfg.voicemail.speech
+    s = email_settings(cfg.email)
     assert s is not None
     assert (s.host, s.port, s.starttls, s.username, s.password, s.sender, s.missed_calls) == (
         "smtp.example.com",

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from server_helpers import configured
 
 from sipline.core.timers import TimerConfig
 from sipline.media.audio import ToneSource
 from sipline.phone import CallFailed, EndedBy, UserAgent
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.server.voicemail.machine import Retrieval
 from sipline.server.voicemail.pin import hash_pin
@@ -35,10 +36,13 @@ async def _server(tmp_path: Path, clock: FakeClock | None = None, **overrides: o
     store.add_user("alice", DOMAIN, "alice-pw")
     store.add_user("bob", DOMAIN, "bob-pw")
     store.close()
-    config = ServerConfig(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
-    config.voicemail_speech = False
-    for key, value in overrides.items():
-        setattr(config, key, value)
+    config = configured(
+        listen=[parse_listen(f"udp:{HOST}:0")],
+        domains=[DOMAIN],
+        database=db,
+        voicemail_speech=False,
+        **overrides,
+    )
     srv = SipServer(config, clock=clock)
     await srv.start()
     return srv

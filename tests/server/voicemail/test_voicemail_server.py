@@ -21,14 +21,16 @@ from typing import Any
 import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
+from server_helpers import configured
 
 from sipline.content.summary import Counts
 from sipline.media.audio import tone
 from sipline.media.audio_files import read_wav, write_wav
 from sipline.phone import Call, UserAgent
 from sipline.phone.watch import Watch
-from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
+from sipline.server.voicemail.settings import EmailSection
 from sipline.storage.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -86,12 +88,16 @@ async def server(tmp_path: Path, smtp: tuple[Inbox, int]) -> AsyncIterator[SipSe
     doc = {"forward": {"no_answer": "voicemail", "no_answer_s": 1}}
     store.set_route_rules(f"alice@{DOMAIN}", json.dumps(doc), 0.0)
     store.close()
-    config = ServerConfig(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
-    config.email_host, config.email_port, config.email_starttls = HOST, smtp[1], False
-    config.email_from = "pbx@example.com"
-    config.email_missed_calls = True
-    config.voicemail_speech = False  # tone prompts: short and the same on every machine
-    config.min_notify_interval_s = 0.0
+    config = configured(
+        listen=[parse_listen(f"udp:{HOST}:0")],
+        domains=[DOMAIN],
+        database=db,
+        email=EmailSection(
+            host=HOST, port=smtp[1], starttls=False, sender="pbx@example.com", missed_calls=True
+        ),
+        voicemail_speech=False,  # tone prompts: short and the same on every machine
+        min_notify_interval_s=0.0,
+    )
     srv = SipServer(config)
     await srv.start()
     try:
@@ -131,7 +137,7 @@ async def test_message_left_notified_emailed_and_heard_at_star98(
     server: SipServer, smtp: tuple[Inbox, int], tmp_path: Path
 ) -> None:
     where = f"{HOST}:{server.bound[0].rpartition(':')[2]}"
-    db = server.config.database
+    db = server.config.server.database
     _cli(db, "voicemail", "pin", f"alice@{DOMAIN}", "--pin", "1234")
     _cli(db, "user", "email", f"alice@{DOMAIN}", "alice@mail.example.com")
 

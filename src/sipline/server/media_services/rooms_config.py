@@ -1,4 +1,5 @@
-"""`[[rooms]]`: conference rooms configured ahead (README "Conference rooms").
+"""`[media]`, `[conference]` and `[[rooms]]`: the in-process media host and the
+conference rooms configured ahead (README "Conference rooms").
 
 A room not listed is created when its first participant calls `sip:room-NAME@domain`,
 with no PIN and the `[conference] max_participants` limit.
@@ -11,12 +12,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOM_NAME", "ROOM_PREFIX", "RoomConfig", "parse_rooms"]
+from sipline.server.config_values import (
+    ConfigError,
+    boolean,
+    port,
+    pos_int,
+    setting,
+    table_list,
+)
+
+__all__ = [
+    "ROOM_NAME",
+    "ROOM_PREFIX",
+    "ConferenceSection",
+    "MediaSection",
+    "RoomConfig",
+    "parse_rooms",
+]
 
 ROOM_PREFIX = "room-"  # sip:room-NAME@domain
 # What may follow "room-" in the user part: letters, digits, '-', '_', '.'.
 ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KEYS = ("name", "pin", "max_participants", "moderators", "record")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSection:
+    """[media]: the in-process media host."""
+
+    enabled: bool = setting(True, boolean)
+    port: int = setting(0, port)  # its loopback UDP port (0: a free one)
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceSection:
+    """[conference]"""
+
+    max_participants: int = setting(20, pos_int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +60,9 @@ class RoomConfig:
     record: Path | None = None  # a WAV file of the mix
 
 
-def parse_rooms(value: Any) -> list[RoomConfig]:
-    # Raises the server configuration's error type (a ValueError too), imported here
-    # lazily: apps.config imports this module.
-    from sipline.server.config import ConfigError  # noqa: PLC0415
-
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError("rooms: must be an array of tables ([[rooms]])")
+def parse_rooms(value: Any) -> tuple[RoomConfig, ...]:
     rooms: list[RoomConfig] = []
-    for i, body in enumerate(value):
-        key = f"rooms[{i}]"
-        for name in body:
-            if name not in _KEYS:
-                raise ConfigError(f"{key}.{name}: unknown key (known: {', '.join(_KEYS)})")
+    for key, body in table_list(value, "rooms", _KEYS):
         name = body.get("name")
         if not isinstance(name, str) or not ROOM_NAME.fullmatch(name):
             raise ConfigError(f"{key}.name: must be letters, digits, '.', '_' or '-', not {name!r}")
@@ -69,4 +91,4 @@ def parse_rooms(value: Any) -> list[RoomConfig]:
                 record=Path(record) if record else None,
             )
         )
-    return rooms
+    return tuple(rooms)

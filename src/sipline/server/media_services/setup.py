@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipline.runtime.timers import Timers
-from sipline.server.config import ServerConfig
 from sipline.server.media_services.registry import Handler, ServiceRegistry
-from sipline.server.media_services.rooms_config import ROOM_PREFIX
+from sipline.server.media_services.rooms_config import (
+    ROOM_PREFIX,
+    ConferenceSection,
+    MediaSection,
+    RoomConfig,
+)
 from sipline.server.startup import WorkerSetup
 from sipline.transport.base import Target
 
@@ -29,10 +33,17 @@ log = logging.getLogger("sipline.media_services")
 MEDIA_HOST = "127.0.0.1"  # the host listens on loopback only: the proxy is its one peer
 
 
-def register_services(registry: ServiceRegistry, config: ServerConfig, timers: Timers) -> None:
+def register_services(
+    registry: ServiceRegistry,
+    media: MediaSection,
+    conference_settings: ConferenceSection,
+    rooms: tuple[RoomConfig, ...],
+    database: Path,
+    timers: Timers,
+) -> None:
     """The built-in services: conference rooms (`sip:room-NAME@domain`), their timers
     (PIN entry, the command poll) on the server's `timers`."""
-    if not config.media_enabled:
+    if not media.enabled:
         return
 
     def conference() -> Handler:
@@ -40,9 +51,9 @@ def register_services(registry: ServiceRegistry, config: ServerConfig, timers: T
         from sipline.server.media_services.conference import ConferenceService  # noqa: PLC0415
 
         return ConferenceService(
-            config.rooms,
-            max_participants=config.conference_max_participants,
-            database=Path(config.database),
+            list(rooms),
+            max_participants=conference_settings.max_participants,
+            database=Path(database),
             timers=timers,
         )
 
@@ -50,11 +61,14 @@ def register_services(registry: ServiceRegistry, config: ServerConfig, timers: T
 
 
 async def start_media_host(
-    registry: ServiceRegistry, config: ServerConfig, worker: WorkerSetup | None
+    registry: ServiceRegistry,
+    media: MediaSection,
+    domains: tuple[str, ...],
+    worker: WorkerSetup | None,
 ) -> MediaHost | None:
     """Start the host when this process runs it; otherwise point the registry at the
     worker that does. Nothing when no service is registered or media is disabled."""
-    if not config.media_enabled or not registry.services:
+    if not media.enabled or not registry.services:
         return None
     if worker is not None and worker.index != 0:
         if worker.media_port:
@@ -63,9 +77,9 @@ async def start_media_host(
     # Here: a worker that runs no host never loads the user agent or the codecs.
     from sipline.server.media_services.host import MediaHost  # noqa: PLC0415
 
-    domain = config.domains[0] if config.domains else "localhost"
+    domain = domains[0] if domains else "localhost"
     sock = worker.media_socket if worker is not None else None
-    port = worker.media_port if worker is not None and sock is not None else config.media_port
+    port = worker.media_port if worker is not None and sock is not None else media.port
     host = MediaHost(registry, domain, host=MEDIA_HOST, port=port, sock=sock)
     await host.start()
     return host

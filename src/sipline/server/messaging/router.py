@@ -24,8 +24,8 @@ from sipline.core.uri import SipUri, Uri, format_host, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import Endpoint, ServerTransaction
 from sipline.server.backend import ServerBackend
-from sipline.server.config import ServerConfig
 from sipline.server.hops import received_target as _received_target
+from sipline.server.messaging.sections import MessagingSection, PresenceSection
 from sipline.server.messaging.service import (
     MessageSummaryPackage,
     MessagingService,
@@ -51,8 +51,10 @@ class ImRouter:
         endpoint: Endpoint,
         store: AsyncStore,
         backend: ServerBackend,
-        config: ServerConfig,
+        presence: PresenceSection,
+        messaging: MessagingSection,
         *,
+        authenticate_calls: bool,
         proxy_handle: Callable[[ServerTransaction], Awaitable[None]],
         is_me: Callable[[Uri], bool],
         is_server_uri: Callable[[object], bool],
@@ -63,20 +65,20 @@ class ImRouter:
         self._is_trusted = is_trusted  # a [[trusted]] peer (README "Running on the Internet")
         self.store = store
         self.backend = backend
-        self.config = config
+        self._authenticate_calls = authenticate_calls  # [auth]: our users must prove it
         self._proxy = proxy_handle
         self._is_me = is_me
         self._is_server_uri = is_server_uri
         wall = endpoint.wall
         self.presence = PresencePackage(
             store,
-            policy=config.presence_policy,
+            policy=presence.default_policy,
             bindings=backend.bindings,
             wall=wall,
             entropy=endpoint.entropy,
-            min_expires_s=config.subscribe_min_expires,
-            max_expires_s=config.subscribe_max_expires,
-            default_expires_s=config.subscribe_default_expires,
+            min_expires_s=presence.min_expires,
+            max_expires_s=presence.max_expires,
+            default_expires_s=presence.default_expires,
         )
         self.summary = MessageSummaryPackage(store, wall=wall)
         self.notifier = Notifier(
@@ -85,14 +87,14 @@ class ImRouter:
             [self.presence, self.summary],
             owner=owner,
             settings=NotifierSettings(
-                config.subscribe_min_expires,
-                config.subscribe_max_expires,
-                config.subscribe_default_expires,
-                config.min_notify_interval_s,
+                presence.min_expires,
+                presence.max_expires,
+                presence.default_expires,
+                presence.min_notify_interval_s,
                 PendingLimits(
-                    config.presence_max_pending_per_source,
-                    config.presence_max_pending_per_user,
-                    config.presence_max_pending,
+                    presence.max_pending_per_source,
+                    presence.max_pending_per_user,
+                    presence.max_pending,
                 ),
             ),
             contact=self.contact,
@@ -102,11 +104,11 @@ class ImRouter:
             endpoint,
             store,
             settings=MessagingSettings(
-                config.message_max_body_bytes,
-                config.store_offline,
-                config.message_expiry_s,
-                config.max_stored_per_user,
-                config.delivery_retry_s,
+                messaging.max_body_bytes,
+                messaging.store_offline,
+                messaging.expiry_s,
+                messaging.max_stored_per_user,
+                messaging.retry_s,
             ),
             owner=owner,
             bindings=backend.bindings,
@@ -230,7 +232,7 @@ class ImRouter:
             return None
         if (
             self.backend.is_local_domain(from_uri.host)
-            and self.config.authenticate_calls
+            and self._authenticate_calls
             and not await self.backend.authorize(st, from_uri.host.lower())
         ):
             return None
@@ -244,7 +246,7 @@ class ImRouter:
         return self._is_trusted(st) or (
             isinstance(from_uri, SipUri)
             and self.backend.is_local_domain(from_uri.host)
-            and self.config.authenticate_calls
+            and self._authenticate_calls
         )
 
     async def _user_exists(self, st: ServerTransaction, aor: str) -> bool:

@@ -1,2 +1,3 @@
-"""What an operator sees: the HTTP listener (metrics, management API, dashboard),
-its configuration, and the Prometheus metrics."""
+"""What an operator sees: the HTTP listener (management API, dashboard, `/metrics`),
+its `[http]` section, and the service that wires the records and metrics to one server
+process (seen through the `Served` protocol, so nothing here imports the server)."""

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from sipline.server.features.directory import load_rules
 from sipline.server.features.rules import RuleError, check_forward_loops, parse_rules
-from sipline.server.ops.metrics import Metrics
+from sipline.server.records.metrics import Metrics
 from sipline.server.records.pcap import pcap_bytes
 from sipline.server.records.trace import ladder, packets
 from sipline.storage.aio import AsyncStore

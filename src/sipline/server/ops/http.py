@@ -22,7 +22,7 @@ from sipline.server.ops.api import Control, add_api_routes
 from sipline.server.ops.auth import COOKIE, SESSION_S, Guard
 from sipline.server.ops.config import HttpSettings
 from sipline.server.ops.listen import http_url
-from sipline.server.ops.metrics import CONTENT_TYPE
+from sipline.server.records.metrics import CONTENT_TYPE
 
 __all__ = ["HttpListener"]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import socket
 
-from sipline.server.ops.config import HttpSettings, parse_hostport
+from sipline.server.config_values import parse_hostport
+from sipline.server.ops.config import HttpSettings
 from sipline.server.startup import ServeError
 
 __all__ = ["bind_http", "http_url"]

@@ -1,9 +1,10 @@
 """What an operator sees, wired to one server process: the message tap (call records,
 SIP trace, HEP), the metrics and their sampling, registration events, the record
-purge, the HTTP listener (single process, or worker 0), and reloading.
+purge, the HTTP listener (single process, or worker 0), and the reload request.
 
 `SipServer` makes one `OpsService` and calls `start`, `stop`, `registered` and
-`reload`; nothing here is on the path of a request except the tap.
+`apply`; nothing here is on the path of a request except the tap. The server is seen
+through the `Served` protocol (server/reload.py decides what a reload changes).
 """
 
 from __future__ import annotations
@@ -11,35 +12,35 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri
-from sipline.server.config import ServerConfig
+from sipline.runtime.endpoint import Endpoint
+from sipline.server.ops.config import OpsConfig
 from sipline.server.ops.listen import bind_http
-from sipline.server.ops.metrics import Metrics
 from sipline.server.records.hangup import send_hangup
 from sipline.server.records.logs import configure_logging
+from sipline.server.records.metrics import Metrics
 from sipline.server.records.tap import MessageTap
-from sipline.server.startup import ServeError
+from sipline.server.security.monitor import SecurityMonitor
+from sipline.server.startup import ServeError, WorkerSetup
+from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreError
 from sipline.storage.ops import OpsEvent
 
 if TYPE_CHECKING:
     from sipline.server.ops.http import HttpListener
-    from sipline.server.sip_server import SipServer
 
-__all__ = ["LIVE_KEYS", "OpsService", "changed_keys"]
+__all__ = ["OpsService", "Served"]
 
 log = logging.getLogger("sipline.server")
 reg_log = logging.getLogger("sipline.registrar")
@@ -50,68 +51,53 @@ HISTORY_KEEP = 360  # an hour of samples
 PURGE_EVERY_S = 3600.0
 STALE_EVERY_S = 60.0
 STALE_MARGIN_S = 60.0
-# What a reload applies at once (ServerConfig attributes); any other change is named
-# as needing a restart.
-LIVE_KEYS = frozenset(
-    {"log_level", "ops", "min_expires", "max_expires", "default_expires", "domains"}
-)
-# [http] listen and TLS cannot move under a running listener.
-_RESTART_OPS = frozenset({"http.listen", "http.tls_cert", "http.tls_key"})
 
 
-def _names() -> dict[str, str]:
-    """ServerConfig attribute -> the configuration key that sets it."""
-    from sipline.server.config import _SCHEMA  # noqa: PLC0415
+class Served(Protocol):
+    """What the operator's view needs of the server process it watches (`SipServer`)."""
 
-    return {
-        attr: f"{section}.{key}"
-        for section, keys in _SCHEMA.items()
-        for key, (attr, _) in keys.items()
-    }
-
-
-def changed_keys(old: ServerConfig, new: ServerConfig) -> list[tuple[str, str]]:
-    """(attribute, configuration key) of every setting that differs."""
-    names = _names()
-    changed = []
-    for f in fields(ServerConfig):
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if a == b:
-            continue
-        if f.name == "ops":
-            for section in fields(a):
-                sa, sb = getattr(a, section.name), getattr(b, section.name)
-                changed += [
-                    ("ops", f"{section.name}.{k.name}")
-                    for k in fields(sa)
-                    if getattr(sa, k.name) != getattr(sb, k.name)
-                ]
-        else:
-            changed.append((f.name, names.get(f.name, f.name)))
-    return changed
+    @property
+    def endpoint(self) -> Endpoint: ...
+    @property
+    def worker(self) -> WorkerSetup | None: ...
+    @property
+    def security(self) -> SecurityMonitor | None: ...
+    @property
+    def bound(self) -> list[str]: ...
+    def status(self) -> str: ...
+    def apply_reload(self) -> dict[str, Any]: ...
 
 
 class OpsService:
-    def __init__(self, server: SipServer) -> None:
-        assert server.store is not None
+    def __init__(
+        self,
+        server: Served,
+        store: AsyncStore,
+        settings: OpsConfig,
+        *,
+        regions: list[str],
+        database: Path,
+        ringing_s: float,
+    ) -> None:
+        """`ringing_s`: how long a call attempt may ring ([limits] timer_c_s, §16.6)."""
         self.server = server
-        self.store = server.store
-        self.config = server.config
+        self.store = store
+        self.settings = settings
         self.metrics = Metrics()
-        self.tap = MessageTap(server.endpoint, server.store, server.config.ops, self.metrics)
+        self.tap = MessageTap(server.endpoint, store, settings, self.metrics)
         self.http: HttpListener | None = None
         self.url: str | None = None
-        self.regions = [r.name for r in server.config.regions]
+        self.regions = regions
+        self.database = database
+        self.ringing_s = ringing_s
         self._history: collections.deque[dict[str, float]] = collections.deque(maxlen=HISTORY_KEEP)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sample = 0.0
-        # Set by `sipline serve`: re-read the configuration file (None: nothing to read).
-        self.load_config: Callable[[], ServerConfig] | None = None
 
     @property
     def serves_http(self) -> bool:
         worker = self.server.worker
-        return self.config.ops.http.listen is not None and (worker is None or worker.index == 0)
+        return self.settings.http.listen is not None and (worker is None or worker.index == 0)
 
     async def start(self, http_socket: socket.socket | None = None) -> None:
         self.tap.start()
@@ -125,7 +111,7 @@ class OpsService:
         if self.serves_http:
             from sipline.server.ops.http import HttpListener  # noqa: PLC0415 (aiohttp)
 
-            settings = self.config.ops.http
+            settings = self.settings.http
             sock = http_socket if http_socket is not None else bind_http(settings)
             self.http = HttpListener(settings, self)
             try:
@@ -202,7 +188,7 @@ class OpsService:
             doc["counted_by"] = "all workers (the overload figures: worker 0)"
         doc["registered"] = self.store.cached_binding_count()
         doc["listening"] = self.server.bound
-        doc["database"] = str(self.config.database)
+        doc["database"] = str(self.database)
         return doc
 
     async def _purge(self) -> None:
@@ -212,15 +198,14 @@ class OpsService:
         last_purge = 0.0
         while True:
             now = self.server.endpoint.wall()
-            cfg = self.config
             try:
-                stale = now - cfg.timer_c_s - 64 * 0.5 - STALE_MARGIN_S
+                stale = now - self.ringing_s - 64 * 0.5 - STALE_MARGIN_S
                 closed = await self.store.write(self.store.store.close_stale_calls, stale, now)
                 if closed:
                     log.info("closed %d call attempts that never saw a final response", closed)
                 if now - last_purge >= PURGE_EVERY_S:
                     last_purge = now
-                    keep_s = cfg.ops.cdr.keep_days * 86400.0
+                    keep_s = self.settings.cdr.keep_days * 86400.0
                     gone = await self.store.write(self.store.store.purge_records, now - keep_s)
                     if gone:
                         log.info("purged %d call records, events and messages", gone)
@@ -349,39 +334,13 @@ class OpsService:
         if worker is not None and worker.count > 1:
             os.kill(os.getppid(), signal.SIGHUP)
             return {"reloading": True, "workers": worker.count}
-        return self.apply_reload()
+        return self.server.apply_reload()
 
-    def apply_reload(self) -> dict[str, Any]:
-        if self.load_config is None:
-            return {"applied": [], "restart_needed": [], "error": "no configuration file"}
-        try:
-            new = self.load_config()
-        except ValueError as exc:
-            log.warning("reload: configuration not changed: %s", exc)
-            return {"applied": [], "restart_needed": [], "error": str(exc)}
-        old = self.config
-        changed = changed_keys(old, new)
-        live = [key for attr, key in changed if attr in LIVE_KEYS and key not in _RESTART_OPS]
-        later = [key for attr, key in changed if attr not in LIVE_KEYS or key in _RESTART_OPS]
-        if any(key in _RESTART_OPS for _, key in changed):  # the rest of [http] applies
-            http = dataclasses.replace(
-                new.ops.http,
-                listen=old.ops.http.listen,
-                tls_cert=old.ops.http.tls_cert,
-                tls_key=old.ops.http.tls_key,
-            )
-            new.ops = dataclasses.replace(new.ops, http=http)
-        for attr in {attr for attr, _ in changed if attr in LIVE_KEYS}:
-            setattr(old, attr, getattr(new, attr))  # the server holds this very object
+    def apply(self, settings: OpsConfig, log_level: str) -> None:
+        """Take reloaded settings: the log, the tap, the HTTP credentials."""
+        self.settings = settings
         worker = self.server.worker
-        configure_logging(old.log_level, old.ops.log.format, worker.index if worker else None)
-        self.tap.apply(old.ops)
+        configure_logging(log_level, settings.log.format, worker.index if worker else None)
+        self.tap.apply(settings)
         if self.http is not None:
-            self.http.apply(old.ops.http)
-        self.server.reconfigure()
-        log.warning(
-            "reload: applied %s%s",
-            ", ".join(live) or "nothing (no change)",
-            f"; needs a restart: {', '.join(later)}" if later else "",
-        )
-        return {"applied": live, "restart_needed": later}
+            self.http.apply(settings.http)

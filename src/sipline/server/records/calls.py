@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri
-from sipline.server.ops.metrics import Metrics
+from sipline.server.records.metrics import Metrics
 from sipline.storage.ops import CallUpdate
 
 __all__ = ["CallTracker"]

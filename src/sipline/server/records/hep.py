@@ -17,7 +17,7 @@ import re
 import socket
 import struct
 
-from sipline.server.ops.config import parse_hostport
+from sipline.server.config_values import parse_hostport
 
 __all__ = ["HepSender", "encode"]
 

@@ -16,10 +16,10 @@ import re
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import parse_message
 from sipline.runtime.endpoint import Address, Endpoint
-from sipline.server.ops.config import OpsConfig
-from sipline.server.ops.metrics import Metrics
 from sipline.server.records.calls import CallTracker
 from sipline.server.records.hep import HepSender
+from sipline.server.records.metrics import Metrics
+from sipline.server.records.settings import RecordSettings
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreError
 from sipline.storage.ops import CallUpdate, OpsEvent, TracedMessage
@@ -54,7 +54,7 @@ class MessageTap:
         self,
         endpoint: Endpoint,
         store: AsyncStore,
-        settings: OpsConfig,
+        settings: RecordSettings,
         metrics: Metrics | None,
     ) -> None:
         self.endpoint = endpoint
@@ -77,7 +77,7 @@ class MessageTap:
         self.endpoint.tap = self
         self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
-    def apply(self, settings: OpsConfig) -> None:
+    def apply(self, settings: RecordSettings) -> None:
         """Take new settings (at start and on reload)."""
         self.settings = settings
         address = settings.hep.address

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from sipline.runtime.timers import Timers
-from sipline.server.config import ServerConfig
 from sipline.server.media_services.registry import Handler, ServiceRegistry
 from sipline.server.voicemail.address import DEPOSIT_USER, RETRIEVAL_USER
 from sipline.server.voicemail.mailer import (
@@ -21,6 +20,7 @@ from sipline.server.voicemail.mailer import (
     missed_call_email,
     voicemail_email,
 )
+from sipline.server.voicemail.settings import EmailSection, VoicemailSection
 from sipline.storage import AsyncStore, StoreError
 
 if TYPE_CHECKING:
@@ -31,19 +31,20 @@ __all__ = ["Voicemail", "email_settings"]
 log = logging.getLogger("sipline.voicemail")
 
 
-def email_settings(config: ServerConfig) -> EmailSettings | None:
-    if config.email_host is None:
+def email_settings(email: EmailSection) -> EmailSettings | None:
+    """The mailer's settings: None without an SMTP host."""
+    if email.host is None:
         return None
     return EmailSettings(
-        config.email_host,
-        config.email_port,
-        config.email_starttls,
-        config.email_username,
-        config.email_password,
-        config.email_from,
-        config.email_missed_calls,
-        config.email_retry_s,
-        config.email_max_attempts,
+        email.host,
+        email.port,
+        email.starttls,
+        email.username,
+        email.password,
+        email.sender,
+        email.missed_calls,
+        email.retry_s,
+        email.max_attempts,
     )
 
 
@@ -53,24 +54,27 @@ class Voicemail:
     def __init__(
         self,
         store: AsyncStore,
-        config: ServerConfig,
+        config: VoicemailSection,
+        email: EmailSection,
         *,
+        authenticate_calls: bool,
         timers: Timers,
         notify: Callable[[str], Awaitable[None]],
         spawn: Callable[[Coroutine[Any, Any, None]], object],
     ) -> None:
         self.store = store
         self.config = config
+        self._authenticate_calls = authenticate_calls
         self._timers = timers
         self._wall = timers.clock.wall
         self._notify = notify
         self._spawn = spawn
-        settings = email_settings(config)
+        settings = email_settings(email)
         self.mailer = Mailer(store, settings, timers=timers) if settings is not None else None
         self.service: VoicemailService | None = None
 
     def register(self, registry: ServiceRegistry) -> None:
-        if self.config.voicemail_enabled:
+        if self.config.enabled:
             registry.add_users("voicemail", (DEPOSIT_USER, RETRIEVAL_USER), self._handler)
 
     def _handler(self) -> Handler:
@@ -82,10 +86,10 @@ class Voicemail:
         self.service = VoicemailService(
             self.store,
             VoicemailSettings(
-                max_message_s=self.config.voicemail_max_message_s,
-                speech=self.config.voicemail_speech,
-                require_pin=not self.config.authenticate_calls,
-                max_messages=self.config.voicemail_max_messages,
+                max_message_s=self.config.max_message_s,
+                speech=self.config.speech,
+                require_pin=not self._authenticate_calls,
+                max_messages=self.config.max_messages,
             ),
             timers=self._timers,
             on_count_changed=self._notify,
