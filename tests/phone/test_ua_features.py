@@ -24,9 +24,7 @@ SHORT = SessionTimerPolicy(expires_s=2, min_se_s=1)  # below RFC 4028's 90 s: te
 async def _crash(ua: UserAgent) -> None:
     """Stop an agent dead: no BYE, no more packets, as if its host vanished."""
     for call in ua.calls:
-        if call._timer is not None:
-            call._timer.cancel()
-        call._stop_retransmissions()
+        call.session.close()  # its timers: no refresh, no 2xx retransmission
         await call.media.close()
     await ua.endpoint.close()
 

@@ -74,7 +74,7 @@ async def test_unknown_user_and_unsupported_body(server: SipServer) -> None:
         with pytest.raises(MessageFailed) as refused:
             await alice.send_message("bob@example.com", b"\x00", content_type="image/png")
         assert refused.value.status == 415
-        assert bob._messages.empty()
+        assert bob.inbox.empty()
 
 
 async def test_offline_messages_arrive_when_the_user_registers(server: SipServer) -> None:
