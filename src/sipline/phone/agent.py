@@ -1,9 +1,10 @@
 """The user agent: one endpoint, a registration, and any number of calls.
 
 See the package docstring (`sipline.phone`) for the API tour. This module owns the
-endpoint's callbacks: requests are matched to calls by dialog (481 when none, §12.2.2),
-new INVITEs become incoming calls, OPTIONS is answered (§11.2), and ACKs and late 2xx
-responses are handed to their calls.
+endpoint's callbacks: requests inside a dialog go to their call (`calls.py`), new
+INVITEs become incoming calls, NOTIFY goes to its subscription, MESSAGE to the inbox,
+and OPTIONS is answered (§11.2). Where requests go is `addressing.py`; how they are
+sent (digest challenges answered) is `requests.py`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from types import TracebackType
 from typing import Any
 
 from sipline.core.clock import Clock, Entropy
-from sipline.core.dialog import Dialog, DialogId, DialogTable
+from sipline.core.dialog import Dialog, DialogTable
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import AbsoluteUri, Uri
 from sipline.core.views import NameAddr
 from sipline.media.sources import SinkLike, SourceLike
-from sipline.phone.addressing import DEFAULT_PORTS, Addressing, advertised_host, uuid4_urn
+from sipline.phone.addressing import Addressing, advertised_host, uuid4_urn
 from sipline.phone.call import Call
-from sipline.phone.config import ALLOW, SUPPORTED, UserAgentConfig, parse_aor, parse_hostport
+from sipline.phone.calls import CallTable
+from sipline.phone.config import ALLOW, SUPPORTED, UserAgentConfig
 from sipline.phone.credentials import DigestClient
 from sipline.phone.events import EndedBy, UserAgentError
 from sipline.phone.im import IncomingMessage, MessageInbox, send_message
@@ -82,26 +84,17 @@ class UserAgent:
         **settings: object,
     ) -> None:
         if config is None:
-            host, port = parse_hostport(listen, default_port=0)
-            config = UserAgentConfig(
-                aor=parse_aor(aor),
+            config = UserAgentConfig.of(
+                aor,
                 password=password,
                 username=username,
-                server=(
-                    parse_hostport(server, DEFAULT_PORTS.get(transport.upper(), 5060))
-                    if server
-                    else None
-                ),
-                transport=transport.upper(),
-                listen_host=host,
-                listen_port=port,
+                server=server,
+                listen=listen,
+                transport=transport,
                 register=register,
                 auto_answer=auto_answer,
+                **settings,
             )
-            for name, value in settings.items():
-                if not hasattr(config, name):
-                    raise TypeError(f"unknown setting {name!r} (see UserAgentConfig)")
-                setattr(config, name, value)
         elif settings:
             raise TypeError("give either config= or settings, not both")
         if config.transport not in ("UDP", "TCP", "TLS"):
@@ -121,15 +114,13 @@ class UserAgent:
         self.addressing = Addressing(config, self.endpoint)
         self.sender = RequestSender(self.endpoint, self.digest)
         self.registration: Registration | None = None
-        self._calls: list[Call] = []
-        self._by_dialog: dict[DialogId, Call] = {}
+        self._calls = CallTable(self.dialogs)
         self._incoming: asyncio.Queue[Call] = asyncio.Queue()
         # RFC 5626 §4.1: one instance id for the life of this agent (urn:uuid, RFC 4122 v4).
         self.instance_id = uuid4_urn(self.entropy.random_bytes(16))
         self._tls_files: TlsFiles | None = None
         self._started = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pending_invites: dict[tuple[str, str, int], str] = {}  # merged requests, §8.2.2.2
         self.inbox = MessageInbox(on_message, self._spawn)
         self._watches: dict[tuple[str, str], Watch] = {}  # (Call-ID, our tag) -> subscription
         self.publication: PresencePublication | None = None
@@ -206,7 +197,7 @@ class UserAgent:
     async def close(self) -> None:
         """Hang up every call, unregister, close the sockets."""
         timers = self.endpoint.timers
-        calls = [c for c in self._calls if c.is_active]
+        calls = self._calls.active
         if calls:
             with contextlib.suppress(TimeoutError):
                 await timers.wait_for(_hang_up(calls), 2 * self.config.timers.t1 * 8)
@@ -273,7 +264,7 @@ class UserAgent:
     @property
     def calls(self) -> list[Call]:
         """The calls not yet ended."""
-        return [c for c in self._calls if c.is_active]
+        return self._calls.active
 
     async def call(
         self,
@@ -299,7 +290,7 @@ class UserAgent:
             call_id=self.endpoint.new_call_id(),
             media=self.new_media(),
         )
-        self._calls.append(call)
+        self._calls.add(call)
         if play is not None:
             call.play(play)
         if record is not None:
@@ -405,19 +396,10 @@ class UserAgent:
         )
 
     def bind_dialog(self, dialog: Dialog, call: Call) -> None:
-        self._by_dialog[dialog.id] = call
+        self._calls.bind_dialog(dialog, call)
 
     def call_ended(self, call: Call) -> None:
-        for dialog_id in [d for d, c in self._by_dialog.items() if c is call]:
-            del self._by_dialog[dialog_id]
-            dialog = self.dialogs.get(dialog_id)
-            if dialog is not None:
-                dialog.terminate()
-        self.dialogs.purge()
-        with contextlib.suppress(ValueError):
-            self._calls.remove(call)
-        for key in [k for k, _ in self._pending_invites.items() if k[0] == call.call_id]:
-            del self._pending_invites[key]
+        self._calls.ended(call)
 
     async def transfer_call(self, target: str, *, referred_by: str, like: Call) -> Call:
         return await self.call(target, play=like._play_spec, headers=[("Referred-By", referred_by)])
@@ -441,16 +423,7 @@ class UserAgent:
             self.inbox.on_message(st)  # in or out of a dialog alike (RFC 3428 §4)
             return None
         if request.to.tag is not None:
-            try:
-                dialog = self.dialogs.receive_request(request)
-            except RemoteProtocolError as exc:
-                st.respond(exc.status, exc.reason)
-                return None
-            call = self._by_dialog.get(dialog.id) if dialog is not None else None
-            if call is None or not call.is_active:
-                st.respond(481)
-                return None
-            return call.on_request(st)
+            return self._calls.in_dialog(st)
         if method == "INVITE":
             return self._on_invite(st)
         if method == "OPTIONS":
@@ -464,13 +437,9 @@ class UserAgent:
 
     async def _on_invite(self, st: ServerTransaction) -> None:
         request = st.request
-        key = (request.call_id, request.from_.tag or "", request.cseq.seq)
-        branch = request.top_via.branch or ""
-        seen = self._pending_invites.get(key)
-        if seen is not None and seen != branch:
+        if self._calls.merged(request):
             st.respond(482, "Loop Detected (merged request)")  # §8.2.2.2
             return
-        self._pending_invites[key] = branch
         call = Call(
             self,
             outgoing=False,
@@ -479,7 +448,7 @@ class UserAgent:
             call_id=request.call_id,
             media=self.new_media(),
         )
-        self._calls.append(call)
+        self._calls.add(call)
         try:
             accepted = await call.receive(st)
         except RemoteProtocolError:
@@ -504,22 +473,10 @@ class UserAgent:
             await call.answer()
 
     def _on_ack(self, request: Request, inbound: Inbound) -> None:
-        dialog = self.dialogs.match(request)
-        call = self._by_dialog.get(dialog.id) if dialog is not None else None
-        if call is not None:
-            call.on_ack(request)
+        self._calls.on_ack(request)
 
     def _on_stray(self, response: Response, source: Source) -> None:
-        try:
-            dialog_id = DialogId.of_response(response)
-            method = response.cseq.method
-        except RemoteProtocolError:
-            return
-        if dialog_id is None or method != "INVITE" or not 200 <= response.status < 300:
-            return
-        call = self._by_dialog.get(dialog_id)
-        if call is not None:
-            call.on_stray_2xx(response)
+        self._calls.on_stray(response)
 
 
 async def _hang_up(calls: list[Call]) -> None:
