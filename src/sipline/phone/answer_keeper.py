@@ -55,6 +55,11 @@ class AnswerKeeper:
         self._disarm(kept)
         return UsageAction.PASS_ACK in actions
 
+    @property
+    def pending(self) -> int:
+        """How many 2xx still wait for their ACK."""
+        return len(self._kept)
+
     def stop(self) -> None:
         for kept in self._kept.values():
             kept.usage.stop(now=self._timers.now())
