@@ -401,8 +401,10 @@ class UserAgent:
     def call_ended(self, call: Call) -> None:
         self._calls.ended(call)
 
-    async def transfer_call(self, target: str, *, referred_by: str, like: Call) -> Call:
-        return await self.call(target, play=like._play_spec, headers=[("Referred-By", referred_by)])
+    async def transfer_call(
+        self, target: str, *, referred_by: str, play: SourceLike | None
+    ) -> Call:
+        return await self.call(target, play=play, headers=[("Referred-By", referred_by)])
 
     async def allow_transfer(self, call: Call, target: str) -> bool:
         policy = self.on_transfer

@@ -53,7 +53,9 @@ class CallHost(AgentServices, Protocol):
 
     def call_ended(self, call: Call) -> None: ...
 
-    async def transfer_call(self, target: str, *, referred_by: str, like: Call) -> Call: ...
+    async def transfer_call(
+        self, target: str, *, referred_by: str, play: SourceLike | None
+    ) -> Call: ...
 
     async def allow_transfer(self, call: Call, target: str) -> bool: ...
 
@@ -318,7 +320,7 @@ class Call:
         return await self.ua.allow_transfer(self, target)
 
     async def place_transfer(self, target: str, referred_by: str) -> PlacedCall:
-        return await self.ua.transfer_call(target, referred_by=referred_by, like=self)
+        return await self.ua.transfer_call(target, referred_by=referred_by, play=self._play_spec)
 
     # -- what the agent hands to the call -------------------------------------------------------
     def on_request(self, st: ServerTransaction) -> Awaitable[None] | None:
