@@ -33,7 +33,8 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 
 class Process:
-    """A sipline command bounded by `timeout -k`; stdout lines collected by a thread."""
+    """A sipline command bounded by `timeout -k`; stdout and stderr lines collected by
+    threads, which wake whoever waits for a line (no polling)."""
 
     def __init__(self, *args: str, seconds: int = 30) -> None:
         self.proc = subprocess.Popen(
@@ -44,6 +45,7 @@ class Process:
         )
         self.lines: list[str] = []
         self.errors: list[str] = []
+        self._changed = threading.Condition()
         self._readers = [
             threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
             threading.Thread(target=self._read, args=(self.proc.stderr, self.errors), daemon=True),
@@ -51,27 +53,32 @@ class Process:
         for reader in self._readers:
             reader.start()
 
-    @staticmethod
-    def _read(stream: IO[bytes], into: list[str]) -> None:
-        # extend() takes each line as it comes, so waiters see it at once.
-        into.extend(raw.decode("utf-8", "replace").rstrip("\n") for raw in stream)
+    def _read(self, stream: IO[bytes], into: list[str]) -> None:
+        for raw in stream:
+            with self._changed:
+                into.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()  # the stream ended: a waiter may give up
 
     def text(self) -> str:
         return "\n".join([*self.lines, "-- stderr --", *self.errors])
 
-    def wait_line(self, text: str, timeout: float = 15.0) -> str:
+    def wait_line(self, text: str, timeout: float = 15.0, *, err: bool = False) -> str:
+        """The first line (of stdout, or stderr with `err`) containing `text`."""
+        lines = self.errors if err else self.lines
         deadline = time.monotonic() + timeout
-        while True:
-            for line in list(self.lines):
-                if text in line:
-                    return line
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                time.sleep(0.2)
-                for line in list(self.lines):
-                    if text in line:
-                        return line
-                raise AssertionError(f"no {text!r} in:\n" + self.text())
-            time.sleep(0.05)
+
+        def found() -> str | None:
+            return next((line for line in lines if text in line), None)
+
+        with self._changed:
+            while (line := found()) is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not any(r.is_alive() for r in self._readers):
+                    raise AssertionError(f"no {text!r} in:\n" + self.text())
+                self._changed.wait(left)
+        return line
 
     def finish(self, timeout: float = 30.0) -> str:
         self.proc.wait(timeout=timeout)

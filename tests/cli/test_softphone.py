@@ -5,24 +5,17 @@ matches what the other played. Directly, and through `sipline serve`."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from softphone_helpers import HOST, free_port
+from softphone_helpers import Process as _Process
 
 from sipline.media.audio import cross_correlate, to_int16
 from sipline.media.audio_files import read_wav, write_wav
 from sipline.storage.sqlite import SqliteStore
-
-SIPLINE = shutil.which("sipline") or str(Path(sys.executable).parent / "sipline")
-HOST = "127.0.0.1"
 
 
 def _sweep(path: Path, f0: float, rate: float, seconds: float = 2.0) -> np.ndarray:
@@ -30,59 +23,6 @@ def _sweep(path: Path, f0: float, rate: float, seconds: float = 2.0) -> np.ndarr
     signal = to_int16(10000 * np.sin(2 * np.pi * (f0 * t + rate * t * t)))
     write_wav(path, signal)
     return signal
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-class _Process:
-    """A sipline command bounded by `timeout -k`, its output collected by a thread."""
-
-    def __init__(self, *args: str, seconds: int = 30) -> None:
-        self.proc = subprocess.Popen(
-            ["timeout", "-k", "5", str(seconds), SIPLINE, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-
-    def wait_line(self, text: str, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines:
-                if text in line:
-                    return line
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                time.sleep(0.2)
-                for line in self.lines:
-                    if text in line:
-                        return line
-                raise AssertionError(f"no {text!r} in:\n" + "\n".join(self.lines))
-            time.sleep(0.05)
-
-    def finish(self, timeout: float = 30.0) -> str:
-        self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return "\n".join(self.lines)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.finish()
 
 
 def _check_audio(tmp_path: Path, alice_sweep: np.ndarray, bob_sweep: np.ndarray) -> None:
@@ -97,7 +37,7 @@ def _check_audio(tmp_path: Path, alice_sweep: np.ndarray, bob_sweep: np.ndarray)
 def test_call_and_answer_directly(tmp_path: Path) -> None:
     a = _sweep(tmp_path / "a.wav", 300, 200, seconds=3.0)
     b = _sweep(tmp_path / "b.wav", 1500, -200)
-    port = _free_port()
+    port = free_port()
     answer = _Process(
         "answer", "--user", "bob@example.com", "--listen", f"{HOST}:{port}",
         "--play", str(tmp_path / "b.wav"), "--record", str(tmp_path / "bob.wav"),
@@ -126,7 +66,7 @@ def test_call_and_answer_directly(tmp_path: Path) -> None:
 
 def test_json_output_is_one_object_per_line(tmp_path: Path) -> None:
     _sweep(tmp_path / "a.wav", 300, 300, seconds=1.0)
-    port = _free_port()
+    port = free_port()
     answer = _Process("answer", "--user", "bob@example.com", "--listen", f"{HOST}:{port}", "--json")
     try:
         answer.wait_line('"event": "waiting"')
@@ -155,13 +95,13 @@ def serve(tmp_path: Path) -> Iterator[int]:
     store.add_user("alice", "example.com", "alice-pw")
     store.add_user("bob", "example.com", "bob-pw")
     store.close()
-    port = _free_port()
+    port = free_port()
     server = _Process(
         "serve", "--listen", f"udp:{HOST}:{port}", "--domain", "example.com", "--db", str(db),
         seconds=60,
     )  # fmt: skip
     try:
-        time.sleep(0.2)
+        server.wait_line("sipline: serving", err=True)
         yield port
     finally:
         server.stop()
@@ -176,13 +116,7 @@ def test_call_and_answer_through_sipline_serve(tmp_path: Path, serve: int) -> No
         "--record", str(tmp_path / "bob.wav"),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 15
-        while not any("waiting for calls" in line for line in answer.lines):
-            if answer.proc.poll() is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        text = "\n".join(answer.lines)
-        assert "(registered)" in answer.wait_line("waiting for calls"), text
+        assert "(registered)" in answer.wait_line("waiting for calls"), answer.text()
         call = _Process(
             "call", "sip:bob@example.com", "--user", "alice@example.com",
             "--password", "alice-pw", "--server", server, "--listen", f"{HOST}:0",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ua_helpers import agent, chirp, uri_of, wait_for
+from ua_helpers import agent, chirp, on_clock, uri_of, wait_for
 
 from sipline.media.audio import ArraySink, cross_correlate
 from sipline.phone import (
@@ -23,6 +23,7 @@ from sipline.phone import (
     UserAgentError,
 )
 from sipline.sdp import Direction
+from sipline.testing import FakeClock
 
 
 async def test_call_with_audio_both_ways_then_caller_hangs_up() -> None:
@@ -140,12 +141,18 @@ async def test_hold_and_resume_change_who_sends() -> None:
 
 async def test_both_sides_reinvite_at_once_and_both_succeed() -> None:
     """§14.1 glare: one re-INVITE meets the other, 491, a wait, a retry."""
-    async with agent("alice") as alice, agent("bob", auto_answer=True) as bob:
+    clock = FakeClock()
+    async with (
+        agent("alice", clock=clock) as alice,
+        agent("bob", auto_answer=True, clock=clock) as bob,
+    ):
         call = await alice.call(uri_of(bob))
         await asyncio.wait_for(call.answered, 5)
         (theirs,) = bob.calls
-        results = await asyncio.wait_for(asyncio.gather(call.hold(), theirs.hold()), 20)
+        # Each waits on the clock before trying again: 2.1-4 s for the Call-ID's owner.
+        results = await on_clock(clock, asyncio.gather(call.hold(), theirs.hold()), limit_s=20)
         assert results == [True, True]
+        assert clock.now >= 2.1  # the caller (the Call-ID's owner) waited 2.1-4 s
         assert call.media.direction is Direction.INACTIVE  # both hold: nobody sends
         await call.hangup()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ua_helpers import Challenger, TestServer, agent, uri_of, wait_for
+from ua_helpers import Challenger, TestServer, agent, on_clock, run_until, uri_of, wait_for
 
 from sipline.phone import (
     CallTransferred,
@@ -17,6 +17,7 @@ from sipline.phone import (
     UserAgent,
 )
 from sipline.runtime.endpoint import ServerTransaction
+from sipline.testing import FakeClock, advance
 
 SHORT = SessionTimerPolicy(expires_s=2, min_se_s=1)  # below RFC 4028's 90 s: tests only
 
@@ -24,17 +25,16 @@ SHORT = SessionTimerPolicy(expires_s=2, min_se_s=1)  # below RFC 4028's 90 s: te
 async def _crash(ua: UserAgent) -> None:
     """Stop an agent dead: no BYE, no more packets, as if its host vanished."""
     for call in ua.calls:
-        if call._timer is not None:
-            call._timer.cancel()
-        call._stop_retransmissions()
+        call.session.close()  # its timers: no refresh, no 2xx retransmission
         await call.media.close()
     await ua.endpoint.close()
 
 
 async def test_caller_refreshes_the_session_and_the_callee_sees_it() -> None:
+    clock = FakeClock()
     async with (
-        agent("alice", session_timer=SHORT) as alice,
-        agent("bob", auto_answer=True, session_timer=SHORT) as bob,
+        agent("alice", session_timer=SHORT, clock=clock) as alice,
+        agent("bob", auto_answer=True, session_timer=SHORT, clock=clock) as bob,
     ):
         call = await alice.call(uri_of(bob))
         await asyncio.wait_for(call.answered, 5)
@@ -42,37 +42,44 @@ async def test_caller_refreshes_the_session_and_the_callee_sees_it() -> None:
         assert call.session_timer.interval_s == 2
         (theirs,) = bob.calls
         assert theirs.session_timer is not None and not theirs.session_timer.we_refresh
-        await asyncio.sleep(2.4)  # a refresh at 1 s and at 2 s
+        await advance(clock, 2.4)  # a refresh at 1 s and at 2 s
         refreshed = [e for e in call.history if isinstance(e, SessionRefreshed)]
-        assert len(refreshed) >= 2
+        assert len(refreshed) == 2
         assert any(isinstance(e, SessionRefreshed) and e.by_remote for e in theirs.history)
         assert theirs.is_active and call.is_active  # refreshed in time: nobody gave up
         await call.hangup()
 
 
 async def test_callee_ends_a_call_whose_refresher_died() -> None:
-    async with (
-        agent("alice", session_timer=SHORT) as alice,
-        agent("bob", auto_answer=True, session_timer=SHORT) as bob,
-    ):
+    clock = FakeClock()
+    alice = agent("alice", session_timer=SHORT, clock=clock)
+    async with agent("bob", auto_answer=True, session_timer=SHORT, clock=clock) as bob:
+        await alice.start()
         call = await alice.call(uri_of(bob))
         await asyncio.wait_for(call.answered, 5)
         (theirs,) = bob.calls
         await _crash(alice)
-        ended = await asyncio.wait_for(theirs.ended, 8)
+        await advance(clock, 1.3)
+        assert theirs.is_active  # 2 - min(32, 2/3) s: not yet
+        await run_until(clock, theirs.ended.done, limit_s=5)
+        ended = theirs.ended.result()
         assert ended.by is EndedBy.NETWORK and "session expired" in ended.reason
+    await on_clock(clock, alice.close())
 
 
 async def test_refresher_ends_the_call_when_the_peer_is_gone() -> None:
-    async with (
-        agent("alice", session_timer=SHORT) as alice,
-        agent("bob", auto_answer=True, session_timer=SHORT) as bob,
-    ):
+    clock = FakeClock()
+    bob = agent("bob", auto_answer=True, session_timer=SHORT, clock=clock)
+    async with agent("alice", session_timer=SHORT, clock=clock) as alice:
+        await bob.start()
         call = await alice.call(uri_of(bob))
         await asyncio.wait_for(call.answered, 5)
         await _crash(bob)
-        ended = await asyncio.wait_for(call.ended, 10)
+        # The refresh at 1 s gets no answer: Timer B (64*T1 = 3.2 s) ends it with 408.
+        await run_until(clock, call.ended.done, limit_s=10)
+        ended = call.ended.result()
         assert ended.by is EndedBy.NETWORK and ended.status == 408
+    await on_clock(clock, bob.close())
 
 
 async def test_422_makes_the_caller_ask_for_the_minimum() -> None:

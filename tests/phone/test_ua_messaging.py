@@ -4,13 +4,12 @@ registration, presence from registrations and from PUBLISH, message-summary."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from server_helpers import configured
-from ua_helpers import FAST, HOST
+from ua_helpers import FAST, HOST, wait_for
 
 from sipline.phone import IncomingMessage, MessageFailed, UserAgent
 from sipline.server.config import parse_listen
@@ -75,7 +74,7 @@ async def test_unknown_user_and_unsupported_body(server: SipServer) -> None:
         with pytest.raises(MessageFailed) as refused:
             await alice.send_message("bob@example.com", b"\x00", content_type="image/png")
         assert refused.value.status == 415
-        assert bob._messages.empty()
+        assert bob.inbox.empty()
 
 
 async def test_offline_messages_arrive_when_the_user_registers(server: SipServer) -> None:
@@ -85,10 +84,7 @@ async def test_offline_messages_arrive_when_the_user_registers(server: SipServer
     received: list[IncomingMessage] = []
     async with agent(server, "bob", on_message=received.append) as bob:
         watch = await bob.watch("bob@example.com", "message-summary")
-        for _ in range(100):
-            if len(received) == 2:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: len(received) == 2)
         assert [m.text for m in received] == ["first", "second"]
         assert all(m.date for m in received)  # when they were sent
         update = await watch.next_update(timeout=5)
@@ -117,8 +113,6 @@ async def test_presence_watch_follows_registration_and_publication(server: SipSe
         await watch.close()
         assert watch.ended
         assert server.im is not None
-        for _ in range(100):  # the terminated NOTIFY goes after the 200 (RFC 6665 §4.2.1.4)
-            if not server.im.notifier.subscriptions():
-                break
-            await asyncio.sleep(0.02)
-        assert server.im.notifier.subscriptions() == []
+        notifier = server.im.notifier
+        # The terminated NOTIFY goes after the 200 (RFC 6665 §4.2.1.4).
+        await wait_for(lambda: not notifier.subscriptions())

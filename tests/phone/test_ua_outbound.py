@@ -17,6 +17,7 @@ from sipline.phone import UserAgent
 from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.storage.sqlite import SqliteStore
+from sipline.testing import FakeClock, advance
 
 DOMAIN = "example.com"
 
@@ -44,10 +45,11 @@ async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
 
 
 async def test_a_tcp_agent_is_reached_over_its_registration_flow(server: SipServer) -> None:
+    clock = FakeClock()
     tcp_port = server.endpoint.listening("TCP").port
     bob = UserAgent(f"bob@{DOMAIN}", password="bob-pw", server=f"{HOST}:{tcp_port}",
                     transport="tcp", listen=f"{HOST}:0", timers=FAST, auto_answer=True,
-                    keepalive_s=0.2)  # fmt: skip
+                    keepalive_s=0.2, clock=clock)  # fmt: skip
     udp_port = server.endpoint.listening("UDP").port
     alice = UserAgent(f"alice@{DOMAIN}", password="alice-pw", server=f"{HOST}:{udp_port}",
                       listen=f"{HOST}:0", timers=FAST)  # fmt: skip
@@ -62,6 +64,7 @@ async def test_a_tcp_agent_is_reached_over_its_registration_flow(server: SipServ
         (flow,) = bob.endpoint.transports.connections
         assert binding.received == f"tcp:{HOST}:{flow.local[1]}"  # the flow, not a Contact
         before = server.endpoint.transports.stats.keepalives_in
+        await advance(clock, 0.4)  # pings every 0.2 s
         await wait_for(lambda: server.endpoint.transports.stats.keepalives_in >= before + 2, 3)
         call = await alice.call(f"sip:bob@{DOMAIN}")
         await asyncio.wait_for(call.answered, 5)
@@ -72,10 +75,11 @@ async def test_a_tcp_agent_is_reached_over_its_registration_flow(server: SipServ
 
 
 async def test_a_lost_flow_is_registered_again_at_once(server: SipServer) -> None:
+    clock = FakeClock()
     tcp_port = server.endpoint.listening("TCP").port
     bob = UserAgent(f"bob@{DOMAIN}", password="bob-pw", server=f"{HOST}:{tcp_port}",
                     transport="tcp", listen=f"{HOST}:0", timers=FAST, auto_answer=True,
-                    keepalive_s=0.2)  # fmt: skip
+                    keepalive_s=0.2, clock=clock)  # fmt: skip
     udp_port = server.endpoint.listening("UDP").port
     alice = UserAgent(f"alice@{DOMAIN}", password="alice-pw", server=f"{HOST}:{udp_port}",
                       listen=f"{HOST}:0", timers=FAST)  # fmt: skip
@@ -90,6 +94,7 @@ async def test_a_lost_flow_is_registered_again_at_once(server: SipServer) -> Non
         (old,) = bob.endpoint.transports.connections
         before = flow_of_binding()
         old.abort()  # the connection dies (a NAT drops it, the server restarts)
+        await advance(clock, 0.2)  # the next ping finds it gone
         await wait_for(lambda: flow_of_binding() not in (None, before), 3)
         (new,) = bob.endpoint.transports.connections
         assert flow_of_binding() == f"tcp:{HOST}:{new.local[1]}"

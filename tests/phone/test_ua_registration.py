@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ua_helpers import HOST, Challenger, TestServer, wait_for
+from ua_helpers import HOST, Challenger, TestServer, run_until, wait_for
 
 from sipline.core.message import Request
 from sipline.phone import RegistrationError, UserAgent
 from sipline.runtime.endpoint import ServerTransaction
+from sipline.testing import FakeClock, advance
 
 
 class _Registrar(TestServer):
@@ -52,6 +53,7 @@ class _Registrar(TestServer):
 
 async def test_register_with_digest_refresh_and_unregister_on_close() -> None:
     registrar = await _Registrar(grant=2).start()
+    clock = FakeClock()
     try:
         ua = UserAgent(
             "alice@example.com",
@@ -59,6 +61,7 @@ async def test_register_with_digest_refresh_and_unregister_on_close() -> None:
             server=registrar.hostport,
             listen=f"{HOST}:0",
             keepalive_s=0.2,
+            clock=clock,
         )
         async with ua:
             assert ua.registered and ua.registration is not None
@@ -69,13 +72,14 @@ async def test_register_with_digest_refresh_and_unregister_on_close() -> None:
             assert first[0].headers.get("authorization") is None
             assert first[1].headers.get("authorization") is not None
             # Refreshed before the 2 s run out (one second ahead), credentials up front.
-            await wait_for(
-                lambda: ua.registration is not None and ua.registration.refreshes >= 1, 4
-            )
+            await advance(clock, 0.9)
+            assert ua.registration.refreshes == 0
+            await run_until(clock, lambda: ua.registration and ua.registration.refreshes, limit_s=1)
             refresh = registrar.registers()[-1]
             assert refresh.headers.get("authorization") is not None
             assert refresh.call_id == first[0].call_id
             assert refresh.cseq.seq > first[1].cseq.seq
+            await advance(clock, 0.4)  # keep-alives every 0.2 s
             await wait_for(lambda: registrar.endpoint.transports.stats.keepalives_in >= 2, 3)
         assert registrar.bindings == {}  # removed on close
         last = registrar.registers()[-1]
@@ -89,15 +93,21 @@ async def test_a_refused_refresh_is_not_retried_a_transient_one_is(
     status: int, retried: bool
 ) -> None:
     registrar = await _Registrar(grant=2).start()
+    clock = FakeClock()
     try:
         ua = UserAgent(
-            "alice@example.com", password="secret", server=registrar.hostport, listen=f"{HOST}:0"
+            "alice@example.com",
+            password="secret",
+            server=registrar.hostport,
+            listen=f"{HOST}:0",
+            clock=clock,
         )
         async with ua:
             registration = ua.registration
             assert registration is not None
             registrar.refuse = status  # e.g. the account was removed: 403 Forbidden
             sent = len(registrar.registers())
+            await advance(clock, 1.0)  # the refresh, one second ahead of expiry
             await wait_for(lambda: len(registrar.registers()) > sent, 4)
             await wait_for(lambda: not registration.registered, 2)
             if retried:  # RFC 5626 §4.5: tried again after base-time, 30 s

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from ua_helpers import FAST, HOST, agent, wait_for
+from ua_helpers import FAST, HOST, agent, on_clock, run_until, wait_for
 
 from sipline.core.builders import build_request
 from sipline.core.dialog import Dialog
@@ -19,6 +19,7 @@ from sipline.core.views import NameAddr
 from sipline.phone import CallState, UserAgent
 from sipline.runtime.endpoint import Endpoint, EndpointConfig
 from sipline.sdp import parse, serialize
+from sipline.testing import FakeClock, advance
 from sipline.transport import Target
 
 OFFER = (
@@ -28,14 +29,21 @@ OFFER = (
 
 
 @pytest.fixture
-async def bob() -> AsyncIterator[UserAgent]:
-    async with agent("bob", auto_answer=True) as ua:
-        yield ua
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-async def raw() -> AsyncIterator[Endpoint]:
-    endpoint = Endpoint(EndpointConfig(timers=FAST))
+async def bob(clock: FakeClock) -> AsyncIterator[UserAgent]:
+    ua = agent("bob", auto_answer=True, clock=clock)
+    await ua.start()
+    yield ua
+    await on_clock(clock, ua.close())  # its BYEs may go to a peer that has gone
+
+
+@pytest.fixture
+async def raw(clock: FakeClock) -> AsyncIterator[Endpoint]:
+    endpoint = Endpoint(EndpointConfig(timers=FAST), clock=clock)
     await endpoint.listen("UDP", HOST, 0)
     yield endpoint
     await endpoint.close()
@@ -135,36 +143,43 @@ async def test_offer_in_the_2xx_answered_in_the_ack(bob: UserAgent, raw: Endpoin
     assert call.media.codec == "PCMU"
 
 
-async def test_2xx_is_retransmitted_until_the_ack(bob: UserAgent, raw: Endpoint) -> None:
+async def test_2xx_is_retransmitted_until_the_ack(
+    bob: UserAgent, raw: Endpoint, clock: FakeClock
+) -> None:
     seen: list[Response] = []
     offer = OFFER.format(port=40004, formats="0").encode()
     invite = _request(raw, bob, body=offer)
     ct = raw.send_request(invite, _target(bob), on_response=seen.append)
     ok = await asyncio.wait_for(ct.final, 5)
-    await asyncio.sleep(0.5)  # T1 = 50 ms: retransmissions at 50, 150, 350 ms...
+    await advance(clock, 0.5)  # T1 = 50 ms: retransmissions at 50, 150 and 350 ms
     retransmitted = sum(1 for r in seen if r.status == 200) - 1
-    assert retransmitted >= 2
+    assert retransmitted == 3
     dialog = Dialog.as_uac(invite, ok)
     ack = dialog.create_ack(invite.cseq.seq)
     ack.headers.add("Via", raw.via_value(_target(bob), raw.new_branch()), first=True)
     raw.send_stateless(ack, _target(bob))
-    await asyncio.sleep(0.15)
+    await wait_for(lambda: not bob.calls[0].session.answers.pending)
     count = len(seen)
-    await asyncio.sleep(0.6)
+    await advance(clock, 3.5)  # past 64*T1
     assert len(seen) == count  # the ACK stopped them
     assert bob.calls[0].state is CallState.ANSWERED
 
 
-async def test_no_ack_ends_the_call(bob: UserAgent, raw: Endpoint) -> None:
+async def test_no_ack_ends_the_call(bob: UserAgent, raw: Endpoint, clock: FakeClock) -> None:
     offer = OFFER.format(port=40006, formats="0").encode()
     ct = raw.send_request(_request(raw, bob, body=offer), _target(bob))
     assert (await asyncio.wait_for(ct.final, 5)).status == 200
     (call,) = bob.calls
-    ended = await asyncio.wait_for(call.ended, 10)  # 64 * T1 = 3.2 s
+    await advance(clock, 3.1)
+    assert call.is_active  # 64 * T1 = 3.2 s
+    await run_until(clock, call.ended.done, limit_s=5)
+    ended = call.ended.result()
     assert ended.reason == "no ACK for our 2xx" and ended.status == 408
 
 
-async def test_cancel_after_the_answer_changes_nothing(bob: UserAgent, raw: Endpoint) -> None:
+async def test_cancel_after_the_answer_changes_nothing(
+    bob: UserAgent, raw: Endpoint, clock: FakeClock
+) -> None:
     """§9.2: the CANCEL gets its 200, the call stays up."""
     offer = OFFER.format(port=40008, formats="0").encode()
     invite = _request(raw, bob, body=offer)
@@ -184,6 +199,6 @@ async def test_cancel_after_the_answer_changes_nothing(bob: UserAgent, raw: Endp
         raw.send_request(cancel, _target(bob), add_via=False).final, 5
     )
     assert answered.status == 200
-    await asyncio.sleep(0.2)
+    await advance(clock, 0.2)
     (call,) = bob.calls
     assert call.state is CallState.ANSWERED

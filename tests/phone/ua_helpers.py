@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -11,7 +12,9 @@ from sipline.core.timers import TimerConfig
 from sipline.media.audio import to_int16
 from sipline.media.codecs.base import Pcm
 from sipline.phone import UserAgent
+from sipline.testing import FakeClock, advance
 
+T = TypeVar("T")
 HOST = "127.0.0.1"
 # Fast retransmission timers so that the failure paths end in a second or two.
 FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
@@ -41,6 +44,28 @@ async def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> Non
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def run_until(
+    clock: FakeClock, done: Callable[[], object], *, limit_s: float, step_s: float = 0.05
+) -> None:
+    """Step `clock` on `step_s` at a time (the loop turning in between, so the packets
+    that real loopback sockets carry are handled) until `done()` holds; fail once
+    `limit_s` of clock time has passed without it."""
+    passed = 0.0
+    while not done():
+        if passed >= limit_s:
+            raise AssertionError(f"condition not met within {limit_s} s of clock time")
+        await advance(clock, step_s)
+        passed += step_s
+
+
+async def on_clock(clock: FakeClock, awaitable: Awaitable[T], *, limit_s: float = 30.0) -> T:
+    """Await `awaitable` while stepping `clock` (a BYE to a peer gone silent waits for
+    its timeout on the clock: this makes that time pass)."""
+    task = asyncio.ensure_future(awaitable)
+    await run_until(clock, task.done, limit_s=limit_s)
+    return task.result()
 
 
 # -- small servers built on a bare endpoint -----------------------------------------------------

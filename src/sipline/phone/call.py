@@ -1,136 +1,288 @@
-"""A call: placed (`outgoing.py`) or received (`incoming.py`), then in progress here:
-hanging up (BYE, §15), hold and resume by re-INVITE (§14, RFC 3264 §8.4), session
-refresh (RFC 4028), DTMF (RFC 4733 or SIP INFO), blind transfer (`transfer.py`), and
-the requests the peer sends inside the dialog.
+"""A call: what a user of the agent holds. It is put together from small parts: the
+INVITE session (`session.py`: dialog, media, re-INVITE, session timer, BYE), the
+caller's or the callee's role (`caller.py`, `callee.py`) and blind transfer
+(`transfer.py`). The call owns its state and events and hands the peer's requests
+inside the dialog to the part they concern.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from sipline.core.dialog import Dialog
-from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
-from sipline.phone.call_base import CallBase
+from sipline.core.session_refresh import SessionTimer
+from sipline.core.uri import Uri
+from sipline.core.views import NameAddr
+from sipline.media.session import MediaStats
+from sipline.media.sources import SinkLike, SourceLike
+from sipline.phone.callee import CalleeRole
+from sipline.phone.caller import CallerRole
 from sipline.phone.config import ALLOW
 from sipline.phone.events import (
+    CallEnded,
+    CallEvent,
+    CallFailed,
     CallHeld,
     CallResumed,
     CallState,
     DtmfReceived,
     EndedBy,
-    SessionRefreshed,
+    PlacedCall,
     UserAgentError,
 )
-from sipline.phone.incoming import IncomingMixin
-from sipline.phone.outgoing import OutgoingMixin
-from sipline.phone.session_timer import uac_request_headers, uac_timer_from_response, uas_decide
-from sipline.phone.transfer import TransferMixin
+from sipline.phone.media import CallMedia
+from sipline.phone.services import AgentServices
+from sipline.phone.session import InviteSession
+from sipline.phone.transfer import Transfer
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.sdp import Direction
 
-__all__ = ["Call"]
+__all__ = ["Call", "CallHost"]
+
+log = logging.getLogger("sipline.ua")
 
 
-class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
+class CallHost(AgentServices, Protocol):
+    """What a call needs from its user agent, beyond the services every part uses."""
+
+    def bind_dialog(self, dialog: Dialog, call: Call) -> None: ...
+
+    def call_ended(self, call: Call) -> None: ...
+
+    async def transfer_call(
+        self, target: str, *, referred_by: str, play: SourceLike | None
+    ) -> Call: ...
+
+    async def allow_transfer(self, call: Call, target: str) -> bool: ...
+
+
+class Call:
     """One call. Get one from `UserAgent.call` or from an incoming-call handler.
 
     Await `answered` (raises `CallFailed` if the call is not answered) and `ended`
     (the `CallEnded` reason); iterate `events()` or `add_listener` for the rest.
     """
 
-    _local_direction: Direction = Direction.SENDRECV
-    _uas_reinvite: bool = False  # a re-INVITE of theirs awaits our answer
+    def __init__(
+        self,
+        host: CallHost,
+        *,
+        outgoing: bool,
+        local: NameAddr,
+        remote: NameAddr,
+        call_id: str,
+        media: CallMedia,
+    ) -> None:
+        self.ua = host
+        self._outgoing = outgoing
+        self.local = local
+        self._remote = remote
+        self._call_id = call_id
+        self.state = CallState.CALLING if outgoing else CallState.INCOMING
+        loop = asyncio.get_running_loop()
+        self._answered: asyncio.Future[None] = loop.create_future()
+        self._ended: asyncio.Future[CallEnded] = loop.create_future()
+        # Nobody may await these; do not let them warn about unread exceptions.
+        self._answered.add_done_callback(_consume)
+        self._events: list[CallEvent] = []
+        self._new_event = asyncio.Event()
+        self._listeners: list[Callable[[CallEvent], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._play_spec: SourceLike | None = None
+        self._playback: asyncio.Future[None] | None = None
+        self.end_reason: CallEnded | None = None
+        self.session = InviteSession(self, host, media)
+        self._caller: CallerRole | None = None
+        self._callee: CalleeRole | None = None
+        self._transfer = Transfer(self, self.session)
+        media.session.on_dtmf = lambda digit: self.emit(DtmfReceived(digit, "rtp"))
+
+    # -- what the call is ---------------------------------------------------------------------
+    @property
+    def outgoing(self) -> bool:
+        return self._outgoing
+
+    @property
+    def remote(self) -> NameAddr:
+        return self._remote
+
+    @property
+    def call_id(self) -> str:
+        return self._call_id
+
+    @property
+    def answered(self) -> asyncio.Future[None]:
+        return self._answered
+
+    @property
+    def ended(self) -> asyncio.Future[CallEnded]:
+        return self._ended
+
+    @property
+    def media(self) -> CallMedia:
+        return self.session.media
+
+    @property
+    def dialog(self) -> Dialog | None:
+        return self.session.dialog
+
+    @property
+    def session_timer(self) -> SessionTimer | None:
+        """The RFC 4028 timer in force, if any."""
+        return self.session.timer
+
+    @property
+    def invite(self) -> Request | None:
+        """The INVITE of an incoming call (its Request-URI, To, History-Info, ...)."""
+        return self._callee.invite if self._callee is not None else None
+
+    @property
+    def is_active(self) -> bool:
+        return self.state is not CallState.ENDED
+
+    def __repr__(self) -> str:
+        side = "to" if self.outgoing else "from"
+        return f"<Call {side} {self.remote.uri_text} {self.state.value}>"
+
+    # -- events ---------------------------------------------------------------------------
+    def add_listener(self, listener: Callable[[CallEvent], None]) -> None:
+        """Call `listener` with every event from now on."""
+        self._listeners.append(listener)
+
+    def emit(self, event: CallEvent) -> None:
+        self._events.append(event)
+        self._new_event.set()
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("call event listener failed")
+
+    async def events(self) -> AsyncIterator[CallEvent]:
+        """Every event of the call from its start, ending with `CallEnded`."""
+        index = 0
+        while True:
+            while index < len(self._events):
+                event = self._events[index]
+                index += 1
+                yield event
+                if isinstance(event, CallEnded):
+                    return
+            self._new_event.clear()
+            await self._new_event.wait()
+
+    @property
+    def history(self) -> list[CallEvent]:
+        return list(self._events)
+
+    # -- media ----------------------------------------------------------------------------
+    def play(self, source: SourceLike | None) -> asyncio.Future[None]:
+        """Send `source` (a WAV path, samples, a source, a callable, an async iterator;
+        None for silence). The future resolves when it has played to its end."""
+        self._play_spec = source
+        self._playback = self.media.session.play(source)
+        return self._playback
+
+    @property
+    def playback(self) -> asyncio.Future[None] | None:
+        """The future of what is playing now (see `play`), if anything is."""
+        return self._playback
+
+    def record(self, sink: SinkLike | None) -> None:
+        """Send what we hear to `sink` (a WAV path, a sink, a callable)."""
+        self.media.session.record(sink)
+
+    def stats(self) -> MediaStats:
+        return self.media.stats()
+
+    # -- placing and receiving ------------------------------------------------------------------
+    def place(self, uri: Uri, headers: list[tuple[str, str]]) -> None:
+        """Send the INVITE (in the background; see `answered`)."""
+        self._caller = CallerRole(self, self.ua, self.session)
+        self.spawn(self._caller.place(uri, headers))
+
+    async def receive(self, st: ServerTransaction) -> bool:
+        """Check a new INVITE and ring; False when it was rejected here."""
+        self._callee = CalleeRole(self, self.ua, self.session, st)
+        return await self._callee.receive()
+
+    async def answer(
+        self, *, play: SourceLike | None = None, record: SinkLike | None = None
+    ) -> None:
+        """Answer an incoming call with 200 OK and start the media."""
+        callee = self._callee
+        if callee is None or self.state is not CallState.INCOMING:
+            raise UserAgentError(f"cannot answer a call that is {self.state.value}")
+        if play is not None:
+            self.play(play)
+        if record is not None:
+            self.record(record)
+        await callee.answer()
+
+    async def reject(self, status: int = 486, reason: str | None = None) -> None:
+        """Turn an incoming call down (486 Busy Here unless told otherwise)."""
+        callee = self._callee
+        if callee is None or self.state is not CallState.INCOMING:
+            raise UserAgentError(f"cannot reject a call that is {self.state.value}")
+        if not 300 <= status < 700:
+            raise UserAgentError("a rejection is a 3xx-6xx status")
+        await callee.reject(status, reason)
 
     # -- ending ---------------------------------------------------------------------------------
     async def hangup(self) -> None:
         """End the call however far it got: CANCEL, reject (603) or BYE."""
         if self.state is CallState.ENDED:
             return
-        if self.outgoing and self.state is not CallState.ANSWERED:
-            await self._cancel()
+        if self._caller is not None and self.state is not CallState.ANSWERED:
+            await self._caller.cancel(self._ended)
             return
-        if not self.outgoing and self.state is CallState.INCOMING:
+        if self._callee is not None and self.state is CallState.INCOMING:
             await self.reject(603, "Decline")
             return
-        self._stop_retransmissions()
-        await self._bye_and_end("hung up", EndedBy.LOCAL)
+        self.session.answers.stop()
+        await self.session.bye_and_end("hung up", EndedBy.LOCAL)
 
     async def wait(self) -> None:
         """Until the call has ended."""
         await asyncio.shield(self.ended)
 
-    # -- hold and resume (RFC 3264 §8.4) ------------------------------------------------------
+    async def end(self, reason: str, by: EndedBy, status: int | None = None) -> None:
+        """Tear the call down locally (the signalling that ends it is the caller's)."""
+        if self.state is CallState.ENDED:
+            return
+        self.state = CallState.ENDED
+        ended = CallEnded(reason, by, status)
+        self.end_reason = ended
+        self.session.close()
+        if not self._answered.done():
+            self._answered.set_exception(CallFailed(status or 0, reason))
+        await self.media.close()
+        self.emit(ended)
+        if not self._ended.done():
+            self._ended.set_result(ended)
+        self.ua.call_ended(self)
+
+    # -- hold and resume (RFC 3264 §8.4), DTMF, transfer ----------------------------------------
     async def hold(self, *, inactive: bool = False) -> bool:
         """Put the peer on hold: a re-INVITE offering sendonly (or inactive)."""
         direction = Direction.INACTIVE if inactive else Direction.SENDONLY
-        if await self._reinvite(direction):
-            self._local_direction = direction
-            self._emit(CallHeld(by_remote=False))
+        if await self.session.reinvite(direction):
+            self.session.local_direction = direction
+            self.emit(CallHeld(by_remote=False))
             return True
         return False
 
     async def resume(self) -> bool:
-        if await self._reinvite(Direction.SENDRECV):
-            self._local_direction = Direction.SENDRECV
-            self._emit(CallResumed(by_remote=False))
+        if await self.session.reinvite(Direction.SENDRECV):
+            self.session.local_direction = Direction.SENDRECV
+            self.emit(CallResumed(by_remote=False))
             return True
         return False
 
-    async def _reinvite(self, direction: Direction) -> bool:
-        """One re-INVITE at a time (§14.1); after 491 (glare) wait and retry (§14.1)."""
-        if self.state is not CallState.ANSWERED or self.dialog is None:
-            raise UserAgentError(f"cannot re-INVITE a call that is {self.state.value}")
-        async with self._reinvite_lock:
-            for attempt in range(3):
-                media = self.media
-                previous = (media.local_sdp, media.offered_direction)
-                body = media.offer(direction)
-                timer = self.session_timer
-                policy = self.ua.config.session_timer
-                interval = timer.interval_s if timer is not None else None
-                refresher = "uac" if timer is not None and timer.we_refresh else None
-                extra = uac_request_headers(policy, interval, refresher=refresher)
-                self._reinvite_pending = True
-                try:
-                    response = await self._request(
-                        "INVITE",
-                        body=body,
-                        content_type="application/sdp",
-                        extra=extra,
-                        contact=True,
-                        on_response=self._ack_reinvite,
-                    )
-                finally:
-                    self._reinvite_pending = False
-                if 200 <= response.status < 300:
-                    if response.body:
-                        media.receive_answer(response.body)
-                    with contextlib.suppress(RemoteProtocolError):
-                        self.session_timer = uac_timer_from_response(response)
-                    self._arm_session_timer()
-                    return True
-                media.restore(*previous)  # §14.1: a failed re-INVITE changes nothing
-                if response.status != 491 or attempt == 2 or not self.is_active:
-                    return False
-                # §14.1: the Call-ID's owner waits 2.1-4 s, the other side 0-2 s.
-                low, high = (2.1, 4.0) if self.outgoing else (0.0, 2.0)
-                r = int.from_bytes(self.ua.entropy.random_bytes(2), "big") / 65535
-                await asyncio.sleep(low + (high - low) * r)
-            return False
-
-    def _ack_reinvite(self, request: Request, response: Response) -> None:
-        if 200 <= response.status < 300 and request.method == "INVITE" and self.dialog:
-            dialog = self.dialog
-            self._spawn(self._ack_later(request, dialog))
-
-    async def _ack_later(self, request: Request, dialog: Dialog) -> None:
-        target = await self.ua.resolve(dialog.next_hop())
-        self._send_ack(dialog, request, target)
-
-    # -- DTMF ---------------------------------------------------------------------------------
     async def send_dtmf(self, digits: str, *, method: str = "rtp", duration_ms: int = 100) -> None:
         """Send DTMF digits: RFC 4733 events in the RTP stream, or SIP INFO requests with
         application/dtmf-relay when `method="info"` (for peers without telephone-event)."""
@@ -139,7 +291,7 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
         if method == "info":
             for digit in digits:
                 body = f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode()
-                await self._request("INFO", body=body, content_type="application/dtmf-relay")
+                await self.session.request("INFO", body=body, content_type="application/dtmf-relay")
             return
         if method != "rtp":
             raise ValueError("method: 'rtp' or 'info'")
@@ -147,112 +299,62 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
             raise UserAgentError("the peer did not accept telephone-event; use method='info'")
         await self.media.session.send_dtmf(digits, duration_ms=duration_ms)
 
-    # -- session timers (RFC 4028 §10) --------------------------------------------------------
-    def _arm_session_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        timer = self.session_timer
-        if timer is None or self.state is not CallState.ANSWERED:
-            return
-        loop = asyncio.get_running_loop()
-        if timer.we_refresh:
-            self._timer = loop.call_later(timer.refresh_after(), self._timer_fired, True)
-        else:
-            self._timer = loop.call_later(timer.expire_after(), self._timer_fired, False)
+    async def transfer(self, target: str, *, hangup: bool = True, timeout_s: float = 32.0) -> bool:
+        """Ask the peer to call `target` instead (blind transfer). Returns whether the
+        new call was answered; with `hangup` this call then ends (RFC 5589 §6.1)."""
+        return await self._transfer.transfer(target, hangup=hangup, timeout_s=timeout_s)
 
-    def _timer_fired(self, refresh: bool) -> None:
-        self._spawn(self._refresh() if refresh else self._expired())
+    # -- the parts' view of the call (CallContext) ----------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, None] | Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
 
-    async def _refresh(self) -> None:
-        self._timer = None
-        if self.state is not CallState.ANSWERED:
-            return
-        ok = await self._reinvite(self.media.offered_direction)
-        if not self.is_active:
-            return
-        if ok and self.session_timer is not None:
-            self._emit(SessionRefreshed(self.session_timer.interval_s, by_remote=False))
-            return
-        # §10: a refresh that fails ends the session.
-        await self._bye_and_end("session refresh failed (RFC 4028)", EndedBy.NETWORK)
+    _spawn = spawn  # the name the server's media services use
 
-    async def _expired(self) -> None:
-        self._timer = None
-        if self.state is not CallState.ANSWERED:
-            return
-        await self._bye_and_end("session expired without a refresh (RFC 4028)", EndedBy.NETWORK)
+    def bind_dialog(self, dialog: Dialog) -> None:
+        self.ua.bind_dialog(dialog, self)
 
-    # -- requests from the peer ----------------------------------------------------------------
-    def _on_request(self, st: ServerTransaction) -> Awaitable[None] | None:
+    async def allow_transfer(self, target: str) -> bool:
+        return await self.ua.allow_transfer(self, target)
+
+    async def place_transfer(self, target: str, referred_by: str) -> PlacedCall:
+        return await self.ua.transfer_call(target, referred_by=referred_by, play=self._play_spec)
+
+    # -- what the agent hands to the call -------------------------------------------------------
+    def on_request(self, st: ServerTransaction) -> Awaitable[None] | None:
+        """A request from the peer inside the dialog."""
         method = st.request.method
         if method == "BYE":
             return self._on_bye(st)
         if method in ("INVITE", "UPDATE"):
-            return self._on_reoffer(st)
+            return self.session.on_reoffer(st)
         if method == "INFO":
             self._on_info(st)
         elif method == "REFER":
-            return self._on_refer(st)
+            return self._transfer.on_refer(st)
         elif method == "NOTIFY":
-            self._on_notify(st)
+            self._transfer.on_notify(st)
         elif method == "OPTIONS":
             st.respond(200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
         else:
             st.respond(405, extra=[("Allow", ALLOW)])
         return None
 
+    def on_ack(self, request: Request) -> None:
+        self.session.on_ack(request)
+
+    def on_stray_2xx(self, response: Response) -> None:
+        """A 2xx retransmitted after our INVITE transaction ended: ACK it again."""
+        self.session.resend_ack(response.cseq.seq)
+
     async def _on_bye(self, st: ServerTransaction) -> None:
         st.respond(200)
-        if not self.outgoing and self.state is CallState.INCOMING and self._st is not None:
-            with contextlib.suppress(LocalProtocolError):
-                self._st.respond(487)  # §15.1.2: the pending INVITE is terminated
-        self._stop_retransmissions()
-        await self._end("the other side hung up", EndedBy.REMOTE)
-
-    async def _on_reoffer(self, st: ServerTransaction) -> None:
-        """A re-INVITE or UPDATE (§14.2, RFC 3311): a new offer, a refresh, or both."""
-        request = st.request
-        reinvite = request.method == "INVITE"
-        if self.state is not CallState.ANSWERED:
-            st.respond(491 if reinvite else 500)  # nothing to modify before the answer
-            return
-        if self._reinvite_pending:
-            st.respond(491)  # §14.2: glare with our own re-INVITE
-            return
-        if self._uas_reinvite:
-            st.respond(500, extra=[("Retry-After", "1")])  # §14.2: one at a time
-            return
-        decision = uas_decide(request, self.ua.config.session_timer)
-        if decision.reject_min_se is not None:
-            st.respond(422, extra=[("Min-SE", str(decision.reject_min_se))])
-            return
-        held_before = self.media.remote_hold
-        self._uas_reinvite = True
-        try:
-            if request.body:
-                body = self.media.answer(request.body, self._local_direction)  # 400/488
-            elif reinvite:
-                body = self.media.offer(self._local_direction)  # the ACK answers it
-                self._expect_answer_in_ack(request.cseq.seq)
-            else:
-                body = b""
-            extra = [("Contact", str(self.ua.contact())), *self.ua.headers(), *decision.headers]
-            response = st.response(
-                200, extra=extra, body=body, content_type="application/sdp" if body else None
-            )
-            st.send(response)
-        finally:
-            self._uas_reinvite = False
-        if reinvite:
-            self._retransmit_2xx(st, response)
-        self.session_timer = decision.timer
-        self._arm_session_timer()
-        if decision.timer is not None:
-            self._emit(SessionRefreshed(decision.timer.interval_s, by_remote=True))
-        held_now = self.media.remote_hold
-        if held_now != held_before:
-            self._emit(CallHeld(by_remote=True) if held_now else CallResumed(by_remote=True))
+        if self._callee is not None and self.state is CallState.INCOMING:
+            self._callee.terminate_pending()
+        self.session.answers.stop()
+        await self.end("the other side hung up", EndedBy.REMOTE)
 
     def _on_info(self, st: ServerTransaction) -> None:
         request = st.request
@@ -263,10 +365,17 @@ class Call(OutgoingMixin, IncomingMixin, TransferMixin, CallBase):
         for line in request.body.decode("utf-8", "replace").splitlines():
             name, _, value = line.partition("=")
             if name.strip().lower() == "signal" and value.strip():
-                self._emit(DtmfReceived(value.strip().upper(), "info"))
+                self.emit(DtmfReceived(value.strip().upper(), "info"))
 
-    def _on_stray_2xx(self, response: Response) -> None:
-        """A 2xx retransmitted after our INVITE transaction ended: ACK it again."""
-        cached = self._acks.get(response.cseq.seq)
-        if cached is not None:
-            self.ua.endpoint.transports.send(cached[0], cached[1])
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("call task failed", exc_info=exc)

@@ -81,6 +81,40 @@ class UserAgentConfig:
     # Dial strings sent as urn:service:sos (RFC 6881 §9.3); the server's [emergency] numbers.
     emergency_numbers: tuple[str, ...] = ("112", "911")
 
+    @classmethod
+    def of(
+        cls,
+        aor: str,
+        *,
+        password: str | None = None,
+        username: str | None = None,
+        server: str | None = None,
+        listen: str = "0.0.0.0:0",
+        transport: str = "udp",
+        register: bool | None = None,
+        auto_answer: bool = False,
+        **settings: object,
+    ) -> UserAgentConfig:
+        """The configuration `UserAgent`'s keyword arguments describe."""
+        host, port = parse_hostport(listen, default_port=0)
+        default_port = 5061 if transport.upper() == "TLS" else 5060
+        config = cls(
+            aor=parse_aor(aor),
+            password=password,
+            username=username,
+            server=parse_hostport(server, default_port) if server else None,
+            transport=transport.upper(),
+            listen_host=host,
+            listen_port=port,
+            register=register,
+            auto_answer=auto_answer,
+        )
+        for name, value in settings.items():
+            if not hasattr(config, name):
+                raise TypeError(f"unknown setting {name!r} (see UserAgentConfig)")
+            setattr(config, name, value)
+        return config
+
     @property
     def auth_username(self) -> str:
         return self.username or self.aor.user or ""

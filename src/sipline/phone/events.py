@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sipline.phone.call import Call
+from typing import Protocol
 
 __all__ = [
     "CallAnswered",
@@ -21,6 +19,7 @@ __all__ = [
     "CallTransferred",
     "DtmfReceived",
     "EndedBy",
+    "PlacedCall",
     "RegistrationError",
     "SessionRefreshed",
     "TransferProgressed",
@@ -123,11 +122,26 @@ class TransferProgressed:
     reason: str
 
 
+class PlacedCall(Protocol):
+    """A call as an event hands it out (a `sipline.phone.Call`)."""
+
+    @property
+    def answered(self) -> asyncio.Future[None]: ...
+
+    @property
+    def ended(self) -> asyncio.Future[CallEnded]: ...
+
+    @property
+    def is_active(self) -> bool: ...
+
+    async def hangup(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CallTransferred:
-    """The call we placed because of a REFER."""
+    """The call we placed because of a REFER (a `sipline.phone.Call`)."""
 
-    new_call: Call
+    new_call: PlacedCall
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Instant messages for a user agent: sending MESSAGE (RFC 3428) and reading them.
 
 `send_request` sends one request outside any dialog through the outbound proxy (or
-by RFC 3263), answering digest challenges (§22.2); MESSAGE, SUBSCRIBE and PUBLISH
-use it. `read_message` turns a received MESSAGE into an `IncomingMessage`:
+by RFC 3263), challenges answered by the agent's `RequestSender`; MESSAGE, SUBSCRIBE
+and PUBLISH use it. `read_message` turns a received MESSAGE into an `IncomingMessage`
+(`MessageInbox` answers it and hands it to a handler or a queue):
 `text/plain` (any `text/*`) and `message/cpim` (RFC 3862, unwrapped) are taken,
 status notifications (`application/im-iscomposing+xml`, RFC 3994) accepted and
 ignored, anything else refused with 415 and the Accept list (RFC 3428 §7).
@@ -10,8 +11,11 @@ ignored, anything else refused with 415 and the Accept list (RFC 3428 §7).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from sipline.content.cpim import CONTENT_TYPE as CPIM
 from sipline.content.cpim import CpimError, CpimMessage, parse_cpim
@@ -21,14 +25,14 @@ from sipline.core.message import Request, Response
 from sipline.core.uri import Uri
 from sipline.core.views import NameAddr, parse_name_addr
 from sipline.phone.events import UserAgentError
-
-if TYPE_CHECKING:
-    from sipline.phone.agent import UserAgent
+from sipline.phone.services import AgentServices
+from sipline.runtime.endpoint import ServerTransaction
 
 __all__ = [
     "ACCEPT",
     "IncomingMessage",
     "MessageFailed",
+    "MessageInbox",
     "read_message",
     "send_message",
     "send_request",
@@ -61,7 +65,7 @@ class IncomingMessage:
 
 
 async def send_request(
-    ua: UserAgent,
+    ua: AgentServices,
     method: str,
     uri: Uri,
     *,
@@ -73,7 +77,7 @@ async def send_request(
     call_id: str | None = None,
     from_tag: str | None = None,
 ) -> tuple[Request, Response]:
-    """One request outside a dialog; digest challenges answered (at most three)."""
+    """One request outside a dialog, challenges answered (`RequestSender`)."""
     await ua.start()
     request = build_request(
         method,
@@ -91,25 +95,13 @@ async def send_request(
         content_type=content_type,
         extra=[("User-Agent", ua.config.user_agent), *(extra or [])],
     )
-    digest = ua.digest
-    if digest is not None:
-        digest.apply_cached(request)
-    response: Response | None = None
-    for _ in range(4):
-        target = await ua.first_hop(request.uri)
-        response = await ua.endpoint.request(request, target)
-        if response.status not in (401, 407) or digest is None:
-            break
-        if not digest.authorize(request, response):
-            break
-        request.headers.remove("Via")
-        request.headers.set("CSeq", f"{request.cseq.seq + 1} {method}")
-    assert response is not None  # the loop ran at least once
+    target = await ua.first_hop(request.uri)
+    response = await ua.sender.send(request, target)
     return request, response
 
 
 async def send_message(
-    ua: UserAgent,
+    ua: AgentServices,
     target: str,
     text: str | bytes,
     *,
@@ -119,7 +111,7 @@ async def send_message(
 ) -> Response:
     """Send a MESSAGE; the final response (2xx, or 202 when stored for later).
     Raises `MessageFailed` for a failure response."""
-    uri = ua._target_uri(target)
+    uri = ua.target_uri(target)
     body = text.encode("utf-8") if isinstance(text, str) else text
     if cpim:
         wrapped = CpimMessage.wrap(body, content_type, from_=f"<{ua.config.aor}>", to=f"<{uri}>")
@@ -130,6 +122,46 @@ async def send_message(
     if response.status >= 300:
         raise MessageFailed(response.status, response.reason)
     return response
+
+
+class MessageInbox:
+    """Messages received (RFC 3428): answered, then handed to `handler` or queued."""
+
+    def __init__(
+        self,
+        handler: Callable[[IncomingMessage], Awaitable[None] | None] | None,
+        spawn: Callable[[Coroutine[Any, Any, object]], None],
+    ) -> None:
+        self.handler = handler
+        self._spawn = spawn
+        self._queue: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+
+    async def next(self) -> IncomingMessage:
+        return await self._queue.get()
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    def on_message(self, st: ServerTransaction) -> None:
+        """RFC 3428 §7: 200 for a message we can show, 415 with Accept otherwise."""
+        found = read_message(st.request)
+        if isinstance(found, int):
+            extra = [("Accept", ACCEPT)] if found == 415 else []
+            st.respond(found, extra=extra)
+            return
+        st.respond(200)
+        if found is None:
+            return
+        if self.handler is not None:
+            result = self.handler(found)
+            if inspect.isawaitable(result):
+                self._spawn(_awaited(result))
+        else:
+            self._queue.put_nowait(found)
+
+
+async def _awaited(result: Awaitable[None]) -> None:
+    await result
 
 
 def _charset(content_type: str) -> str:

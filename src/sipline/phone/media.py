@@ -207,9 +207,9 @@ class CallMedia:
         else:
             self._crypto = None
         self._direction = direction
-        data = self._stamp(answer)
-        self._apply(self.local_sdp, offer, crypto if use_srtp else None)  # type: ignore[arg-type]
-        return data
+        local = self.local_sdp = next_version(self.local_sdp, answer)
+        self._apply(local, offer, crypto if use_srtp else None)
+        return serialize(local)
 
     def receive_answer(self, body: bytes) -> None:
         """Apply the answer to our last offer (RFC 3264 §7)."""

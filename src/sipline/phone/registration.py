@@ -1,9 +1,9 @@
 """Registering with a registrar (RFC 3261 §10.2) and keeping the binding alive.
 
 One Call-ID for the life of the registration and a CSeq that goes up (§10.2.4);
-digest challenges answered (§22.2); 423 Interval Too Brief answered with the
-Min-Expires asked for (§10.2.8); the binding refreshed before the granted time runs
-out; CRLF keep-alives to the registrar so a NAT keeps our mapping (RFC 5626 §3.5.1
+digest challenges answered (§22.2, by the agent's `RequestSender`); 423 Interval Too
+Brief answered with the Min-Expires asked for (§10.2.8); the binding refreshed before
+the granted time runs out; CRLF keep-alives to the registrar so a NAT keeps our mapping (RFC 5626 §3.5.1
 over TCP, the RFC 3261 §7.5 empty-line form over UDP); the binding removed on close.
 
 NAT: the registrar's 200 tells where our REGISTER really came from (Via received and
@@ -24,9 +24,10 @@ from sipline.core.message import Request, Response
 from sipline.core.retry import is_transient
 from sipline.core.uri import SipUri, parse_uri
 from sipline.core.views import NameAddr
-from sipline.phone.credentials import DigestClient
 from sipline.phone.events import RegistrationError
+from sipline.phone.requests import RequestSender, renew
 from sipline.runtime.endpoint import Endpoint
+from sipline.runtime.timers import Timer
 from sipline.transport import Target
 
 __all__ = ["Registration"]
@@ -45,11 +46,11 @@ class Registration:
     def __init__(
         self,
         endpoint: Endpoint,
+        sender: RequestSender,
         *,
         aor: SipUri,
         registrar: Target,
         contact: Callable[[], NameAddr],
-        digest: DigestClient | None,
         expires_s: int = 600,
         keepalive_s: float | None = 25.0,
         headers: Callable[[], list[tuple[str, str]]] = list,
@@ -58,10 +59,10 @@ class Registration:
         instance_id: str | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.sender = sender
         self.aor = aor
         self.registrar = registrar
         self._contact = contact
-        self.digest = digest
         self.expires_s = expires_s
         self.keepalive_s = keepalive_s
         self._headers = headers
@@ -78,7 +79,7 @@ class Registration:
         self.granted_s: int | None = None
         self.last_status: int | None = None
         self._registered_contact: str | None = None
-        self._refresh: asyncio.TimerHandle | None = None
+        self._refresh: Timer | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.refreshes = 0
@@ -112,30 +113,21 @@ class Registration:
             value.params.set(name, param)
         return value
 
+    def _next_cseq(self) -> int:
+        self.cseq += 1
+        return self.cseq
+
     async def _send(self, contact: str, expires: int) -> Response:
-        """One REGISTER transaction, with the digest and 423 retries it may need."""
+        """One REGISTER, with the challenges (`RequestSender`) and the 423 Interval Too
+        Brief retries (§10.2.8) it may need."""
         request = self._request(contact, expires)
-        if self.digest is not None:
-            self.digest.apply_cached(request)
-        for _ in range(4):
-            response = await self.endpoint.request(request, self.registrar)
-            status = response.status
-            if status in (401, 407) and self.digest is not None:
-                if not self.digest.authorize(request, response):
-                    return response
-            elif status == 423:
-                minimum = response.headers.get("min-expires")
-                if minimum is None or not minimum.strip().isdigit():
-                    return response
-                expires = int(minimum.strip())
-                request.headers.set("Expires", str(expires))
-                if self.digest is not None:
-                    self.digest.apply_cached(request)  # the next nonce count
-            else:
+        for _ in range(3):
+            response = await self.sender.send(request, self.registrar, next_cseq=self._next_cseq)
+            minimum = response.headers.get("min-expires")
+            if response.status != 423 or minimum is None or not minimum.strip().isdigit():
                 return response
-            request.headers.remove("Via")
-            self.cseq += 1
-            request.headers.set("CSeq", f"{self.cseq} REGISTER")
+            request.headers.set("Expires", minimum.strip())
+            renew(request, self._next_cseq)
         return response
 
     async def register(self) -> Response:
@@ -188,8 +180,8 @@ class Registration:
         granted = self.granted_s or self.expires_s
         # Refresh ahead of expiry: a tenth of the time or at least 5 s, never past half.
         margin = min(max(granted * 0.1, 5.0), granted / 2)
-        loop = asyncio.get_running_loop()
-        self._refresh = loop.call_later(max(1.0, granted - margin), self._spawn_refresh)
+        timers = self.endpoint.timers
+        self._refresh = timers.call_later(max(1.0, granted - margin), self._spawn_refresh)
 
     def _spawn_refresh(self) -> None:
         task = asyncio.get_running_loop().create_task(self._do_refresh())
@@ -218,7 +210,7 @@ class Registration:
         self.failures += 1
         delay = min(_MAX_RETRY_S, _RETRY_S * 2 ** (self.failures - 1))
         log.warning("registration refresh failed: %s; retrying in %.0f s", exc, delay)
-        self._refresh = asyncio.get_running_loop().call_later(delay, self._spawn_refresh)
+        self._refresh = self.endpoint.timers.call_later(delay, self._spawn_refresh)
 
     def _start_keepalive(self) -> None:
         if self.keepalive_s is None or self._keepalive is not None:
@@ -228,7 +220,7 @@ class Registration:
     async def _keepalives(self) -> None:
         assert self.keepalive_s is not None
         while True:
-            await asyncio.sleep(self.keepalive_s)
+            await self.endpoint.timers.sleep(self.keepalive_s)
             if self._contact_params and self._flow_lost():
                 # RFC 5626 §4.4.1: the flow failed; register again at once (a new
                 # connection, the same instance and reg-id) so calls can reach us.

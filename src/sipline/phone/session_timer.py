@@ -1,9 +1,8 @@
 """RFC 4028 session timers: what a user agent puts in its requests and responses, what
 it learns from the other side, and when it must refresh or give up.
 
-Pure functions over messages; the call arms the actual timers. Deadlines follow RFC
-4028 §10: the refresher refreshes at half the interval; the other side, if no refresh
-came, sends BYE at the interval minus min(32 s, a third of it).
+Pure functions over messages; the timer itself (when to refresh, when to give up) is
+the sans-I/O `sipline.core.session_refresh.SessionRefresh`.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
+from sipline.core.session_refresh import SessionTimer
 
 __all__ = [
     "MIN_SE_FLOOR",
@@ -37,23 +37,6 @@ class SessionTimerPolicy:
 
     expires_s: int | None = 1800
     min_se_s: int = MIN_SE_FLOOR
-
-
-@dataclass(frozen=True, slots=True)
-class SessionTimer:
-    """The negotiated interval and who refreshes (RFC 4028 §7.2, §9)."""
-
-    interval_s: int
-    refresher: str  # "uac" or "uas", as written in Session-Expires
-    we_refresh: bool
-
-    def refresh_after(self) -> float:
-        """Seconds until the refresher refreshes (§10: half the interval)."""
-        return self.interval_s / 2
-
-    def expire_after(self) -> float:
-        """Seconds until the other side gives up without a refresh (§10)."""
-        return self.interval_s - min(32.0, self.interval_s / 3)
 
 
 def parse_session_expires(value: str) -> tuple[int, str | None]:

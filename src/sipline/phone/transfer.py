@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
-from sipline.core.views import parse_name_addr
-from sipline.phone.call_base import CallBase, log
+from sipline.core.views import NameAddr, parse_name_addr
+from sipline.phone.call_context import CallContext
 from sipline.phone.events import (
     CallFailed,
     CallTransferred,
@@ -21,9 +22,12 @@ from sipline.phone.events import (
     TransferRequested,
     UserAgentError,
 )
+from sipline.phone.session import InviteSession
 from sipline.runtime.endpoint import ServerTransaction
 
-__all__ = ["TransferMixin", "parse_sipfrag_status"]
+__all__ = ["Transfer", "parse_sipfrag_status"]
+
+log = logging.getLogger("sipline.ua")
 
 _SIPFRAG = "message/sipfrag;version=2.0"
 _STATUS_LINE = re.compile(r"SIP/2\.0 ([1-6]\d\d)(?: ([^\r\n]*))?")
@@ -38,37 +42,43 @@ def parse_sipfrag_status(body: bytes) -> tuple[int, str] | None:
     return int(match.group(1)), (match.group(2) or "").strip()
 
 
-class TransferMixin(CallBase):
-    _transfer_result: asyncio.Future[tuple[int, str]] | None = None
+class Transfer:
+    """Blind transfer for one call, both as transferor and as transferee."""
 
-    async def transfer(self, target: str, *, hangup: bool = True, timeout_s: float = 32.0) -> bool:
-        """Ask the peer to call `target` instead (blind transfer). Returns whether the
-        new call was answered; with `hangup` this call then ends (RFC 5589 §6.1)."""
-        if self.dialog is None or not self.dialog.is_confirmed:
+    def __init__(self, call: CallContext, session: InviteSession) -> None:
+        self.call = call
+        self.session = session
+        self._result: asyncio.Future[tuple[int, str]] | None = None
+
+    async def transfer(self, target: str, *, hangup: bool, timeout_s: float) -> bool:
+        dialog = self.session.dialog
+        if dialog is None or not dialog.is_confirmed:
             raise UserAgentError("only an answered call can be transferred")
-        loop = asyncio.get_running_loop()
-        self._transfer_result = loop.create_future()
-        response = await self._request(
+        self._result = asyncio.get_running_loop().create_future()
+        local: NameAddr = self.call.local
+        response = await self.session.request(
             "REFER",
-            extra=[("Refer-To", f"<{target}>"), ("Referred-By", f"<{self.local.uri_text}>")],
+            extra=[("Refer-To", f"<{target}>"), ("Referred-By", f"<{local.uri_text}>")],
             contact=True,
         )
         if not 200 <= response.status < 300:
-            self._transfer_result = None
+            self._result = None
             return False
+        timers = self.session.agent.endpoint.timers
         try:
-            status, _ = await asyncio.wait_for(asyncio.shield(self._transfer_result), timeout_s)
+            status, _ = await timers.wait_for(asyncio.shield(self._result), timeout_s)
         except TimeoutError:
             return False
         finally:
-            self._transfer_result = None
+            self._result = None
         ok = 200 <= status < 300
-        if ok and hangup and self.is_active:
-            await self.hangup()  # type: ignore[attr-defined]
+        if ok and hangup and self.call.is_active:
+            await self.call.hangup()
         return ok
 
     # -- the transferee ----------------------------------------------------------------------
-    async def _on_refer(self, st: ServerTransaction) -> None:
+    async def on_refer(self, st: ServerTransaction) -> None:
+        call = self.call
         request = st.request
         value = request.headers.get("refer-to")
         if value is None:
@@ -80,22 +90,22 @@ class TransferMixin(CallBase):
             st.respond(400, exc.reason)
             return
         target = refer_to.uri_text.split("?", 1)[0]  # no Replaces: a blind transfer
-        accepted = await self.ua.allow_transfer(self, target)  # type: ignore[arg-type]
-        self._emit(TransferRequested(target, accepted))
+        accepted = await call.allow_transfer(target)
+        call.emit(TransferRequested(target, accepted))
         if not accepted:
             st.respond(603, "Decline (transfer refused)")
             return
         st.respond(202)
         event = f"refer;id={request.cseq.seq}"
         await self._notify(event, "SIP/2.0 100 Trying", terminated=False)
-        referred_by = request.headers.get("referred-by") or str(self.remote)
+        referred_by = request.headers.get("referred-by") or str(call.remote)
         try:
-            new_call = await self.ua.transfer_call(target, referred_by=referred_by, like=self)  # type: ignore[arg-type]
+            new_call = await call.place_transfer(target, referred_by)
         except (UserAgentError, ValueError) as exc:
             await self._notify(event, "SIP/2.0 400 Bad Request", terminated=True)
             log.info("transfer to %s failed: %s", target, exc)
             return
-        self._emit(CallTransferred(new_call))
+        call.emit(CallTransferred(new_call))
         try:
             await new_call.answered
             status, reason = 200, "OK"
@@ -105,10 +115,11 @@ class TransferMixin(CallBase):
 
     async def _notify(self, event: str, status_line: str, *, terminated: bool) -> None:
         state = "terminated;reason=noresource" if terminated else "active;expires=60"
-        if self.dialog is None or self.dialog.terminated:
+        dialog = self.session.dialog
+        if dialog is None or dialog.terminated:
             return
         with contextlib.suppress(LocalProtocolError, RemoteProtocolError, OSError):
-            await self._request(
+            await self.session.request(
                 "NOTIFY",
                 body=f"{status_line}\r\n".encode(),
                 content_type=_SIPFRAG,
@@ -117,7 +128,7 @@ class TransferMixin(CallBase):
             )
 
     # -- the transferor hears back ----------------------------------------------------------
-    def _on_notify(self, st: ServerTransaction) -> None:
+    def on_notify(self, st: ServerTransaction) -> None:
         request = st.request
         event = (request.headers.get("event") or "").split(";", 1)[0].strip().lower()
         if event != "refer":
@@ -128,7 +139,7 @@ class TransferMixin(CallBase):
         if parsed is None:
             return
         status, reason = parsed
-        self._emit(TransferProgressed(status, reason))
-        result = self._transfer_result
+        self.call.emit(TransferProgressed(status, reason))
+        result = self._result
         if status >= 200 and result is not None and not result.done():
             result.set_result(parsed)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from sipline.content.pidf import CONTENT_TYPE as PIDF_TYPE
 from sipline.content.pidf import PidfError, PresenceDocument, parse_pidf, status_document
@@ -30,12 +30,13 @@ from sipline.core.message import Response
 from sipline.core.uri import Uri
 from sipline.phone.events import UserAgentError
 from sipline.phone.im import send_request
+from sipline.phone.services import AgentServices
 from sipline.runtime.endpoint import ServerTransaction
-
-if TYPE_CHECKING:
-    from sipline.phone.agent import UserAgent
+from sipline.runtime.timers import Timer
 
 __all__ = ["PresencePublication", "Watch", "WatchUpdate"]
+
+Spawn = Callable[[Coroutine[Any, Any, object]], None]
 
 log = logging.getLogger("sipline.ua")
 
@@ -86,16 +87,20 @@ class Watch:
 
     def __init__(
         self,
-        ua: UserAgent,
+        ua: AgentServices,
         target: Uri,
         event: str = "presence",
         *,
         expires_s: int = 600,
         on_update: Callable[[WatchUpdate], None] | None = None,
+        registry: dict[tuple[str, str], Watch],
+        spawn: Spawn,
     ) -> None:
         if event not in ACCEPTS:
             raise ValueError(f"event must be one of {', '.join(ACCEPTS)}")
         self.ua = ua
+        self._registry = registry  # the agent's watches, by (Call-ID, our tag)
+        self._spawn = spawn
         self.target = target
         self.event = event
         self.expires_s = expires_s
@@ -105,7 +110,7 @@ class Watch:
         self.call_id = ua.endpoint.new_call_id()
         self.local_tag = ua.endpoint.new_tag()
         self._updates: asyncio.Queue[WatchUpdate] = asyncio.Queue()
-        self._refresh: asyncio.TimerHandle | None = None
+        self._refresh: Timer | None = None
         self._closing = False
         self.ended = False
 
@@ -118,7 +123,7 @@ class Watch:
 
     async def start(self) -> None:
         """SUBSCRIBE; raises `UserAgentError` when refused."""
-        self.ua._watches[self.key] = self
+        self._registry[self.key] = self
         request, response = await send_request(
             self.ua,
             "SUBSCRIBE",
@@ -129,7 +134,7 @@ class Watch:
             from_tag=self.local_tag,
         )
         if response.status >= 300:
-            self.ua._watches.pop(self.key, None)
+            self._registry.pop(self.key, None)
             self.ended = True
             raise UserAgentError(f"subscription refused: {response.status} {response.reason}")
         try:
@@ -144,8 +149,8 @@ class Watch:
             self._refresh.cancel()
         if granted > 0:
             delay = max(1.0, granted - min(32.0, granted / 4))  # ahead of the expiry
-            loop = self.ua.endpoint.loop
-            self._refresh = loop.call_later(delay, lambda: self.ua._spawn(self._renew()))
+            timers = self.ua.endpoint.timers
+            self._refresh = timers.call_later(delay, lambda: self._spawn(self._renew()))
 
     async def _renew(self, expires: int | None = None) -> Response | None:
         dialog = self.dialog
@@ -157,18 +162,7 @@ class Watch:
                 "SUBSCRIBE", contact=self.ua.contact(), extra=self._extra(value)
             )
             target = await self.ua.resolve(dialog.next_hop())
-            if self.ua.digest is not None:
-                self.ua.digest.apply_cached(request)
-            response = await self.ua.endpoint.request(request, target)
-            digest = self.ua.digest
-            if (
-                response.status in (401, 407)
-                and digest is not None
-                and digest.authorize(request, response)
-            ):
-                request.headers.remove("Via")
-                request.headers.set("CSeq", f"{dialog.next_local_seq()} SUBSCRIBE")
-                response = await self.ua.endpoint.request(request, target)
+            response = await self.ua.sender.send(request, target, next_cseq=dialog.next_local_seq)
         except (UserAgentError, LocalProtocolError, OSError) as exc:
             log.info("cannot refresh the subscription to %s: %s", self.target, exc)
             return None
@@ -183,7 +177,7 @@ class Watch:
         """Subscribe anew (a fresh dialog) after the old one ended."""
         if self.dialog is not None:
             self.dialog.terminate()
-        self.ua._watches.pop(self.key, None)
+        self._registry.pop(self.key, None)
         self.call_id = self.ua.endpoint.new_call_id()
         self.local_tag = self.ua.endpoint.new_tag()
         self.dialog = None
@@ -192,7 +186,7 @@ class Watch:
         except UserAgentError as exc:
             self._end(WatchUpdate(str(self.target), self.event, "terminated", str(exc)))
 
-    def _on_notify(self, st: ServerTransaction) -> None:
+    def on_notify(self, st: ServerTransaction) -> None:
         request = st.request
         state, reason, _ = _parse_state(request.headers.get("subscription-state") or "")
         if state not in ("active", "pending", "terminated"):
@@ -219,7 +213,7 @@ class Watch:
         if state == "terminated":
             if not self._closing and reason in _RESUBSCRIBE:
                 self._deliver(update)
-                self.ua._spawn(self._again())
+                self._spawn(self._again())
                 return
             self._end(update)
             return
@@ -237,11 +231,11 @@ class Watch:
             self._refresh.cancel()
         if self.dialog is not None:
             self.dialog.terminate()
-        self.ua._watches.pop(self.key, None)
+        self._registry.pop(self.key, None)
         self._deliver(update)
 
     async def next_update(self, timeout: float | None = None) -> WatchUpdate:
-        return await asyncio.wait_for(self._updates.get(), timeout)
+        return await self.ua.endpoint.timers.wait_for(self._updates.get(), timeout)
 
     async def updates(self) -> AsyncIterator[WatchUpdate]:
         """Every update until the subscription ends (the terminated one last)."""
@@ -259,20 +253,24 @@ class Watch:
         if self._refresh is not None:
             self._refresh.cancel()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._renew(0), 5)
+            await self.ua.endpoint.timers.wait_for(self._renew(0), 5)
         self.ended = True
-        self.ua._watches.pop(self.key, None)
+        self._registry.pop(self.key, None)
 
 
 class PresencePublication:
     """Our presence at the server (see the module docstring)."""
 
-    def __init__(self, ua: UserAgent, *, expires_s: int = 3600) -> None:
+    def __init__(
+        self, ua: AgentServices, *, expires_s: int = 3600, spawn: Spawn | None = None
+    ) -> None:
         self.ua = ua
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._spawn = spawn or self._own_task
         self.expires_s = expires_s
         self.etag: str | None = None
         self.document: PresenceDocument | None = None
-        self._refresh: asyncio.TimerHandle | None = None
+        self._refresh: Timer | None = None
 
     async def _publish(self, body: bytes, expires: int) -> Response:
         extra = [("Event", "presence"), ("Expires", str(expires))]
@@ -298,10 +296,15 @@ class PresencePublication:
             self._refresh = None
         if granted > 0:
             delay = max(1.0, granted - min(32.0, granted / 4))
-            self._refresh = self.ua.endpoint.loop.call_later(
-                delay, lambda: self.ua._spawn(self._refresh_now())
+            self._refresh = self.ua.endpoint.timers.call_later(
+                delay, lambda: self._spawn(self._refresh_now())
             )
         return response
+
+    def _own_task(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _refresh_now(self) -> None:
         try:

@@ -313,7 +313,11 @@ class SipServer:
         await self.im.start()  # resumes stored subscriptions: needs the listeners
         try:
             self.media_host = await start_media_host(
-                self.services, self.config.media, self.config.server.domains, worker
+                self.services,
+                self.config.media,
+                self.config.server.domains,
+                worker,
+                self.endpoint.clock,
             )
         except OSError as exc:
             await self.stop()

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import socket
 
+from sipline.core.clock import Clock
 from sipline.core.uri import SipUri
 from sipline.media.codecs.opus import opus_available
 from sipline.phone import Call, MediaOptions, UserAgent, UserAgentError
@@ -43,6 +44,7 @@ class MediaHost:
         host: str = "127.0.0.1",
         port: int = 0,
         sock: socket.socket | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.registry = registry
         self.ua = UserAgent(
@@ -54,6 +56,7 @@ class MediaHost:
             advertise=host,
             keepalive_s=None,
             media=MediaOptions(codecs=host_codecs(), port_range=(20000, 29999)),
+            clock=clock,  # the server's: its timers and the host's step together in tests
         )
         self.host = host
 

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sipline.core.clock import Clock
 from sipline.runtime.timers import Timers
 from sipline.server.media_services.registry import Handler, ServiceRegistry
 from sipline.server.media_services.rooms_config import (
@@ -65,6 +66,7 @@ async def start_media_host(
     media: MediaSection,
     domains: tuple[str, ...],
     worker: WorkerSetup | None,
+    clock: Clock | None = None,
 ) -> MediaHost | None:
     """Start the host when this process runs it; otherwise point the registry at the
     worker that does. Nothing when no service is registered or media is disabled."""
@@ -80,6 +82,6 @@ async def start_media_host(
     domain = domains[0] if domains else "localhost"
     sock = worker.media_socket if worker is not None else None
     port = worker.media_port if worker is not None and sock is not None else media.port
-    host = MediaHost(registry, domain, host=MEDIA_HOST, port=port, sock=sock)
+    host = MediaHost(registry, domain, host=MEDIA_HOST, port=port, sock=sock, clock=clock)
     await host.start()
     return host
