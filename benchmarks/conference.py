@@ -40,7 +40,7 @@ from benchmarks.media import _cores_by_idleness, _pin, _raise_nofile
 from sipline.media.audio import ToneSource
 from sipline.media.codecs.opus import opus_available, register_opus
 from sipline.media.mixer import Mixer
-from sipline.media.session import MediaSession, StreamConfig
+from sipline.media_io.session import MediaSession, StreamConfig
 from sipline.server.media_services.room import FRAME, Room
 from sipline.transport.loop import run
 

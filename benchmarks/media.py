@@ -36,9 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from sipline.media.audio import ArraySource, to_int16
-from sipline.media.session import MediaSession, StreamConfig
-from sipline.media.sources import NullSink
+from sipline.media.audio import ArraySource, NullSink, to_int16
+from sipline.media_io.session import MediaSession, StreamConfig
 from sipline.transport.loop import run
 
 __all__ = ["main"]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sipline.media.audio import cross_correlate, to_int16
-from sipline.media.audio_files import read_wav, write_wav
+from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.storage.sqlite import SqliteStore
 
 SIPLINE = shutil.which("sipline") or str(Path(sys.executable).parent / "sipline")

@@ -13,14 +13,14 @@ import pytest
 from media_helpers import HOST, chirp, relay_pair
 
 from sipline.media.audio import ArraySink, ToneSource, cross_correlate, resample
-from sipline.media.audio_files import read_wav, write_wav
 from sipline.media.codecs.base import Pcm
 from sipline.media.codecs.opus import opus_available, register_opus
 from sipline.media.codecs.registry import unregister_codec
 from sipline.media.dtmf import DtmfError
-from sipline.media.session import MediaSession, StreamConfig
-from sipline.media.sources import FrameQueueSink
 from sipline.media.srtp import SrtpContext, new_crypto, srtp_available
+from sipline.media_io.audio_files import read_wav, write_wav
+from sipline.media_io.session import MediaSession, StreamConfig
+from sipline.media_io.sources import FrameQueueSink
 from sipline.testing import SeededEntropy
 
 

@@ -9,14 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sipline.media.audio import ArraySink, ToneSource
-from sipline.media.audio_files import read_wav
+from sipline.media.audio import ArraySink, CallbackSink, CallbackSource, NullSink, ToneSource
 from sipline.media.codecs.base import Pcm
-from sipline.media.sources import (
+from sipline.media_io.audio_files import read_wav
+from sipline.media_io.sources import (
     AsyncIteratorSource,
-    CallbackSink,
-    CallbackSource,
-    NullSink,
     WavFileSink,
     as_sink,
     as_source,

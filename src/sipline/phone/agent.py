@@ -24,7 +24,7 @@ from sipline.core.message import Request, Response
 from sipline.core.routing import Destination, Transport, is_ip_literal
 from sipline.core.uri import AbsoluteUri, SipUri, Uri, format_host
 from sipline.core.views import NameAddr
-from sipline.media.sources import SinkLike, SourceLike
+from sipline.media_io.sources import SinkLike, SourceLike
 from sipline.phone.call import Call
 from sipline.phone.config import ALLOW, SUPPORTED, UserAgentConfig, parse_aor, parse_hostport
 from sipline.phone.credentials import DigestClient

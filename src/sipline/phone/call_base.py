@@ -19,8 +19,8 @@ from sipline.core.errors import LocalProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import Uri
 from sipline.core.views import NameAddr
-from sipline.media.session import MediaStats
-from sipline.media.sources import SinkLike, SourceLike
+from sipline.media_io.session import MediaStats
+from sipline.media_io.sources import SinkLike, SourceLike
 from sipline.phone.config import UserAgentConfig
 from sipline.phone.credentials import DigestClient
 from sipline.phone.events import (

@@ -11,7 +11,7 @@ import contextlib
 from sipline.core.dialog import Dialog
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
 from sipline.core.message import Request, Response
-from sipline.media.sources import SinkLike, SourceLike
+from sipline.media_io.sources import SinkLike, SourceLike
 from sipline.phone.call_base import CallBase
 from sipline.phone.cancel_reason import cancel_text
 from sipline.phone.events import CallAnswered, CallState, EndedBy, UserAgentError

@@ -14,8 +14,8 @@ import pytest
 
 from sipline.core.timers import TimerConfig
 from sipline.media.audio import ArraySink, ToneSource
-from sipline.media.audio_files import read_wav
 from sipline.media.codecs.opus import opus_available
+from sipline.media_io.audio_files import read_wav
 from sipline.phone import CallFailed, EndedBy, MediaOptions, UserAgent
 from sipline.server.config import ServerConfig, parse_listen
 from sipline.server.media_services.rooms_config import RoomConfig

@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 
 from sipline.content.summary import Counts
 from sipline.media.audio import tone
-from sipline.media.audio_files import read_wav, write_wav
+from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.phone import Call, UserAgent
 from sipline.phone.watch import Watch
 from sipline.server.config import ServerConfig, parse_listen
