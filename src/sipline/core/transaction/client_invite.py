@@ -14,7 +14,7 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["CLIENT_INVITE"]
 
-_C, _P, _X, _A, _T = (
+_CALLING, _PROCEEDING, _COMPLETED, _ACCEPTED, _TERMINATED = (
     State.CALLING,
     State.PROCEEDING,
     State.COMPLETED,
@@ -24,29 +24,29 @@ _C, _P, _X, _A, _T = (
 _UP = Action.PASS_UP
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {
-    (_C, Timer.A): ((Action.SEND_REQUEST, Timer.A), _C),
-    (_C, Timer.B): ((Action.TIMED_OUT,), _T),
-    (_C, Input.RECV_1XX): ((_UP,), _P),
-    (_C, Input.RECV_2XX): ((_UP, Timer.M), _A),
-    (_C, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _X),
-    (_C, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
+    (_CALLING, Timer.A): ((Action.SEND_REQUEST, Timer.A), _CALLING),
+    (_CALLING, Timer.B): ((Action.TIMED_OUT,), _TERMINATED),
+    (_CALLING, Input.RECV_1XX): ((_UP,), _PROCEEDING),
+    (_CALLING, Input.RECV_2XX): ((_UP, Timer.M), _ACCEPTED),
+    (_CALLING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _COMPLETED),
+    (_CALLING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
     # §17.1.1.2: no retransmissions and no Timer B once a provisional arrived.
-    (_P, Input.RECV_1XX): ((_UP,), _P),
-    (_P, Input.RECV_2XX): ((_UP, Timer.M), _A),
-    (_P, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _X),
-    (_P, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
+    (_PROCEEDING, Input.RECV_1XX): ((_UP,), _PROCEEDING),
+    (_PROCEEDING, Input.RECV_2XX): ((_UP, Timer.M), _ACCEPTED),
+    (_PROCEEDING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _COMPLETED),
+    (_PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
     # Retransmitted final: ACK again, do not pass up.
-    (_X, Input.RECV_3XX_6XX): ((Action.SEND_ACK,), _X),
-    (_X, Timer.D): ((), _T),
+    (_COMPLETED, Input.RECV_3XX_6XX): ((Action.SEND_ACK,), _COMPLETED),
+    (_COMPLETED, Timer.D): ((), _TERMINATED),
     # §17.1.1.2: an ACK that cannot be sent ends the transaction; the TU has its answer.
-    (_X, Input.TRANSPORT_ERROR): ((), _T),
-    (_A, Input.RECV_2XX): ((_UP,), _A),
-    (_A, Timer.M): ((), _T),
+    (_COMPLETED, Input.TRANSPORT_ERROR): ((), _TERMINATED),
+    (_ACCEPTED, Input.RECV_2XX): ((_UP,), _ACCEPTED),
+    (_ACCEPTED, Timer.M): ((), _TERMINATED),
 }
 
 CLIENT_INVITE: Machine = make_machine(
     "INVITE client",
-    _C,
+    _CALLING,
     (Action.SEND_REQUEST, Timer.A, Timer.B),
     (
         Input.RECV_1XX,
@@ -60,10 +60,10 @@ CLIENT_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _C: frozenset({Timer.A, Timer.B}),
-        _P: frozenset(),
-        _X: frozenset({Timer.D}),
-        _A: frozenset({Timer.M}),
-        _T: frozenset(),
+        _CALLING: frozenset({Timer.A, Timer.B}),
+        _PROCEEDING: frozenset(),
+        _COMPLETED: frozenset({Timer.D}),
+        _ACCEPTED: frozenset({Timer.M}),
+        _TERMINATED: frozenset(),
     },
 )

@@ -12,23 +12,28 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["CLIENT_NON_INVITE"]
 
-_R, _P, _X, _T = State.TRYING, State.PROCEEDING, State.COMPLETED, State.TERMINATED
+_TRYING, _PROCEEDING, _COMPLETED, _TERMINATED = (
+    State.TRYING,
+    State.PROCEEDING,
+    State.COMPLETED,
+    State.TERMINATED,
+)
 _UP = Action.PASS_UP
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {}
-for _s in (_R, _P):
+for _s in (_TRYING, _PROCEEDING):
     _ENTRIES[_s, Timer.E] = ((Action.SEND_REQUEST, Timer.E), _s)
-    _ENTRIES[_s, Timer.F] = ((Action.TIMED_OUT,), _T)
-    _ENTRIES[_s, Input.RECV_1XX] = ((_UP,), _P)
-    _ENTRIES[_s, Input.RECV_2XX] = ((_UP, Timer.K), _X)
-    _ENTRIES[_s, Input.RECV_3XX_6XX] = ((_UP, Timer.K), _X)
-    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _T)
+    _ENTRIES[_s, Timer.F] = ((Action.TIMED_OUT,), _TERMINATED)
+    _ENTRIES[_s, Input.RECV_1XX] = ((_UP,), _PROCEEDING)
+    _ENTRIES[_s, Input.RECV_2XX] = ((_UP, Timer.K), _COMPLETED)
+    _ENTRIES[_s, Input.RECV_3XX_6XX] = ((_UP, Timer.K), _COMPLETED)
+    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _TERMINATED)
 # Completed: final-response retransmissions are absorbed (the default) until K fires.
-_ENTRIES[_X, Timer.K] = ((), _T)
+_ENTRIES[_COMPLETED, Timer.K] = ((), _TERMINATED)
 
 CLIENT_NON_INVITE: Machine = make_machine(
     "non-INVITE client",
-    _R,
+    _TRYING,
     (Action.SEND_REQUEST, Timer.E, Timer.F),
     (
         Input.RECV_1XX,
@@ -41,9 +46,9 @@ CLIENT_NON_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _R: frozenset({Timer.E, Timer.F}),
-        _P: frozenset({Timer.E, Timer.F}),
-        _X: frozenset({Timer.K}),
-        _T: frozenset(),
+        _TRYING: frozenset({Timer.E, Timer.F}),
+        _PROCEEDING: frozenset({Timer.E, Timer.F}),
+        _COMPLETED: frozenset({Timer.K}),
+        _TERMINATED: frozenset(),
     },
 )

@@ -16,7 +16,7 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["SERVER_INVITE"]
 
-_P, _X, _F, _A, _T = (
+_PROCEEDING, _COMPLETED, _CONFIRMED, _ACCEPTED, _TERMINATED = (
     State.PROCEEDING,
     State.COMPLETED,
     State.CONFIRMED,
@@ -27,30 +27,30 @@ _SEND = Action.SEND_RESPONSE
 _RESEND = Action.RESEND_RESPONSE
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {
-    (_P, Timer.TRYING): ((Action.SEND_TRYING,), _P),
-    (_P, Input.SEND_1XX): ((Action.STOP_TRYING, _SEND), _P),
-    (_P, Input.SEND_2XX): ((_SEND, Timer.L), _A),
-    (_P, Input.SEND_3XX_6XX): ((_SEND, Timer.G, Timer.H), _X),
-    (_P, Input.RECV_REQUEST): ((_RESEND,), _P),
-    (_P, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
-    (_X, Timer.G): ((_RESEND, Timer.G), _X),
-    (_X, Timer.H): ((Action.TIMED_OUT,), _T),
-    (_X, Input.RECV_REQUEST): ((_RESEND,), _X),
-    (_X, Input.RECV_ACK): ((Timer.I,), _F),
-    (_X, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
+    (_PROCEEDING, Timer.TRYING): ((Action.SEND_TRYING,), _PROCEEDING),
+    (_PROCEEDING, Input.SEND_1XX): ((Action.STOP_TRYING, _SEND), _PROCEEDING),
+    (_PROCEEDING, Input.SEND_2XX): ((_SEND, Timer.L), _ACCEPTED),
+    (_PROCEEDING, Input.SEND_3XX_6XX): ((_SEND, Timer.G, Timer.H), _COMPLETED),
+    (_PROCEEDING, Input.RECV_REQUEST): ((_RESEND,), _PROCEEDING),
+    (_PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
+    (_COMPLETED, Timer.G): ((_RESEND, Timer.G), _COMPLETED),
+    (_COMPLETED, Timer.H): ((Action.TIMED_OUT,), _TERMINATED),
+    (_COMPLETED, Input.RECV_REQUEST): ((_RESEND,), _COMPLETED),
+    (_COMPLETED, Input.RECV_ACK): ((Timer.I,), _CONFIRMED),
+    (_COMPLETED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
     # Confirmed: ACK and INVITE retransmissions are absorbed (the default).
-    (_F, Timer.I): ((), _T),
-    (_A, Input.SEND_2XX): ((_SEND,), _A),
-    (_A, Input.RECV_ACK): ((Action.PASS_UP,), _A),
+    (_CONFIRMED, Timer.I): ((), _TERMINATED),
+    (_ACCEPTED, Input.SEND_2XX): ((_SEND,), _ACCEPTED),
+    (_ACCEPTED, Input.RECV_ACK): ((Action.PASS_UP,), _ACCEPTED),
     # The TU is retransmitting the 2xx itself (§13.3.1.4): tell it, and let Timer L end
     # the transaction so a late INVITE retransmission is still recognised.
-    (_A, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _A),
-    (_A, Timer.L): ((), _T),
+    (_ACCEPTED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _ACCEPTED),
+    (_ACCEPTED, Timer.L): ((), _TERMINATED),
 }
 
 SERVER_INVITE: Machine = make_machine(
     "INVITE server",
-    _P,
+    _PROCEEDING,
     (Timer.TRYING,),
     (
         Input.SEND_1XX,
@@ -67,10 +67,10 @@ SERVER_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _P: frozenset({Timer.TRYING}),
-        _X: frozenset({Timer.G, Timer.H}),
-        _F: frozenset({Timer.I}),
-        _A: frozenset({Timer.L}),
-        _T: frozenset(),
+        _PROCEEDING: frozenset({Timer.TRYING}),
+        _COMPLETED: frozenset({Timer.G, Timer.H}),
+        _CONFIRMED: frozenset({Timer.I}),
+        _ACCEPTED: frozenset({Timer.L}),
+        _TERMINATED: frozenset(),
     },
 )

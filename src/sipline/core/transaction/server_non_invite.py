@@ -12,23 +12,28 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["SERVER_NON_INVITE"]
 
-_R, _P, _X, _T = State.TRYING, State.PROCEEDING, State.COMPLETED, State.TERMINATED
+_TRYING, _PROCEEDING, _COMPLETED, _TERMINATED = (
+    State.TRYING,
+    State.PROCEEDING,
+    State.COMPLETED,
+    State.TERMINATED,
+)
 _SEND = Action.SEND_RESPONSE
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {}
-for _s in (_R, _P):
-    _ENTRIES[_s, Input.SEND_1XX] = ((_SEND,), _P)
-    _ENTRIES[_s, Input.SEND_2XX] = ((_SEND, Timer.J), _X)
-    _ENTRIES[_s, Input.SEND_3XX_6XX] = ((_SEND, Timer.J), _X)
-    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _T)
-_ENTRIES[_P, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _P)
-_ENTRIES[_X, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _X)
-_ENTRIES[_X, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _T)
-_ENTRIES[_X, Timer.J] = ((), _T)
+for _s in (_TRYING, _PROCEEDING):
+    _ENTRIES[_s, Input.SEND_1XX] = ((_SEND,), _PROCEEDING)
+    _ENTRIES[_s, Input.SEND_2XX] = ((_SEND, Timer.J), _COMPLETED)
+    _ENTRIES[_s, Input.SEND_3XX_6XX] = ((_SEND, Timer.J), _COMPLETED)
+    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _TERMINATED)
+_ENTRIES[_PROCEEDING, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _PROCEEDING)
+_ENTRIES[_COMPLETED, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _COMPLETED)
+_ENTRIES[_COMPLETED, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _TERMINATED)
+_ENTRIES[_COMPLETED, Timer.J] = ((), _TERMINATED)
 
 SERVER_NON_INVITE: Machine = make_machine(
     "non-INVITE server",
-    _R,
+    _TRYING,
     (),
     (
         Input.SEND_1XX,
@@ -40,9 +45,9 @@ SERVER_NON_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _R: frozenset(),
-        _P: frozenset(),
-        _X: frozenset({Timer.J}),
-        _T: frozenset(),
+        _TRYING: frozenset(),
+        _PROCEEDING: frozenset(),
+        _COMPLETED: frozenset({Timer.J}),
+        _TERMINATED: frozenset(),
     },
 )
