@@ -37,12 +37,8 @@ from sipline.server.features.instant import FORMAT_HINT, InstantError, parse_ins
 from sipline.server.features.location import Location, find_region, region_by_network
 from sipline.server.features.planner import caller_address
 from sipline.server.features.router import CallInfo
-from sipline.server.features.rules import (
-    RuleError,
-    UserRules,
-    check_forward_loops,
-    parse_rules,
-)
+from sipline.server.features.rules import RuleError, UserRules
+from sipline.server.features.rules_document import check_forward_loops, parse_rules
 from sipline.server.sip_server import feature_settings
 from sipline.storage.base import Binding, DeviceInfo, StoreError, split_address
 from sipline.storage.sqlite import SqliteStore
