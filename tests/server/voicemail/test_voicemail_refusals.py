@@ -9,57 +9,29 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from service_calls import DOMAIN, add_users, loopback_config, running, user_agent
 
-from sipline.core.timers import TimerConfig
 from sipline.media.audio import ToneSource
 from sipline.phone import CallFailed, UserAgent
-from sipline.server.config import ServerConfig, parse_listen
 from sipline.server.sip_server import SipServer
-from sipline.storage.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(60)
 
-DOMAIN = "example.com"
-HOST = "127.0.0.1"
-FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
 VM = f"sip:voicemail@{DOMAIN};target=sip:alice%40{DOMAIN};cause=408"
-
-
-async def _server(tmp_path: Path, **overrides: object) -> SipServer:
-    db = tmp_path / "sipline.db"
-    store = SqliteStore(db)
-    store.add_domain(DOMAIN)
-    store.add_user("alice", DOMAIN, "alice-pw")
-    store.add_user("bob", DOMAIN, "bob-pw")
-    store.close()
-    config = ServerConfig(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
-    config.voicemail_speech = False
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    srv = SipServer(config)
-    await srv.start()
-    return srv
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
-    srv = await _server(tmp_path, voicemail_max_messages=1)
-    try:
+    add_users(tmp_path / "sipline.db", ["alice", "bob"])
+    config = loopback_config(
+        tmp_path / "sipline.db", voicemail_speech=False, voicemail_max_messages=1
+    )
+    async with running(config) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 def _ua(server: SipServer, user: str) -> UserAgent:
-    port = server.endpoint.listeners[0].port
-    return UserAgent(
-        f"{user}@{DOMAIN}",
-        password=f"{user}-pw",
-        server=f"{HOST}:{port}",
-        listen=f"{HOST}:0",
-        register=False,
-        timers=FAST,
-    )
+    return user_agent(server, user, register=False)
 
 
 async def _refused(ua: UserAgent, target: str) -> int:
@@ -90,9 +62,9 @@ async def test_direct_message_then_full_mailbox_then_unknown(server: SipServer) 
 
 
 async def test_star98_needs_a_pin_without_call_authentication(tmp_path: Path) -> None:
-    srv = await _server(tmp_path, authenticate_calls=False)
-    try:
-        async with _ua(srv, "alice") as alice:
-            assert await _refused(alice, f"sip:*98@{DOMAIN}") == 403
-    finally:
-        await srv.stop()
+    add_users(tmp_path / "sipline.db", ["alice"])
+    config = loopback_config(
+        tmp_path / "sipline.db", voicemail_speech=False, authenticate_calls=False
+    )
+    async with running(config) as srv, _ua(srv, "alice") as alice:
+        assert await _refused(alice, f"sip:*98@{DOMAIN}") == 403
