@@ -14,39 +14,32 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["CLIENT_INVITE"]
 
-_CALLING, _PROCEEDING, _COMPLETED, _ACCEPTED, _TERMINATED = (
-    State.CALLING,
-    State.PROCEEDING,
-    State.COMPLETED,
-    State.ACCEPTED,
-    State.TERMINATED,
-)
 _UP = Action.PASS_UP
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {
-    (_CALLING, Timer.A): ((Action.SEND_REQUEST, Timer.A), _CALLING),
-    (_CALLING, Timer.B): ((Action.TIMED_OUT,), _TERMINATED),
-    (_CALLING, Input.RECV_1XX): ((_UP,), _PROCEEDING),
-    (_CALLING, Input.RECV_2XX): ((_UP, Timer.M), _ACCEPTED),
-    (_CALLING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _COMPLETED),
-    (_CALLING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
+    (State.CALLING, Timer.A): ((Action.SEND_REQUEST, Timer.A), State.CALLING),
+    (State.CALLING, Timer.B): ((Action.TIMED_OUT,), State.TERMINATED),
+    (State.CALLING, Input.RECV_1XX): ((_UP,), State.PROCEEDING),
+    (State.CALLING, Input.RECV_2XX): ((_UP, Timer.M), State.ACCEPTED),
+    (State.CALLING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), State.COMPLETED),
+    (State.CALLING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
     # §17.1.1.2: no retransmissions and no Timer B once a provisional arrived.
-    (_PROCEEDING, Input.RECV_1XX): ((_UP,), _PROCEEDING),
-    (_PROCEEDING, Input.RECV_2XX): ((_UP, Timer.M), _ACCEPTED),
-    (_PROCEEDING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _COMPLETED),
-    (_PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
+    (State.PROCEEDING, Input.RECV_1XX): ((_UP,), State.PROCEEDING),
+    (State.PROCEEDING, Input.RECV_2XX): ((_UP, Timer.M), State.ACCEPTED),
+    (State.PROCEEDING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), State.COMPLETED),
+    (State.PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
     # Retransmitted final: ACK again, do not pass up.
-    (_COMPLETED, Input.RECV_3XX_6XX): ((Action.SEND_ACK,), _COMPLETED),
-    (_COMPLETED, Timer.D): ((), _TERMINATED),
+    (State.COMPLETED, Input.RECV_3XX_6XX): ((Action.SEND_ACK,), State.COMPLETED),
+    (State.COMPLETED, Timer.D): ((), State.TERMINATED),
     # §17.1.1.2: an ACK that cannot be sent ends the transaction; the TU has its answer.
-    (_COMPLETED, Input.TRANSPORT_ERROR): ((), _TERMINATED),
-    (_ACCEPTED, Input.RECV_2XX): ((_UP,), _ACCEPTED),
-    (_ACCEPTED, Timer.M): ((), _TERMINATED),
+    (State.COMPLETED, Input.TRANSPORT_ERROR): ((), State.TERMINATED),
+    (State.ACCEPTED, Input.RECV_2XX): ((_UP,), State.ACCEPTED),
+    (State.ACCEPTED, Timer.M): ((), State.TERMINATED),
 }
 
 CLIENT_INVITE: Machine = make_machine(
     "INVITE client",
-    _CALLING,
+    State.CALLING,
     (Action.SEND_REQUEST, Timer.A, Timer.B),
     (
         Input.RECV_1XX,
@@ -60,10 +53,10 @@ CLIENT_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _CALLING: frozenset({Timer.A, Timer.B}),
-        _PROCEEDING: frozenset(),
-        _COMPLETED: frozenset({Timer.D}),
-        _ACCEPTED: frozenset({Timer.M}),
-        _TERMINATED: frozenset(),
+        State.CALLING: frozenset({Timer.A, Timer.B}),
+        State.PROCEEDING: frozenset(),
+        State.COMPLETED: frozenset({Timer.D}),
+        State.ACCEPTED: frozenset({Timer.M}),
+        State.TERMINATED: frozenset(),
     },
 )

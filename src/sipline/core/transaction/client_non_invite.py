@@ -12,28 +12,22 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["CLIENT_NON_INVITE"]
 
-_TRYING, _PROCEEDING, _COMPLETED, _TERMINATED = (
-    State.TRYING,
-    State.PROCEEDING,
-    State.COMPLETED,
-    State.TERMINATED,
-)
 _UP = Action.PASS_UP
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {}
-for _s in (_TRYING, _PROCEEDING):
+for _s in (State.TRYING, State.PROCEEDING):
     _ENTRIES[_s, Timer.E] = ((Action.SEND_REQUEST, Timer.E), _s)
-    _ENTRIES[_s, Timer.F] = ((Action.TIMED_OUT,), _TERMINATED)
-    _ENTRIES[_s, Input.RECV_1XX] = ((_UP,), _PROCEEDING)
-    _ENTRIES[_s, Input.RECV_2XX] = ((_UP, Timer.K), _COMPLETED)
-    _ENTRIES[_s, Input.RECV_3XX_6XX] = ((_UP, Timer.K), _COMPLETED)
-    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _TERMINATED)
+    _ENTRIES[_s, Timer.F] = ((Action.TIMED_OUT,), State.TERMINATED)
+    _ENTRIES[_s, Input.RECV_1XX] = ((_UP,), State.PROCEEDING)
+    _ENTRIES[_s, Input.RECV_2XX] = ((_UP, Timer.K), State.COMPLETED)
+    _ENTRIES[_s, Input.RECV_3XX_6XX] = ((_UP, Timer.K), State.COMPLETED)
+    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), State.TERMINATED)
 # Completed: final-response retransmissions are absorbed (the default) until K fires.
-_ENTRIES[_COMPLETED, Timer.K] = ((), _TERMINATED)
+_ENTRIES[State.COMPLETED, Timer.K] = ((), State.TERMINATED)
 
 CLIENT_NON_INVITE: Machine = make_machine(
     "non-INVITE client",
-    _TRYING,
+    State.TRYING,
     (Action.SEND_REQUEST, Timer.E, Timer.F),
     (
         Input.RECV_1XX,
@@ -46,9 +40,9 @@ CLIENT_NON_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _TRYING: frozenset({Timer.E, Timer.F}),
-        _PROCEEDING: frozenset({Timer.E, Timer.F}),
-        _COMPLETED: frozenset({Timer.K}),
-        _TERMINATED: frozenset(),
+        State.TRYING: frozenset({Timer.E, Timer.F}),
+        State.PROCEEDING: frozenset({Timer.E, Timer.F}),
+        State.COMPLETED: frozenset({Timer.K}),
+        State.TERMINATED: frozenset(),
     },
 )

@@ -16,41 +16,34 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["SERVER_INVITE"]
 
-_PROCEEDING, _COMPLETED, _CONFIRMED, _ACCEPTED, _TERMINATED = (
-    State.PROCEEDING,
-    State.COMPLETED,
-    State.CONFIRMED,
-    State.ACCEPTED,
-    State.TERMINATED,
-)
 _SEND = Action.SEND_RESPONSE
 _RESEND = Action.RESEND_RESPONSE
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {
-    (_PROCEEDING, Timer.TRYING): ((Action.SEND_TRYING,), _PROCEEDING),
-    (_PROCEEDING, Input.SEND_1XX): ((Action.STOP_TRYING, _SEND), _PROCEEDING),
-    (_PROCEEDING, Input.SEND_2XX): ((_SEND, Timer.L), _ACCEPTED),
-    (_PROCEEDING, Input.SEND_3XX_6XX): ((_SEND, Timer.G, Timer.H), _COMPLETED),
-    (_PROCEEDING, Input.RECV_REQUEST): ((_RESEND,), _PROCEEDING),
-    (_PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
-    (_COMPLETED, Timer.G): ((_RESEND, Timer.G), _COMPLETED),
-    (_COMPLETED, Timer.H): ((Action.TIMED_OUT,), _TERMINATED),
-    (_COMPLETED, Input.RECV_REQUEST): ((_RESEND,), _COMPLETED),
-    (_COMPLETED, Input.RECV_ACK): ((Timer.I,), _CONFIRMED),
-    (_COMPLETED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _TERMINATED),
+    (State.PROCEEDING, Timer.TRYING): ((Action.SEND_TRYING,), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_1XX): ((Action.STOP_TRYING, _SEND), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_2XX): ((_SEND, Timer.L), State.ACCEPTED),
+    (State.PROCEEDING, Input.SEND_3XX_6XX): ((_SEND, Timer.G, Timer.H), State.COMPLETED),
+    (State.PROCEEDING, Input.RECV_REQUEST): ((_RESEND,), State.PROCEEDING),
+    (State.PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
+    (State.COMPLETED, Timer.G): ((_RESEND, Timer.G), State.COMPLETED),
+    (State.COMPLETED, Timer.H): ((Action.TIMED_OUT,), State.TERMINATED),
+    (State.COMPLETED, Input.RECV_REQUEST): ((_RESEND,), State.COMPLETED),
+    (State.COMPLETED, Input.RECV_ACK): ((Timer.I,), State.CONFIRMED),
+    (State.COMPLETED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
     # Confirmed: ACK and INVITE retransmissions are absorbed (the default).
-    (_CONFIRMED, Timer.I): ((), _TERMINATED),
-    (_ACCEPTED, Input.SEND_2XX): ((_SEND,), _ACCEPTED),
-    (_ACCEPTED, Input.RECV_ACK): ((Action.PASS_UP,), _ACCEPTED),
+    (State.CONFIRMED, Timer.I): ((), State.TERMINATED),
+    (State.ACCEPTED, Input.SEND_2XX): ((_SEND,), State.ACCEPTED),
+    (State.ACCEPTED, Input.RECV_ACK): ((Action.PASS_UP,), State.ACCEPTED),
     # The TU is retransmitting the 2xx itself (§13.3.1.4): tell it, and let Timer L end
     # the transaction so a late INVITE retransmission is still recognised.
-    (_ACCEPTED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _ACCEPTED),
-    (_ACCEPTED, Timer.L): ((), _TERMINATED),
+    (State.ACCEPTED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.ACCEPTED),
+    (State.ACCEPTED, Timer.L): ((), State.TERMINATED),
 }
 
 SERVER_INVITE: Machine = make_machine(
     "INVITE server",
-    _PROCEEDING,
+    State.PROCEEDING,
     (Timer.TRYING,),
     (
         Input.SEND_1XX,
@@ -67,10 +60,10 @@ SERVER_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _PROCEEDING: frozenset({Timer.TRYING}),
-        _COMPLETED: frozenset({Timer.G, Timer.H}),
-        _CONFIRMED: frozenset({Timer.I}),
-        _ACCEPTED: frozenset({Timer.L}),
-        _TERMINATED: frozenset(),
+        State.PROCEEDING: frozenset({Timer.TRYING}),
+        State.COMPLETED: frozenset({Timer.G, Timer.H}),
+        State.CONFIRMED: frozenset({Timer.I}),
+        State.ACCEPTED: frozenset({Timer.L}),
+        State.TERMINATED: frozenset(),
     },
 )

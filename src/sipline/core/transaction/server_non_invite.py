@@ -12,28 +12,22 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["SERVER_NON_INVITE"]
 
-_TRYING, _PROCEEDING, _COMPLETED, _TERMINATED = (
-    State.TRYING,
-    State.PROCEEDING,
-    State.COMPLETED,
-    State.TERMINATED,
-)
 _SEND = Action.SEND_RESPONSE
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {}
-for _s in (_TRYING, _PROCEEDING):
-    _ENTRIES[_s, Input.SEND_1XX] = ((_SEND,), _PROCEEDING)
-    _ENTRIES[_s, Input.SEND_2XX] = ((_SEND, Timer.J), _COMPLETED)
-    _ENTRIES[_s, Input.SEND_3XX_6XX] = ((_SEND, Timer.J), _COMPLETED)
-    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _TERMINATED)
-_ENTRIES[_PROCEEDING, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _PROCEEDING)
-_ENTRIES[_COMPLETED, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _COMPLETED)
-_ENTRIES[_COMPLETED, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _TERMINATED)
-_ENTRIES[_COMPLETED, Timer.J] = ((), _TERMINATED)
+for _s in (State.TRYING, State.PROCEEDING):
+    _ENTRIES[_s, Input.SEND_1XX] = ((_SEND,), State.PROCEEDING)
+    _ENTRIES[_s, Input.SEND_2XX] = ((_SEND, Timer.J), State.COMPLETED)
+    _ENTRIES[_s, Input.SEND_3XX_6XX] = ((_SEND, Timer.J), State.COMPLETED)
+    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), State.TERMINATED)
+_ENTRIES[State.PROCEEDING, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), State.PROCEEDING)
+_ENTRIES[State.COMPLETED, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), State.COMPLETED)
+_ENTRIES[State.COMPLETED, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), State.TERMINATED)
+_ENTRIES[State.COMPLETED, Timer.J] = ((), State.TERMINATED)
 
 SERVER_NON_INVITE: Machine = make_machine(
     "non-INVITE server",
-    _TRYING,
+    State.TRYING,
     (),
     (
         Input.SEND_1XX,
@@ -45,9 +39,9 @@ SERVER_NON_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _TRYING: frozenset(),
-        _PROCEEDING: frozenset(),
-        _COMPLETED: frozenset({Timer.J}),
-        _TERMINATED: frozenset(),
+        State.TRYING: frozenset(),
+        State.PROCEEDING: frozenset(),
+        State.COMPLETED: frozenset({Timer.J}),
+        State.TERMINATED: frozenset(),
     },
 )
