@@ -194,6 +194,9 @@ class DtmfDialer:
         self._queue: deque[tuple[str, int]] = deque()  # (digit, ms) or ("", pause ticks)
         self._pause_ticks = 0
         self.digits_sent = 0
+        # Digits or a pause still to come: a caller may skip `tick` while this is False
+        # and the sender is not active (the per-frame path of every session).
+        self.busy = False
 
     def dial(self, digits: str, *, duration_ms: int, pause_ticks: int, clock_rate: int) -> None:
         """Queue `digits`, each held `duration_ms` and followed by `pause_ticks` of audio."""
@@ -204,6 +207,7 @@ class DtmfDialer:
         for digit in digits:
             self._queue.append((digit, duration_ms))
             self._queue.append(("", pause_ticks))
+        self.busy = bool(self._queue) or self._pause_ticks > 0
 
     def tick(self, sender: DtmfSender) -> RtpPacket | None:
         if not sender.active:
@@ -215,6 +219,7 @@ class DtmfDialer:
                     sender.send_digit(digit, duration_ms=value)
                 else:
                     self._pause_ticks = value
+            self.busy = bool(self._queue) or self._pause_ticks > 0
         if not sender.active:
             return None
         packet = sender.tick()

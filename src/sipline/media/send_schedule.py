@@ -2,7 +2,7 @@
 (RFC 3550 §5.1, RFC 3551 §4.2), whatever the ticks that drive it.
 
 A session is ticked on a shared grid (`sipline.media_io.pacing`); on each tick
-`SendSchedule.due(now, step=)` says how many frames to send now. A frame sent a whole
+`SendSchedule.due(now, step)` says how many frames to send now. A frame sent a whole
 interval after its time counts as late. After a stall longer than `MAX_CATCH_UP`
 intervals the frames missed are skipped rather than sent in a burst: the caller moves
 the RTP timestamp past them, so the receiver sees a gap and keeps time.
@@ -18,6 +18,7 @@ __all__ = ["MAX_CATCH_UP", "SendSchedule"]
 MAX_CATCH_UP = 3
 # A tick this close before a frame's time sends it (the grid's float rounding).
 _EARLY_S = 1e-4
+_ONE_FRAME = (0, 1)
 
 
 @dataclass(slots=True)
@@ -28,8 +29,12 @@ class SendSchedule:
     late: int = 0
     skipped: int = 0
 
-    def due(self, now: float, *, step: float) -> tuple[int, int]:
+    def due(self, now: float, step: float) -> tuple[int, int]:
         """At `now`, for frames `step` seconds apart: (frames to skip, frames to send)."""
+        next_due = self.next_due
+        if next_due <= now + _EARLY_S < next_due + step:  # the usual tick: one, on time
+            self.next_due = next_due + step
+            return _ONE_FRAME
         missed = 0
         if self.next_due < now - MAX_CATCH_UP * step:
             missed = int((now - self.next_due) // step)

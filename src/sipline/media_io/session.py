@@ -284,7 +284,7 @@ class MediaSession:
     # -- the tick ---------------------------------------------------------------------------
     def _on_tick(self, now: float) -> None:
         config = self.config
-        missed, send = self._schedule.due(now, step=self._ptime_ms / 1000)
+        missed, send = self._schedule.due(now, self._ptime_ms / 1000)
         if missed:
             self._rtp_sender.skip(missed * self._frame)
         for _ in range(send):
@@ -299,7 +299,8 @@ class MediaSession:
 
     def _next_payload(self) -> tuple[bytes, int | None]:
         """The audio payload for this interval, or a telephone-event packet's."""
-        packet = self._dialer.tick(self._dtmf)
+        dialer, dtmf = self._dialer, self._dtmf
+        packet = dialer.tick(dtmf) if dialer.busy or dtmf.active else None
         if packet is not None:
             # The source plays on underneath, unheard, as a microphone would: what it
             # says after the key press stays in time.
