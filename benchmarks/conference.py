@@ -32,18 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.far_ends import (
-    HOST,
-    FarEnds,
-    JudgedSession,
-    cores_by_idleness,
-    counters,
-    cpu_seconds,
-    delta,
-    pin,
-    raise_nofile,
-    serve_far_ends,
-)
+from benchmarks import far_ends
+from benchmarks.far_ends import HOST, JudgedSession
 from sipline.media.audio import ToneSource
 from sipline.media.codecs.opus import opus_available, register_opus
 from sipline.media.mixer import Mixer
@@ -85,12 +75,12 @@ async def _far_ends(request: dict[str, Any], targets: list[tuple[str, int]]) -> 
 async def _step(
     n: int, codec: str, room_size: int, talkers: int, seconds: float, peer_core: int
 ) -> dict[str, Any]:
-    raise_nofile(4 * n + 256)
+    far_ends.raise_nofile(4 * n + 256)
     sessions = await _open(n, codec)
     talking = [i % room_size < talkers for i in range(n)]
     request = {"targets": [[HOST, s.local_port] for s in sessions], "codec": codec,
                "talking": talking}  # fmt: skip
-    peer = await asyncio.to_thread(FarEnds, "benchmarks.conference", peer_core, request)
+    peer = await asyncio.to_thread(far_ends.FarEnds, "benchmarks.conference", peer_core, request)
     rooms = [Room(f"bench-{k}") for k in range(math.ceil(n / room_size))]
     try:
         for i, (s, port) in enumerate(zip(sessions, peer.ports, strict=True)):
@@ -98,13 +88,13 @@ async def _step(
             s.start()
             rooms[i // room_size].add(s, f"p{i}")
         await asyncio.sleep(WARMUP_S)
-        ours0, theirs0 = counters(sessions), await asyncio.to_thread(peer.mark)
+        ours0, theirs0 = far_ends.counters(sessions), await asyncio.to_thread(peer.mark)
         ticks0 = sum(r.ticks for r in rooms), sum(r.late_ticks for r in rooms)
         mix0 = sum(r.mix_seconds for r in rooms)
-        cpu0, wall0 = cpu_seconds(), time.monotonic()
+        cpu0, wall0 = far_ends.cpu_seconds(), time.monotonic()
         await asyncio.sleep(seconds)
-        cpu1, wall1 = cpu_seconds(), time.monotonic()
-        ours1, theirs1 = counters(sessions), await asyncio.to_thread(peer.mark)
+        cpu1, wall1 = far_ends.cpu_seconds(), time.monotonic()
+        ours1, theirs1 = far_ends.counters(sessions), await asyncio.to_thread(peer.mark)
         late_ticks = sum(r.late_ticks for r in rooms) - ticks0[1]
         mix = sum(r.mix_seconds for r in rooms) - mix0
     finally:
@@ -114,7 +104,7 @@ async def _step(
         for s in sessions:
             await s.close()
         await asyncio.to_thread(peer.stop)
-    ours, theirs = delta(ours1, ours0), delta(theirs1, theirs0)
+    ours, theirs = far_ends.delta(ours1, ours0), far_ends.delta(theirs1, theirs0)
     wall = wall1 - wall0
     expected = round(n * wall * 50)
     unsent = max(0, expected - ours["sent"])
@@ -185,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer is not None:
-        run(serve_far_ends(args.peer, _far_ends))
+        run(far_ends.serve_far_ends(args.peer, _far_ends))
         return 0
     register_opus()
-    cores = cores_by_idleness()
-    pin(cores[0])
+    cores = far_ends.cores_by_idleness()
+    far_ends.pin(cores[0])
     peer_core = cores[1] if len(cores) > 1 else cores[0]
     codecs = [c for c in args.codecs.split(",") if c != "opus" or opus_available()]
     print(
