@@ -23,75 +23,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import platform
-import resource
-import subprocess
 import sys
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
 
-from benchmarks.media import _cores_by_idleness, _pin, _raise_nofile
+from benchmarks import far_ends
+from benchmarks.far_ends import HOST, JudgedSession
 from sipline.media.audio import ToneSource
 from sipline.media.codecs.opus import opus_available, register_opus
 from sipline.media.mixer import Mixer
-from sipline.media.session import MediaSession, StreamConfig
+from sipline.media_io.session import StreamConfig
 from sipline.server.media_services.room import FRAME, Room
 from sipline.transport.loop import run
 
 __all__ = ["main"]
 
-HOST = "127.0.0.1"
 WARMUP_S = 1.5
-LATE_S = 0.040
-_DRIFT_WINDOW_S = 2.0
 PAYLOAD_TYPES = {"PCMU": 0, "opus": 111}
 
 
-class _Judged(MediaSession):
-    """A session that times every packet's arrival against its RTP timestamp."""
-
-    def __init__(self) -> None:
-        super().__init__(rtcp_interval_s=5.0)
-        self.late_arrivals = 0
-        self._transits: deque[tuple[float, float]] = deque()
-
-    def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) >= 12 and not 192 <= data[1] <= 223:
-            now = self.loop.time()
-            transit = now - int.from_bytes(data[4:8], "big") / self.sample_rate
-            window = self._transits
-            while window and window[-1][1] >= transit:
-                window.pop()
-            window.append((now, transit))
-            while window[0][0] < now - _DRIFT_WINDOW_S:
-                window.popleft()
-            if transit - window[0][1] > LATE_S:
-                self.late_arrivals += 1
-        super()._on_rtp(data, addr)
-
-
-def _counters(sessions: list[_Judged]) -> dict[str, int]:
-    totals = dict.fromkeys(("sent", "late", "late_buffer", "lost", "skipped"), 0)
-    for s in sessions:
-        st = s.stats()
-        totals["sent"] += st.packets_sent
-        totals["late"] += s.late_arrivals
-        totals["late_buffer"] += st.late
-        totals["lost"] += st.packets_lost
-        totals["skipped"] += st.skipped
-    return totals
-
-
-async def _open(n: int, codec: str, remotes: list[tuple[str, int]] | None = None) -> list[_Judged]:
+async def _open(
+    n: int, codec: str, remotes: list[tuple[str, int]] | None = None
+) -> list[JudgedSession]:
     sessions = []
     for i in range(n):
-        s = _Judged()
+        s = JudgedSession()
         await s.open(HOST)
         if remotes is not None:
             s.configure(StreamConfig(remotes[i], PAYLOAD_TYPES[codec], codec))
@@ -100,87 +61,26 @@ async def _open(n: int, codec: str, remotes: list[tuple[str, int]] | None = None
 
 
 # -- the peer process: the far ends --------------------------------------------------------------
-async def _peer_main(core: int) -> None:
-    _pin(core)
+async def _far_ends(request: dict[str, Any], targets: list[tuple[str, int]]) -> list[JudgedSession]:
     register_opus()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    request = json.loads(await reader.readline())
-    targets = [(str(h), int(p)) for h, p in request["targets"]]
-    _raise_nofile(4 * len(targets) + 256)
     sessions = await _open(len(targets), request["codec"], targets)
     for i, s in enumerate(sessions):
         if request["talking"][i]:
             s.play(ToneSource(300 + 37 * i, amplitude=0.1, sample_rate=s.sample_rate,
                               frame_size=s.frame_size))  # fmt: skip
-    print(json.dumps({"ports": [s.local_port for s in sessions]}), flush=True)
-    for s in sessions:
-        s.start()
-    while True:
-        line = await reader.readline()
-        if not line or line.strip() == b"stop":
-            break
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        cpu_ms = round(1000 * (usage.ru_utime + usage.ru_stime))
-        print(json.dumps({**_counters(sessions), "cpu_ms": cpu_ms}), flush=True)
-    for s in sessions:
-        await s.close()
-
-
-class _Peer:
-    def __init__(self, core: int, request: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.conference", "--peer", str(core)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._send(json.dumps(request))
-        self.ports: list[int] = self._read()["ports"]
-
-    def _send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the peer process died")
-        doc: dict[str, Any] = json.loads(line)
-        return doc
-
-    def mark(self) -> dict[str, Any]:
-        self._send("mark")
-        return self._read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self._send("stop")
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    return sessions
 
 
 # -- one step ------------------------------------------------------------------------------------
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _step(
     n: int, codec: str, room_size: int, talkers: int, seconds: float, peer_core: int
 ) -> dict[str, Any]:
-    _raise_nofile(4 * n + 256)
+    far_ends.raise_nofile(4 * n + 256)
     sessions = await _open(n, codec)
     talking = [i % room_size < talkers for i in range(n)]
     request = {"targets": [[HOST, s.local_port] for s in sessions], "codec": codec,
                "talking": talking}  # fmt: skip
-    peer = await asyncio.to_thread(_Peer, peer_core, request)
+    peer = await asyncio.to_thread(far_ends.FarEnds, "benchmarks.conference", peer_core, request)
     rooms = [Room(f"bench-{k}") for k in range(math.ceil(n / room_size))]
     try:
         for i, (s, port) in enumerate(zip(sessions, peer.ports, strict=True)):
@@ -188,13 +88,13 @@ async def _step(
             s.start()
             rooms[i // room_size].add(s, f"p{i}")
         await asyncio.sleep(WARMUP_S)
-        ours0, theirs0 = _counters(sessions), await asyncio.to_thread(peer.mark)
+        ours0, theirs0 = far_ends.counters(sessions), await asyncio.to_thread(peer.mark)
         ticks0 = sum(r.ticks for r in rooms), sum(r.late_ticks for r in rooms)
         mix0 = sum(r.mix_seconds for r in rooms)
-        cpu0, wall0 = _cpu(), time.monotonic()
+        cpu0, wall0 = far_ends.cpu_seconds(), time.monotonic()
         await asyncio.sleep(seconds)
-        cpu1, wall1 = _cpu(), time.monotonic()
-        ours1, theirs1 = _counters(sessions), await asyncio.to_thread(peer.mark)
+        cpu1, wall1 = far_ends.cpu_seconds(), time.monotonic()
+        ours1, theirs1 = far_ends.counters(sessions), await asyncio.to_thread(peer.mark)
         late_ticks = sum(r.late_ticks for r in rooms) - ticks0[1]
         mix = sum(r.mix_seconds for r in rooms) - mix0
     finally:
@@ -204,8 +104,7 @@ async def _step(
         for s in sessions:
             await s.close()
         await asyncio.to_thread(peer.stop)
-    ours = {k: ours1[k] - ours0[k] for k in ours1}
-    theirs = {k: theirs1[k] - theirs0[k] for k in theirs1}
+    ours, theirs = far_ends.delta(ours1, ours0), far_ends.delta(theirs1, theirs0)
     wall = wall1 - wall0
     expected = round(n * wall * 50)
     unsent = max(0, expected - ours["sent"])
@@ -276,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer is not None:
-        run(_peer_main(args.peer))
+        run(far_ends.serve_far_ends(args.peer, _far_ends))
         return 0
     register_opus()
-    cores = _cores_by_idleness()
-    _pin(cores[0])
+    cores = far_ends.cores_by_idleness()
+    far_ends.pin(cores[0])
     peer_core = cores[1] if len(cores) > 1 else cores[0]
     codecs = [c for c in args.codecs.split(",") if c != "opus" or opus_available()]
     print(

@@ -14,7 +14,7 @@ from softphone_helpers import HOST, free_port
 from softphone_helpers import Process as _Process
 
 from sipline.media.audio import cross_correlate, to_int16
-from sipline.media.audio_files import read_wav, write_wav
+from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.storage.sqlite import SqliteStore
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from sipline.cli.main import cli
 from sipline.media.audio import tone
-from sipline.media.audio_files import read_wav, write_wav
+from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.server.voicemail.pin import check_pin
 from sipline.storage import SqliteStore
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sipline.core import auth_header
+from sipline.core import auth_params
 from sipline.core.auth import (
     Challenge,
     Credentials,
@@ -292,7 +292,7 @@ def _both_ways(text: str) -> tuple[object, object]:
         except RemoteProtocolError as exc:
             return ("error", exc.status)
 
-    return outcome(auth_header._parse_value), outcome(auth_header._scan_value)
+    return outcome(auth_params.parse_value), outcome(auth_params.scan_value)
 
 
 @given(credentials)

@@ -367,3 +367,35 @@ def test_wrong_method_and_other_secret() -> None:
 def test_seeded_servers_issue_identical_nonces() -> None:
     assert make().challenges(now=5.0) == make().challenges(now=5.0)
     assert make().challenges(now=5.0) != make().challenges(now=6.0)
+
+
+def test_the_caller_looks_the_ha1_up_then_verifies_with_it_in_hand() -> None:
+    verifier = make(ha1_lookup=None, userhash_lookup=userhash_lookup)
+    challenge = verifier.challenges(now=0.0)[0]  # SHA-256
+    credentials = answer(challenge)
+    assert verifier.ha1_key(credentials) == ("bob", REALM, "SHA-256")
+    stored = lookup("bob", REALM, "SHA-256")
+    assert verifier.verify_ha1(credentials, ha1=stored, method="REGISTER", now=0.0).ok
+    # No HA1 (no such user) and a wrong one: refused, the first as an unknown user.
+    again = answer(challenge, nc=2)
+    assert verifier.verify_ha1(again, ha1=None, method="REGISTER", now=0.0).status is (
+        DigestStatus.UNKNOWN_USER
+    )
+    wrong = verifier.verify_ha1(again, ha1="0" * 64, method="REGISTER", now=0.0)
+    assert wrong.status is DigestStatus.BAD_RESPONSE and wrong.username == "bob"
+    # Without a synchronous lookup, `verify` says how it is meant to be used.
+    with pytest.raises(ValueError, match="verify_ha1"):
+        verifier.verify(again, method="REGISTER", now=0.0)
+
+
+def test_ha1_key_resolves_a_userhash_and_names_nothing_it_cannot_look_up() -> None:
+    hashed = make(userhash_lookup=userhash_lookup)
+    challenge = dataclasses.replace(hashed.challenges(now=0.0)[1], userhash=True)  # MD5
+    credentials = answer(challenge)
+    assert credentials.userhash and credentials.username != "bob"
+    assert hashed.ha1_key(credentials) == ("bob", REALM, "MD5")
+    assert make().ha1_key(credentials) is None  # no userhash lookup
+    unknown_algorithm = dataclasses.replace(credentials, algorithm="SHA-1", userhash=False)
+    assert make().ha1_key(unknown_algorithm) is None
+    sess = dataclasses.replace(credentials, algorithm="MD5-sess", userhash=False)
+    assert make().ha1_key(sess) == (sess.username, REALM, "MD5")  # -sess shares the HA1

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sipline.core.errors import LocalProtocolError
+from sipline.core.failover import Failover, FailureKind, failure_from_status
+from sipline.core.response_route import ViaHop, response_route
 from sipline.core.routing import (
     Destination,
-    Failover,
-    FailureKind,
     Locator,
     NaptrRecord,
     Query,
@@ -20,14 +20,11 @@ from sipline.core.routing import (
     SrvRecord,
     Target,
     Transport,
-    ViaHop,
     choose_from_entropy,
     default_port,
-    failure_from_status,
     is_ip_literal,
     order_naptr,
     order_srv,
-    response_route,
 )
 from sipline.testing.fakes import SeededEntropy
 

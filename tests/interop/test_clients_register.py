@@ -33,7 +33,7 @@ from sip_clients import Console, linphonec, python_agent, twinkle
 from ua_baresip import Baresip
 
 from sipline.media.audio import tone
-from sipline.media.audio_files import write_wav
+from sipline.media_io.audio_files import write_wav
 from sipline.storage import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(90)]

@@ -19,7 +19,7 @@ from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
 from ua_baresip import Baresip
 
 from sipline.media.audio import tone
-from sipline.media.audio_files import read_wav, write_wav
+from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.storage.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

@@ -21,7 +21,7 @@ from interop_helpers import HOST, ServeProcess, start_serve
 from ua_baresip import Baresip
 
 from sipline.media.audio import tone
-from sipline.media.audio_files import write_wav
+from sipline.media_io.audio_files import write_wav
 from sipline.phone import UserAgent
 from sipline.storage import SqliteStore
 

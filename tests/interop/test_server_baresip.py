@@ -20,7 +20,7 @@ from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
 from ua_baresip import Baresip
 
 from sipline.media.audio import tone
-from sipline.media.audio_files import write_wav
+from sipline.media_io.audio_files import write_wav
 from sipline.storage import SqliteStore
 
 pytestmark = pytest.mark.interop

@@ -18,8 +18,8 @@ from ua_baresip import Baresip
 
 from sipline.core.timers import TimerConfig
 from sipline.media.audio import ArraySink, cross_correlate, to_int16
-from sipline.media.audio_files import read_wav, write_wav
 from sipline.media.codecs.base import Pcm
+from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.phone import (
     CallHeld,
     CallResumed,

@@ -13,8 +13,8 @@ from interop_helpers import HOST, free_port_pair
 from ua_baresip import Baresip
 
 from sipline.media.audio import to_int16
-from sipline.media.audio_files import write_wav
 from sipline.media.srtp import srtp_available
+from sipline.media_io.audio_files import write_wav
 from sipline.phone import MediaOptions, UserAgent
 
 pytestmark = [

@@ -19,7 +19,7 @@ from typing import Any
 
 from interop_helpers import HOST, free_port_pair, free_tcp_port, need
 
-from sipline.media.audio_files import read_wav
+from sipline.media_io.audio_files import read_wav
 
 
 def _sip_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sipline.media.audio_files import AudioFileError, check_audio_file, read_wav
+from sipline.media_io.audio_files import AudioFileError, check_audio_file, read_wav
 
 SOX = shutil.which("sox")
 pytestmark = pytest.mark.skipif(SOX is None, reason="needs sox")

@@ -25,8 +25,8 @@ from sipline.media.audio import (
     to_int16,
     tone,
 )
-from sipline.media.audio_files import read_wav, write_wav
 from sipline.media.codecs import ulaw_decode, ulaw_encode
+from sipline.media_io.audio_files import read_wav, write_wav
 
 
 def peak_frequency(signal: np.ndarray, rate: int) -> float:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sipline.media.dtmf import (
     DTMF_FREQUENCIES,
+    DtmfDialer,
     DtmfDigit,
     DtmfError,
     DtmfReceiver,
@@ -99,6 +100,30 @@ def test_sender_packet_train() -> None:
     after = rtp.send(b"\xff" * 160)
     assert after.sequence_number == seq_add(seq, 7)
     assert after.timestamp == ts_add(ts, 7 * 160)
+
+
+def test_dialer_spaces_digits_with_pauses_on_the_packet_grid() -> None:
+    _, dtmf = make_sender()
+    dialer = DtmfDialer()
+    dialer.dial("12", duration_ms=40, pause_ticks=2, clock_rate=8000)
+    # Per tick: an event packet (digit), or None (audio goes on).
+    ticks = [dialer.tick(dtmf) for _ in range(14)]
+    shape = "".join("." if p is None else str(TelephoneEvent.parse(p.payload).event) for p in ticks)
+    # 40 ms: one update, then the end packet 3 times; after each digit the tick that
+    # takes up the pause and the 2 ticks of it carry audio.
+    assert shape == "1111...2222..."
+    assert dialer.digits_sent == 2
+    assert dialer.tick(dtmf) is None
+
+
+def test_dialer_checks_the_whole_string_before_queueing() -> None:
+    _, dtmf = make_sender()
+    dialer = DtmfDialer()
+    with pytest.raises(DtmfError):
+        dialer.dial("1X", duration_ms=100, pause_ticks=1, clock_rate=8000)
+    with pytest.raises(DtmfError):
+        dialer.dial("1", duration_ms=10_000, pause_ticks=1, clock_rate=8000)
+    assert dialer.tick(dtmf) is None and dialer.digits_sent == 0
 
 
 def test_sender_queues_digits_and_rounds_durations() -> None:

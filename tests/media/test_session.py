@@ -1,11 +1,17 @@
 """The asyncio media session over real loopback sockets: audio both ways checked by
 cross-correlation, DTMF, RTCP, loss through a relay, symmetric RTP, hold, sources and
-sinks, SRTP and Opus."""
+sinks, SRTP and Opus.
+
+Most tests run the sessions on a stepped media clock (`Timers` on a `FakeClock`):
+packets still cross real sockets, but media time moves only when the test moves it.
+Real time is kept for what is about real time: pacing, round-trip time, and loss
+through the relay."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,25 +19,42 @@ import pytest
 from media_helpers import HOST, chirp, relay_pair
 
 from sipline.media.audio import ArraySink, ToneSource, cross_correlate, resample
-from sipline.media.audio_files import read_wav, write_wav
 from sipline.media.codecs.base import Pcm
 from sipline.media.codecs.opus import opus_available, register_opus
 from sipline.media.codecs.registry import unregister_codec
 from sipline.media.dtmf import DtmfError
-from sipline.media.session import MediaSession, StreamConfig
-from sipline.media.sources import FrameQueueSink
 from sipline.media.srtp import SrtpContext, new_crypto, srtp_available
-from sipline.testing import SeededEntropy
+from sipline.media_io.audio_files import read_wav, write_wav
+from sipline.media_io.session import MediaSession, StreamConfig
+from sipline.media_io.sources import FrameQueueSink
+from sipline.runtime.timers import Timers
+from sipline.testing import FakeClock, SeededEntropy, advance
 
 
-async def _pair(**kwargs: object) -> tuple[MediaSession, MediaSession]:
-    a = MediaSession(entropy=SeededEntropy(1), rtcp_interval_s=0.5)
-    b = MediaSession(entropy=SeededEntropy(2), rtcp_interval_s=0.5)
+async def _pair(
+    clock: FakeClock | None = None, **kwargs: object
+) -> tuple[MediaSession, MediaSession]:
+    """Two sessions sending to each other, on `clock` (stepped) or on the loop's."""
+    media_clock = Timers(clock) if clock is not None else None
+    wall = clock.wall if clock is not None else time.time
+    a = MediaSession(entropy=SeededEntropy(1), rtcp_interval_s=0.5, clock=media_clock, wall=wall)
+    b = MediaSession(entropy=SeededEntropy(2), rtcp_interval_s=0.5, clock=media_clock, wall=wall)
     await a.open(HOST)
     await b.open(HOST)
     a.configure(StreamConfig(b.local, dtmf_payload_type=101, **kwargs))  # type: ignore[arg-type]
     b.configure(StreamConfig(a.local, dtmf_payload_type=101, **kwargs))  # type: ignore[arg-type]
     return a, b
+
+
+async def _step_until(
+    clock: FakeClock, condition: Callable[[], bool], limit_s: float = 5.0
+) -> None:
+    """Move media time on 20 ms at a time until `condition` holds (at most `limit_s`)."""
+    end = clock.now + limit_s
+    while not condition():
+        if clock.now >= end:
+            raise AssertionError(f"condition not met in {limit_s} s of media time")
+        await advance(clock, 0.02, turns=3)
 
 
 async def _wait_for(condition: object, timeout: float = 5.0) -> None:
@@ -97,19 +120,21 @@ async def test_pacing_keeps_real_time_without_drift() -> None:
 
 
 async def test_dtmf_digits_arrive_once_each_in_order() -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     heard: list[str] = []
     b.on_dtmf = heard.append
     a.start()
     b.start()
-    await asyncio.wait_for(a.send_dtmf("0123456789*#AD", duration_ms=40, pause_ms=40), 10)
-    await _wait_for(lambda: len(heard) == 14)
+    sent = a.send_dtmf("0123456789*#AD", duration_ms=40, pause_ms=40)
+    await _step_until(clock, sent.done, 10)
+    await _step_until(clock, lambda: len(heard) == 14)
     assert "".join(heard) == "0123456789*#AD" == "".join(b.dtmf_received)
     with pytest.raises(DtmfError):
         a.send_dtmf("X")
     with pytest.raises(DtmfError):
         a.send_dtmf("1", duration_ms=10_000)
-    await asyncio.wait_for(a.send_dtmf(""), 1)
+    assert a.send_dtmf("").done()
     await a.close()
     await b.close()
 
@@ -151,43 +176,46 @@ async def test_loss_through_a_relay_is_counted_and_the_audio_survives() -> None:
 
 
 async def test_symmetric_rtp_answers_where_packets_come_from() -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     b.configure(StreamConfig(("127.0.0.1", 9), dtmf_payload_type=101))  # a wrong address
     a.start()
     b.start()
-    await _wait_for(lambda: a.stats().packets_received > 20)
+    await _step_until(clock, lambda: a.stats().packets_received > 20)
     assert b.remote == a.local
     await a.close()
     await b.close()
 
 
 async def test_without_symmetric_rtp_the_sdp_address_is_kept() -> None:
-    a = MediaSession(symmetric=False)
-    b = MediaSession(symmetric=False)
+    clock = FakeClock()
+    a = MediaSession(symmetric=False, clock=Timers(clock))
+    b = MediaSession(symmetric=False, clock=a.clock)
     await a.open(HOST)
     await b.open(HOST)
     a.configure(StreamConfig(b.local))
     b.configure(StreamConfig(("127.0.0.1", 9)))
     a.start()
     b.start()
-    await _wait_for(lambda: b.stats().packets_received > 10)
+    await _step_until(clock, lambda: b.stats().packets_received > 10)
     assert b.remote == ("127.0.0.1", 9) and a.stats().packets_received == 0
     await a.close()
     await b.close()
 
 
 async def test_hold_stops_sending_and_resume_starts_again() -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     a.start()
     b.start()
-    await _wait_for(lambda: b.stats().packets_received > 10)
+    await _step_until(clock, lambda: b.stats().packets_received > 10)
     a.configure(StreamConfig(b.local, send=False))
-    await asyncio.sleep(0.1)
+    await advance(clock, 0.1, turns=3)
     held = b.stats().packets_received
-    await asyncio.sleep(0.5)
-    assert b.stats().packets_received <= held + 1
+    await advance(clock, 0.5, turns=3)
+    assert b.stats().packets_received == held
     a.configure(StreamConfig(b.local))
-    await _wait_for(lambda: b.stats().packets_received > held + 10)
+    await _step_until(clock, lambda: b.stats().packets_received > held + 10)
     # While held the timestamps kept counting, so nothing looked lost on resume.
     assert b.stats().packets_lost == 0
     await a.close()
@@ -195,13 +223,14 @@ async def test_hold_stops_sending_and_resume_starts_again() -> None:
 
 
 async def test_receive_off_ignores_incoming_audio() -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     b.configure(StreamConfig(a.local, receive=False))
     heard = ArraySink()
     b.record(heard)
     a.start()
     b.start()
-    await asyncio.sleep(0.4)
+    await advance(clock, 0.4, turns=3)
     assert b.stats().packets_received > 5  # counted...
     assert all(not np.any(c) for c in heard.chunks)  # ...but never played
     await a.close()
@@ -209,7 +238,8 @@ async def test_receive_off_ignores_incoming_audio() -> None:
 
 
 async def test_wav_files_in_and_out_resampled(tmp_path: Path) -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     source = tmp_path / "prompt16k.wav"
     signal16k = chirp(1.0, sample_rate=16000)
     write_wav(source, signal16k, sample_rate=16000)
@@ -218,8 +248,8 @@ async def test_wav_files_in_and_out_resampled(tmp_path: Path) -> None:
     done = a.play(source)
     a.start()
     b.start()
-    await asyncio.wait_for(done, 10)
-    await asyncio.sleep(0.3)
+    await _step_until(clock, done.done, 10)
+    await advance(clock, 0.3, turns=3)
     await a.close()
     await b.close()
     heard = read_wav(recording)
@@ -228,7 +258,8 @@ async def test_wav_files_in_and_out_resampled(tmp_path: Path) -> None:
 
 
 async def test_async_iterator_source_and_frame_queue_sink() -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     played = chirp(0.8)
 
     async def produce() -> AsyncIterator[Pcm]:
@@ -241,8 +272,8 @@ async def test_async_iterator_source_and_frame_queue_sink() -> None:
     done = a.play(produce())
     a.start()
     b.start()
-    await asyncio.wait_for(done, 10)
-    await asyncio.sleep(0.3)
+    await _step_until(clock, done.done, 10)
+    await advance(clock, 0.3, turns=3)
     await b.close()
     frames = [frame async for frame in queue]
     heard = np.concatenate(frames)
@@ -251,12 +282,13 @@ async def test_async_iterator_source_and_frame_queue_sink() -> None:
 
 
 async def test_replacing_a_source_cancels_the_first_play() -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     a.start()
     b.start()
     first = a.play(chirp(5.0))
     second = a.play(lambda n: None)  # a callable source that ends at once
-    await asyncio.wait_for(second, 2)
+    await _step_until(clock, second.done, 0.1)
     assert first.cancelled()
     with pytest.raises(TypeError):
         a.play(42)  # type: ignore[arg-type]
@@ -265,14 +297,15 @@ async def test_replacing_a_source_cancels_the_first_play() -> None:
 
 
 async def test_rtcp_bye_tells_the_other_side() -> None:
-    a, b = await _pair()
+    clock = FakeClock()
+    a, b = await _pair(clock)
     left = asyncio.Event()
     b.on_bye = left.set
     a.start()
     b.start()
-    await _wait_for(lambda: b.stats().packets_received > 5)
+    await _step_until(clock, lambda: b.stats().packets_received > 5)
     await a.close()
-    await asyncio.wait_for(left.wait(), 3)
+    await _step_until(clock, left.is_set, 0.1)
     await b.close()
     assert b.closed
 
@@ -281,8 +314,9 @@ async def test_rtcp_bye_tells_the_other_side() -> None:
 async def test_srtp_with_sdes_keys_protects_both_ways() -> None:
     ka = new_crypto(1, entropy=SeededEntropy(10))
     kb = new_crypto(1, entropy=SeededEntropy(11))
-    a = MediaSession(rtcp_interval_s=0.5)
-    b = MediaSession(rtcp_interval_s=0.5)
+    clock = FakeClock()
+    a = MediaSession(rtcp_interval_s=0.5, clock=Timers(clock), wall=clock.wall)
+    b = MediaSession(rtcp_interval_s=0.5, clock=a.clock, wall=clock.wall)
     await a.open(HOST)
     await b.open(HOST)
     a.configure(StreamConfig(b.local, srtp=SrtpContext(ka, kb)))
@@ -293,15 +327,15 @@ async def test_srtp_with_sdes_keys_protects_both_ways() -> None:
     done = a.play(played)
     a.start()
     b.start()
-    await asyncio.wait_for(done, 10)
-    await asyncio.sleep(0.6)
+    await _step_until(clock, done.done, 10)
+    await advance(clock, 0.6, turns=3)
     assert cross_correlate(played, heard.samples()).peak > 0.95
     assert a.stats().rtt_ms is not None  # SRTCP got through too
     assert a.srtp_failures == b.srtp_failures == 0
     # A wrong key: every packet fails its authentication check and is dropped.
     wrong = new_crypto(1, entropy=SeededEntropy(12))
     b.configure(StreamConfig(a.local, srtp=SrtpContext(kb, wrong)))
-    await _wait_for(lambda: b.srtp_failures > 5)
+    await _step_until(clock, lambda: b.srtp_failures > 5)
     await a.close()
     await b.close()
 
@@ -317,7 +351,8 @@ def opus() -> Iterator[None]:
 
 @pytest.mark.usefixtures("opus")
 async def test_opus_at_48_khz() -> None:
-    a, b = await _pair(codec="opus", payload_type=111)
+    clock = FakeClock()
+    a, b = await _pair(clock, codec="opus", payload_type=111)
     assert a.sample_rate == 48000 and a.frame_size == 960
     heard = ArraySink()
     b.record(heard)
@@ -325,8 +360,8 @@ async def test_opus_at_48_khz() -> None:
     done = a.play(played)
     a.start()
     b.start()
-    await asyncio.wait_for(done, 10)
-    await asyncio.sleep(0.3)
+    await _step_until(clock, done.done, 10)
+    await advance(clock, 0.3, turns=3)
     assert cross_correlate(played, heard.samples()).peak > 0.7
     assert b.stats().codec == "opus"
     await a.close()
@@ -334,13 +369,14 @@ async def test_opus_at_48_khz() -> None:
 
 
 async def test_pcma_and_a_tone_generator() -> None:
-    a, b = await _pair(codec="PCMA", payload_type=8)
+    clock = FakeClock()
+    a, b = await _pair(clock, codec="PCMA", payload_type=8)
     heard = ArraySink()
     b.record(heard)
     a.play(ToneSource(1000, amplitude=0.3))
     a.start()
     b.start()
-    await _wait_for(lambda: len(heard.chunks) > 30)
+    await _step_until(clock, lambda: len(heard.chunks) > 30)
     samples = heard.samples()[-4000:].astype(np.float64)
     spectrum = np.abs(np.fft.rfft(samples))
     assert abs(int(np.argmax(spectrum)) * 8000 / len(samples) - 1000) < 10  # the tone's pitch

@@ -17,7 +17,7 @@ from sipline.storage import (
     Store,
     SubscriptionRecord,
 )
-from sipline.storage.sqlite import _MIGRATIONS
+from sipline.storage.sqlite_schema import MIGRATIONS
 
 ALICE = "alice@example.com"
 
@@ -162,7 +162,7 @@ def test_marks_change_with_every_write(store: Store) -> None:
 def test_version_2_database_is_migrated_keeping_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
-    for migration in _MIGRATIONS[:2]:
+    for migration in MIGRATIONS[:2]:
         for statement in migration:
             db.execute(statement)
     db.execute("INSERT INTO domains(name) VALUES ('example.com')")
@@ -207,7 +207,7 @@ def test_a_failed_message_is_kept_but_no_longer_pending(store: Store) -> None:
 def test_version_5_database_keeps_its_stored_messages(tmp_path: Path) -> None:
     path = tmp_path / "v5.db"
     db = sqlite3.connect(path)
-    for migration in _MIGRATIONS[:5]:
+    for migration in MIGRATIONS[:5]:
         for statement in migration:
             db.execute(statement)
     db.execute(

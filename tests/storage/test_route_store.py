@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sipline.storage import SCHEMA_VERSION, DeviceInfo, SqliteStore, Store
-from sipline.storage.sqlite import _MIGRATIONS
+from sipline.storage.sqlite_schema import MIGRATIONS
 
 
 @pytest.fixture(params=["sqlite-file", "sqlite-memory"])
@@ -86,7 +86,7 @@ def test_writes_are_atomic_in_a_transaction(store: Store) -> None:
 def test_version_1_database_is_migrated_keeping_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
-    for statement in _MIGRATIONS[0]:
+    for statement in MIGRATIONS[0]:
         db.execute(statement)
     db.execute("INSERT INTO domains(name) VALUES ('example.com')")
     db.execute("INSERT INTO users(username, domain) VALUES ('alice', 'example.com')")

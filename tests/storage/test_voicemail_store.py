@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sipline.storage import SCHEMA_VERSION, SqliteStore, Store
-from sipline.storage.sqlite import _MIGRATIONS
+from sipline.storage.sqlite_schema import MIGRATIONS
 
 ALICE = "alice@example.com"
 
@@ -80,7 +80,7 @@ def test_email_outbox_retries_and_gives_up(store: Store) -> None:
 def test_migration_from_version_8_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path, isolation_level=None)
-    for statements in _MIGRATIONS[:8]:
+    for statements in MIGRATIONS[:8]:
         for statement in statements:
             db.execute(statement)
     db.execute("PRAGMA user_version = 8")

@@ -20,17 +20,15 @@ import dns.rrset
 import dns.zone
 import pytest
 
+from sipline.core.failover import Failover, FailureKind
+from sipline.core.response_route import ViaHop, response_route
 from sipline.core.routing import (
     Destination,
-    Failover,
-    FailureKind,
     Query,
     RecordType,
     SrvRecord,
     Target,
     Transport,
-    ViaHop,
-    response_route,
 )
 from sipline.testing.fakes import FakeClock
 from sipline.transport.resolver import ResolutionError, Resolver

@@ -15,10 +15,10 @@ from typing import Any, NoReturn
 
 import click
 
-from sipline.media.audio_files import check_audio_file
 from sipline.media.codecs.opus import register_opus
 from sipline.media.codecs.registry import codec_by_name
 from sipline.media.srtp import srtp_available
+from sipline.media_io.audio_files import check_audio_file
 from sipline.phone import UserAgentError
 from sipline.phone.config import parse_aor, parse_hostport
 from sipline.transport import TransportError

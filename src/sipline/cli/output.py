@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from sipline.media.session import MediaStats
+from sipline.media_io.session import MediaStats
 
 __all__ = ["DOCUMENTS", "EVENTS", "Output", "check_event"]
 

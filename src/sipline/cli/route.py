@@ -9,17 +9,21 @@ against.
 from __future__ import annotations
 
 import json
-import sys
 import time
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
 from sipline.cli.api_client import api_get, api_option, api_request, via_api
+from sipline.cli.route_document import (
+    FORWARDS,
+    apply_options,
+    read_document,
+    summary,
+    unknown_targets,
+)
 from sipline.cli.store_options import StoreOptions, store_options
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, parse_message
@@ -34,19 +38,12 @@ from sipline.server.features.instant import FORMAT_HINT, InstantError, parse_ins
 from sipline.server.features.location import Location, find_region, region_by_network
 from sipline.server.features.planner import caller_address
 from sipline.server.features.router import CallInfo
-from sipline.server.features.rules import (
-    RuleError,
-    UserRules,
-    check_forward_loops,
-    parse_rules,
-    target_aor,
-)
+from sipline.server.features.rules import RuleError, UserRules
+from sipline.server.features.rules_document import check_forward_loops, parse_rules
 from sipline.storage.base import Binding, DeviceInfo, StoreError, split_address
 from sipline.storage.sqlite import SqliteStore
 
 __all__ = ["route"]
-
-_FORWARDS = ("always", "busy", "no_answer", "unavailable")
 
 
 def _setup(where: StoreOptions) -> tuple[ServerConfig, SqliteStore]:
@@ -106,7 +103,7 @@ def route() -> None:
     help="Forward when no device answers or none is registered.",
 )
 @click.option(
-    "--no-forward", multiple=True, type=click.Choice([*_FORWARDS, "all"]), help="Remove a forward."
+    "--no-forward", multiple=True, type=click.Choice([*FORWARDS, "all"]), help="Remove a forward."
 )
 @store_options
 @api_option
@@ -133,20 +130,20 @@ def set_rules(
                    no_answer_s, forward_unavailable, no_forward)  # fmt: skip
         if file is None or any(c not in (None, ()) for c in changes):
             raise click.UsageError("with --api, give the whole rules as FILE (no options)")
-        saved = json.loads(api_request(url, "PUT", f"/api/routes/{aor}", body=_read_document(file)))
+        saved = json.loads(api_request(url, "PUT", f"/api/routes/{aor}", body=read_document(file)))
         click.echo(f"rules of {aor} saved")
-        for line in _summary(parse_rules(aor, saved, today=datetime.now(UTC).date(), check=False)):
+        for line in summary(parse_rules(aor, saved, today=datetime.now(UTC).date(), check=False)):
             click.echo(f"  {line}")
         return
     cfg, store = _setup(where)
     try:
         where.require_user(store, aor)
         if file is not None:
-            doc = _read_document(file)
+            doc = read_document(file)
         else:
             stored = store.get_route_rules(aor)
             doc = json.loads(stored) if stored else {}
-        _apply_options(doc, dnd, block, unblock, no_forward, no_answer_s, {
+        apply_options(doc, dnd, block, unblock, no_forward, no_answer_s, {
             "always": forward_always, "busy": forward_busy,
             "no_answer": forward_no_answer, "unavailable": forward_unavailable,
         })  # fmt: skip
@@ -159,7 +156,7 @@ def set_rules(
         except RuleError as exc:
             raise click.ClickException(f"rules of {aor} not saved: {exc}") from None
         store.set_route_rules(aor, json.dumps(rules.to_doc(), sort_keys=True), now)
-        warnings = _unknown_targets(store, rules, _local(cfg, store))
+        warnings = unknown_targets(store, rules, _local(cfg, store))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -167,106 +164,8 @@ def set_rules(
     for warning in warnings:
         click.echo(f"sipline: warning: {warning}", err=True)
     click.echo(f"rules of {aor} saved")
-    for line in _summary(rules):
+    for line in summary(rules):
         click.echo(f"  {line}")
-
-
-def _unknown_targets(
-    store: SqliteStore, rules: UserRules, is_local: Callable[[str], bool]
-) -> list[str]:
-    """Targets that ring nobody today: a device label no device of the user has, a local
-    address that is no user. Saved all the same (a device may be labelled later), but
-    said."""
-    labels = {(i.label or "").lower() for i in store.list_device_info(rules.aor) if i.label}
-    steps = [*rules.ring, *(s for r in rules.rules for s in r.action.steps)]
-    found: list[str] = []
-    for target in dict.fromkeys([*(t for s in steps for t in s.targets), *rules.forward_targets()]):
-        kind, _, name = target.partition(":")
-        if kind == "device" and name.lower() not in labels:
-            found.append(
-                f"{rules.aor} has no device labelled {name!r} (label one with "
-                f"`sipline route device {rules.aor} CONTACT --label {name}`)"
-            )
-        elif kind not in ("device", "region", "devices"):
-            other = target_aor(target, is_local)
-            if other is not None and store.get_user(*split_address(other)) is None:
-                found.append(f"target {target}: no user {other} (calls to it get 404)")
-    return found
-
-
-def _read_document(file: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {file}: {exc.strerror}") from None
-    if text.lstrip().startswith("{"):
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise click.ClickException(f"{file} is not valid JSON: {exc}") from None
-    else:
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise click.ClickException(f"{file} is not valid TOML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise click.ClickException(f"{file}: the rules must be a table")
-    return doc
-
-
-def _apply_options(
-    doc: dict[str, Any],
-    dnd: bool | None,
-    block: tuple[str, ...],
-    unblock: tuple[str, ...],
-    no_forward: tuple[str, ...],
-    no_answer_s: float | None,
-    forwards: dict[str, str | None],
-) -> None:
-    if dnd is not None:
-        doc["dnd"] = dnd
-    if block or unblock:
-        current = [p for p in doc.get("block", []) if p not in unblock]
-        doc["block"] = current + [p for p in block if p not in current]
-    forward = dict(doc.get("forward", {}))
-    for kind in no_forward:
-        for k in _FORWARDS if kind == "all" else (kind,):
-            forward.pop(k, None)
-            if k == "no_answer":
-                forward.pop("no_answer_s", None)
-    forward.update({kind: target for kind, target in forwards.items() if target is not None})
-    if no_answer_s is not None:
-        forward["no_answer_s"] = no_answer_s
-    if forward:
-        doc["forward"] = forward
-    else:
-        doc.pop("forward", None)
-
-
-def _summary(rules: UserRules) -> list[str]:
-    out = []
-    if rules.dnd:
-        out.append("do not disturb: on")
-    if rules.block:
-        out.append("blocked: " + ", ".join(rules.block))
-    f = rules.forward
-    for kind in _FORWARDS:
-        target = getattr(f, kind)
-        if target:
-            extra = f" after {f.no_answer_s or 20:g} s" if kind == "no_answer" else ""
-            out.append(f"forward {kind.replace('_', ' ')}{extra}: {target}")
-    if rules.ring:
-        out.append(
-            "ring: "
-            + " then ".join(
-                " + ".join(s.targets) + (f" ({s.timeout_s:g} s)" if s.timeout_s else "")
-                for s in rules.ring
-            )
-        )
-    out.extend(
-        f"rule {r.name!r}: {r.describe_conditions()}: {r.action.describe()}" for r in rules.rules
-    )
-    return out or ["defaults: ring every device, no forwarding"]
 
 
 @route.command("show")
@@ -305,7 +204,7 @@ def show(address: str | None, as_json: bool, where: StoreOptions, api: str | Non
     for aor, document in rows:
         click.echo(aor)
         rules = load_rules(aor, document, now=time.time())
-        for line in _summary(rules) if rules is not None else ["(stored rules cannot be read)"]:
+        for line in summary(rules) if rules is not None else ["(stored rules cannot be read)"]:
             click.echo(f"  {line}")
     for info in devices:
         region = f"region {info.region} ({info.source})" if info.region else "no region"

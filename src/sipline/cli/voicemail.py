@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from sipline.cli.store_options import StoreOptions, store_options
-from sipline.media.audio_files import AudioFileError, read_wav, write_wav
+from sipline.media_io.audio_files import AudioFileError, read_wav, write_wav
 from sipline.server.voicemail.pin import PinError, hash_pin
 from sipline.storage import Store, split_address
 

@@ -2,8 +2,10 @@
 
 A `DigestVerifier` serves one realm. It issues one challenge per configured
 algorithm, in the configured order of preference, always with `qop="auth"` (RFC 8760
-§2.4, §2.6), and verifies credentials against the stored HA1 a lookup returns: the
-server never sees passwords. A client answers the topmost challenge it supports (RFC
+§2.4, §2.6), and verifies credentials against a stored HA1: the server never sees
+passwords. The caller looks the HA1 up (`ha1_key` names it, `verify_ha1` takes it;
+an asynchronous store is asked before verifying), or hands a synchronous
+`ha1_lookup` to `verify`. A client answers the topmost challenge it supports (RFC
 7616 §3.7); an answer in any offered algorithm is accepted, whichever challenge its
 nonce came from.
 
@@ -100,8 +102,9 @@ class DigestVerifier:
 
     `secret` keys the nonce HMAC (at least 16 bytes; share it between servers that
     should accept each other's nonces). `algorithms` are the ones offered, in order
-    of preference (the topmost is what most clients use), each needing an HA1 from
-    `ha1_lookup`. Nonces older than `nonce_ttl_s` are stale.
+    of preference (the topmost is what most clients use), each needing an HA1
+    (`verify_ha1`, or `verify` with `ha1_lookup`). Nonces older than `nonce_ttl_s`
+    are stale.
     Credentials without qop (RFC 2069 peers) are accepted when `allow_no_qop`,
     each such nonce only once.
     """
@@ -112,7 +115,7 @@ class DigestVerifier:
         realm: str,
         secret: bytes,
         entropy: Entropy,
-        ha1_lookup: Ha1Lookup,
+        ha1_lookup: Ha1Lookup | None = None,
         userhash_lookup: UserhashLookup | None = None,
         algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
@@ -208,10 +211,45 @@ class DigestVerifier:
 
     # --- verification ---------------------------------------------------------------------
 
+    def ha1_key(self, credentials: Credentials) -> tuple[str, str, str] | None:
+        """(username, realm, base algorithm) of the HA1 verifying `credentials` needs,
+        the userhash resolved (RFC 7616 §3.4.4); None when there is none to look up (no
+        username, an unknown algorithm, a userhash nobody has)."""
+        algo = find_algorithm(credentials.algorithm)
+        username = self._username(credentials, algo)
+        if algo is None or not username:
+            return None
+        return username, self.realm, _base_name(algo)
+
+    def _username(self, c: Credentials, algo: DigestAlgorithm | None) -> str | None:
+        if not c.userhash:
+            return c.username
+        lookup = self._userhash_lookup
+        if lookup is None or algo is None or not c.username:
+            return None
+        return lookup(c.username, self.realm, _base_name(algo))
+
     def verify(
         self, credentials: Credentials, *, method: str, body: bytes = b"", now: float
     ) -> DigestVerification:
-        """Check `credentials` sent with a `method` request carrying `body`.
+        """`verify_ha1` with the HA1 from `ha1_lookup`."""
+        if self._ha1_lookup is None:
+            raise ValueError("verify needs an ha1_lookup: look the HA1 up, then verify_ha1")
+        key = self.ha1_key(credentials)
+        stored = self._ha1_lookup(*key) if key is not None else None
+        return self.verify_ha1(credentials, ha1=stored, method=method, body=body, now=now)
+
+    def verify_ha1(
+        self,
+        credentials: Credentials,
+        *,
+        ha1: str | None,
+        method: str,
+        body: bytes = b"",
+        now: float,
+    ) -> DigestVerification:
+        """Check `credentials` sent with a `method` request carrying `body`, against
+        `ha1`, the stored HA1 `ha1_key(credentials)` names (None: no such user).
 
         The `uri` parameter is hashed as sent; RFC 8760 §2.6 lets it differ from the
         Request-URI after retargeting, so checking that it names a user this server
@@ -241,16 +279,10 @@ class DigestVerifier:
             return DigestVerification(DigestStatus.UNKNOWN_NONCE)
         issued_ms = origin[0]
 
-        username: str | None = c.username
-        if c.userhash:
-            lookup = self._userhash_lookup
-            username = lookup(c.username, self.realm, _base_name(algo)) if lookup else None
-        if username is None:
+        username = self._username(c, algo)
+        if username is None or ha1 is None:
             return DigestVerification(DigestStatus.UNKNOWN_USER)
-        stored = self._ha1_lookup(username, self.realm, _base_name(algo))
-        if stored is None:
-            return DigestVerification(DigestStatus.UNKNOWN_USER)
-        if not verify_response(c, stored_ha1=stored, method=method, body=body):
+        if not verify_response(c, stored_ha1=ha1, method=method, body=body):
             return DigestVerification(DigestStatus.BAD_RESPONSE, username)
 
         # RFC 7616 §3.3: stale only once the digest is known to be right.

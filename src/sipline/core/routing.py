@@ -5,8 +5,8 @@ says which DNS records it still needs (`pending()`); the caller looks them up an
 hands them back (`feed_*`), and once nothing is pending `targets()` is the ordered
 failover list. Randomness for the RFC 2782 weighted choice comes in as `choose`.
 
-Also here: the §4.3 failover cursor over that list, and the RFC 3261 §18.2.2 /
-RFC 3263 §5 / RFC 3581 rule for where a response goes.
+The §4.3 failover cursor over that list is `sipline.core.failover`; where a
+response goes (RFC 3261 §18.2.2) is `sipline.core.response_route`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import StrEnum
 from functools import lru_cache
 
 from sipline.core.clock import Entropy
@@ -23,24 +23,19 @@ from sipline.core.errors import LocalProtocolError
 __all__ = [
     "DEFAULT_TRANSPORTS",
     "Destination",
-    "Failover",
-    "FailureKind",
     "Locator",
     "NaptrRecord",
     "Query",
     "RecordType",
-    "ResponseRoute",
     "SrvRecord",
     "Target",
     "Transport",
-    "ViaHop",
     "choose_from_entropy",
     "default_port",
-    "failure_from_status",
     "is_ip_literal",
     "order_naptr",
     "order_srv",
-    "response_route",
+    "unbracket",
 ]
 
 
@@ -111,13 +106,14 @@ def default_port(transport: Transport) -> int:
 def is_ip_literal(host: str) -> bool:
     """True for an IPv4 or IPv6 address (brackets around IPv6 allowed)."""
     try:
-        ipaddress.ip_address(_unbracket(host))
+        ipaddress.ip_address(unbracket(host))
     except ValueError:
         return False
     return True
 
 
-def _unbracket(host: str) -> str:
+def unbracket(host: str) -> str:
+    """An IPv6 reference without its brackets (any other host unchanged)."""
     if host.startswith("[") and host.endswith("]"):
         return host[1:-1]
     return host
@@ -295,7 +291,7 @@ class Locator:
             raise LocalProtocolError("no transports to choose from")
         self._secure = scheme == "sips"
         # RFC 3263 §4: maddr, when present, is the TARGET instead of the host.
-        self._target = _unbracket(destination.maddr or destination.host)
+        self._target = unbracket(destination.maddr or destination.host)
         self._numeric = is_ip_literal(self._target)
         if not self._numeric:
             self._target = _norm_name(self._target)
@@ -309,7 +305,7 @@ class Locator:
         if self._explicit is not None and self._explicit not in self._transports:
             raise LocalProtocolError(f"transport {self._explicit} is not supported")
         self._default = self._default_transport()
-        host = _unbracket(destination.host)
+        host = unbracket(destination.host)
         self._server_name = None if is_ip_literal(host) else _norm_name(host)
         address_types = {4: RecordType.A, 6: RecordType.AAAA}
         self._address_types = tuple(address_types[v] for v in ip_versions)
@@ -432,7 +428,7 @@ class Locator:
         for transport, host, port in hosts:
             name = _norm_name(host)
             if is_ip_literal(name):
-                addresses: list[str] = [_unbracket(name)]
+                addresses: list[str] = [unbracket(name)]
             else:
                 addresses = []
                 for rdtype in self._address_types:
@@ -449,111 +445,3 @@ class Locator:
                     walk.targets.append(Target(transport, address, port, self._server_name))
         if walk.missing:
             walk.targets.clear()
-
-
-# -- §4.3 failover -------------------------------------------------------------------
-
-
-class FailureKind(Enum):
-    """What makes a client move on to the next target (RFC 3263 §4.3)."""
-
-    TRANSPORT_ERROR = "transport error"
-    TIMEOUT = "timeout"  # Timer B or F fired with no response at all
-    SERVICE_UNAVAILABLE = "503"
-
-
-def failure_from_status(status: int) -> FailureKind | None:
-    """Only a 503 response sends the request elsewhere; any other answer is final."""
-    return FailureKind.SERVICE_UNAVAILABLE if status == 503 else None
-
-
-class Failover:
-    """A cursor over the ordered targets: each failure moves to the next one.
-
-    Every retry is a new transaction (new Via branch, RFC 3263 §4.3); this object only
-    says where it goes.
-    """
-
-    __slots__ = ("_index", "_targets", "failures")
-
-    def __init__(self, targets: Sequence[Target]) -> None:
-        self._targets = tuple(targets)
-        self._index = 0
-        self.failures: list[tuple[Target, FailureKind]] = []
-
-    @property
-    def current(self) -> Target | None:
-        return self._targets[self._index] if self._index < len(self._targets) else None
-
-    @property
-    def remaining(self) -> int:
-        """Targets not yet tried, the current one included."""
-        return max(0, len(self._targets) - self._index)
-
-    def fail(self, kind: FailureKind) -> Target | None:
-        """Record that the current target failed; return the next one, or None if none."""
-        current = self.current
-        if current is None:
-            return None
-        self.failures.append((current, kind))
-        self._index += 1
-        return self.current
-
-
-# -- §18.2.2 responses -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ViaHop:
-    """The top Via of a request, as the server saw it (after adding received/rport)."""
-
-    transport: str
-    host: str
-    port: int | None = None
-    received: str | None = None
-    rport: int | None = None
-    maddr: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseRoute:
-    """Where a response goes.
-
-    With `reuse_connection`, send on the connection the request came in on while it is
-    open (RFC 3261 §18.2.2), and use `destination` only when it is gone; `fallback` is
-    for when connecting to `destination` fails too. Both are located with `Locator`:
-    an IP is used as is, a name with a port gets A/AAAA, a name without one gets SRV
-    for the transport then A/AAAA (RFC 3263 §5).
-    """
-
-    transport: Transport
-    reuse_connection: bool
-    destination: Destination
-    fallback: Destination | None = None
-
-
-def response_route(via: ViaHop) -> ResponseRoute:
-    """RFC 3261 §18.2.2 with RFC 3581 (rport) and RFC 3263 §5."""
-    try:
-        transport = Transport(via.transport.upper())
-    except ValueError:
-        raise LocalProtocolError(f"unknown Via transport {via.transport!r}") from None
-    sent_by = _unbracket(via.host)
-
-    def to(host: str, port: int | None, fallback: Destination | None = None) -> ResponseRoute:
-        destination = Destination(host=host, port=port, transport=transport.value)
-        return ResponseRoute(transport, transport.reliable, destination, fallback)
-
-    if transport.reliable:
-        # Existing connection first; if it closed, connect to received at the sent-by
-        # port (or the default), and failing that, resolve sent-by (RFC 3263 §5).
-        if via.received:
-            by_name = Destination(host=sent_by, port=via.port, transport=transport.value)
-            return to(_unbracket(via.received), via.port or default_port(transport), by_name)
-        return to(sent_by, via.port)
-    if via.maddr:
-        return to(_unbracket(via.maddr), via.port or default_port(transport))
-    if via.received:
-        # RFC 3581 §4: rport carries the source port the request really came from.
-        return to(_unbracket(via.received), via.rport or via.port or default_port(transport))
-    return to(sent_by, via.port)

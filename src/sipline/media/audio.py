@@ -7,6 +7,7 @@ Samples are mono int16 numpy arrays throughout (`Pcm`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,9 +21,13 @@ __all__ = [
     "ArraySource",
     "AudioSink",
     "AudioSource",
+    "CallbackSink",
+    "CallbackSource",
     "Correlation",
+    "NullSink",
     "ToneSource",
     "cross_correlate",
+    "fit_frame",
     "frame_samples",
     "frames",
     "resample",
@@ -206,6 +211,43 @@ class ArraySink:
         if not self.chunks:
             return silence(0)
         return np.concatenate(self.chunks).astype(np.int16)
+
+
+class CallbackSource:
+    """Calls `produce(frame_size)` for each frame; None ends the source. A frame of
+    another length is padded or cut to `frame_size`."""
+
+    def __init__(self, produce: Callable[[int], Pcm | None], *, frame_size: int = 160) -> None:
+        self._produce = produce
+        self.frame_size = frame_size
+
+    def read_frame(self) -> Pcm | None:
+        frame = self._produce(self.frame_size)
+        if frame is None:
+            return None
+        return fit_frame(np.asarray(frame, dtype=np.int16), self.frame_size)
+
+
+def fit_frame(frame: Pcm, size: int) -> Pcm:
+    """`frame` cut, or padded with silence, to `size` samples."""
+    if len(frame) == size:
+        return frame
+    if len(frame) > size:
+        return frame[:size]
+    return np.concatenate([frame, silence(size - len(frame))])
+
+
+class CallbackSink:
+    def __init__(self, consume: Callable[[Pcm], None]) -> None:
+        self._consume = consume
+
+    def write_frame(self, frame: Pcm) -> None:
+        self._consume(frame)
+
+
+class NullSink:
+    def write_frame(self, frame: Pcm) -> None:
+        pass
 
 
 # -- correlation -------------------------------------------------------------

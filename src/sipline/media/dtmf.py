@@ -4,6 +4,7 @@
 into the packet train of §2.5.1 on the audio stream's numbering, one packet
 per packetisation interval; `DtmfReceiver` turns such trains back into
 digits, each exactly once, whatever was lost, duplicated or reordered.
+`DtmfDialer` spaces a string of digits with pauses on the packet grid.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sipline.media.rtp import RtpPacket, RtpSender
 __all__ = [
     "DTMF_EVENTS",
     "DTMF_FREQUENCIES",
+    "DtmfDialer",
     "DtmfDigit",
     "DtmfError",
     "DtmfReceiver",
@@ -175,6 +177,54 @@ class DtmfSender:
             self._ends_sent += 1
             if self._ends_sent >= self.end_repeats:
                 self._current = None
+        return packet
+
+
+class DtmfDialer:
+    """A string of key presses with pauses between them, on the packet grid.
+
+    `dial` checks and queues the digits; `tick(sender)`, once per packetisation
+    interval, gives the telephone-event packet for it, or None while audio goes on
+    (between digits, or when nothing is queued). `digits_sent` counts the digits
+    whose final packets are out. The queue outlives a codec change: the sender
+    (on the stream's numbering) is passed in each tick.
+    """
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[str, int]] = deque()  # (digit, ms) or ("", pause ticks)
+        self._pause_ticks = 0
+        self.digits_sent = 0
+        # Digits or a pause still to come: a caller may skip `tick` while this is False
+        # and the sender is not active (the per-frame path of every session).
+        self.busy = False
+
+    def dial(self, digits: str, *, duration_ms: int, pause_ticks: int, clock_rate: int) -> None:
+        """Queue `digits`, each held `duration_ms` and followed by `pause_ticks` of audio."""
+        if not 0 < clock_rate * duration_ms // 1000 <= 0xFFFF:
+            raise DtmfError(f"duration {duration_ms} ms does not fit one event")
+        for digit in digits:
+            digit_to_event(digit)  # raises DtmfError for a key that does not exist
+        for digit in digits:
+            self._queue.append((digit, duration_ms))
+            self._queue.append(("", pause_ticks))
+        self.busy = bool(self._queue) or self._pause_ticks > 0
+
+    def tick(self, sender: DtmfSender) -> RtpPacket | None:
+        if not sender.active:
+            if self._pause_ticks:
+                self._pause_ticks -= 1
+            elif self._queue:
+                digit, value = self._queue.popleft()
+                if digit:
+                    sender.send_digit(digit, duration_ms=value)
+                else:
+                    self._pause_ticks = value
+            self.busy = bool(self._queue) or self._pause_ticks > 0
+        if not sender.active:
+            return None
+        packet = sender.tick()
+        if packet is not None and not sender.active:
+            self.digits_sent += 1
         return packet
 
 

@@ -23,7 +23,7 @@ from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import AbsoluteUri, Uri
 from sipline.core.views import NameAddr
-from sipline.media.sources import SinkLike, SourceLike
+from sipline.media_io.sources import SinkLike, SourceLike
 from sipline.phone.addressing import Addressing, advertised_host, uuid4_urn
 from sipline.phone.call import Call
 from sipline.phone.calls import CallTable

@@ -17,8 +17,8 @@ from sipline.core.message import Request, Response
 from sipline.core.session_refresh import SessionTimer
 from sipline.core.uri import Uri
 from sipline.core.views import NameAddr
-from sipline.media.session import MediaStats
-from sipline.media.sources import SinkLike, SourceLike
+from sipline.media.stream import MediaStats
+from sipline.media_io.sources import SinkLike, SourceLike
 from sipline.phone.callee import CalleeRole
 from sipline.phone.caller import CallerRole
 from sipline.phone.config import ALLOW

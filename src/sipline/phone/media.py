@@ -15,7 +15,6 @@ from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
 from sipline.media.codecs.opus import register_opus
 from sipline.media.codecs.registry import codec_by_name
-from sipline.media.session import MediaSession, MediaStats, StreamConfig
 from sipline.media.srtp import (
     CryptoAttribute,
     SrtpContext,
@@ -23,6 +22,7 @@ from sipline.media.srtp import (
     select_crypto,
     srtp_available,
 )
+from sipline.media_io.session import MediaSession, MediaStats, StreamConfig
 from sipline.sdp import (
     Attribute,
     Capabilities,

@@ -25,7 +25,10 @@ from typing import Any
 from sipline.core.builders import build_response, new_branch, new_call_id, new_tag
 from sipline.core.clock import Clock, Entropy
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
-from sipline.core.events import (
+from sipline.core.message import DEFAULT_LIMITS, Limits, Message, Request, Response, parse_message
+from sipline.core.reject import minimal_response
+from sipline.core.timers import TimerConfig
+from sipline.core.transaction.events import (
     AckReceived,
     CancelReceived,
     RequestReceived,
@@ -35,9 +38,6 @@ from sipline.core.events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from sipline.core.message import DEFAULT_LIMITS, Limits, Message, Request, Response, parse_message
-from sipline.core.reject import minimal_response
-from sipline.core.timers import TimerConfig
 from sipline.core.transaction.layer import TransactionLayer
 from sipline.core.transaction.matching import ClientKey, ServerKey, server_key
 from sipline.core.uri import SipUri, format_host

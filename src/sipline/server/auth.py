@@ -5,8 +5,9 @@ the response to send: 401/407 with one challenge per algorithm (in the configure
 order of preference, RFC 8760 §2.4), `stale=true` when only the nonce had expired (RFC 7616 §3.3), or
 400 for credentials missing required parameters. The realm is the domain.
 
-The HA1 comes from an async lookup (the store, off the event loop) fetched before
-`DigestVerifier.verify` runs. An unknown user gets a decoy HA1, so the verifier
+The flow is direct: the HA1 the credentials name (`DigestVerifier.ha1_key`) is
+looked up (the store, off the event loop), then `DigestVerifier.verify_ha1` checks
+the credentials with it in hand. An unknown user gets a decoy HA1, so the verifier
 does the same work and gives the same answer as for a wrong password: a client
 cannot tell whether an account exists.
 """
@@ -107,8 +108,6 @@ class DigestAuthenticator:
         self._claim_count = claim_count
         self.observer = observer
         self._verifiers: dict[str, DigestVerifier] = {}
-        # Filled just before each synchronous verify() call, read by its lookup.
-        self._prefetched: dict[tuple[str, str, str], str] = {}
         self.failures = AuthFailureLog()
         self.verifier("check.invalid")  # validate the algorithms now, not on first request
 
@@ -119,7 +118,6 @@ class DigestAuthenticator:
                 realm=realm,
                 secret=self._secret,
                 entropy=self._entropy,
-                ha1_lookup=lambda u, r, a: self._prefetched.get((u, r, a)),
                 algorithms=self._algorithms,
                 nonce_ttl_s=self._nonce_ttl_s,
             )
@@ -160,21 +158,18 @@ class DigestAuthenticator:
             self._note_failure(request, f"{user}@{realm}", source, realm, None)
             return self.challenge(realm=realm, now=now, proxy=proxy)
         verifier = self.verifier(realm)
-        algo = find_algorithm(credentials.algorithm)
         username = credentials.username
-        if algo is not None and username and not credentials.userhash:
-            base = algo.name.removesuffix("-sess")
-            stored = await self._lookup(username, realm, base)
+        key = verifier.ha1_key(credentials)
+        ha1: str | None = None
+        if key is not None:
+            stored = await self._lookup(*key)
             # The decoy is computed for every user, found or not: the same work, so
             # the time taken does not tell which (README "Running on the Internet").
-            decoy = self._decoy(username, realm, base, algo.hash_name)
-            self._prefetched[(username, realm, base)] = stored if stored is not None else decoy
-        try:
-            outcome = verifier.verify(
-                credentials, method=request.method, body=request.body, now=now
-            )
-        finally:
-            self._prefetched.clear()
+            decoy = self._decoy(*key)
+            ha1 = stored if stored is not None else decoy
+        outcome = verifier.verify_ha1(
+            credentials, ha1=ha1, method=request.method, body=request.body, now=now
+        )
         if outcome.ok and outcome.username is not None:
             nonce = credentials.nonce or ""  # verify() refused an empty one
             if self._claim_count is None or await self._claim_count(
@@ -225,11 +220,14 @@ class DigestAuthenticator:
             answered=answered,
         )
 
-    def _decoy(self, username: str, realm: str, algorithm: str, hash_name: str) -> str:
+    def _decoy(self, username: str, realm: str, algorithm: str) -> str:
+        """A stand-in HA1 for a user the store does not have (`algorithm`: a base name)."""
         mac = hmac.new(
             self._secret, f"decoy\x00{username}\x00{realm}\x00{algorithm}".encode(), "sha256"
         )
-        return hashlib.new(hash_name, mac.digest()).hexdigest()
+        algo = find_algorithm(algorithm)
+        assert algo is not None  # ha1_key names only known algorithms
+        return hashlib.new(algo.hash_name, mac.digest()).hexdigest()
 
 
 def _credentials_for(request: Request, realm: str, proxy: bool) -> Credentials | None:

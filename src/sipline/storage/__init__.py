@@ -28,7 +28,8 @@ from sipline.storage.im import (
     StoredMessage,
     SubscriptionRecord,
 )
-from sipline.storage.sqlite import SCHEMA_VERSION, SqliteStore
+from sipline.storage.sqlite import SqliteStore
+from sipline.storage.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
     "HA1_ALGORITHMS",

@@ -4,8 +4,9 @@ Durability: WAL journal with `synchronous=NORMAL`. A committed transaction is in
 the WAL file when `commit` returns, so it survives the process being killed (even
 `kill -9`); only a power loss or OS crash can lose the last commits, which is the
 trade SQLite documents for this mode and what a registrar can afford (clients
-re-register). The schema version lives in `PRAGMA user_version`; `_MIGRATIONS[i]`
-takes the schema from version i to i + 1, each in its own transaction.
+re-register). The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]`
+(`sqlite_schema.py`) takes the schema from version i to i + 1, each in its own
+transaction.
 
 Not thread-safe by design beyond a lock that serialises calls: the server drives a
 store from one worker thread (`sipline.storage.aio.AsyncStore`).
@@ -30,97 +31,13 @@ from sipline.storage.base import (
     User,
     compute_ha1s,
 )
-from sipline.storage.sqlite_im import IM_MIGRATION, MESSAGE_STATE_MIGRATION, ImTables
-from sipline.storage.sqlite_ops import OPS_MIGRATION, OpsTables
-from sipline.storage.sqlite_shared import BAN_MIGRATION, SHARED_MIGRATION, SharedTables
-from sipline.storage.sqlite_voicemail import VOICEMAIL_MIGRATION, VoicemailTables
+from sipline.storage.sqlite_im import ImTables
+from sipline.storage.sqlite_ops import OpsTables
+from sipline.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from sipline.storage.sqlite_shared import SharedTables
+from sipline.storage.sqlite_voicemail import VoicemailTables
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
-
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE domains (
-            name TEXT PRIMARY KEY NOT NULL
-        ) WITHOUT ROWID""",
-        """CREATE TABLE users (
-            username TEXT NOT NULL,
-            domain TEXT NOT NULL REFERENCES domains(name) ON DELETE RESTRICT,
-            PRIMARY KEY (username, domain)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE credentials (
-            username TEXT NOT NULL,
-            domain TEXT NOT NULL,
-            algorithm TEXT NOT NULL,
-            ha1 TEXT NOT NULL,
-            PRIMARY KEY (username, domain, algorithm),
-            FOREIGN KEY (username, domain) REFERENCES users(username, domain)
-                ON DELETE CASCADE
-        ) WITHOUT ROWID""",
-        """CREATE TABLE bindings (
-            id INTEGER PRIMARY KEY,
-            aor TEXT NOT NULL,
-            contact TEXT NOT NULL,
-            expires_at REAL NOT NULL,
-            call_id TEXT NOT NULL,
-            cseq INTEGER NOT NULL,
-            q REAL,
-            path TEXT NOT NULL DEFAULT '[]',
-            instance TEXT,
-            reg_id INTEGER,
-            received TEXT,
-            user_agent TEXT,
-            params TEXT NOT NULL DEFAULT '',
-            updated_at REAL NOT NULL,
-            UNIQUE (aor, contact)
-        )""",
-        "CREATE INDEX bindings_expires_at ON bindings(expires_at)",
-    ),
-    # 2: routing features (per-user rules, per-device labels and locations).
-    (
-        """CREATE TABLE route_rules (
-            aor TEXT PRIMARY KEY NOT NULL,
-            document TEXT NOT NULL,
-            updated_at REAL NOT NULL
-        ) WITHOUT ROWID""",
-        """CREATE TABLE device_info (
-            aor TEXT NOT NULL,
-            device TEXT NOT NULL,
-            label TEXT,
-            region TEXT,
-            pidf TEXT,
-            source TEXT NOT NULL,
-            updated_at REAL NOT NULL,
-            PRIMARY KEY (aor, device)
-        ) WITHOUT ROWID""",
-    ),
-    # 3: messaging and presence (see sqlite_im.py).
-    IM_MIGRATION,
-    # 4: what several server processes on one file share (see sqlite_shared.py).
-    SHARED_MIGRATION,
-    # 5: a version number for the HA1s, so a server may cache them in memory.
-    (
-        """CREATE TABLE credentials_version (
-            id INTEGER PRIMARY KEY CHECK (id = 0),
-            n INTEGER NOT NULL
-        )""",
-        "INSERT INTO credentials_version VALUES (0, 0)",
-        """CREATE TRIGGER credentials_inserted AFTER INSERT ON credentials
-            BEGIN UPDATE credentials_version SET n = n + 1; END""",
-        """CREATE TRIGGER credentials_updated AFTER UPDATE ON credentials
-            BEGIN UPDATE credentials_version SET n = n + 1; END""",
-        """CREATE TRIGGER credentials_deleted AFTER DELETE ON credentials
-            BEGIN UPDATE credentials_version SET n = n + 1; END""",
-    ),
-    # 6: stored messages refused for good are kept as failed (see sqlite_im.py).
-    MESSAGE_STATE_MIGRATION,
-    # 7: source addresses banned for failed authentication, seen by every worker.
-    BAN_MIGRATION,
-    # 8: call detail records, operator events, call messages (see sqlite_ops.py).
-    OPS_MIGRATION,
-    # 9: voicemail messages, mailbox settings and the email outbox (see sqlite_voicemail.py).
-    VOICEMAIL_MIGRATION,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 # Full statements, no string building: every value goes through a placeholder.
 _SELECT_BINDINGS = (
@@ -208,7 +125,7 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
-                for statement in _MIGRATIONS[target - 1]:
+                for statement in MIGRATIONS[target - 1]:
                     self._db.execute(statement)
                 # PRAGMA takes no parameters; `target` is our own integer.
                 self._db.execute(f"PRAGMA user_version = {target:d}")

@@ -23,6 +23,7 @@ import dns.resolver
 import dns.rrset
 
 from sipline.core.clock import Clock
+from sipline.core.response_route import ResponseRoute
 from sipline.core.routing import (
     DEFAULT_TRANSPORTS,
     Destination,
@@ -30,7 +31,6 @@ from sipline.core.routing import (
     NaptrRecord,
     Query,
     RecordType,
-    ResponseRoute,
     SrvRecord,
     Target,
     Transport,

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sipline.core.builders import build_request, build_response, new_branch, new_tag
-from sipline.core.events import (
+from sipline.core.message import Request, Response, parse_message
+from sipline.core.transaction import ClientKey, ServerKey, TransactionLayer
+from sipline.core.transaction.events import (
     CancelReceived,
     RequestReceived,
     ResponseReceived,
     TransactionEvent,
     TransactionTimedOut,
 )
-from sipline.core.message import Request, Response, parse_message
-from sipline.core.transaction import ClientKey, ServerKey, TransactionLayer
 from sipline.core.uri import parse_uri
 from sipline.core.views import NameAddr
 from sipline.testing import SeededEntropy

@@ -7,15 +7,6 @@ import pytest
 from txhelpers import ack_for, drain, request, response
 
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
-from sipline.core.events import (
-    AckReceived,
-    CancelReceived,
-    RequestReceived,
-    ResponseReceived,
-    StrayResponse,
-    TransactionEvent,
-    TransportFailed,
-)
 from sipline.core.message import Request, parse_message
 from sipline.core.transaction import (
     ClientKey,
@@ -24,6 +15,15 @@ from sipline.core.transaction import (
     TransactionLayer,
     build_ack,
     build_cancel,
+)
+from sipline.core.transaction.events import (
+    AckReceived,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    StrayResponse,
+    TransactionEvent,
+    TransportFailed,
 )
 
 

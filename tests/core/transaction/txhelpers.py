@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sipline.core.builders import build_response
-from sipline.core.events import (
+from sipline.core.message import Request, Response, parse_message
+from sipline.core.transaction import TransactionLayer, build_ack
+from sipline.core.transaction.events import (
     AckReceived,
     CancelReceived,
     RequestReceived,
@@ -16,8 +18,6 @@ from sipline.core.events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from sipline.core.message import Request, Response, parse_message
-from sipline.core.transaction import TransactionLayer, build_ack
 
 TEMPLATE = (
     "{method} {uri} SIP/2.0\r\n"

@@ -7,7 +7,8 @@ from datetime import date
 from typing import Any
 
 from sipline.server.features.directory import MemoryDirectory
-from sipline.server.features.rules import UserRules, parse_rules
+from sipline.server.features.rules import UserRules
+from sipline.server.features.rules_document import parse_rules
 from sipline.storage.base import Binding, DeviceInfo
 
 DOMAIN = "example.com"

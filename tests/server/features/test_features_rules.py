@@ -8,14 +8,8 @@ from typing import Any
 import pytest
 from features_helpers import TODAY
 
-from sipline.server.features.rules import (
-    RuleError,
-    UserRules,
-    caller_matches,
-    check_forward_loops,
-    parse_rules,
-    target_aor,
-)
+from sipline.server.features.rules import RuleError, UserRules, caller_matches, target_aor
+from sipline.server.features.rules_document import check_forward_loops, parse_rules
 
 ALICE = "alice@example.com"
 

@@ -12,35 +12,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from server_helpers import configured
+from service_calls import DOMAIN, add_users, energy_share, loopback_config, running, user_agent
 
-from sipline.core.timers import TimerConfig
 from sipline.media.audio import ArraySink, ToneSource
-from sipline.media.audio_files import read_wav
 from sipline.media.codecs.opus import opus_available
-from sipline.phone import CallFailed, EndedBy, MediaOptions, UserAgent
-from sipline.server.config import parse_listen
+from sipline.media_io.audio_files import read_wav
+from sipline.phone import CallFailed, EndedBy, MediaOptions
 from sipline.server.media_services.conference import PIN_TIMEOUT_S, PIN_TRIES
 from sipline.server.media_services.rooms_config import RoomConfig
 from sipline.server.sip_server import SipServer
 from sipline.storage.conference import ConferenceStore
-from sipline.storage.sqlite import SqliteStore
 from sipline.testing import FakeClock, advance
 
-DOMAIN = "example.com"
-HOST = "127.0.0.1"
-FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
 TONES = (500.0, 700.0, 900.0, 1100.0, 1300.0)
 USERS = [f"u{i}" for i in range(len(TONES))]
 
 
 def share_at(samples: np.ndarray, hz: float, rate: int = 8000) -> float:
-    """Share of the signal's energy within ±25 Hz of `hz` (Hann window)."""
-    x = samples.astype(np.float64) * np.hanning(len(samples))
-    spectrum = np.abs(np.fft.rfft(x)) ** 2
-    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
-    total = float(spectrum.sum()) or 1.0
-    return float(spectrum[np.abs(freqs - hz) <= 25].sum()) / total
+    """Share of the energy within ±25 Hz of `hz`, through a Hann window."""
+    return energy_share(samples, hz, rate=rate, width_hz=25, hann=True)
 
 
 @pytest.fixture
@@ -52,34 +42,10 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
 @contextlib.asynccontextmanager
 async def _serving(tmp_path: Path, clock: FakeClock | None = None) -> AsyncIterator[SipServer]:
     db = tmp_path / "sipline.db"
-    store = SqliteStore(db)
-    store.add_domain(DOMAIN)
-    for user in USERS:
-        store.add_user(user, DOMAIN, f"{user}-pw")
-    store.close()
-    config = configured(
-        listen=[parse_listen(f"udp:{HOST}:0")],
-        domains=[DOMAIN],
-        database=db,
-        rooms=[RoomConfig("locked", pin="1234"), RoomConfig("small", max_participants=1)],
-    )
-    srv = SipServer(config, clock=clock)
-    await srv.start()
-    try:
+    add_users(db, USERS)
+    rooms = [RoomConfig("locked", pin="1234"), RoomConfig("small", max_participants=1)]
+    async with running(loopback_config(db, rooms=rooms), clock) as srv:
         yield srv
-    finally:
-        await srv.stop()
-
-
-def _agent(server: SipServer, user: str) -> UserAgent:
-    port = server.endpoint.listeners[0].port
-    return UserAgent(
-        f"{user}@{DOMAIN}",
-        password=f"{user}-pw",
-        server=f"{HOST}:{port}",
-        listen=f"{HOST}:0",
-        timers=FAST,
-    )
 
 
 async def _window(sinks: list[ArraySink], seconds: float) -> list[np.ndarray]:
@@ -91,7 +57,7 @@ async def _window(sinks: list[ArraySink], seconds: float) -> list[np.ndarray]:
 
 @pytest.mark.slow
 async def test_five_tones_each_hears_the_other_four_and_mute(server: SipServer) -> None:
-    agents = [_agent(server, u) for u in USERS]
+    agents = [user_agent(server, u) for u in USERS]
     sinks = [ArraySink() for _ in USERS]
     try:
         for ua in agents:
@@ -137,7 +103,7 @@ async def test_five_tones_each_hears_the_other_four_and_mute(server: SipServer) 
 
 
 async def test_a_wrong_pin_is_refused_after_three_tries(server: SipServer) -> None:
-    async with _agent(server, "u0") as ua:
+    async with user_agent(server, "u0") as ua:
         call = await ua.call(f"sip:room-locked@{DOMAIN}")
         await asyncio.wait_for(call.answered, 5)
         for _ in range(3):
@@ -148,7 +114,7 @@ async def test_a_wrong_pin_is_refused_after_three_tries(server: SipServer) -> No
 
 async def test_no_pin_keyed_ends_the_call_after_three_timeouts(tmp_path: Path) -> None:
     clock = FakeClock()
-    async with _serving(tmp_path, clock) as server, _agent(server, "u0") as ua:
+    async with _serving(tmp_path, clock) as server, user_agent(server, "u0") as ua:
         call = await ua.call(f"sip:room-locked@{DOMAIN}")
         await asyncio.wait_for(call.answered, 5)
         await advance(clock, PIN_TRIES * PIN_TIMEOUT_S - 1.0)
@@ -159,7 +125,7 @@ async def test_no_pin_keyed_ends_the_call_after_three_timeouts(tmp_path: Path) -
 
 
 async def test_the_right_pin_lets_in(server: SipServer) -> None:
-    async with _agent(server, "u0") as ua:
+    async with user_agent(server, "u0") as ua:
         call = await ua.call(f"sip:room-locked@{DOMAIN}")
         await asyncio.wait_for(call.answered, 5)
         await call.send_dtmf("1234#")
@@ -170,7 +136,7 @@ async def test_the_right_pin_lets_in(server: SipServer) -> None:
 
 
 async def test_a_full_room_is_busy(server: SipServer) -> None:
-    async with _agent(server, "u0") as first, _agent(server, "u1") as second:
+    async with user_agent(server, "u0") as first, user_agent(server, "u1") as second:
         call = await first.call(f"sip:room-small@{DOMAIN}")
         await asyncio.wait_for(call.answered, 5)
         late = await second.call(f"sip:room-small@{DOMAIN}")
@@ -183,21 +149,10 @@ async def test_a_full_room_is_busy(server: SipServer) -> None:
 @pytest.fixture
 async def recording_server(tmp_path: Path) -> AsyncIterator[SipServer]:
     db = tmp_path / "sipline.db"
-    store = SqliteStore(db)
-    store.add_domain(DOMAIN)
-    for user in USERS:
-        store.add_user(user, DOMAIN, f"{user}-pw")
-    store.close()
+    add_users(db, USERS)
     rooms = [RoomConfig("rec", record=tmp_path / "rec.wav", moderators=(f"u0@{DOMAIN}",))]
-    config = configured(
-        listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db, rooms=rooms
-    )
-    srv = SipServer(config)
-    await srv.start()
-    try:
+    async with running(loopback_config(db, rooms=rooms)) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 @pytest.mark.skipif(not opus_available(), reason="Opus needs PyAV with libopus")
@@ -205,13 +160,10 @@ async def test_opus_and_g711_mixed_recorded_and_a_moderator_mutes_the_others(
     recording_server: SipServer, tmp_path: Path
 ) -> None:
     server = recording_server
-    port = server.endpoint.listeners[0].port
     agents = [
-        UserAgent(f"{u}@{DOMAIN}", password=f"{u}-pw", server=f"{HOST}:{port}",
-                  listen=f"{HOST}:0", timers=FAST,
-                  media=MediaOptions(codecs=("opus",) if u == "u1" else ("PCMU",)))
+        user_agent(server, u, media=MediaOptions(codecs=("opus",) if u == "u1" else ("PCMU",)))
         for u in USERS[:3]
-    ]  # fmt: skip
+    ]
     sinks = [ArraySink() for _ in agents]
     try:
         calls = []
@@ -248,7 +200,7 @@ async def test_opus_and_g711_mixed_recorded_and_a_moderator_mutes_the_others(
 
 
 async def test_a_room_address_without_a_name_is_not_found(server: SipServer) -> None:
-    async with _agent(server, "u0") as ua:
+    async with user_agent(server, "u0") as ua:
         call = await ua.call(f"sip:room-@{DOMAIN}")
         with pytest.raises(CallFailed) as failed:
             await asyncio.wait_for(call.answered, 5)

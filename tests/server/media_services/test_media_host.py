@@ -10,40 +10,20 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from server_helpers import configured
+from service_calls import DOMAIN, HOST, add_users, energy_share, loopback_config, user_agent
 
-from sipline.core.timers import TimerConfig
 from sipline.core.uri import SipUri
 from sipline.media.audio import ArraySink, ToneSource
-from sipline.phone import Call, CallFailed, EndedBy, UserAgent
-from sipline.server.config import parse_listen
+from sipline.phone import Call, CallFailed, EndedBy
 from sipline.server.sip_server import ServeError, SipServer
-from sipline.storage.sqlite import SqliteStore
-
-DOMAIN = "example.com"
-HOST = "127.0.0.1"
-FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
-
-
-def power_at(samples: np.ndarray, hz: float, rate: int = 8000) -> float:
-    """Share of the signal's energy within ±20 Hz of `hz`."""
-    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
-    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
-    total = float(spectrum.sum()) or 1.0
-    return float(spectrum[np.abs(freqs - hz) <= 20].sum()) / total
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
     db = tmp_path / "sipline.db"
-    store = SqliteStore(db)
-    store.add_domain(DOMAIN)
-    store.add_user("alice", DOMAIN, "alice-pw")
-    store.close()
-    config = configured(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
-    srv = SipServer(config)
+    add_users(db, ["alice"])
+    srv = SipServer(loopback_config(db))
     dialled: list[str] = []
 
     async def tone_service(call: Call) -> None:
@@ -65,21 +45,10 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
         await srv.stop()
 
 
-def _alice(server: SipServer) -> UserAgent:
-    port = server.endpoint.listeners[0].port
-    return UserAgent(
-        f"alice@{DOMAIN}",
-        password="alice-pw",
-        server=f"{HOST}:{port}",
-        listen=f"{HOST}:0",
-        timers=FAST,
-    )
-
-
 async def test_a_service_address_reaches_its_handler_in_the_media_host(server: SipServer) -> None:
     assert server.media_host is not None and server.services.target is not None
     heard = ArraySink()
-    async with _alice(server) as alice:
+    async with user_agent(server, "alice") as alice:
         call = await alice.call(f"sip:tone-test@{DOMAIN}", record=heard)
         await asyncio.wait_for(call.answered, 5)
         assert call.dialog is not None and call.dialog.route_set  # via the proxy
@@ -91,13 +60,13 @@ async def test_a_service_address_reaches_its_handler_in_the_media_host(server: S
     assert server.dialled == ["tone-test"]  # type: ignore[attr-defined]
     got = heard.samples()
     assert len(got) > 4000
-    assert power_at(got[-4000:], 1200) > 0.8
+    assert energy_share(got[-4000:], 1200) > 0.8
     theirs = server.heard.samples()  # type: ignore[attr-defined]
-    assert len(theirs) > 4000 and power_at(theirs[-4000:], 500) > 0.8
+    assert len(theirs) > 4000 and energy_share(theirs[-4000:], 500) > 0.8
 
 
 async def test_other_users_still_go_to_the_location_service(server: SipServer) -> None:
-    async with _alice(server) as alice:
+    async with user_agent(server, "alice") as alice:
         call = await alice.call(f"sip:nobody@{DOMAIN}")
         with pytest.raises(CallFailed) as failed:
             await asyncio.wait_for(call.answered, 5)
@@ -108,13 +77,7 @@ async def test_a_taken_media_port_is_a_clear_start_error(tmp_path: Path) -> None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind((HOST, 0))
         port = taken.getsockname()[1]
-        config = configured(
-            listen=[parse_listen(f"udp:{HOST}:0")],
-            domains=[DOMAIN],
-            database=tmp_path / "s.db",
-            media_port=port,
-        )
-        server = SipServer(config)
+        server = SipServer(loopback_config(tmp_path / "s.db", media_port=port))
         with pytest.raises(
             ServeError, match=f"media.port: the media host cannot listen on {HOST}:{port}"
         ):

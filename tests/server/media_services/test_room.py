@@ -8,7 +8,7 @@ import pytest
 
 from sipline.media.codecs.g711 import ulaw_decode
 from sipline.media.codecs.opus import opus_available, register_opus
-from sipline.media.session import MediaSession, StreamConfig
+from sipline.media_io.session import MediaSession, StreamConfig
 from sipline.server.media_services.room import FRAME, JOIN_SOUND, Room
 
 

@@ -9,64 +9,32 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from server_helpers import configured
+from service_calls import DOMAIN, add_users, loopback_config, running, user_agent
 
-from sipline.core.timers import TimerConfig
 from sipline.media.audio import ToneSource
 from sipline.phone import CallFailed, EndedBy, UserAgent
-from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.server.voicemail.machine import Retrieval
 from sipline.server.voicemail.pin import hash_pin
-from sipline.storage.sqlite import SqliteStore
 from sipline.testing import FakeClock, advance
 
 pytestmark = pytest.mark.timeout(60)
 
-DOMAIN = "example.com"
-HOST = "127.0.0.1"
-FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
 VM = f"sip:voicemail@{DOMAIN};target=sip:alice%40{DOMAIN};cause=408"
-
-
-async def _server(tmp_path: Path, clock: FakeClock | None = None, **overrides: object) -> SipServer:
-    db = tmp_path / "sipline.db"
-    store = SqliteStore(db)
-    store.add_domain(DOMAIN)
-    store.add_user("alice", DOMAIN, "alice-pw")
-    store.add_user("bob", DOMAIN, "bob-pw")
-    store.close()
-    config = configured(
-        listen=[parse_listen(f"udp:{HOST}:0")],
-        domains=[DOMAIN],
-        database=db,
-        voicemail_speech=False,
-        **overrides,
-    )
-    srv = SipServer(config, clock=clock)
-    await srv.start()
-    return srv
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
-    srv = await _server(tmp_path, voicemail_max_messages=1)
-    try:
+    add_users(tmp_path / "sipline.db", ["alice", "bob"])
+    config = loopback_config(
+        tmp_path / "sipline.db", voicemail_speech=False, voicemail_max_messages=1
+    )
+    async with running(config) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 def _ua(server: SipServer, user: str) -> UserAgent:
-    port = server.endpoint.listeners[0].port
-    return UserAgent(
-        f"{user}@{DOMAIN}",
-        password=f"{user}-pw",
-        server=f"{HOST}:{port}",
-        listen=f"{HOST}:0",
-        register=False,
-        timers=FAST,
-    )
+    return user_agent(server, user, register=False)
 
 
 async def _refused(ua: UserAgent, target: str) -> int:
@@ -98,8 +66,9 @@ async def test_direct_message_then_full_mailbox_then_unknown(server: SipServer) 
 
 async def test_star98_says_goodbye_when_no_pin_is_keyed(tmp_path: Path) -> None:
     clock = FakeClock()
-    srv = await _server(tmp_path, clock)
-    try:
+    add_users(tmp_path / "sipline.db", ["alice"])
+    config = loopback_config(tmp_path / "sipline.db", voicemail_speech=False)
+    async with running(config, clock) as srv:
         assert srv.store is not None
         store = srv.store.store
         await srv.store.write(lambda: store.set_mailbox_pin(f"alice@{DOMAIN}", hash_pin("4321")))
@@ -111,14 +80,12 @@ async def test_star98_says_goodbye_when_no_pin_is_keyed(tmp_path: Path) -> None:
             await advance(clock, 0.5)
             ended = await asyncio.wait_for(call.ended, 5)  # after the goodbye prompt
             assert ended.by is EndedBy.REMOTE
-    finally:
-        await srv.stop()
 
 
 async def test_star98_needs_a_pin_without_call_authentication(tmp_path: Path) -> None:
-    srv = await _server(tmp_path, authenticate_calls=False)
-    try:
-        async with _ua(srv, "alice") as alice:
-            assert await _refused(alice, f"sip:*98@{DOMAIN}") == 403
-    finally:
-        await srv.stop()
+    add_users(tmp_path / "sipline.db", ["alice"])
+    config = loopback_config(
+        tmp_path / "sipline.db", voicemail_speech=False, authenticate_calls=False
+    )
+    async with running(config) as srv, _ua(srv, "alice") as alice:
+        assert await _refused(alice, f"sip:*98@{DOMAIN}") == 403

@@ -18,35 +18,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
-from server_helpers import configured
+from service_calls import DOMAIN, HOST, add_users, energy_share, loopback_config, running
 
 from sipline.content.summary import Counts
 from sipline.media.audio import tone
-from sipline.media.audio_files import read_wav, write_wav
+from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.phone import Call, UserAgent
 from sipline.phone.watch import Watch
-from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.server.voicemail.settings import EmailSection
 from sipline.storage.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
-DOMAIN = "example.com"
-HOST = "127.0.0.1"
 TONE_HZ = 700.0
 SIPLINE = shutil.which("sipline") or str(Path(sys.executable).parent / "sipline")
-
-
-def power_at(samples: np.ndarray, hz: float, rate: int = 8000) -> float:
-    """Share of the signal's energy within ±20 Hz of `hz`."""
-    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
-    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
-    total = float(spectrum.sum()) or 1.0
-    return float(spectrum[np.abs(freqs - hz) <= 20].sum()) / total
 
 
 def _free_port() -> int:
@@ -81,29 +69,21 @@ async def smtp() -> AsyncIterator[tuple[Inbox, int]]:
 @pytest.fixture
 async def server(tmp_path: Path, smtp: tuple[Inbox, int]) -> AsyncIterator[SipServer]:
     db = tmp_path / "sipline.db"
+    add_users(db, ["alice", "bob"])
     store = SqliteStore(db)
-    store.add_domain(DOMAIN)
-    store.add_user("alice", DOMAIN, "alice-pw")
-    store.add_user("bob", DOMAIN, "bob-pw")
     doc = {"forward": {"no_answer": "voicemail", "no_answer_s": 1}}
     store.set_route_rules(f"alice@{DOMAIN}", json.dumps(doc), 0.0)
     store.close()
-    config = configured(
-        listen=[parse_listen(f"udp:{HOST}:0")],
-        domains=[DOMAIN],
-        database=db,
+    config = loopback_config(
+        db,
         email=EmailSection(
             host=HOST, port=smtp[1], starttls=False, sender="pbx@example.com", missed_calls=True
         ),
         voicemail_speech=False,  # tone prompts: short and the same on every machine
         min_notify_interval_s=0.0,
     )
-    srv = SipServer(config)
-    await srv.start()
-    try:
+    async with running(config) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 def _cli(db: Path, *args: str) -> None:
@@ -184,7 +164,7 @@ async def test_message_left_notified_emailed_and_heard_at_star98(
         assert msg["To"] == "alice@mail.example.com"
         (wav,) = [p for p in msg.walk() if p.get_content_type() == "audio/wav"]
         mailed = read_wav(io.BytesIO(wav.get_payload(decode=True)))  # type: ignore[arg-type]
-        assert len(mailed) > 8000 and power_at(mailed, TONE_HZ) > 0.5
+        assert len(mailed) > 8000 and energy_share(mailed, TONE_HZ) > 0.5
 
         # *98: PIN by DTMF, the message plays back.
         heard = tmp_path / "heard.wav"
@@ -197,7 +177,7 @@ async def test_message_left_notified_emailed_and_heard_at_star98(
         samples = read_wav(heard)
         # Find the played-back tone among the prompts: some second of the recording is it.
         seconds = [samples[i : i + 8000] for i in range(0, len(samples) - 8000, 4000)]
-        assert max(power_at(s, TONE_HZ) for s in seconds) > 0.5
+        assert max(energy_share(s, TONE_HZ) for s in seconds) > 0.5
 
         # Heard: the lamp goes out, the message is old.
         waiting, counts = await _summary(watch, Counts(0, 1))

@@ -14,39 +14,32 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["CLIENT_INVITE"]
 
-_C, _P, _X, _A, _T = (
-    State.CALLING,
-    State.PROCEEDING,
-    State.COMPLETED,
-    State.ACCEPTED,
-    State.TERMINATED,
-)
 _UP = Action.PASS_UP
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {
-    (_C, Timer.A): ((Action.SEND_REQUEST, Timer.A), _C),
-    (_C, Timer.B): ((Action.TIMED_OUT,), _T),
-    (_C, Input.RECV_1XX): ((_UP,), _P),
-    (_C, Input.RECV_2XX): ((_UP, Timer.M), _A),
-    (_C, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _X),
-    (_C, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
+    (State.CALLING, Timer.A): ((Action.SEND_REQUEST, Timer.A), State.CALLING),
+    (State.CALLING, Timer.B): ((Action.TIMED_OUT,), State.TERMINATED),
+    (State.CALLING, Input.RECV_1XX): ((_UP,), State.PROCEEDING),
+    (State.CALLING, Input.RECV_2XX): ((_UP, Timer.M), State.ACCEPTED),
+    (State.CALLING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), State.COMPLETED),
+    (State.CALLING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
     # §17.1.1.2: no retransmissions and no Timer B once a provisional arrived.
-    (_P, Input.RECV_1XX): ((_UP,), _P),
-    (_P, Input.RECV_2XX): ((_UP, Timer.M), _A),
-    (_P, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), _X),
-    (_P, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
+    (State.PROCEEDING, Input.RECV_1XX): ((_UP,), State.PROCEEDING),
+    (State.PROCEEDING, Input.RECV_2XX): ((_UP, Timer.M), State.ACCEPTED),
+    (State.PROCEEDING, Input.RECV_3XX_6XX): ((Action.SEND_ACK, _UP, Timer.D), State.COMPLETED),
+    (State.PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
     # Retransmitted final: ACK again, do not pass up.
-    (_X, Input.RECV_3XX_6XX): ((Action.SEND_ACK,), _X),
-    (_X, Timer.D): ((), _T),
+    (State.COMPLETED, Input.RECV_3XX_6XX): ((Action.SEND_ACK,), State.COMPLETED),
+    (State.COMPLETED, Timer.D): ((), State.TERMINATED),
     # §17.1.1.2: an ACK that cannot be sent ends the transaction; the TU has its answer.
-    (_X, Input.TRANSPORT_ERROR): ((), _T),
-    (_A, Input.RECV_2XX): ((_UP,), _A),
-    (_A, Timer.M): ((), _T),
+    (State.COMPLETED, Input.TRANSPORT_ERROR): ((), State.TERMINATED),
+    (State.ACCEPTED, Input.RECV_2XX): ((_UP,), State.ACCEPTED),
+    (State.ACCEPTED, Timer.M): ((), State.TERMINATED),
 }
 
 CLIENT_INVITE: Machine = make_machine(
     "INVITE client",
-    _C,
+    State.CALLING,
     (Action.SEND_REQUEST, Timer.A, Timer.B),
     (
         Input.RECV_1XX,
@@ -60,10 +53,10 @@ CLIENT_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _C: frozenset({Timer.A, Timer.B}),
-        _P: frozenset(),
-        _X: frozenset({Timer.D}),
-        _A: frozenset({Timer.M}),
-        _T: frozenset(),
+        State.CALLING: frozenset({Timer.A, Timer.B}),
+        State.PROCEEDING: frozenset(),
+        State.COMPLETED: frozenset({Timer.D}),
+        State.ACCEPTED: frozenset({Timer.M}),
+        State.TERMINATED: frozenset(),
     },
 )

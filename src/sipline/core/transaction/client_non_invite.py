@@ -12,23 +12,22 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["CLIENT_NON_INVITE"]
 
-_R, _P, _X, _T = State.TRYING, State.PROCEEDING, State.COMPLETED, State.TERMINATED
 _UP = Action.PASS_UP
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {}
-for _s in (_R, _P):
+for _s in (State.TRYING, State.PROCEEDING):
     _ENTRIES[_s, Timer.E] = ((Action.SEND_REQUEST, Timer.E), _s)
-    _ENTRIES[_s, Timer.F] = ((Action.TIMED_OUT,), _T)
-    _ENTRIES[_s, Input.RECV_1XX] = ((_UP,), _P)
-    _ENTRIES[_s, Input.RECV_2XX] = ((_UP, Timer.K), _X)
-    _ENTRIES[_s, Input.RECV_3XX_6XX] = ((_UP, Timer.K), _X)
-    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _T)
+    _ENTRIES[_s, Timer.F] = ((Action.TIMED_OUT,), State.TERMINATED)
+    _ENTRIES[_s, Input.RECV_1XX] = ((_UP,), State.PROCEEDING)
+    _ENTRIES[_s, Input.RECV_2XX] = ((_UP, Timer.K), State.COMPLETED)
+    _ENTRIES[_s, Input.RECV_3XX_6XX] = ((_UP, Timer.K), State.COMPLETED)
+    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), State.TERMINATED)
 # Completed: final-response retransmissions are absorbed (the default) until K fires.
-_ENTRIES[_X, Timer.K] = ((), _T)
+_ENTRIES[State.COMPLETED, Timer.K] = ((), State.TERMINATED)
 
 CLIENT_NON_INVITE: Machine = make_machine(
     "non-INVITE client",
-    _R,
+    State.TRYING,
     (Action.SEND_REQUEST, Timer.E, Timer.F),
     (
         Input.RECV_1XX,
@@ -41,9 +40,9 @@ CLIENT_NON_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _R: frozenset({Timer.E, Timer.F}),
-        _P: frozenset({Timer.E, Timer.F}),
-        _X: frozenset({Timer.K}),
-        _T: frozenset(),
+        State.TRYING: frozenset({Timer.E, Timer.F}),
+        State.PROCEEDING: frozenset({Timer.E, Timer.F}),
+        State.COMPLETED: frozenset({Timer.K}),
+        State.TERMINATED: frozenset(),
     },
 )

@@ -16,41 +16,34 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["SERVER_INVITE"]
 
-_P, _X, _F, _A, _T = (
-    State.PROCEEDING,
-    State.COMPLETED,
-    State.CONFIRMED,
-    State.ACCEPTED,
-    State.TERMINATED,
-)
 _SEND = Action.SEND_RESPONSE
 _RESEND = Action.RESEND_RESPONSE
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {
-    (_P, Timer.TRYING): ((Action.SEND_TRYING,), _P),
-    (_P, Input.SEND_1XX): ((Action.STOP_TRYING, _SEND), _P),
-    (_P, Input.SEND_2XX): ((_SEND, Timer.L), _A),
-    (_P, Input.SEND_3XX_6XX): ((_SEND, Timer.G, Timer.H), _X),
-    (_P, Input.RECV_REQUEST): ((_RESEND,), _P),
-    (_P, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
-    (_X, Timer.G): ((_RESEND, Timer.G), _X),
-    (_X, Timer.H): ((Action.TIMED_OUT,), _T),
-    (_X, Input.RECV_REQUEST): ((_RESEND,), _X),
-    (_X, Input.RECV_ACK): ((Timer.I,), _F),
-    (_X, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _T),
+    (State.PROCEEDING, Timer.TRYING): ((Action.SEND_TRYING,), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_1XX): ((Action.STOP_TRYING, _SEND), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_2XX): ((_SEND, Timer.L), State.ACCEPTED),
+    (State.PROCEEDING, Input.SEND_3XX_6XX): ((_SEND, Timer.G, Timer.H), State.COMPLETED),
+    (State.PROCEEDING, Input.RECV_REQUEST): ((_RESEND,), State.PROCEEDING),
+    (State.PROCEEDING, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
+    (State.COMPLETED, Timer.G): ((_RESEND, Timer.G), State.COMPLETED),
+    (State.COMPLETED, Timer.H): ((Action.TIMED_OUT,), State.TERMINATED),
+    (State.COMPLETED, Input.RECV_REQUEST): ((_RESEND,), State.COMPLETED),
+    (State.COMPLETED, Input.RECV_ACK): ((Timer.I,), State.CONFIRMED),
+    (State.COMPLETED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.TERMINATED),
     # Confirmed: ACK and INVITE retransmissions are absorbed (the default).
-    (_F, Timer.I): ((), _T),
-    (_A, Input.SEND_2XX): ((_SEND,), _A),
-    (_A, Input.RECV_ACK): ((Action.PASS_UP,), _A),
+    (State.CONFIRMED, Timer.I): ((), State.TERMINATED),
+    (State.ACCEPTED, Input.SEND_2XX): ((_SEND,), State.ACCEPTED),
+    (State.ACCEPTED, Input.RECV_ACK): ((Action.PASS_UP,), State.ACCEPTED),
     # The TU is retransmitting the 2xx itself (§13.3.1.4): tell it, and let Timer L end
     # the transaction so a late INVITE retransmission is still recognised.
-    (_A, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), _A),
-    (_A, Timer.L): ((), _T),
+    (State.ACCEPTED, Input.TRANSPORT_ERROR): ((Action.TRANSPORT_FAILED,), State.ACCEPTED),
+    (State.ACCEPTED, Timer.L): ((), State.TERMINATED),
 }
 
 SERVER_INVITE: Machine = make_machine(
     "INVITE server",
-    _P,
+    State.PROCEEDING,
     (Timer.TRYING,),
     (
         Input.SEND_1XX,
@@ -67,10 +60,10 @@ SERVER_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _P: frozenset({Timer.TRYING}),
-        _X: frozenset({Timer.G, Timer.H}),
-        _F: frozenset({Timer.I}),
-        _A: frozenset({Timer.L}),
-        _T: frozenset(),
+        State.PROCEEDING: frozenset({Timer.TRYING}),
+        State.COMPLETED: frozenset({Timer.G, Timer.H}),
+        State.CONFIRMED: frozenset({Timer.I}),
+        State.ACCEPTED: frozenset({Timer.L}),
+        State.TERMINATED: frozenset(),
     },
 )

@@ -12,23 +12,22 @@ from sipline.core.transaction.tables import Action, Entry, Input, Machine, State
 
 __all__ = ["SERVER_NON_INVITE"]
 
-_R, _P, _X, _T = State.TRYING, State.PROCEEDING, State.COMPLETED, State.TERMINATED
 _SEND = Action.SEND_RESPONSE
 
 _ENTRIES: dict[tuple[State, Input | Timer], Entry] = {}
-for _s in (_R, _P):
-    _ENTRIES[_s, Input.SEND_1XX] = ((_SEND,), _P)
-    _ENTRIES[_s, Input.SEND_2XX] = ((_SEND, Timer.J), _X)
-    _ENTRIES[_s, Input.SEND_3XX_6XX] = ((_SEND, Timer.J), _X)
-    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _T)
-_ENTRIES[_P, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _P)
-_ENTRIES[_X, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), _X)
-_ENTRIES[_X, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), _T)
-_ENTRIES[_X, Timer.J] = ((), _T)
+for _s in (State.TRYING, State.PROCEEDING):
+    _ENTRIES[_s, Input.SEND_1XX] = ((_SEND,), State.PROCEEDING)
+    _ENTRIES[_s, Input.SEND_2XX] = ((_SEND, Timer.J), State.COMPLETED)
+    _ENTRIES[_s, Input.SEND_3XX_6XX] = ((_SEND, Timer.J), State.COMPLETED)
+    _ENTRIES[_s, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), State.TERMINATED)
+_ENTRIES[State.PROCEEDING, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), State.PROCEEDING)
+_ENTRIES[State.COMPLETED, Input.RECV_REQUEST] = ((Action.RESEND_RESPONSE,), State.COMPLETED)
+_ENTRIES[State.COMPLETED, Input.TRANSPORT_ERROR] = ((Action.TRANSPORT_FAILED,), State.TERMINATED)
+_ENTRIES[State.COMPLETED, Timer.J] = ((), State.TERMINATED)
 
 SERVER_NON_INVITE: Machine = make_machine(
     "non-INVITE server",
-    _R,
+    State.TRYING,
     (),
     (
         Input.SEND_1XX,
@@ -40,9 +39,9 @@ SERVER_NON_INVITE: Machine = make_machine(
     ),
     _ENTRIES,
     {
-        _R: frozenset(),
-        _P: frozenset(),
-        _X: frozenset({Timer.J}),
-        _T: frozenset(),
+        State.TRYING: frozenset(),
+        State.PROCEEDING: frozenset(),
+        State.COMPLETED: frozenset({Timer.J}),
+        State.TERMINATED: frozenset(),
     },
 )

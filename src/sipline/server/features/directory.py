@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from sipline.server.features.router import Device
-from sipline.server.features.rules import RuleError, UserRules, parse_rules
+from sipline.server.features.rules import RuleError, UserRules
+from sipline.server.features.rules_document import parse_rules
 from sipline.storage.base import Binding, DeviceInfo
 
 __all__ = ["MemoryDirectory", "device_key", "load_rules"]

@@ -1,5 +1,5 @@
 """A conference room at run time: its participants' audio in and out, one mix every
-20 ms on the media clock (`sipline.media.pacing`: one timer for every session and
+20 ms on the media clock (`sipline.media_io.pacing`: one timer for every session and
 room of the process, on a fixed grid, never driven by packet arrival).
 
 Each participant's session decodes what it receives through its own jitter buffer
@@ -11,7 +11,6 @@ the full mix at one codec share one encode (`MediaSession.shared_payload`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -26,9 +25,9 @@ from sipline.media.audio import tone
 from sipline.media.codecs.base import Encoder, Pcm
 from sipline.media.codecs.registry import codec_by_name
 from sipline.media.mixer import Mixer, MixResult
-from sipline.media.pacing import Pacer, pacer_for
-from sipline.media.session import MediaSession
-from sipline.media.sources import WavFileSink
+from sipline.media_io.pacing import Pacer, loop_clock, pacer_for
+from sipline.media_io.session import MediaSession
+from sipline.media_io.sources import WavFileSink
 
 if TYPE_CHECKING:
     from sipline.phone.call import Call
@@ -169,8 +168,8 @@ class Room:
         self._play_sound(JOIN_SOUND)
         if self._pacer is None:
             # Real time, not the endpoint's clock: the mix feeds RTP that the callers
-            # play as it arrives, one 20 ms frame per 20 ms (sipline.media.pacing).
-            self._pacer = pacer_for(asyncio.get_running_loop(), 20)
+            # play as it arrives, one 20 ms frame per 20 ms (sipline.media_io.pacing).
+            self._pacer = pacer_for(loop_clock(), 20)
         if len(self.members) == 1:
             self._due = self._pacer.add(self)
         self._changed()

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from sipline.server.features.directory import load_rules
-from sipline.server.features.rules import RuleError, check_forward_loops, parse_rules
+from sipline.server.features.rules import RuleError
+from sipline.server.features.rules_document import check_forward_loops, parse_rules
 from sipline.server.records.metrics import Metrics
 from sipline.server.records.pcap import pcap_bytes
 from sipline.server.records.trace import ladder, packets

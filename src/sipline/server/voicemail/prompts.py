@@ -12,8 +12,8 @@ import subprocess
 import numpy as np
 
 from sipline.media.audio import silence, tone
-from sipline.media.audio_files import AudioFileError, read_wav
 from sipline.media.codecs.base import Pcm
+from sipline.media_io.audio_files import AudioFileError, read_wav
 
 __all__ = ["BEEP_HZ", "Prompts"]
 

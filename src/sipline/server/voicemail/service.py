@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from sipline.core.uri import SipUri
 from sipline.media.audio import ArraySink
-from sipline.media.audio_files import AudioFileError, read_wav, write_wav
 from sipline.media.codecs.base import Pcm
+from sipline.media_io.audio_files import AudioFileError, read_wav, write_wav
 from sipline.phone.events import CallEnded, DtmfReceived, UserAgentError
 from sipline.runtime.timers import Timers
 from sipline.server.voicemail.address import DEPOSIT_USER, RETRIEVAL_USER, mailbox_of

@@ -1,21 +1,17 @@
-"""Events the protocol core hands up to the layer above (past tense, ARCHITECTURE.md).
+"""Events the transaction layer hands up to the layer above (past tense).
 
-The transaction layer's events come first; other layers add theirs here. Keys are the
-ones from `sipline.core.transaction.matching`; `source` is whatever opaque object the
-runtime passed to `TransactionLayer.receive` (typically the transport source), handed
-back untouched so that answers can go out the same way.
+Keys are the ones from `sipline.core.transaction.matching`; `source` is whatever
+opaque object the runtime passed to `TransactionLayer.receive` (typically the
+transport source), handed back untouched so that answers can go out the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sipline.core.message import Request, Response
 from sipline.core.timers import Timer
-
-if TYPE_CHECKING:  # runtime import would be circular: the transaction layer imports this module
-    from sipline.core.transaction.matching import ClientKey, ServerKey
+from sipline.core.transaction.matching import ClientKey, ServerKey
 
 __all__ = [
     "AckReceived",

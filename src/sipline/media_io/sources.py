@@ -1,5 +1,6 @@
 """Audio sources and sinks for a media session: WAV files, tones, arrays, callbacks and
-async iterators of PCM frames.
+async iterators of PCM frames (the pure ones live in `sipline.media.audio`; here are
+those that read or write files or run on the event loop, and the adapters).
 
 A session asks its source for one frame per packetisation interval (`read_frame`, None
 once it has ended) and hands each decoded frame to its sink (`write_frame`). Anything
@@ -27,16 +28,22 @@ from typing import Any, cast
 
 import numpy as np
 
-from sipline.media.audio import ArraySource, AudioSink, AudioSource, ToneSource, silence
-from sipline.media.audio_files import read_wav
+from sipline.media.audio import (
+    ArraySource,
+    AudioSink,
+    AudioSource,
+    CallbackSink,
+    CallbackSource,
+    ToneSource,
+    fit_frame,
+    silence,
+)
 from sipline.media.codecs.base import Pcm
+from sipline.media_io.audio_files import read_wav
 
 __all__ = [
     "AsyncIteratorSource",
-    "CallbackSink",
-    "CallbackSource",
     "FrameQueueSink",
-    "NullSink",
     "SinkLike",
     "SourceLike",
     "ToneSource",
@@ -56,29 +63,6 @@ def wav_source(
 ) -> ArraySource:
     """A WAV file (any rate and channel count) played at `sample_rate`."""
     return ArraySource(read_wav(path, target_rate=sample_rate), frame_size=frame_size, loop=loop)
-
-
-class CallbackSource:
-    """Calls `produce(frame_size)` for each frame; None ends the source. A frame of
-    another length is padded or cut to `frame_size`."""
-
-    def __init__(self, produce: Callable[[int], Pcm | None], *, frame_size: int = 160) -> None:
-        self._produce = produce
-        self.frame_size = frame_size
-
-    def read_frame(self) -> Pcm | None:
-        frame = self._produce(self.frame_size)
-        if frame is None:
-            return None
-        return _fit(np.asarray(frame, dtype=np.int16), self.frame_size)
-
-
-def _fit(frame: Pcm, size: int) -> Pcm:
-    if len(frame) == size:
-        return frame
-    if len(frame) > size:
-        return frame[:size]
-    return np.concatenate([frame, silence(size - len(frame))])
 
 
 class AsyncIteratorSource:
@@ -125,7 +109,7 @@ class AsyncIteratorSource:
             self.error = exc
         finally:
             if len(self._pending):  # what was produced is still played
-                self._buffer.append(_fit(self._pending, self.frame_size))
+                self._buffer.append(fit_frame(self._pending, self.frame_size))
             self._ended = True
 
     def read_frame(self) -> Pcm | None:
@@ -165,19 +149,6 @@ class WavFileSink:
         if self._wav is not None:
             self._wav.close()  # rewrites the header with the final length
             self._wav = None
-
-
-class CallbackSink:
-    def __init__(self, consume: Callable[[Pcm], None]) -> None:
-        self._consume = consume
-
-    def write_frame(self, frame: Pcm) -> None:
-        self._consume(frame)
-
-
-class NullSink:
-    def write_frame(self, frame: Pcm) -> None:
-        pass
 
 
 class FrameQueueSink:

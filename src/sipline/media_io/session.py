@@ -1,12 +1,13 @@
 """An RTP/RTCP media session on asyncio (RFC 3550, RFC 3551, RFC 4733, RFC 4961).
 
-The I/O half of `sipline.media`: two UDP sockets (RTP on an even port, RTCP on the
-next one, RFC 3550 §11) around the pure parts, RTP numbering, the jitter buffer, the
-statistics, G.711 (or Opus), telephone-events and RTCP.
+The I/O half of media: two UDP sockets (RTP on an even port, RTCP on the next one,
+RFC 3550 §11, `sipline.media_io.sockets`) around the pure parts of `sipline.media`,
+RTP numbering, the jitter buffer, the statistics, G.711 (or Opus), telephone-events
+and RTCP.
 
-Timing: every session with the same packet time shares one `loop.call_at` chain per
-event loop (`_Pacer`), ticking on a fixed grid (tick k at t0 + k * ptime, so a late
-wake-up never shifts the schedule). On each tick a session sends the frames that are
+Timing: every session with the same packet time shares one timer chain per media
+clock (`sipline.media_io.pacing`: the event loop's, or an injected one), ticking on a
+fixed grid (tick k at t0 + k * ptime, so a late wake-up never shifts the schedule). On each tick a session sends the frames that are
 due (catching up a few after a stall, skipping the timestamp past longer ones), plays
 out what the jitter buffer releases, and sends RTCP when its randomised interval is
 up (§6.2). Symmetric RTP (RFC 4961): we send to wherever the peer's packets come from,
@@ -16,114 +17,38 @@ so a peer behind NAT is reached whatever its SDP said.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import socket
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import cast
 
 from sipline.core.clock import Entropy
 from sipline.media.audio import AudioSink, AudioSource, frame_samples, silence
 from sipline.media.codecs.base import Decoder, Encoder, Pcm
 from sipline.media.codecs.registry import codec_by_name
-from sipline.media.dtmf import DtmfError, DtmfReceiver, DtmfSender, digit_to_event
+from sipline.media.dtmf import DtmfDialer, DtmfReceiver, DtmfSender
 from sipline.media.jitter import Frame, JitterBuffer
-from sipline.media.pacing import MAX_CATCH_UP, Pacer, pacer_for
 from sipline.media.reporting import RtcpReporter
 from sipline.media.rtcp import RtcpError, RtcpPacket, parse_compound, serialize_compound
 from sipline.media.rtp import RtpError, RtpPacket, RtpSender, is_rtcp
-from sipline.media.sources import SinkLike, SourceLike, as_sink, as_source, close_quietly
-from sipline.media.srtp import SrtpContext, SrtpError
-from sipline.media.stats import estimate_mos
+from sipline.media.send_schedule import SendSchedule
+from sipline.media.srtp import SrtpError
+from sipline.media.stream import Address, MediaStats, StreamConfig, media_stats
+from sipline.media_io.pacing import MediaClock, Pacer, loop_clock, pacer_for
+from sipline.media_io.sockets import DEFAULT_PORT_RANGE, RtpSockets
+from sipline.media_io.sources import SinkLike, SourceLike, as_sink, as_source, close_quietly
 
 __all__ = ["MediaSession", "MediaStats", "StreamConfig"]
 
 log = logging.getLogger("sipline.media")
 
-Address = tuple[str, int]
-
 # With no packet for this long the far end is silent (hold, suppression): play silence.
 _IDLE_S = 0.25
-_RECV_BUFFER = 1 << 18
 
 
 class _OsEntropy:
     def random_bytes(self, n: int) -> bytes:
         return os.urandom(n)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class StreamConfig:
-    """What an SDP exchange decided for one audio stream, as the session needs it.
-
-    `remote_rtp`/`remote_rtcp` are where to send (None: not yet known; RTCP defaults
-    to the RTP port + 1); `codec` names a registered codec; `send`/`receive` follow
-    the negotiated direction.
-    """
-
-    remote_rtp: Address | None
-    payload_type: int = 0
-    codec: str = "PCMU"
-    remote_rtcp: Address | None = None
-    ptime_ms: int = 20
-    dtmf_payload_type: int | None = None
-    send: bool = True
-    receive: bool = True
-    srtp: SrtpContext | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MediaStats:
-    """A snapshot of a session's counters (RFC 3550 A.3, A.8) and an E-model MOS."""
-
-    codec: str
-    packets_sent: int
-    octets_sent: int
-    packets_received: int
-    packets_lost: int
-    loss_percent: float
-    jitter_ms: float
-    late: int
-    duplicates: int
-    send_late: int
-    skipped: int
-    remote_packets_lost: int | None
-    remote_loss_percent: float | None
-    remote_jitter_ms: float | None
-    rtt_ms: float | None
-    jitter_buffer_ms: float
-    mos: float
-
-    def summary(self) -> str:
-        parts = [
-            f"sent {self.packets_sent}",
-            f"received {self.packets_received}",
-            f"lost {self.packets_lost} ({self.loss_percent:.1f}%)",
-            f"jitter {self.jitter_ms:.1f} ms",
-            f"MOS {self.mos:.2f}",
-        ]
-        if self.rtt_ms is not None:
-            parts.append(f"RTT {self.rtt_ms:.1f} ms")
-        return ", ".join(parts)
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, deliver: Callable[[bytes, Address], None]) -> None:
-        self._deliver = deliver
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._deliver(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("media socket: %s", exc)  # ICMP port unreachable while the peer starts
 
 
 class MediaSession:
@@ -140,6 +65,7 @@ class MediaSession:
         rtcp_interval_s: float = 5.0,
         cname: str | None = None,
         wall: Callable[[], float] = time.time,
+        clock: MediaClock | None = None,
     ) -> None:
         self.entropy: Entropy = entropy if entropy is not None else _OsEntropy()
         self.symmetric = symmetric
@@ -157,8 +83,8 @@ class MediaSession:
         self.dtmf_received: list[str] = []
         self.local: Address = ("", 0)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._rtp: _Datagrams | None = None
-        self._rtcp: _Datagrams | None = None
+        self._clock = clock
+        self._sockets: RtpSockets | None = None
         self._remote: Address | None = None
         self._remote_rtcp: Address | None = None
         self._pacer: Pacer | None = None
@@ -171,13 +97,9 @@ class MediaSession:
         self._source_done: asyncio.Future[None] | None = None
         self._sink: AudioSink | None = None
         self._sink_spec: SinkLike | None = None
-        self._dtmf_queue: deque[tuple[str, int]] = deque()  # (digit or "", ticks of pause)
-        self._dtmf_done: list[tuple[int, asyncio.Future[None]]] = []
-        self._dtmf_sent = 0
-        self._pause_ticks = 0
-        self._due = 0.0
-        self.send_late = 0
-        self.skipped = 0
+        self._dialer = DtmfDialer()
+        self._dtmf_done: list[tuple[int, asyncio.Future[None]]] = []  # (digits sent, future)
+        self._schedule = SendSchedule()
         self.srtp_failures = 0
         self.malformed = 0
 
@@ -187,6 +109,13 @@ class MediaSession:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    @property
+    def clock(self) -> MediaClock:
+        """The media clock: the one given, else the event loop's."""
+        if self._clock is None:
+            self._clock = loop_clock(self.loop)
+        return self._clock
 
     @property
     def local_port(self) -> int:
@@ -206,35 +135,24 @@ class MediaSession:
         return self._rtp_sender.ssrc
 
     async def open(
-        self, host: str = "0.0.0.0", *, port: int = 0, port_range: tuple[int, int] = (16384, 32766)
+        self,
+        host: str = "0.0.0.0",
+        *,
+        port: int = 0,
+        port_range: tuple[int, int] = DEFAULT_PORT_RANGE,
     ) -> Address:
         """Bind RTP and RTCP sockets on `host`: at `port` and `port + 1`, or on a free
         even/odd pair drawn from `port_range`. Returns the RTP address."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        pair: tuple[socket.socket, socket.socket] | None = None
-        if port:
-            pair = _bind_pair(family, host, port)
-        else:
-            low, high = port_range
-            span = max(1, (high - low) // 2)
-            start = int.from_bytes(self.entropy.random_bytes(4), "big") % span
-            for i in range(min(span, 200)):
-                candidate = low + 2 * ((start + i) % span)
-                with contextlib.suppress(OSError):
-                    pair = _bind_pair(family, host, candidate)
-                    break
-        if pair is None:
-            raise OSError(f"no free RTP port pair on {host}")
-        rtp_sock, rtcp_sock = pair
-        loop = self.loop
-        _, self._rtp = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self._on_rtp), sock=rtp_sock
+        self._sockets = await RtpSockets.open(
+            self.loop,
+            host,
+            on_rtp=self._on_rtp,
+            on_rtcp=self._on_rtcp_datagram,
+            entropy=self.entropy,
+            port=port,
+            port_range=port_range,
         )
-        _, self._rtcp = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self._on_rtcp_datagram), sock=rtcp_sock
-        )
-        name = rtp_sock.getsockname()
-        self.local = (str(name[0]), int(name[1]))
+        self.local = self._sockets.local
         return self.local
 
     def _setup_codec(self, name: str, payload_type: int, ptime_ms: int) -> None:
@@ -299,16 +217,16 @@ class MediaSession:
                 (host_port[0], host_port[1] + 1) if host_port is not None else None
             )
         if config.send and not old.send:
-            self._due = max(self._due, self.loop.time())
+            self._schedule.resume(self.clock.now())
         self.config = config
 
     def start(self) -> None:
         """Begin sending and playing out on the shared pacing grid."""
         if self._closed or self._pacer is not None:
             return
-        self._pacer = pacer_for(self.loop, self._ptime_ms)
-        self._due = self._pacer.add(self)
-        self._reporter.next_report(now=self._due)
+        self._pacer = pacer_for(self.clock, self._ptime_ms)
+        self._schedule.next_due = self._pacer.add(self)
+        self._reporter.next_report(now=self._schedule.next_due)
 
     # -- audio in and out -------------------------------------------------------------------
     @property
@@ -351,16 +269,14 @@ class MediaSession:
         self, digits: str, *, duration_ms: int = 100, pause_ms: int = 60
     ) -> asyncio.Future[None]:
         """Queue RFC 4733 events (resolves once the last end packet went out)."""
-        ticks = max(1, pause_ms // self._ptime_ms)
-        if not 0 < self._clock_rate * duration_ms // 1000 <= 0xFFFF:
-            raise DtmfError(f"duration {duration_ms} ms does not fit one event")
-        for digit in digits:
-            digit_to_event(digit)  # raises DtmfError for a key that does not exist
-        for digit in digits:
-            self._dtmf_queue.append((digit, duration_ms))
-            self._dtmf_queue.append(("", ticks))
+        self._dialer.dial(
+            digits,
+            duration_ms=duration_ms,
+            pause_ticks=max(1, pause_ms // self._ptime_ms),
+            clock_rate=self._clock_rate,
+        )
         done: asyncio.Future[None] = self.loop.create_future()
-        self._dtmf_done.append((self._dtmf_sent + len(digits), done))
+        self._dtmf_done.append((self._dialer.digits_sent + len(digits), done))
         if not digits:
             done.set_result(None)
         return done
@@ -368,16 +284,10 @@ class MediaSession:
     # -- the tick ---------------------------------------------------------------------------
     def _on_tick(self, now: float) -> None:
         config = self.config
-        step = self._ptime_ms / 1000
-        if self._due < now - MAX_CATCH_UP * step:
-            missed = int((now - self._due) // step)
-            self.skipped += missed
+        missed, send = self._schedule.due(now, self._ptime_ms / 1000)
+        if missed:
             self._rtp_sender.skip(missed * self._frame)
-            self._due += missed * step
-        while self._due <= now + 1e-4:
-            if now - self._due >= step:
-                self.send_late += 1
-            self._due += step
+        for _ in range(send):
             if config.send and self._remote is not None:
                 self._send_frame(now)
             else:
@@ -389,24 +299,14 @@ class MediaSession:
 
     def _next_payload(self) -> tuple[bytes, int | None]:
         """The audio payload for this interval, or a telephone-event packet's."""
-        if not self._dtmf.active:
-            if self._pause_ticks:
-                self._pause_ticks -= 1
-            elif self._dtmf_queue:
-                digit, value = self._dtmf_queue.popleft()
-                if digit:
-                    self._dtmf.send_digit(digit, duration_ms=value)
-                else:
-                    self._pause_ticks = value
-        if self._dtmf.active:
-            packet = self._dtmf.tick()
+        dialer, dtmf = self._dialer, self._dtmf
+        packet = dialer.tick(dtmf) if dialer.busy or dtmf.active else None
+        if packet is not None:
             # The source plays on underneath, unheard, as a microphone would: what it
             # says after the key press stays in time.
             self._consume_source()
-            if packet is not None:
-                if not self._dtmf.active:
-                    self._digit_sent()
-                return packet.serialize(), None
+            self._resolve_dtmf()
+            return packet.serialize(), None
         frame = self._consume_source()
         if frame is None:
             payload = self._silence
@@ -445,13 +345,12 @@ class MediaSession:
         srtp = self.config.srtp
         if srtp is not None:
             data = srtp.protect(data)
-        rtp = self._rtp
-        if rtp is not None and rtp.transport is not None and self._remote is not None:
-            rtp.transport.sendto(data, self._remote)
+        if self._sockets is not None and self._remote is not None:
+            self._sockets.send_rtp(data, self._remote)
 
-    def _digit_sent(self) -> None:
-        self._dtmf_sent += 1
-        while self._dtmf_done and self._dtmf_done[0][0] <= self._dtmf_sent:
+    def _resolve_dtmf(self) -> None:
+        sent = self._dialer.digits_sent
+        while self._dtmf_done and self._dtmf_done[0][0] <= sent:
             _, done = self._dtmf_done.pop(0)
             if not done.done():
                 done.set_result(None)
@@ -488,7 +387,7 @@ class MediaSession:
         except RtpError:
             self.malformed += 1
             return
-        now = self.loop.time()
+        now = self.clock.now()
         self._reporter.on_rtp(packet.ssrc, packet.sequence_number, packet.timestamp, now=now)
         self._last_arrival = now
         if self.symmetric and addr != self._remote:
@@ -524,7 +423,7 @@ class MediaSession:
         self._on_rtcp(packets)
 
     def _on_rtcp(self, packets: list[RtcpPacket]) -> None:
-        left = self._reporter.on_rtcp(packets, now=self.loop.time(), wall=self._wall())
+        left = self._reporter.on_rtcp(packets, now=self.clock.now(), wall=self._wall())
         if left and self.on_bye is not None:
             self.on_bye()
 
@@ -538,56 +437,28 @@ class MediaSession:
             interval_s=self.rtcp_interval_s,
         )
 
-    def _send_rtcp(self, packets: list[RtcpPacket]) -> None:
-        data = serialize_compound(packets)
-        srtp = self.config.srtp
-        if srtp is not None:
-            data = srtp.protect_rtcp(data)
-        rtcp = self._rtcp
-        if rtcp is not None and rtcp.transport is not None and self._remote_rtcp is not None:
-            rtcp.transport.sendto(data, self._remote_rtcp)
-
     def _send_report(self, now: float, *, bye: bool = False) -> None:
         packets = self._reporter.report(now=now, wall=self._wall(), bye=bye)
-        if self._remote_rtcp is None:
+        if self._sockets is None or self._remote_rtcp is None:
             return
+        srtp = self.config.srtp
         try:
-            self._send_rtcp(packets)
+            data = serialize_compound(packets)
+            if srtp is not None:
+                data = srtp.protect_rtcp(data)
+            self._sockets.send_rtcp(data, self._remote_rtcp)
         except (RtcpError, SrtpError) as exc:
             log.debug("RTCP not sent: %s", exc)
 
     # -- statistics ----------------------------------------------------------------------
     def stats(self) -> MediaStats:
-        rep = self._reporter
-        remote = rep.remote
-        rtt_ms = rep.rtt * 1000 if rep.rtt is not None else None
-        mos = estimate_mos(
-            loss_percent=rep.loss_percent,
-            jitter_ms=rep.jitter_ms,
-            network_delay_ms=(rtt_ms or 0.0) / 2,
-            jitter_buffer_ms=self._jitter.target_delay_ms,
-            ptime_ms=self._ptime_ms,
-        )
-        return MediaStats(
+        return media_stats(
+            self._reporter,
+            self._jitter,
             codec=self._codec_name,
-            packets_sent=rep.sender.packets_sent,
-            octets_sent=rep.sender.octets_sent,
-            packets_received=rep.packets,
-            packets_lost=rep.lost,
-            loss_percent=rep.loss_percent,
-            jitter_ms=rep.jitter_ms,
-            late=self._jitter.late,
-            duplicates=self._jitter.duplicate,
-            send_late=self.send_late,
-            skipped=self.skipped,
-            remote_packets_lost=remote.packets_lost if remote is not None else None,
-            remote_loss_percent=100.0 * remote.fraction_lost / 256 if remote is not None else None,
-            remote_jitter_ms=1000.0 * remote.jitter / self._clock_rate
-            if remote is not None
-            else None,
-            rtt_ms=rtt_ms,
-            jitter_buffer_ms=self._jitter.target_delay_ms,
-            mos=mos,
+            ptime_ms=self._ptime_ms,
+            send_late=self._schedule.late,
+            skipped=self._schedule.skipped,
         )
 
     @property
@@ -605,7 +476,7 @@ class MediaSession:
             self._pacer.remove(self)
             self._pacer = None
         if self._loop is not None:
-            self._send_report(self.loop.time(), bye=True)
+            self._send_report(self.clock.now(), bye=True)
         if self._sink is not None:
             for item in self._jitter.flush():
                 if isinstance(item, Frame):
@@ -617,29 +488,10 @@ class MediaSession:
         for _, done in self._dtmf_done:
             if not done.done():
                 done.cancel()
-        for proto in (self._rtp, self._rtcp):
-            if proto is not None and proto.transport is not None:
-                proto.transport.close()
+        if self._sockets is not None:
+            self._sockets.close()
         await asyncio.sleep(0)
 
     @property
     def closed(self) -> bool:
         return self._closed
-
-
-def _bind_pair(family: int, host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """RTP at `port`, RTCP at `port + 1` (RFC 3550 §11), or OSError."""
-    socks: list[socket.socket] = []
-    try:
-        for p in (port, port + 1):
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            socks.append(sock)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
-            sock.bind((host, p))
-            sock.setblocking(False)
-    except OSError:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks[0], socks[1]

@@ -1,4 +1,4 @@
-"""The media clock: one `loop.call_at` chain per event loop and packet time.
+"""The media clock: one timer chain per clock and packet time.
 
 Every session with the same packet time ticks on a fixed grid: its tick k is due at
 t0 + k * period, computed from the previous deadline rather than from when the
@@ -7,6 +7,10 @@ callback ran, so lateness never accumulates into drift. Sessions are spread over
 thousand sessions do not all send in one burst: each callback serves one slot, and
 the datagrams that arrive meanwhile are handled between slots. After a stall longer
 than a few periods the grid is rejoined (the sessions skip what they missed).
+
+The grid runs on a `MediaClock`: the event loop's own (`loop_clock`, the default) or
+any object with `now()` and `call_at()`, such as the endpoint's
+`sipline.runtime.timers.Timers`, so a test steps media time with a fake clock.
 """
 
 from __future__ import annotations
@@ -14,16 +18,67 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["MAX_CATCH_UP", "SLOTS", "Pacer", "Ticking", "pacer_for"]
+from sipline.media.send_schedule import MAX_CATCH_UP
+
+__all__ = [
+    "MAX_CATCH_UP",
+    "SLOTS",
+    "Cancellable",
+    "LoopClock",
+    "MediaClock",
+    "Pacer",
+    "Ticking",
+    "loop_clock",
+    "pacer_for",
+]
 
 log = logging.getLogger("sipline.media")
 
-# A stall longer than this many periods is skipped rather than caught up in a burst.
-MAX_CATCH_UP = 3
 # Phases per period: 4 slots of 5 ms for 20 ms packets.
 SLOTS = 4
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class MediaClock(Protocol):
+    """Monotonic seconds and one-shot callbacks at a time on them."""
+
+    def now(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable: ...
+
+
+class LoopClock:
+    """The event loop's clock: media timing on the loop, as real calls run it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable:
+        return self.loop.call_at(when, callback)
+
+
+_LOOP_CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def loop_clock(loop: asyncio.AbstractEventLoop | None = None) -> LoopClock:
+    """The one `LoopClock` of `loop` (default: the running loop), so its sessions share
+    their pacers."""
+    loop = loop if loop is not None else asyncio.get_running_loop()
+    clock = _LOOP_CLOCKS.get(loop)
+    if clock is None:
+        clock = _LOOP_CLOCKS[loop] = LoopClock(loop)
+    return clock
 
 
 class Ticking(Protocol):
@@ -33,13 +88,13 @@ class Ticking(Protocol):
 class Pacer:
     """Calls `_on_tick(now)` on every registered session once per `period` seconds."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, period: float, slots: int = SLOTS) -> None:
-        self.loop = loop
+    def __init__(self, clock: MediaClock, period: float, slots: int = SLOTS) -> None:
+        self.clock = clock
         self.period = period
         self.step = period / slots
         self.slots: list[list[Ticking]] = [[] for _ in range(slots)]
         self._slot_of: dict[int, int] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: Cancellable | None = None
         self.next_tick = 0.0  # when slot `self._next_slot` is due
         self._next_slot = 0
         self.ticks = 0
@@ -54,9 +109,9 @@ class Pacer:
         if id(session) in self._slot_of:
             return self._due_of(self._slot_of[id(session)])
         if self._handle is None:
-            self.next_tick = self.loop.time()
+            self.next_tick = self.clock.now()
             self._next_slot = 0
-            self._handle = self.loop.call_at(self.next_tick, self._tick)
+            self._handle = self.clock.call_at(self.next_tick, self._tick)
         index = min(range(len(self.slots)), key=lambda i: len(self.slots[i]))
         self.slots[index].append(session)
         self._slot_of[id(session)] = index
@@ -76,7 +131,7 @@ class Pacer:
             self._handle = None
 
     def _tick(self) -> None:
-        now = self.loop.time()
+        now = self.clock.now()
         self.ticks += 1
         self.max_lateness = max(self.max_lateness, now - self.next_tick)
         for session in list(self.slots[self._next_slot]):
@@ -91,18 +146,16 @@ class Pacer:
             nxt += (now - nxt) // self.period * self.period
         self.next_tick = nxt
         self._next_slot = (self._next_slot + 1) % len(self.slots)
-        self._handle = self.loop.call_at(nxt, self._tick) if self._slot_of else None
+        self._handle = self.clock.call_at(nxt, self._tick) if self._slot_of else None
 
 
-_PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Pacer]] = (
-    weakref.WeakKeyDictionary()
-)
+_PACERS: weakref.WeakKeyDictionary[MediaClock, dict[int, Pacer]] = weakref.WeakKeyDictionary()
 
 
-def pacer_for(loop: asyncio.AbstractEventLoop, ptime_ms: int) -> Pacer:
-    """The shared pacer of `loop` for packets of `ptime_ms`."""
-    per_loop = _PACERS.setdefault(loop, {})
-    pacer = per_loop.get(ptime_ms)
+def pacer_for(clock: MediaClock, ptime_ms: int) -> Pacer:
+    """The shared pacer of `clock` for packets of `ptime_ms`."""
+    per_clock = _PACERS.setdefault(clock, {})
+    pacer = per_clock.get(ptime_ms)
     if pacer is None:
-        pacer = per_loop[ptime_ms] = Pacer(loop, ptime_ms / 1000)
+        pacer = per_clock[ptime_ms] = Pacer(clock, ptime_ms / 1000)
     return pacer
