@@ -28,8 +28,8 @@ from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
 from sipline.server.config import ServerConfig
 from sipline.server.features.emergency import EmergencySettings
-from sipline.server.features.planner import ServerRoutePlanner
-from sipline.server.features.router import RoutingSettings
+from sipline.server.features.forwarding import RoutingSettings
+from sipline.server.features.routing_service import ServerRoutePlanner
 from sipline.server.features.settings import FeatureSettings
 from sipline.server.flood import emergency_spare, flood_config
 from sipline.server.media_services.registry import ServiceRegistry

@@ -19,6 +19,7 @@ from dataclasses import replace
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 from sipline.core.uri import SipUri, TelUri, Uri
+from sipline.server.features.decisions import RouteSession
 from sipline.server.features.directory import MemoryDirectory, device_key, load_rules
 from sipline.server.features.emergency import (
     EmergencySession,
@@ -26,9 +27,8 @@ from sipline.server.features.emergency import (
     is_emergency_uri,
     location_from_request,
 )
+from sipline.server.features.forwarding import CallInfo, CallRouter
 from sipline.server.features.location import LocationError, find_region, region_by_network
-from sipline.server.features.plan import RouteSession
-from sipline.server.features.router import CallInfo, CallRouter
 from sipline.server.features.rules import UserRules
 from sipline.server.features.settings import FeatureSettings
 from sipline.storage.aio import AsyncStore
