@@ -18,6 +18,7 @@ from server_helpers import (
 )
 from sipua import TestUA
 
+from sipline.core.clock import Clock
 from sipline.server.config import ServerConfig, parse_listen
 from sipline.server.sip_server import SipServer
 
@@ -40,10 +41,10 @@ def no_tracebacks() -> Iterator[TracebackCatcher]:
 @pytest.fixture
 async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """Start a `SipServer` on UDP and TCP loopback with `USERS` in `DOMAIN`; keyword
-    arguments override `ServerConfig` fields."""
+    arguments override `ServerConfig` fields; `clock` (a `FakeClock`) drives its timers."""
     started: list[SipServer] = []
 
-    async def make(**overrides: Any) -> SipServer:
+    async def make(clock: Clock | None = None, **overrides: Any) -> SipServer:
         cfg = ServerConfig(
             listen=[parse_listen("udp:127.0.0.1:0"), parse_listen("tcp:127.0.0.1:0")],
             domains=[DOMAIN],
@@ -51,7 +52,7 @@ async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
         )
         for key, value in overrides.items():
             setattr(cfg, key, value)
-        server = SipServer(cfg)
+        server = SipServer(cfg, clock=clock)
         started.append(server)
         await server.start()
         assert server.store is not None
