@@ -21,6 +21,7 @@ from sipline.core.proxy import (
     SendResponse,
     better,
 )
+from sipline.core.proxy.context import _STEPS
 from sipline.core.proxy.tables import ENTRIES, Input, State, Step
 
 STATUS = {
@@ -146,6 +147,7 @@ def test_table_is_total_and_well_formed() -> None:
             assert nxt is State.COMPLETED and state is not State.COMPLETED
         if inp in DONE and steps:
             assert state in (State.PROCEEDING, State.CANCELLING)
+    assert set(_STEPS) == set(Step)  # every step of the table is carried out
     # Every state is reached from WAITING by some entry.
     reached = {State.WAITING} | {nxt for (_, nxt) in ENTRIES.values()}
     assert reached == set(State)

@@ -19,7 +19,7 @@ branches of a forked non-INVITE request run to their own end.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sipline.core.message import Response
 from sipline.core.proxy.actions import (
@@ -113,27 +113,6 @@ class ProxyContext(Generic[T]):
         self._step_args: tuple[Sequence[T], float | None, float | None] = ((), None, None)
         self._answer = Respond(500)  # what a REJECT answers
         self._fallback: Respond | None = None  # an EXHAUSTED's answer when nothing is better
-        self._steps: dict[Step, Callable[[Branch[T] | None, Response | None, float], bool]] = {
-            Step.HEARD: self._heard,
-            Step.PROVISIONAL: self._provisional,
-            Step.RELAY: self._relay,
-            Step.ACCEPT_2XX: self._accept_2xx,
-            Step.LATE_2XX: self._late_2xx,
-            Step.RECORD: self._record,
-            Step.DECLINE: self._decline,
-            Step.CHECK_DONE: self._check_done,
-            Step.FORK_GROUP: self._fork_group,
-            Step.FORK_STEP: self._fork_step,
-            Step.ARM_STEP_TIMER: self._arm_step_timer,
-            Step.STOP_STEP_TIMER: self._stop_step_timer,
-            Step.STEP_ENDED: self._step_ended,
-            Step.SEND_BEST: self._send_best,
-            Step.ANSWER: self._answer_now,
-            Step.CANCEL_ALL: self._cancel_all,
-            Step.EXPIRE_TIMER_C: self._expire_timer_c,
-            Step.EXPIRE_HOP: self._expire_hop,
-            Step.EXPIRE_STEP: self._expire_step,
-        }
         self._out: list[Action[T]] = []
 
     # -- inputs ------------------------------------------------------------------------
@@ -218,7 +197,7 @@ class ProxyContext(Generic[T]):
     ) -> None:
         steps, self.state = TABLE[self.state, inp]
         for step in steps:
-            if not self._steps[step](branch, response, now):
+            if not _STEPS[step](self, branch, response, now):
                 return
 
     def _due(self, now: float) -> tuple[Input, Branch[T] | None] | None:
@@ -425,3 +404,28 @@ class ProxyContext(Generic[T]):
             for b in self.branches:
                 if b.final is None:
                     self._out.append(CancelBranch(b.index, reason))
+
+
+# What each step of the table does (one function per step, shared by every context).
+_STEPS: dict[Step, Callable[[ProxyContext[Any], Branch[Any] | None, Response | None, float], bool]]
+_STEPS = {
+    Step.HEARD: ProxyContext._heard,
+    Step.PROVISIONAL: ProxyContext._provisional,
+    Step.RELAY: ProxyContext._relay,
+    Step.ACCEPT_2XX: ProxyContext._accept_2xx,
+    Step.LATE_2XX: ProxyContext._late_2xx,
+    Step.RECORD: ProxyContext._record,
+    Step.DECLINE: ProxyContext._decline,
+    Step.CHECK_DONE: ProxyContext._check_done,
+    Step.FORK_GROUP: ProxyContext._fork_group,
+    Step.FORK_STEP: ProxyContext._fork_step,
+    Step.ARM_STEP_TIMER: ProxyContext._arm_step_timer,
+    Step.STOP_STEP_TIMER: ProxyContext._stop_step_timer,
+    Step.STEP_ENDED: ProxyContext._step_ended,
+    Step.SEND_BEST: ProxyContext._send_best,
+    Step.ANSWER: ProxyContext._answer_now,
+    Step.CANCEL_ALL: ProxyContext._cancel_all,
+    Step.EXPIRE_TIMER_C: ProxyContext._expire_timer_c,
+    Step.EXPIRE_HOP: ProxyContext._expire_hop,
+    Step.EXPIRE_STEP: ProxyContext._expire_step,
+}

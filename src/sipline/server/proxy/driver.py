@@ -225,15 +225,13 @@ class ContextDriver:
             inbound_transport=self.st.inbound.transport,
             loop_hash=self.loop_hash,
         )
-        while len(self.cts) < branch:
-            self.cts.append(None)
         ct = endpoint.send_request(
             request, leg.hop, on_response=lambda r: self.on_response(branch, r), add_via=False
         )
-        if len(self.cts) == branch:
-            self.cts.append(ct)
-        else:
-            self.cts[branch] = ct
+        # Branches are forked in order; a response that came during the send (a
+        # transport failure) found no transaction here yet (`_ct`).
+        self.cts += [None] * (branch + 1 - len(self.cts))
+        self.cts[branch] = ct
         self.st.relayed()
 
     def _relay(self, response: Response) -> None:
