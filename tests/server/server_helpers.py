@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,16 @@ USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 
 ServerFactory = Callable[..., Awaitable[SipServer]]
 UAFactory = Callable[..., Awaitable[TestUA]]
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the event loop run (no time passes on a fake clock) until `predicate` holds."""
+
+    async def until() -> None:
+        while not predicate():
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(until(), timeout)
 
 
 def server_target(server: SipServer, transport: str = "UDP") -> Target:

@@ -13,6 +13,7 @@ from test_emergency_server import hang_up, sos
 
 from sipline.core.builders import build_response
 from sipline.core.message import Request, parse_message
+from sipline.testing import FakeClock, advance
 
 
 class SilentPsap(asyncio.DatagramProtocol):
@@ -80,13 +81,18 @@ async def test_a_psap_answering_after_the_next_one_did_is_hung_up(
         first = await make_server()
         psap = await make_ua(first)
         psap.on_invite = ring_then(200)
+        clock = FakeClock()
         server = await make_server(
+            clock=clock,
             emergency_psap=f"sip:psap@127.0.0.1:{slow_port}",
             emergency_psaps=[f"sip:psap@127.0.0.1:{psap.port}"],
             emergency_hop_timeout_s=0.5,
         )
         caller = await make_ua(server)
-        exchange = await asyncio.wait_for(caller.send(sos(caller)), 5)
+        call = asyncio.ensure_future(caller.send(sos(caller)))
+        await slow.wait_for("INVITE")
+        await advance(clock, 0.5)  # the hop timeout gives the silent PSAP up
+        exchange = await asyncio.wait_for(call, 5)
         assert exchange.final.status == 200
         assert len(psap.requests("INVITE")) == 1  # the next PSAP has the call
         slow.answer(slow_port)  # the first PSAP wakes up and answers too
@@ -94,7 +100,8 @@ async def test_a_psap_answering_after_the_next_one_did_is_hung_up(
         assert "ACK" in slow.methods()
         bye = next(r for r, _ in slow.requests if r.method == "BYE")
         assert bye.to.tag == "late" and bye.call_id == exchange.request.call_id
-        await asyncio.sleep(0.3)  # a relayed second answer would be here by now
+        # The BYE and a relayed answer would have left together: let the loop run.
+        await advance(clock, 0.0)
         assert [r.status for r in exchange.responses if r.status >= 200] == [200]
         assert exchange.final.to.tag != "late"
         await hang_up(caller, exchange)
@@ -110,13 +117,17 @@ async def test_a_late_answer_is_relayed_when_nothing_else_answered(
         first = await make_server()
         psap = await make_ua(first)
         psap.on_invite = ring_then(200, delay_s=30)  # rings on, unanswered
+        clock = FakeClock()
         server = await make_server(
+            clock=clock,
             emergency_psap=f"sip:psap@127.0.0.1:{slow_port}",
             emergency_psaps=[f"sip:psap@127.0.0.1:{psap.port}"],
             emergency_hop_timeout_s=0.5,
         )
         caller = await make_ua(server)
         call = asyncio.ensure_future(caller.send(sos(caller)))
+        await slow.wait_for("INVITE")
+        await advance(clock, 0.5)
         await psap.wait_for(lambda: len(psap.requests("INVITE")) == 1)
         slow.answer(slow_port)
         exchange = await asyncio.wait_for(call, 5)

@@ -7,13 +7,14 @@ import asyncio
 from ipaddress import ip_network
 
 import pytest
-from server_helpers import DOMAIN, ServerFactory, UAFactory
+from server_helpers import DOMAIN, ServerFactory, UAFactory, eventually
 from sipua import HOST, Dialog, Exchange, TestUA, challenges_of, ring_then
 
 from sipline.core.uri import parse_uri
-from sipline.runtime.endpoint import ServerTransaction
+from sipline.runtime.endpoint import ClientTransaction, ServerTransaction
 from sipline.server.security.relay import TrustedPeer
 from sipline.server.sip_server import SipServer
+from sipline.testing import FakeClock, advance
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
@@ -309,7 +310,8 @@ async def test_6xx_stops_the_sequential_search(server: SipServer, make_ua: UAFac
     caller = await make_ua(server)
     call = await invite(caller)
     assert call.final.status == 600
-    await asyncio.sleep(0.2)
+    # The next q-group would have been forked before the 600 went upstream.
+    assert server.endpoint.transactions.stats.clients_created == 1
     assert second.requests("INVITE") == []
 
 
@@ -323,7 +325,7 @@ async def test_cancel_from_the_caller_is_propagated(server: SipServer, make_ua: 
     ct = caller.ep.send_request(request, caller.server, on_response=exchange.responses.append)
     await a.wait_for(lambda: bool(a.requests("INVITE")))
     await b.wait_for(lambda: bool(b.requests("INVITE")))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: 180 in exchange.statuses)
     ct.cancel()
     final = await asyncio.wait_for(ct.final, 10)
     assert final.status == 487
@@ -331,27 +333,51 @@ async def test_cancel_from_the_caller_is_propagated(server: SipServer, make_ua: 
     await b.wait_for(lambda: len(b.cancels) == 1)
 
 
+async def stranger_invite(caller: TestUA) -> tuple[Exchange, ClientTransaction]:
+    """An INVITE to Bob from outside our domains (no challenge), sent in the background."""
+    request = caller.build("INVITE", f"sip:{BOB}", from_="x@elsewhere.test", to=BOB)
+    exchange = Exchange(request)
+    ct = caller.ep.send_request(request, caller.server, on_response=exchange.responses.append)
+    return exchange, ct
+
+
 async def test_timer_c_cancels_a_branch_that_rings_too_long(
     make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
-    server = await make_server(timer_c_s=0.5)
+    """§16.6 step 11: Timer C (180 s) fires at exactly 180 s on the server's clock; the
+    ringing branch is CANCELled and its 487 is the answer (§16.8)."""
+    clock = FakeClock()
+    server = await make_server(clock=clock)
     bob = await registered(server, make_ua, BOB)
     bob.on_invite = lambda ua, st: ua.answer_invite(st, 180)
     caller = await make_ua(server)
-    call = await invite(caller)
-    assert call.final.status == 487  # §16.8: the proxy CANCELled, the UAS said 487
+    exchange, ct = await stranger_invite(caller)
+    await eventually(lambda: 180 in exchange.statuses)
+    await advance(clock, 179.9)
+    assert bob.cancels == [] and not ct.final.done()
+    await advance(clock, 0.1)
+    final = await asyncio.wait_for(ct.final, 10)
+    assert final.status == 487
     assert len(bob.cancels) == 1
 
 
 async def test_timer_c_gives_up_on_a_silent_branch(
     make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
-    server = await make_server(timer_c_s=0.5)
+    """A branch that never answered cannot be CANCELled (§9.1): Timer C gives it up
+    with 408, well before its transaction's Timer B (32 s)."""
+    clock = FakeClock()
+    server = await make_server(clock=clock, timer_c_s=5.0)
     bob = await registered(server, make_ua, BOB)
     bob.on_invite = lambda ua, st: None  # never answers (its transaction sends nothing)
     caller = await make_ua(server)
-    call = await invite(caller)
-    assert call.final.status == 408
+    _, ct = await stranger_invite(caller)
+    await bob.wait_for(lambda: bool(bob.requests("INVITE")))
+    await advance(clock, 4.9)
+    assert not ct.final.done()
+    await advance(clock, 0.1)
+    final = await asyncio.wait_for(ct.final, 10)
+    assert final.status == 408
 
 
 # --- the redirect server (§8.3) --------------------------------------------------------

@@ -34,10 +34,10 @@ from sipline.server.features.directory import MemoryDirectory, load_rules
 from sipline.server.features.emergency import CallerLocation, is_emergency_uri
 from sipline.server.features.emergency import caller_location as locate_caller
 from sipline.server.features.explain import Explanation, explain_call, explain_emergency
+from sipline.server.features.forwarding import CallInfo
 from sipline.server.features.instant import FORMAT_HINT, InstantError, parse_instant
 from sipline.server.features.location import Location, find_region, region_by_network
-from sipline.server.features.planner import caller_address
-from sipline.server.features.router import CallInfo
+from sipline.server.features.routing_service import caller_address
 from sipline.server.features.rules import RuleError, UserRules
 from sipline.server.features.rules_document import check_forward_loops, parse_rules
 from sipline.storage.base import Binding, DeviceInfo, StoreError, split_address

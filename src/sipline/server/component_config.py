@@ -7,7 +7,7 @@ from __future__ import annotations
 from sipline.runtime.overload import OverloadConfig
 from sipline.server.config import ServerConfig
 from sipline.server.features.emergency import EmergencySettings
-from sipline.server.features.router import RoutingSettings
+from sipline.server.features.forwarding import RoutingSettings
 from sipline.server.features.settings import FeatureSettings
 from sipline.server.registrar import RegistrarConfig
 from sipline.server.sections import OverloadSection, RegistrarSection

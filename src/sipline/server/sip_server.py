@@ -26,7 +26,7 @@ from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
 from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
-from sipline.server.features.planner import ServerRoutePlanner
+from sipline.server.features.routing_service import ServerRoutePlanner
 from sipline.server.flood import emergency_spare, flood_config
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host

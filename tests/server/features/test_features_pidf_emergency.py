@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sipline.core.message import Request, parse_message
 from sipline.core.uri import parse_uri
+from sipline.server.features.decisions import Exhausted, Outcome, Reject, RingStep
 from sipline.server.features.emergency import (
     EmergencySession,
     EmergencySettings,
@@ -18,6 +19,7 @@ from sipline.server.features.emergency import (
     location_from_request,
     split_multipart,
 )
+from sipline.server.features.forwarding import Device
 from sipline.server.features.location import (
     Location,
     LocationError,
@@ -27,8 +29,6 @@ from sipline.server.features.location import (
     parse_pidf,
     region_by_network,
 )
-from sipline.server.features.plan import Exhausted, Outcome, Reject, RingStep
-from sipline.server.features.router import Device
 
 # RFC 4119 §2.2.1 style: the location inside a tuple's status.
 RFC4119 = b"""<?xml version="1.0" encoding="UTF-8"?>

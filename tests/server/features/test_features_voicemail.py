@@ -9,8 +9,8 @@ import pytest
 from features_helpers import binding, directory
 
 from sipline.core.message import parse_message
-from sipline.server.features.plan import Outcome, RingStep
-from sipline.server.features.router import CallInfo, CallRouter
+from sipline.server.features.decisions import Outcome, RingStep
+from sipline.server.features.forwarding import CallInfo, CallRouter
 from sipline.server.features.rules import RuleError, target_aor
 from sipline.server.features.rules_document import parse_rules
 from sipline.server.voicemail.address import mailbox_of, voicemail_uri

@@ -2,8 +2,12 @@
 time-of-day and location-based routing, emergency calls, do-not-disturb and
 blocklists.
 
-The rule evaluation is pure (`rules`, `schedule`, `location`, `router`,
+The rule evaluation is pure (`rules`, `schedule`, `location`, `forwarding`,
 `emergency`, `history`, `explain`): it takes the instant, the caller and the callee's
-rules and devices as arguments. `planner` connects it to the server's store and the
-proxy's `RoutePlanner` hook (`plan`).
+rules and devices as arguments, and builds a call's routing steps. `decisions` is
+the vocabulary between it and the proxy, which carries the steps out
+(`sipline.server.proxy`): the `RoutePlanner` hook, a `RouteSession` per call, its
+decisions (`RingStep`, `Reject`, `Exhausted`) and the outcome of each step.
+`routing_service` connects the rules to the server's store and opens each call's
+session.
 """

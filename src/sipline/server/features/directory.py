@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from sipline.server.features.router import Device
+from sipline.server.features.forwarding import Device
 from sipline.server.features.rules import RuleError, UserRules
 from sipline.server.features.rules_document import parse_rules
 from sipline.storage.base import Binding, DeviceInfo

@@ -31,6 +31,15 @@ from dataclasses import dataclass, field
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
 from sipline.core.uri import AbsoluteUri, SipUri, TelUri, Uri
+from sipline.server.features.decisions import (
+    Decision,
+    Exhausted,
+    Outcome,
+    Reject,
+    RingStep,
+    RingTarget,
+)
+from sipline.server.features.forwarding import Device
 from sipline.server.features.location import (
     PIDF_TYPE,
     Location,
@@ -41,8 +50,6 @@ from sipline.server.features.location import (
     parse_pidf,
     region_by_network,
 )
-from sipline.server.features.plan import Decision, Exhausted, Outcome, Reject, RingStep, RingTarget
-from sipline.server.features.router import Device
 
 __all__ = [
     "DEFAULT_HOP_TIMEOUT_S",

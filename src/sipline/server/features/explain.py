@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sipline.core.message import Request
+from sipline.server.features.decisions import Exhausted, Outcome, Reject, RingStep
 from sipline.server.features.emergency import CallerLocation, EmergencySession, EmergencySettings
-from sipline.server.features.plan import Exhausted, Outcome, Reject, RingStep
-from sipline.server.features.router import (
+from sipline.server.features.forwarding import (
     CallInfo,
     CallRouter,
     Directory,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sipline.server.features.emergency import EmergencySettings
+from sipline.server.features.forwarding import RoutingSettings
 from sipline.server.features.location import Region
-from sipline.server.features.router import RoutingSettings
 
 __all__ = ["FeatureSettings"]
 

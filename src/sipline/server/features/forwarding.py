@@ -20,8 +20,7 @@ from typing import Protocol
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Response
 from sipline.core.uri import SipUri, parse_uri
-from sipline.server.features.history import DiversionReason, Hop, branch_history, cause_for
-from sipline.server.features.plan import (
+from sipline.server.features.decisions import (
     Decision,
     Exhausted,
     Outcome,
@@ -29,6 +28,7 @@ from sipline.server.features.plan import (
     RingStep,
     RingTarget,
 )
+from sipline.server.features.history import DiversionReason, Hop, branch_history, cause_for
 from sipline.server.features.rules import (
     Action,
     Rule,
@@ -257,7 +257,7 @@ _EXHAUSTED = {
 
 
 class CallRouter:
-    """The `RouteSession` for a call to a local user (see `plan.RouteSession`)."""
+    """The `RouteSession` for a call to a local user (see `decisions.RouteSession`)."""
 
     def __init__(
         self,

@@ -20,12 +20,12 @@ from sipline.core.message import Response
 __all__ = ["forwardable_stray", "is_our_branch"]
 
 _HEX = frozenset(string.hexdigits.lower())
-_LOOP_HASH_LEN = 16  # Proxy._loop_hash: blake2b with an 8-byte digest, in hex
+_LOOP_HASH_LEN = 16  # proxy.local.loop_hash: blake2b with an 8-byte digest, in hex
 
 
 def is_our_branch(branch: str | None) -> bool:
-    """The shape of the branch Proxy._forward puts in its Via: the magic cookie, the
-    §16.6 step 8 loop hash, a dot, then a random part."""
+    """The shape of the branch `proxy.forward.branch_request` puts in its Via: the
+    magic cookie, the §16.6 step 8 loop hash, a dot, then a random part."""
     if branch is None or not branch.startswith(MAGIC_COOKIE):
         return False
     loop_hash, dot, rest = branch[len(MAGIC_COOKIE) :].partition(".")

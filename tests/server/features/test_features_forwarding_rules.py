@@ -10,8 +10,8 @@ from features_helpers import binding, directory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sipline.server.features.plan import Exhausted, Outcome, Reject, RingStep
-from sipline.server.features.router import CallInfo, CallRouter, RoutingSettings, target_key
+from sipline.server.features.decisions import Exhausted, Outcome, Reject, RingStep
+from sipline.server.features.forwarding import CallInfo, CallRouter, RoutingSettings, target_key
 from sipline.storage.base import DeviceInfo
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"

@@ -11,9 +11,9 @@ import pytest
 
 from sipline.core.message import Request, parse_message
 from sipline.server.features.emergency import EmergencySession, EmergencySettings
+from sipline.server.features.forwarding import CallRouter
 from sipline.server.features.location import Region
-from sipline.server.features.planner import ServerRoutePlanner
-from sipline.server.features.router import CallRouter
+from sipline.server.features.routing_service import ServerRoutePlanner
 from sipline.server.features.settings import FeatureSettings
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding, DeviceInfo

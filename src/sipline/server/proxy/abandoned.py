@@ -1,6 +1,6 @@
 """A 2xx from a branch the proxy gave up, once the caller has its answer.
 
-A branch is abandoned when its hop timeout (sipline.server.hop_timeout) or its step's
+A branch is abandoned when its hop timeout (Timer B cut short) or its step's
 ring timeout expired: the proxy moved on to the next destination (the next PSAP of an
 emergency call, the next step of a forward). RFC 3261 §16.7 step 10 has a proxy
 forward every 2xx, so that the caller can pick among forked answers; but a branch the

@@ -21,6 +21,7 @@ from sipline.core.message import Request
 from sipline.core.uri import SipUri, TelUri, Uri
 from sipline.runtime.system import SystemClock
 from sipline.runtime.timers import Timers
+from sipline.server.features.decisions import RouteSession
 from sipline.server.features.directory import MemoryDirectory, device_key, load_rules
 from sipline.server.features.emergency import (
     EmergencySession,
@@ -28,9 +29,8 @@ from sipline.server.features.emergency import (
     is_emergency_uri,
     location_from_request,
 )
+from sipline.server.features.forwarding import CallInfo, CallRouter
 from sipline.server.features.location import LocationError, find_region, region_by_network
-from sipline.server.features.plan import RouteSession
-from sipline.server.features.router import CallInfo, CallRouter
 from sipline.server.features.rules import UserRules
 from sipline.server.features.settings import FeatureSettings
 from sipline.storage.aio import AsyncStore

@@ -1,0 +1,141 @@
+"""The proxy's view of itself: which URIs and Vias name us (§16.4), the Record-Route
+we add (§16.6 step 4), whether a request belongs to a dialog we record-routed, and
+loop detection (§16.3 step 4, §16.6 step 8)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from sipline.core.builders import MAGIC_COOKIE
+from sipline.core.message import Request
+from sipline.core.uri import SipUri, Uri, format_host
+from sipline.runtime.endpoint import Endpoint
+from sipline.server.security.route_sign import RouteSigner
+
+__all__ = ["DEFAULT_PORT", "LocalNames", "loop_hash"]
+
+DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+
+
+def loop_hash(request: Request, top_branch: str | None = None) -> str:
+    """§16.6 step 8: a branch part that is the same whenever the same request comes
+    back to us unchanged (a loop), different when it spirals.
+
+    `top_branch` is the branch of the Via that was topmost when we received the
+    request; when checking a request that came back, it is the Via just below ours,
+    since every hop since has pushed its own above it."""
+    if top_branch is None:
+        top_branch = request.top_via.branch or ""
+    h = hashlib.blake2b(digest_size=8)
+    for part in (
+        request.uri_text,
+        request.from_.tag or "",
+        request.to.tag or "",
+        request.call_id,
+        str(request.cseq.seq),
+        top_branch,
+        request.headers.get("proxy-require") or "",
+        request.headers.get("proxy-authorization") or "",
+        ",".join(request.headers.get_all("route")),
+    ):
+        h.update(part.encode("utf-8", "surrogateescape"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+class LocalNames:
+    """Our listeners, the domains we serve and the key that signs our Record-Route."""
+
+    def __init__(
+        self, endpoint: Endpoint, is_local_domain: Callable[[str], bool], signer: RouteSigner
+    ) -> None:
+        self.endpoint = endpoint
+        self.is_local_domain = is_local_domain
+        self.signer = signer  # the server gives it the secret its workers share
+
+    def is_me(self, uri: Uri) -> bool:
+        if not isinstance(uri, SipUri):
+            return False
+        host = uri.host.lower()
+        for item in self.endpoint.listeners:
+            if (
+                host in (item.advertise.lower(), item.host)
+                and (uri.port or DEFAULT_PORT[item.transport]) == item.port
+            ):
+                return True
+        return False
+
+    def via_is_me(self, host: str, port: int | None) -> bool:
+        for item in self.endpoint.listeners:
+            if host in (item.advertise, item.host) and (port or 5060) == item.port:
+                return True
+        return False
+
+    def is_served(self, uri: Uri) -> bool:
+        """A Route to a domain we serve (no user) leads here: RFC 3263 would find us."""
+        return (
+            isinstance(uri, SipUri)
+            and not uri.user
+            and not uri.maddr
+            and self.is_local_domain(uri.host)
+        )
+
+    def record_route(self, transport: str, request: Request) -> str:
+        item = self.endpoint.listening(transport)
+        params = ";transport=tcp" if transport == "TCP" else ""
+        # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
+        # this dialog (sipline.server.security.route_sign).
+        params += self.signer.param(request)
+        scheme = "sips" if transport == "TLS" else "sip"
+        return f"<{scheme}:{format_host(item.advertise)}:{item.port}{params};lr>"
+
+    def in_our_dialog(self, request: Request) -> bool:
+        """An in-dialog request whose Route naming us (or Request-URI, after a strict
+        router, §16.4) carries our signature for its dialog: a dialog we record-routed.
+        A Route through us without it is an ordinary Route to a target it names."""
+        if request.to.tag is None:
+            return False
+        uri = request.uri
+        if self.is_me(uri):
+            return self.signer.signed_for(uri, request)
+        routes = request.routes
+        if routes and self.is_me(routes[0].uri):
+            return self.signer.signed_for(routes[0].uri, request)
+        return False
+
+    def looped(self, request: Request) -> bool:
+        """§16.3 step 4: one of our Vias carries the branch hash this request would get
+        again; a changed Request-URI or Route (a spiral) gives another hash."""
+        if request.headers.has_one_value("via"):
+            return False  # one Via: the sender's own, no hop of ours below it
+        vias = request.vias
+        for i, via in enumerate(vias):
+            branch = via.branch
+            if (
+                branch
+                and branch.startswith(MAGIC_COOKIE)
+                and i + 1 < len(vias)
+                and self.via_is_me(via.host, via.port)
+            ):
+                marker = MAGIC_COOKIE + loop_hash(request, vias[i + 1].branch or "")
+                if branch.startswith(marker + "."):
+                    return True
+        return False
+
+    def preprocess_route(self, request: Request) -> None:
+        """§16.4: undo a strict router's rewrite, and pop our own Route entry."""
+        if self.is_me(request.uri) and request.routes:
+            # The previous hop is a strict router: the Request-URI is our Record-Route
+            # value; the real one was put last in Route (§16.4, §12.2.1.1).
+            routes = request.routes
+            last = routes[-1]
+            request.uri = last.uri
+            request.headers.remove("Route")
+            for r in routes[:-1]:
+                request.headers.add("Route", str(r))
+        while True:
+            routes = request.routes
+            if not routes or not (self.is_me(routes[0].uri) or self.is_served(routes[0].uri)):
+                break
+            request.headers.pop_first_value("Route")
