@@ -442,11 +442,13 @@ async def test_nat_binding_reaches_the_ua_at_its_source(
 
 
 async def test_a_password_changed_from_the_cli_takes_effect_at_once(
-    server: SipServer, make_ua: UAFactory
+    make_server: ServerFactory, make_ua: UAFactory
 ) -> None:
     """The HA1 cache follows the store: another process (here a second connection to
     the file, as `sipline user passwd` opens) changes the password, and within the
     credentials poll the old one is refused and the new one accepted."""
+    clock = FakeClock()
+    server = await make_server(clock=clock)
     ua = await make_ua(server)
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 200  # cached
@@ -455,7 +457,9 @@ async def test_a_password_changed_from_the_cli_takes_effect_at_once(
         cli.set_password("alice", DOMAIN, "changed-pw")
     finally:
         cli.close()
-    await asyncio.sleep(CREDENTIALS_POLL_S * 3)
+    await advance(clock, CREDENTIALS_POLL_S * 3)
+    assert server.store is not None
+    await server.store.write(lambda: None)  # after the poll's read, in the store's order
     assert (await ua.register(f"alice@{DOMAIN}", "alice-pw")).final.status == 401
     assert (await ua.register(f"alice@{DOMAIN}", "changed-pw")).final.status == 200
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from sipline.runtime.endpoint import Endpoint
 from sipline.runtime.system import MemoryRelease
+from sipline.runtime.timers import Timers
 from sipline.server.backend import ServerBackend
 from sipline.server.security.monitor import BAN_POLL_S, SecurityMonitor
 from sipline.storage.aio import AsyncStore
@@ -53,6 +54,7 @@ def start_upkeep(
         ),
         loop.create_task(
             follow(
+                endpoint.timers,
                 CREDENTIALS_POLL_S,
                 store.poll_credentials,
                 "the credentials version",
@@ -61,10 +63,16 @@ def start_upkeep(
         ),
     ]
     if shared:
-        feed = follow(FEED_POLL_S, store.poll_binding_changes, "the binding change feed")
+        feed = follow(
+            endpoint.timers, FEED_POLL_S, store.poll_binding_changes, "the binding change feed"
+        )
         tasks.append(loop.create_task(feed))
         if security is not None:
-            tasks.append(loop.create_task(follow(BAN_POLL_S, security.poll, "the source bans")))
+            tasks.append(
+                loop.create_task(
+                    follow(endpoint.timers, BAN_POLL_S, security.poll, "the source bans")
+                )
+            )
     return tasks
 
 
@@ -82,7 +90,7 @@ async def housekeep(
     memory a burst of transactions took once they are gone (runtime/system.py). A
     worker (`shared`) also trims the change feed, the nonce counts and the bans."""
     while True:
-        await asyncio.sleep(5.0)
+        await endpoint.timers.sleep(5.0)
         peak = memory.peak
         if memory.observe(endpoint.transactions.server_count):
             log.info("released the memory of a burst of %d transactions", peak)
@@ -100,6 +108,7 @@ async def housekeep(
 
 
 async def follow(
+    timers: Timers,
     every_s: float,
     poll: Callable[[], Awaitable[object]],
     what: str,
@@ -110,11 +119,11 @@ async def follow(
     within milliseconds, one indexed read per poll) and the credentials version
     (the HA1 cache is dropped when any HA1 changed)."""
     while True:
-        await asyncio.sleep(every_s)
+        await timers.sleep(every_s)
         try:
             await poll()
         except StoreError as exc:
             log.warning("reading %s failed: %s", what, exc)
             if on_error is not None:
                 on_error()
-            await asyncio.sleep(1.0)
+            await timers.sleep(1.0)
