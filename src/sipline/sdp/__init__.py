@@ -1,4 +1,8 @@
-"""SDP (RFC 8866) and the RFC 3264 offer/answer model: sans-I/O, standard library only."""
+"""SDP (RFC 8866) and the RFC 3264 offer/answer model: sans-I/O, standard library only.
+
+Imports only the standard library; the user agent (`sipline.phone`) negotiates media
+with it (the core treats bodies as opaque bytes and never imports it).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""Accounts and the location service: store protocols, the SQLite backend, the asyncio front."""
+"""Accounts and the location service: store protocols, the SQLite backend, the asyncio front.
+
+What the server keeps (accounts, bindings, routing rules, devices, stored messages,
+presence, call records, voicemail) behind protocols in `base`, `im` and friends;
+`sqlite` is the embedded backend (its migrations in `sqlite_schema`); `aio.AsyncStore`
+runs it on one thread with group commit, and `cache` keeps bindings in memory.
+Imports `sipline.core` only; used by `sipline.server` and `sipline.cli`.
+"""
 
 from __future__ import annotations
 
