@@ -18,7 +18,7 @@ UAFactory = Callable[..., Awaitable[TestUA]]
 
 
 def server_target(server: SipServer, transport: str = "UDP") -> Target:
-    item = server.endpoint.listening(transport)
+    item = server.endpoint.local_address(transport)
     return Target(transport, item.host, item.port)
 
 

@@ -66,7 +66,7 @@ class TestUA:
     @classmethod
     async def start(cls, server: Target, transport: str = "UDP") -> TestUA:
         ep = Endpoint()
-        await ep.listen(transport, HOST, 0)
+        await ep.bind(transport, HOST, 0)
         return cls(ep, server, transport)
 
     async def close(self) -> None:
@@ -74,7 +74,7 @@ class TestUA:
 
     @property
     def port(self) -> int:
-        return self.ep.listening(self.transport).port
+        return self.ep.local_address(self.transport).port
 
     def contact(self, user: str, **params: str) -> str:
         tail = ";transport=tcp" if self.transport == "TCP" else ""

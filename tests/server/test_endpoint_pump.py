@@ -36,7 +36,7 @@ async def test_a_burst_of_timeouts_whose_handlers_send_again_does_not_recurse() 
         target = Target("UDP", HOST, sink_port)
         # T1 = 10 ms: Timer F (64*T1, RFC 3261 §17.1.2.2) fires 0.64 s after each send.
         ep = Endpoint(EndpointConfig(timers=TimerConfig(t1=0.01, t2=0.04, t4=0.05)))
-        await ep.listen("UDP", HOST, 0)
+        await ep.bind("UDP", HOST, 0)
         finals: list[int] = []
         resent: list[int] = []
 

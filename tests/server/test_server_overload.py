@@ -170,11 +170,11 @@ async def test_a_filling_udp_queue_is_seen(make_server: ServerFactory, make_ua: 
     server = await make_server(overload_max_udp_queue_fill=0.001)
     guard = server.endpoint.overload
     assert guard is not None
-    item = server.endpoint.listening("UDP")
+    item = server.endpoint.local_address("UDP")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for _ in range(200):  # sent while this coroutine holds the loop: none is read
             sock.sendto(b"\r\n\r\n" + b"x" * 500, (item.host, item.port))
-        fill = server.endpoint._udp_queue_fill()
+        fill = server.endpoint.transports.udp_queue_fill()
     if fill == 0.0:
         pytest.skip("SO_MEMINFO is not available here")
     guard.observe_queue(fill)
@@ -244,7 +244,7 @@ async def test_a_request_left_waiting_is_seen(server: SipServer, make_ua: UAFact
         await asyncio.sleep(0.05)
         held = asyncio.ensure_future(ua.register(ALICE, "alice-pw"))
         await asyncio.sleep(0.6)
-        wait_s = server.endpoint._oldest_wait()
+        wait_s = server.endpoint.admission.oldest_wait()
         shedding = guard.waiting and guard.shed_fraction > 0.0
     finally:
         released.set()
@@ -252,7 +252,7 @@ async def test_a_request_left_waiting_is_seen(server: SipServer, make_ua: UAFact
     assert shedding and 0.5 <= wait_s < 1.0, wait_s
     assert (await asyncio.wait_for(held, 5)).final.status == 200
     await asyncio.sleep(0.1)
-    assert server.endpoint._oldest_wait() == 0.0 and not guard.waiting
+    assert server.endpoint.admission.oldest_wait() == 0.0 and not guard.waiting
 
 
 async def test_a_request_relayed_onwards_is_not_waiting_on_us(
@@ -273,7 +273,7 @@ async def test_a_request_relayed_onwards_is_not_waiting_on_us(
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.6)
     assert server.endpoint.pending_transactions == 1
-    assert server.endpoint._oldest_wait() == 0.0
+    assert server.endpoint.admission.oldest_wait() == 0.0
     guard = server.endpoint.overload
     assert guard is not None and guard.shed_fraction == 0.0
 

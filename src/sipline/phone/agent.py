@@ -188,7 +188,7 @@ class UserAgent:
                 # BYE) with a certificate made for this run.
                 self._tls_files = TlsFiles.create()
                 ssl_context = self._tls_files.server_context()
-            await self.endpoint.listen(
+            await self.endpoint.bind(
                 config.transport,
                 config.listen_host,
                 config.listen_port,
@@ -409,7 +409,7 @@ class UserAgent:
     # -- the CallHost interface ---------------------------------------------------------------
     def contact(self) -> NameAddr:
         """Our Contact: where requests for us go (the public address once known)."""
-        item = self.endpoint.listening(self.config.transport)
+        item = self.endpoint.local_address(self.config.transport)
         host, port = self._public or (item.advertise, item.port)
         uri = SipUri("sip", self.config.aor.user, None, host, port)
         if self.config.reliable:
@@ -471,7 +471,7 @@ class UserAgent:
     def _usable(self, target: Target) -> Target:
         """A target over a transport we have: our Via names our listener for it (§18.1.1)."""
         try:
-            self.endpoint.listening(target.transport)
+            self.endpoint.local_address(target.transport)
         except LocalProtocolError:
             raise UserAgentError(
                 f"{target.host}:{target.port} needs {target.transport}, and this agent uses "

@@ -168,7 +168,7 @@ class Proxy:
         if not isinstance(uri, SipUri):
             return False
         host = uri.host.lower()
-        for item in self.endpoint.listeners:
+        for item in self.endpoint.local_addresses:
             if (
                 host in (item.advertise.lower(), item.host)
                 and (uri.port or _DEFAULT_PORT[item.transport]) == item.port
@@ -177,7 +177,7 @@ class Proxy:
         return False
 
     def _record_route(self, transport: str, request: Request) -> str:
-        item = self.endpoint.listening(transport)
+        item = self.endpoint.local_address(transport)
         params = ";transport=tcp" if transport == "TCP" else ""
         # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
         # this dialog (sipline.server.security.route_sign).
@@ -272,7 +272,7 @@ class Proxy:
         return self.planner is not None and self.planner.exempt_from_auth(request)
 
     def _via_is_me(self, host: str, port: int | None) -> bool:
-        for item in self.endpoint.listeners:
+        for item in self.endpoint.local_addresses:
             if host in (item.advertise, item.host) and (port or 5060) == item.port:
                 return True
         return False

@@ -5,12 +5,12 @@ in `sipline.transport.loop`.
 """
 
 from sipline.transport.base import Source, Target, TransportError, TransportStats
-from sipline.transport.layer import Listener, TransportLayer
+from sipline.transport.layer import BoundSocket, TransportLayer
 from sipline.transport.stream import Connection
 
 __all__ = [
+    "BoundSocket",
     "Connection",
-    "Listener",
     "Source",
     "Target",
     "TransportError",

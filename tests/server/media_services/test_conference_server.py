@@ -62,7 +62,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
 
 
 def _agent(server: SipServer, user: str) -> UserAgent:
-    port = server.endpoint.listeners[0].port
+    port = server.endpoint.local_addresses[0].port
     return UserAgent(
         f"{user}@{DOMAIN}",
         password=f"{user}-pw",
@@ -183,7 +183,7 @@ async def test_opus_and_g711_mixed_recorded_and_a_moderator_mutes_the_others(
     recording_server: SipServer, tmp_path: Path
 ) -> None:
     server = recording_server
-    port = server.endpoint.listeners[0].port
+    port = server.endpoint.local_addresses[0].port
     agents = [
         UserAgent(f"{u}@{DOMAIN}", password=f"{u}-pw", server=f"{HOST}:{port}",
                   listen=f"{HOST}:0", timers=FAST,

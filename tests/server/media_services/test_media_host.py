@@ -65,7 +65,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
 
 
 def _alice(server: SipServer) -> UserAgent:
-    port = server.endpoint.listeners[0].port
+    port = server.endpoint.local_addresses[0].port
     return UserAgent(
         f"alice@{DOMAIN}",
         password="alice-pw",

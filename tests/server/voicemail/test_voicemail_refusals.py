@@ -51,7 +51,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
 
 
 def _ua(server: SipServer, user: str) -> UserAgent:
-    port = server.endpoint.listeners[0].port
+    port = server.endpoint.local_addresses[0].port
     return UserAgent(
         f"{user}@{DOMAIN}",
         password=f"{user}-pw",
