@@ -36,7 +36,7 @@ class ServerTransaction:
     """A request to answer. `respond` builds the §8.2.6 response; `send` sends one."""
 
     __slots__ = (
-        "_owner",
+        "_endpoint",
         "_to_tag",
         "cancel_request",
         "cancelled",
@@ -48,7 +48,7 @@ class ServerTransaction:
     )
 
     def __init__(self, owner: HandleOwner, key: ServerKey, request: Request, inbound: Inbound):
-        self._owner = owner
+        self._endpoint = owner
         self.key = key
         self.request = request
         self.inbound = inbound
@@ -68,7 +68,7 @@ class ServerTransaction:
     def to_tag(self) -> str:
         """The tag this element puts in To for its responses (one per transaction)."""
         if self._to_tag is None:
-            self._to_tag = self.request.to.tag or new_tag(self._owner.entropy)
+            self._to_tag = self.request.to.tag or new_tag(self._endpoint.entropy)
         return self._to_tag
 
     def response(
@@ -114,7 +114,7 @@ class ServerTransaction:
         )
 
     def send(self, response: Response) -> None:
-        self._owner.send_response(self, response)
+        self._endpoint.send_response(self, response)
 
 
 class ClientTransaction:
@@ -122,7 +122,7 @@ class ClientTransaction:
     response (a 408 or 503 is synthesised on timeout or transport failure, §8.1.3.1);
     `on_response` sees every response, including 2xx retransmissions from forks."""
 
-    __slots__ = ("_owner", "error", "final", "key", "on_response", "request", "target")
+    __slots__ = ("_endpoint", "error", "final", "key", "on_response", "request", "target")
 
     def __init__(
         self,
@@ -132,7 +132,7 @@ class ClientTransaction:
         target: Target,
         on_response: Callable[[Response], None] | None,
     ) -> None:
-        self._owner = owner
+        self._endpoint = owner
         self.key = key
         self.request = request
         self.target = target
@@ -143,7 +143,7 @@ class ClientTransaction:
     def cancel(self, reason: str | None = None) -> None:
         """Send CANCEL for a pending INVITE (§9.1); a no-op once it has a final response.
         `reason`: a Reason header value for the CANCEL (RFC 3326)."""
-        self._owner.cancel(self, reason)
+        self._endpoint.cancel(self, reason)
 
     def _deliver(self, response: Response) -> None:
         if self.on_response is not None:
