@@ -79,13 +79,10 @@ class LocalAddresses:
     """The endpoint's addresses, in the order they were bound."""
 
     def __init__(self) -> None:
-        self._items: list[LocalAddress] = []
-
-    def all(self) -> list[LocalAddress]:
-        return list(self._items)
+        self.items: list[LocalAddress] = []
 
     def add(self, item: LocalAddress) -> None:
-        self._items.append(item)
+        self.items.append(item)
 
     def pick(
         self, transport: str | None = None, family: int | None = None, *, via: bool = False
@@ -94,14 +91,14 @@ class LocalAddresses:
         family); with `via`, the one to name in the Via of a request we send: the
         private port when there is one."""
         if via:
-            for item in self._items:
+            for item in self.items:
                 if (
                     item.private
                     and (transport is None or item.transport == transport.upper())
                     and (family is None or (":" in item.host) == (family == 6))
                 ):
                     return item
-        for item in self._items:
+        for item in self.items:
             if item.private:
                 continue
             if transport is not None and item.transport != transport.upper():

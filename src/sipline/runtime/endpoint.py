@@ -102,6 +102,8 @@ class Endpoint:
         self.transports.on_message = self._on_message
         self.stats = EndpointStats()
         self.addresses = LocalAddresses()
+        # Our Via for a request to a target (§8.1.1.7); bound once: the proxy asks per hop.
+        self.via_value: Callable[[Target, str], str] = self.addresses.via_value
         self.on_request: RequestHandler | None = None
         # Consulted before any transaction exists: a response it returns is sent at once
         # and no state is kept (a stateless UAS, §8.2.7; e.g. OPTIONS to the server).
@@ -154,7 +156,7 @@ class Endpoint:
 
     @property
     def local_addresses(self) -> list[LocalAddress]:
-        return self.addresses.all()
+        return list(self.addresses.items)
 
     async def bind(
         self,
@@ -183,10 +185,6 @@ class Endpoint:
 
     def local_uri(self, transport: str = "UDP", user: str | None = None) -> SipUri:
         return self.addresses.local_uri(transport, user)
-
-    def via_value(self, target: Target, branch: str) -> str:
-        """Our Via for a request to `target` (§8.1.1.7), asking for rport (RFC 3581)."""
-        return self.addresses.via_value(target, branch)
 
     @property
     def live_transactions(self) -> int:

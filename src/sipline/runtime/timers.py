@@ -63,8 +63,12 @@ class Timer:
         self.cancelled = True
         self._callback = None
         self._args = ()
-        if self._timers is not None:
-            self._timers._cancelled_in_heap()
+        timers = self._timers
+        if timers is not None:
+            timers._cancelled += 1
+            size = len(timers._heap)
+            if size > _MIN_HEAP_TO_COMPACT and 2 * timers._cancelled > size:
+                timers._compact()
 
     def _run(self) -> None:
         callback, args = self._callback, self._args
@@ -171,14 +175,13 @@ class Timers:
             self._handle = None
         self._armed_for = None
 
-    def _cancelled_in_heap(self) -> None:
-        self._cancelled += 1
+    def _compact(self) -> None:
+        """Drop the cancelled entries (see `_MIN_HEAP_TO_COMPACT`)."""
         heap = self._heap
-        if len(heap) > _MIN_HEAP_TO_COMPACT and 2 * self._cancelled > len(heap):
-            # In place: `run_due` may be iterating over this very list.
-            heap[:] = [entry for entry in heap if not entry[2].cancelled]
-            heapq.heapify(heap)
-            self._cancelled = 0
+        # In place: `run_due` may be iterating over this very list.
+        heap[:] = [entry for entry in heap if not entry[2].cancelled]
+        heapq.heapify(heap)
+        self._cancelled = 0
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
