@@ -192,7 +192,7 @@ async def bench(args: argparse.Namespace) -> None:
         now = time.time()
         binding = Binding(aor, contact, now + 7200, "bench", 1, updated_at=now)
         await store.update_bindings(aor, upsert=[binding])
-        server_port = server.endpoint.listening("UDP").port
+        server_port = server.endpoint.local_address("UDP").port
         try:  # as `sipline serve` does once started
             from sipline.runtime.system import tune_gc
         except ImportError:  # an older tree (for before/after figures)

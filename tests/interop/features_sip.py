@@ -253,7 +253,7 @@ class Phone:
         self._n = 0
 
     async def start(self) -> Phone:
-        _, self.port = await self.ep.listen("UDP", HOST, 0)
+        _, self.port = await self.ep.bind("UDP", HOST, 0)
         return self
 
     async def close(self) -> None:

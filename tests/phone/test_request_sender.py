@@ -51,7 +51,7 @@ def _options(cseq: int = 1) -> Request:
 
 async def _sender(password: str) -> tuple[Endpoint, RequestSender]:
     endpoint = Endpoint()
-    await endpoint.listen("UDP", HOST, 0)
+    await endpoint.bind("UDP", HOST, 0)
     digest = DigestClient("alice", password, entropy=SeededEntropy(1))
     return endpoint, RequestSender(endpoint, digest)
 

@@ -175,7 +175,7 @@ async def test_a_call_over_tcp() -> None:
         agent("alice", transport="tcp") as alice,
         agent("bob", transport="tcp", auto_answer=True) as bob,
     ):
-        port = bob.endpoint.listening("TCP").port
+        port = bob.endpoint.local_address("TCP").port
         call = await alice.call(f"sip:bob@127.0.0.1:{port};transport=tcp")
         await asyncio.wait_for(call.answered, 5)
         assert alice.contact().uri_text.endswith(";transport=tcp")

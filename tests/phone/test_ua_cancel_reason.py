@@ -43,7 +43,7 @@ def _request(method: str, port: int, here: int, extra: str = "", body: str = "")
 )
 async def test_the_cancel_reason_is_what_the_call_ends_with(reason: str, expected: str) -> None:
     async with agent("bob") as bob:
-        port = bob.endpoint.listening("UDP").port
+        port = bob.endpoint.local_address("UDP").port
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((HOST, 0))
             sock.settimeout(5)

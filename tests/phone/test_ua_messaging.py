@@ -43,7 +43,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
 
 
 def agent(server: SipServer, name: str, **kwargs: object) -> UserAgent:
-    port = server.endpoint.listeners[0].port
+    port = server.endpoint.local_addresses[0].port
     return UserAgent(
         f"{name}@{DOMAIN}",
         password=USERS[name],

@@ -46,15 +46,15 @@ async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
 
 async def test_a_tcp_agent_is_reached_over_its_registration_flow(server: SipServer) -> None:
     clock = FakeClock()
-    tcp_port = server.endpoint.listening("TCP").port
+    tcp_port = server.endpoint.local_address("TCP").port
     bob = UserAgent(f"bob@{DOMAIN}", password="bob-pw", server=f"{HOST}:{tcp_port}",
                     transport="tcp", listen=f"{HOST}:0", timers=FAST, auto_answer=True,
                     keepalive_s=0.2, clock=clock)  # fmt: skip
-    udp_port = server.endpoint.listening("UDP").port
+    udp_port = server.endpoint.local_address("UDP").port
     alice = UserAgent(f"alice@{DOMAIN}", password="alice-pw", server=f"{HOST}:{udp_port}",
                       listen=f"{HOST}:0", timers=FAST)  # fmt: skip
     async with bob, alice:
-        listening = bob.endpoint.listening("TCP").port
+        listening = bob.endpoint.local_address("TCP").port
         store = server.store
         assert store is not None
         (binding,) = store.bindings(f"bob@{DOMAIN}", now=server.endpoint.wall())
@@ -76,11 +76,11 @@ async def test_a_tcp_agent_is_reached_over_its_registration_flow(server: SipServ
 
 async def test_a_lost_flow_is_registered_again_at_once(server: SipServer) -> None:
     clock = FakeClock()
-    tcp_port = server.endpoint.listening("TCP").port
+    tcp_port = server.endpoint.local_address("TCP").port
     bob = UserAgent(f"bob@{DOMAIN}", password="bob-pw", server=f"{HOST}:{tcp_port}",
                     transport="tcp", listen=f"{HOST}:0", timers=FAST, auto_answer=True,
                     keepalive_s=0.2, clock=clock)  # fmt: skip
-    udp_port = server.endpoint.listening("UDP").port
+    udp_port = server.endpoint.local_address("UDP").port
     alice = UserAgent(f"alice@{DOMAIN}", password="alice-pw", server=f"{HOST}:{udp_port}",
                       listen=f"{HOST}:0", timers=FAST)  # fmt: skip
     store = server.store

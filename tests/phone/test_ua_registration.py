@@ -66,7 +66,7 @@ async def test_register_with_digest_refresh_and_unregister_on_close() -> None:
         async with ua:
             assert ua.registered and ua.registration is not None
             assert ua.registration.granted_s == 2
-            contact = f"sip:alice@{HOST}:{ua.endpoint.listening('UDP').port}"
+            contact = f"sip:alice@{HOST}:{ua.endpoint.local_address('UDP').port}"
             assert list(registrar.bindings) == [contact]
             first = registrar.registers()
             assert first[0].headers.get("authorization") is None
@@ -161,7 +161,7 @@ async def test_behind_nat_the_public_address_is_registered() -> None:
             advertise="192.0.2.10",
         )
         async with ua:
-            port = ua.endpoint.listening("UDP").port
+            port = ua.endpoint.local_address("UDP").port
             public = f"sip:alice@{HOST}:{port}"
             assert list(registrar.bindings) == [public]
             assert ua.contact().uri_text == public

@@ -44,13 +44,13 @@ async def bob(clock: FakeClock) -> AsyncIterator[UserAgent]:
 @pytest.fixture
 async def raw(clock: FakeClock) -> AsyncIterator[Endpoint]:
     endpoint = Endpoint(EndpointConfig(timers=FAST), clock=clock)
-    await endpoint.listen("UDP", HOST, 0)
+    await endpoint.bind("UDP", HOST, 0)
     yield endpoint
     await endpoint.close()
 
 
 def _target(ua: UserAgent) -> Target:
-    return Target("UDP", HOST, ua.endpoint.listening("UDP").port)
+    return Target("UDP", HOST, ua.endpoint.local_address("UDP").port)
 
 
 def _request(

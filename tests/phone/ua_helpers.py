@@ -33,7 +33,7 @@ def agent(name: str, **kwargs: object) -> UserAgent:
 
 
 def uri_of(ua: UserAgent, user: str | None = None) -> str:
-    item = ua.endpoint.listening("UDP")
+    item = ua.endpoint.local_address("UDP")
     return f"sip:{user or ua.config.aor.user}@{HOST}:{item.port}"
 
 
@@ -88,7 +88,7 @@ class TestServer:
         self.port = 0
 
     async def start(self) -> TestServer:
-        _, self.port = await self.endpoint.listen("UDP", HOST, 0)
+        _, self.port = await self.endpoint.bind("UDP", HOST, 0)
         return self
 
     @property

@@ -95,3 +95,60 @@ async def test_on_the_system_clock_one_loop_handle_follows_the_earliest_deadline
     await timers.sleep(0.01)
     timers.close()
     assert timers.next_deadline() is None
+
+
+def test_the_heap_drops_cancelled_timers_once_they_are_over_half_of_it() -> None:
+    """As asyncio's loop: past 100 entries, more than half cancelled rebuilds the heap."""
+    clock = FakeClock()
+    timers = Timers(clock)
+    fired: list[int] = []
+    kept = [timers.call_at(1000.0 + i, fired.append, i) for i in range(60)]
+    dropped = [timers.call_at(10.0 + i, fired.append, -i) for i in range(60)]
+    assert timers.heap_size == 120
+    for timer in dropped[:60]:
+        timer.cancel()
+    # 61 of 120 would be cancelled at the next one: the 60th left the heap at 50%.
+    assert timers.heap_size == 120
+    kept[0].cancel()  # 61 of 120: over half
+    assert timers.heap_size == 59
+    assert timers.next_deadline() == 1001.0
+    kept[0].cancel()  # a second cancel counts once
+    clock.advance(2000.0)
+    assert fired == list(range(1, 60))
+    assert timers.heap_size == 0
+
+
+def test_a_small_heap_is_not_rebuilt_and_pops_cancelled_timers_lazily() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    handles = [timers.call_at(1.0 + i, lambda: None) for i in range(50)]
+    for timer in handles[:-1]:
+        timer.cancel()
+    assert timers.heap_size == 50
+    assert timers.next_deadline() == 50.0
+    assert timers.heap_size == 1
+
+
+def test_close_drops_every_timer() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    fired: list[int] = []
+    timer = timers.call_later(1.0, fired.append, 1)
+    timers.close()
+    timer.cancel()  # harmless after close
+    clock.advance(5.0)
+    assert fired == [] and timers.heap_size == 0 and timers.next_deadline() is None
+
+
+async def test_wait_for_a_gather_times_out_as_a_timeout() -> None:
+    """A cancelled gather() ends with CancelledError as its exception rather than as
+    cancelled; the timeout is still a TimeoutError."""
+    clock = FakeClock()
+    timers = Timers(clock)
+    loop = asyncio.get_running_loop()
+    parts: list[asyncio.Future[int]] = [loop.create_future(), loop.create_future()]
+    waited = asyncio.ensure_future(timers.wait_for(asyncio.gather(*parts), 1.0))
+    await advance(clock, 1.0)
+    with pytest.raises(TimeoutError):
+        await waited
+    assert all(part.cancelled() for part in parts)

@@ -96,12 +96,12 @@ def test_bans_learnt_from_other_processes_apply() -> None:
 async def ua_at(server: SipServer, host: str) -> TestUA:
     """A test user agent bound to `host` (a 127.0.0.x address of its own)."""
     ep = Endpoint()
-    await ep.listen("UDP", host, 0)
+    await ep.bind("UDP", host, 0)
     return TestUA(ep, server_target(server), "UDP")
 
 
 async def register(ua: TestUA, password: str, user: str = "alice") -> int:
-    host = ua.ep.listening("UDP").host
+    host = ua.ep.local_address("UDP").host
     contact = f"sip:{user}@{host}:{ua.port}"
     done = await ua.register(f"{user}@{DOMAIN}", password, contact=contact)
     return done.final.status
@@ -158,7 +158,7 @@ async def test_a_banned_source_may_still_call_emergency_services(
     make_server: ServerFactory,
 ) -> None:
     psap_ep = Endpoint()
-    await psap_ep.listen("UDP", "127.0.0.6", 0)
+    await psap_ep.bind("UDP", "127.0.0.6", 0)
     psap = TestUA(psap_ep, Target("UDP", "127.0.0.1", 9), "UDP")
     psap.on_invite = lambda ua, st: ua.answer_invite(st, 486)
     server = await make_server(emergency_psap=f"sip:psap@127.0.0.6:{psap.port}")

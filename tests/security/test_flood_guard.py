@@ -4,8 +4,13 @@ stepped by hand."""
 
 from __future__ import annotations
 
+import pytest
+
 from sipline.core.message import Request, parse_message
 from sipline.runtime.flood import FloodConfig, FloodGuard, networks
+from sipline.runtime.overload import OverloadConfig, OverloadGuard
+from sipline.runtime.timers import Timers
+from sipline.testing import FakeClock
 
 A = ("127.0.0.2", 5060)
 B = ("127.0.0.3", 5060)
@@ -129,3 +134,45 @@ def test_scanners_are_refused_and_banned() -> None:
     assert not g.banned("127.0.0.3")
     g.admit(("127.0.0.1", 5060), b"x")
     assert not g.refuse_scanner(scan_request("sipvicious"), ("127.0.0.1", 5060))  # trusted
+
+
+def test_the_tick_runs_on_the_endpoints_timers_and_a_ban_ends_with_the_clock() -> None:
+    """Started on `Timers`, the guard ticks every quarter window of the injected clock:
+    buckets turn and bans end as a FakeClock advances, with no loop and no sleeping."""
+    clock = FakeClock(start=100.0)
+    timers = Timers(clock)
+    g = FloodGuard(FloodConfig(max_requests=10, window_s=2.0, ban_s=5.0, exempt=()))
+    g.start(timers)
+    assert timers.next_deadline() == 100.5  # a quarter window
+    send(g, A, 11)
+    assert g.banned("127.0.0.2")
+    clock.advance(4.9)
+    assert g.banned("127.0.0.2")  # the clock the guard reads moved with the ticks
+    clock.advance(0.6)  # a tick at 105.5, past the ban's end at 105.0
+    assert not g.banned("127.0.0.2") and g.admit(A, b"x")
+    clock.advance(4.0)  # two silent windows: the source is forgotten
+    assert g.sources == 0
+    g.stop()
+    assert timers.next_deadline() is None
+
+
+def test_the_overload_sampler_runs_on_the_endpoints_timers() -> None:
+    """On a FakeClock the lag read is none (stepped time has no loop lag); the other
+    signals are sampled at each `sample_interval_s` of the injected clock."""
+    clock = FakeClock()
+    timers = Timers(clock)
+    g = OverloadGuard(OverloadConfig(sample_interval_s=0.05), pending=lambda: 0, live=lambda: 0)
+    waits = iter([1.0, 1.0, 1.0, 0.0])
+    g.response_wait = lambda: next(waits, 0.0)
+    g.start(timers)
+    clock.advance(0.049)
+    assert g.shed_fraction == 0.0  # no sample yet
+    clock.advance(0.001)
+    assert g.shed_fraction == 0.1 and g.stats.episodes == 1  # first sample, at 0.05
+    clock.advance(0.1)  # samples at 0.10 and 0.15: the wait still holds
+    assert g.shed_fraction == pytest.approx(0.225)
+    clock.advance(0.05)  # the wait is gone: the fraction decays
+    assert g.shed_fraction == pytest.approx(0.205)
+    assert g.lag_s == 0.0 and g.stats.max_lag_s == 0.0
+    g.stop()
+    assert timers.next_deadline() is None

@@ -70,7 +70,7 @@ async def test_stranger_cannot_relay_through_a_route(server: SipServer, make_ua:
     """A Route past ours names the next hop: the same rule as a foreign Request-URI."""
     target = await make_ua(server)
     attacker = await make_ua(server)
-    item = server.endpoint.listening("UDP")
+    item = server.endpoint.local_address("UDP")
     request = attacker.build(
         "INVITE",
         f"sip:{BOB}",
@@ -92,7 +92,7 @@ async def test_authenticated_local_user_may_call_a_foreign_domain(
     for another domain's proxy, which a trusted rule names (loopback is never a target
     otherwise). The rule names the peer's port only, so its requests are not trusted."""
     peer_ep = Endpoint()
-    await peer_ep.listen("UDP", HOST, 0)
+    await peer_ep.bind("UDP", HOST, 0)
     elsewhere = TestUA(peer_ep, Target("UDP", HOST, 9), "UDP")
     elsewhere.on_invite = lambda ua, st: ua.answer_invite(st, 486)
     try:
@@ -174,7 +174,7 @@ async def test_emergency_calls_are_never_refused_by_the_relay_rule(
     """A stranger's emergency call reaches the PSAP (RFC 5031, README "Emergency
     calls"), though the PSAP is on loopback and the caller has no credentials."""
     psap_ep = Endpoint()
-    await psap_ep.listen("UDP", HOST, 0)
+    await psap_ep.bind("UDP", HOST, 0)
     psap = TestUA(psap_ep, Target("UDP", HOST, 9), "UDP")
     psap.on_invite = lambda ua, st: ua.answer_invite(st, 486)
     try:

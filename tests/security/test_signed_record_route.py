@@ -34,7 +34,7 @@ async def registered(server: SipServer, make_ua: UAFactory, user: str) -> TestUA
 
 
 def us(server: SipServer, params: str = "") -> str:
-    item = server.endpoint.listening("UDP")
+    item = server.endpoint.local_address("UDP")
     return f"sip:{item.host}:{item.port}{params}"
 
 

@@ -122,12 +122,12 @@ def test_svmap_and_svwar_find_no_user(defaults: ServeProcess, tmp_path: Path) ->
 
 async def ua_at(host: str, server: ServeProcess) -> TestUA:
     ep = Endpoint()
-    await ep.listen("UDP", host, 0)
+    await ep.bind("UDP", host, 0)
     return TestUA(ep, Target("UDP", "127.0.0.1", server.port), "UDP")
 
 
 async def register(ua: TestUA, user: str) -> int:
-    host = ua.ep.listening("UDP").host
+    host = ua.ep.local_address("UDP").host
     contact = f"sip:{user}@{host}:{ua.port}"
     done = await ua.register(f"{user}@{DOMAIN}", USERS[user], contact=contact, expires=300)
     return done.final.status

@@ -32,7 +32,7 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
 
 
 def server_target(server: SipServer, transport: str = "UDP") -> Target:
-    item = server.endpoint.listening(transport)
+    item = server.endpoint.local_address(transport)
     return Target(transport, item.host, item.port)
 
 

@@ -57,7 +57,7 @@ async def running(config: ServerConfig, clock: Clock | None = None) -> AsyncIter
 
 def user_agent(server: SipServer, user: str, **options: Any) -> UserAgent:
     """`USER@DOMAIN` (password `USER-pw`) using `server`, on fast timers."""
-    port = server.endpoint.listeners[0].port
+    port = server.endpoint.local_addresses[0].port
     return UserAgent(
         f"{user}@{DOMAIN}",
         password=f"{user}-pw",

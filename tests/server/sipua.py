@@ -69,7 +69,7 @@ class TestUA:
         cls, server: Target, transport: str = "UDP", *, clock: Clock | None = None
     ) -> TestUA:
         ep = Endpoint(clock=clock)
-        await ep.listen(transport, HOST, 0)
+        await ep.bind(transport, HOST, 0)
         return cls(ep, server, transport)
 
     async def close(self) -> None:
@@ -77,7 +77,7 @@ class TestUA:
 
     @property
     def port(self) -> int:
-        return self.ep.listening(self.transport).port
+        return self.ep.local_address(self.transport).port
 
     def contact(self, user: str, **params: str) -> str:
         tail = ";transport=tcp" if self.transport == "TCP" else ""

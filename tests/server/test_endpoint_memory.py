@@ -44,7 +44,7 @@ async def test_answered_requests_are_let_go_while_their_transactions_wait_for_ti
         st.respond(200)
 
     ep.on_request = handle
-    _, port = await ep.listen("UDP", HOST, 0)
+    _, port = await ep.bind("UDP", HOST, 0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.bind((HOST, 0))
         client.setblocking(False)

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sys
-import time
 
 from sipline.core.message import Request, Response, parse_message
 from sipline.core.timers import TimerConfig
 from sipline.runtime.endpoint import Endpoint, EndpointConfig
+from sipline.testing import FakeClock, advance
 from sipline.transport import Target
 
 HOST = "127.0.0.1"
@@ -35,8 +34,9 @@ async def test_a_burst_of_timeouts_whose_handlers_send_again_does_not_recurse() 
         sink_port = sink.getsockname()[1]
         target = Target("UDP", HOST, sink_port)
         # T1 = 10 ms: Timer F (64*T1, RFC 3261 §17.1.2.2) fires 0.64 s after each send.
-        ep = Endpoint(EndpointConfig(timers=TimerConfig(t1=0.01, t2=0.04, t4=0.05)))
-        await ep.listen("UDP", HOST, 0)
+        clock = FakeClock()
+        ep = Endpoint(EndpointConfig(timers=TimerConfig(t1=0.01, t2=0.04, t4=0.05)), clock=clock)
+        await ep.bind("UDP", HOST, 0)
         finals: list[int] = []
         resent: list[int] = []
 
@@ -54,10 +54,9 @@ async def test_a_burst_of_timeouts_whose_handlers_send_again_does_not_recurse() 
         try:
             for i in range(BURST):
                 ep.send_request(options(i, sink_port), target, on_response=on_final(i))
-            time.sleep(0.8)  # block the loop: every Timer F is due at the next turn
-            deadline = time.monotonic() + 30
-            while len(finals) < 2 * BURST and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            # Sent at the same instant: every Timer F falls due at once, at 0.64 s, and
+            # each one resent times out at 1.28 s.
+            await advance(clock, 1.3)
         finally:
             await ep.close()
     assert len(resent) == BURST

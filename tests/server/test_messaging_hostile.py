@@ -55,7 +55,7 @@ async def test_refresh_of_an_unknown_subscription_gets_481(
 ) -> None:
     server = await make_server()
     ua = await make_ua(server)
-    item = server.endpoint.listening("UDP")
+    item = server.endpoint.local_address("UDP")
     request = ua.build(
         "SUBSCRIBE",
         f"sip:{item.host}:{item.port}",

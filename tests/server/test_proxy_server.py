@@ -150,7 +150,7 @@ async def test_loop_is_detected_with_482(make_server: ServerFactory, make_ua: UA
     store = server.store.store
     await server.store.write(store.add_domain, HOST)
     await server.store.write(store.add_user, "loop", HOST, "loop-pw")
-    port = server.endpoint.listening("UDP").port
+    port = server.endpoint.local_address("UDP").port
     ua = await make_ua(server)
     self_uri = f"sip:loop@{HOST}:{port}"
     reg = ua.build("REGISTER", f"sip:{HOST}", from_=f"loop@{HOST}", contact=self_uri)
@@ -170,7 +170,7 @@ async def test_call_with_record_route(server: SipServer, make_ua: UAFactory) -> 
     call = await invite(caller)
     assert call.statuses == [100, 180, 200]
     answer = call.final
-    port = server.endpoint.listening("UDP").port
+    port = server.endpoint.local_address("UDP").port
     # Signed for this dialog (sipline.server.security.route_sign).
     ours = f"<sip:{HOST}:{port}{server.proxy.route_signer.param(call.request)};lr>"
     assert answer.headers.get_all("record-route") == [ours]
@@ -210,7 +210,7 @@ async def test_strict_route_from_a_strict_router(server: SipServer, make_ua: UAF
     bob.on_invite = ring_then(200)
     caller = await make_ua(server)
     call = await invite(caller)
-    port = server.endpoint.listening("UDP").port
+    port = server.endpoint.local_address("UDP").port
     request = Dialog(caller, call.request, call.final)._build("BYE", call.request.cseq.seq + 1)
     request.uri = parse_uri(f"sip:{HOST}:{port}")
     request.headers.remove("Route")

@@ -55,7 +55,7 @@ async def test_a_challenge_from_before_a_restart_is_answered_after_it(tmp_path: 
     server = await _serve(db)
     assert server.store is not None
     await server.store.write(server.store.store.add_user, "alice", DOMAIN, USERS["alice"])
-    port = server.endpoint.listening("UDP").port
+    port = server.endpoint.local_address("UDP").port
     ua = await TestUA.start(server_target(server), "UDP")
     try:
         aor = f"alice@{DOMAIN}"

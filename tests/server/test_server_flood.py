@@ -44,7 +44,7 @@ async def test_a_banned_address_is_ignored_but_its_emergency_calls_pass(
     flood = server.endpoint.flood
     assert flood is not None
     flood.ban(HOST, 60.0)
-    port = server.endpoint.listening("UDP").port
+    port = server.endpoint.local_address("UDP").port
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((HOST, 0))
         sock.setblocking(False)
@@ -63,7 +63,7 @@ async def test_a_flood_is_banned_and_logged(
     make_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await make_server(flood_exempt=[], flood_requests=50)
-    port = server.endpoint.listening("UDP").port
+    port = server.endpoint.local_address("UDP").port
     caplog.set_level(logging.WARNING, logger="sipline.security")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((HOST, 0))

@@ -7,16 +7,50 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
-from server_helpers import DOMAIN, ServerFactory, UAFactory
+from server_helpers import DOMAIN, USERS, ServerFactory, UAFactory, configured
 
 from sipline.core.message import Response
 from sipline.runtime.overload import OverloadConfig, OverloadGuard
+from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
 from sipline.storage import AsyncStore, StoreBusyError
+from sipline.testing import FakeClock, advance
 
 ALICE = f"alice@{DOMAIN}"
+
+SteppedFactory = Callable[..., Awaitable[tuple[SipServer, FakeClock]]]
+
+
+@pytest.fixture
+async def make_stepped(tmp_path: Path) -> AsyncIterator[SteppedFactory]:
+    """A server on a FakeClock: its overload samples run as the test advances time (the
+    user agents talking to it stay on real time)."""
+    started: list[SipServer] = []
+
+    async def make(**overrides: Any) -> tuple[SipServer, FakeClock]:
+        cfg = configured(
+            listen=[parse_listen("udp:127.0.0.1:0")],
+            domains=[DOMAIN],
+            database=tmp_path / f"stepped{len(started)}.db",
+            **overrides,
+        )
+        clock = FakeClock()
+        server = SipServer(cfg, clock=clock)
+        started.append(server)
+        await server.start()
+        assert server.store is not None
+        for user, password in USERS.items():
+            await server.store.write(server.store.store.add_user, user, DOMAIN, password)
+        return server, clock
+
+    yield make
+    for server in started:
+        await server.stop()
 
 
 def trip(server: SipServer) -> OverloadGuard:
@@ -36,6 +70,15 @@ def calm(guard: OverloadGuard) -> None:
     while guard.shed_fraction > 0.0:
         guard.observe(0.0)
         guard.adjust()
+
+
+async def until(condition: Callable[[], bool], turns: int = 10_000) -> None:
+    """Let the loop turn (sockets read, handlers run) until `condition` holds."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not met")
 
 
 def shed(response: Response) -> bool:
@@ -98,11 +141,7 @@ async def test_pending_transactions_limit(make_server: ServerFactory, make_ua: U
     caller = await make_ua(server)
     first = caller.build("INVITE", f"sip:bob@{DOMAIN}", from_="sipp@elsewhere.test")
     pending = caller.ep.send_request(first, caller.server)
-    for _ in range(100):
-        if server.endpoint.pending_transactions == 1:
-            break
-        await asyncio.sleep(0.01)
-    assert server.endpoint.pending_transactions == 1
+    await until(lambda: server.endpoint.pending_transactions == 1)
     second = caller.build("INVITE", f"sip:bob@{DOMAIN}", from_="sipp@elsewhere.test")
     assert shed((await caller.send(second)).final)
     pending.cancel()
@@ -165,16 +204,18 @@ async def test_a_full_store_queue_refuses_at_once(server: SipServer) -> None:
     assert refused and store.refused == 1
 
 
-async def test_a_filling_udp_queue_is_seen(make_server: ServerFactory, make_ua: UAFactory) -> None:
+async def test_a_filling_udp_queue_is_seen(
+    make_stepped: SteppedFactory, make_ua: UAFactory
+) -> None:
     """Datagrams the loop has not read yet fill the socket's queue (SO_MEMINFO)."""
-    server = await make_server(overload_max_udp_queue_fill=0.001)
+    server, clock = await make_stepped(overload_max_udp_queue_fill=0.001)
     guard = server.endpoint.overload
     assert guard is not None
-    item = server.endpoint.listening("UDP")
+    item = server.endpoint.local_address("UDP")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for _ in range(200):  # sent while this coroutine holds the loop: none is read
             sock.sendto(b"\r\n\r\n" + b"x" * 500, (item.host, item.port))
-        fill = server.endpoint._udp_queue_fill()
+        fill = server.endpoint.transports.udp_queue_fill()
     if fill == 0.0:
         pytest.skip("SO_MEMINFO is not available here")
     guard.observe_queue(fill)
@@ -183,7 +224,8 @@ async def test_a_filling_udp_queue_is_seen(make_server: ServerFactory, make_ua: 
     decisions = [guard.reason() for _ in range(10)]  # one in ten is shed
     assert [d for d in decisions if d is not None] == ["receive queue filling"]
     ua = await make_ua(server)
-    await asyncio.sleep(0.2)  # the loop drains the queue; the next samples see it empty
+    # The loop drains the queue (a datagram a turn, at worst); the next samples see it empty.
+    await advance(clock, 0.2, turns=100)
     assert not guard.queue_filling
     calm(guard)
     assert (await ua.register(ALICE, "alice-pw")).final.status == 200
@@ -231,8 +273,11 @@ def test_the_shed_fraction_moves_with_the_signals_and_spares_continuations() -> 
     assert guard.stats.episodes == 1
 
 
-async def test_a_request_left_waiting_is_seen(server: SipServer, make_ua: UAFactory) -> None:
+async def test_a_request_left_waiting_is_seen(
+    make_stepped: SteppedFactory, make_ua: UAFactory
+) -> None:
     """The response-wait signal: a REGISTER held up by a busy store thread."""
+    server, clock = await make_stepped()
     store = server.store
     assert isinstance(store, AsyncStore)
     guard = server.endpoint.overload
@@ -243,23 +288,27 @@ async def test_a_request_left_waiting_is_seen(server: SipServer, make_ua: UAFact
     try:
         await asyncio.sleep(0.05)
         held = asyncio.ensure_future(ua.register(ALICE, "alice-pw"))
-        await asyncio.sleep(0.6)
-        wait_s = server.endpoint._oldest_wait()
+        # Challenged without the store (§22), it comes back with credentials to check.
+        await until(lambda: store.backlog >= 1 and server.endpoint.pending_transactions == 1)
+        await advance(clock, 0.6)
+        assert server.endpoint.admission is not None
+        wait_s = server.endpoint.admission.oldest_wait()
         shedding = guard.waiting and guard.shed_fraction > 0.0
     finally:
         released.set()
         await blocker
-    assert shedding and 0.5 <= wait_s < 1.0, wait_s
+    assert shedding and wait_s == 0.6, wait_s
     assert (await asyncio.wait_for(held, 5)).final.status == 200
-    await asyncio.sleep(0.1)
-    assert server.endpoint._oldest_wait() == 0.0 and not guard.waiting
+    await advance(clock, 0.1)  # two samples
+    assert server.endpoint.admission.oldest_wait() == 0.0 and not guard.waiting
 
 
 async def test_a_request_relayed_onwards_is_not_waiting_on_us(
-    server: SipServer, make_ua: UAFactory
+    make_stepped: SteppedFactory, make_ua: UAFactory
 ) -> None:
     """A non-INVITE proxied to a device that never answers waits on that device (until
     Timer F, §17.1.2.2), not on this server: it does not move the shed fraction."""
+    server, clock = await make_stepped()
     callee = await make_ua(server)
     contact = callee.contact("bob")
     assert (await callee.register(f"bob@{DOMAIN}", "bob-pw", contact=contact)).final.status == 200
@@ -267,13 +316,11 @@ async def test_a_request_relayed_onwards_is_not_waiting_on_us(
     caller = await make_ua(server)
     probe = caller.build("OPTIONS", f"sip:bob@{DOMAIN}", from_="sipp@elsewhere.test")
     caller.ep.send_request(probe, caller.server)  # left to Timer F: the test ends first
-    for _ in range(100):
-        if server.endpoint.pending_transactions == 1:
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.6)
+    await until(lambda: server.endpoint.pending_transactions == 1)
+    await advance(clock, 0.6)
     assert server.endpoint.pending_transactions == 1
-    assert server.endpoint._oldest_wait() == 0.0
+    assert server.endpoint.admission is not None
+    assert server.endpoint.admission.oldest_wait() == 0.0
     guard = server.endpoint.overload
     assert guard is not None and guard.shed_fraction == 0.0
 

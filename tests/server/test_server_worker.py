@@ -58,8 +58,8 @@ async def test_forwarded_requests_go_from_the_private_port(worker: SipServer) ->
         return ua
 
     try:
-        public = worker.endpoint.listening("UDP")
-        private = worker.endpoint.listening("UDP", via=True)
+        public = worker.endpoint.local_address("UDP")
+        private = worker.endpoint.local_address("UDP", via=True)
         assert private.private and not public.private and private.port != public.port
         assert worker.store is not None and worker.store.shared
         assert worker.im is not None and worker.im.notifier.owner == "1"

@@ -76,7 +76,7 @@ class Addressing:
     def contact(self) -> NameAddr:
         """Our Contact: where requests for us go (the public address once known)."""
         config = self.config
-        item = self.endpoint.listening(config.transport)
+        item = self.endpoint.local_address(config.transport)
         host, port = self.public or (item.advertise, item.port)
         uri = SipUri("sip", config.aor.user, None, host, port)
         if config.reliable:
@@ -141,7 +141,7 @@ class Addressing:
     def _usable(self, target: Target) -> Target:
         """A target over a transport we have: our Via names our listener for it (§18.1.1)."""
         try:
-            self.endpoint.listening(target.transport)
+            self.endpoint.local_address(target.transport)
         except LocalProtocolError:
             raise UserAgentError(
                 f"{target.host}:{target.port} needs {target.transport}, and this agent uses "

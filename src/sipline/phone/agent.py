@@ -167,7 +167,7 @@ class UserAgent:
                 # BYE) with a certificate made for this run.
                 self._tls_files = TlsFiles.create()
                 ssl_context = self._tls_files.server_context()
-            await self.endpoint.listen(
+            await self.endpoint.bind(
                 config.transport,
                 config.listen_host,
                 config.listen_port,

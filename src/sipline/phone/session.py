@@ -57,7 +57,7 @@ class InviteSession:
         self._reinvite_lock = asyncio.Lock()
         self._reinvite_pending = False  # one of ours is in progress (§14.1)
         self._uas_reinvite = False  # one of theirs awaits our answer (§14.2)
-        self._acks: dict[int, tuple[bytes, Target]] = {}  # 2xx ACKs by INVITE CSeq
+        self._acks: dict[int, tuple[Request, Target]] = {}  # 2xx ACKs by INVITE CSeq
         self._offers_in_2xx: set[int] = set()  # INVITEs (CSeq) whose answer is in the ACK
         self.answers = AnswerKeeper(agent.endpoint.timers, agent.config.timers, self._no_ack)
 
@@ -125,16 +125,15 @@ class InviteSession:
         )
         endpoint = self.agent.endpoint
         ack.headers.add("Via", endpoint.via_value(target, endpoint.new_branch()), first=True)
-        data = ack.to_bytes()
-        self._acks[cseq] = (data, target)
-        endpoint.transports.send(data, target)
+        self._acks[cseq] = (ack, target)
+        endpoint.send_stateless(ack, target)  # outside any transaction (§13.2.2.4, §17.1.1.3)
 
     def resend_ack(self, cseq: int) -> bool:
         """A 2xx came again (its ACK was lost): the same ACK again, if we sent one."""
         cached = self._acks.get(cseq)
         if cached is None:
             return False
-        self.agent.endpoint.transports.send(cached[0], cached[1])
+        self.agent.endpoint.send_stateless(cached[0], cached[1])
         return True
 
     async def ack_when_resolved(self, dialog: Dialog, invite: Request) -> None:

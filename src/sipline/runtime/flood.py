@@ -31,12 +31,12 @@ the limit.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sipline.core.message import Request
+from sipline.runtime.timers import Timer, Timers
 from sipline.transport.security_log import security_event
 
 __all__ = [
@@ -99,37 +99,37 @@ class FloodGuard:
         self.stats = FloodStats()
         self._table: dict[str, _Entry] = {}
         self._limit = config.max_requests
-        self._now = 0.0  # the loop's time at the last tick
+        self._now = 0.0  # the clock at the last tick
         self._bucket_start = 0.0
         self._scanners = tuple(s.lower() for s in config.scanners)
-        self._handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: Timer | None = None
+        self._timers: Timers | None = None
         # Told of each ban made here (host, seconds): to share it with other workers.
         self.on_ban: Callable[[str, float], None] | None = None
         # Whether a message from a banned source must pass anyway (an emergency call).
         self.spare: Callable[[bytes, str], bool] | None = None
 
     # -- the tick -------------------------------------------------------------------------
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self.config.enabled or self._handle is not None:
+    def start(self, timers: Timers) -> None:
+        if not self.config.enabled or self._timer is not None:
             return
-        self._loop = loop
-        self._now = self._bucket_start = loop.time()
+        self._timers = timers
+        self._now = self._bucket_start = timers.now()
         self._schedule()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _schedule(self) -> None:
-        assert self._loop is not None
+        assert self._timers is not None
         # A quarter window: bans end, and buckets turn, at most that late.
-        self._handle = self._loop.call_later(self.config.window_s / 4, self._tick)
+        self._timer = self._timers.call_later(self.config.window_s / 4, self._tick)
 
     def _tick(self) -> None:
-        assert self._loop is not None
-        self.tick(self._loop.time())
+        assert self._timers is not None
+        self.tick(self._timers.now())
         self._schedule()
 
     def tick(self, now: float) -> None:

@@ -5,7 +5,7 @@ Unavailable) and may say in Retry-After (§20.33) when to try again; the client 
 tries another server or waits. Work in progress (ACK, CANCEL, in-dialog requests,
 responses) is never shed: finishing it is what frees the server.
 
-Soft signals, sampled every `sample_interval_s` (a timer on the loop):
+Soft signals, sampled every `sample_interval_s` (a timer on the endpoint's `Timers`):
 
 * event-loop lag: how late that timer fires (a busy loop serves every callback late),
   smoothed so a single slow callback does not trip it;
@@ -34,9 +34,10 @@ of calls not yet run (a probe the application installs).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sipline.runtime.timers import Timer, Timers
 
 __all__ = ["OverloadConfig", "OverloadGuard", "OverloadStats"]
 
@@ -89,32 +90,38 @@ class OverloadGuard:
         self._credit_continued = 0.0
         self.stats = OverloadStats()
         self.lag_s = 0.0  # smoothed event-loop lag
-        self._handle: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._expected = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: Timers | None = None
 
     # -- the lag sampler ----------------------------------------------------------------
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self.config.enabled or self._handle is not None:
+    # The sampler runs on the endpoint's Timers, not on a loop handle of its own, and
+    # still measures the loop's lag: on the system clock Timers fires from one loop
+    # handle, so how late the sample runs by that clock (the one `loop.time()` reads)
+    # is how late the loop serves its callbacks. On a FakeClock time only moves when a
+    # test advances it, and the lag read is 0: there is no loop lag in stepped time,
+    # and a test feeds lag through `observe` instead.
+    def start(self, timers: Timers) -> None:
+        if not self.config.enabled or self._timer is not None:
             return
-        self._loop = loop
+        self._timers = timers
         self._schedule()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _schedule(self) -> None:
-        loop = self._loop
-        assert loop is not None  # set by start()
-        self._expected = loop.time() + self.config.sample_interval_s
-        self._handle = loop.call_at(self._expected, self._sample)
+        timers = self._timers
+        assert timers is not None  # set by start()
+        self._expected = timers.now() + self.config.sample_interval_s
+        self._timer = timers.call_at(self._expected, self._sample)
 
     def _sample(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        sample = max(0.0, loop.time() - self._expected)
+        timers = self._timers
+        assert timers is not None
+        sample = max(0.0, timers.now() - self._expected)
         self.observe(sample)
         if self.queue_fill is not None:
             self.observe_queue(self.queue_fill())

@@ -32,21 +32,43 @@ class SteppedClock(Protocol):
     def attach(self, timers: Timers) -> None: ...
 
 
+# As asyncio's loop does: once more than this many entries are in the heap and over
+# half of them are cancelled, the heap is rebuilt without them (a timer re-armed on
+# every message, e.g. a refresh pushed back, would otherwise keep its dead entries
+# until their deadlines pass).
+_MIN_HEAP_TO_COMPACT = 100
+
+
 class Timer:
     """A scheduled callback; `cancel()` before it fires and it never does."""
 
-    __slots__ = ("_args", "_callback", "cancelled", "when")
+    __slots__ = ("_args", "_callback", "_timers", "cancelled", "when")
 
-    def __init__(self, when: float, callback: Callable[..., object], args: tuple[object, ...]):
+    def __init__(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[object, ...],
+        timers: Timers | None = None,
+    ):
         self.when = when
         self._callback: Callable[..., object] | None = callback
         self._args = args
+        self._timers = timers  # the heap holding this timer, until it leaves the heap
         self.cancelled = False
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
         self._callback = None
         self._args = ()
+        timers = self._timers
+        if timers is not None:
+            timers._cancelled += 1
+            size = len(timers._heap)
+            if size > _MIN_HEAP_TO_COMPACT and 2 * timers._cancelled > size:
+                timers._compact()
 
     def _run(self) -> None:
         callback, args = self._callback, self._args
@@ -65,6 +87,7 @@ class Timers:
         self._seq = itertools.count()
         self._handle: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
+        self._cancelled = 0  # cancelled timers still in the heap
         self._stepped = isinstance(clock, SteppedClock)
         if isinstance(clock, SteppedClock):
             clock.attach(self)
@@ -75,7 +98,7 @@ class Timers:
 
     def call_at(self, when: float, callback: Callable[..., object], *args: object) -> Timer:
         """Run `callback(*args)` once the clock reads `when` or later."""
-        timer = Timer(when, callback, args)
+        timer = Timer(when, callback, args, self)
         heapq.heappush(self._heap, (when, next(self._seq), timer))
         if self._armed_for is None or when < self._armed_for:
             self._arm()
@@ -86,17 +109,28 @@ class Timers:
 
     def next_deadline(self) -> float | None:
         """The earliest pending deadline, or None."""
-        while self._heap and self._heap[0][2].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)[2]._timers = None
+            self._cancelled -= 1
+        return heap[0][0] if heap else None
+
+    @property
+    def heap_size(self) -> int:
+        """Entries in the heap, cancelled ones not yet dropped included."""
+        return len(self._heap)
 
     def run_due(self) -> int:
         """Fire every timer due by now, in deadline order; returns how many fired."""
         now = self.now()
         fired = 0
-        while self._heap and self._heap[0][0] <= now:
-            _, _, timer = heapq.heappop(self._heap)
-            if not timer.cancelled:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, timer = heapq.heappop(heap)
+            timer._timers = None
+            if timer.cancelled:
+                self._cancelled -= 1
+            else:
                 timer._run()
                 fired += 1
         self._arm()
@@ -116,11 +150,14 @@ class Timers:
         task = asyncio.ensure_future(awaitable)
         if timeout is None:
             return await task
-        timer = self.call_later(timeout, _expire, task)
+        expired: list[bool] = []
+        timer = self.call_later(timeout, _expire, task, expired)
         try:
             return await task
         except asyncio.CancelledError:
-            if timer.cancelled and task.cancelled() and not _cancelling():
+            # Ours, not the caller's: a timeout. (`task.cancelled()` cannot tell: a
+            # cancelled gather() ends with CancelledError as its exception.)
+            if expired and not _cancelling():
                 raise TimeoutError from None
             raise
         finally:
@@ -132,12 +169,22 @@ class Timers:
     def close(self) -> None:
         """Drop every pending timer."""
         for _, _, timer in self._heap:
+            timer._timers = None
             timer.cancel()
         self._heap.clear()
+        self._cancelled = 0
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self._armed_for = None
+
+    def _compact(self) -> None:
+        """Drop the cancelled entries (see `_MIN_HEAP_TO_COMPACT`)."""
+        heap = self._heap
+        # In place: `run_due` may be iterating over this very list.
+        heap[:] = [entry for entry in heap if not entry[2].cancelled]
+        heapq.heapify(heap)
+        self._cancelled = 0
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -168,8 +215,9 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _expire(task: asyncio.Future[object]) -> None:
+def _expire(task: asyncio.Future[object], expired: list[bool]) -> None:
     if not task.done():
+        expired.append(True)
         task.cancel()
 
 

@@ -177,7 +177,7 @@ class SipServer:
             bindings=self.backend.bindings,
             settings=feature_settings(self.config),
             wall=ep.wall,
-            host=lambda: ep.listening().advertise,
+            host=lambda: ep.local_address().advertise,
             skip=self.redirects,
             on_missed=self._missed_call,
             timers=ep.timers,
@@ -285,7 +285,7 @@ class SipServer:
             if spec.transport == "TLS" and tls is None:
                 tls = tls_context(self.config.tls, self.config.server.database)
             try:
-                host, port = await self.endpoint.listen(
+                host, port = await self.endpoint.bind(
                     spec.transport,
                     spec.host,
                     spec.port,
@@ -306,7 +306,7 @@ class SipServer:
             log.log(logging.DEBUG if worker else logging.INFO, "listening on %s", where)
         for host, sock in worker.private if worker is not None else ():
             try:
-                await self.endpoint.listen("UDP", host, 0, sock=sock, private=True)
+                await self.endpoint.bind("UDP", host, 0, sock=sock, private=True)
             except (OSError, TransportError) as exc:
                 await self.stop()
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc

@@ -1,16 +1,18 @@
 """asyncio transports: UDP, TCP and TLS over IPv4 and IPv6 (RFC 3261 §18).
 
-TLS certificate helpers live in `sipline.transport.tls` and the event loop choice
-in `sipline.transport.loop`.
+`TransportLayer` owns every socket: the `BoundSocket`s it receives on and the stream
+`Connection`s; one `send` for all. TLS certificate helpers live in
+`sipline.transport.tls` and the event loop choice in `sipline.transport.loop`.
+Imported by the runtime (and the wiring above it); imports only the pure layers.
 """
 
 from sipline.transport.base import Source, Target, TransportError, TransportStats
-from sipline.transport.layer import Listener, TransportLayer
+from sipline.transport.layer import BoundSocket, TransportLayer
 from sipline.transport.stream import Connection
 
 __all__ = [
+    "BoundSocket",
     "Connection",
-    "Listener",
     "Source",
     "Target",
     "TransportError",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from sipline.transport.stream import Connection
+from typing import Any, Final, Protocol
 
 __all__ = [
     "STREAM_TRANSPORTS",
@@ -18,12 +16,16 @@ __all__ = [
     "ErrorCallback",
     "MessageCallback",
     "Source",
+    "StreamLink",
     "Target",
     "TransportError",
     "TransportStats",
     "ip_version",
     "normalize_host",
+    "report_send_error",
 ]
+
+logger = logging.getLogger("sipline.transport")
 
 TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS"})
 STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS"})
@@ -62,6 +64,20 @@ class Target:
         return f"{self.transport} {host}:{self.port}"
 
 
+class StreamLink(Protocol):
+    """What a `Source` offers of the stream connection a message came on
+    (`sipline.transport.stream.Connection`): send back over it, or drop it."""
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    def send(self, data: bytes, on_error: ErrorCallback | None = None) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
 # Not frozen: one is built per received packet, and frozen slots cost 3x to build.
 @dataclass(slots=True)
 class Source:
@@ -71,7 +87,7 @@ class Source:
     transport: str
     remote: Address
     local: Address
-    connection: Connection | None = None
+    connection: StreamLink | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +110,21 @@ class TransportStats:
 
 MessageCallback = Callable[[bytes, Source], None]
 ErrorCallback = Callable[[TransportError], None]
+
+
+def report_send_error(
+    error: TransportError, on_error: ErrorCallback | None, stats: TransportStats
+) -> None:
+    """Count a failed send and hand it to the sender's callback, which must not raise
+    into the transport (a failure is logged instead)."""
+    stats.send_errors += 1
+    if on_error is None:
+        logger.debug("send failed: %s", error)
+        return
+    try:
+        on_error(error)
+    except Exception:
+        logger.exception("on_error callback raised")
 
 
 @lru_cache(maxsize=4096)

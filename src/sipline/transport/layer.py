@@ -1,4 +1,4 @@
-"""The transport layer: listeners, connections, and one `send` for all of them.
+"""The transport layer: bound sockets, connections, and one `send` for all of them.
 
 RFC 3261 §18 in asyncio. Received messages go to one callback, `on_message(data,
 source)`; nothing here parses SIP beyond stream framing. Stream connections are
@@ -26,17 +26,19 @@ from sipline.transport.base import (
     ErrorCallback,
     MessageCallback,
     Source,
+    StreamLink,
     Target,
     TransportError,
     TransportStats,
     ip_version,
     normalize_host,
+    report_send_error,
 )
 from sipline.transport.security_log import security_event
 from sipline.transport.stream import Connection, ConnectionKey
 from sipline.transport.udp import UdpProtocol, bind_udp_socket
 
-__all__ = ["Listener", "TransportLayer"]
+__all__ = ["BoundSocket", "TransportLayer"]
 
 logger = logging.getLogger("sipline.transport")
 
@@ -47,8 +49,9 @@ _CLOSE_GRACE_S: Final = 1.0
 
 
 @dataclass(slots=True, eq=False)
-class Listener:
-    """A bound listening socket; `local` is the address actually bound (port 0 resolved)."""
+class BoundSocket:
+    """A socket bound to receive on: a UDP socket, or a TCP/TLS server accepting
+    connections. `local` is the address actually bound (port 0 resolved)."""
 
     transport: str
     local: Address
@@ -112,7 +115,7 @@ class TransportLayer:
         self.stats = TransportStats()
         self._tls_client_context = tls_client_context
         self._socket_buffer_bytes = socket_buffer_bytes
-        self._listeners: list[Listener] = []
+        self._bound: list[BoundSocket] = []
         # First UDP socket per family, and every UDP socket by its local address.
         self._udp_v4: UdpProtocol | None = None
         self._udp_v6: UdpProtocol | None = None
@@ -124,8 +127,22 @@ class TransportLayer:
         self._closed = False
 
     @property
-    def listeners(self) -> tuple[Listener, ...]:
-        return tuple(self._listeners)
+    def bound_sockets(self) -> tuple[BoundSocket, ...]:
+        return tuple(self._bound)
+
+    def udp_queue_fill(self) -> float:
+        """The fullest UDP receive queue, as a share of its socket's buffer (0 where
+        the kernel does not tell)."""
+        fill = 0.0
+        for bound in self._bound:
+            udp = bound._udp
+            if udp is None:
+                continue
+            share = udp.receive_queue_fill()
+            if share is None:
+                return 0.0
+            fill = max(fill, share)
+        return fill
 
     @property
     def connections(self) -> frozenset[Connection]:
@@ -141,7 +158,7 @@ class TransportLayer:
         *,
         sock: socket.socket | None = None,
         outbound: bool = False,
-    ) -> Listener:
+    ) -> BoundSocket:
         """Listen for UDP on (host, port), or on `sock`, a UDP socket bound already
         (one a supervising process prepared). Requests sent without a `local`
         address go from the first UDP socket of their address family, or from the
@@ -167,13 +184,13 @@ class TransportLayer:
             )
         except OSError as exc:
             raise TransportError(f"cannot listen on UDP {host}:{port}: {exc}") from exc
-        listener = Listener("UDP", protocol.local, _udp=protocol)
-        self._listeners.append(listener)
-        return listener
+        bound = BoundSocket("UDP", protocol.local, _udp=protocol)
+        self._bound.append(bound)
+        return bound
 
     async def listen_tcp(
         self, host: str, port: int = 5060, *, sock: socket.socket | None = None
-    ) -> Listener:
+    ) -> BoundSocket:
         """Listen for TCP on (host, port), or on `sock`, a bound TCP socket."""
         return await self._listen_stream("TCP", host, port, None, sock)
 
@@ -184,7 +201,7 @@ class TransportLayer:
         ssl_context: ssl.SSLContext,
         *,
         sock: socket.socket | None = None,
-    ) -> Listener:
+    ) -> BoundSocket:
         """Listen for TLS (RFC 3261 §26.2); `ssl_context` from `tls.server_context`."""
         return await self._listen_stream("TLS", host, port, ssl_context, sock)
 
@@ -195,7 +212,7 @@ class TransportLayer:
         port: int,
         context: ssl.SSLContext | None,
         sock: socket.socket | None,
-    ) -> Listener:
+    ) -> BoundSocket:
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
 
@@ -216,9 +233,9 @@ class TransportLayer:
         except (OSError, ssl.SSLError) as exc:
             raise TransportError(f"cannot listen on {transport} {host}:{port}: {exc}") from exc
         name = server.sockets[0].getsockname()
-        listener = Listener(transport, (name[0], name[1]), _server=server)
-        self._listeners.append(listener)
-        return listener
+        bound = BoundSocket(transport, (name[0], name[1]), _server=server)
+        self._bound.append(bound)
+        return bound
 
     # -- sending ---------------------------------------------------------------
 
@@ -227,7 +244,7 @@ class TransportLayer:
         data: bytes,
         target: Target,
         *,
-        connection: Connection | None = None,
+        connection: StreamLink | None = None,
         local: Address | None = None,
         on_error: ErrorCallback | None = None,
     ) -> None:
@@ -239,14 +256,16 @@ class TransportLayer:
         target, or a new one opened in the background with `data` queued on it.
         """
         if self._closed:
-            self._report(TransportError("transport layer closed", target), on_error)
+            error = TransportError("transport layer closed", target)
+            report_send_error(error, on_error, self.stats)
             return
         kind = target.transport.upper()
         if kind == "UDP":
             self._send_udp(data, target, local, on_error)
             return
         if kind not in STREAM_TRANSPORTS:
-            self._report(TransportError(f"unknown transport {kind}", target), on_error)
+            error = TransportError(f"unknown transport {kind}", target)
+            report_send_error(error, on_error, self.stats)
             return
         if connection is None or connection.is_closed:
             connection = self.connection_for(target)
@@ -279,19 +298,22 @@ class TransportLayer:
         version = ip_version(host)
         if version is None:
             # A name would make sendto() resolve it, blocking the loop: resolve first.
-            self._report(TransportError("UDP target is not an IP address", target), on_error)
+            error = TransportError("UDP target is not an IP address", target)
+            report_send_error(error, on_error, self.stats)
             return
         protocol = self._udp_by_local.get(local) if local is not None else None
         if protocol is None:
             protocol = self._udp_v6 if version == 6 else self._udp_v4
         udp = protocol.transport if protocol is not None else None
         if udp is None or udp.is_closing():
-            self._report(TransportError("no UDP socket for this address family", target), on_error)
+            error = TransportError("no UDP socket for this address family", target)
+            report_send_error(error, on_error, self.stats)
             return
         try:
             udp.sendto(data, (host, target.port))
         except (OSError, ValueError, TypeError) as exc:
-            self._report(TransportError(f"UDP send failed: {exc}", target), on_error)
+            error = TransportError(f"UDP send failed: {exc}", target)
+            report_send_error(error, on_error, self.stats)
             return
         self.stats.messages_out += 1
         self.stats.bytes_out += len(data)
@@ -302,7 +324,7 @@ class TransportLayer:
         if len(self._connections) >= self.max_connections:
             self._log_limit()
             self.stats.connections_refused += 1
-            self._report(TransportError("too many connections", target), on_error)
+            report_send_error(TransportError("too many connections", target), on_error, self.stats)
             return None
         context: ssl.SSLContext | None = None
         if kind == "TLS":
@@ -344,16 +366,6 @@ class TransportLayer:
             logger.debug("%s", error)
             connection.fail_pending(error)
             connection.abort()  # unindexes it through connection_closed
-
-    def _report(self, error: TransportError, on_error: ErrorCallback | None) -> None:
-        self.stats.send_errors += 1
-        if on_error is None:
-            logger.debug("send failed: %s", error)
-            return
-        try:
-            on_error(error)
-        except Exception:
-            logger.exception("on_error callback raised")
 
     def _log_limit(self) -> None:
         if not self._limit_logged:
@@ -462,15 +474,15 @@ class TransportLayer:
         if self._closed:
             return
         self._closed = True
-        for listener in self._listeners:
-            listener.close()
+        for bound in self._bound:
+            bound.close()
         for task in list(self._connecting):
             task.cancel()
         connections = list(self._connections)
         for connection in connections:
             connection.close()
         waits = [c.wait_closed() for c in connections] + [
-            listener.wait_closed() for listener in self._listeners
+            bound.wait_closed() for bound in self._bound
         ]
         if self._connecting:
             await asyncio.gather(*self._connecting, return_exceptions=True)
@@ -481,6 +493,6 @@ class TransportLayer:
             for connection in connections:
                 connection.abort()
             await asyncio.gather(*(c.wait_closed() for c in connections))
-        self._listeners.clear()
+        self._bound.clear()
         self._udp_v4 = self._udp_v6 = None
         self._udp_by_local.clear()

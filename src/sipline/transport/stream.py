@@ -20,6 +20,7 @@ from sipline.transport.base import (
     Source,
     TransportError,
     TransportStats,
+    report_send_error,
 )
 
 __all__ = ["Connection", "ConnectionOwner", "error_response"]
@@ -119,7 +120,7 @@ class Connection(asyncio.Protocol):
     def send(self, data: bytes, on_error: ErrorCallback | None = None) -> None:
         """Write a framed message; queue it while connecting."""
         if self._closed:
-            self._report(TransportError(f"{self!r} is closed"), on_error)
+            report_send_error(TransportError(f"{self!r} is closed"), on_error, self._owner.stats)
             return
         if self._pending is not None:
             self._pending.append((data, on_error))
@@ -138,24 +139,16 @@ class Connection(asyncio.Protocol):
         # A peer that stops reading must not make our write buffer grow forever.
         if stream.get_write_buffer_size() > self._owner.max_write_buffer_bytes:
             logger.warning("%r: peer not reading, write buffer over limit; closing", self)
-            self._report(TransportError(f"{self!r}: write buffer over limit"), on_error)
+            report_send_error(
+                TransportError(f"{self!r}: write buffer over limit"), on_error, self._owner.stats
+            )
             stream.abort()
-
-    def _report(self, error: TransportError, on_error: ErrorCallback | None) -> None:
-        self._owner.stats.send_errors += 1
-        if on_error is None:
-            logger.debug("send failed: %s", error)
-            return
-        try:
-            on_error(error)
-        except Exception:
-            logger.exception("on_error callback raised")
 
     def fail_pending(self, error: TransportError) -> None:
         """Report every queued send as failed (connect failed or closed early)."""
         pending, self._pending = self._pending or [], None
         for _data, on_error in pending:
-            self._report(error, on_error)
+            report_send_error(error, on_error, self._owner.stats)
 
     def close(self) -> None:
         """Close after the queued writes are flushed (TLS: with a close_notify)."""
@@ -201,7 +194,7 @@ class Connection(asyncio.Protocol):
         pending, self._pending = self._pending or [], None
         for data, on_error in pending:
             if transport.is_closing():
-                self._report(TransportError(f"{self!r} closed"), on_error)
+                report_send_error(TransportError(f"{self!r} closed"), on_error, self._owner.stats)
             else:
                 self._write(data, on_error)
 

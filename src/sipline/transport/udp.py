@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 from collections.abc import Callable
 from typing import cast
 
@@ -18,6 +19,8 @@ from sipline.transport.stun import binding_response, is_stun
 __all__ = ["UdpProtocol", "bind_udp_socket"]
 
 logger = logging.getLogger("sipline.transport")
+
+_SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: sk_meminfo, rmem_alloc first
 
 
 def bind_udp_socket(
@@ -103,6 +106,19 @@ class UdpProtocol(asyncio.DatagramProtocol):
         if not stripped:
             self._stats.keepalives_in += 1
         return stripped
+
+    def receive_queue_fill(self) -> float | None:
+        """How full this socket's receive queue is, as a share of its buffer (Linux
+        SO_MEMINFO: bytes allocated to queued datagrams, then the buffer size); 0 once
+        closed, None where the kernel does not tell."""
+        if self.transport is None:
+            return 0.0
+        sock = self.transport.get_extra_info("socket")
+        try:
+            rmem, rcvbuf = struct.unpack("2I", sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 8))
+        except (OSError, AttributeError, struct.error):
+            return None
+        return rmem / rcvbuf if rcvbuf else 0.0
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (where the kernel reports them) cannot be tied to one send.

@@ -69,7 +69,7 @@ class MediaHost:
             raise OSError(
                 f"media.port: the media host cannot listen on {self.host}:{port}: {exc}"
             ) from None
-        item = self.ua.endpoint.listening("UDP")
+        item = self.ua.endpoint.local_address("UDP")
         assert item is not None
         for service in self.registry.services:
             # Built here, in the one process that answers: a service may start work

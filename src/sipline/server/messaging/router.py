@@ -151,7 +151,7 @@ class ImRouter:
     # -- where requests go -------------------------------------------------------------------
     def contact(self, transport: str) -> str:
         """Our Contact for dialogs we hold (subscriptions)."""
-        item = self.endpoint.listening(transport)
+        item = self.endpoint.local_address(transport)
         params = ";transport=tcp" if transport == "TCP" else ""
         return f"<sip:{format_host(item.advertise)}:{item.port}{params}>"
 

@@ -183,7 +183,7 @@ class ContextDriver:
             elif isinstance(action, GiveUp):
                 ct = self._ct(action.branch)
                 if ct is not None:
-                    ct._fail(action.status, action.reason)  # comes back as its response
+                    ct.fail(action.status, action.reason)  # comes back as its response
             elif isinstance(action, Respond):
                 self.st.respond(action.status, action.reason, extra=list(action.extra) or None)
             elif isinstance(action, SendResponse):

@@ -58,7 +58,7 @@ class LocalNames:
         if not isinstance(uri, SipUri):
             return False
         host = uri.host.lower()
-        for item in self.endpoint.listeners:
+        for item in self.endpoint.local_addresses:
             if (
                 host in (item.advertise.lower(), item.host)
                 and (uri.port or DEFAULT_PORT[item.transport]) == item.port
@@ -67,7 +67,7 @@ class LocalNames:
         return False
 
     def via_is_me(self, host: str, port: int | None) -> bool:
-        for item in self.endpoint.listeners:
+        for item in self.endpoint.local_addresses:
             if host in (item.advertise, item.host) and (port or 5060) == item.port:
                 return True
         return False
@@ -82,7 +82,7 @@ class LocalNames:
         )
 
     def record_route(self, transport: str, request: Request) -> str:
-        item = self.endpoint.listening(transport)
+        item = self.endpoint.local_address(transport)
         params = ";transport=tcp" if transport == "TCP" else ""
         # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
         # this dialog (sipline.server.security.route_sign).
