@@ -12,8 +12,8 @@ serve: install
 	$(BIN)/sipline serve $(ARGS)
 
 test: install-test peers
-	$(BIN)/ruff check src tests benchmarks fuzz
-	$(BIN)/ruff format --check src tests benchmarks fuzz
+	$(BIN)/ruff check src tests benchmarks fuzz scripts
+	$(BIN)/ruff format --check src tests benchmarks fuzz scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest
@@ -37,7 +37,7 @@ peers:
 	sh scripts/install-peers.sh
 
 lint: install-test
-	$(BIN)/ruff check src tests benchmarks fuzz
+	$(BIN)/ruff check src tests benchmarks fuzz scripts
 	$(BIN)/mypy
 
 bench: install-test peers

@@ -26,7 +26,7 @@ LAYERS = {
     "runtime": "asyncio: the endpoint, timers",
     "transport": "asyncio: sockets",
     "storage": "store (SQLite)",
-    "rtp_io": "asyncio: media streams",
+    "media_io": "asyncio: media streams",
     "media": "sans-I/O: media",
     "sdp": "sans-I/O: SDP",
     "content": "sans-I/O: bodies",
@@ -64,7 +64,10 @@ def main(argv: list[str]) -> int:
     new = f"{head}{BEGIN}\n{render()}\n{END}{tail}"
     if "--check" in argv:
         if new != text:
-            print("docs/architecture.md: the module map is not current; run python scripts/module_map.py")
+            sys.stderr.write(
+                "docs/architecture.md: the module map is not current;"
+                " run python scripts/module_map.py\n"
+            )
             return 1
         return 0
     DOC.write_text(new, encoding="utf-8")
