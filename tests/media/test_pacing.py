@@ -16,7 +16,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.ticks: list[float] = []
 
-    def _on_tick(self, now: float) -> None:
+    def on_tick(self, now: float) -> None:
         self.ticks.append(round(now, 6))
 
 
@@ -34,8 +34,8 @@ def test_sessions_share_slots_of_one_grid() -> None:
 
 def test_the_grid_does_not_drift_and_rejoins_after_a_stall() -> None:
     class _Stalling(_Recorder):
-        def _on_tick(self, now: float) -> None:
-            super()._on_tick(now)
+        def on_tick(self, now: float) -> None:
+            super().on_tick(now)
             if len(self.ticks) == 2:
                 clock.now += 0.5  # the process stalls inside a tick
 

@@ -1,4 +1,4 @@
-"""Fixtures for the security tests: the server fixtures of tests/apps (a real
+"""Fixtures for the security tests: the server fixtures of tests/server (a real
 `SipServer` on loopback, test user agents) and those of tests/interop (`sipline
 serve` as a subprocess)."""
 

@@ -31,7 +31,7 @@ from sipline.cli.agent_options import (
 from sipline.cli.output import Output
 from sipline.cli.presence_state import PresenceState
 from sipline.cli.progress import auth_hint, explain_error, noting_silence
-from sipline.cli.softphone import _install_stop
+from sipline.cli.softphone import install_stop
 from sipline.cli.store_options import StoreOptions, store_options
 from sipline.content.pidf import STATUSES
 from sipline.phone import (
@@ -164,7 +164,7 @@ async def _chat_main(peer: str, o: dict[str, Any]) -> int:
     if not await _started(ua, o):
         return 2
     stop = asyncio.Event()
-    _install_stop(stop)
+    install_stop(stop)
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     threading.Thread(target=_read_lines, args=(loop, lines), daemon=True).start()
@@ -265,7 +265,7 @@ async def _presence_main(o: dict[str, Any]) -> int:
     if not await _started(ua, o):
         return 2
     stop = asyncio.Event()
-    _install_stop(stop)
+    install_stop(stop)
     watches = []
     # RFC 3903 §4.4/§4.5: what an earlier run left published is modified or removed
     # through its entity tag, not published a second time beside it.
@@ -399,17 +399,22 @@ def _addresses(user: str, watcher: str | None = None) -> tuple[str, str | None]:
     return u, w
 
 
+def _set_rule(user: str, watcher: str, where: StoreOptions, policy: str) -> tuple[str, str]:
+    u, w = _addresses(user, watcher)
+    assert w is not None
+    with where.open() as store:
+        where.require_user(store, u)
+        store.set_watcher_rule(u, w, policy, time.time())
+    return u, w
+
+
 @watchers.command("allow")
 @click.argument("user")
 @click.argument("watcher")
 @store_options
 def watchers_allow(user: str, watcher: str, where: StoreOptions) -> None:
     """Let WATCHER see USER's presence (subscriptions waiting become active)."""
-    u, w = _addresses(user, watcher)
-    assert w is not None
-    with where.open() as store:
-        where.require_user(store, u)
-        store.set_watcher_rule(u, w, "allow", time.time())
+    u, w = _set_rule(user, watcher, where, "allow")
     click.echo(f"{w} may see the presence of {u}")
 
 
@@ -419,11 +424,7 @@ def watchers_allow(user: str, watcher: str, where: StoreOptions) -> None:
 @store_options
 def watchers_block(user: str, watcher: str, where: StoreOptions) -> None:
     """Refuse WATCHER (their subscriptions end with reason=rejected)."""
-    u, w = _addresses(user, watcher)
-    assert w is not None
-    with where.open() as store:
-        where.require_user(store, u)
-        store.set_watcher_rule(u, w, "block", time.time())
+    u, w = _set_rule(user, watcher, where, "block")
     click.echo(f"{w} may not see the presence of {u}")
 
 

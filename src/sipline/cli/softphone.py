@@ -197,7 +197,7 @@ async def _run_call(call: Call, options: dict[str, Any], out: _Printer, stop: as
             asyncio.ensure_future(asyncio.sleep(max(0.0, duration - (loop.time() - began))))
         )
     elif options["play"] is not None and options.get("hangup_after_play", True):
-        waits.append(asyncio.ensure_future(call.media.session._source_done or asyncio.sleep(0)))
+        waits.append(asyncio.ensure_future(call.media.session.source_done or asyncio.sleep(0)))
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for w in waits:
         w.cancel()
@@ -207,7 +207,7 @@ async def _run_call(call: Call, options: dict[str, Any], out: _Printer, stop: as
     return 0
 
 
-def _install_stop(stop: asyncio.Event) -> None:
+def install_stop(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
@@ -229,7 +229,7 @@ async def _start(ua: UserAgent, out: _Printer, options: dict[str, Any]) -> bool:
 async def _call_main(target: str, options: dict[str, Any]) -> int:
     out = _Printer(options["json"], options["password"])
     stop = asyncio.Event()
-    _install_stop(stop)
+    install_stop(stop)
     ua = _agent(options, auto_answer=False, register=options["register"])
     if not await _start(ua, out, options):
         return 2
@@ -253,7 +253,7 @@ async def _call_main(target: str, options: dict[str, Any]) -> int:
 async def _answer_main(options: dict[str, Any]) -> int:
     out = _Printer(options["json"], options["password"])
     stop = asyncio.Event()
-    _install_stop(stop)
+    install_stop(stop)
     ua = _agent(options, auto_answer=False, register=True)
     ua.on_message = lambda m: out.emit(
         "message",

@@ -4,5 +4,5 @@
 
 Sans-I/O like `sipline.core` and `sipline.sdp`: standard library only, no sockets,
 asyncio, clock or randomness (import-linter enforces it). Used by the server
-(`sipline.server`) and the user agent (`sipline.phone`) alike.
+(`sipline.server`), the user agent (`sipline.phone`) and the CLI alike.
 """

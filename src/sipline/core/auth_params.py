@@ -99,7 +99,9 @@ class _Scanner:
     def skip_ws(self) -> bool:
         start = self.pos
         # [ \t]* always matches (perhaps nothing): one C call, not a loop per character
-        self.pos = _WS_RE.match(self.text, start).end()  # type: ignore[union-attr]
+        match = _WS_RE.match(self.text, start)
+        assert match is not None  # it matches the empty string
+        self.pos = match.end()
         return self.pos > start
 
     def at_end(self) -> bool:

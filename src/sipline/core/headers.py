@@ -9,7 +9,7 @@ Typed views (`views.py`) are parsed on first access and cached per header name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.params import split_commas
@@ -133,7 +133,7 @@ class Headers:
     def __init__(self, keys: list[str] | None = None, lines: list[bytes] | None = None) -> None:
         self._keys: list[str] = keys if keys is not None else []
         self._lines: list[bytes] = lines if lines is not None else []
-        self._views: dict[str, object] = {}
+        self._views: dict[str, Any] = {}  # parsed typed views, by field name
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[str, str]]) -> Headers:
@@ -199,7 +199,8 @@ class Headers:
     def view(self, key: str, parse: Callable[[Headers], T]) -> T:
         """Parse a typed view of `key` once, cache it until that header changes."""
         try:
-            return self._views[key]  # type: ignore[return-value]
+            view: T = self._views[key]
+            return view
         except KeyError:
             result = parse(self)
             self._views[key] = result

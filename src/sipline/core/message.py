@@ -69,6 +69,12 @@ class Message(ABC):
         self.version = version
         self._start = start
 
+    @property
+    def raw_start(self) -> bytes | None:
+        """The start line exactly as received (None once it changed): what a copy that
+        keeps it passes as `start=`."""
+        return self._start
+
     # -- body -----------------------------------------------------------------------
     @property
     def body(self) -> bytes:
@@ -102,7 +108,7 @@ class Message(ABC):
         v = h._views.get("via#1")
         if v is None:
             v = h._views["via#1"] = lookup.top_via(h)
-        return v  # type: ignore[return-value]
+        return v
 
     def replace_top_via(self, via: Via) -> None:
         """Rewrite the topmost Via value in place (others untouched), keeping `via` as
@@ -117,7 +123,7 @@ class Message(ABC):
         v = h._views.get("to")
         if v is None:
             v = h._views["to"] = lookup.name_addr_field(h, "to", "To")
-        return v  # type: ignore[return-value]
+        return v
 
     @property
     def from_(self) -> NameAddr:
@@ -125,7 +131,7 @@ class Message(ABC):
         v = h._views.get("from")
         if v is None:
             v = h._views["from"] = lookup.name_addr_field(h, "from", "From")
-        return v  # type: ignore[return-value]
+        return v
 
     @property
     def call_id(self) -> str:
@@ -133,7 +139,7 @@ class Message(ABC):
         v = h._views.get("call-id")
         if v is None:
             v = h._views["call-id"] = lookup.call_id(h)
-        return v  # type: ignore[return-value]
+        return v
 
     @property
     def cseq(self) -> CSeq:
@@ -141,7 +147,7 @@ class Message(ABC):
         v = h._views.get("cseq")
         if v is None:
             v = h._views["cseq"] = lookup.cseq(h)
-        return v  # type: ignore[return-value]
+        return v
 
     @property
     def max_forwards(self) -> int | None:
@@ -152,7 +158,7 @@ class Message(ABC):
             v = lookup.max_forwards(h)
             if v is not None:
                 h._views["max-forwards"] = v
-        return v  # type: ignore[return-value]
+        return v
 
     @property
     def expires(self) -> int | None:
@@ -174,7 +180,7 @@ class Message(ABC):
         v = h._views.get("route")
         if v is None:
             v = h._views["route"] = lookup.routes(h)
-        return v  # type: ignore[return-value]
+        return v
 
     @property
     def record_routes(self) -> list[NameAddr]:

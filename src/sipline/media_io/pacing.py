@@ -82,11 +82,11 @@ def loop_clock(loop: asyncio.AbstractEventLoop | None = None) -> LoopClock:
 
 
 class Ticking(Protocol):
-    def _on_tick(self, now: float) -> None: ...
+    def on_tick(self, now: float) -> None: ...
 
 
 class Pacer:
-    """Calls `_on_tick(now)` on every registered session once per `period` seconds."""
+    """Calls `on_tick(now)` on every registered session once per `period` seconds."""
 
     def __init__(self, clock: MediaClock, period: float, slots: int = SLOTS) -> None:
         self.clock = clock
@@ -136,7 +136,7 @@ class Pacer:
         self.max_lateness = max(self.max_lateness, now - self.next_tick)
         for session in list(self.slots[self._next_slot]):
             try:
-                session._on_tick(now)
+                session.on_tick(now)
             except Exception:
                 log.exception("media session tick failed")
         step = self.step

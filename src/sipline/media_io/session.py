@@ -5,13 +5,12 @@ RFC 3550 §11, `sipline.media_io.sockets`) around the pure parts of `sipline.med
 RTP numbering, the jitter buffer, the statistics, G.711 (or Opus), telephone-events
 and RTCP.
 
-Timing: every session with the same packet time shares one timer chain per media
-clock (`sipline.media_io.pacing`: the event loop's, or an injected one), ticking on a
-fixed grid (tick k at t0 + k * ptime, so a late wake-up never shifts the schedule). On each tick a session sends the frames that are
-due (catching up a few after a stall, skipping the timestamp past longer ones), plays
-out what the jitter buffer releases, and sends RTCP when its randomised interval is
-up (§6.2). Symmetric RTP (RFC 4961): we send to wherever the peer's packets come from,
-so a peer behind NAT is reached whatever its SDP said.
+Timing: sessions with the same packet time share one timer chain per media clock
+(`sipline.media_io.pacing`), on a fixed grid (tick k at t0 + k * ptime: a late
+wake-up never shifts it). Each tick sends the frames due (catching up after a stall,
+skipping the timestamp past longer ones), plays out what the jitter buffer releases,
+and sends RTCP when its randomised interval is up (§6.2). Symmetric RTP (RFC 4961):
+we send wherever the peer's packets come from, whatever its SDP said.
 """
 
 from __future__ import annotations
@@ -94,7 +93,7 @@ class MediaSession:
         self._last_arrival: float | None = None
         self._source: AudioSource | None = None
         self._source_spec: SourceLike | None = None
-        self._source_done: asyncio.Future[None] | None = None
+        self.source_done: asyncio.Future[None] | None = None  # the source being played sent
         self._sink: AudioSink | None = None
         self._sink_spec: SinkLike | None = None
         self._dialer = DtmfDialer()
@@ -244,8 +243,8 @@ class MediaSession:
     def play(self, source: SourceLike | None) -> asyncio.Future[None]:
         """Send `source` from the next frame on (None: silence). The future resolves
         when it has been played to its end, or is cancelled when replaced."""
-        if self._source_done is not None and not self._source_done.done():
-            self._source_done.cancel()
+        if self.source_done is not None and not self.source_done.done():
+            self.source_done.cancel()
         close_quietly(self._source)
         self._source_spec = source
         self._source = (
@@ -256,7 +255,7 @@ class MediaSession:
         done: asyncio.Future[None] = self.loop.create_future()
         if source is None:
             done.set_result(None)
-        self._source_done = done
+        self.source_done = done
         return done
 
     def record(self, sink: SinkLike | None) -> None:
@@ -282,7 +281,7 @@ class MediaSession:
         return done
 
     # -- the tick ---------------------------------------------------------------------------
-    def _on_tick(self, now: float) -> None:
+    def on_tick(self, now: float) -> None:
         config = self.config
         missed, send = self._schedule.due(now, self._ptime_ms / 1000)
         if missed:
@@ -326,7 +325,7 @@ class MediaSession:
         frame = source.read_frame()
         if frame is None:
             self._source = None
-            done = self._source_done
+            done = self.source_done
             if done is not None and not done.done():
                 done.set_result(None)
         return frame
@@ -483,8 +482,8 @@ class MediaSession:
                     self._sink.write_frame(self._decoder.decode(item.payload))
         close_quietly(self._sink)
         close_quietly(self._source)
-        if self._source_done is not None and not self._source_done.done():
-            self._source_done.cancel()
+        if self.source_done is not None and not self.source_done.done():
+            self.source_done.cancel()
         for _, done in self._dtmf_done:
             if not done.done():
                 done.cancel()

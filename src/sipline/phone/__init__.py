@@ -56,6 +56,10 @@ Messages and presence::
     watch = await ua.watch("bob@example.com")            # RFC 6665 presence subscription
     async for update in watch.updates():
         print(update.describe())                         # "online", "away (lunch)", ...
+
+Layering: `sipline.phone` imports the runtime and the layers below it; the CLI's
+user-agent commands and the server's media services (the media host is a
+`UserAgent`) import it.
 """
 
 from sipline.phone.agent import CallHandler, MessageHandler, TransferPolicy, UserAgent

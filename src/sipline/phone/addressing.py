@@ -67,7 +67,7 @@ class Addressing:
         self.config = config
         self.endpoint = endpoint
         self.public: tuple[str, int] | None = None
-        self._resolver = Resolver(transports=(Transport(config.transport),))
+        self._resolver = Resolver(transports=(Transport(config.transport),), clock=endpoint.clock)
 
     def learned_public_address(self, host: str, port: int) -> None:
         log.info("behind NAT: reachable at %s:%d", host, port)

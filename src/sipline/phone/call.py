@@ -311,8 +311,6 @@ class Call:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
 
-    _spawn = spawn  # the name the server's media services use
-
     def bind_dialog(self, dialog: Dialog) -> None:
         self.ua.bind_dialog(dialog, self)
 

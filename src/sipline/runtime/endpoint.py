@@ -1,4 +1,4 @@
-"""The endpoint: where core events become callbacks and futures (ARCHITECTURE.md).
+"""The endpoint: where core events become callbacks and futures (docs/architecture.md).
 
 It owns the transaction layer, the transports and the timers. Every entry point (a
 datagram, a timer, a command from an application) calls into the core and then
@@ -380,7 +380,7 @@ class Endpoint:
         if isinstance(event, ResponseReceived):
             ct = self._clients.get(event.key)
             if ct is not None:
-                ct._deliver(event.response)
+                ct.deliver(event.response)
         elif isinstance(event, RequestReceived):
             inbound = event.source
             assert isinstance(inbound, Inbound)  # we pass Inbound for every request
@@ -408,7 +408,7 @@ class Endpoint:
             failed = event.key
             ct = self._clients.get(failed) if isinstance(failed, ClientKey) else None
             if ct is not None:
-                ct._give_up(timed_out=isinstance(event, TransactionTimedOut))
+                ct.give_up(timed_out=isinstance(event, TransactionTimedOut))
         elif isinstance(event, TransactionTerminated):
             ended = event.key
             if isinstance(ended, ServerKey):

@@ -145,13 +145,13 @@ class ClientTransaction:
         `reason`: a Reason header value for the CANCEL (RFC 3326)."""
         self._endpoint.cancel(self, reason)
 
-    def _deliver(self, response: Response) -> None:
+    def deliver(self, response: Response) -> None:
         if self.on_response is not None:
             self.on_response(response)
         if response.status >= 200 and not self.final.done():
             self.final.set_result(response)
 
-    def _give_up(self, *, timed_out: bool) -> None:
+    def give_up(self, *, timed_out: bool) -> None:
         """The core ended the transaction with no final response: 408 on a timeout,
         else 503 naming the transport's failure (a refused connection, a certificate
         that failed its check: what a user can act on)."""
@@ -164,4 +164,4 @@ class ClientTransaction:
     def fail(self, status: int, reason: str) -> None:
         """End here as if the next hop had answered `status` (what the proxy's Timer C
         does to a branch that never answered, §16.8)."""
-        self._deliver(build_response(self.request, status, reason))
+        self.deliver(build_response(self.request, status, reason))

@@ -9,7 +9,7 @@ worker thread, never blocking the event loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
@@ -46,17 +46,24 @@ class ServerBackend:
         self.auth = authenticator
         self.resolver = resolver
         self._configured = {d.lower() for d in domains}
+        self._stored: set[str] = set()  # added with `sipline user add`, read by refresh
         self._domains = set(self._configured)
         self._wall = wall
         self._now = now
 
     async def refresh_domains(self) -> None:
         """Domains added with `sipline user add` while the server runs become ours."""
-        self._domains = self._configured | {d.lower() for d in await self.store.list_domains()}
+        self._stored = {d.lower() for d in await self.store.list_domains()}
+        self._domains = self._configured | self._stored
 
     @property
     def domains(self) -> set[str]:
         return self._domains
+
+    def set_configured_domains(self, domains: Iterable[str]) -> None:
+        """After a reload: the configured domains are ours (or no longer) at once."""
+        self._configured = {d.lower() for d in domains}
+        self._domains = self._configured | self._stored
 
     def is_local_domain(self, host: str) -> bool:
         return host.lower() in self._domains

@@ -156,7 +156,7 @@ class SipServer:
         self.backend = ServerBackend(
             self.store,
             authenticator,
-            Resolver(),
+            Resolver(clock=ep.clock),  # DNS TTLs on the server's clock
             domains=list(cfg.server.domains),
             wall=ep.wall,
             now=ep.now,
@@ -202,7 +202,7 @@ class SipServer:
             authenticator,
             default_realm=self._default_realm,
             now=ep.now,
-            is_me=self.proxy._is_me,
+            is_me=self.proxy.is_me,
         )
         self.proxy.gate = self.gate
         self.im = ImRouter(
@@ -213,7 +213,7 @@ class SipServer:
             cfg.messaging,
             authenticate_calls=cfg.auth.authenticate_calls,
             proxy_handle=self.proxy.handle,
-            is_me=self.proxy._is_me,
+            is_me=self.proxy.is_me,
             is_server_uri=self.is_local,
             # One owner id per worker process sharing the store (stable across restarts):
             # each resumes and notifies the subscriptions it owns (docs/architecture.md).
@@ -348,7 +348,7 @@ class SipServer:
         if self.registrar is not None:
             self.registrar.config = registrar_config(config.registrar)
         if self.backend is not None:
-            self.backend._configured = {d.lower() for d in config.server.domains}
+            self.backend.set_configured_domains(config.server.domains)
         if self.ops is not None:
             self.ops.apply(config.ops, config.server.log_level)
 

@@ -1,4 +1,5 @@
-"""Accounts and the location service: store protocols, the SQLite backend, the asyncio front.
+"""Accounts and the location service: store protocols, the SQLite backend, the asyncio
+front.
 
 What the server keeps (accounts, bindings, routing rules, devices, stored messages,
 presence, call records, voicemail) behind protocols in `base`, `im` and friends;

@@ -1,4 +1,5 @@
-"""Deterministic stand-ins for time, randomness and the network, for sipline's tests and users' own.
+"""Deterministic stand-ins for time, randomness and the network, for sipline's tests
+and users' own.
 
 `FakeClock` moves only when told to and fires the `Timers` of every endpoint built on it
 (`await advance(clock, s)` steps a whole server or user agent through its timers),

@@ -1,5 +1,5 @@
 """The security log's one line format, shared by every layer that refuses a source
-(transport: connection limits; runtime: flood control; apps: authentication, relaying).
+(transport: connection limits; runtime: flood control; server: authentication, relaying).
 
     sipline.security: EVENT src=192.0.2.7:5060 user="alice@example.com" ua="..." reason=WORD
 

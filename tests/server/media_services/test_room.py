@@ -13,7 +13,7 @@ from sipline.server.media_services.room import FRAME, JOIN_SOUND, Room
 
 
 class _ManualPacer:
-    """Stands in for the media clock: the test calls `_on_tick` itself."""
+    """Stands in for the media clock: the test calls `on_tick` itself."""
 
     def __init__(self) -> None:
         self.members: list[object] = []
@@ -46,7 +46,7 @@ async def test_each_listener_gets_mix_minus_and_listeners_share_one_encode() -> 
     members = list(room.members.values())
     members[0].inbox.write_frame(_const(3000))
     members[1].inbox.write_frame(_const(-2000))
-    room._on_tick(0.0)
+    room.on_tick(0.0)
     out = [m.outbox.frames[0] for m in members]  # type: ignore[union-attr]
     assert (out[0] == -2000).all() and (out[1] == 3000).all()
     assert (out[2] == 1000).all() and out[2] is out[3]  # the full mix, one array
@@ -66,7 +66,7 @@ async def test_join_sound_and_leave_stop_the_clock() -> None:
     a, b = MediaSession(), MediaSession()
     first = room.add(a, "a")
     room.add(b, "b")
-    room._on_tick(0.0)
+    room.on_tick(0.0)
     heard = first.outbox.frames[-1]  # type: ignore[union-attr]
     assert np.array_equal(heard, JOIN_SOUND[:FRAME])
     room.leave(first)
@@ -83,7 +83,7 @@ async def test_an_opus_listener_gets_the_mix_at_48_khz() -> None:
     sessions[1].configure(StreamConfig(None, 111, "opus"))
     first, second = room.members.values()
     first.inbox.write_frame(_const(1000))
-    room._on_tick(0.0)
+    room.on_tick(0.0)
     frame = second.outbox.frames[-1]  # type: ignore[union-attr]
     assert len(frame) == 960 and (frame == 1000).all()
 

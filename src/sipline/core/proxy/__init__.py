@@ -4,6 +4,8 @@ It forks (§16.6), chooses the best response (§16.7), handles CANCEL (§16.10) 
 Timer C, a routing step's timeout and a branch's hop timeout on the `now` it is given;
 its table is in `tables`. `sipline.server.proxy` looks targets up, sends what the
 context asks for, and feeds back responses and the time. Imports only `sipline.core`.
+
+Imported by `sipline.server.proxy` only.
 """
 
 from sipline.core.proxy.actions import (

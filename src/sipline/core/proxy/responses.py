@@ -22,8 +22,13 @@ def decline_reason(status: int) -> str:
 
 def strip_top_via(response: Response) -> Response:
     """§16.7 step 3: our own Via comes off before the response goes upstream."""
-    out = Response(response.status, response.reason, response.headers.copy(), response.body)
-    out._start = response._start
+    out = Response(
+        response.status,
+        response.reason,
+        response.headers.copy(),
+        response.body,
+        start=response.raw_start,
+    )
     out.headers.pop_first_value("Via")
     return out
 

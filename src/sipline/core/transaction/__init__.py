@@ -3,6 +3,9 @@
 `TransactionLayer` is the entry point; the machines are data in `client_invite`,
 `client_non_invite`, `server_invite` and `server_non_invite`; the events it hands up
 are in `events`, the keys messages are matched by in `matching`.
+
+Imports only `sipline.core`; driven by the runtime (`sipline.runtime.endpoint`, its
+handles and admission).
 """
 
 from sipline.core.transaction.layer import TransactionLayer

@@ -1,4 +1,8 @@
-"""Audio codecs behind a common encoder/decoder interface, and their registry."""
+"""Audio codecs behind a common encoder/decoder interface, and their registry.
+
+Pure (numpy; Opus through PyAV when installed); used by the rest of `sipline.media`,
+`sipline.media_io`, the user agent and the server's media services.
+"""
 
 from sipline.media.codecs.base import Decoder, Encoder, Pcm
 from sipline.media.codecs.g711 import (

@@ -10,4 +10,7 @@ the vocabulary between it and the proxy, which carries the steps out
 decisions (`RingStep`, `Reject`, `Exhausted`) and the outcome of each step.
 `routing_service` connects the rules to the server's store and opens each call's
 session.
+
+Imported by the proxy (`sipline.server.proxy`), the server's wiring and configuration,
+and `sipline route` in the CLI.
 """

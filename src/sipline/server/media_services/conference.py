@@ -211,7 +211,7 @@ class ConferenceService:
             return
         if command.action == "kick":
             if member.call is not None:
-                member.call._spawn(member.call.hangup())
+                member.call.spawn(member.call.hangup())
         else:
             room.set_muted(member.number, command.action == "mute")
 

@@ -215,7 +215,7 @@ class Room:
         return p is not None and p.muted
 
     # -- the clock ----------------------------------------------------------------------------
-    def _on_tick(self, now: float) -> None:
+    def on_tick(self, now: float) -> None:
         started = time.perf_counter()
         if now - self._due >= 0.02:
             self.late_ticks += 1

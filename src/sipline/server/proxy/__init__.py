@@ -8,6 +8,8 @@ request's context; `forward` builds each branch's request; `local` knows our own
 names and the Record-Route; `stateless` forwards 2xx ACKs and stray 2xx responses;
 `abandoned` ends the late answer of a branch given up. Imported by
 `sipline.server.sip_server` only.
+
+Imported by the server's wiring (`sipline.server.sip_server`) only.
 """
 
 from sipline.server.proxy.backend import ProxyBackend, ProxyConfig, RedirectPolicy

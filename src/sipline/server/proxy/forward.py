@@ -25,9 +25,9 @@ def branch_request(
 ) -> Request:
     """A copy of `original` for `leg`, with our Via on top (branch: the §16.6 step 8
     loop hash, a dot, a random part; see sipline.server.proxy.stray)."""
-    request = Request(original.method, leg.uri, original.headers.copy(), original.body)
-    if leg.uri == original.uri_text:
-        request._start = original._start  # untouched Request-URI: keep the raw line
+    # An untouched Request-URI keeps the raw start line.
+    start = original.raw_start if leg.uri == original.uri_text else None
+    request = Request(original.method, leg.uri, original.headers.copy(), original.body, start=start)
     h = request.headers
     for name, value in leg.set_headers:
         h.set(name, value)

@@ -68,7 +68,7 @@ class Proxy:
     def route_signer(self, signer: RouteSigner) -> None:
         self.local.signer = signer
 
-    def _is_me(self, uri: Uri) -> bool:
+    def is_me(self, uri: Uri) -> bool:
         return self.local.is_me(uri)
 
     # -- §16.3 validation ------------------------------------------------------------------
