@@ -140,9 +140,10 @@ class SipServer:
             exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
         )
         await self.security.start()
-        # Workers share the secret, so a challenge from one is answered at another,
-        # and the nonce counts, so a replay is refused at every worker; so is our
-        # signed Record-Route (sipline.server.security.route_sign).
+        # Workers share the secret, so any worker verifies a nonce; the one named in it
+        # (its issuer) checks its nonce counts in memory, the others re-challenge with
+        # stale=true (core/auth_server.py). Our signed Record-Route is checked with the
+        # secret too (sipline.server.security.route_sign).
         secret = worker.secret if worker is not None else server_secret(cfg.server.database)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
@@ -150,7 +151,7 @@ class SipServer:
             entropy=ep.entropy,
             algorithms=list(cfg.auth.algorithms),
             nonce_ttl_s=cfg.auth.nonce_ttl_s,
-            claim_count=self.store.claim_nonce_count if worker is not None else None,
+            issuer=worker.index if worker is not None else 0,
             observer=self.security,
         )
         self.backend = ServerBackend(
@@ -269,7 +270,6 @@ class SipServer:
             self.backend,
             self._memory,
             shared=self.worker is not None,
-            nonce_ttl_s=self.config.auth.nonce_ttl_s,
             security=self.security,
         )
         worker = self.worker
