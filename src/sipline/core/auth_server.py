@@ -115,9 +115,9 @@ class DigestVerifier:
     should accept each other's nonces). `issuer` names this process inside its nonces
     (0 to `MAX_ISSUER`, distinct among the processes sharing the secret): it checks
     the nonce counts of its own nonces and re-challenges the others' with stale=true.
-    `algorithms` are the ones offered, in order
-    of preference (the topmost is what most clients use), each needing an HA1
-    (`verify_ha1`, or `verify` with `ha1_lookup`). Nonces older than `nonce_ttl_s`
+    `algorithms` are the ones offered, in order of preference (the topmost is what
+    most clients use), each needing an HA1 (`verify_ha1`, or `verify` with
+    `ha1_lookup`). Nonces older than `nonce_ttl_s`
     are stale.
     Credentials without qop (RFC 2069 peers) are accepted when `allow_no_qop`,
     each such nonce only once.
@@ -166,7 +166,8 @@ class DigestVerifier:
         self._max_tracked = max_tracked_nonces
         self._allow_no_qop = allow_no_qop
         self._domain = domain
-        self._issuer = issuer.to_bytes(_ISSUER_BYTES, "big")
+        self._issuer = issuer
+        self._issuer_bytes = issuer.to_bytes(_ISSUER_BYTES, "big")
         # nonce -> (highest nc seen, issue time in ms), for our own nonces only, in
         # order of first use. Bounded two ways: an entry older than nonce_ttl_s is
         # dropped (such a nonce is refused as stale before its count is looked at, so
@@ -209,7 +210,7 @@ class DigestVerifier:
         if algo is None:
             raise ValueError(f"unsupported digest algorithm {algorithm!r}")
         self._started(now)
-        head = round(now * 1000).to_bytes(8, "big", signed=True) + self._issuer
+        head = round(now * 1000).to_bytes(8, "big", signed=True) + self._issuer_bytes
         head += self._entropy.random_bytes(_RANDOM_BYTES)
         return base64.urlsafe_b64encode(head + self._mac(head, algo)).decode("ascii")
 
@@ -336,7 +337,7 @@ class DigestVerifier:
         age_ms = now_ms - issued_ms
         if age_ms > self._ttl_ms or age_ms < 0:
             return DigestVerification(DigestStatus.STALE, username)
-        if issuer != int.from_bytes(self._issuer, "big"):
+        if issuer != self._issuer:
             # Its counts are in its issuer's memory: a nonce of ours instead (stale=true).
             return DigestVerification(DigestStatus.FOREIGN_NONCE, username)
         return DigestVerification(self._count(c.nonce, c.nc, issued_ms, now_ms), username)
