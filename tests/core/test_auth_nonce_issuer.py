@@ -83,11 +83,13 @@ def test_nonce_counts_expire_with_their_nonces() -> None:
 
 def test_a_restarted_process_does_not_trust_its_predecessors_nonces() -> None:
     """A worker restarted under the same index has lost the counts its predecessor
-    kept: a nonce issued before it started may have been used, so it is stale."""
-    before = worker(1)
+    kept: a nonce issued before it started may have been used, so it is stale. (A
+    single process, by default, answers its nonces across a restart.)"""
+    before = worker(1, stale_before_start=True)
     challenge = before.challenges(now=50.0)[0]
     assert before.verify(answer(challenge), method="REGISTER", now=51.0).ok
-    after = worker(1)
+    assert worker(1).verify(answer(challenge, nc=2), method="REGISTER", now=61.0).ok
+    after = worker(1, stale_before_start=True)
     fresh = after.challenges(now=60.0)[0]
     replayed = after.verify(answer(challenge), method="REGISTER", now=61.0)
     assert replayed.status is DigestStatus.STALE and replayed.stale

@@ -117,7 +117,9 @@ class DigestVerifier:
     the nonce counts of its own nonces and re-challenges the others' with stale=true.
     `algorithms` are the ones offered, in order of preference (the topmost is what
     most clients use), each needing an HA1 (`verify_ha1`, or `verify` with
-    `ha1_lookup`). Nonces older than `nonce_ttl_s`
+    `ha1_lookup`). With `stale_before_start`, a nonce of our issuer issued before this
+    verifier was first used is stale: a restarted worker has lost the counts its
+    predecessor kept, so a nonce that one issued may have been used already. Nonces older than `nonce_ttl_s`
     are stale.
     Credentials without qop (RFC 2069 peers) are accepted when `allow_no_qop`,
     each such nonce only once.
@@ -137,6 +139,7 @@ class DigestVerifier:
         allow_no_qop: bool = True,
         domain: tuple[str, ...] = (),
         issuer: int = 0,
+        stale_before_start: bool = False,
     ) -> None:
         if not realm or any(c in realm for c in "\r\n"):
             raise ValueError("realm must be non-empty and on one line")
@@ -168,6 +171,7 @@ class DigestVerifier:
         self._domain = domain
         self._issuer = issuer
         self._issuer_bytes = issuer.to_bytes(_ISSUER_BYTES, "big")
+        self._stale_before_start = stale_before_start
         # nonce -> (highest nc seen, issue time in ms), for our own nonces only, in
         # order of first use. Bounded two ways: an entry older than nonce_ttl_s is
         # dropped (such a nonce is refused as stale before its count is looked at, so
@@ -177,8 +181,9 @@ class DigestVerifier:
         # moves up to its issue time.
         self._counts: OrderedDict[str, tuple[int, int]] = OrderedDict()
         # A nonce of ours issued no later than this and not tracked may have been used
-        # already (evicted, or issued by a predecessor under the same issuer before
-        # this verifier's first call, whose counts died with it): it is stale.
+        # already (evicted; or, with `stale_before_start`, issued by a predecessor
+        # under the same issuer before our first call, whose counts died with it):
+        # it is stale.
         self._forgotten_ms: int | None = None
 
     @property
@@ -222,7 +227,7 @@ class DigestVerifier:
 
     def _started(self, now: float) -> None:
         """Note the first call: nonces of our issuer from before it are not ours."""
-        if self._forgotten_ms is None:
+        if self._stale_before_start and self._forgotten_ms is None:
             self._forgotten_ms = round(now * 1000) - 1
 
     @property

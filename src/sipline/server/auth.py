@@ -80,7 +80,10 @@ class DigestAuthenticator:
     worker's index; 0 for a single process): it refuses a nonce count of its own
     nonces it saw already (RFC 7616 §3.3; the count must grow), in its memory, and a
     right answer to another process's nonce gets a nonce of its own with stale=true,
-    which is not a failed login. Nothing is written anywhere per request.
+    which is not a failed login. Nothing is written anywhere per request. With
+    `stale_before_start` (a worker, which the supervisor may restart), the nonces of
+    `issuer` from before this process started are answered stale=true: the counts
+    kept for them were lost with the process that issued them.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class DigestAuthenticator:
         algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
         issuer: int = 0,
+        stale_before_start: bool = False,
         observer: AuthObserver | None = None,
     ) -> None:
         if len(secret) < 16:
@@ -102,6 +106,7 @@ class DigestAuthenticator:
         self._algorithms = tuple(algorithms)
         self._nonce_ttl_s = nonce_ttl_s
         self._issuer = issuer
+        self._stale_before_start = stale_before_start
         self.observer = observer
         self._verifiers: dict[str, DigestVerifier] = {}
         self.failures = AuthFailureLog()
@@ -117,6 +122,7 @@ class DigestAuthenticator:
                 algorithms=self._algorithms,
                 nonce_ttl_s=self._nonce_ttl_s,
                 issuer=self._issuer,
+                stale_before_start=self._stale_before_start,
             )
             self._verifiers[realm] = found
         return found

@@ -152,6 +152,10 @@ class SipServer:
             algorithms=list(cfg.auth.algorithms),
             nonce_ttl_s=cfg.auth.nonce_ttl_s,
             issuer=worker.index if worker is not None else 0,
+            # One process keeps answering its nonces across a restart (secret_file.py);
+            # a worker's counts were also kept in the store before schema 10, so a
+            # restarted worker re-challenges its predecessor's nonces instead.
+            stale_before_start=worker is not None,
             observer=self.security,
         )
         self.backend = ServerBackend(
