@@ -140,10 +140,8 @@ class SipServer:
             exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
         )
         await self.security.start()
-        # Workers share the secret, so any worker verifies a nonce; the one named in it
-        # (its issuer) checks its nonce counts in memory, the others re-challenge with
-        # stale=true (core/auth_server.py). Our signed Record-Route is checked with the
-        # secret too (sipline.server.security.route_sign).
+        # Workers share the secret: any verifies a nonce, its issuer counts its uses, the
+        # others re-challenge (core/auth_server.py); so is our Record-Route (route_sign).
         secret = worker.secret if worker is not None else server_secret(cfg.server.database)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
@@ -152,9 +150,7 @@ class SipServer:
             algorithms=list(cfg.auth.algorithms),
             nonce_ttl_s=cfg.auth.nonce_ttl_s,
             issuer=worker.index if worker is not None else 0,
-            # One process keeps answering its nonces across a restart (secret_file.py);
-            # a worker's counts were also kept in the store before schema 10, so a
-            # restarted worker re-challenges its predecessor's nonces instead.
+            # A restarted worker lost its nonce counts: its predecessor's nonces are stale.
             stale_before_start=worker is not None,
             observer=self.security,
         )
