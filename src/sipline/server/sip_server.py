@@ -141,7 +141,7 @@ class SipServer:
         )
         await self.security.start()
         # Workers share the secret: any verifies a nonce, its issuer counts its uses, the
-        # others re-challenge (core/auth_server.py); so is our Record-Route (route_sign).
+        # others re-challenge (core/auth_server.py); it signs our Record-Route too.
         secret = worker.secret if worker is not None else server_secret(cfg.server.database)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
