@@ -263,17 +263,19 @@ def sockets_by_worker(server: ServeProcess, count: int = 12) -> dict[int, socket
     return found
 
 
-def test_register_challenged_at_one_worker_is_answered_at_the_other(
+def test_a_nonce_is_stale_at_the_other_worker_and_counted_where_issued(
     server: ServeProcess,
 ) -> None:
+    """A nonce names the worker that issued it, which alone keeps its nonce counts
+    (RFC 7616 §3.3): a right answer at another worker is re-challenged with stale=true
+    and that worker's own nonce, and a replay at the issuer is refused."""
     by_worker = sockets_by_worker(server)
     first, other = by_worker[0], by_worker[1]
-    try:
-        challenge = _register(first, server, 1)
-        assert challenge.status == 401
-        parsed = parse_challenge(challenge.headers.get("www-authenticate") or "")
+
+    def answer(response: Response) -> tuple[Challenge, str]:
+        parsed = parse_challenge(response.headers.get("www-authenticate") or "")
         assert isinstance(parsed, Challenge)
-        credentials = answer_challenge(
+        return parsed, answer_challenge(
             parsed,
             method="REGISTER",
             uri=f"sip:{DOMAIN}",
@@ -281,10 +283,19 @@ def test_register_challenged_at_one_worker_is_answered_at_the_other(
             password="alice-pw",
             entropy=SeededEntropy(7),
         ).serialize()
-        assert _register(other, server, 2, credentials).status == 200  # worker 0's nonce
-        # The same credentials again (same nonce count), at either worker: a replay.
-        assert _register(first, server, 3, credentials).status == 401
-        assert _register(other, server, 4, credentials).status == 401
+
+    try:
+        challenge = _register(first, server, 1)
+        assert challenge.status == 401
+        _, credentials = answer(challenge)
+        elsewhere = _register(other, server, 2, credentials)  # worker 0's nonce
+        assert elsewhere.status == 401
+        fresh, again = answer(elsewhere)
+        assert fresh.stale
+        assert _register(other, server, 3, again).status == 200
+        assert _register(first, server, 4, credentials).status == 200
+        # The same credentials again (same nonce count) at their issuer: a replay.
+        assert _register(first, server, 5, credentials).status == 401
     finally:
         first.close()
         other.close()

@@ -25,6 +25,7 @@ from sipline.server.records.pcap import LINKTYPE_RAW, Packet, pcap_bytes
 from sipline.server.records.trace import SERVER, ladder, packets
 from sipline.storage import SCHEMA_VERSION, SqliteStore
 from sipline.storage.ops import CallUpdate, TracedMessage
+from sipline.storage.sqlite_schema import MIGRATIONS
 
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
@@ -202,13 +203,11 @@ def run(tracker_ops: list[CallUpdate], store: SqliteStore) -> None:
 
 def test_a_schema_7_database_is_migrated_to_8(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
-    SqliteStore(db).close()
-    con = sqlite3.connect(db)
-    # Every table added after version 7 (the later migrations' too).
-    for table in ("calls", "ops_events", "call_messages", "voicemail", "mailboxes", "email_outbox"):
-        con.execute(f"DROP TABLE {table}")
+    con = sqlite3.connect(db, isolation_level=None)
+    for statements in MIGRATIONS[:7]:  # the schema as version 7 left it
+        for statement in statements:
+            con.execute(statement)
     con.execute("PRAGMA user_version = 7")
-    con.commit()
     con.close()
     store = SqliteStore(db)
     assert store.schema_version == SCHEMA_VERSION >= 8

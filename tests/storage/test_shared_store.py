@@ -1,11 +1,13 @@
 """What worker processes sharing one SQLite file rely on: the binding change feed
-(seen by a second process's cache), and digest nonce counts claimed in the store."""
+(seen by a second process's cache); digest nonce counts are not among it."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from sipline.storage import AsyncStore, Binding, SqliteStore
+from sipline.storage import SCHEMA_VERSION, AsyncStore, Binding, SqliteStore
+from sipline.storage.sqlite_schema import MIGRATIONS
 
 
 def b(contact: str, aor: str = "alice@example.com") -> Binding:
@@ -38,16 +40,25 @@ def test_a_reader_behind_the_pruned_feed_is_told_to_reload(tmp_path: Path) -> No
     store.close()
 
 
-def test_nonce_counts_only_grow(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "t.db")
-    assert store.claim_nonce_count("n1", 1, 1000)
-    assert not store.claim_nonce_count("n1", 1, 1000)  # the same count: a replay
-    assert store.claim_nonce_count("n1", 2, 1000)
-    assert not store.claim_nonce_count("n1", 1, 1000)
-    assert store.claim_nonce_count("n2", 1, 5000)
-    assert store.purge_nonces(2000) == 1
-    assert store.claim_nonce_count("n1", 1, 1000)  # forgotten (stale by then anyway)
-    store.close()
+def test_version_10_drops_the_shared_nonce_counts(tmp_path: Path) -> None:
+    """Nonce counts live in the memory of the worker that issued the nonce
+    (core/auth_server.py): a file from version 9 loses its table of them."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:9]:
+        for statement in statements:
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 9")
+    db.execute("INSERT INTO domains VALUES ('example.com')")
+    db.execute("INSERT INTO digest_nonces VALUES ('n1', 1, 1000)")
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert store.schema_version == SCHEMA_VERSION >= 10
+        assert store.list_domains() == ["example.com"]
+        assert store._query("SELECT name FROM sqlite_master WHERE name LIKE '%nonce%'") == []
+    finally:
+        store.close()
 
 
 async def test_a_second_process_cache_follows_the_feed(tmp_path: Path) -> None:

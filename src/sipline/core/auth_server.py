@@ -11,13 +11,18 @@ nonce came from.
 
 Nonces need no storage to be checked (RFC 7616 §3.3 leaves their form to the server):
 
-    nonce = base64url( issued_ms(8) || random(12) || HMAC-SHA256(secret, ...)[:16] )
+    nonce = base64url( issued_ms(8) || issuer(2) || random(10) || HMAC-SHA256(secret, ...)[:16] )
 
-The HMAC covers the issue time, the random part, the realm and the algorithm, so a
-nonce is only accepted by a server holding the same secret, for the realm it was
-issued for, and the algorithm it was issued with tells which challenge a client
-answered (for diagnosis). Its age gives staleness. Replay protection needs
-state: the highest nonce count seen per nonce, in a bounded LRU table.
+The HMAC covers the issue time, the issuer, the random part, the realm and the
+algorithm, so a nonce is only accepted by a server holding the same secret, for the
+realm it was issued for, and the algorithm it was issued with tells which challenge a
+client answered (for diagnosis). Its age gives staleness. The issuer is the process
+that made it (a worker's index; 0 for a single process): replay protection needs
+state, the highest nonce count seen per nonce (RFC 7616 §3.3), and only the issuer
+keeps it, in its own memory. A right answer to a nonce another process issued is
+answered with a fresh nonce and stale=true (`DigestStatus.FOREIGN_NONCE`): the client
+retries at once with the new nonce, without asking its user again (RFC 7616 §3.3,
+RFC 2617 §3.2.1), and no process writes anything shared per request.
 """
 
 from __future__ import annotations
@@ -36,13 +41,13 @@ from sipline.core.auth_header import Challenge, Credentials
 from sipline.core.clock import Entropy
 
 __all__ = [
+    "MAX_ISSUER",
     "DigestStatus",
     "DigestVerification",
     "DigestVerifier",
     "Ha1Lookup",
     "UserhashLookup",
     "nonce_count",
-    "nonce_issued_ms",
 ]
 
 # (username, realm, algorithm) -> stored HA1 hex, or None for an unknown user. The
@@ -52,11 +57,14 @@ Ha1Lookup = Callable[[str, str, str], str | None]
 # (userhash, realm, algorithm) -> the real username, or None (RFC 7616 §3.4.4).
 UserhashLookup = Callable[[str, str, str], str | None]
 
-_RANDOM_BYTES = 12
+_ISSUER_BYTES = 2
+_RANDOM_BYTES = 10
 _MAC_BYTES = 16
-_NONCE_BYTES = 8 + _RANDOM_BYTES + _MAC_BYTES
+_NONCE_BYTES = 8 + _ISSUER_BYTES + _RANDOM_BYTES + _MAC_BYTES  # 36: 48 base64 characters
+MAX_ISSUER = (1 << (8 * _ISSUER_BYTES)) - 1
 _NONCE_RE = re.compile(rf"[A-Za-z0-9_\-]{{{_NONCE_BYTES * 4 // 3}}}")
-_NONCE_LABEL = b"sipline digest nonce\x00"
+# A new label for the layout with an issuer: a nonce of the old layout is not ours.
+_NONCE_LABEL = b"sipline digest nonce 2\x00"
 # A nonce used without qop has no count to track; this marks it spent.
 _SPENT = 1 << 32
 
@@ -68,6 +76,9 @@ class DigestStatus(enum.Enum):
     STALE = "stale"  # right digest, expired nonce: re-challenge with stale=true
     BAD_RESPONSE = "bad-response"  # the digest does not match
     UNKNOWN_NONCE = "unknown-nonce"  # not issued by us, for this realm and algorithm
+    # right digest, nonce issued by another process sharing the secret: its counts
+    # are kept there, so re-challenge with a nonce of ours and stale=true
+    FOREIGN_NONCE = "foreign-nonce"
     REPLAY = "replay"  # nonce count not above the highest seen for this nonce
     MISSING_PARAMS = "missing-params"  # a required parameter is absent or empty
     WRONG_REALM = "wrong-realm"
@@ -90,7 +101,7 @@ class DigestVerification:
     @property
     def stale(self) -> bool:
         """Whether the re-challenge should carry stale=true (RFC 7616 §3.3)."""
-        return self.status is DigestStatus.STALE
+        return self.status in (DigestStatus.STALE, DigestStatus.FOREIGN_NONCE)
 
 
 def _base_name(algo: DigestAlgorithm) -> str:
@@ -101,9 +112,14 @@ class DigestVerifier:
     """Issues digest challenges for one realm and verifies the answers.
 
     `secret` keys the nonce HMAC (at least 16 bytes; share it between servers that
-    should accept each other's nonces). `algorithms` are the ones offered, in order
-    of preference (the topmost is what most clients use), each needing an HA1
-    (`verify_ha1`, or `verify` with `ha1_lookup`). Nonces older than `nonce_ttl_s`
+    should accept each other's nonces). `issuer` names this process inside its nonces
+    (0 to `MAX_ISSUER`, distinct among the processes sharing the secret): it checks
+    the nonce counts of its own nonces and re-challenges the others' with stale=true.
+    `algorithms` are the ones offered, in order of preference (the topmost is what
+    most clients use), each needing an HA1 (`verify_ha1`, or `verify` with
+    `ha1_lookup`). With `stale_before_start`, a nonce of our issuer issued before this
+    verifier was first used is stale: a restarted worker has lost the counts its
+    predecessor kept, so a nonce that one issued may have been used already. Nonces older than `nonce_ttl_s`
     are stale.
     Credentials without qop (RFC 2069 peers) are accepted when `allow_no_qop`,
     each such nonce only once.
@@ -122,6 +138,8 @@ class DigestVerifier:
         max_tracked_nonces: int = 10_000,
         allow_no_qop: bool = True,
         domain: tuple[str, ...] = (),
+        issuer: int = 0,
+        stale_before_start: bool = False,
     ) -> None:
         if not realm or any(c in realm for c in "\r\n"):
             raise ValueError("realm must be non-empty and on one line")
@@ -129,6 +147,8 @@ class DigestVerifier:
             raise ValueError("secret must be at least 16 bytes")
         if nonce_ttl_s <= 0 or max_tracked_nonces < 1:
             raise ValueError("nonce_ttl_s and max_tracked_nonces must be positive")
+        if not 0 <= issuer <= MAX_ISSUER:
+            raise ValueError(f"issuer must be 0 to {MAX_ISSUER}")
         chosen: list[DigestAlgorithm] = []
         for name in algorithms:
             algo = find_algorithm(name)
@@ -149,11 +169,22 @@ class DigestVerifier:
         self._max_tracked = max_tracked_nonces
         self._allow_no_qop = allow_no_qop
         self._domain = domain
-        # nonce -> highest nc seen, least recently used first.
-        self._counts: OrderedDict[str, int] = OrderedDict()
-        # Issue time of the newest nonce evicted from `_counts`: a nonce issued no
-        # later than this and not tracked may have been used already.
-        self._evicted_ms: int | None = None
+        self._issuer = issuer
+        self._issuer_bytes = issuer.to_bytes(_ISSUER_BYTES, "big")
+        self._stale_before_start = stale_before_start
+        # nonce -> (highest nc seen, issue time in ms), for our own nonces only, in
+        # order of first use. Bounded two ways: an entry older than nonce_ttl_s is
+        # dropped (such a nonce is refused as stale before its count is looked at, so
+        # nothing is lost); first use follows issue closely, so expired entries
+        # gather at the front and each use drops them from there in O(1) amortized.
+        # Past `max_tracked_nonces`, the oldest entry goes too and `_forgotten_ms`
+        # moves up to its issue time.
+        self._counts: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        # A nonce of ours issued no later than this and not tracked may have been used
+        # already (evicted; or, with `stale_before_start`, issued by a predecessor
+        # under the same issuer before our first call, whose counts died with it):
+        # it is stale.
+        self._forgotten_ms: int | None = None
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -164,6 +195,7 @@ class DigestVerifier:
 
     def challenges(self, *, now: float, stale: bool = False) -> list[Challenge]:
         """One challenge per algorithm, in order of preference, each with its own nonce."""
+        self._started(now)
         return [
             Challenge(
                 realm=self.realm,
@@ -182,7 +214,8 @@ class DigestVerifier:
         algo = find_algorithm(algorithm)
         if algo is None:
             raise ValueError(f"unsupported digest algorithm {algorithm!r}")
-        head = round(now * 1000).to_bytes(8, "big", signed=True)
+        self._started(now)
+        head = round(now * 1000).to_bytes(8, "big", signed=True) + self._issuer_bytes
         head += self._entropy.random_bytes(_RANDOM_BYTES)
         return base64.urlsafe_b64encode(head + self._mac(head, algo)).decode("ascii")
 
@@ -192,21 +225,39 @@ class DigestVerifier:
         )
         return hmac.new(self._secret, message, hashlib.sha256).digest()[:_MAC_BYTES]
 
+    def _started(self, now: float) -> None:
+        """Note the first call: nonces of our issuer from before it are not ours."""
+        if self._stale_before_start and self._forgotten_ms is None:
+            self._forgotten_ms = round(now * 1000) - 1
+
+    @property
+    def tracked_nonces(self) -> int:
+        """How many nonces' counts are kept."""
+        return len(self._counts)
+
+    def nonce_issuer(self, nonce: str) -> int | None:
+        """The process that issued `nonce` (its `issuer`), or None if it is not a nonce
+        of this realm under our secret."""
+        found = self._nonce_origin(nonce)
+        return found[1] if found is not None else None
+
     def nonce_algorithm(self, nonce: str) -> str | None:
         """The algorithm of the challenge that carried `nonce`, or None if it is not
         one of ours."""
         found = self._nonce_origin(nonce)
-        return found[1].name if found is not None else None
+        return found[2].name if found is not None else None
 
-    def _nonce_origin(self, nonce: str) -> tuple[int, DigestAlgorithm] | None:
-        """When and for which offered algorithm we issued `nonce`, or None."""
+    def _nonce_origin(self, nonce: str) -> tuple[int, int, DigestAlgorithm] | None:
+        """When, by which issuer and for which offered algorithm `nonce` was issued
+        under our secret, or None."""
         if _NONCE_RE.fullmatch(nonce) is None:
             return None
         raw = base64.urlsafe_b64decode(nonce)  # 48 characters of the alphabet always decode
         head, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         for algo in self._algorithms:
             if hmac.compare_digest(mac, self._mac(head, algo)):
-                return int.from_bytes(head[:8], "big", signed=True), algo
+                issuer = int.from_bytes(head[8 : 8 + _ISSUER_BYTES], "big")
+                return int.from_bytes(head[:8], "big", signed=True), issuer, algo
         return None
 
     # --- verification ---------------------------------------------------------------------
@@ -255,6 +306,7 @@ class DigestVerifier:
         Request-URI after retargeting, so checking that it names a user this server
         serves is the application's policy.
         """
+        self._started(now)
         c = credentials
         if not (c.username and c.realm is not None and c.nonce and c.uri and c.response):
             return DigestVerification(DigestStatus.MISSING_PARAMS)
@@ -277,7 +329,7 @@ class DigestVerifier:
         origin = self._nonce_origin(c.nonce)
         if origin is None:
             return DigestVerification(DigestStatus.UNKNOWN_NONCE)
-        issued_ms = origin[0]
+        issued_ms, issuer, _ = origin
 
         username = self._username(c, algo)
         if username is None or ha1 is None:
@@ -286,29 +338,40 @@ class DigestVerifier:
             return DigestVerification(DigestStatus.BAD_RESPONSE, username)
 
         # RFC 7616 §3.3: stale only once the digest is known to be right.
-        age_ms = round(now * 1000) - issued_ms
+        now_ms = round(now * 1000)
+        age_ms = now_ms - issued_ms
         if age_ms > self._ttl_ms or age_ms < 0:
             return DigestVerification(DigestStatus.STALE, username)
-        return DigestVerification(self._count(c.nonce, c.nc, issued_ms), username)
+        if issuer != self._issuer:
+            # Its counts are in its issuer's memory: a nonce of ours instead (stale=true).
+            return DigestVerification(DigestStatus.FOREIGN_NONCE, username)
+        return DigestVerification(self._count(c.nonce, c.nc, issued_ms, now_ms), username)
 
-    def _count(self, nonce: str, nc: str | None, issued_ms: int) -> DigestStatus:
-        """Record a use of `nonce`, refusing a nonce count not above the last one."""
+    def _count(self, nonce: str, nc: str | None, issued_ms: int, now_ms: int) -> DigestStatus:
+        """Record a use of `nonce`, refusing a nonce count not above the last one
+        (RFC 7616 §3.3: the count must grow)."""
+        counts = self._counts
+        while counts:  # drop the expired entries at the front (see __init__)
+            _, (_, oldest_ms) = next(iter(counts.items()))
+            if now_ms - oldest_ms <= self._ttl_ms:
+                break
+            counts.popitem(last=False)
         count = nonce_count(nc)
-        seen = self._counts.get(nonce)
-        if seen is None:
-            if self._evicted_ms is not None and issued_ms <= self._evicted_ms:
+        entry = counts.get(nonce)
+        if entry is None:
+            if self._forgotten_ms is not None and issued_ms <= self._forgotten_ms:
                 # Possibly used before we forgot it: make the client fetch a new one.
                 return DigestStatus.STALE
             seen = 0
+        else:
+            seen = entry[0]
         if count <= seen or seen == _SPENT:
             return DigestStatus.REPLAY
-        self._counts[nonce] = count
-        self._counts.move_to_end(nonce)
-        while len(self._counts) > self._max_tracked:
-            evicted, _ = self._counts.popitem(last=False)
-            evicted_ms = int.from_bytes(base64.urlsafe_b64decode(evicted)[:8], "big", signed=True)
-            if self._evicted_ms is None or evicted_ms > self._evicted_ms:
-                self._evicted_ms = evicted_ms
+        counts[nonce] = (count, issued_ms)
+        while len(counts) > self._max_tracked:
+            _, (_, evicted_ms) = counts.popitem(last=False)
+            if self._forgotten_ms is None or evicted_ms > self._forgotten_ms:
+                self._forgotten_ms = evicted_ms
         return DigestStatus.OK
 
 
@@ -316,8 +379,3 @@ def nonce_count(nc: str | None) -> int:
     """The count a use of a nonce records: its `nc` (RFC 7616 §3.4), or a mark that
     spends the nonce for credentials without qop."""
     return _SPENT if nc is None else int(nc, 16)
-
-
-def nonce_issued_ms(nonce: str) -> int:
-    """The issue time encoded in a nonce `DigestVerifier.verify` accepted (ms)."""
-    return int.from_bytes(base64.urlsafe_b64decode(nonce)[:8], "big", signed=True)

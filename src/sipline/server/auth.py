@@ -2,8 +2,8 @@
 
 `DigestAuthenticator` turns a request into either an authenticated user name or
 the response to send: 401/407 with one challenge per algorithm (in the configured
-order of preference, RFC 8760 §2.4), `stale=true` when only the nonce had expired (RFC 7616 §3.3), or
-400 for credentials missing required parameters. The realm is the domain.
+order of preference, RFC 8760 §2.4), `stale=true` when only the nonce had expired or another process issued it (RFC 7616
+§3.3), or 400 for credentials missing required parameters. The realm is the domain.
 
 The flow is direct: the HA1 the credentials name (`DigestVerifier.ha1_key`) is
 looked up (the store, off the event loop), then `DigestVerifier.verify_ha1` checks
@@ -27,14 +27,12 @@ from sipline.core.auth import (
     find_algorithm,
     parse_credentials,
 )
-from sipline.core.auth_server import nonce_count, nonce_issued_ms
 from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
 from sipline.server.auth_failures import AuthFailureLog
 
 __all__ = [
-    "AsyncCountClaim",
     "AsyncHa1Lookup",
     "AuthObserver",
     "AuthResult",
@@ -43,9 +41,6 @@ __all__ = [
 
 # (username, realm, base algorithm) -> stored HA1 or None, awaited.
 AsyncHa1Lookup = Callable[[str, str, str], Awaitable[str | None]]
-# (nonce, nonce count, issue time in ms) -> False for a replay, awaited (the store's
-# shared table, when several processes verify the same nonces).
-AsyncCountClaim = Callable[[str, int, int], Awaitable[bool]]
 # Outcomes that mean "the credentials are wrong": a guess, counted against its source.
 _FAILURES = frozenset(
     {DigestStatus.BAD_RESPONSE, DigestStatus.UNKNOWN_USER, DigestStatus.UNSUPPORTED_ALGORITHM}
@@ -80,11 +75,15 @@ class AuthResult:
 class DigestAuthenticator:
     """Challenges and checks digest credentials, one `DigestVerifier` per realm.
 
-    `secret` keys nonces and decoys (at least 16 bytes); servers sharing it accept
-    each other's nonces. Each verifier refuses a nonce count it saw already; with
-    `claim_count` a use that passed that check must also be claimed there, so the
-    processes sharing a secret (worker processes) refuse each other's replays too
-    (RFC 7616 §3.3; the nonce count must grow).
+    `secret` keys nonces and decoys (at least 16 bytes); servers sharing it verify
+    each other's nonces. `issuer` names this process inside the nonces it issues (a
+    worker's index; 0 for a single process): it refuses a nonce count of its own
+    nonces it saw already (RFC 7616 §3.3; the count must grow), in its memory, and a
+    right answer to another process's nonce gets a nonce of its own with stale=true,
+    which is not a failed login. Nothing is written anywhere per request. With
+    `stale_before_start` (a worker, which the supervisor may restart), the nonces of
+    `issuer` from before this process started are answered stale=true: the counts
+    kept for them were lost with the process that issued them.
     """
 
     def __init__(
@@ -95,7 +94,8 @@ class DigestAuthenticator:
         entropy: Entropy,
         algorithms: Iterable[str] = ("MD5",),
         nonce_ttl_s: float = 300.0,
-        claim_count: AsyncCountClaim | None = None,
+        issuer: int = 0,
+        stale_before_start: bool = False,
         observer: AuthObserver | None = None,
     ) -> None:
         if len(secret) < 16:
@@ -105,7 +105,8 @@ class DigestAuthenticator:
         self._entropy = entropy
         self._algorithms = tuple(algorithms)
         self._nonce_ttl_s = nonce_ttl_s
-        self._claim_count = claim_count
+        self._issuer = issuer
+        self._stale_before_start = stale_before_start
         self.observer = observer
         self._verifiers: dict[str, DigestVerifier] = {}
         self.failures = AuthFailureLog()
@@ -120,6 +121,8 @@ class DigestAuthenticator:
                 entropy=self._entropy,
                 algorithms=self._algorithms,
                 nonce_ttl_s=self._nonce_ttl_s,
+                issuer=self._issuer,
+                stale_before_start=self._stale_before_start,
             )
             self._verifiers[realm] = found
         return found
@@ -171,15 +174,10 @@ class DigestAuthenticator:
             credentials, ha1=ha1, method=request.method, body=request.body, now=now
         )
         if outcome.ok and outcome.username is not None:
-            nonce = credentials.nonce or ""  # verify() refused an empty one
-            if self._claim_count is None or await self._claim_count(
-                nonce, nonce_count(credentials.nc), nonce_issued_ms(nonce)
-            ):
-                self.failures.succeeded(f"{outcome.username}@{realm}", source)
-                if self.observer is not None:
-                    self.observer.auth_succeeded(source)
-                return AuthResult(username=outcome.username)
-            return self.challenge(realm=realm, now=now, proxy=proxy)  # a replay
+            self.failures.succeeded(f"{outcome.username}@{realm}", source)
+            if self.observer is not None:
+                self.observer.auth_succeeded(source)
+            return AuthResult(username=outcome.username)
         if outcome.status is DigestStatus.MISSING_PARAMS:
             return AuthResult(status=400, reason="Bad Request (incomplete credentials)")
         if outcome.status in (
@@ -188,8 +186,9 @@ class DigestAuthenticator:
             DigestStatus.UNSUPPORTED_ALGORITHM,
         ):
             self._note_failure(request, f"{username}@{realm}", source, realm, credentials)
-        # Wrong password, unknown user (decoy), foreign nonce, replay, unsupported
-        # algorithm: all get fresh challenges, the same for every user.
+        # Wrong password, unknown user (decoy), unknown nonce, replay, unsupported
+        # algorithm: all get fresh challenges, the same for every user; an expired
+        # nonce or another process's (a right digest) with stale=true, no failure.
         result = self.challenge(realm=realm, now=now, proxy=proxy, stale=outcome.stale)
         if outcome.status in _FAILURES:
             if self.observer is not None:

@@ -140,9 +140,8 @@ class SipServer:
             exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
         )
         await self.security.start()
-        # Workers share the secret, so a challenge from one is answered at another,
-        # and the nonce counts, so a replay is refused at every worker; so is our
-        # signed Record-Route (sipline.server.security.route_sign).
+        # Workers share the secret: any verifies a nonce, its issuer counts its uses, the
+        # others re-challenge (core/auth_server.py); it signs our Record-Route too.
         secret = worker.secret if worker is not None else server_secret(cfg.server.database)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
@@ -150,7 +149,9 @@ class SipServer:
             entropy=ep.entropy,
             algorithms=list(cfg.auth.algorithms),
             nonce_ttl_s=cfg.auth.nonce_ttl_s,
-            claim_count=self.store.claim_nonce_count if worker is not None else None,
+            issuer=worker.index if worker is not None else 0,
+            # A restarted worker lost its nonce counts: its predecessor's nonces are stale.
+            stale_before_start=worker is not None,
             observer=self.security,
         )
         self.backend = ServerBackend(
@@ -269,7 +270,6 @@ class SipServer:
             self.backend,
             self._memory,
             shared=self.worker is not None,
-            nonce_ttl_s=self.config.auth.nonce_ttl_s,
             security=self.security,
         )
         worker = self.worker

@@ -34,7 +34,6 @@ def start_upkeep(
     memory: MemoryRelease,
     *,
     shared: bool,
-    nonce_ttl_s: float,
     security: SecurityMonitor | None,
 ) -> list[asyncio.Task[None]]:
     """The background tasks of a server process; a worker (`shared`: other processes
@@ -48,7 +47,6 @@ def start_upkeep(
                 backend,
                 memory,
                 shared=shared,
-                nonce_ttl_s=nonce_ttl_s,
                 security=security,
             )
         ),
@@ -83,12 +81,11 @@ async def housekeep(
     memory: MemoryRelease,
     *,
     shared: bool,
-    nonce_ttl_s: float,
     security: SecurityMonitor | None,
 ) -> None:
     """Purge expired bindings and pick up domains added from the CLI; give back the
     memory a burst of transactions took once they are gone (runtime/system.py). A
-    worker (`shared`) also trims the change feed, the nonce counts and the bans."""
+    worker (`shared`) also trims the change feed and the bans."""
     while True:
         await endpoint.timers.sleep(5.0)
         peak = memory.peak
@@ -99,8 +96,6 @@ async def housekeep(
             await backend.refresh_domains()
             if shared:
                 await store.write(store.store.prune_binding_changes, FEED_KEEP)
-                stale_ms = round((endpoint.now() - nonce_ttl_s) * 1000)
-                await store.write(store.store.purge_nonces, stale_ms)
                 if security is not None:
                     await security.purge()
         except StoreError as exc:

@@ -413,9 +413,6 @@ class AsyncStore:
             self._cache.replace(aor, bindings)
         return len(found)
 
-    async def claim_nonce_count(self, nonce: str, count: int, issued_ms: int) -> bool:
-        return await self.write(self.store.claim_nonce_count, nonce, count, issued_ms)
-
     def bindings(self, aor: str, *, now: float | None = None) -> list[Binding]:
         """The cached bindings of `aor` (unexpired at `now` when given); no I/O."""
         return self._cache.bindings(aor, now=now)

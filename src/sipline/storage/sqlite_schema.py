@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sipline.storage.sqlite_im import IM_MIGRATION, MESSAGE_STATE_MIGRATION
 from sipline.storage.sqlite_ops import OPS_MIGRATION
-from sipline.storage.sqlite_shared import BAN_MIGRATION, SHARED_MIGRATION
+from sipline.storage.sqlite_shared import BAN_MIGRATION, NONCE_DROP_MIGRATION, SHARED_MIGRATION
 from sipline.storage.sqlite_voicemail import VOICEMAIL_MIGRATION
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
@@ -96,5 +96,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     OPS_MIGRATION,
     # 9: voicemail messages, mailbox settings and the email outbox (see sqlite_voicemail.py).
     VOICEMAIL_MIGRATION,
+    # 10: no shared digest nonce counts (see sqlite_shared.py).
+    NONCE_DROP_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

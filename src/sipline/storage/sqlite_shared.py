@@ -5,8 +5,10 @@
   worker process, the CLI), so a process that caches bindings in memory asks "what
   changed after sequence number n?" with one indexed read and reloads only those
   AORs (`AsyncStore.poll_binding_changes`).
-- `digest_nonces`: the highest digest nonce count seen per nonce (RFC 7616 §3.3
-  replay protection), so a nonce used at one worker cannot be replayed at another.
+- `digest_nonces` (versions 4 to 9): the highest digest nonce count seen per nonce,
+  claimed by every authenticated request at any worker. Dropped by version 10: a
+  nonce names the worker that issued it, which keeps its counts in memory
+  (core/auth_server.py), so no request writes here.
 - `source_bans` (schema version 7): source addresses banned after failed
   authentication, appended with a sequence number; every worker reads the rows after
   the last one it saw (README "Running on the Internet").
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from sipline.storage.sqlite_tables import SqliteTables
 
-__all__ = ["BAN_MIGRATION", "SHARED_MIGRATION", "SharedTables"]
+__all__ = ["BAN_MIGRATION", "NONCE_DROP_MIGRATION", "SHARED_MIGRATION", "SharedTables"]
 
 SHARED_MIGRATION: tuple[str, ...] = (
     """CREATE TABLE binding_changes (
@@ -48,6 +50,9 @@ BAN_MIGRATION: tuple[str, ...] = (
     )""",
     "CREATE INDEX source_bans_until ON source_bans(until)",
 )
+
+# Nonce counts live in the memory of the worker that issued the nonce.
+NONCE_DROP_MIGRATION: tuple[str, ...] = ("DROP TABLE digest_nonces",)
 
 
 class SharedTables(SqliteTables):
@@ -79,27 +84,6 @@ class SharedTables(SqliteTables):
             return db.execute(
                 "DELETE FROM binding_changes WHERE seq <= (SELECT max(seq) FROM binding_changes) - ?",
                 (keep,),
-            ).rowcount
-
-    # --- digest nonce counts ------------------------------------------------------------------
-
-    def claim_nonce_count(self, nonce: str, count: int, issued_ms: int) -> bool:
-        """Record a use of `nonce` with nonce count `count`; False when a count as high
-        or higher was seen already (a replay)."""
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO digest_nonces(nonce, nc, issued_ms) VALUES (?, ?, ?)"
-                " ON CONFLICT(nonce) DO UPDATE SET nc = excluded.nc"
-                " WHERE excluded.nc > digest_nonces.nc",
-                (nonce, count, issued_ms),
-            )
-            return cursor.rowcount > 0
-
-    def purge_nonces(self, issued_before_ms: int) -> int:
-        """Forget nonces issued before `issued_before_ms` (stale by then anyway)."""
-        with self._write() as db:
-            return db.execute(
-                "DELETE FROM digest_nonces WHERE issued_ms < ?", (issued_before_ms,)
             ).rowcount
 
     # --- source bans --------------------------------------------------------------------------
