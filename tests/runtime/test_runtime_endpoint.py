@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -34,11 +35,11 @@ async def receive(sock: socket.socket) -> bytes:
 
 
 @pytest.fixture
-async def client() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, 0))
-    sock.setblocking(False)
-    return sock
+async def client() -> AsyncIterator[socket.socket]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        sock.setblocking(False)
+        yield sock
 
 
 async def test_handles_are_kept_only_for_invites_and_counted_from_core_keys(
@@ -154,3 +155,43 @@ async def test_the_udp_queue_probe_is_a_transport_method(client: socket.socket) 
     finally:
         await ep.close()
         client.close()
+
+
+async def test_the_tap_sees_received_messages_parsed_once(client: socket.socket) -> None:
+    """The tap gets every message as bytes; a received one also as the message the
+    endpoint parsed (so call records need not parse it again), before the Via fix-up
+    changes it; a malformed one and what is sent, as bytes only."""
+    ep = Endpoint(clock=FakeClock())
+    seen: list[tuple[bool, bytes, object]] = []
+    vias: list[str] = []
+
+    def tap(
+        sent: bool,
+        data: bytes,
+        transport: str,
+        local: object,
+        remote: object,
+        message: object = None,
+    ) -> None:
+        seen.append((sent, data, message))
+        if isinstance(message, Request):
+            vias.append(str(message.top_via))
+
+    ep.tap = tap
+    ep.on_request = lambda st: st.respond(200)
+    _, port = await ep.bind("UDP", HOST, 0)
+    me = client.getsockname()[1]
+    try:
+        options = request("OPTIONS", port, me, 7)
+        client.sendto(b"NOT SIP AT ALL\r\n\r\n", (HOST, port))  # no Via: no answer
+        client.sendto(options, (HOST, port))
+        await receive(client)  # the 200: both datagrams were handled, in order
+    finally:
+        await ep.close()
+    received = [(data, message) for sent, data, message in seen if not sent]
+    assert [data for data, _ in received] == [b"NOT SIP AT ALL\r\n\r\n", options]
+    assert received[0][1] is None
+    parsed = received[1][1]
+    assert isinstance(parsed, Request) and parsed.call_id == "rt-7"
+    assert vias == [f"SIP/2.0/UDP {HOST}:{me};branch=z9hG4bKrt7;rport"]  # before §18.2.1
+    assert [message for sent, _, message in seen if sent] == [None]

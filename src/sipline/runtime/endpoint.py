@@ -245,11 +245,18 @@ class Endpoint:
             if source.connection is not None:
                 source.connection.abort()  # a banned source keeps no connection either
             return
-        if self.tap is not None:  # after flood control: a flood costs no tracing
-            self.tap(False, data, source.transport, source.local, source.remote)
         reliable = source.transport != "UDP"
+        tap = self.tap  # after flood control: a flood costs no tracing
         try:
             msg = parse_message(data, limits=self.config.limits, stream=reliable)
+        except RemoteProtocolError as exc:
+            if tap is not None:
+                tap(False, data, source.transport, source.local, source.remote)
+            self._reject(data, source, exc)
+            return
+        if tap is not None:  # before anything changes it (the Via fix-up)
+            tap(False, data, source.transport, source.local, source.remote, msg)
+        try:
             if isinstance(msg, Request):
                 self.stats.requests_in += 1
                 if flood is not None and flood.refuse_scanner(msg, source.remote):
@@ -340,14 +347,9 @@ class Endpoint:
             )
         elif isinstance(destination, Target):
             if self.tap is not None:
-                self.tap(
-                    True, data, destination.transport, None, (destination.host, destination.port)
-                )
-            self.transports.send(
-                data,
-                destination,
-                on_error=on_error,
-            )
+                remote = (destination.host, destination.port)
+                self.tap(True, data, destination.transport, None, remote)
+            self.transports.send(data, destination, on_error=on_error)
         else:
             raise LocalProtocolError(f"cannot send to {destination!r}")
 

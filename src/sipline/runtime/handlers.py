@@ -44,8 +44,22 @@ CancelHandler = Callable[[ServerTransaction, ServerTransaction | None], None]
 AckHandler = Callable[[Request, Inbound], None]
 StrayHandler = Callable[[Response, Source], None]
 Address = tuple[str, int]
+
+
 # Sees a message as bytes: (sent, data, transport, local or None, remote).
-MessageTap = Callable[[bool, bytes, str, Address | None, Address], None]
+class MessageTap(Protocol):
+    """Sees every message received and sent, as bytes; a received one also parsed (None
+    when it could not be, or for what is sent), so the tap need not parse it again."""
+
+    def __call__(
+        self,
+        sent: bool,
+        data: bytes,
+        transport: str,
+        local: Address | None,
+        remote: Address,
+        message: Request | Response | None = None,
+    ) -> None: ...
 
 
 class HandlerHost(Protocol):

@@ -14,7 +14,7 @@ import logging
 import re
 
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
-from sipline.core.message import parse_message
+from sipline.core.message import Request, Response, parse_message
 from sipline.runtime.endpoint import Address, Endpoint
 from sipline.server.records.calls import CallTracker
 from sipline.server.records.hep import HepSender
@@ -120,7 +120,13 @@ class MessageTap:
             counter.labels("out" if sent else "in", value.decode("ascii", "replace")[:16]).inc(n)
 
     def __call__(
-        self, sent: bool, data: bytes, transport: str, local: Address | None, remote: Address
+        self,
+        sent: bool,
+        data: bytes,
+        transport: str,
+        local: Address | None,
+        remote: Address,
+        message: Request | Response | None = None,
     ) -> None:
         end = data.find(b"\r\n")
         start = data[:end] if end >= 0 else data[:100]
@@ -172,8 +178,9 @@ class MessageTap:
         else:
             parse = method == b"BYE" and not sent
         if parse:
-            try:
-                message = parse_message(data, stream=transport != "UDP")
+            try:  # what the endpoint received it parsed already; what it sends, not
+                if message is None:
+                    message = parse_message(data, stream=transport != "UDP")
                 call_id = message.call_id
             except RemoteProtocolError:
                 return
