@@ -6,52 +6,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from server_helpers import configured
-from ua_helpers import FAST, HOST, wait_for
+from service_calls import add_users, loopback_config, running, user_agent
+from ua_helpers import wait_for
 
 from sipline.phone import IncomingMessage, MessageFailed, UserAgent
-from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
-from sipline.storage.sqlite import SqliteStore
-
-DOMAIN = "example.com"
-USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
-    db = tmp_path / "sipline.db"
-    store = SqliteStore(db)
-    store.add_domain(DOMAIN)
-    for name, password in USERS.items():
-        store.add_user(name, DOMAIN, password)
-    store.close()
-    config = configured(
-        listen=[parse_listen(f"udp:{HOST}:0")],
-        domains=[DOMAIN],
-        database=db,
-        min_notify_interval_s=0.0,
-    )
-    srv = SipServer(config)
-    await srv.start()
-    try:
+    add_users(tmp_path / "sipline.db", ["alice", "bob"])
+    async with running(loopback_config(tmp_path / "sipline.db", min_notify_interval_s=0.0)) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
-def agent(server: SipServer, name: str, **kwargs: object) -> UserAgent:
-    port = server.endpoint.local_addresses[0].port
-    return UserAgent(
-        f"{name}@{DOMAIN}",
-        password=USERS[name],
-        server=f"{HOST}:{port}",
-        listen=f"{HOST}:0",
-        timers=FAST,
-        **kwargs,  # type: ignore[arg-type]
-    )
+def agent(server: SipServer, name: str, **kwargs: Any) -> UserAgent:
+    return user_agent(server, name, **kwargs)
 
 
 async def test_two_agents_chat_both_ways(server: SipServer) -> None:

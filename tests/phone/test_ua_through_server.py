@@ -8,50 +8,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from server_helpers import configured
-from ua_helpers import FAST, HOST, chirp, wait_for
+from service_calls import DOMAIN, add_users, loopback_config, running, user_agent
+from ua_helpers import chirp, wait_for
 
 from sipline.media.audio import ArraySink, cross_correlate
 from sipline.phone import CallState, DtmfReceived, EndedBy, UserAgent
 from sipline.sdp import Direction
-from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer
-from sipline.storage.sqlite import SqliteStore
-
-DOMAIN = "example.com"
-USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
-    db = tmp_path / "sipline.db"
-    store = SqliteStore(db)
-    if not store.has_domain(DOMAIN):
-        store.add_domain(DOMAIN)
-    for name, password in USERS.items():
-        store.add_user(name, DOMAIN, password)
-    store.close()
-    config = configured(listen=[parse_listen(f"udp:{HOST}:0")], domains=[DOMAIN], database=db)
-    srv = SipServer(config)
-    await srv.start()
-    try:
+    add_users(tmp_path / "sipline.db", ["alice", "bob", "carol"])
+    async with running(loopback_config(tmp_path / "sipline.db")) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
-def _agent(server: SipServer, name: str, **kwargs: object) -> UserAgent:
-    port = server.endpoint.local_addresses[0].port
-    return UserAgent(
-        f"{name}@{DOMAIN}",
-        password=USERS[name],
-        server=f"{HOST}:{port}",
-        listen=f"{HOST}:0",
-        timers=FAST,
-        **kwargs,  # type: ignore[arg-type]
-    )
+def _agent(server: SipServer, name: str, **kwargs: Any) -> UserAgent:
+    return user_agent(server, name, **kwargs)
 
 
 async def test_registered_agents_call_through_the_proxy(server: SipServer) -> None:
