@@ -3,7 +3,9 @@ before it is still answered after it, with no fresh challenge."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import stat
+import threading
 from pathlib import Path
 
 from server_helpers import DOMAIN, USERS, configured, server_target
@@ -44,6 +46,8 @@ async def _serve(db: Path, udp_port: int = 0) -> SipServer:
         listen=[parse_listen(f"udp:127.0.0.1:{udp_port}"), parse_listen("tcp:127.0.0.1:0")],
         domains=[DOMAIN],
         database=db,
+        # The same node before and after (its name is not made from a port that moves).
+        node="kept",
     )
     server = SipServer(cfg)
     await server.start()
@@ -70,3 +74,18 @@ async def test_a_challenge_from_before_a_restart_is_answered_after_it(tmp_path: 
     finally:
         await ua.close()
         await server.stop()
+
+
+def test_nodes_starting_at_once_end_up_with_one_secret(tmp_path: Path) -> None:
+    """Several nodes creating the file at the same moment all use the one that won."""
+    db = tmp_path / "shared.db"
+    start = threading.Barrier(8)
+
+    def make() -> bytes:
+        start.wait()
+        return server_secret(db)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        secrets = list(pool.map(lambda _: make(), range(8)))
+    assert len(set(secrets)) == 1 and server_secret(db) == secrets[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.db.secret"]  # no leftovers
