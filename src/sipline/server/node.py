@@ -37,9 +37,7 @@ def check_node(key: str, value: Any) -> str:
     """`[server] node`: letters, digits and `.-_:[]`, at most 100 (it goes into logs
     and into the store's owner columns)."""
     if not isinstance(value, str) or _NAME.fullmatch(value) is None:
-        raise ConfigError(
-            f"{key}: must be 1 to 100 letters, digits or . - _ : [ ], not {value!r}"
-        )
+        raise ConfigError(f"{key}: must be 1 to 100 letters, digits or . - _ : [ ], not {value!r}")
     return value
 
 
