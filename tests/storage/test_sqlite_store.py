@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-import threading
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest

@@ -111,6 +111,7 @@ class SipServer:
             config.rooms,
             config.server.database,
             self.endpoint.timers,
+            config.server.node_name,
         )
         self.media_host: MediaHost | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
