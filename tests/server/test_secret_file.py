@@ -1,9 +1,11 @@
 """The server's secret survives a restart (server/secret_file.py): a challenge issued
-before it is still answered after it, with no fresh challenge."""
+before it is still answered after it, with no fresh challenge. Nodes starting at once
+on one database end up with one secret, and with a whole self-signed TLS pair."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import ssl
 import stat
 import threading
 from pathlib import Path
@@ -14,6 +16,7 @@ from sipua import TestUA
 from sipline.server.config import parse_listen
 from sipline.server.secret_file import SECRET_BYTES, secret_path, server_secret
 from sipline.server.sip_server import SipServer
+from sipline.server.startup import TlsSection, tls_context
 
 
 def test_the_secret_is_made_once_kept_private_and_reread(tmp_path: Path) -> None:
@@ -89,3 +92,21 @@ def test_nodes_starting_at_once_end_up_with_one_secret(tmp_path: Path) -> None:
         secrets = list(pool.map(lambda _: make(), range(8)))
     assert len(set(secrets)) == 1 and server_secret(db) == secrets[0]
     assert [p.name for p in tmp_path.iterdir()] == ["shared.db.secret"]  # no leftovers
+
+
+def test_nodes_starting_at_once_make_one_self_signed_pair(tmp_path: Path) -> None:
+    """Several nodes sharing the database's directory, none with a certificate
+    configured: each loads a matching pair, and one pair is left there."""
+    db = tmp_path / "shared.db"
+    start = threading.Barrier(4)
+
+    def load() -> ssl.SSLContext:
+        start.wait()
+        return tls_context(TlsSection(), db)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        contexts = list(pool.map(lambda _: load(), range(4)))
+    assert len(contexts) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sipline-tls"]
+    assert sorted(p.name for p in (tmp_path / "sipline-tls").iterdir()) == ["cert.pem", "key.pem"]
+    tls_context(TlsSection(), db)  # and it loads again
