@@ -16,13 +16,16 @@ def node_of(server: dict[str, object]) -> str:
     return load_config({"server": server}).server.node_name
 
 
-def test_the_name_is_the_public_address_unless_configured() -> None:
+def test_the_name_is_the_first_listeners_address_unless_configured() -> None:
     assert node_of({"listen": ["udp:127.0.0.2:5070", "tcp:127.0.0.2:5070"]}) == "127.0.0.2:5070"
     assert node_of({"listen": ["udp:[::1]:5060"]}) == "[::1]:5060"
     listen = ["udp:0.0.0.0:5060"]
-    assert node_of({"listen": listen, "advertise": "sip1.example.com"}) == "sip1.example.com:5060"
-    # A wildcard address names no node: the machine's name does.
+    # A wildcard address names no node: the machine's name does; and not the advertised
+    # name, which every node may share (one DNS name for them all).
     assert node_of({"listen": listen}) == f"{socket.gethostname()}:5060"
+    assert node_of({"listen": listen, "advertise": "sip.example.com"}) == node_of(
+        {"listen": listen}
+    )
     assert node_of({"listen": listen, "node": "paris-1"}) == "paris-1"
 
 

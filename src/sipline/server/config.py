@@ -157,7 +157,7 @@ class ServerSection:
     record_route: bool = setting(True, boolean)
     advertise: str | None = setting(None, text)
     # This node's name among several sharing one store (server/node.py); None: HOST:PORT
-    # of its public address.
+    # of its first listener.
     node: str | None = setting(None, check_node)
     # worker processes (docs/architecture.md "Workers"); None: one per core
     workers: int | None = setting(None, pos_int)
@@ -168,8 +168,8 @@ class ServerSection:
 
     @property
     def node_name(self) -> str:
-        """This node's name (`node`, else made from the public address, server/node.py)."""
-        return node_name(self.node, self.advertise, self.listen)
+        """This node's name (`node`, else its first listener's HOST:PORT, server/node.py)."""
+        return node_name(self.node, self.listen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ Everything the store keys by process (a subscription's `owner`, a message delive
 lease) and every digest nonce's issuer names the node and the worker, `NODE/WORKER`:
 two nodes both have a worker 0, and must not take each other's subscriptions for their
 own, nor check each other's nonce counts in their own memory. The node's name is
-`[server] node`, else made from the public address (`advertise`, else the first
-listener's host; the machine's host name for a wildcard listener) and the first
-listener's port: stable across restarts, so a restarted node resumes what it owned.
+`[server] node`, else HOST:PORT of the first listener (the machine's host name for a
+wildcard address): stable across restarts, so a restarted node resumes what it owned.
+Not `advertise`: every node may advertise the one name that resolves to them all.
 """
 
 from __future__ import annotations
@@ -41,19 +41,17 @@ def check_node(key: str, value: Any) -> str:
     return value
 
 
-def node_name(node: str | None, advertise: str | None, listen: Sequence[_Listener]) -> str:
-    """This node's name: `node` when configured, else HOST:PORT of its public address."""
+def node_name(node: str | None, listen: Sequence[_Listener]) -> str:
+    """This node's name: `node` when configured, else HOST:PORT of its first listener."""
     if node is not None:
         return node
-    first = listen[0] if listen else None
-    host = advertise or (first.host if first is not None else "")
-    try:
-        if ipaddress.ip_address(host).is_unspecified:
-            host = socket.gethostname()  # 0.0.0.0 names no node: the machine does
-    except ValueError:
-        pass  # a name (advertise): kept as it is
+    if not listen:
+        return socket.gethostname()
+    host = listen[0].host
+    if ipaddress.ip_address(host).is_unspecified:
+        host = socket.gethostname()  # 0.0.0.0 names no node: the machine does
     host = f"[{host}]" if ":" in host else host
-    return f"{host}:{first.port}" if first is not None else host
+    return f"{host}:{listen[0].port}"
 
 
 def process_id(node: str, worker: int) -> str:
