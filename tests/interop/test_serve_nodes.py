@@ -3,7 +3,8 @@ as real processes on 127.0.0.1, .2 and .3: a phone registered at one node is cal
 through another, a message stored through one is delivered when its user registers at
 a third, a publication at one is seen by a watcher at another, a digest nonce of one
 node is re-challenged stale=true at another, and a node killed with `kill -9` loses
-no acknowledged registration: its phone registers again elsewhere and calls go on."""
+no acknowledged registration (its phone registers again elsewhere and calls go on)
+and its subscriptions are taken over by another node."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from sipline.core.auth import answer_challenge, parse_challenge
 from sipline.core.auth_header import Challenge
 from sipline.core.message import Response, parse_message
 from sipline.phone import UserAgent, WatchUpdate
+from sipline.server.presence.notifier import BEAT_S, SILENT_S
+from sipline.storage.aio import AsyncStore
 from sipline.testing import SeededEntropy
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -200,3 +203,36 @@ async def test_a_node_killed_loses_no_registration_and_calls_go_on(nodes: list[N
         assert bob_again.registered
         await asyncio.sleep(FEED_S)
         await call_answered(alice, "bob")
+
+
+async def test_the_subscriptions_of_a_killed_node_are_taken_over(
+    nodes: list[Node], database: str
+) -> None:
+    """A watcher subscribed at A; A is killed. Once A has been silent for SILENT_S,
+    another node takes the subscription over (one NOTIFY with the current state), and
+    a publication made at C reaches the watcher through it."""
+    a, _, c = nodes
+    updates: asyncio.Queue[str] = asyncio.Queue()
+    async with phone("carol", a, register=False) as carol:
+        await carol.watch(f"alice@{DOMAIN}", on_update=lambda u: updates.put_nowait(u.describe()))
+        await asyncio.wait_for(updates.get(), 10)  # the first NOTIFY, from A
+        (owned,) = await subscriptions(database)
+        assert owned.startswith(f"{a.name}/"), owned  # NODE/WORKER: A's, not "0"
+        a.kill9()
+        # Taken over within SILENT_S + BEAT_S (notifier.py): the NOTIFY of a resume.
+        await asyncio.wait_for(updates.get(), SILENT_S + 2 * BEAT_S)
+        (owner,) = await subscriptions(database)
+        assert not owner.startswith(f"{a.name}/"), owner
+        async with phone("alice", c) as alice:
+            await alice.publish("away", note="after A died")
+            while "after A died" not in await asyncio.wait_for(updates.get(), 10):
+                pass
+
+
+async def subscriptions(database: str) -> list[str]:
+    """The owners of the stored subscriptions."""
+    store = await AsyncStore.open(database, load_bindings=False)
+    try:
+        return [s.owner for s in await store.call(store.store.list_subscriptions)]
+    finally:
+        await store.close()
