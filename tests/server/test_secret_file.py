@@ -110,3 +110,14 @@ def test_nodes_starting_at_once_make_one_self_signed_pair(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sipline-tls"]
     assert sorted(p.name for p in (tmp_path / "sipline-tls").iterdir()) == ["cert.pem", "key.pem"]
     tls_context(TlsSection(), db)  # and it loads again
+
+
+def test_a_secret_file_named_in_the_configuration_is_used(tmp_path: Path) -> None:
+    """`[server] secret_file`: nodes on several machines each name a copy of one file."""
+    db, copy = tmp_path / "sipline.db", tmp_path / "etc" / "sipline.secret"
+    copy.parent.mkdir()
+    copy.write_text("ab" * SECRET_BYTES + "\n", encoding="ascii")
+    assert secret_path(db, copy) == copy
+    assert server_secret(db, copy) == bytes.fromhex("ab" * SECRET_BYTES)
+    beside = secret_path(db)
+    assert beside is not None and not beside.exists()  # nothing made beside the database

@@ -156,6 +156,9 @@ class ServerSection:
     redirect_users: tuple[str, ...] = setting((), strings)  # redirected in proxy mode
     record_route: bool = setting(True, boolean)
     advertise: str | None = setting(None, text)
+    # The secret of digest nonces and signed Record-Routes, one for every node and worker
+    # (server/secret_file.py); None: DATABASE.secret beside the database file.
+    secret_file: Path | None = setting(None, path)
     # This node's name among several sharing one store (server/node.py); None: HOST:PORT
     # of its first listener.
     node: str | None = setting(None, check_node)

@@ -6,7 +6,9 @@ shares. Kept in a file readable by the server's user only, it survives a restart
 phone answering a challenge issued just before it is not re-challenged, and a request in
 a dialog set up before it still follows the dialog's route set through us (a caller can
 still hang up a call to a foreign domain). A database that is not a file (":memory:")
-gets a fresh secret each start.
+gets a fresh secret each start. Several nodes sharing one database share the secret
+too (README "Running several nodes"): on one machine they find the same file beside
+it; on several, `[server] secret_file` names a copy of it on each.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ __all__ = ["SECRET_BYTES", "secret_path", "server_secret"]
 SECRET_BYTES = 32
 
 
-def secret_path(database: Path) -> Path | None:
+def secret_path(database: Path, file: Path | None = None) -> Path | None:
+    """`file` (`[server] secret_file`), else DATABASE.secret beside a database file."""
+    if file is not None:
+        return file
     if str(database) == ":memory:":
         return None
     return database.with_name(database.name + ".secret")
 
 
-def server_secret(database: Path) -> bytes:
+def server_secret(database: Path, file: Path | None = None) -> bytes:
     """The secret of the server whose database is `database`, created (mode 0600) on
     first use; a missing, unreadable or damaged file gives way to a new secret.
 
@@ -34,7 +39,7 @@ def server_secret(database: Path) -> bytes:
     nodes"): the file is created only if absent (a hard link of a complete temporary
     file, which fails if another made it first), and the loser reads the winner's, so
     they all end up with one secret."""
-    path = secret_path(database)
+    path = secret_path(database, file)
     if path is None:
         return os.urandom(SECRET_BYTES)
     found = _read(path)

@@ -145,7 +145,10 @@ class SipServer:
         await self.security.start()
         # Workers share the secret: any verifies a nonce, its issuer counts its uses, the
         # others re-challenge (core/auth_server.py); it signs our Record-Route too.
-        secret = worker.secret if worker is not None else server_secret(cfg.server.database)
+        srv = cfg.server
+        secret = (
+            worker.secret if worker is not None else server_secret(srv.database, srv.secret_file)
+        )
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
             secret=secret,
