@@ -132,7 +132,7 @@ class SipServer:
         cfg = self.config
         node, index = cfg.server.node_name, worker.index if worker is not None else 0
         # README "Running on the Internet": failed authentication counted per source,
-        # bans shared by the workers through the store.
+        # bans shared by every worker and node through the store.
         sec = cfg.security
         policy = RelayPolicy(cfg.trusted, sec.internal_networks)
         self.security = SecurityMonitor(
@@ -143,8 +143,9 @@ class SipServer:
             exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
         )
         await self.security.start()
-        # Workers share the secret: any verifies a nonce, its issuer counts its uses, the
-        # others re-challenge (core/auth_server.py); it signs our Record-Route too.
+        # Workers and nodes share the secret: any verifies a nonce, its issuer (NODE/WORKER)
+        # counts its uses, the others re-challenge (core/auth_server.py); it signs our
+        # Record-Route too.
         srv = cfg.server
         secret = (
             worker.secret if worker is not None else server_secret(srv.database, srv.secret_file)
