@@ -146,10 +146,8 @@ class SipServer:
         # Workers and nodes share the secret: any verifies a nonce, its issuer (NODE/WORKER)
         # counts its uses, the others re-challenge (core/auth_server.py); it signs our
         # Record-Route too.
-        srv = cfg.server
-        secret = (
-            worker.secret if worker is not None else server_secret(srv.database, srv.secret_file)
-        )
+        own = worker.secret if worker is not None else None
+        secret = own or server_secret(cfg.server.database, cfg.server.secret_file)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
             secret=secret,
