@@ -62,7 +62,8 @@ async def test_forwarded_requests_go_from_the_private_port(worker: SipServer) ->
         private = worker.endpoint.local_address("UDP", via=True)
         assert private.private and not public.private and private.port != public.port
         assert worker.store is not None and worker.store.shared
-        assert worker.im is not None and worker.im.notifier.owner == "1"
+        # The owner names the node (its public address) and the worker (server/node.py).
+        assert worker.im is not None and worker.im.notifier.owner == f"{HOST}:{public.port}/1"
         bob = await registered(worker, make_ua, BOB)
         bob.on_invite = lambda ua, st: ua.answer_invite(st, 486)
         caller = await make_ua(worker)

@@ -112,9 +112,8 @@ class Supervisor:
         self.cfg = cfg
         self.count = count
         self.command = command
-        self.secret = server_secret(
-            cfg.server.database
-        )  # kept across restarts (server/secret_file.py)
+        # Kept across restarts, shared with other nodes (server/secret_file.py).
+        self.secret = server_secret(cfg.server.database, cfg.server.secret_file)
         self.workers: list[_Worker] = []
         self.bound: list[str] = []
         self.media_port = 0

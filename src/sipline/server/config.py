@@ -38,6 +38,7 @@ from sipline.server.media_services.rooms_config import (
     parse_rooms,
 )
 from sipline.server.messaging.sections import MessagingSection, PresenceSection
+from sipline.server.node import check_node, node_name
 from sipline.server.ops.config import OPS_SECTIONS, OpsConfig
 from sipline.server.sections import (
     AuthSection,
@@ -155,12 +156,23 @@ class ServerSection:
     redirect_users: tuple[str, ...] = setting((), strings)  # redirected in proxy mode
     record_route: bool = setting(True, boolean)
     advertise: str | None = setting(None, text)
+    # The secret of digest nonces and signed Record-Routes, one for every node and worker
+    # (server/secret_file.py); None: DATABASE.secret beside the database file.
+    secret_file: Path | None = setting(None, path)
+    # This node's name among several sharing one store (server/node.py); None: HOST:PORT
+    # of its first listener.
+    node: str | None = setting(None, check_node)
     # worker processes (docs/architecture.md "Workers"); None: one per core
     workers: int | None = setting(None, pos_int)
     log_level: str = setting(
         "info",
         choice("debug", "info", "warning", "error", what="debug, info, warning or error"),
     )
+
+    @property
+    def node_name(self) -> str:
+        """This node's name (`node`, else its first listener's HOST:PORT, server/node.py)."""
+        return node_name(self.node, self.listen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from sipline.server.flood import emergency_spare, flood_config
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
+from sipline.server.node import issuer_id, process_id
 from sipline.server.ops.service import OpsService
 from sipline.server.proxy import Proxy, ProxyConfig
 from sipline.server.registrar import Registrar, registration_domain
@@ -110,6 +111,7 @@ class SipServer:
             config.rooms,
             config.server.database,
             self.endpoint.timers,
+            config.server.node_name,
         )
         self.media_host: MediaHost | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
@@ -125,31 +127,34 @@ class SipServer:
             raise ServeError(str(exc)) from exc
         ep = self.endpoint
         worker = self.worker
-        if worker is not None:
-            self.store.shared = True  # other workers write bindings too
+        # Other workers, other nodes (server/node.py) or the CLI write bindings too.
+        self.store.shared = True
         cfg = self.config
+        node, index = cfg.server.node_name, worker.index if worker is not None else 0
         # README "Running on the Internet": failed authentication counted per source,
-        # bans shared by the workers through the store.
+        # bans shared by every worker and node through the store.
         sec = cfg.security
         policy = RelayPolicy(cfg.trusted, sec.internal_networks)
         self.security = SecurityMonitor(
             GuardSettings(sec.max_auth_failures, sec.failure_window_s, sec.ban_s, sec.max_ban_s),
             wall=ep.wall,
-            store=self.store if worker is not None else None,
+            store=self.store,
             spawn=ep.spawn,
             exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
         )
         await self.security.start()
-        # Workers share the secret: any verifies a nonce, its issuer counts its uses, the
-        # others re-challenge (core/auth_server.py); it signs our Record-Route too.
-        secret = worker.secret if worker is not None else server_secret(cfg.server.database)
+        # Workers and nodes share the secret: any verifies a nonce, its issuer (NODE/WORKER)
+        # counts its uses, the others re-challenge (core/auth_server.py); it signs our
+        # Record-Route too.
+        own = worker.secret if worker is not None else None
+        secret = own or server_secret(cfg.server.database, cfg.server.secret_file)
         authenticator = DigestAuthenticator(
             self.store.lookup_ha1,
             secret=secret,
             entropy=ep.entropy,
             algorithms=list(cfg.auth.algorithms),
             nonce_ttl_s=cfg.auth.nonce_ttl_s,
-            issuer=worker.index if worker is not None else 0,
+            issuer=issuer_id(node, index),
             # A restarted worker lost its nonce counts: its predecessor's nonces are stale.
             stale_before_start=worker is not None,
             observer=self.security,
@@ -216,9 +221,9 @@ class SipServer:
             proxy_handle=self.proxy.handle,
             is_me=self.proxy.is_me,
             is_server_uri=self.is_local,
-            # One owner id per worker process sharing the store (stable across restarts):
-            # each resumes and notifies the subscriptions it owns (docs/architecture.md).
-            owner=str(worker.index) if worker is not None else "0",
+            # One owner id per process sharing the store, NODE/WORKER (stable across
+            # restarts): each resumes and notifies the subscriptions it owns.
+            owner=process_id(node, index),
             is_trusted=self.gate.trusted_source,
         )
         im = self.im
@@ -265,12 +270,7 @@ class SipServer:
         self._enable_overload(self.store)
         self._enable_flood()
         self._upkeep = start_upkeep(
-            self.endpoint,
-            self.store,
-            self.backend,
-            self._memory,
-            shared=self.worker is not None,
-            security=self.security,
+            self.endpoint, self.store, self.backend, self._memory, security=self.security
         )
         worker = self.worker
         # Known before any listener opens: a worker's shared socket already holds what

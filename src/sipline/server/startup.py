@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
 import ssl
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,9 +71,7 @@ def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
         folder = Path(database).resolve().parent / "sipline-tls"
         cert, key = folder / "cert.pem", folder / "key.pem"
         if not cert.exists() or not key.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            generate_self_signed(cert, key)
-            log.info("generated a self-signed TLS certificate in %s", folder)
+            _self_signed(folder, generate_self_signed)
     try:
         return server_context(cert, key)
     except (OSError, ssl.SSLError) as exc:
@@ -86,3 +86,22 @@ async def record_domains(store: AsyncStore, domains: Iterable[str]) -> None:
         if domain not in known:
             with contextlib.suppress(DuplicateError):  # another process was first
                 await store.write(store.store.add_domain, domain)
+
+
+def _self_signed(folder: Path, generate: Callable[[Path, Path], None]) -> None:
+    """Make the pair in a folder of our own, then rename it into place: nodes sharing
+    the database's directory and starting at once never load one's certificate with
+    another's key (the rename of a directory fails when the other was first)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    generate(own / "cert.pem", own / "key.pem")
+    try:
+        if folder.exists() and not any(folder.iterdir()):
+            folder.rmdir()  # an empty one left behind
+        own.rename(folder)
+    except OSError:
+        shutil.rmtree(own, ignore_errors=True)  # another process made it first
+        if not (folder / "cert.pem").exists() or not (folder / "key.pem").exists():
+            generate(folder / "cert.pem", folder / "key.pem")  # a half-made folder
+    else:
+        log.info("generated a self-signed TLS certificate in %s", folder)

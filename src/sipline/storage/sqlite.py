@@ -125,6 +125,10 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
+                # Another process (another node starting at once) may have taken this
+                # step since we looked: the write lock is ours now, so look again.
+                if self.schema_version >= target:
+                    continue
                 for statement in MIGRATIONS[target - 1]:
                     self._db.execute(statement)
                 # PRAGMA takes no parameters; `target` is our own integer.
