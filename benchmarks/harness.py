@@ -404,6 +404,7 @@ class SippLoad:
     extra: list[str] = field(default_factory=list)
     watched: Callable[[int], list[int]] = lambda n: []
     grace_s: float = 30.0
+    recv_timeout_ms: int = 8000  # a call waiting this long for a message has failed
     # One UDP socket per call: a server whose workers share a port by SO_REUSEPORT sees
     # many senders (the kernel hashes each to a worker), as it would from real phones.
     transport: list[str] = field(default_factory=lambda: ["-t", "un", *_max_socket()])
@@ -425,7 +426,7 @@ class SippLoad:
                 "timeout", "-k", "5", str(limit + 10),
                 sipp, targets[i % len(targets)], "-sf", str(self.scenario), "-i", HOST,
                 "-m", str(share), "-r", str(per_rate),
-                "-timeout", f"{limit}s", "-recv_timeout", "8000",
+                "-timeout", f"{limit}s", "-recv_timeout", str(self.recv_timeout_ms),
                 "-buff_size", "4194304", "-nostdin",
                 *self.transport, *self.extra, *self.per_process(i, processes),
             ]  # fmt: skip
@@ -516,10 +517,11 @@ def find_max_rate(
     def attempt(rate: float) -> Step:
         nonlocal processes
         while True:
+            if steps:
+                settle()  # between steps: not after the last one
             s = step(rate, processes)
             steps.append(s)
             report(s)
-            settle()
             if s.sipp_busy and processes + min_sipp <= max_sipp:
                 processes += min_sipp  # as many more as there are nodes: an even split
                 notes.append(
@@ -531,7 +533,7 @@ def find_max_rate(
 
     good: Step | None = None
     bad: float | None = None
-    rate = start
+    rate = min(start, limit)
     first = attempt(rate)
     if first.ok:
         good = first

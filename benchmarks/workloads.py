@@ -249,6 +249,7 @@ def _auth_load(
     uases: list[Process],
     callers: list[tuple[str, str]],
     tag: str,
+    recv_timeout_ms: int = 8000,
 ) -> SippLoad:
     def per_process(i: int, n: int) -> list[str]:
         path = write_injection(workdir / f"{tag}-{i}-of-{n}.csv", callers[i::n])
@@ -262,6 +263,7 @@ def _auth_load(
         per_process,
         extra=["-pause_msg_ign"],
         watched=lambda n: [pid for uas in uases[:n] for pid in uas.pids()],
+        recv_timeout_ms=recv_timeout_ms,
     )
 
 
@@ -277,7 +279,8 @@ def check_authentication(
     Raises RuntimeError otherwise."""
     callers = users(USERS)[-AUTH_CHECK_RIGHT:]
     wrong = [(u, "not-" + p) for u, p in callers[:AUTH_CHECK_WRONG]]
-    bad = _auth_load(server, workdir, names, uases, wrong, "wrong").run(
+    # SIPp takes a second 407 for a retransmission of the first and waits: not for long.
+    bad = _auth_load(server, workdir, names, uases, wrong, "wrong", 1000).run(
         AUTH_CHECK_WRONG, 1, server.nodes
     )
     good = _auth_load(server, workdir, names, uases, callers, "right").run(
@@ -302,7 +305,6 @@ def authenticated_calls(server: Running, opts: Options, workdir: Path) -> Result
         checked = check_authentication(server, workdir, names, uases)
         print(f"  f {server.name:<9} {checked}", flush=True)
         load = _auth_load(server, workdir, names, uases, users(USERS), "callers")
-        time.sleep(opts.settle_s)
         result = _search("f", server, opts, load, settle_s=opts.settle_s + 3, max_sipp=len(names))
         result.extra["auth_check"] = checked
         return result

@@ -56,7 +56,7 @@ def test_quick_authenticated_calls_with_nodes_beside_kamailio(tmp_path: Path) ->
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "f",
          "--servers", "sipline,kamailio", "--workers", "1", "--nodes", "2",
-         "--duration", "1", "--refine", "0", "--max-rate", "100",
+         "--duration", "1", "--refine", "0", "--max-rate", "100", "--max-sipp", "1",
          "--json", str(report), "--markdown", str(table)],
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=150,
         check=False,
