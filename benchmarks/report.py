@@ -83,11 +83,11 @@ def _pair(ours: Result, theirs: Result | None) -> str:
     if theirs is None or theirs is ours or not ours.rate or not theirs.rate:
         return "-"
     cpu = (
-        f", CPU {ours.cpu_s_per_1000 / theirs.cpu_s_per_1000:.2f}"
+        f", CPU {ours.cpu_s_per_1000 / theirs.cpu_s_per_1000:.2f}x"
         if ours.cpu_s_per_1000 and theirs.cpu_s_per_1000
         else ""
     )
-    return f"{ours.rate / theirs.rate:.2f}{cpu}"
+    return f"{ours.rate / theirs.rate:.2f}x{cpu}"
 
 
 def _over(ours: Result, other: Result | None, attr: str) -> float | None:
@@ -153,7 +153,7 @@ def _num(value: float | None, fmt: str = ",.0f") -> str:
 
 
 HEADER = ["workload", "server", "max rate, 0 failed", "CPU s / 1,000", "peak memory (PSS)",
-          "SIPp processes", "sipline/peer: rate, CPU", "sipline/x1: rate, CPU"]  # fmt: skip
+          "SIPp processes", "over peer: rate, CPU per call", "over x1: rate, CPU per call"]  # fmt: skip
 
 
 def rows(results: list[Result]) -> list[list[str]]:
@@ -210,9 +210,9 @@ def markdown(results: list[Result], info: dict[str, Any], opts: Options, quick: 
         f" sipline {info['sipline']}, Kamailio {info['kamailio'] or '-'}, SIPp {info['sipp'] or '-'},"
         f" sippy {info['sippy'] or '-'}.",
         f"Steps of {opts.duration:g} s{' (--quick: short steps, one refinement; noisy)' if quick else ''};"
-        " sipline/peer is sipline's rate over the peer's and its CPU per call over the peer's,"
+        " \"over peer\" is sipline's rate over the peer's and its CPU per call over the peer's,"
         " against the peer row with as many processes (Kamailio's UDP children); for (d),"
-        " sipline's proxy calls of (b) over the sippy B2BUA's. sipline/x1: the same against"
+        " sipline's proxy calls of (b) over the sippy B2BUA's. \"over x1\": the same against"
         " sipline's 1-worker row. `x2`: workers of one `sipline serve` (SO_REUSEPORT);"
         " `2 nodes`: two `sipline serve` of one process each on 127.0.0.1 and 127.0.0.2 sharing"
         " one database, SIPp's load split between them.",

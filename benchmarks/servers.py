@@ -181,12 +181,24 @@ def _sipline_config(workdir: Path, defences: bool | None) -> Path:
 
 
 def _serve(
-    workdir: Path, name: str, config: Path, db: str, host: str, port: int, workers: int
+    workdir: Path,
+    name: str,
+    config: Path,
+    db: str,
+    host: str,
+    port: int,
+    workers: int,
+    profile: Path | None = None,
 ) -> Process:
+    program = _SIPLINE
+    if profile is not None:
+        # cProfile writes when serve returns (SIGTERM stops it cleanly); one process only.
+        script = Path(sys.executable).parent / "sipline"
+        program = [sys.executable, "-m", "cProfile", "-o", str(profile), str(script)]
     # --workers always said: serve's own default is one worker per core.
     proc = Process(
         name,
-        [*_SIPLINE, "serve", "--config", str(config), "--listen", f"udp:{host}:{port}",
+        [*program, "serve", "--config", str(config), "--listen", f"udp:{host}:{port}",
          "--db", db, "--workers", str(workers)],
         cwd=workdir,
     )  # fmt: skip
@@ -205,16 +217,21 @@ def sipline(
     *,
     workers: int = 1,
     defences: bool | None = None,
+    profile: Path | None = None,
 ) -> Iterator[Running]:
     """`sipline serve --workers N`; `defences` True: flood control counts SIPp's address
     too (not exempt as this host's loopback address is by default; a limit no run
     reaches, so the cost is measured, not a ban), False: flood control off, None: as
     configured by default. `db_template`: a SQLite file copied for this run, or the URL
-    of a database used as it is."""
+    of a database used as it is. `profile`: run under cProfile (one worker only), its
+    statistics written there when the server stops."""
+    if profile is not None and workers != 1:
+        raise ValueError("cProfile sees one process: profile with workers=1")
     workdir.mkdir(parents=True, exist_ok=True)
     db = _database(workdir, db_template)
     port = free_port()
-    proc = _serve(workdir, "sipline", _sipline_config(workdir, defences), db, HOST, port, workers)
+    config = _sipline_config(workdir, defences)
+    proc = _serve(workdir, "sipline", config, db, HOST, port, workers, profile)
     try:
         yield Running("sipline", port, proc, f"{max(1, workers)} process(es)", workers=workers)
     finally:

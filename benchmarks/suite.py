@@ -140,7 +140,10 @@ def _server(
         with servers.sipline_nodes(workdir, ctx["sipline_db"], nodes=shape.nodes) as s:
             yield s
     elif name == "sipline":
-        with servers.sipline(workdir, ctx["sipline_db"], workers=shape.workers) as s:
+        profile = ctx.get("profile") if shape.workers == 1 else None
+        with servers.sipline(
+            workdir, ctx["sipline_db"], workers=shape.workers, profile=profile
+        ) as s:
             yield s
     elif name == "kamailio":
         with servers.kamailio(workdir, ctx["accounts"], children=shape.workers) as s:
@@ -165,7 +168,10 @@ def run(
         root = Path(tmp)
         ctx: dict[str, Any] = {
             "accounts": workloads.accounts(workloads.slots(opts, args.nodes)),
+            "profile_dir": args.profile,
         }
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
         if "sipline" in chosen and any(w in selected for w in "abcf"):
             ctx["sipline_db"] = root / "template.db"
             servers.provision_sipline(ctx["sipline_db"], ctx["accounts"])
@@ -210,6 +216,10 @@ def _one(
         servers.provision_sipline(db, servers.users(workloads.MEMORY_USERS), bindings_port=port)
         with servers.sipline(workdir, db, workers=shape.workers) as s:
             return workloads.memory(s, opts, workdir, port)
+    if ctx["profile_dir"] is not None and name == "sipline" and shape == Shape(1):
+        ctx["profile"] = ctx["profile_dir"] / f"{w}-sipline-x1.prof"
+    else:
+        ctx["profile"] = None
     with _server(name, workdir, ctx, shape) as s:
         run_workload = {
             "a": workloads.registrations,
@@ -219,7 +229,21 @@ def _one(
         }[w]
         result = run_workload(s, opts, workdir)
         result.extra["server"] = s.description
-        return result
+    if ctx["profile"] is not None:
+        result.notes.append(f"under cProfile (figures not comparable): {ctx['profile']}")
+        _print_profile(ctx["profile"])
+    return result
+
+
+def _print_profile(path: Path, top: int = 25) -> None:
+    """The functions with the most own time in a profile of `sipline serve`."""
+    import pstats
+
+    if not path.exists():
+        print(f"  no profile written at {path}", flush=True)
+        return
+    print(f"  cProfile of sipline x1 over the whole run, {top} functions by own time ({path}):")
+    pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(top)
 
 
 def _counts(text: str) -> list[int]:
@@ -260,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop doubling at this rate (a ceiling for smoke tests)")  # fmt: skip
     parser.add_argument("--max-sipp", type=int, default=3,
                         help="most SIPp UAC processes used when one SIPp is the bottleneck")  # fmt: skip
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run sipline's 1-worker rows under cProfile, writing DIR/W-sipline-x1.prof"
+                             " and printing the top functions (its figures are then not comparable)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every step and figure to this file")
     parser.add_argument("--markdown", type=Path, help="write the README's table to this file")
     args = parser.parse_args(argv)
