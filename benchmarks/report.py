@@ -53,7 +53,7 @@ def _peer_of(results: list[Result], r: Result) -> Result | None:
     w = "b" if r.workload == "d" else r.workload
     peers = [p for p in results if p.workload == w and p.server == PEER.get(r.workload)]
     same = [p for p in peers if processes(p) == processes(r)]
-    return (same or peers or [None])[0]
+    return same[0] if same else peers[0] if peers else None
 
 
 def _one_worker(results: list[Result], r: Result) -> Result | None:
