@@ -30,6 +30,7 @@ __all__ = [
 # The peer each sipline figure is compared with.
 PEER = {"a": "kamailio", "b": "kamailio", "c": "kamailio", "d": "sippy", "f": "kamailio"}
 UNITS = {"a": "reg/s", "b": "calls/s", "c": "OPTIONS/s", "d": "calls/s", "e": "", "f": "calls/s"}
+PER = {"a": "registration", "f": "call"}
 # Run with each worker count, and as nodes: their rows are compared with the 1-worker row.
 SCALING = ("a", "f")
 
@@ -135,7 +136,7 @@ def targets(results: list[Result]) -> list[str]:
             if row["row"] != "sipline x1" and cpu is not None:
                 verdict = "met" if cpu <= 1.1 else "NOT met"
                 lines.append(
-                    f"({w}) {row['row']}: CPU per call {cpu:.2f}x the 1-worker row's"
+                    f"({w}) {row['row']}: CPU per {PER[w]} {cpu:.2f}x the 1-worker row's"
                     f" (target: no growth, <= 1.1 allowing for noise: {verdict})"
                 )
             up = row["rate_over_one_worker"]
