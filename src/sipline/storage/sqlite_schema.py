@@ -98,5 +98,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     VOICEMAIL_MIGRATION,
     # 10: no shared digest nonce counts (see sqlite_shared.py).
     NONCE_DROP_MIGRATION,
+    # 11: the flow each binding's REGISTER came on, and its owner (storage/base.py Binding).
+    ("ALTER TABLE bindings ADD COLUMN flow TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

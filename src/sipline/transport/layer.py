@@ -24,6 +24,7 @@ from sipline.transport.base import (
     STREAM_TRANSPORTS,
     Address,
     ErrorCallback,
+    FlowRelay,
     MessageCallback,
     Source,
     StreamLink,
@@ -107,6 +108,7 @@ class TransportLayer:
         self.max_connections = max_connections
         self.max_connections_per_source = max_connections_per_source
         self.refuse_source: Callable[[str], bool] | None = None
+        self.siblings: FlowRelay | None = None  # the other workers (transport/channel.py)
         self.exempt_source: Callable[[str], bool] | None = None
         self._per_source: dict[str, int] = {}  # inbound connections by source address
         self._refusals_logged: dict[str, float] = {}
@@ -152,26 +154,19 @@ class TransportLayer:
     # -- listening -------------------------------------------------------------
 
     async def listen_udp(
-        self,
-        host: str,
-        port: int = 5060,
-        *,
-        sock: socket.socket | None = None,
-        outbound: bool = False,
+        self, host: str, port: int = 5060, *, sock: socket.socket | None = None
     ) -> BoundSocket:
         """Listen for UDP on (host, port), or on `sock`, a UDP socket bound already
         (one a supervising process prepared). Requests sent without a `local`
-        address go from the first UDP socket of their address family, or from the
-        one opened with `outbound` (a worker's private port, see docs/architecture.md).
-        """
+        address go from the first UDP socket of their address family."""
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
 
         def opened(protocol: UdpProtocol) -> None:
             if ":" in host:
-                self._udp_v6 = protocol if outbound else (self._udp_v6 or protocol)
+                self._udp_v6 = self._udp_v6 or protocol
             else:
-                self._udp_v4 = protocol if outbound else (self._udp_v4 or protocol)
+                self._udp_v4 = self._udp_v4 or protocol
             self._udp_by_local[protocol.local] = protocol
 
         try:
@@ -253,7 +248,8 @@ class TransportLayer:
         UDP is sent at once, from the socket bound at `local` if given, else the
         first one of the target's address family. On streams, `connection` (the one
         a request came on) is used while open; otherwise an open connection to the
-        target, or a new one opened in the background with `data` queued on it.
+        target, the sibling worker holding it (`target.worker`), or a new one opened
+        in the background with `data` queued on it.
         """
         if self._closed:
             error = TransportError("transport layer closed", target)
@@ -270,6 +266,9 @@ class TransportLayer:
         if connection is None or connection.is_closed:
             connection = self.connection_for(target)
         if connection is None:
+            siblings = self.siblings  # a flow another worker holds: sent by it
+            if target.worker is not None and siblings and siblings.forward(data, target, on_error):
+                return
             connection = self._connect(kind, target, on_error)
             if connection is None:
                 return
@@ -474,6 +473,8 @@ class TransportLayer:
         if self._closed:
             return
         self._closed = True
+        if self.siblings is not None:
+            self.siblings.close()
         for bound in self._bound:
             bound.close()
         for task in list(self._connecting):

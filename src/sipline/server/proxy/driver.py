@@ -145,7 +145,7 @@ class ContextDriver:
             finder = self.element.finder
             legs = []
             for t in decision.targets:
-                found = await finder.ring_hop(t)
+                found = await finder.ring_hop(t, self.request)
                 if found is not None:
                     hop, path = found
                     legs.append(

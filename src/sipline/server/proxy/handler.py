@@ -18,6 +18,7 @@ from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri, TelUri, Uri
 from sipline.runtime.endpoint import Endpoint, Inbound, ServerTransaction
 from sipline.server.features.decisions import RoutePlanner
+from sipline.server.hops import Flows
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.proxy.backend import ProxyBackend, ProxyConfig, RedirectPolicy
 from sipline.server.proxy.driver import ContextDriver
@@ -50,6 +51,7 @@ class Proxy:
         self.config = config if config is not None else ProxyConfig()
         self.planner = planner
         self.gate = gate  # no relaying for strangers (sipline.server.security.gate)
+        self.flows: Flows | None = None  # the server sets it (sipline.server.hops)
         # Signs our Record-Route; the server gives it the secret its workers share.
         self.local = LocalNames(endpoint, backend.is_local_domain, RouteSigner(os.urandom(32)))
         self.finder = TargetFinder(
@@ -109,6 +111,9 @@ class Proxy:
         # A dialog we record-routed: its requests come back through our signed Route
         # (§16.4, §16.6 step 4).
         in_our_dialog = self.local.in_our_dialog(request)
+        # Another node sharing our secret routed it to a flow we hold (server/hops.py):
+        # it authenticated the caller and chose the target; we only deliver.
+        from_node = self.flows is not None and self.flows.from_node(request)
         self.local.preprocess_route(request)
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
@@ -122,6 +127,7 @@ class Proxy:
         gate = self.gate
         if (
             not in_dialog
+            and not from_node
             and request.method not in ("ACK", "CANCEL", "BYE")
             and isinstance(from_uri, SipUri)
             and self.backend.is_local_domain(from_uri.host)
@@ -143,7 +149,9 @@ class Proxy:
         if (
             gate is not None
             and not self._exempt(request)
-            and not await gate.admit(st, authenticated=authenticated, in_our_dialog=in_our_dialog)
+            and not await gate.admit(
+                st, authenticated=authenticated, in_our_dialog=in_our_dialog or from_node
+            )
         ):
             return
         if (
