@@ -114,6 +114,7 @@ class TransportStats:
     connections_refused: int = 0
     message_timeouts: int = 0  # connections closed with a message begun and not finished
     connections_evicted: int = 0  # closed to make room for a new one at the limit
+    to_siblings: int = 0  # handed to another worker: its flows' sends, its responses
 
 
 MessageCallback = Callable[[bytes, Source], None]

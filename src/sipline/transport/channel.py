@@ -81,8 +81,6 @@ class WorkerChannel:
         self._pending: dict[int, tuple[ErrorCallback | None, Target]] = {}
         self._next_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.forwarded = 0  # counters, for the status line and tests
-        self.handed = 0
         self.received = 0
 
     def open(self) -> None:
@@ -106,7 +104,7 @@ class WorkerChannel:
         header = {"op": "send", "from": self.index, "id": ident}
         header.update(t=target.transport, h=target.host, p=target.port)
         if self._write(worker, header, data):
-            self.forwarded += 1
+            self.layer.stats.to_siblings += 1
             self._pending[ident] = (on_error, target)
             if len(self._pending) > _MAX_PENDING:
                 del self._pending[next(iter(self._pending))]
@@ -119,7 +117,7 @@ class WorkerChannel:
         header = {"op": "recv", "from": self.index, "t": source.transport}
         header.update(r=list(source.remote), l=list(source.local))
         if self._write(worker, header, data):
-            self.handed += 1
+            self.layer.stats.to_siblings += 1
 
     def _write(self, worker: int, header: dict[str, object], data: bytes) -> bool:
         payload = json.dumps(header, separators=(",", ":")).encode() + b"\n" + data
