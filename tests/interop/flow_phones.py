@@ -5,6 +5,7 @@ caller on a UDP socket of any loopback address that sends MESSAGE or places a ca
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import threading
@@ -34,8 +35,11 @@ class Phone:
     """`user@DOMAIN` on one socket: TCP (a connection it opens to the server and keeps)
     or UDP; answers 200 to every request (180 then 200 to an INVITE)."""
 
-    def __init__(self, user: str, server: Address, transport: str = "TCP") -> None:
+    def __init__(
+        self, user: str, server: Address, transport: str = "TCP", domain: str = DOMAIN
+    ) -> None:
         self.user = user
+        self.domain = domain
         self.server = server
         self.transport = transport
         self.entropy = SeededEntropy(hash(user) & 0xFFFF)
@@ -148,6 +152,41 @@ class Phone:
             else:
                 self.send(build_response(message, 200, to_tag=tag).to_bytes(), source)
 
+    def call(self, user: str) -> tuple[Request, Response]:
+        """INVITE `user@DOMAIN` from this socket (as a caller, registered or not) and
+        ACK the 200 along its Record-Route; the INVITE as sent and the 200."""
+        self._seq += 1
+        head = [
+            ("Via", self.via()),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:{self.user}@{self.domain}>;tag=call{self._seq}"),
+            ("To", f"<sip:{user}@{DOMAIN}>"),
+            ("Call-ID", f"call-{self.user}-{self._seq}-{self.local[1]}"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", f"<{self.contact}>"),
+            ("Content-Length", "0"),
+        ]
+        raw = f"INVITE sip:{user}@{DOMAIN} SIP/2.0\r\n{_headers(head)}\r\n".encode()
+        self.send(raw)
+        while (answer := self.responses.get(timeout=WAIT_S)).status < 200:
+            pass
+        assert answer.status == 200, (answer.status, answer.reason)
+        invite = parse_message(raw)
+        assert isinstance(invite, Request)
+        ack = [
+            ("Via", self.via()),
+            ("Max-Forwards", "70"),
+            ("From", head[2][1]),
+            ("To", answer.headers.get("to") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", "1 ACK"),
+            *(("Route", r) for r in reversed(answer.headers.get_all("record-route"))),
+            ("Content-Length", "0"),
+        ]
+        target = answer.contacts[0].uri_text
+        self.send(f"ACK {target} SIP/2.0\r\n{_headers(ack)}\r\n".encode())
+        return invite, answer
+
     def bye(self, invite: Request) -> Response:
         """Hang up the call `invite` set up (we are the callee): along its Record-Route."""
         deadline = time.monotonic() + WAIT_S
@@ -174,6 +213,8 @@ class Phone:
 
     def close(self) -> None:
         self._stop = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread
         self.sock.close()
         if self._thread is not None:
             self._thread.join(timeout=WAIT_S + 1)

@@ -96,6 +96,31 @@ def test_a_tcp_phone_is_reached_through_either_worker(two_workers: ServeProcess)
             c.close()
 
 
+def test_the_callee_hangs_up_on_the_callers_own_connection(two_workers: ServeProcess) -> None:
+    """Callers over TCP, not registered: the phone's BYE reaches each on the connection
+    its INVITE came on, whichever worker holds it (our Record-Route carries the
+    caller's flow token, RFC 5626 §5.3), and the caller's own requests still go on."""
+    server = ("127.0.0.1", two_workers.port)
+    bob = Phone("bob", server, "TCP")
+    strangers = [Phone(f"caller{i}", server, "TCP", domain="elsewhere.test") for i in range(6)]
+    try:
+        bob.register()
+        bob.start()
+        time.sleep(0.3)  # the binding reaches the other worker
+        for caller in strangers:
+            caller.start()
+            invite, answer = caller.call("bob")
+            [rr] = answer.headers.get_all("record-route")
+            assert rr.startswith("<sip:") and "@" in rr  # a flow token in the user part
+            [got] = [r for r in bob.received if r.call_id == invite.call_id]
+            assert bob.bye(got).status == 200
+            assert any(r.method == "BYE" for r in caller.received)
+    finally:
+        bob.close()
+        for caller in strangers:
+            caller.close()
+
+
 def test_a_udp_phone_answers_the_public_port_and_either_worker_completes(
     two_workers: ServeProcess,
 ) -> None:

@@ -33,7 +33,8 @@ from sipline.core.routing import is_ip_literal
 from sipline.core.uri import SipUri, Uri, format_host, parse_uri
 from sipline.runtime.endpoint import Endpoint
 from sipline.storage.base import Binding
-from sipline.transport import Target
+from sipline.transport import Source, Target
+from sipline.transport.base import STREAM_TRANSPORTS, normalize_host
 
 __all__ = ["NODE_PARAM", "Flows", "Hop", "received_target"]
 
@@ -96,6 +97,34 @@ class Flows:
         scheme = "sips" if transport == "TLS" else "sip"
         params = ";transport=tcp" if transport == "TCP" else ""
         return f"{scheme}:{token}@{format_host(item.advertise)}:{item.port}{params};lr"
+
+    def token_for(self, source: Source) -> str | None:
+        """The flow token of a stream flow a request came on (for our Record-Route,
+        RFC 5626 §5.3), None for UDP: a datagram's answer needs no particular worker."""
+        if source.transport not in STREAM_TRANSPORTS:
+            return None
+        host, port = source.remote
+        try:
+            return self.codec.encode(Flow(self.worker, source.transport, host, port))
+        except ValueError:
+            return None
+
+    def route_flow(self, uri: Uri, source: Source | None) -> Target | None:
+        """RFC 5626 §5.3: our Route `uri` carries a flow token we issued, and the request
+        did not come on that flow: it goes out on it (to the UA behind it). From that
+        flow itself (the UA's own request), it is routed on as usual: None."""
+        if not isinstance(uri, SipUri) or not uri.user:
+            return None
+        found = self.codec.decode(uri.user)
+        if found is None or not found.stream:
+            return None
+        if source is not None and (
+            source.transport == found.transport
+            and normalize_host(source.remote[0]) == normalize_host(found.host)
+            and source.remote[1] == found.port
+        ):
+            return None
+        return Target(found.transport, found.host, found.port, worker=found.worker)
 
     def hop(self, binding: Binding, request: Request | None = None) -> Hop | None:
         """Where `binding`'s device is reached from this process (module docstring);

@@ -199,7 +199,7 @@ class SipServer:
         self.proxy.route_signer = RouteSigner(secret)
         # A binding records its flow and the process holding it (server/hops.py).
         flows = Flows(ep, secret, worker.index if worker is not None else 0, self.proxy.is_me)
-        self.backend.flows = self.proxy.flows = flows
+        self.backend.flows = self.proxy.flows = self.proxy.local.flows = flows
         self.registrar.flow_uri = flows.flow_uri
         self.gate = RelayGate(
             policy,

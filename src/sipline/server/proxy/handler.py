@@ -24,7 +24,7 @@ from sipline.server.proxy.backend import ProxyBackend, ProxyConfig, RedirectPoli
 from sipline.server.proxy.driver import ContextDriver
 from sipline.server.proxy.local import LocalNames, loop_hash
 from sipline.server.proxy.stateless import StatelessForwarder
-from sipline.server.proxy.targets import TargetFinder
+from sipline.server.proxy.targets import Leg, TargetFinder
 from sipline.server.security.gate import RelayGate
 from sipline.server.security.route_sign import RouteSigner
 from sipline.transport import Source
@@ -114,7 +114,7 @@ class Proxy:
         # Another node sharing our secret routed it to a flow we hold (server/hops.py):
         # it authenticated the caller and chose the target; we only deliver.
         from_node = self.flows is not None and self.flows.from_node(request)
-        self.local.preprocess_route(request)
+        flow = self.local.preprocess_route(request, st.inbound.source)
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
         # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA: we
@@ -164,6 +164,9 @@ class Proxy:
         # Hashed as forwarded (credentials consumed), so a copy that loops back to us
         # hashes the same (§16.6 step 8).
         hashed = loop_hash(request, top_branch)
+        if flow is not None:  # toward the dialog's creator, on its own flow (RFC 5626 §5.3)
+            ContextDriver(self, st, request, hashed, groups=[[Leg(request.uri_text, flow)]]).start()
+            return
         if self.planner is not None:
             session = await self.planner.open(request, st.inbound.remote[0], identity=identity)
             if session is not None:

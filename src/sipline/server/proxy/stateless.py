@@ -38,13 +38,16 @@ class StatelessForwarder:
         statelessly (§16.11), since it has no transaction of its own."""
         try:
             in_our_dialog = self.local.in_our_dialog(request)
-            self.local.preprocess_route(request)
+            flow = self.local.preprocess_route(request, inbound.source)
             if request.max_forwards == 0:
                 return
             if gate is not None and not gate.admits_ack(
                 request, inbound, in_our_dialog=in_our_dialog
             ):
                 return  # a stranger's ACK naming its own target: not relayed
+            if flow is not None:  # toward the dialog's creator, on its flow (RFC 5626 §5.3)
+                self._send_ack(request, flow)
+                return
             routes = request.routes
             if routes:
                 uri = routes[0].uri
