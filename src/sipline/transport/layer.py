@@ -21,6 +21,7 @@ from typing import Final
 
 from sipline.core.framing import FramingLimits
 from sipline.transport.base import (
+    FLOW_FAILED,
     STREAM_TRANSPORTS,
     Address,
     ErrorCallback,
@@ -118,8 +119,7 @@ class TransportLayer:
         self._tls_client_context = tls_client_context
         self._socket_buffer_bytes = socket_buffer_bytes
         self._bound: list[BoundSocket] = []
-        # First UDP socket per family, and every UDP socket by its local address.
-        self._udp_v4: UdpProtocol | None = None
+        self._udp_v4: UdpProtocol | None = None  # the first per family; all by address:
         self._udp_v6: UdpProtocol | None = None
         self._udp_by_local: dict[Address, UdpProtocol] = {}
         self._by_key: dict[ConnectionKey, Connection] = {}
@@ -247,9 +247,8 @@ class TransportLayer:
 
         UDP is sent at once, from the socket bound at `local` if given, else the
         first one of the target's address family. On streams, `connection` (the one
-        a request came on) is used while open; otherwise an open connection to the
-        target, the sibling worker holding it (`target.worker`), or a new one opened
-        in the background with `data` queued on it.
+        a request came on) is used while open; else an open connection to the target,
+        the worker holding it (`target.worker`), or a new one opened in the background.
         """
         if self._closed:
             error = TransportError("transport layer closed", target)
@@ -265,10 +264,12 @@ class TransportLayer:
             return
         if connection is None or connection.is_closed:
             connection = self.connection_for(target)
+        if connection is None and target.worker is not None:
+            # A flow: its worker sends; gone, it is not dialled (RFC 5626 §5.3: 430).
+            if self.siblings is None or not self.siblings.forward(data, target, on_error):
+                report_send_error(TransportError(FLOW_FAILED, target), on_error, self.stats)
+            return
         if connection is None:
-            siblings = self.siblings  # a flow another worker holds: sent by it
-            if target.worker is not None and siblings and siblings.forward(data, target, on_error):
-                return
             connection = self._connect(kind, target, on_error)
             if connection is None:
                 return
