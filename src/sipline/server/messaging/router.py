@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from sipline.core.dialog import DialogId
 from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request
 from sipline.core.uri import SipUri, Uri, format_host, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import Endpoint, ServerTransaction
@@ -164,7 +165,9 @@ class ImRouter:
         targets = await self.backend.resolve(uri)
         return targets[0] if targets else None
 
-    async def binding_hop(self, binding: Binding) -> Target | None:
+    async def binding_hop(self, binding: Binding, request: Request | None = None) -> Target | None:
+        """Where a request for a registered device goes; one toward a flow another node
+        holds gets that node's signed Route on top (server/hops.py)."""
         if binding.path:
             try:
                 first = parse_name_addr(binding.path[0], "Path").uri
@@ -172,8 +175,10 @@ class ImRouter:
                 return None
             targets = await self.backend.resolve(first)
             return targets[0] if targets else None
-        found = self.backend.device_hop(binding)
+        found = self.backend.device_hop(binding, request)
         if found is not None:
+            if found.route is not None and request is not None:
+                request.headers.add("Route", found.route, first=True)
             return found.target
         try:
             targets = await self.backend.resolve(parse_uri(binding.contact))
