@@ -440,5 +440,7 @@ async def supervise(
         lines = await supervisor.prepare(welcome)
     except ServeError as exc:
         click.echo(f"sipline: {exc}", err=True)
+        if supervisor.channel_dir is not None:
+            shutil.rmtree(supervisor.channel_dir, ignore_errors=True)
         return 1
     return await supervisor.run(ready_line, lines)
