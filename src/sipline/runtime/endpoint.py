@@ -5,7 +5,7 @@ datagram, a timer, a command from an application) calls into the core and then
 `_pump`s: hand events up, send what the core queued, re-arm the timer to the core's
 next deadline. Its parts: ingress.py (Via fix-up), flood.py and admission.py (at the
 door), handles.py and handlers.py (what applications see and run), addresses.py
-(which address to name, Via building), timers.py.
+(which address to name, Via building), timers.py, siblings.py (a worker's branches).
 """
 
 from __future__ import annotations
