@@ -81,7 +81,6 @@ class WorkerChannel:
         self._pending: dict[int, tuple[ErrorCallback | None, Target]] = {}
         self._next_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.received = 0
 
     def open(self) -> None:
         self.sock.setblocking(False)
@@ -124,7 +123,7 @@ class WorkerChannel:
         try:
             self.sock.sendto(payload, os.path.join(self.directory, str(worker)))
         except OSError as exc:  # full, gone (restarting), too big: dropped
-            log.info("worker channel: cannot reach worker %d: %s", worker, exc)
+            log.debug("worker channel: cannot reach worker %d: %s", worker, exc)
             return False
         return True
 
@@ -138,7 +137,6 @@ class WorkerChannel:
             except OSError as exc:
                 log.warning("worker channel: %s", exc)
                 return
-            self.received += 1
             try:
                 self._dispatch(payload)
             except (ValueError, KeyError, TypeError) as exc:
