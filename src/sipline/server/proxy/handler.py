@@ -113,8 +113,11 @@ class Proxy:
         in_our_dialog = self.local.in_our_dialog(request)
         # Another node sharing our secret routed it to a flow we hold (server/hops.py):
         # it authenticated the caller and chose the target; we only deliver.
-        from_node = self.flows is not None and self.flows.from_node(request)
-        flow = self.local.preprocess_route(request, st.inbound.source)
+        flows = self.flows
+        from_node = flows is not None and flows.from_node(request)
+        # That node named the flow in its Route (RFC 5626 §5.3): ours to send on.
+        flow = flows.route_flow(request.routes[0].uri, None) if flows and from_node else None
+        flow = self.local.preprocess_route(request, st.inbound.source) or flow
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
         # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA: we
