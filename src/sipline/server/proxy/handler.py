@@ -120,10 +120,12 @@ class Proxy:
         flow = self.local.preprocess_route(request, st.inbound.source) or flow
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
-        # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA: we
-        # keep no trust domain) is removed; we assert only what we verified.
-        request.headers.remove("P-Asserted-Identity")
-        request.headers.remove("P-Preferred-Identity")
+        # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA; our
+        # trust domain is only the nodes sharing our secret) is removed; we assert only
+        # what we verified.
+        if not from_node:
+            request.headers.remove("P-Asserted-Identity")
+            request.headers.remove("P-Preferred-Identity")
         identity: str | None = None
         from_uri = request.from_.uri
         authenticated = False
