@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 from server_helpers import DOMAIN, USERS, configured, server_target
-from sipua import TestUA
+from sipua import Dialog, TestUA
 from test_proxy_server import BOB, registered
 
 from sipline.core.flow_token import Flow, FlowCodec
 from sipline.core.uri import SipUri, parse_uri
 from sipline.runtime.siblings import branch_worker
 from sipline.server.config import parse_listen
+from sipline.server.records.hangup import send_hangup
 from sipline.server.sip_server import SipServer, WorkerSetup
 from sipline.transport.channel import channel_socket
 from sipline.transport.shared import probe, shared_socket
@@ -182,6 +183,43 @@ async def test_a_flow_that_is_gone_fails_430_and_is_not_dialled(
         assert bob.requests("MESSAGE") == []
         # No worker opened a connection to the phone's port.
         assert all(not s.endpoint.transports.connections for s in workers)
+    finally:
+        for ua in uas:
+            await ua.close()
+
+
+async def test_the_operator_ends_a_call_over_the_phones_flow(workers: list[SipServer]) -> None:
+    """The API's hang-up (server/records/hangup.py) runs at whichever worker serves
+    it: the BYE to a TCP phone another worker holds goes over that phone's flow."""
+    uas: list[TestUA] = []
+    try:
+        bob = await registered(workers[0], lambda s: start_ua(workers, uas, "TCP"), BOB)
+        # Answered with the Contact it registered (a TestUA's default is another).
+        bob.on_invite = lambda ua, st: ua.answer_invite(st, 200, user="bob")
+        for _ in range(100):  # each worker follows the store's binding feed
+            if all(s.backend is not None and s.backend.bindings(BOB) for s in workers):
+                break
+            await asyncio.sleep(0.02)
+        caller = await start_ua(workers, uas)
+        request = caller.build(
+            "INVITE", f"sip:{BOB}", from_=STRANGER, to=BOB, contact=caller.contact("someone")
+        )
+        call = await caller.send(request)
+        assert call.final.status == 200
+        Dialog(caller, call.request, call.final).ack()
+        owner = next(i for i, s in enumerate(workers) if s.endpoint.transports.connections)
+        other = workers[1 - owner]
+        store = other.store
+        assert store is not None
+        for _ in range(100):  # the call's messages, written by the 0.2 s flush
+            messages = await store.call(store.store.call_messages, request.call_id)
+            if any(m.data.startswith(b"SIP/2.0 200") for m in messages):
+                break
+            await asyncio.sleep(0.05)
+        assert await send_hangup(other.endpoint, messages, other.backend)
+        await bob.wait_for(lambda: bool(bob.requests("BYE")))
+        await caller.wait_for(lambda: bool(caller.requests("BYE")))
+        assert len(bob.ep.transports.connections) == 1  # its own, not one we dialled
     finally:
         for ua in uas:
             await ua.close()

@@ -152,6 +152,16 @@ class ServerBackend:
         target = received_target(binding)
         return Hop(target) if target is not None else None
 
+    def contact_hop(self, request: Request) -> Hop | None:
+        """Where a request to a registered Contact goes (its Request-URI): the device's
+        flow, with the owner node's Route put on the request when another node holds
+        it; None when the Contact is no registered device's."""
+        binding = self.binding_for_contact(request.uri_text)
+        found = self.device_hop(binding, request) if binding is not None else None
+        if found is not None and found.route is not None:
+            request.headers.add("Route", found.route, first=True)
+        return found
+
     async def binding_targets(self, binding: Binding) -> list[Target]:
         """Where a registered device is reached: its Path (RFC 3327), the address its
         REGISTER came from (NAT), else its Contact."""
