@@ -18,7 +18,7 @@ from sipline.core.uri import SipUri, TelUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.auth import DigestAuthenticator
-from sipline.server.hops import received_target
+from sipline.server.hops import Flows, Hop, received_target
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding
 from sipline.transport import Target
@@ -50,6 +50,9 @@ class ServerBackend:
         self._domains = set(self._configured)
         self._wall = wall
         self._now = now
+        # Where a binding's flow is reached from this process (server/hops.py); set once
+        # the listeners are open, since a flow names them.
+        self.flows: Flows | None = None
 
     async def refresh_domains(self) -> None:
         """Domains added with `sipline user add` while the server runs become ours."""
@@ -141,14 +144,32 @@ class ServerBackend:
                 log.info("cannot reach the device %s of %s: %s", binding.contact, uri.aor, exc)
         return list(dict.fromkeys(targets))
 
+    def device_hop(self, binding: Binding, request: Request | None = None) -> Hop | None:
+        """Where a registered device is reached by the flow its REGISTER came on
+        (server/hops.py), else the address it came from; None: by its Contact."""
+        if self.flows is not None:
+            return self.flows.hop(binding, request)
+        target = received_target(binding)
+        return Hop(target) if target is not None else None
+
+    def contact_hop(self, request: Request) -> Hop | None:
+        """Where a request to a registered Contact goes (its Request-URI): the device's
+        flow, with the owner node's Route put on the request when another node holds
+        it; None when the Contact is no registered device's."""
+        binding = self.binding_for_contact(request.uri_text)
+        found = self.device_hop(binding, request) if binding is not None else None
+        if found is not None and found.route is not None:
+            request.headers.add("Route", found.route, first=True)
+        return found
+
     async def binding_targets(self, binding: Binding) -> list[Target]:
         """Where a registered device is reached: its Path (RFC 3327), the address its
         REGISTER came from (NAT), else its Contact."""
         if binding.path:
             return await self.resolve(parse_name_addr(binding.path[0], "Path").uri)
-        hop = received_target(binding)
+        hop = self.device_hop(binding)
         if hop is not None:
-            return [hop]
+            return [hop.target]
         contact = parse_uri(binding.contact)
         if (
             isinstance(contact, SipUri)

@@ -21,6 +21,7 @@ from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
+from sipline.runtime.siblings import join_siblings
 from sipline.runtime.system import MemoryRelease
 from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
@@ -28,6 +29,7 @@ from sipline.server.component_config import feature_settings, overload_config, r
 from sipline.server.config import ServerConfig
 from sipline.server.features.routing_service import ServerRoutePlanner
 from sipline.server.flood import emergency_spare, flood_config
+from sipline.server.hops import Flows
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
@@ -145,7 +147,7 @@ class SipServer:
         await self.security.start()
         # Workers and nodes share the secret: any verifies a nonce, its issuer (NODE/WORKER)
         # counts its uses, the others re-challenge (core/auth_server.py); it signs our
-        # Record-Route too.
+        # Record-Route and flow tokens too.
         own = worker.secret if worker is not None else None
         secret = own or server_secret(cfg.server.database, cfg.server.secret_file)
         authenticator = DigestAuthenticator(
@@ -202,6 +204,10 @@ class SipServer:
             planner=self.planner,
         )
         self.proxy.route_signer = RouteSigner(secret)
+        # A binding records its flow and the process holding it (server/hops.py).
+        flows = Flows(ep, secret, worker.index if worker is not None else 0, self.proxy.is_me)
+        self.backend.flows = self.proxy.flows = self.proxy.local.flows = flows
+        self.registrar.flow_uri = flows.flow_uri
         self.gate = RelayGate(
             policy,
             self.backend,
@@ -302,14 +308,11 @@ class SipServer:
             where = f"{spec.transport.lower()}:{'[' + host + ']' if ':' in host else host}:{port}"
             self.bound.append(where)
             self._local_hosts.add(host)
-            # With workers, the supervising process names each listener once.
             log.log(logging.DEBUG if worker else logging.INFO, "listening on %s", where)
-        for host, sock in worker.private if worker is not None else ():
-            try:
-                await self.endpoint.bind("UDP", host, 0, sock=sock, private=True)
-            except (OSError, TransportError) as exc:
-                await self.stop()
-                raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
+        if worker is not None and worker.channel is not None and worker.channel_dir:
+            join_siblings(  # flows and responses other workers hold reach them
+                self.endpoint, worker.index, worker.count, worker.channel, worker.channel_dir
+            )
         await self.im.start()  # resumes stored subscriptions: needs the listeners
         try:
             self.media_host = await start_media_host(
@@ -387,7 +390,7 @@ class SipServer:
             await self.planner.stop()
         if self.im is not None:
             await self.im.stop()
-        await self.endpoint.close()
+        await self.endpoint.close()  # and a worker's channel to the others
         if self.store is not None:
             await self.store.close()
 

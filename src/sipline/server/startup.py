@@ -12,7 +12,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sipline.server.config_values import ConfigError, path, setting
@@ -34,14 +34,16 @@ class WorkerSetup:
     its index (also its owner id for subscriptions, stable across restarts), how
     many workers there are, the digest nonce secret shared by every worker, one
     SO_REUSEPORT socket per configured listener (in the order of `config.listen`),
-    its private UDP sockets, one per UDP listener, as (host, socket), and the media
-    host's socket and port (server/media_services/setup.py)."""
+    its end of the channel between the workers (an AF_UNIX datagram socket, and the
+    directory where every worker's is; transport/channel.py), and the media host's
+    socket and port (server/media_services/setup.py)."""
 
     index: int
     secret: bytes
     sockets: list[socket.socket]
-    private: list[tuple[str, socket.socket]] = field(default_factory=list)
     count: int = 1
+    channel: socket.socket | None = None
+    channel_dir: str | None = None
     # The media host's loopback UDP socket (worker 0 only) and its port (every worker).
     media_socket: socket.socket | None = None
     media_port: int = 0

@@ -42,7 +42,7 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 # Full statements, no string building: every value goes through a placeholder.
 _SELECT_BINDINGS = (
     "SELECT aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id, received,"
-    " user_agent, params, updated_at FROM bindings"
+    " user_agent, params, updated_at, flow FROM bindings"
 )
 _SELECT_AOR = _SELECT_BINDINGS + " WHERE aor = ? ORDER BY id"
 _SELECT_ALL = _SELECT_BINDINGS + " ORDER BY aor, id"
@@ -52,21 +52,34 @@ _SELECT_PAGE = (
 # ON CONFLICT DO UPDATE keeps the row (and so its insertion order) on refresh.
 _UPSERT = (
     "INSERT INTO bindings(aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id,"
-    " received, user_agent, params, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " received, user_agent, params, updated_at, flow) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(aor, contact) DO UPDATE SET expires_at = excluded.expires_at,"
     " call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q,"
     " path = excluded.path, instance = excluded.instance,"
     " reg_id = excluded.reg_id, received = excluded.received,"
     " user_agent = excluded.user_agent, params = excluded.params,"
-    " updated_at = excluded.updated_at"
+    " updated_at = excluded.updated_at, flow = excluded.flow"
 )
 _SELECT_DEVICES = "SELECT aor, device, label, region, pidf, source, updated_at FROM device_info"
 
 
 def _row_to_binding(row: tuple[Any, ...]) -> Binding:
-    aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id, received, ua, params, up = (
-        row
-    )
+    (
+        aor,
+        contact,
+        expires_at,
+        call_id,
+        cseq,
+        q,
+        path,
+        instance,
+        reg_id,
+        received,
+        ua,
+        params,
+        up,
+        flow,
+    ) = row
     return Binding(
         aor=aor,
         contact=contact,
@@ -81,6 +94,7 @@ def _row_to_binding(row: tuple[Any, ...]) -> Binding:
         user_agent=ua,
         params=params,
         updated_at=float(up),
+        flow=flow,
     )
 
 
@@ -324,6 +338,7 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
                         b.user_agent,
                         b.params,
                         b.updated_at,
+                        b.flow,
                     )
                     for b in upsert
                 ],

@@ -100,5 +100,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     NONCE_DROP_MIGRATION,
     # 11: server processes' beats, for taking over a silent one's subscriptions.
     BEAT_MIGRATION,
+    # 12: the flow each binding's REGISTER came on, and its owner (storage/base.py Binding).
+    ("ALTER TABLE bindings ADD COLUMN flow TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,7 +2,8 @@
 
 `TransportLayer` owns every socket: the `BoundSocket`s it receives on and the stream
 `Connection`s; one `send` for all. TLS certificate helpers live in
-`sipline.transport.tls` and the event loop choice in `sipline.transport.loop`.
+`sipline.transport.tls`, the event loop choice in `sipline.transport.loop`, and the
+channel between the worker processes of a node in `sipline.transport.channel`.
 Imported by the runtime (and the wiring above it); imports only the pure layers.
 """
 

@@ -21,9 +21,11 @@ from typing import Final
 
 from sipline.core.framing import FramingLimits
 from sipline.transport.base import (
+    FLOW_FAILED,
     STREAM_TRANSPORTS,
     Address,
     ErrorCallback,
+    FlowRelay,
     MessageCallback,
     Source,
     StreamLink,
@@ -107,6 +109,7 @@ class TransportLayer:
         self.max_connections = max_connections
         self.max_connections_per_source = max_connections_per_source
         self.refuse_source: Callable[[str], bool] | None = None
+        self.siblings: FlowRelay | None = None  # the other workers (transport/channel.py)
         self.exempt_source: Callable[[str], bool] | None = None
         self._per_source: dict[str, int] = {}  # inbound connections by source address
         self._refusals_logged: dict[str, float] = {}
@@ -116,8 +119,7 @@ class TransportLayer:
         self._tls_client_context = tls_client_context
         self._socket_buffer_bytes = socket_buffer_bytes
         self._bound: list[BoundSocket] = []
-        # First UDP socket per family, and every UDP socket by its local address.
-        self._udp_v4: UdpProtocol | None = None
+        self._udp_v4: UdpProtocol | None = None  # the first per family; all by address:
         self._udp_v6: UdpProtocol | None = None
         self._udp_by_local: dict[Address, UdpProtocol] = {}
         self._by_key: dict[ConnectionKey, Connection] = {}
@@ -152,26 +154,19 @@ class TransportLayer:
     # -- listening -------------------------------------------------------------
 
     async def listen_udp(
-        self,
-        host: str,
-        port: int = 5060,
-        *,
-        sock: socket.socket | None = None,
-        outbound: bool = False,
+        self, host: str, port: int = 5060, *, sock: socket.socket | None = None
     ) -> BoundSocket:
         """Listen for UDP on (host, port), or on `sock`, a UDP socket bound already
         (one a supervising process prepared). Requests sent without a `local`
-        address go from the first UDP socket of their address family, or from the
-        one opened with `outbound` (a worker's private port, see docs/architecture.md).
-        """
+        address go from the first UDP socket of their address family."""
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
 
         def opened(protocol: UdpProtocol) -> None:
             if ":" in host:
-                self._udp_v6 = protocol if outbound else (self._udp_v6 or protocol)
+                self._udp_v6 = self._udp_v6 or protocol
             else:
-                self._udp_v4 = protocol if outbound else (self._udp_v4 or protocol)
+                self._udp_v4 = self._udp_v4 or protocol
             self._udp_by_local[protocol.local] = protocol
 
         try:
@@ -252,8 +247,8 @@ class TransportLayer:
 
         UDP is sent at once, from the socket bound at `local` if given, else the
         first one of the target's address family. On streams, `connection` (the one
-        a request came on) is used while open; otherwise an open connection to the
-        target, or a new one opened in the background with `data` queued on it.
+        a request came on) is used while open; else an open connection to the target,
+        the worker holding it (`target.worker`), or a new one opened in the background.
         """
         if self._closed:
             error = TransportError("transport layer closed", target)
@@ -269,6 +264,11 @@ class TransportLayer:
             return
         if connection is None or connection.is_closed:
             connection = self.connection_for(target)
+        if connection is None and target.worker is not None:
+            # A flow: its worker sends; gone, it is not dialled (RFC 5626 §5.3: 430).
+            if self.siblings is None or not self.siblings.forward(data, target, on_error):
+                report_send_error(TransportError(FLOW_FAILED, target), on_error, self.stats)
+            return
         if connection is None:
             connection = self._connect(kind, target, on_error)
             if connection is None:
@@ -474,6 +474,8 @@ class TransportLayer:
         if self._closed:
             return
         self._closed = True
+        if self.siblings is not None:
+            self.siblings.close()
         for bound in self._bound:
             bound.close()
         for task in list(self._connecting):
