@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,7 +114,7 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
         except sqlite3.Error as e:
             raise StoreError(f"cannot open database {self.path}: {e}") from None
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal(timeout_s)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -123,6 +124,20 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
         except StoreError:
             self._db.close()
             raise
+
+    def _wal(self, timeout_s: float) -> None:
+        """Switch a new file to WAL. The switch needs the file to itself and SQLite does
+        not wait for that (no busy handler), so nodes opening one fresh file at once
+        retry here until `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     # --- schema ---------------------------------------------------------------------------
 
