@@ -181,7 +181,7 @@ class SipServer:
             host=lambda: ep.local_address().advertise,
             skip=self.redirects,
             on_missed=self._missed_call,
-            missed_wanted=self._missed_wanted,
+            missed_wanted=lambda: self.voicemail is not None and self.voicemail.notifies_missed,
             timers=ep.timers,
         )
         await self.planner.start()
@@ -237,11 +237,6 @@ class SipServer:
     def _missed_call(self, aor: str, caller: str) -> None:
         if self.voicemail is not None:
             self.voicemail.missed(aor, caller)
-
-    def _missed_wanted(self) -> bool:
-        """Missed-call emails are configured: a call to a user without rules still
-        takes the routing features' path, which notices a missed call."""
-        return self.voicemail is not None and self.voicemail.notifies_missed
 
     def _default_realm(self) -> str | None:
         """The realm a stranger is challenged in: the first configured domain, else the
