@@ -1,7 +1,7 @@
 """CPU per call of the proxy call path, in one process, without SIPp.
 
 ``python -m benchmarks.proxy_path [--calls N] [--concurrency C] [--register | --auth]
-[--profile FILE]``
+[--profile FILE] [--plain] [--no-stages]``
 
 A `SipServer` (record-routing proxy, the callee found by a location lookup) runs on
 127.0.0.1 with two raw UDP peers on the same event loop: a caller outside the served
@@ -13,6 +13,13 @@ processes on the machine disturb far less than a rate measured against SIPp.
 With ``--register``, the same for REGISTER with digest (401 then 200); with ``--auth``,
 the call of workload (f): the caller is a user of the domain, who answers the 407 (and
 ACKs it) before the INVITE goes through.
+With ``--plain``, the routing features are off (no planner): what a call to a callee
+without rules may cost at most.
+
+After the measured run, a second run of the same calls under cProfile splits the
+CPU per call by stage: each stage's share of the profiled run (inclusive, so the
+indented stages are parts of the one above them) times the unprofiled CPU per call.
+The profiler's own cost per function call inflates stages with many small calls.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import asyncio
 import cProfile
 import hashlib
 import itertools
+import pstats
 import sys
 import tempfile
 import time
@@ -36,6 +44,44 @@ from sipline.transport.loop import run
 HOST = "127.0.0.1"
 DOMAIN = "example.com"
 _COPY = (b"via:", b"from:", b"to:", b"call-id:", b"cseq:", b"record-route:")
+
+
+# (label, depth, [(path suffix, function name), ...]): a stage's time is the sum of
+# its functions' inclusive times (none of them calls another of the same stage).
+STAGES: list[tuple[str, int, list[tuple[str, str]]]] = [
+    ("received datagrams, to the handlers", 0, [("transport/udp.py", "datagram_received")]),
+    ("parse", 1, [("core/message.py", "parse_message")]),
+    ("transaction layer (receive)", 1, [("transaction/layer.py", "receive")]),
+    ("proxy handlers (tasks)", 0, [("runtime/handlers.py", "_await_handler")]),
+    ("routing features plan", 1, [("proxy/driver.py", "apply"), ("features/routing_service.py", "open")]),
+    ("sending (all)", 0, [("runtime/endpoint.py", "_transmit")]),
+    ("socket sends", 1, [("transport/layer.py", "send")]),
+    ("transaction layer (all)", 0, [("transaction/layer.py", f) for f in (
+        "receive", "send_request", "send_response", "handle_timers", "next_event",
+        "datagrams_to_send")]),
+    ("call records tap", 0, [("records/tap.py", "__call__")]),
+    ("benchmark peers", 0, [("benchmarks/proxy_path.py", "datagram_received"),
+                            ("benchmarks/proxy_path.py", "one_call"),
+                            ("benchmarks/proxy_path.py", "one_register")]),
+]  # fmt: skip
+
+
+def stage_report(stats: pstats.Stats, per_item_us: float) -> list[str]:
+    """CPU per call by stage: each stage's share of the time the profiled run spent in
+    functions (with uvloop, the loop's own waiting is in none of them)."""
+    table = stats.stats  # type: ignore[attr-defined]  # pstats keeps it undocumented
+    total_s: float = stats.total_tt  # type: ignore[attr-defined]
+    out = []
+    for label, depth, funcs in STAGES:
+        spent = sum(
+            ct
+            for (path, _, name), (_, _, _, ct, _) in table.items()
+            if any(path.endswith(p) and name == f for p, f in funcs)
+        )
+        share = spent / total_s if total_s else 0.0
+        out.append(f"  {'  ' * depth}{label:<{40 - 2 * depth}} {share * per_item_us:7.0f} us"
+                   f"  {100 * share:5.1f}%")  # fmt: skip
+    return out
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -224,6 +270,9 @@ async def bench(args: argparse.Namespace) -> None:
         binding = Binding(aor, contact, now + 7200, "bench", 1, updated_at=now)
         await store.update_bindings(aor, upsert=[binding])
         server_port = server.endpoint.local_address("UDP").port
+        if args.plain:
+            assert server.proxy is not None
+            server.proxy.planner = None
         try:  # as `sipline serve` does once started
             from sipline.runtime.system import tune_gc
         except ImportError:  # an older tree (for before/after figures)
@@ -256,9 +305,20 @@ async def bench(args: argparse.Namespace) -> None:
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         loop_cpu = time.thread_time() - main0
         what = "register" if args.register else "authenticated call" if args.auth else "call"
-        print(f"{args.calls} {what}s: {1e6 * cpu / args.calls:.0f} us CPU per {what} "
+        per_item = 1e6 * cpu / args.calls
+        print(f"{args.calls} {what}s: {per_item:.0f} us CPU per {what} "
               f"({1e6 * loop_cpu / args.calls:.0f} on the event loop's thread), "
               f"{args.calls / wall:.0f} {what}s/s on one core ({wall:.1f} s)")  # fmt: skip
+        if args.stages:
+            staged = min(args.calls, 1000)
+            counter = itertools.count(limit)
+            limit += staged
+            profile = cProfile.Profile()
+            profile.enable()
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            profile.disable()
+            print(f"CPU per {what} by stage ({staged} more {what}s under cProfile):")
+            print("\n".join(stage_report(pstats.Stats(profile), per_item)))
         await server.stop()
 
 
@@ -271,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", action="store_true",
                         help="calls from users of the domain, who answer the 407 first (as (f))")  # fmt: skip
     parser.add_argument("--profile", help="write a cProfile of the measured part here")
+    parser.add_argument("--plain", action="store_true", help="the routing features off")
+    parser.add_argument("--no-stages", dest="stages", action="store_false",
+                        help="skip the profiled run that splits the CPU by stage")  # fmt: skip
     args = parser.parse_args(argv)
     run(bench(args))
     return 0

@@ -188,6 +188,7 @@ class SipServer:
             host=lambda: ep.local_address().advertise,
             skip=self.redirects,
             on_missed=self._missed_call,
+            missed_wanted=lambda: self.voicemail is not None and self.voicemail.notifies_missed,
             timers=ep.timers,
         )
         await self.planner.start()

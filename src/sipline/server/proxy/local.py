@@ -29,21 +29,25 @@ def loop_hash(request: Request, top_branch: str | None = None) -> str:
     since every hop since has pushed its own above it."""
     if top_branch is None:
         top_branch = request.top_via.branch or ""
-    h = hashlib.blake2b(digest_size=8)
-    for part in (
-        request.uri_text,
-        request.from_.tag or "",
-        request.to.tag or "",
-        request.call_id,
-        str(request.cseq.seq),
-        top_branch,
-        request.headers.get("proxy-require") or "",
-        request.headers.get("proxy-authorization") or "",
-        ",".join(request.headers.get_all("route")),
-    ):
-        h.update(part.encode("utf-8", "surrogateescape"))
-        h.update(b"\x00")
-    return h.hexdigest()
+    headers = request.headers
+    keys = headers._keys
+    # Each part followed by a NUL, hashed in one call (the same octets as one update
+    # per part and per NUL).
+    text = "\x00".join(
+        (
+            request.uri_text,
+            request.from_.tag or "",
+            request.to.tag or "",
+            request.call_id,
+            str(request.cseq.seq),
+            top_branch,
+            (headers.get("proxy-require") or "") if "proxy-require" in keys else "",
+            (headers.get("proxy-authorization") or "") if "proxy-authorization" in keys else "",
+            ",".join(headers.get_all("route")) if "route" in keys else "",
+            "",
+        )
+    )
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 class LocalNames:
