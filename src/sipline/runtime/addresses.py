@@ -53,7 +53,8 @@ async def open_address(
 
     `sock` is a socket bound already (by a supervising process); `private` (UDP
     only) makes it this process's own port: the requests it sends go from there
-    and name it in their Via, so their responses come back here.
+    and name it in their Via, so their responses come back here. WS and WSS
+    (RFC 7118) follow the layer's `ws_policy`; WSS needs `ssl_context` as TLS does.
     """
     transport = transport.upper()
     if private and transport != "UDP":
@@ -66,6 +67,12 @@ async def open_address(
         if not isinstance(ssl_context, ssl.SSLContext):
             raise LocalProtocolError("a TLS listener needs an ssl.SSLContext")
         bound = await transports.listen_tls(host, port, ssl_context, sock=sock)
+    elif transport == "WS":
+        bound = await transports.listen_ws(host, port, sock=sock)
+    elif transport == "WSS":
+        if not isinstance(ssl_context, ssl.SSLContext):
+            raise LocalProtocolError("a WSS listener needs an ssl.SSLContext")
+        bound = await transports.listen_ws(host, port, ssl_context, sock=sock)
     else:
         raise LocalProtocolError(f"unknown transport {transport}")
     bound_host, bound_port = bound.local[0], bound.local[1]
@@ -146,4 +153,6 @@ class LocalAddresses:
         uri.port = item.port
         if transport.upper() == "TCP":
             uri.params.set("transport", "tcp")
+        elif transport.upper() in ("WS", "WSS"):
+            uri.params.set("transport", "ws")  # RFC 7118 §5.2: "ws" over WSS too
         return uri

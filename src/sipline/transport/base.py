@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "ACCEPT_ONLY",
     "STREAM_TRANSPORTS",
     "TRANSPORTS",
     "Address",
@@ -27,8 +28,10 @@ __all__ = [
 
 logger = logging.getLogger("sipline.transport")
 
-TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS"})
-STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS"})
+TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS", "WS", "WSS"})
+STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS", "WS", "WSS"})
+# RFC 7118: WebSocket connections are only accepted, never opened by us.
+ACCEPT_ONLY: Final = frozenset({"WS", "WSS"})
 
 Address = tuple[str, int]
 
