@@ -107,12 +107,18 @@ async def test_origin_check(
 
 
 def test_origin_rules() -> None:
-    assert origin_allowed(None, "sip.example:443", ())  # not a browser
-    assert origin_allowed("https://sip.example", "sip.example:8443", ())
-    assert origin_allowed("HTTPS://SIP.EXAMPLE/", "sip.example", ())
-    assert not origin_allowed("null", "sip.example", ())
-    assert not origin_allowed("https://sip.example.evil", "sip.example", ())
+    assert origin_allowed(None, "sip.example:443")  # not a browser
+    assert origin_allowed("https://sip.example", "sip.example:8443")
+    assert origin_allowed("HTTPS://SIP.EXAMPLE/", "sip.example")
+    assert not origin_allowed("null", "sip.example")
+    assert not origin_allowed("https://sip.example.evil", "sip.example")
     assert origin_allowed("https://a.example", "b.example", ("https://a.example/",))
+    # The server's domains and their subdomains (but not the top-level domain).
+    served = {"example.com", "com"}.__contains__
+    assert origin_allowed("https://phone.example.com:8443", "10.0.0.1:8089", (), served)
+    assert origin_allowed("https://example.com", "10.0.0.1", (), served)
+    assert not origin_allowed("https://evil.org", "10.0.0.1", (), served)
+    assert not origin_allowed("https://other.com", "10.0.0.1", (), {"com"}.__contains__)
 
 
 async def test_crlf_keepalive_is_answered(make_layer: MakeLayer) -> None:

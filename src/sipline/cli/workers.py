@@ -142,7 +142,7 @@ class Supervisor:
             lines = await welcome(store, cfg)
         finally:
             await store.close()
-        if any(spec.transport == "TLS" for spec in cfg.server.listen):
+        if any(spec.transport in ("TLS", "WSS") for spec in cfg.server.listen):
             tls_context(
                 cfg.tls, cfg.server.database
             )  # a bad certificate stops us here, not N times in the workers

@@ -18,7 +18,7 @@ from sipline.core.uri import SipUri, TelUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.auth import DigestAuthenticator
-from sipline.server.hops import received_target
+from sipline.server.hops import literal_target, received_target
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding
 from sipline.transport import Target
@@ -109,11 +109,13 @@ class ServerBackend:
         if not isinstance(uri, SipUri):
             return []
         transport = uri.transport or ("TLS" if uri.secure else None)
-        if is_ip_literal(uri.maddr or uri.host):
-            host = uri.maddr or uri.host
-            t = transport or "UDP"
-            port = uri.port or (5061 if t == "TLS" else 5060)
-            return [Target(t, host, port)]
+        literal = literal_target(uri)
+        if literal is not None:
+            return [literal]
+        if (uri.maddr or uri.host).lower().rstrip(".").endswith(".invalid"):
+            # RFC 6761 §6.4, RFC 7118 §5: a browser's made-up host; it is reached over
+            # its own connection (its binding), never looked up.
+            return []
         if not uri.maddr and self.is_local_domain(uri.host):
             return await self.location_targets(uri)
         targets = await self.resolver.resolve(

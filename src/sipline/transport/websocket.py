@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -55,19 +55,30 @@ _MESSAGE_TOO_BIG: Final = 1009  # RFC 6455 §7.4.1
 
 @dataclass(frozen=True, slots=True)
 class WsPolicy:
-    """Who may open a WebSocket: `origins` are exact origins ("https://phone.example")
-    or "*" for any. Besides those, a page from the host the browser dialled (its Host
-    header), whatever scheme or port, is always allowed, and so is a client that
-    sends no Origin (not a browser: it cannot be tricked by another site's page)."""
+    """Who may open a WebSocket (RFC 6455 §10.2): a browser whose page came from the
+    host it dialled (its Host header), whatever scheme or port; or from a host that
+    `trusted_host` accepts, or a subdomain of one (the server passes its domains);
+    or from one of `origins`, exact origins ("https://phone.example") or "*" for
+    any. A client that sends no Origin is not a browser (no other site's page can
+    make it connect) and is let in."""
 
     origins: tuple[str, ...] = ()
+    trusted_host: Callable[[str], bool] | None = None
     # A browser sends no keep-alive of its own, and a reverse proxy closes a silent
     # WebSocket (nginx after 60 s): ping after this long without hearing the browser,
     # and close when the ping is not answered within as long again.
     ping_interval_s: float = 25.0
 
+    def allows(self, origin: str | None, host: str) -> bool:
+        return origin_allowed(origin, host, self.origins, self.trusted_host)
 
-def origin_allowed(origin: str | None, host: str, allowed: Sequence[str]) -> bool:
+
+def origin_allowed(
+    origin: str | None,
+    host: str,
+    allowed: Sequence[str] = (),
+    trusted_host: Callable[[str], bool] | None = None,
+) -> bool:
     """RFC 6455 §10.2: whether a handshake from `origin` to `host` is accepted."""
     if origin is None:
         return True
@@ -81,7 +92,14 @@ def origin_allowed(origin: str | None, host: str, allowed: Sequence[str]) -> boo
         dialled = urlsplit(f"//{host}").hostname
     except ValueError:
         return False
-    return origin_host is not None and origin_host == dialled
+    if origin_host is None:
+        return False
+    if origin_host == dialled:
+        return True
+    if trusted_host is None:
+        return False
+    labels = origin_host.split(".")
+    return any(trusted_host(".".join(labels[i:])) for i in range(len(labels) - 1))
 
 
 class WsConnection(Connection):
@@ -164,7 +182,7 @@ class WsConnection(Connection):
         if SUBPROTOCOL not in request.subprotocols:
             self._reject(RejectConnection(status_code=400), "no 'sip' subprotocol offered")
             return
-        if not origin_allowed(origin, request.host, self._policy.origins):
+        if not self._policy.allows(origin, request.host):
             self._reject(RejectConnection(status_code=403), f"origin {origin!r} not allowed")
             return
         self._raw_write(self._ws.send(AcceptConnection(subprotocol=SUBPROTOCOL)))
