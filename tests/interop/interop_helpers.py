@@ -170,13 +170,14 @@ def start_serve(
     workers: int | None = None,
     domains: tuple[str, ...] = (),
     launcher: list[str] | None = None,
+    listen: tuple[str, ...] = (),
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
     `workers` processes (`--workers`); unset: $SIPLINE_TEST_WORKERS, else 1, so the
     whole interop suite can be run against several workers too. `domains` are given
     with `--domain`; `launcher` runs the `sipline` command (default: this interpreter,
-    `-c`)."""
+    `-c`); `listen` adds listeners (`ws:127.0.0.1:PORT`)."""
     if workers is None:
         workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -198,6 +199,8 @@ def start_serve(
         ]
         if tls:
             args += ["--listen", f"tls:{HOST}:{tls_port}"]
+        for spec in listen:
+            args += ["--listen", spec]
         for domain in domains:
             args += ["--domain", domain]
         if config is not None:

@@ -9,6 +9,7 @@ worker thread, never blocking the event loop.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 
 from sipline.core.errors import RemoteProtocolError
@@ -23,6 +24,8 @@ from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding
 from sipline.transport import Target
 from sipline.transport.resolver import ResolutionError, Resolver
+
+_OB = re.compile(r";ob(?=[;?>]|$)", re.IGNORECASE)
 
 __all__ = ["ServerBackend"]
 
@@ -75,7 +78,13 @@ class ServerBackend:
         return self.store.bindings(aor, now=self._wall())
 
     def binding_for_contact(self, contact: str) -> Binding | None:
-        return self.store.binding_for_contact(contact, now=self._wall())
+        now = self._wall()
+        found = self.store.binding_for_contact(contact, now=now)
+        if found is None and ";ob" in contact:
+            # RFC 5626 §4.3: an outbound client adds "ob" to the Contact of the dialogs it
+            # starts (JsSIP does); it is the device registered without it.
+            found = self.store.binding_for_contact(_OB.sub("", contact), now=now)
+        return found
 
     async def authorize(self, st: ServerTransaction, domain: str) -> bool:
         request = st.request
