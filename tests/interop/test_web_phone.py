@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
-from interop_helpers import HOST
+from interop_helpers import HOST, free_tcp_port, start_serve
 from web_phone import (
     DOMAIN,
     By,
@@ -28,6 +29,7 @@ from web_phone import (
 
 from sipline.core.timers import TimerConfig
 from sipline.phone import UserAgent
+from sipline.storage import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -130,3 +132,34 @@ async def test_browser_messages_and_presence_with_a_softphone(tmp_path: Path, se
         finally:
             await carol.close()
             await asyncio.to_thread(browser.quit)
+
+
+async def test_websocket_listener_with_two_workers(tmp_path: Path) -> None:
+    """`--workers 2`: the supervisor binds the WS listener once per worker and every
+    connection the kernel hands out is answered. (Reaching a browser registered at one
+    worker from another is the flow owner's job, not tested here.)"""
+    workdir = tmp_path / "serve"
+    workdir.mkdir()
+    store = SqliteStore(workdir / "sipline.db")
+    store.add_domain(DOMAIN)
+    store.add_user("alice", DOMAIN, "alice-pw")
+    store.close()
+    port = free_tcp_port()
+    proc = start_serve(
+        workdir, tls=False, workers=2, listen=(f"ws:{HOST}:{port}",), domains=(DOMAIN,)
+    )
+    try:
+        assert any(f"ws:{HOST}:{port}" in line for line in proc.lines)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(4):
+                async with http.ws_connect(f"ws://{HOST}:{port}/", protocols=("sip",)) as ws:
+                    await ws.send_str(
+                        f"OPTIONS sip:{HOST}:{port};transport=ws SIP/2.0\r\n"
+                        "Via: SIP/2.0/WS abc.invalid;branch=z9hG4bKw2\r\nMax-Forwards: 70\r\n"
+                        f"From: <sip:alice@{DOMAIN}>;tag=1\r\nTo: <sip:{HOST}:{port}>\r\n"
+                        "Call-ID: w2\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    reply = await ws.receive(timeout=5)
+                    assert reply.data.startswith("SIP/2.0 200")
+    finally:
+        proc.stop()

@@ -116,6 +116,8 @@ async def test_registered_browser_gets_requests_over_its_websocket(ws_server: Si
         assert "df7jal23ls0d.invalid" in (ok.headers.get("Contact") or "")
         [binding] = ws_server.backend.bindings(f"alice@{DOMAIN}")
         assert binding.received is not None and binding.received.startswith("ws:")
+        # RFC 5626 §4.3: the Contact of the dialogs it starts carries "ob"; the same device.
+        assert ws_server.backend.binding_for_contact(browser.contact + ";ob") == binding
 
         # bob (UDP) writes to alice: the MESSAGE reaches the browser over its WebSocket.
         task = asyncio.ensure_future(bob.send_message(f"sip:alice@{DOMAIN}", "hello browser"))
