@@ -19,13 +19,14 @@ from sipline.core.uri import SipUri, TelUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.auth import DigestAuthenticator
-from sipline.server.hops import literal_target, received_target
+from sipline.server.hops import received_target
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding
 from sipline.transport import Target
 from sipline.transport.resolver import ResolutionError, Resolver
 
 _OB = re.compile(r";ob(?=[;?>]|$)", re.IGNORECASE)
+_PORTS = {"TLS": 5061, "WS": 80, "WSS": 443}  # §19.1.2, RFC 7118 §5.2; else 5060
 
 __all__ = ["ServerBackend"]
 
@@ -118,9 +119,13 @@ class ServerBackend:
         if not isinstance(uri, SipUri):
             return []
         transport = uri.transport or ("TLS" if uri.secure else None)
-        literal = literal_target(uri)
-        if literal is not None:
-            return [literal]
+        if is_ip_literal(uri.maddr or uri.host):
+            host = uri.maddr or uri.host
+            t = transport or "UDP"
+            if t == "WS" and uri.secure:
+                t = "WSS"  # RFC 7118 §5.2: a sips URI with transport=ws
+            port = uri.port or _PORTS.get(t, 5060)
+            return [Target(t, host, port)]
         if (uri.maddr or uri.host).lower().rstrip(".").endswith(".invalid"):
             # RFC 6761 §6.4, RFC 7118 §5: a browser's made-up host; it is reached over
             # its own connection (its binding), never looked up.

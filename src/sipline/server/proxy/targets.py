@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sipline.core.errors import RemoteProtocolError
+from sipline.core.routing import is_ip_literal
 from sipline.core.uri import SipUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.features.decisions import RingTarget
-from sipline.server.hops import literal_target, received_target
+from sipline.server.hops import received_target
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.proxy.backend import ProxyBackend, RedirectPolicy
 from sipline.server.proxy.local import LocalNames
@@ -177,6 +178,21 @@ def redirect(st: ServerTransaction, bindings: Iterable[Binding], now: float) -> 
         value += f";expires={b.remaining_s(now)}"
         contacts.append(("Contact", value))
     st.respond(302, extra=contacts)
+
+
+def literal_target(uri: Uri) -> Target | None:
+    """RFC 3263 §4.2 for a numeric host (or maddr): the target, with no lookup; None
+    when a name has to be resolved (or the URI is not a SIP URI)."""
+    if not isinstance(uri, SipUri):
+        return None
+    host = uri.maddr or uri.host
+    if not is_ip_literal(host):
+        return None
+    transport = uri.transport or ("TLS" if uri.secure else "UDP")
+    if transport == "WS" and uri.secure:
+        transport = "WSS"  # RFC 7118 §5.2: a sips URI with transport=ws
+    port = uri.port or {"TLS": 5061, "WS": 80, "WSS": 443}.get(transport, 5060)
+    return Target(transport, host, port)  # as ServerBackend.resolve gives it
 
 
 def _strip_brackets(value: str) -> str:
