@@ -11,6 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from transport_helpers import Errors, Inbox, eventually, request, response
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
 
 from sipline.core.framing import FramingLimits
 from sipline.transport import Target, TransportLayer, WsPolicy
@@ -183,3 +185,32 @@ async def test_wss_with_the_servers_certificate(
         assert source.transport == "WSS"
         server.send(response(), Target("WSS", *source.remote), connection=source.connection)
         assert (await ws.receive(timeout=3)).data.encode() == response()
+
+
+async def test_fragmented_message_is_one_sip_message(make_layer: MakeLayer) -> None:
+    # wsproto as the client: it can send one WebSocket message in several frames.
+    _, inbox, port = await _listen(make_layer)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    client = WSConnection(ConnectionType.CLIENT)
+    writer.write(client.send(Request(host=f"127.0.0.1:{port}", target="/", subprotocols=["sip"])))
+    client.receive_data(await reader.read(4096))
+    assert any(isinstance(e, AcceptConnection) for e in client.events())
+    text = request().decode()
+    half = len(text) // 2
+    writer.write(client.send(TextMessage(data=text[:half], message_finished=False)))
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    assert inbox.queue.empty()  # half a message delivers nothing
+    writer.write(client.send(TextMessage(data=text[half:], message_finished=True)))
+    assert (await inbox.get())[0] == request()
+    writer.close()
+
+
+async def test_no_handshake_within_the_message_timeout_closes(make_layer: MakeLayer) -> None:
+    server, _, port = await _listen(make_layer, message_timeout_s=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the end of it
+    async with asyncio.timeout(3):
+        assert await reader.read() == b""
+    assert server.stats.message_timeouts == 1
+    writer.close()
