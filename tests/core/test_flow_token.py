@@ -23,7 +23,7 @@ hosts = st.one_of(
 flows = st.builds(
     Flow,
     worker=st.integers(0, MAX_WORKER),
-    transport=st.sampled_from(["UDP", "TCP", "TLS"]),
+    transport=st.sampled_from(["UDP", "TCP", "TLS", "WS", "WSS"]),
     host=hosts,
     port=st.integers(0, 65535),
 )
@@ -60,6 +60,6 @@ def test_out_of_range_flows_are_refused() -> None:
     with pytest.raises(ValueError):
         CODEC.encode(Flow(MAX_WORKER + 1, "TCP", "127.0.0.1", 5060))
     with pytest.raises(ValueError):
-        CODEC.encode(Flow(0, "WS", "127.0.0.1", 5060))
+        CODEC.encode(Flow(0, "SCTP", "127.0.0.1", 5060))
     with pytest.raises(ValueError):
         FlowCodec(b"short")

@@ -171,6 +171,7 @@ def start_serve(
     domains: tuple[str, ...] = (),
     launcher: list[str] | None = None,
     host: str = HOST,
+    listen: tuple[str, ...] = (),
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
@@ -178,7 +179,7 @@ def start_serve(
     whole interop suite can be run against several workers too. `domains` are given
     with `--domain`; `launcher` runs the `sipline` command (default: this interpreter,
     `-c`); `host` is the loopback address it listens on (one node of several sharing
-    the database, each on its own)."""
+    the database, each on its own); `listen` adds listeners (`ws:127.0.0.1:PORT`)."""
     if workers is None:
         workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -200,6 +201,8 @@ def start_serve(
         ]
         if tls:
             args += ["--listen", f"tls:{host}:{tls_port}"]
+        for spec in listen:
+            args += ["--listen", spec]
         for domain in domains:
             args += ["--domain", domain]
         if config is not None:

@@ -89,6 +89,8 @@ async def run_server(
         click.echo(f"sipline: serving {', '.join(bound)}", err=True)
         if server.ops is not None and server.ops.url:
             click.echo(f"sipline: dashboard, API and metrics at {server.ops.url}", err=True)
+            if any(b.startswith("ws") for b in bound):
+                click.echo(f"sipline: web phone at {server.ops.url}phone/", err=True)
     else:
         loop.add_signal_handler(signal.SIGUSR1, lambda: _tell("status " + server.status()))
         _follow_supervisor(server, loop, stop)

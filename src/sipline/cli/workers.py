@@ -145,7 +145,7 @@ class Supervisor:
             lines = await welcome(store, cfg)
         finally:
             await store.close()
-        if any(spec.transport == "TLS" for spec in cfg.server.listen):
+        if any(spec.transport in ("TLS", "WSS") for spec in cfg.server.listen):
             tls_context(
                 cfg.tls, cfg.server.database
             )  # a bad certificate stops us here, not N times in the workers
@@ -236,6 +236,8 @@ class Supervisor:
                 click.echo(f"sipline: serving {', '.join(self.bound)}", err=True)
                 if self.http_url is not None:
                     click.echo(f"sipline: dashboard, API and metrics at {self.http_url}", err=True)
+                    if any(b.startswith("ws") for b in self.bound):
+                        click.echo(f"sipline: web phone at {self.http_url}phone/", err=True)
             for w in self.workers:
                 self._spawn_task(self._watch(w))
             await self._stop.wait()

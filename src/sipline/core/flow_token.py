@@ -31,7 +31,8 @@ __all__ = ["MAX_WORKER", "Flow", "FlowCodec"]
 MAX_WORKER: Final = 255
 _VERSION: Final = 1
 _MAC_BYTES: Final = 10  # 80 bits: not guessable within any number of tries that matters
-_TRANSPORTS: Final = ("UDP", "TCP", "TLS")
+# Appended only: a token names its transport by index (RFC 7118 WebSockets last).
+_TRANSPORTS: Final = ("UDP", "TCP", "TLS", "WS", "WSS")
 
 
 @dataclass(frozen=True, slots=True)

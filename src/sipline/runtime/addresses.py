@@ -48,7 +48,8 @@ async def open_address(
 ) -> LocalAddress:
     """Open a socket to receive on (port 0 picks a free one) and say how to name it:
     `advertise` or the address bound (a wildcard names loopback). `sock` is a socket
-    bound already (by a supervising process)."""
+    bound already (by a supervising process). WS and WSS (RFC 7118) follow the layer's
+    `ws_policy`; WSS needs `ssl_context` as TLS does."""
     transport = transport.upper()
     if transport == "UDP":
         bound = await transports.listen_udp(host, port, sock=sock)
@@ -58,6 +59,12 @@ async def open_address(
         if not isinstance(ssl_context, ssl.SSLContext):
             raise LocalProtocolError("a TLS listener needs an ssl.SSLContext")
         bound = await transports.listen_tls(host, port, ssl_context, sock=sock)
+    elif transport == "WS":
+        bound = await transports.listen_ws(host, port, sock=sock)
+    elif transport == "WSS":
+        if not isinstance(ssl_context, ssl.SSLContext):
+            raise LocalProtocolError("a WSS listener needs an ssl.SSLContext")
+        bound = await transports.listen_ws(host, port, ssl_context, sock=sock)
     else:
         raise LocalProtocolError(f"unknown transport {transport}")
     bound_host, bound_port = bound.local[0], bound.local[1]
@@ -125,4 +132,6 @@ class LocalAddresses:
         uri.port = item.port
         if transport.upper() == "TCP":
             uri.params.set("transport", "tcp")
+        elif transport.upper() in ("WS", "WSS"):
+            uri.params.set("transport", "ws")  # RFC 7118 §5.2: "ws" over WSS too
         return uri

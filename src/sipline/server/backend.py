@@ -9,6 +9,7 @@ worker thread, never blocking the event loop.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 
 from sipline.core.errors import RemoteProtocolError
@@ -23,6 +24,9 @@ from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding
 from sipline.transport import Target
 from sipline.transport.resolver import ResolutionError, Resolver
+
+_OB = re.compile(r";ob(?=[;?>]|$)", re.IGNORECASE)
+_PORTS = {"TLS": 5061, "WS": 80, "WSS": 443}  # §19.1.2, RFC 7118 §5.2; else 5060
 
 __all__ = ["ServerBackend"]
 
@@ -78,7 +82,13 @@ class ServerBackend:
         return self.store.bindings(aor, now=self._wall())
 
     def binding_for_contact(self, contact: str) -> Binding | None:
-        return self.store.binding_for_contact(contact, now=self._wall())
+        now = self._wall()
+        found = self.store.binding_for_contact(contact, now=now)
+        if found is None and ";ob" in contact:
+            # RFC 5626 §4.3: an outbound client adds "ob" to the Contact of the dialogs it
+            # starts (JsSIP does); it is the device registered without it.
+            found = self.store.binding_for_contact(_OB.sub("", contact), now=now)
+        return found
 
     async def authorize(self, st: ServerTransaction, domain: str) -> bool:
         request = st.request
@@ -115,8 +125,14 @@ class ServerBackend:
         if is_ip_literal(uri.maddr or uri.host):
             host = uri.maddr or uri.host
             t = transport or "UDP"
-            port = uri.port or (5061 if t == "TLS" else 5060)
+            if t == "WS" and uri.secure:
+                t = "WSS"  # RFC 7118 §5.2: a sips URI with transport=ws
+            port = uri.port or _PORTS.get(t, 5060)
             return [Target(t, host, port)]
+        if (uri.maddr or uri.host).lower().rstrip(".").endswith(".invalid"):
+            # RFC 6761 §6.4, RFC 7118 §5: a browser's made-up host; it is reached over
+            # its own connection (its binding), never looked up.
+            return []
         if not uri.maddr and self.is_local_domain(uri.host):
             return await self.location_targets(uri)
         targets = await self.resolver.resolve(

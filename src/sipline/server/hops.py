@@ -34,7 +34,7 @@ from sipline.core.uri import SipUri, Uri, format_host, parse_uri
 from sipline.runtime.endpoint import Endpoint
 from sipline.storage.base import Binding
 from sipline.transport import Source, Target
-from sipline.transport.base import STREAM_TRANSPORTS, normalize_host
+from sipline.transport.base import ACCEPT_ONLY, STREAM_TRANSPORTS, normalize_host
 
 __all__ = ["NODE_PARAM", "Flows", "Hop", "received_target"]
 
@@ -89,13 +89,16 @@ class Flows:
         """The flow of a REGISTER received over `transport` from (host, port): our
         public URI for that transport, the flow token in its user part, `lr`."""
         transport = transport.upper()
+        # Another node reaches the flow through us over a transport it can dial: never
+        # a WebSocket (RFC 7118: only browsers open those), so our UDP address for one.
+        via = "UDP" if transport in ACCEPT_ONLY else transport
         try:
-            item = self.endpoint.local_address(transport, 6 if ":" in host else 4)
+            item = self.endpoint.local_address(via, 6 if ":" in host else 4)
             token = self.codec.encode(Flow(self.worker, transport, host, port))
         except (LocalProtocolError, ValueError):
             return None
-        scheme = "sips" if transport == "TLS" else "sip"
-        params = ";transport=tcp" if transport == "TCP" else ""
+        scheme = "sips" if via == "TLS" else "sip"
+        params = ";transport=tcp" if via == "TCP" else ""
         return f"{scheme}:{token}@{format_host(item.advertise)}:{item.port}{params};lr"
 
     def token_for(self, source: Source) -> str | None:

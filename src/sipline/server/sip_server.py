@@ -51,7 +51,7 @@ from sipline.server.upkeep import start_upkeep
 from sipline.server.voicemail.setup import Voicemail
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreBusyError, StoreError
-from sipline.transport import TransportError, TransportLayer
+from sipline.transport import TransportError, TransportLayer, WsPolicy
 from sipline.transport.resolver import Resolver
 
 if TYPE_CHECKING:  # loaded only by the process that runs the media host
@@ -288,8 +288,9 @@ class SipServer:
         if self.config.server.advertise:
             self._local_hosts.add(self.config.server.advertise)
         tls: ssl.SSLContext | None = None
+        self.endpoint.transports.ws_policy = WsPolicy(trusted_host=self._ours)
         for i, spec in enumerate(self.config.server.listen):
-            if spec.transport == "TLS" and tls is None:
+            if spec.transport in ("TLS", "WSS") and tls is None:
                 tls = tls_context(self.config.tls, self.config.server.database)
             try:
                 host, port = await self.endpoint.bind(
@@ -460,10 +461,10 @@ class SipServer:
     def _is_registrar_uri(self, uri: object) -> bool:
         """§10.3: a REGISTER addressed to a domain we serve (or to us) is ours; one for
         another domain is proxied towards that domain's registrar."""
-        if not isinstance(uri, SipUri) or uri.user is not None:
-            return False
+        return isinstance(uri, SipUri) and uri.user is None and self._ours(uri.host.lower())
+
+    def _ours(self, host: str) -> bool:  # a served domain or our own name
         assert self.backend is not None
-        host = uri.host.lower()
         return self.backend.is_local_domain(host) or host in self._local_hosts
 
     async def _register(self, st: ServerTransaction) -> None:

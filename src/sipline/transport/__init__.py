@@ -1,4 +1,4 @@
-"""asyncio transports: UDP, TCP and TLS over IPv4 and IPv6 (RFC 3261 §18).
+"""asyncio transports: UDP, TCP, TLS and WebSocket over IPv4 and IPv6 (RFC 3261 §18).
 
 `TransportLayer` owns every socket: the `BoundSocket`s it receives on and the stream
 `Connection`s; one `send` for all. TLS certificate helpers live in
@@ -10,6 +10,7 @@ Imported by the runtime (and the wiring above it); imports only the pure layers.
 from sipline.transport.base import Source, Target, TransportError, TransportStats
 from sipline.transport.layer import BoundSocket, TransportLayer
 from sipline.transport.stream import Connection
+from sipline.transport.websocket import WsPolicy
 
 __all__ = [
     "BoundSocket",
@@ -19,4 +20,5 @@ __all__ = [
     "TransportError",
     "TransportLayer",
     "TransportStats",
+    "WsPolicy",
 ]

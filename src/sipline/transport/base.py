@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "ACCEPT_ONLY",
     "FLOW_FAILED",
     "STREAM_TRANSPORTS",
     "TRANSPORTS",
@@ -29,8 +30,10 @@ __all__ = [
 
 logger = logging.getLogger("sipline.transport")
 
-TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS"})
-STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS"})
+TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS", "WS", "WSS"})
+STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS", "WS", "WSS"})
+# RFC 7118: WebSocket connections are only accepted, never opened by us.
+ACCEPT_ONLY: Final = frozenset({"WS", "WSS"})
 # How a send on a flow another worker held fails when that flow is gone (RFC 5626 §5.3).
 FLOW_FAILED: Final = "flow failed"
 

@@ -16,11 +16,11 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 from sipline.core.framing import FramingLimits
 from sipline.transport.base import (
+    ACCEPT_ONLY,
     FLOW_FAILED,
     STREAM_TRANSPORTS,
     Address,
@@ -36,9 +36,11 @@ from sipline.transport.base import (
     normalize_host,
     report_send_error,
 )
+from sipline.transport.bound import BoundSocket, udp_queue_fill
 from sipline.transport.security_log import security_event
 from sipline.transport.stream import Connection, ConnectionKey
 from sipline.transport.udp import UdpProtocol, bind_udp_socket
+from sipline.transport.websocket import WsConnection, WsPolicy
 
 __all__ = ["BoundSocket", "TransportLayer"]
 
@@ -48,29 +50,6 @@ DEFAULT_IDLE_TIMEOUT_S: Final = 300.0
 DEFAULT_MESSAGE_TIMEOUT_S: Final = 10.0
 DEFAULT_MAX_CONNECTIONS: Final = 4096
 _CLOSE_GRACE_S: Final = 1.0
-
-
-@dataclass(slots=True, eq=False)
-class BoundSocket:
-    """A socket bound to receive on: a UDP socket, or a TCP/TLS server accepting
-    connections. `local` is the address actually bound (port 0 resolved)."""
-
-    transport: str
-    local: Address
-    _udp: UdpProtocol | None = field(default=None, repr=False)
-    _server: asyncio.Server | None = field(default=None, repr=False)
-
-    def close(self) -> None:
-        if self._udp is not None and self._udp.transport is not None:
-            self._udp.transport.close()
-        if self._server is not None:
-            self._server.close()
-
-    async def wait_closed(self) -> None:
-        if self._udp is not None:
-            await self._udp.closed
-        if self._server is not None:
-            await self._server.wait_closed()
 
 
 class TransportLayer:
@@ -111,6 +90,7 @@ class TransportLayer:
         self.refuse_source: Callable[[str], bool] | None = None
         self.siblings: FlowRelay | None = None  # the other workers (transport/channel.py)
         self.exempt_source: Callable[[str], bool] | None = None
+        self.ws_policy = WsPolicy()  # allowed origins and keep-alive of WebSockets
         self._per_source: dict[str, int] = {}  # inbound connections by source address
         self._refusals_logged: dict[str, float] = {}
         self.connect_timeout_s = connect_timeout_s
@@ -135,16 +115,7 @@ class TransportLayer:
     def udp_queue_fill(self) -> float:
         """The fullest UDP receive queue, as a share of its socket's buffer (0 where
         the kernel does not tell)."""
-        fill = 0.0
-        for bound in self._bound:
-            udp = bound._udp
-            if udp is None:
-                continue
-            share = udp.receive_queue_fill()
-            if share is None:
-                return 0.0
-            fill = max(fill, share)
-        return fill
+        return udp_queue_fill(self._bound)
 
     @property
     def connections(self) -> frozenset[Connection]:
@@ -200,6 +171,19 @@ class TransportLayer:
         """Listen for TLS (RFC 3261 §26.2); `ssl_context` from `tls.server_context`."""
         return await self._listen_stream("TLS", host, port, ssl_context, sock)
 
+    async def listen_ws(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        sock: socket.socket | None = None,
+    ) -> BoundSocket:
+        """Listen for SIP over WebSocket (RFC 7118): WSS with `ssl_context`, else WS;
+        connections follow `ws_policy` as it is when they are accepted."""
+        kind = "WS" if ssl_context is None else "WSS"
+        return await self._listen_stream(kind, host, port, ssl_context, sock, websocket=True)
+
     async def _listen_stream(
         self,
         transport: str,
@@ -207,11 +191,15 @@ class TransportLayer:
         port: int,
         context: ssl.SSLContext | None,
         sock: socket.socket | None,
+        *,
+        websocket: bool = False,
     ) -> BoundSocket:
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
 
         def accept() -> Connection:
+            if websocket:
+                return WsConnection(self, transport, loop, self.ws_policy)
             return Connection(self, transport, loop)
 
         handshake_s = self.connect_timeout_s if context else None
@@ -268,6 +256,10 @@ class TransportLayer:
             # A flow: its worker sends; gone, it is not dialled (RFC 5626 §5.3: 430).
             if self.siblings is None or not self.siblings.forward(data, target, on_error):
                 report_send_error(TransportError(FLOW_FAILED, target), on_error, self.stats)
+            return
+        if connection is None and kind in ACCEPT_ONLY:
+            error = TransportError("no open WebSocket connection to it", target)
+            report_send_error(error, on_error, self.stats)
             return
         if connection is None:
             connection = self._connect(kind, target, on_error)

@@ -174,6 +174,14 @@ class OpsService:
     def wall(self) -> float:
         return self.server.endpoint.wall()
 
+    def websockets(self) -> list[tuple[str, int]]:
+        found = []
+        for where in self.server.bound:  # "ws:127.0.0.1:8088", "wss:[::1]:8089"
+            scheme, _, rest = where.partition(":")
+            if scheme in ("ws", "wss"):
+                found.append((scheme, int(rest.rpartition(":")[2])))
+        return found
+
     def status(self) -> dict[str, Any]:
         line = self.server.status().removeprefix("status: ")
         doc: dict[str, Any] = {}

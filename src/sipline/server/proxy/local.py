@@ -17,7 +17,8 @@ from sipline.transport import Source, Target
 
 __all__ = ["DEFAULT_PORT", "LocalNames", "loop_hash"]
 
-DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 80, "WSS": 443}
+_TRANSPORT_PARAM = {"TCP": ";transport=tcp", "WS": ";transport=ws", "WSS": ";transport=ws"}
 
 
 def loop_hash(request: Request, top_branch: str | None = None) -> str:
@@ -93,11 +94,12 @@ class LocalNames:
         request came on, goes in its user part (RFC 5626 §5.3), so requests toward
         its sender reach it on that flow whichever worker or node they enter."""
         item = self.endpoint.local_address(transport)
-        params = ";transport=tcp" if transport == "TCP" else ""
+        # RFC 7118 §5.2: "transport=ws" names WS and WSS alike.
+        params = _TRANSPORT_PARAM.get(transport, "")
         # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
         # this dialog (sipline.server.security.route_sign).
         params += self.signer.param(request)
-        scheme = "sips" if transport == "TLS" else "sip"
+        scheme = "sips" if transport in ("TLS", "WSS") else "sip"
         user = f"{flow}@" if flow else ""
         return f"<{scheme}:{user}{format_host(item.advertise)}:{item.port}{params};lr>"
 

@@ -196,7 +196,9 @@ def literal_target(uri: Uri) -> Target | None:
     if not is_ip_literal(host):
         return None
     transport = uri.transport or ("TLS" if uri.secure else "UDP")
-    port = uri.port or (5061 if transport == "TLS" else 5060)
+    if transport == "WS" and uri.secure:
+        transport = "WSS"  # RFC 7118 §5.2: a sips URI with transport=ws
+    port = uri.port or {"TLS": 5061, "WS": 80, "WSS": 443}.get(transport, 5060)
     return Target(transport, host, port)  # as ServerBackend.resolve gives it
 
 
