@@ -28,6 +28,7 @@ from sipline.server.component_config import feature_settings, overload_config, r
 from sipline.server.config import ServerConfig
 from sipline.server.features.routing_service import ServerRoutePlanner
 from sipline.server.flood import emergency_spare, flood_config
+from sipline.server.bridge.anchor import MediaBridges
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
@@ -112,6 +113,7 @@ class SipServer:
             self.endpoint.timers,
         )
         self.media_host: MediaHost | None = None
+        self.bridges: MediaBridges | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
         # Set by `sipline serve`: re-read the configuration file (None: nothing to read).
         self.load_config: Callable[[], ServerConfig] | None = None
@@ -233,6 +235,19 @@ class SipServer:
         )
         self.voicemail.register(self.services)
 
+    def _start_bridge(self) -> None:
+        """The media bridge for calls between WebRTC and plain RTP endpoints, in this
+        process (docs/architecture.md "Media bridge"), on the first listener's address."""
+        media = self.config.media
+        if not media.bridge:
+            return
+        local = self.endpoint.local_address()
+        host = local.host if local.host not in ("0.0.0.0", "::") else local.advertise
+        self.bridges = MediaBridges(
+            host=host, entropy=self.endpoint.entropy, idle_s=media.bridge_idle_s
+        )
+        self.proxy.anchor = self.bridges
+
     def _missed_call(self, aor: str, caller: str) -> None:
         if self.voicemail is not None:
             self.voicemail.missed(aor, caller)
@@ -322,6 +337,7 @@ class SipServer:
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
+        self._start_bridge()
         self.ops = OpsService(
             self,
             self.store,
@@ -381,6 +397,8 @@ class SipServer:
             self._log_handler = None
         if self.media_host is not None:
             await self.media_host.stop()
+        if self.bridges is not None:
+            await self.bridges.close()
         if self.voicemail is not None:
             await self.voicemail.stop()
         if self.planner is not None:

@@ -19,6 +19,7 @@ from sipline.core.uri import SipUri, TelUri, Uri
 from sipline.runtime.endpoint import Endpoint, Inbound, ServerTransaction
 from sipline.server.features.decisions import RoutePlanner
 from sipline.server.media_services.registry import ServiceRegistry
+from sipline.server.proxy.anchoring import MediaAnchor, anchor_legs
 from sipline.server.proxy.backend import ProxyBackend, ProxyConfig, RedirectPolicy
 from sipline.server.proxy.driver import ContextDriver
 from sipline.server.proxy.local import LocalNames, loop_hash
@@ -50,6 +51,8 @@ class Proxy:
         self.config = config if config is not None else ProxyConfig()
         self.planner = planner
         self.gate = gate  # no relaying for strangers (sipline.server.security.gate)
+        # The media bridge (sipline.server.bridge), set by the server when it runs one.
+        self.anchor: MediaAnchor | None = None
         # Signs our Record-Route; the server gives it the secret its workers share.
         self.local = LocalNames(endpoint, backend.is_local_domain, RouteSigner(os.urandom(32)))
         self.finder = TargetFinder(
@@ -167,6 +170,8 @@ class Proxy:
         groups = await self.finder.targets(st, members=members)
         if groups is None:
             return
+        if self.anchor is not None:
+            groups = [await anchor_legs(self.anchor, request, legs) for legs in groups]
         ContextDriver(self, st, request, hashed, groups=groups).start()
 
     # -- CANCEL, ACK and stray responses ------------------------------------------------------
@@ -187,4 +192,6 @@ class Proxy:
         self.stateless.on_ack(request, inbound, self.gate)
 
     def on_stray_response(self, response: Response, source: Source) -> None:
+        if self.anchor is not None:
+            self.anchor.stray_response(response)
         self.stateless.on_stray_response(response, source)

@@ -16,7 +16,9 @@ from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.features.decisions import RingTarget
 from sipline.server.hops import received_target
+from sipline.server.bridge.plan import webrtc_contact
 from sipline.server.media_services.registry import ServiceRegistry
+from sipline.server.proxy.anchoring import AnchoredLeg
 from sipline.server.proxy.backend import ProxyBackend, RedirectPolicy
 from sipline.server.proxy.local import LocalNames
 from sipline.storage.base import Binding
@@ -38,6 +40,8 @@ class Leg:
     headers: tuple[tuple[str, str], ...] = ()  # added
     set_headers: tuple[tuple[str, str], ...] = ()  # set, replacing any
     body: bytes | None = None  # replacing the request's
+    webrtc: bool = False  # the contact speaks WebRTC (sipline.server.bridge.plan)
+    anchored: AnchoredLeg | None = None  # its media goes through the bridge
 
 
 class TargetFinder:
@@ -122,7 +126,7 @@ class TargetFinder:
             if hop is None:
                 continue
             groups.setdefault(b.q if b.q is not None else 1.0, []).append(
-                Leg(b.contact, hop, b.path)
+                Leg(b.contact, hop, b.path, webrtc=webrtc_contact(b.contact, b.params))
             )
         if not groups:
             st.respond(480, "Temporarily Unavailable (no reachable contact)")

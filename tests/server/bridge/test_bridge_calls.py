@@ -1,0 +1,93 @@
+"""The media bridge end to end on loopback: an aiortc peer connection stands in for a
+browser (ICE, DTLS-SRTP, rtcp-mux, Opus), a sipline `UserAgent` is the plain RTP
+phone, and a real `SipServer` anchors the media between them. Each side hears the
+other's tone, both ways of calling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from server_helpers import server_target
+from service_calls import DOMAIN, add_users, energy_share, loopback_config, user_agent
+from sipua import Dialog, TestUA
+from webrtc_peer import RATE, BrowserPeer
+
+from sipline.media.audio import ArraySink, ToneSource
+from sipline.phone import MediaOptions
+from sipline.server.bridge.plan import SdpKind, sdp_kind
+from sipline.server.bridge.webrtc import use_media_address
+from sipline.server.sip_server import SipServer
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
+    use_media_address(["127.0.0.1"])  # the test's browser too: loopback only
+    db = tmp_path / "sipline.db"
+    add_users(db, ["alice", "bob"])
+    srv = SipServer(loopback_config(db))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+def tone_in(samples: np.ndarray, hz: float, rate: int) -> float:
+    tail = samples[-rate:]  # the last second
+    return energy_share(tail, hz, rate=rate, width_hz=30, hann=True)
+
+
+def tone(hz: float, codec: str) -> ToneSource:
+    """A tone at the codec's rate (a source object keeps the rate it was made with)."""
+    rate = 48000 if codec == "opus" else 8000
+    return ToneSource(hz, amplitude=0.3, sample_rate=rate, frame_size=rate // 50)
+
+
+@pytest.mark.parametrize("codecs", [("PCMU",), ("opus",)])
+async def test_a_browser_calls_a_phone(server: SipServer, codecs: tuple[str, ...]) -> None:
+    browser = BrowserPeer(440)
+    ua = await TestUA.start(server_target(server))
+    phone_heard = ArraySink()
+    try:
+        async with user_agent(server, "bob", media=MediaOptions(codecs=codecs)) as bob:
+            await bob.register()
+            offer = await browser.offer()
+            invite = ua.build(
+                "INVITE",
+                f"sip:bob@{DOMAIN}",
+                from_=f"alice@{DOMAIN}",
+                to=f"bob@{DOMAIN}",
+                contact=ua.contact("alice"),
+                body=offer,
+            )
+            sent = asyncio.ensure_future(ua.send_authenticated(invite, "alice", "alice-pw"))
+            call = await bob.next_call(timeout=5)
+            assert call.invite is not None and sdp_kind(call.invite.body) is SdpKind.PLAIN
+            await call.answer(play=tone(1000, codecs[0]), record=phone_heard)
+            exchange = await asyncio.wait_for(sent, 10)
+            answer = exchange.final
+            assert answer.status == 200 and sdp_kind(answer.body) is SdpKind.WEBRTC
+            dialog = Dialog(ua, exchange.request, answer)
+            dialog.ack()
+            await browser.accept(answer.body)
+            assert len(server.bridges or ()) == 1
+            await asyncio.sleep(3.0)
+            assert (await dialog.bye()).final.status == 200
+            await asyncio.wait_for(call.ended, 5)
+            assert call.media.codec is not None
+            assert call.media.codec.lower() == codecs[0].lower()
+    finally:
+        await browser.close()
+        await ua.close()
+    rate = 48000 if codecs[0] == "opus" else 8000
+    assert tone_in(phone_heard.samples(), 440, rate) > 0.7
+    assert tone_in(browser.heard(), 1000, RATE) > 0.7
+    assert server.bridges is not None
+    await asyncio.sleep(0.1)
+    assert len(server.bridges) == 0
