@@ -24,11 +24,11 @@ from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTr
 from sipline.runtime.system import MemoryRelease
 from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
+from sipline.server.bridge.anchor import MediaBridges
 from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
 from sipline.server.features.routing_service import ServerRoutePlanner
 from sipline.server.flood import emergency_spare, flood_config
-from sipline.server.bridge.anchor import MediaBridges
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
@@ -239,7 +239,7 @@ class SipServer:
         """The media bridge for calls between WebRTC and plain RTP endpoints, in this
         process (docs/architecture.md "Media bridge"), on the first listener's address."""
         media = self.config.media
-        if not media.bridge:
+        if not media.bridge or self.proxy is None:
             return
         local = self.endpoint.local_address()
         host = local.host if local.host not in ("0.0.0.0", "::") else local.advertise

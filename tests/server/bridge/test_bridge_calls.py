@@ -20,6 +20,7 @@ from sipline.media.audio import ArraySink, ToneSource
 from sipline.phone import MediaOptions
 from sipline.server.bridge.plan import SdpKind, sdp_kind
 from sipline.server.bridge.webrtc import use_media_address
+from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.sip_server import SipServer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
@@ -91,3 +92,54 @@ async def test_a_browser_calls_a_phone(server: SipServer, codecs: tuple[str, ...
     assert server.bridges is not None
     await asyncio.sleep(0.1)
     assert len(server.bridges) == 0
+
+
+async def register_browser(ua: TestUA, user: str) -> None:
+    """Register as a browser phone does: a Contact with the `+sip.ice` feature tag."""
+    request = ua.build(
+        "REGISTER",
+        f"sip:{DOMAIN}",
+        from_=f"{user}@{DOMAIN}",
+        extra=[("Contact", f"<{ua.contact(user)}>;+sip.ice"), ("Expires", "600")],
+    )
+    assert (await ua.send_authenticated(request, user, f"{user}-pw")).final.status == 200
+
+
+@pytest.mark.parametrize("codecs", [("PCMU",), ("opus",)])
+async def test_a_phone_calls_a_browser(server: SipServer, codecs: tuple[str, ...]) -> None:
+    browser = BrowserPeer(440)
+    ua = await TestUA.start(server_target(server))
+    offers: list[bytes] = []
+
+    async def answer(ua: TestUA, st: ServerTransaction) -> None:
+        offers.append(st.request.body)
+        body = await browser.answer(st.request.body)
+        extra = [("Contact", f"<{ua.contact('alice')}>")]
+        st.respond(
+            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
+        )
+
+    ua.on_invite = answer
+    phone_heard = ArraySink()
+    try:
+        await register_browser(ua, "alice")
+        async with user_agent(server, "bob", media=MediaOptions(codecs=codecs)) as bob:
+            await bob.register()
+            call = await bob.call(
+                f"sip:alice@{DOMAIN}", play=tone(1000, codecs[0]), record=phone_heard
+            )
+            await asyncio.wait_for(call.answered, 10)
+            assert [sdp_kind(o) for o in offers] == [SdpKind.WEBRTC]
+            assert call.media.codec is not None
+            assert call.media.codec.lower() == codecs[0].lower()
+            await asyncio.sleep(3.0)
+            await call.hangup()
+            await asyncio.wait_for(call.ended, 5)
+    finally:
+        await browser.close()
+        await ua.close()
+    rate = 48000 if codecs[0] == "opus" else 8000
+    assert tone_in(phone_heard.samples(), 440, rate) > 0.7
+    assert tone_in(browser.heard(), 1000, RATE) > 0.7
+    await asyncio.sleep(0.1)
+    assert server.bridges is not None and len(server.bridges) == 0

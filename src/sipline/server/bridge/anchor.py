@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
@@ -72,7 +73,7 @@ class _LaterOffer:
         if 200 <= response.status < 300 and sdp_kind(response.body) is not None:
             try:
                 response.body = self.bridge.reanswer(response.body)
-            except Exception as exc:  # noqa: BLE001 (an answer we cannot take: passed as is)
+            except Exception as exc:
                 log.info("bridge %s: answer not taken: %s", self.call_id, exc)
 
 
@@ -119,7 +120,7 @@ class MediaBridges:
         from_webrtc = from_caller == (bridge.role is Role.WEBRTC_OFFERS)
         try:
             return _LaterOffer(self, call_id, bridge, bridge.reoffer(body, from_webrtc=from_webrtc))
-        except Exception as exc:  # noqa: BLE001 (an offer we cannot take: passed as is)
+        except Exception as exc:
             log.info("bridge %s: offer not taken: %s", call_id, exc)
             return None
 
@@ -135,7 +136,9 @@ class MediaBridges:
             self.rewrite_answer(response.call_id, call.answered, response)
 
     # -- bridges ---------------------------------------------------------------------------
-    async def _open(self, request: Request, call_id: str, role: Role, body: bytes) -> _FirstLeg | None:
+    async def _open(
+        self, request: Request, call_id: str, role: Role, body: bytes
+    ) -> _FirstLeg | None:
         from sipline.server.bridge.bridge import Bridge  # noqa: PLC0415 (aiortc, when needed)
 
         call = self.calls.get(call_id)
@@ -146,7 +149,7 @@ class MediaBridges:
         call.bridges.append(bridge)
         try:
             out = await bridge.open(body)
-        except Exception as exc:  # noqa: BLE001 (an offer we cannot bridge: passed as is)
+        except Exception as exc:
             log.info("bridge %s: offer not taken: %s", call_id, exc)
             self.drop(call_id, bridge)
             return None
@@ -158,7 +161,7 @@ class MediaBridges:
     def rewrite_answer(self, call_id: str, bridge: Bridge, response: Response) -> None:
         try:
             response.body = bridge.answer(response.body)
-        except Exception as exc:  # noqa: BLE001 (an answer we cannot take: passed as is)
+        except Exception as exc:
             log.info("bridge %s: answer not taken: %s", call_id, exc)
 
     def answered(self, call_id: str, call: _Call, bridge: Bridge) -> None:
@@ -185,8 +188,8 @@ class MediaBridges:
         for bridge in call.bridges if call is not None else ():
             self._spawn(bridge.close())
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

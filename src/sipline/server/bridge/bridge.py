@@ -22,7 +22,8 @@ import numpy as np
 
 from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
-from sipline.media.audio import CallbackSink, CallbackSource, Pcm
+from sipline.media.audio import CallbackSink, CallbackSource
+from sipline.media.codecs.base import Pcm
 from sipline.media.srtp import srtp_available
 from sipline.phone.media import CallMedia, MediaOptions
 from sipline.sdp import Direction
@@ -76,7 +77,8 @@ class Bridge:
         self.webrtc_sdp = ""  # what the WebRTC side last got from us
         self.phone_sdp = b""  # what the phone last got from us (an answer when it offered)
         self._answer_seen: bytes | None = None
-        self._pending: bytes | None = None  # our re-offer's side: "webrtc" or "phone"
+        self._pending: str | None = None  # the side our re-offer went to: "webrtc", "phone"
+        self._accepting: asyncio.Future[None] | None = None
         self.answered = False
         self.closed = False
         self.opened_at = asyncio.get_running_loop().time()
@@ -108,7 +110,7 @@ class Bridge:
                     self.webrtc_sdp = with_direction(self.webrtc_sdp, direction)
                 else:
                     text = body.decode("utf-8", "replace")
-                    asyncio.ensure_future(self.webrtc.accept(text))
+                    self._accepting = asyncio.ensure_future(self.webrtc.accept(text))
             except RemoteProtocolError as exc:
                 raise BridgeError(str(exc)) from None
             self.answered = True
@@ -122,19 +124,19 @@ class Bridge:
         direction = audio_direction(body)
         try:
             if from_webrtc:
-                self._pending = b"phone"
+                self._pending = "phone"
                 return self.phone.offer(direction)
             self.phone_sdp = self.phone.answer(body)
             self._connect_phone()
         except (RemoteProtocolError, ValueError) as exc:
             raise BridgeError(str(exc)) from None
-        self._pending = b"webrtc"
+        self._pending = "webrtc"
         return self._webrtc_description(direction)
 
     def reanswer(self, body: bytes) -> bytes:
         """The answer to a later offer, for the side that made it."""
         pending, self._pending = self._pending, None
-        if pending == b"phone":
+        if pending == "phone":
             try:
                 self.phone.receive_answer(body)
             except RemoteProtocolError as exc:
@@ -195,5 +197,7 @@ class Bridge:
         if self.closed:
             return
         self.closed = True
+        if self._accepting is not None:
+            self._accepting.cancel()
         await self.phone.close()
         await self.webrtc.close()

@@ -113,7 +113,7 @@ def audio_direction(body: bytes | str) -> Direction:
     m = lines[start].split()
     if len(m) > 1 and m[1] == "0":
         return Direction.INACTIVE
-    if any(line.startswith("c=IN IP4 0.0.0.0") for line in lines[: end]):
+    if any(line.startswith("c=IN IP4 0.0.0.0") for line in lines[:end]):
         return Direction.INACTIVE
     for scope in (lines[start:end], lines[:start]):
         for line in scope:

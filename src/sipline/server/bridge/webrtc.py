@@ -22,7 +22,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from sipline.media.audio import Pcm
+from sipline.media.codecs.base import Pcm
 
 __all__ = ["RATE", "PcmFifo", "WebRtcPeer", "use_media_address"]
 
@@ -37,7 +37,7 @@ def use_media_address(hosts: list[str]) -> None:
     """Gather ICE host candidates on `hosts` only (aioice asks one module function for the
     addresses of every interface, loopback excepted; a server names its media address)."""
     chosen = list(hosts)
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [
         h for h in chosen if (":" in h and use_ipv6) or (":" not in h and use_ipv4)
     ]
 

@@ -9,15 +9,11 @@ the leg's contact speaks WebRTC (sipline.server.bridge.plan.webrtc_contact).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from sipline.core.message import Request, Response
 
-if TYPE_CHECKING:
-    from sipline.server.proxy.targets import Leg
-
-__all__ = ["ANCHORED_METHODS", "AnchoredLeg", "MediaAnchor", "anchor_legs"]
+__all__ = ["ANCHORED_METHODS", "AnchoredLeg", "MediaAnchor"]
 
 ANCHORED_METHODS = frozenset({"INVITE", "UPDATE", "BYE"})
 
@@ -40,18 +36,3 @@ class MediaAnchor(Protocol):
 
     def stray_response(self, response: Response) -> None:
         """Rewrite a 2xx retransmission that came outside any transaction."""
-
-
-async def anchor_legs(anchor: MediaAnchor | None, request: Request, legs: list[Leg]) -> list[Leg]:
-    """`legs`, with those the anchor takes carrying their anchored request body."""
-    if anchor is None or request.method not in ANCHORED_METHODS:
-        return legs
-    out = []
-    for leg in legs:
-        body = leg.body if leg.body is not None else request.body
-        anchored = await anchor.anchor(request, body, webrtc_target=leg.webrtc)
-        if anchored is None:
-            out.append(leg)
-        else:
-            out.append(dataclasses.replace(leg, body=anchored.body, anchored=anchored))
-    return out

@@ -41,11 +41,11 @@ from sipline.server.features.decisions import (
     classify,
 )
 from sipline.server.proxy.abandoned import end_abandoned_answer
-from sipline.server.proxy.anchoring import MediaAnchor, anchor_legs
+from sipline.server.proxy.anchoring import MediaAnchor
 from sipline.server.proxy.backend import ProxyConfig
 from sipline.server.proxy.forward import branch_request
 from sipline.server.proxy.local import DEFAULT_PORT, LocalNames
-from sipline.server.proxy.targets import Leg, TargetFinder
+from sipline.server.proxy.targets import Leg, TargetFinder, anchor_legs
 from sipline.server.security.gate import RelayGate
 from sipline.transport import Source, Target
 

@@ -19,12 +19,12 @@ from sipline.core.uri import SipUri, TelUri, Uri
 from sipline.runtime.endpoint import Endpoint, Inbound, ServerTransaction
 from sipline.server.features.decisions import RoutePlanner
 from sipline.server.media_services.registry import ServiceRegistry
-from sipline.server.proxy.anchoring import MediaAnchor, anchor_legs
+from sipline.server.proxy.anchoring import MediaAnchor
 from sipline.server.proxy.backend import ProxyBackend, ProxyConfig, RedirectPolicy
 from sipline.server.proxy.driver import ContextDriver
 from sipline.server.proxy.local import LocalNames, loop_hash
 from sipline.server.proxy.stateless import StatelessForwarder
-from sipline.server.proxy.targets import TargetFinder
+from sipline.server.proxy.targets import TargetFinder, anchor_legs
 from sipline.server.security.gate import RelayGate
 from sipline.server.security.route_sign import RouteSigner
 from sipline.transport import Source

@@ -7,24 +7,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request
 from sipline.core.routing import is_ip_literal
 from sipline.core.uri import SipUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
+from sipline.server.bridge.plan import webrtc_contact
 from sipline.server.features.decisions import RingTarget
 from sipline.server.hops import received_target
-from sipline.server.bridge.plan import webrtc_contact
 from sipline.server.media_services.registry import ServiceRegistry
-from sipline.server.proxy.anchoring import AnchoredLeg
+from sipline.server.proxy.anchoring import ANCHORED_METHODS, AnchoredLeg, MediaAnchor
 from sipline.server.proxy.backend import ProxyBackend, RedirectPolicy
 from sipline.server.proxy.local import LocalNames
 from sipline.storage.base import Binding
 from sipline.transport import Target
 
-__all__ = ["Leg", "TargetFinder", "literal_target", "redirect"]
+__all__ = ["Leg", "TargetFinder", "anchor_legs", "literal_target", "redirect"]
 
 log = logging.getLogger("sipline.proxy")
 
@@ -201,3 +202,18 @@ def _strip_brackets(value: str) -> str:
     """A Path value is a name-addr: the URI inside the angle brackets."""
     v = value.strip()
     return parse_name_addr(v, "Path").uri_text if v.startswith("<") else v
+
+
+async def anchor_legs(anchor: MediaAnchor | None, request: Request, legs: list[Leg]) -> list[Leg]:
+    """`legs`, with those the anchor takes carrying their anchored request body."""
+    if anchor is None or request.method not in ANCHORED_METHODS:
+        return legs
+    out = []
+    for leg in legs:
+        body = leg.body if leg.body is not None else request.body
+        anchored = await anchor.anchor(request, body, webrtc_target=leg.webrtc)
+        if anchored is None:
+            out.append(leg)
+        else:
+            out.append(replace(leg, body=anchored.body, anchored=anchored))
+    return out
