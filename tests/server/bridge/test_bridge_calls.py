@@ -18,9 +18,9 @@ from webrtc_peer import RATE, BrowserPeer
 
 from sipline.media.audio import ArraySink, ToneSource
 from sipline.phone import MediaOptions
+from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.bridge.plan import SdpKind, sdp_kind
 from sipline.server.bridge.webrtc import use_media_address
-from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.sip_server import SipServer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]

@@ -1,0 +1,186 @@
+"""The media bridge's signalling through a real `SipServer` (SIP on loopback, no audio
+awaited): calls of one kind pass untouched, a Chromium offer to a phone is rewritten
+both ways, a cancelled or forgotten bridge is closed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from server_helpers import eventually, server_target
+from service_calls import DOMAIN, add_users, loopback_config
+from sipua import Dialog, Exchange, InviteBehaviour, TestUA
+from test_bridge_plan import BARESIP, CHROMIUM
+
+from sipline.runtime.endpoint import ServerTransaction
+from sipline.sdp import Direction
+from sipline.server.bridge.plan import SdpKind, audio_direction, sdp_kind
+from sipline.server.bridge.webrtc import use_media_address
+from sipline.server.sip_server import SipServer
+
+ANSWER = BARESIP.replace(b"96 97 9 0 8 101", b"0 101")  # a phone's answer: PCMU
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
+    use_media_address(["127.0.0.1"])
+    db = tmp_path / "sipline.db"
+    add_users(db, ["alice", "bob"])
+    srv = SipServer(loopback_config(db))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def uas(server: SipServer) -> AsyncIterator[TestUA]:
+    ua = await TestUA.start(server_target(server))
+    try:
+        yield ua
+    finally:
+        await ua.close()
+
+
+@pytest.fixture
+async def uac(server: SipServer) -> AsyncIterator[TestUA]:
+    ua = await TestUA.start(server_target(server))
+    try:
+        yield ua
+    finally:
+        await ua.close()
+
+
+async def register(ua: TestUA, user: str, *, webrtc: bool) -> None:
+    tag = ";+sip.ice" if webrtc else ""
+    request = ua.build(
+        "REGISTER",
+        f"sip:{DOMAIN}",
+        from_=f"{user}@{DOMAIN}",
+        extra=[("Contact", f"<{ua.contact(user)}>{tag}"), ("Expires", "600")],
+    )
+    assert (await ua.send_authenticated(request, user, f"{user}-pw")).final.status == 200
+
+
+def answering(body: bytes) -> InviteBehaviour:
+    async def answer(ua: TestUA, st: ServerTransaction) -> None:
+        extra = [("Contact", f"<{ua.contact('bob')}>")]
+        st.respond(
+            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
+        )
+
+    return answer
+
+
+async def invite(uac: TestUA, body: bytes) -> tuple[Dialog, bytes]:
+    request = uac.build(
+        "INVITE",
+        f"sip:bob@{DOMAIN}",
+        from_=f"alice@{DOMAIN}",
+        to=f"bob@{DOMAIN}",
+        contact=uac.contact("alice"),
+        body=body,
+    )
+    exchange = await uac.send_authenticated(request, "alice", "alice-pw")
+    assert exchange.final.status == 200
+    dialog = Dialog(uac, exchange.request, exchange.final)
+    dialog.ack()
+    return dialog, exchange.final.body
+
+
+@pytest.mark.parametrize(
+    ("offer", "webrtc_callee"),
+    [(CHROMIUM, True), (BARESIP, False)],
+    ids=["browser-to-browser", "phone-to-phone"],
+)
+async def test_calls_of_one_kind_pass_untouched(
+    server: SipServer, uac: TestUA, uas: TestUA, offer: bytes, webrtc_callee: bool
+) -> None:
+    await register(uas, "bob", webrtc=webrtc_callee)
+    answer = offer.replace(b"a=setup:actpass", b"a=setup:active")
+    uas.on_invite = answering(answer)
+    dialog, got = await invite(uac, offer)
+    assert uas.requests("INVITE")[0].body == offer
+    assert got == answer
+    assert (await dialog.bye()).final.status == 200
+    assert server.bridges is not None and server.bridges.opened == 0
+
+
+async def test_a_chromium_offer_to_a_phone_is_anchored(
+    server: SipServer, uac: TestUA, uas: TestUA
+) -> None:
+    await register(uas, "bob", webrtc=False)
+    uas.on_invite = answering(ANSWER)
+    dialog, got = await invite(uac, CHROMIUM)
+    offered = uas.requests("INVITE")[0].body
+    assert sdp_kind(offered) is SdpKind.PLAIN
+    assert b"c=IN IP4 127.0.0.1" in offered and b"RTP/AVP" in offered
+    assert b"opus/48000" in offered and b"PCMU/8000" in offered
+    # The browser's answer: DTLS client (RFC 5763 §5), ICE on the server's address,
+    # rtcp-mux, Opus.
+    text = got.decode()
+    assert sdp_kind(got) is SdpKind.WEBRTC
+    assert "a=setup:active" in text and "a=fingerprint:sha-256 " in text
+    assert "a=rtcp-mux" in text and "opus/48000/2" in text
+    candidates = [ln for ln in text.splitlines() if ln.startswith("a=candidate:")]
+    assert candidates and all(" 127.0.0.1 " in c for c in candidates)
+    assert server.bridges is not None and len(server.bridges) == 1
+    assert (await dialog.bye()).final.status == 200
+    await eventually(lambda: server.bridges is not None and len(server.bridges) == 0)
+
+
+async def test_a_phones_hold_reaches_the_browser_with_the_same_transport(
+    server: SipServer, uac: TestUA, uas: TestUA
+) -> None:
+    await register(uas, "bob", webrtc=False)
+    uas.on_invite = answering(ANSWER)
+    dialog, got = await invite(uac, CHROMIUM)
+    assert uas.requests("INVITE")
+    # The browser holds the phone: its re-offer says sendonly; the phone is offered
+    # sendonly, and its recvonly answer reaches the browser as our answer again.
+    reoffer = CHROMIUM.replace(b"a=sendrecv", b"a=sendonly").replace(b" 2 IN IP4", b" 3 IN IP4")
+    uas.on_invite = answering(ANSWER.replace(b"a=sendrecv", b"a=recvonly"))
+    request = dialog._build("INVITE", dialog.invite.cseq.seq + 1)
+    request.headers.add("Contact", f"<{uac.contact('alice')}>")
+    request.set_body(reoffer, "application/sdp")
+    exchange = await uac.send(request)
+    assert exchange.final.status == 200
+    to_phone = uas.requests("INVITE")[-1].body
+    assert sdp_kind(to_phone) is SdpKind.PLAIN
+    assert audio_direction(to_phone) is Direction.SENDONLY
+    back = exchange.final.body
+    assert audio_direction(back) is Direction.RECVONLY
+    ufrag = [ln for ln in got.decode().splitlines() if ln.startswith("a=ice-ufrag")]
+    assert ufrag and ufrag[0] in back.decode()  # the same ICE session: no restart
+    assert (await dialog.bye()).final.status == 200
+
+
+async def test_a_cancelled_call_closes_its_bridge(
+    server: SipServer, uac: TestUA, uas: TestUA
+) -> None:
+    await register(uas, "bob", webrtc=False)
+    uas.on_invite = lambda ua, st: ua.answer_invite(st, 180)  # rings until cancelled
+    request = uac.build("INVITE", f"sip:bob@{DOMAIN}", from_="x@elsewhere.test", body=CHROMIUM)
+    request.headers.set("To", f"<sip:bob@{DOMAIN}>")
+    exchange = Exchange(request)
+    ct = uac.ep.send_request(request, uac.server, on_response=exchange.responses.append)
+    await eventually(lambda: 180 in exchange.statuses)
+    assert server.bridges is not None and len(server.bridges) == 1
+    ct.cancel()
+    assert (await asyncio.wait_for(ct.final, 10)).status == 487
+    await eventually(lambda: server.bridges is not None and len(server.bridges) == 0)
+
+
+async def test_a_bridge_without_media_is_reaped(
+    server: SipServer, uac: TestUA, uas: TestUA
+) -> None:
+    assert server.bridges is not None
+    server.bridges.idle_s = 0.5  # nobody sends media here: no ICE peer, no RTP
+    await register(uas, "bob", webrtc=False)
+    uas.on_invite = answering(ANSWER)
+    await invite(uac, CHROMIUM)  # and no BYE ever
+    assert len(server.bridges) == 1
+    await eventually(lambda: server.bridges is not None and len(server.bridges) == 0, 5)
