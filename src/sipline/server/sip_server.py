@@ -237,15 +237,13 @@ class SipServer:
 
     def _start_bridge(self) -> None:
         """The media bridge for calls between WebRTC and plain RTP endpoints, in this
-        process (docs/architecture.md "Media bridge"), on the first listener's address."""
-        media = self.config.media
-        if not media.bridge or self.proxy is None:
+        process (docs/architecture.md "Media bridge"), on the first listener's address;
+        part of the media services (`[media] enabled`)."""
+        if not self.config.media.enabled or self.proxy is None:
             return
         local = self.endpoint.local_address()
         host = local.host if local.host not in ("0.0.0.0", "::") else local.advertise
-        self.bridges = MediaBridges(
-            host=host, entropy=self.endpoint.entropy, idle_s=media.bridge_idle_s
-        )
+        self.bridges = MediaBridges(host=host, entropy=self.endpoint.entropy)
         self.proxy.anchor = self.bridges
 
     def _missed_call(self, aor: str, caller: str) -> None:

@@ -16,7 +16,6 @@ from sipline.server.config_values import (
     ConfigError,
     boolean,
     port,
-    pos_float,
     pos_int,
     setting,
     table_list,
@@ -43,9 +42,6 @@ class MediaSection:
 
     enabled: bool = setting(True, boolean)
     port: int = setting(0, port)  # its loopback UDP port (0: a free one)
-    # The media bridge between WebRTC and plain RTP calls (sipline.server.bridge).
-    bridge: bool = setting(True, boolean)
-    bridge_idle_s: float = setting(60.0, pos_float)  # no audio this long: reaped
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,8 +81,11 @@ class LocalNames:
             and self.is_local_domain(uri.host)
         )
 
-    def record_route(self, transport: str, request: Request) -> str:
-        item = self.endpoint.local_address(transport)
+    def record_route(self, transport: str, request: Request, *, pinned: bool = False) -> str:
+        """Our Record-Route for `transport`; `pinned`: naming this process's private UDP
+        port when it has one (a worker's), so the dialog's later requests come back to
+        this process (the media bridge lives here: docs/architecture.md "Media bridge")."""
+        item = self.endpoint.local_address(transport, via=pinned)
         params = ";transport=tcp" if transport == "TCP" else ""
         # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
         # this dialog (sipline.server.security.route_sign).
