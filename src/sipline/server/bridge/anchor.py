@@ -88,6 +88,7 @@ class MediaBridges:
         self.calls: dict[str, _Call] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._addressed = False
         self.opened = 0  # bridges made since start (for tests and the status line)
 
     def __len__(self) -> int:
@@ -139,7 +140,13 @@ class MediaBridges:
     async def _open(
         self, request: Request, call_id: str, role: Role, body: bytes
     ) -> _FirstLeg | None:
-        from sipline.server.bridge.bridge import Bridge  # noqa: PLC0415 (aiortc, when needed)
+        # aiortc is loaded with the first bridge.
+        from sipline.server.bridge.bridge import Bridge  # noqa: PLC0415
+        from sipline.server.bridge.webrtc import use_media_address  # noqa: PLC0415
+
+        if not self._addressed:
+            use_media_address([self.host])  # ICE host candidates: our media address only
+            self._addressed = True
 
         call = self.calls.get(call_id)
         if call is None:
