@@ -24,7 +24,7 @@ from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTr
 from sipline.runtime.system import MemoryRelease
 from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
-from sipline.server.bridge.anchor import MediaBridges
+from sipline.server.bridge.anchor import MediaBridges, media_bridges
 from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
 from sipline.server.features.routing_service import ServerRoutePlanner
@@ -235,17 +235,6 @@ class SipServer:
         )
         self.voicemail.register(self.services)
 
-    def _start_bridge(self) -> None:
-        """The media bridge for calls between WebRTC and plain RTP endpoints, in this
-        process (docs/architecture.md "Media bridge"), on the first listener's address;
-        part of the media services (`[media] enabled`)."""
-        if not self.config.media.enabled or self.proxy is None:
-            return
-        local = self.endpoint.local_address()
-        host = local.host if local.host not in ("0.0.0.0", "::") else local.advertise
-        self.bridges = MediaBridges(host=host, entropy=self.endpoint.entropy)
-        self.proxy.anchor = self.bridges
-
     def _missed_call(self, aor: str, caller: str) -> None:
         if self.voicemail is not None:
             self.voicemail.missed(aor, caller)
@@ -324,18 +313,15 @@ class SipServer:
                 await self.stop()
                 raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
         await self.im.start()  # resumes stored subscriptions: needs the listeners
+        media, domains = self.config.media, self.config.server.domains
         try:
-            self.media_host = await start_media_host(
-                self.services,
-                self.config.media,
-                self.config.server.domains,
-                worker,
-                self.endpoint.clock,
-            )
+            clock = self.endpoint.clock
+            self.media_host = await start_media_host(self.services, media, domains, worker, clock)
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
-        self._start_bridge()
+        if media.enabled and self.proxy is not None:  # docs/architecture.md "Media bridge"
+            self.bridges = self.proxy.anchor = media_bridges(self.endpoint)
         self.ops = OpsService(
             self,
             self.store,
@@ -393,12 +379,9 @@ class SipServer:
             logging.getLogger("sipline.security").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
-        if self.media_host is not None:
-            await self.media_host.stop()
-        if self.bridges is not None:
-            await self.bridges.close()
-        if self.voicemail is not None:
-            await self.voicemail.stop()
+        for service in (self.media_host, self.bridges, self.voicemail):
+            if service is not None:
+                await service.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:

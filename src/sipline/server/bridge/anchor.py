@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request, Response
+from sipline.runtime.endpoint import Endpoint
 from sipline.server.bridge.plan import Role, plan, sdp_kind
 
 if TYPE_CHECKING:
     from sipline.server.bridge.bridge import Bridge
 
-__all__ = ["MediaBridges"]
+__all__ = ["MediaBridges", "media_bridges"]
 
 log = logging.getLogger("sipline.bridge")
 
@@ -216,10 +217,19 @@ class MediaBridges:
                         log.info("bridge %s: no media for %.0f s, closed", call_id, self.idle_s)
                         self.drop(call_id, bridge)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
         for call_id in list(self.calls):
             self.end(call_id)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def media_bridges(endpoint: Endpoint) -> MediaBridges:
+    """The bridges of a server process, on its first listener's address (the advertised
+    one when it listens on a wildcard). The server runs them with its media services
+    (`[media] enabled`)."""
+    local = endpoint.local_address()
+    host = local.host if local.host not in ("0.0.0.0", "::") else local.advertise
+    return MediaBridges(host=host, entropy=endpoint.entropy)
