@@ -50,13 +50,22 @@ def tone(hz: float, codec: str) -> ToneSource:
     return ToneSource(hz, amplitude=0.3, sample_rate=rate, frame_size=rate // 50)
 
 
-@pytest.mark.parametrize("codecs", [("PCMU",), ("opus",)])
-async def test_a_browser_calls_a_phone(server: SipServer, codecs: tuple[str, ...]) -> None:
+PHONES = pytest.mark.parametrize(
+    ("codecs", "srtp"),
+    [(("PCMU",), "off"), (("opus",), "off"), (("PCMU",), "mandatory")],
+    ids=["pcmu", "opus", "pcmu-sdes-srtp"],
+)
+
+
+@PHONES
+async def test_a_browser_calls_a_phone(
+    server: SipServer, codecs: tuple[str, ...], srtp: str
+) -> None:
     browser = BrowserPeer(440)
     ua = await TestUA.start(server_target(server))
     phone_heard = ArraySink()
     try:
-        async with user_agent(server, "bob", media=MediaOptions(codecs=codecs)) as bob:
+        async with user_agent(server, "bob", media=MediaOptions(codecs=codecs, srtp=srtp)) as bob:
             await bob.register()
             offer = await browser.offer()
             invite = ua.build(
@@ -83,6 +92,7 @@ async def test_a_browser_calls_a_phone(server: SipServer, codecs: tuple[str, ...
             await asyncio.wait_for(call.ended, 5)
             assert call.media.codec is not None
             assert call.media.codec.lower() == codecs[0].lower()
+            assert call.media.secure is (srtp != "off")
     finally:
         await browser.close()
         await ua.close()
@@ -105,8 +115,10 @@ async def register_browser(ua: TestUA, user: str) -> None:
     assert (await ua.send_authenticated(request, user, f"{user}-pw")).final.status == 200
 
 
-@pytest.mark.parametrize("codecs", [("PCMU",), ("opus",)])
-async def test_a_phone_calls_a_browser(server: SipServer, codecs: tuple[str, ...]) -> None:
+@PHONES
+async def test_a_phone_calls_a_browser(
+    server: SipServer, codecs: tuple[str, ...], srtp: str
+) -> None:
     browser = BrowserPeer(440)
     ua = await TestUA.start(server_target(server))
     offers: list[bytes] = []
@@ -123,7 +135,7 @@ async def test_a_phone_calls_a_browser(server: SipServer, codecs: tuple[str, ...
     phone_heard = ArraySink()
     try:
         await register_browser(ua, "alice")
-        async with user_agent(server, "bob", media=MediaOptions(codecs=codecs)) as bob:
+        async with user_agent(server, "bob", media=MediaOptions(codecs=codecs, srtp=srtp)) as bob:
             await bob.register()
             call = await bob.call(
                 f"sip:alice@{DOMAIN}", play=tone(1000, codecs[0]), record=phone_heard
@@ -132,6 +144,7 @@ async def test_a_phone_calls_a_browser(server: SipServer, codecs: tuple[str, ...
             assert [sdp_kind(o) for o in offers] == [SdpKind.WEBRTC]
             assert call.media.codec is not None
             assert call.media.codec.lower() == codecs[0].lower()
+            assert call.media.secure is (srtp != "off")
             await asyncio.sleep(3.0)
             await call.hangup()
             await asyncio.wait_for(call.ended, 5)
