@@ -154,6 +154,8 @@ async def test_baresip_calls_a_browser(server: ServeProcess, tmp_path: Path) -> 
         )
         assert (await ua.send_authenticated(request, "alice", "alice-pw")).final.status == 200
         await registered(server, f"bob@{DOMAIN}")
+        # With --workers, the others see the binding at their next change-feed poll (20 ms).
+        await asyncio.sleep(0.2)
         bob.command("dial", f"sip:alice@{DOMAIN}")
         await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
         assert [sdp_kind(o) for o in offers] == [SdpKind.WEBRTC]

@@ -133,6 +133,8 @@ async def test_sipline_call_calls_a_browser(server: ServeProcess, tmp_path: Path
             extra=[("Contact", f"<{ua.contact('alice')}>;+sip.ice"), ("Expires", "600")],
         )
         assert (await ua.send_authenticated(request, "alice", "alice-pw")).final.status == 200
+        # With --workers, the others see the binding at their next change-feed poll (20 ms).
+        await asyncio.sleep(0.2)
         call = await sipline(
             "call", f"sip:alice@{DOMAIN}", *account(server, tmp_path), "--duration", "3"
         )

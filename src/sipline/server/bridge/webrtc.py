@@ -27,6 +27,8 @@ from sipline.media.codecs.base import Pcm
 __all__ = ["RATE", "PcmFifo", "WebRtcPeer", "use_media_address"]
 
 log = logging.getLogger("sipline.bridge")
+# aioice logs every connectivity check at INFO: a line per candidate pair and call.
+logging.getLogger("aioice").setLevel(logging.WARNING)
 
 RATE = 48000  # the PCM rate on this side: Opus's own
 _FRAME = RATE // 50  # 20 ms
