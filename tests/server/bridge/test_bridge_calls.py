@@ -19,7 +19,8 @@ from webrtc_peer import RATE, BrowserPeer
 from sipline.media.audio import ArraySink, ToneSource
 from sipline.phone import MediaOptions
 from sipline.runtime.endpoint import ServerTransaction
-from sipline.server.bridge.plan import SdpKind, sdp_kind
+from sipline.sdp import Direction
+from sipline.server.bridge.plan import SdpKind, audio_direction, sdp_kind
 from sipline.server.bridge.webrtc import use_media_address
 from sipline.server.sip_server import SipServer
 
@@ -156,3 +157,91 @@ async def test_a_phone_calls_a_browser(
     assert tone_in(browser.heard(), 1000, RATE) > 0.7
     await asyncio.sleep(0.1)
     assert server.bridges is not None and len(server.bridges) == 0
+
+
+async def test_a_phone_holds_and_resumes_a_browser(server: SipServer) -> None:
+    """The phone's re-INVITEs (sendonly, then sendrecv) reach the browser as re-offers
+    over the same ICE and DTLS; once resumed, audio flows both ways again."""
+    browser = BrowserPeer(440)
+    ua = await TestUA.start(server_target(server))
+    reoffers: list[bytes] = []
+
+    async def answer(ua: TestUA, st: ServerTransaction) -> None:
+        if st.request.to.tag is not None:
+            reoffers.append(st.request.body)
+        body = await browser.answer(st.request.body)
+        extra = [("Contact", f"<{ua.contact('alice')}>")]
+        st.respond(
+            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
+        )
+
+    ua.on_invite = answer
+    phone_heard = ArraySink()
+    try:
+        await register_browser(ua, "alice")
+        async with user_agent(server, "bob") as bob:
+            await bob.register()
+            call = await bob.call(f"sip:alice@{DOMAIN}", play=tone(1000, "PCMU"))
+            await asyncio.wait_for(call.answered, 10)
+            await asyncio.sleep(1.0)
+            assert await call.hold()
+            assert call.media.direction is Direction.SENDONLY
+            assert await call.resume()
+            call.record(phone_heard)
+            await asyncio.sleep(2.0)
+            await call.hangup()
+    finally:
+        await browser.close()
+        await ua.close()
+    assert [audio_direction(o) for o in reoffers] == [Direction.SENDONLY, Direction.SENDRECV]
+    assert tone_in(phone_heard.samples(), 440, 8000) > 0.7
+    assert tone_in(browser.heard(), 1000, RATE) > 0.7
+
+
+async def test_a_browser_is_held_and_resumed_by_the_phone_it_called(server: SipServer) -> None:
+    """The same when the browser made the call: our re-offers keep the DTLS role our
+    answer took (RFC 8842 §5.5: no new DTLS association), and the browser answers them."""
+    browser = BrowserPeer(440)
+    ua = await TestUA.start(server_target(server))
+    reoffers: list[bytes] = []
+
+    async def reanswer(ua: TestUA, st: ServerTransaction) -> None:
+        reoffers.append(st.request.body)
+        body = await browser.answer(st.request.body)
+        extra = [("Contact", f"<{ua.contact('alice')}>")]
+        st.respond(200, extra=extra, body=body, content_type="application/sdp")
+
+    ua.on_invite = reanswer
+    phone_heard = ArraySink()
+    try:
+        async with user_agent(server, "bob") as bob:
+            await bob.register()
+            invite = ua.build(
+                "INVITE",
+                f"sip:bob@{DOMAIN}",
+                from_=f"alice@{DOMAIN}",
+                to=f"bob@{DOMAIN}",
+                contact=ua.contact("alice"),
+                body=await browser.offer(),
+            )
+            sent = asyncio.ensure_future(ua.send_authenticated(invite, "alice", "alice-pw"))
+            call = await bob.next_call(timeout=5)
+            await call.answer(play=tone(1000, "PCMU"))
+            exchange = await asyncio.wait_for(sent, 10)
+            dialog = Dialog(ua, exchange.request, exchange.final)
+            dialog.ack()
+            await browser.accept(exchange.final.body)
+            await asyncio.sleep(1.0)
+            assert await call.hold()
+            assert await call.resume()
+            call.record(phone_heard)
+            await asyncio.sleep(2.0)
+            await call.hangup()
+            await asyncio.wait_for(call.ended, 5)
+    finally:
+        await browser.close()
+        await ua.close()
+    assert [audio_direction(o) for o in reoffers] == [Direction.SENDONLY, Direction.SENDRECV]
+    assert all(b"a=setup:active" in o for o in reoffers)
+    assert tone_in(phone_heard.samples(), 440, 8000) > 0.7
+    assert tone_in(browser.heard(), 1000, RATE) > 0.7
