@@ -16,7 +16,7 @@ from test_bridge_plan import BARESIP, CHROMIUM
 
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.sdp import Direction
-from sipline.server.bridge.plan import SdpKind, audio_direction, sdp_kind
+from sipline.server.bridge.plan import SdpKind, audio_direction, origin_version, sdp_kind
 from sipline.server.bridge.webrtc import use_media_address
 from sipline.server.sip_server import SipServer
 
@@ -184,3 +184,28 @@ async def test_a_bridge_without_media_is_reaped(
     await invite(uac, CHROMIUM)  # and no BYE ever
     assert len(server.bridges) == 1
     await eventually(lambda: server.bridges is not None and len(server.bridges) == 0, 5)
+
+
+async def test_a_refused_reoffer_leaves_the_session_as_it_was(
+    server: SipServer, uac: TestUA, uas: TestUA
+) -> None:
+    await register(uas, "bob", webrtc=False)
+    uas.on_invite = answering(ANSWER)
+    dialog, _ = await invite(uac, CHROMIUM)
+    first = uas.requests("INVITE")[0].body
+
+    async def reoffer(cseq: int, direction: bytes) -> int:
+        request = dialog._build("INVITE", cseq)
+        request.headers.add("Contact", f"<{uac.contact('alice')}>")
+        request.set_body(CHROMIUM.replace(b"a=sendrecv", b"a=" + direction), "application/sdp")
+        return (await uac.send(request)).final.status
+
+    uas.on_invite = lambda ua, st: st.respond(488)
+    assert await reoffer(dialog.invite.cseq.seq + 1, b"sendonly") == 488
+    refused = uas.requests("INVITE")[-1].body
+    uas.on_invite = answering(ANSWER.replace(b"a=sendrecv", b"a=inactive"))
+    assert await reoffer(dialog.invite.cseq.seq + 2, b"inactive") == 200
+    again = uas.requests("INVITE")[-1].body
+    # RFC 3264 §8: the refused offer never happened, so the next one has its version.
+    assert origin_version(refused) == origin_version(again) == origin_version(first) + 1
+    assert (await dialog.bye()).final.status == 200

@@ -71,7 +71,9 @@ class _LaterOffer:
         self.body = body
 
     def response(self, response: Response) -> None:
-        if 200 <= response.status < 300 and sdp_kind(response.body) is not None:
+        if response.status >= 300:
+            self.bridge.refused()
+        elif 200 <= response.status < 300 and sdp_kind(response.body) is not None:
             try:
                 response.body = self.bridge.reanswer(response.body)
             except Exception as exc:

@@ -26,7 +26,7 @@ from sipline.media.audio import CallbackSink, CallbackSource
 from sipline.media.codecs.base import Pcm
 from sipline.media.srtp import srtp_available
 from sipline.phone.media import CallMedia, MediaOptions
-from sipline.sdp import Direction
+from sipline.sdp import Direction, SessionDescription
 from sipline.server.bridge.plan import (
     PHONE_CODECS,
     Role,
@@ -77,6 +77,7 @@ class Bridge:
         self.webrtc_sdp = ""  # what the WebRTC side last got from us
         self.phone_sdp = b""  # what the phone last got from us (an answer when it offered)
         self._answer_seen: bytes | None = None
+        self._before: tuple[SessionDescription | None, Direction] | None = None
         self._pending: str | None = None  # the side our re-offer went to: "webrtc", "phone"
         self._accepting: asyncio.Future[None] | None = None
         self.answered = False
@@ -125,6 +126,7 @@ class Bridge:
         try:
             if from_webrtc:
                 self._pending = "phone"
+                self._before = (self.phone.local_sdp, self.phone.offered_direction)
                 return self.phone.offer(direction)
             self.phone_sdp = self.phone.answer(body)
             self._connect_phone()
@@ -144,6 +146,13 @@ class Bridge:
             self._connect_phone()
             return self._webrtc_description(audio_direction(body))
         return self.phone_sdp  # the browser's answer changes nothing on its transport
+
+    def refused(self) -> None:
+        """The later offer was refused (a 488, a 491 glare): RFC 3264 §8 and RFC 3261
+        §14.1, the session stays as it was, so our offer to the phone is forgotten."""
+        if self._pending == "phone" and self._before is not None:
+            self.phone.restore(*self._before)
+        self._pending = self._before = None
 
     def _webrtc_description(self, direction: Direction) -> bytes:
         """Our description for the WebRTC side again, with `direction` and the next o=
