@@ -209,3 +209,16 @@ async def test_a_refused_reoffer_leaves_the_session_as_it_was(
     # RFC 3264 §8: the refused offer never happened, so the next one has its version.
     assert origin_version(refused) == origin_version(again) == origin_version(first) + 1
     assert (await dialog.bye()).final.status == 200
+
+
+async def test_past_the_limit_offers_pass_untouched(
+    server: SipServer, uac: TestUA, uas: TestUA
+) -> None:
+    assert server.bridges is not None
+    server.bridges.max_bridges = 0
+    await register(uas, "bob", webrtc=False)
+    uas.on_invite = answering(ANSWER)
+    dialog, got = await invite(uac, CHROMIUM)
+    assert uas.requests("INVITE")[0].body == CHROMIUM and got == ANSWER
+    assert server.bridges.opened == 0 and not server.bridges.calls
+    assert (await dialog.bye()).final.status == 200

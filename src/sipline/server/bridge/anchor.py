@@ -31,6 +31,11 @@ __all__ = ["MediaBridges", "media_bridges"]
 
 log = logging.getLogger("sipline.bridge")
 
+# Bridges open at once in one process: each is a few sockets and, while audio flows,
+# some 10% of a core (tests/interop/measure_bridge_cpu.py).
+MAX_BRIDGES = 200
+_WILDCARDS = ("0.0.0.0", "::")
+
 
 @dataclass(slots=True)
 class _Call:
@@ -81,11 +86,23 @@ class _LaterOffer:
 
 
 class MediaBridges:
-    """See the module docstring. `host`: the address the bridge's sockets bind and name
-    (its ICE host candidate and the phone side's c= line)."""
+    """See the module docstring. `host`: the address the bridge's sockets bind, and its
+    ICE host candidate (a wildcard: every interface's); `advertise`: the phone side's
+    c= address. Past `max_bridges` open at once, offers pass untouched (and the log
+    says so) rather than costing more sockets and CPU."""
 
-    def __init__(self, *, host: str, entropy: Entropy, idle_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        entropy: Entropy,
+        advertise: str | None = None,
+        idle_s: float = 60.0,
+        max_bridges: int = MAX_BRIDGES,
+    ) -> None:
         self.host = host
+        self.advertise = advertise or host
+        self.max_bridges = max_bridges
         self.entropy = entropy
         self.idle_s = idle_s
         self.calls: dict[str, _Call] = {}
@@ -147,15 +164,18 @@ class MediaBridges:
         from sipline.server.bridge.bridge import Bridge  # noqa: PLC0415
         from sipline.server.bridge.webrtc import use_media_address  # noqa: PLC0415
 
-        if not self._addressed:
+        if not self._addressed and self.host not in _WILDCARDS:
             use_media_address([self.host])  # ICE host candidates: our media address only
             self._addressed = True
 
+        if len(self) >= self.max_bridges:
+            log.warning("bridge %s: %d bridges open already; not bridged", call_id, len(self))
+            return None
         call = self.calls.get(call_id)
         if call is None:
             call = _Call(request.from_.tag or "", request.cseq.seq)
             self.calls[call_id] = call
-        bridge = Bridge(role, entropy=self.entropy, host=self.host, advertise=self.host)
+        bridge = Bridge(role, entropy=self.entropy, host=self.host, advertise=self.advertise)
         call.bridges.append(bridge)
         try:
             out = await bridge.open(body)
@@ -229,9 +249,7 @@ class MediaBridges:
 
 
 def media_bridges(endpoint: Endpoint) -> MediaBridges:
-    """The bridges of a server process, on its first listener's address (the advertised
-    one when it listens on a wildcard). The server runs them with its media services
-    (`[media] enabled`)."""
+    """The bridges of a server process, on its first listener's address (named as it
+    advertises it). The server runs them with its media services (`[media] enabled`)."""
     local = endpoint.local_address()
-    host = local.host if local.host not in ("0.0.0.0", "::") else local.advertise
-    return MediaBridges(host=host, entropy=endpoint.entropy)
+    return MediaBridges(host=local.host, advertise=local.advertise, entropy=endpoint.entropy)
