@@ -43,6 +43,7 @@ class _Call:
     invite_cseq: int
     bridges: list[Bridge] = field(default_factory=list)
     answered: Bridge | None = None
+    callee_tag: str | None = None  # the To tag of the 2xx that answered
 
 
 class _FirstLeg:
@@ -63,6 +64,7 @@ class _FirstLeg:
         if response.status > 100 and sdp_kind(response.body) is not None:
             self.owner.rewrite_answer(self.call_id, bridge, response)
         if 200 <= response.status < 300:
+            self.call.callee_tag = response.to.tag
             self.owner.answered(self.call_id, self.call, bridge)
 
 
@@ -149,11 +151,14 @@ class MediaBridges:
         try:
             call = self.calls.get(response.call_id)
             cseq = response.cseq
+            to_tag = response.to.tag
         except RemoteProtocolError:
             return
         if call is None or call.answered is None or sdp_kind(response.body) is None:
             return
-        if cseq.method == "INVITE" and cseq.seq == call.invite_cseq:
+        # Only the answering branch's (§16.7 step 10: another fork's late 2xx is not ours
+        # to take: its SDP passes untouched to a caller that will hang it up).
+        if cseq.method == "INVITE" and cseq.seq == call.invite_cseq and to_tag == call.callee_tag:
             self.rewrite_answer(response.call_id, call.answered, response)
 
     # -- bridges ---------------------------------------------------------------------------
