@@ -222,3 +222,47 @@ async def test_past_the_limit_offers_pass_untouched(
     assert uas.requests("INVITE")[0].body == CHROMIUM and got == ANSWER
     assert server.bridges.opened == 0 and not server.bridges.calls
     assert (await dialog.bye()).final.status == 200
+
+
+async def solicit(dialog: Dialog, cseq: int, answer: bytes) -> bytes:
+    """A re-INVITE without an offer (RFC 3261 §14.1); the ACK carries `answer` to the
+    offer its 2xx brought, which is returned."""
+    uac = dialog.ua
+    request = dialog._build("INVITE", cseq)
+    request.headers.add("Contact", f"<{uac.contact('alice')}>")
+    exchange = await uac.send(request)
+    assert exchange.final.status == 200
+    ack = dialog._build("ACK", cseq)
+    ack.set_body(answer, "application/sdp")
+    ack.headers.add("Via", uac.ep.via_value(uac.server, uac.ep.new_branch()), first=True)
+    uac.ep.send_stateless(ack, uac.server)
+    return exchange.final.body
+
+
+@pytest.mark.parametrize("browser_asks", [True, False], ids=["browser-asks", "phone-asks"])
+async def test_a_reinvite_without_an_offer_gets_one_of_its_kind(
+    server: SipServer, uac: TestUA, uas: TestUA, browser_asks: bool
+) -> None:
+    await register(uas, "bob", webrtc=not browser_asks)
+    browser_answer = CHROMIUM.replace(b"a=setup:actpass", b"a=setup:active")
+    callee_answer = ANSWER if browser_asks else browser_answer
+    uas.on_invite = answering(callee_answer)
+    dialog, first = await invite(uac, CHROMIUM if browser_asks else BARESIP)
+    uas.on_invite = answering(callee_answer.replace(b" 2 IN IP4", b" 3 IN IP4"))
+    ours = BARESIP.replace(b"96 97 9 0 8 101", b"0 101") if not browser_asks else browser_answer
+    offer = await solicit(dialog, dialog.invite.cseq.seq + 1, ours)
+    # The requester is offered its own kind; the other side got our offer of its kind.
+    asked = SdpKind.WEBRTC if browser_asks else SdpKind.PLAIN
+    other = SdpKind.PLAIN if browser_asks else SdpKind.WEBRTC
+    assert sdp_kind(offer) is asked
+    assert sdp_kind(uas.requests("INVITE")[-1].body) is other
+    if browser_asks:  # the same ICE session: no restart
+        ufrag = [ln for ln in first.decode().splitlines() if ln.startswith("a=ice-ufrag")]
+        assert ufrag[0] in offer.decode()
+    # The ACK's answer was the bridge's: the callee's ACK comes without SDP.
+    await uas.wait_for(lambda: len(uas.acks) == 2)
+    assert uas.acks[-1].body == b""
+    assert server.bridges is not None
+    [call] = server.bridges.calls.values()
+    assert call.answered is not None and not call.answered.closed
+    assert (await dialog.bye()).final.status == 200

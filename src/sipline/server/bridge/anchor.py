@@ -137,15 +137,38 @@ class MediaBridges:
             self.end(call_id)
             return None
         bridge = call.answered
-        if bridge is None or sdp_kind(body) is None:
+        if bridge is None:
             return None
         from_caller = request.from_.tag == call.caller_tag
         from_webrtc = from_caller == (bridge.role is Role.WEBRTC_OFFERS)
         try:
-            return _LaterOffer(self, call_id, bridge, bridge.reoffer(body, from_webrtc=from_webrtc))
+            if sdp_kind(body) is not None:
+                out = bridge.reoffer(body, from_webrtc=from_webrtc)
+            elif request.method == "INVITE" and not body:
+                out = bridge.solicited_offer(from_webrtc=from_webrtc)
+            else:
+                return None
         except Exception as exc:
             log.info("bridge %s: offer not taken: %s", call_id, exc)
             return None
+        return _LaterOffer(self, call_id, bridge, out)
+
+    def ack(self, request: Request) -> None:
+        """An ACK answering our offer in a 2xx: the answer is ours, the ACK goes on
+        without it (the other side answered in its 2xx already)."""
+        try:
+            call = self.calls.get(request.call_id)
+        except RemoteProtocolError:
+            return
+        bridge = call.answered if call is not None else None
+        if bridge is None or not bridge.awaiting_ack or sdp_kind(request.body) is None:
+            return
+        try:
+            bridge.ack(request.body)
+        except Exception as exc:
+            log.info("bridge %s: answer in the ACK not taken: %s", request.call_id, exc)
+        request.body = b""
+        request.headers.remove("Content-Type")
 
     def stray_response(self, response: Response) -> None:
         try:

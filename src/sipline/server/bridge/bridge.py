@@ -79,6 +79,8 @@ class Bridge:
         self._answer_seen: bytes | None = None
         self._before: tuple[SessionDescription | None, Direction] | None = None
         self._pending: str | None = None  # the side our re-offer went to: "webrtc", "phone"
+        self._awaiting_ack: str | None = None  # the side whose answer is in its ACK
+        self._ack_seen: bytes | None = None
         self._accepting: asyncio.Future[None] | None = None
         self.answered = False
         self.closed = False
@@ -124,6 +126,7 @@ class Bridge:
         """A later offer from one side (RFC 3264 §8): the offer the other side gets."""
         direction = audio_direction(body)
         try:
+            self._awaiting_ack = None
             if from_webrtc:
                 self._pending = "phone"
                 self._before = (self.phone.local_sdp, self.phone.offered_direction)
@@ -135,22 +138,59 @@ class Bridge:
         self._pending = "webrtc"
         return self._webrtc_description(direction)
 
+    def solicited_offer(self, *, from_webrtc: bool) -> bytes:
+        """A re-INVITE without an offer from one side (RFC 3261 §14.1): our offer to the
+        other side, as things stand. Its answer comes in the 2xx (`reanswer`), which
+        then carries our offer to the side that asked, answered in its ACK (`ack`)."""
+        self._awaiting_ack = None
+        if from_webrtc:
+            self._pending = "phone-solicited"
+            self._before = (self.phone.local_sdp, self.phone.offered_direction)
+            return self.phone.offer(self.phone.offered_direction)
+        self._pending = "webrtc-solicited"
+        current = self.webrtc_sdp or self.webrtc.local_sdp
+        return self._webrtc_description(audio_direction(current))
+
     def reanswer(self, body: bytes) -> bytes:
-        """The answer to a later offer, for the side that made it."""
+        """The answer to a later offer, for the side that made it (or, when that side
+        asked for an offer, our offer to it)."""
         pending, self._pending = self._pending, None
-        if pending == "phone":
+        direction = audio_direction(body)
+        if pending in ("phone", "phone-solicited"):
             try:
                 self.phone.receive_answer(body)
             except RemoteProtocolError as exc:
                 raise BridgeError(str(exc)) from None
             self._connect_phone()
-            return self._webrtc_description(audio_direction(body))
+            if pending == "phone-solicited":
+                self._awaiting_ack = "webrtc"
+            return self._webrtc_description(direction)
+        if pending == "webrtc-solicited":
+            self._awaiting_ack = "phone"
+            self._before = (self.phone.local_sdp, self.phone.offered_direction)
+            return self.phone.offer(direction)
         return self.phone_sdp  # the browser's answer changes nothing on its transport
+
+    @property
+    def awaiting_ack(self) -> bool:
+        """Our last offer went in a 2xx: its answer is in the ACK (RFC 3264 §4)."""
+        return self._awaiting_ack is not None
+
+    def ack(self, body: bytes) -> None:
+        """The answer in an ACK to our offer in a 2xx. The other side answered already,
+        so the ACK reaches it without SDP; the browser's answer changes nothing."""
+        if self._awaiting_ack == "phone" and body != self._ack_seen:
+            self._ack_seen = body
+            try:
+                self.phone.receive_answer(body)
+            except RemoteProtocolError as exc:
+                raise BridgeError(str(exc)) from None
+            self._connect_phone()
 
     def refused(self) -> None:
         """The later offer was refused (a 488, a 491 glare): RFC 3264 §8 and RFC 3261
         §14.1, the session stays as it was, so our offer to the phone is forgotten."""
-        if self._pending == "phone" and self._before is not None:
+        if self._pending in ("phone", "phone-solicited") and self._before is not None:
             self.phone.restore(*self._before)
         self._pending = self._before = None
 

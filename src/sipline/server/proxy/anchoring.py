@@ -36,3 +36,6 @@ class MediaAnchor(Protocol):
 
     def stray_response(self, response: Response) -> None:
         """Rewrite a 2xx retransmission that came outside any transaction."""
+
+    def ack(self, request: Request) -> None:
+        """Take the answer an ACK carries to an offer the anchor made in a 2xx."""

@@ -189,6 +189,8 @@ class Proxy:
         invite_st.on_cancel()  # ContextDriver.cancel
 
     def on_ack(self, request: Request, inbound: Inbound) -> None:
+        if self.anchor is not None and request.body:
+            self.anchor.ack(request)
         self.stateless.on_ack(request, inbound, self.gate)
 
     def on_stray_response(self, response: Response, source: Source) -> None:

@@ -215,5 +215,8 @@ async def anchor_legs(anchor: MediaAnchor | None, request: Request, legs: list[L
         if anchored is None:
             out.append(leg)
         else:
-            out.append(replace(leg, body=anchored.body, anchored=anchored))
+            headers = leg.set_headers
+            if request.headers.get("content-type") is None:  # an offer where there was none
+                headers += (("Content-Type", "application/sdp"),)
+            out.append(replace(leg, body=anchored.body, anchored=anchored, set_headers=headers))
     return out
