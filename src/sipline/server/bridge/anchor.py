@@ -8,6 +8,12 @@ their final response passes (a CANCEL ends as 487 there). A BYE from either side
 closes the call's bridges, and a bridge that carried no audio either way for
 `idle_s` is reaped, so a BYE that never passed here (a worker restarted, a caller
 gone) costs nothing for long. aiortc is imported with the first bridge only.
+
+In the dialog, an offer from either side (re-INVITE, UPDATE) is relayed through the
+bridge (`Bridge.reoffer`); a re-INVITE without one gets the bridge's offers
+(`Bridge.solicited_offer`), the answer in its ACK taken here and the ACK sent on bare.
+A 2xx retransmitted outside its transaction gets the rewritten answer again, when it
+comes from the branch that answered.
 """
 
 from __future__ import annotations
