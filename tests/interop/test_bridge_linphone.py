@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -160,12 +159,9 @@ async def test_linphone_calls_a_browser(server: ServeProcess, tmp_path: Path) ->
         await wait_output(bob, f"Media streams established with sip:alice@{DOMAIN}")
         assert [sdp_kind(o) for o in offers] == [SdpKind.WEBRTC]
         await asyncio.sleep(3.0)
-        started = time.monotonic()
         bob.send("terminate")
         await wait_output(bob, f"Call 1 with sip:alice@{DOMAIN} ended")
-        await ua.wait_for(
-            lambda: bool(ua.requests("BYE")), timeout=10 - (time.monotonic() - started)
-        )
+        await ua.wait_for(lambda: bool(ua.requests("BYE")), timeout=10)
     finally:
         bob.stop()
         await browser.close()
