@@ -155,11 +155,14 @@ class WebRtcPeer:
     async def answer(self, offer: str) -> str:
         """Take a browser's offer (RFC 8829 §5.3); our answer, candidates gathered."""
         await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        audio = False
         for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "audio" and transceiver.sender.track is None:
+            if transceiver.kind == "audio" and not audio:
                 transceiver.sender.replaceTrack(self._track)
                 transceiver.direction = "sendrecv"
-                break
+                audio = True
+            else:  # video, a second audio stream: a plain phone has neither
+                transceiver.direction = "inactive"
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.local_sdp
 
