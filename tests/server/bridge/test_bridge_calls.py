@@ -17,7 +17,7 @@ from sipua import Dialog, TestUA
 from webrtc_peer import RATE, BrowserPeer
 
 from sipline.media.audio import ArraySink, ToneSource
-from sipline.phone import MediaOptions
+from sipline.phone import Call, MediaOptions
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.sdp import Direction
 from sipline.server.bridge.plan import SdpKind, audio_direction, sdp_kind
@@ -245,3 +245,49 @@ async def test_a_browser_is_held_and_resumed_by_the_phone_it_called(server: SipS
     assert all(b"a=setup:active" in o for o in reoffers)
     assert tone_in(phone_heard.samples(), 440, 8000) > 0.7
     assert tone_in(browser.heard(), 1000, RATE) > 0.7
+
+
+async def test_a_browser_reaches_the_servers_own_services(tmp_path: Path) -> None:
+    """A browser calling a media service (a conference room, voicemail) is bridged like
+    a call to any plain phone: the media host answers plain RTP."""
+    use_media_address(["127.0.0.1"])
+    db = tmp_path / "sipline.db"
+    add_users(db, ["alice"])
+    service_heard = ArraySink()
+    rates: list[int] = []
+
+    async def tone_service(call: Call) -> None:
+        await call.answer(record=service_heard)
+        rate = call.media.session.sample_rate  # Opus here: the bridge offers it first
+        rates.append(rate)
+        call.play(ToneSource(1200, amplitude=0.3, sample_rate=rate, frame_size=rate // 50))
+        await call.ended
+
+    server = SipServer(loopback_config(db))
+    server.services.add_users("tone", ("tone-test",), lambda: tone_service)
+    await server.start()
+    browser = BrowserPeer(440)
+    ua = await TestUA.start(server_target(server))
+    try:
+        invite = ua.build(
+            "INVITE",
+            f"sip:tone-test@{DOMAIN}",
+            from_=f"alice@{DOMAIN}",
+            to=f"tone-test@{DOMAIN}",
+            contact=ua.contact("alice"),
+            body=await browser.offer(),
+        )
+        exchange = await ua.send_authenticated(invite, "alice", "alice-pw")
+        assert exchange.final.status == 200 and sdp_kind(exchange.final.body) is SdpKind.WEBRTC
+        dialog = Dialog(ua, exchange.request, exchange.final)
+        dialog.ack()
+        await browser.accept(exchange.final.body)
+        await asyncio.sleep(3.0)
+        assert (await dialog.bye()).final.status == 200
+    finally:
+        await browser.close()
+        await ua.close()
+        await server.stop()
+    assert rates == [48000]
+    assert tone_in(service_heard.samples(), 440, rates[0]) > 0.7
+    assert tone_in(browser.heard(), 1200, RATE) > 0.7
