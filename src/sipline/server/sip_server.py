@@ -25,6 +25,7 @@ from sipline.runtime.siblings import join_siblings
 from sipline.runtime.system import MemoryRelease
 from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
+from sipline.server.bridge.anchor import MediaBridges, media_bridges
 from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
 from sipline.server.features.routing_service import ServerRoutePlanner
@@ -116,6 +117,7 @@ class SipServer:
             config.server.node_name,
         )
         self.media_host: MediaHost | None = None
+        self.bridges: MediaBridges | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
         # Set by `sipline serve`: re-read the configuration file (None: nothing to read).
         self.load_config: Callable[[], ServerConfig] | None = None
@@ -316,17 +318,15 @@ class SipServer:
                 self.endpoint, worker.index, worker.count, worker.channel, worker.channel_dir
             )
         await self.im.start()  # resumes stored subscriptions: needs the listeners
+        media, domains = self.config.media, self.config.server.domains
         try:
-            self.media_host = await start_media_host(
-                self.services,
-                self.config.media,
-                self.config.server.domains,
-                worker,
-                self.endpoint.clock,
-            )
+            clock = self.endpoint.clock
+            self.media_host = await start_media_host(self.services, media, domains, worker, clock)
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
+        if media.enabled and self.proxy is not None:  # docs/architecture.md "Media bridge"
+            self.bridges = self.proxy.anchor = media_bridges(self.endpoint)
         self.ops = OpsService(
             self,
             self.store,
@@ -384,10 +384,9 @@ class SipServer:
             logging.getLogger("sipline.security").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
-        if self.media_host is not None:
-            await self.media_host.stop()
-        if self.voicemail is not None:
-            await self.voicemail.stop()
+        for service in (self.media_host, self.bridges, self.voicemail):
+            if service is not None:
+                await service.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:
