@@ -38,7 +38,7 @@ __all__ = ["MediaBridges", "media_bridges"]
 log = logging.getLogger("sipline.bridge")
 
 # Bridges open at once in one process: each is a few sockets and, while audio flows,
-# some 10% of a core (tests/interop/measure_bridge_cpu.py).
+# some 10% of a core (benchmarks/bridge_cpu.py).
 MAX_BRIDGES = 200
 _WILDCARDS = ("0.0.0.0", "::")
 

@@ -2,7 +2,7 @@
 `sipline answer` (PCMU) through a single-process server; the server's CPU time over
 ten seconds of the call, less its idle CPU time over ten seconds before it.
 
-Run from the repository: ``.venv/bin/python tests/interop/measure_bridge_cpu.py``.
+Run from the repository: ``.venv/bin/python -m benchmarks.bridge_cpu``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "server"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "server" / "bridge"))
+_TESTS = Path(__file__).parents[1] / "tests"  # the test suite's peers and helpers
+sys.path.insert(0, str(_TESTS / "interop"))
+sys.path.insert(0, str(_TESTS / "server"))
+sys.path.insert(0, str(_TESTS / "server" / "bridge"))
 
 from interop_helpers import HOST, start_serve
 from sipua import Dialog, TestUA
