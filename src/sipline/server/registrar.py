@@ -184,9 +184,10 @@ class Registrar:
     async def _update(
         self, request: Request, aor: str, source: Source, now_wall: float
     ) -> list[Binding]:
-        if self.store.shared:
-            # Another process may have changed this AOR a moment ago: read it afresh.
-            await self.store.reload_bindings(aor)
+        # The bindings in memory, which follow the store's change feed (no store read per
+        # REGISTER): one device's REGISTERs reach one process (SO_REUSEPORT hashes its
+        # address, a connection stays with its worker), so only two devices of one AOR
+        # registering at two processes within a feed interval could see each other late.
         existing = self.store.bindings(aor)
         expired = [b.contact for b in existing if b.expires_at <= now_wall]
         live = [b for b in existing if b.expires_at > now_wall]
