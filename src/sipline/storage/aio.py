@@ -55,7 +55,7 @@ class AsyncStore:
     """An asyncio front for a synchronous `Store`.
 
     `factory` opens the store; it runs on the worker thread, as does every later
-    call. Use `await AsyncStore.open(path)` for the SQLite backend.
+    call. Use `await AsyncStore.open(path)` for a SQLite file or a PostgreSQL URL.
     """
 
     def __init__(
@@ -110,10 +110,12 @@ class AsyncStore:
         max_queue: int | None = None,
         load_bindings: bool = True,
     ) -> AsyncStore:
-        from sipline.storage.sqlite import SqliteStore  # noqa: PLC0415 (optional backend)
+        """The store at `path`: a SQLite file, or a postgresql:// URL (`location.py`)."""
+        from sipline.storage.location import database_location, open_store  # noqa: PLC0415
 
+        location = database_location(path)
         store = cls(
-            lambda: SqliteStore(path),
+            lambda: open_store(location),
             max_batch=max_batch,
             max_queue=max_queue,
             load_bindings=load_bindings,

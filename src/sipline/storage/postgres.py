@@ -1,0 +1,188 @@
+"""The networked backend: PostgreSQL (`database = "postgresql://…"`), through psycopg 3
+and a psycopg_pool `ConnectionPool`.
+
+The same table groups as the SQLite store (`sql_accounts`, `sql_location`,
+`sqlite_im`, `sqlite_ops`, `sqlite_voicemail`, `sqlite_shared`), over a connection
+that rewrites SQLite's spellings (`postgres_sql.py`); the schema is SQLite's,
+translated, with the same version numbers (`postgres_schema.py`).
+
+Why the synchronous API: the server reaches any store through `AsyncStore`, which runs
+every call on one thread and commits queued writes together (group commit: one
+transaction, one round trip to COMMIT, per batch of REGISTERs). That model is what
+makes a write cheap and durable on both backends, and psycopg's sync API on that
+thread keeps it unchanged: the event loop never waits on the database, the table
+groups stay written once, and the CLI uses the very same class. An asyncio driver
+would only move the waiting onto the loop and split the code in two.
+
+Durability: a write is acknowledged after its transaction's COMMIT returned, with
+PostgreSQL's default `synchronous_commit = on` (flushed to the server's WAL), so a
+`kill -9` of sipline, or of PostgreSQL, loses nothing acknowledged.
+
+Change notification: binding writes NOTIFY in their transaction (`postgres_feed.py`,
+a dedicated LISTEN connection); the credentials version, bans and the route and IM
+marks are read as on SQLite (one small indexed query per poll).
+
+The URL's password never leaves this module: `path` and every error name the
+database by `redact_url`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from sipline.storage.base import StoreError
+from sipline.storage.postgres_feed import CHANNEL, BindingListener
+from sipline.storage.postgres_schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE
+from sipline.storage.postgres_sql import PgConnection, pg_error, redact_url
+from sipline.storage.sql_accounts import AccountTables
+from sipline.storage.sql_location import BINDING_COLUMNS, LocationTables
+from sipline.storage.sql_tables import SqlConnection
+from sipline.storage.sqlite_im import ImTables
+from sipline.storage.sqlite_ops import OpsTables
+from sipline.storage.sqlite_shared import SharedTables
+from sipline.storage.sqlite_voicemail import VoicemailTables
+
+__all__ = ["PostgresStore", "is_postgres_url"]
+
+# Taken while migrating, so two processes opening a new database do not both build it.
+_MIGRATION_LOCK = 0x5191_1E5C
+
+
+def is_postgres_url(database: object) -> bool:
+    """Whether a `database` setting names a PostgreSQL database rather than a file."""
+    return isinstance(database, str) and database.startswith(("postgresql://", "postgres://"))
+
+
+class PostgresStore(
+    AccountTables, LocationTables, ImTables, SharedTables, OpsTables, VoicemailTables
+):
+    """Everything the server keeps, in the PostgreSQL database at `url`."""
+
+    binding_columns = (*BINDING_COLUMNS, "flow")
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0, pool_size: int = 4) -> None:
+        self._url = url
+        self.path = redact_url(url)
+        self.origin = secrets.token_hex(8)
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None  # of the open transaction
+        try:
+            # A direct connection first: a wrong URL is one clear error, not a pool timeout.
+            with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s))) as c:
+                self._migrate(c)
+        except psycopg.Error as exc:
+            raise pg_error("cannot open: ", exc, url) from None
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            timeout=timeout_s,
+            open=False,
+            name="sipline-store",
+        )
+        self._pool.open()
+        self._listener = BindingListener(url, self.origin)
+
+    # --- schema ---------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("SELECT version FROM schema_version")[0][0])
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(VERSION_TABLE)
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO schema_version VALUES (0)")
+            version = int(row[0]) if row is not None else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"cannot open database {self.path}: schema version {version} is newer"
+                    f" than this sipline supports ({SCHEMA_VERSION})"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target - 1]:
+                    conn.execute(statement.encode())  # ours: no placeholders to parse
+                conn.execute("UPDATE schema_version SET version = %s", (target,))
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    with self._conn.transaction():  # a savepoint: fails alone
+                        yield
+                except psycopg.Error as exc:
+                    raise pg_error("", exc, self._url) from None
+                return
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    self._conn = conn
+                    try:
+                        yield
+                    finally:
+                        self._conn = None
+            except psycopg.Error as exc:  # the COMMIT, or the connection, failed
+                raise pg_error("", exc, self._url) from None
+            except PoolTimeout as exc:
+                raise StoreError(f"database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._listener.close()
+            self._pool.close()
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self._conn is not None:
+                return list(PgConnection(self._conn, self._url).execute(sql, args).fetchall())
+            try:
+                with self._pool.connection() as conn:
+                    return list(PgConnection(conn, self._url).execute(sql, args).fetchall())
+            except psycopg.Error as exc:
+                raise pg_error("", exc, self._url) from None
+            except PoolTimeout as exc:
+                raise StoreError(f"database {self.path}: {exc}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[SqlConnection]:
+        with self.transaction():
+            assert self._conn is not None  # set by transaction()
+            yield PgConnection(self._conn, self._url)
+
+    # --- the binding change feed (NOTIFY, see postgres_feed.py) ---------------------------
+
+    def _bindings_changed(self, db: SqlConnection, aors: Iterable[str]) -> None:
+        # Delivered at COMMIT, and only then; one per AOR (PostgreSQL folds duplicates).
+        db.executemany(
+            "SELECT pg_notify(?, ?)", [(CHANNEL, f"{self.origin} {aor}") for aor in aors]
+        )
+
+    def binding_feed_head(self) -> int:
+        with self._lock:
+            try:
+                return self._listener.feed_head()
+            except psycopg.Error as exc:
+                raise pg_error("", exc, self._url) from None
+
+    def binding_changes(self, after: int) -> tuple[int, list[str] | None]:
+        with self._lock:
+            try:
+                return self._listener.changes(after)
+            except psycopg.Error as exc:
+                raise pg_error("", exc, self._url) from None
+
+    def prune_binding_changes(self, keep: int) -> int:
+        return 0  # notifications are not kept
