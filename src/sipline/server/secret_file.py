@@ -14,18 +14,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sipline.storage.location import is_url, local_folder
+
 __all__ = ["SECRET_BYTES", "secret_path", "server_secret"]
 
 SECRET_BYTES = 32
 
 
-def secret_path(database: Path) -> Path | None:
+def secret_path(database: Path | str) -> Path | None:
     if str(database) == ":memory:":
         return None
+    if is_url(database):
+        # A PostgreSQL database: the secret stays with the server, in its directory.
+        return local_folder(database) / "sipline-postgresql.secret"
+    database = Path(database)
     return database.with_name(database.name + ".secret")
 
 
-def server_secret(database: Path) -> bytes:
+def server_secret(database: Path | str) -> bytes:
     """The secret of the server whose database is `database`, created (mode 0600) on
     first use; a missing, unreadable or damaged file gives way to a new secret."""
     path = secret_path(database)

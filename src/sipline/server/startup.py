@@ -16,6 +16,7 @@ from pathlib import Path
 from sipline.server.config_values import ConfigError, path, setting
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError
+from sipline.storage.location import local_folder
 
 __all__ = ["ServeError", "TlsSection", "WorkerSetup", "record_domains", "tls_context"]
 
@@ -58,7 +59,7 @@ class TlsSection:
             raise ConfigError("tls.cert: tls.cert and tls.key go together")
 
 
-def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
+def tls_context(tls: TlsSection, database: Path | str) -> ssl.SSLContext:
     """The TLS listeners' context: the configured certificate, else a self-signed one
     generated once beside the database (by the supervising process, with workers)."""
     # Only with a TLS listener: it loads the cryptography package.
@@ -66,7 +67,7 @@ def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
 
     cert, key = tls.cert, tls.key
     if cert is None or key is None:
-        folder = Path(database).resolve().parent / "sipline-tls"
+        folder = local_folder(database) / "sipline-tls"
         cert, key = folder / "cert.pem", folder / "key.pem"
         if not cert.exists() or not key.exists():
             folder.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from sipline.storage.base import Store
 
-__all__ = ["DatabaseLocation", "database_location", "describe", "is_url", "open_store"]
+__all__ = [
+    "DatabaseLocation",
+    "database_location",
+    "describe",
+    "is_url",
+    "local_folder",
+    "open_store",
+]
 
 # A file path, or a PostgreSQL URL kept as the string it was written as (a Path would
 # fold its "//").
@@ -41,6 +48,14 @@ def describe(location: DatabaseLocation) -> str:
 
         return redact_url(str(location))
     return str(location)
+
+
+def local_folder(location: DatabaseLocation) -> Path:
+    """Where the server keeps its own files (secret, generated certificate): beside a
+    database file, else in the current directory."""
+    if is_url(location):
+        return Path.cwd()
+    return Path(location).resolve().parent
 
 
 def open_store(location: DatabaseLocation, *, timeout_s: float = 5.0) -> Store:

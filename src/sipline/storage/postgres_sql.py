@@ -134,3 +134,6 @@ class PgConnection:
             except psycopg.Error as exc:
                 raise pg_error("", exc, self._url) from None
         return _Cursor(cursor)
+
+    def close(self) -> None:
+        self._conn.close()

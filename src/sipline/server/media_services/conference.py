@@ -46,7 +46,7 @@ class ConferenceService:
         rooms: list[RoomConfig],
         *,
         max_participants: int = 20,
-        database: Path | None = None,
+        database: Path | str | None = None,
         timers: Timers,
     ) -> None:
         self.configured = {r.name.lower(): r for r in rooms}

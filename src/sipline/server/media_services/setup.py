@@ -39,7 +39,7 @@ def register_services(
     media: MediaSection,
     conference_settings: ConferenceSection,
     rooms: tuple[RoomConfig, ...],
-    database: Path,
+    database: Path | str,
     timers: Timers,
 ) -> None:
     """The built-in services: conference rooms (`sip:room-NAME@domain`), their timers
@@ -54,7 +54,7 @@ def register_services(
         return ConferenceService(
             list(rooms),
             max_participants=conference_settings.max_participants,
-            database=Path(database),
+            database=database,
             timers=timers,
         )
 
