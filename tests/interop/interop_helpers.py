@@ -170,13 +170,14 @@ def start_serve(
     workers: int | None = None,
     domains: tuple[str, ...] = (),
     launcher: list[str] | None = None,
+    db: str | None = None,
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
     `workers` processes (`--workers`); unset: $SIPLINE_TEST_WORKERS, else 1, so the
     whole interop suite can be run against several workers too. `domains` are given
     with `--domain`; `launcher` runs the `sipline` command (default: this interpreter,
-    `-c`)."""
+    `-c`); `db` is the `--db` (default: `sipline.db` in `workdir`)."""
     if workers is None:
         workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,7 @@ def start_serve(
             "--listen",
             f"tcp:{HOST}:{port}",
             "--db",
-            str(workdir / "sipline.db"),
+            db or str(workdir / "sipline.db"),
             "--workers",
             str(workers),
         ]

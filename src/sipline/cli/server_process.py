@@ -116,6 +116,7 @@ def read_setup(index: int) -> WorkerSetup:
         media_socket=socket.socket(fileno=int(doc["media"])) if doc.get("media") else None,
         media_port=int(doc.get("media_port", 0)),
         http=socket.socket(fileno=int(doc["http"])) if doc.get("http") is not None else None,
+        database=doc.get("database"),
     )
 
 

@@ -45,6 +45,9 @@ class WorkerSetup:
     media_socket: socket.socket | None = None
     media_port: int = 0
     http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
+    # A postgresql:// database: handed over here, not on the command line, where any
+    # user could read its password (`ps`).
+    database: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
