@@ -228,6 +228,21 @@ def start_serve(
     raise AssertionError(last_error)
 
 
+def sipline_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One `sipline` command in a fresh interpreter, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", "from sipline.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
+
+
 # -- peers ------------------------------------------------------------------------------------
 def need(binary: str) -> str:
     path = shutil.which(binary)

@@ -5,13 +5,19 @@ never its own (the feed names each change's origin), on either backend."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from interop_helpers import HOST, SIPP_DATA, ServeProcess, run_sipp, start_serve, write_sipp_users
+from interop_helpers import (
+    HOST,
+    SIPP_DATA,
+    ServeProcess,
+    run_sipp,
+    sipline_cli,
+    start_serve,
+    write_sipp_users,
+)
 
 from sipline.storage.location import open_store
 
@@ -21,15 +27,7 @@ DOMAIN = "example.com"
 SECRET = "s3cret-db-pw"  # the test cluster trusts every connection: any password will do
 
 
-def sipline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from sipline.cli.main import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+sipline = sipline_cli
 
 
 def with_password(url: str) -> str:
