@@ -127,3 +127,30 @@ async def test_a_pruned_feed_reloads_the_whole_cache(tmp_path: Path) -> None:
         await a.write(a.store.prune_binding_changes, 1)
         await other.poll_binding_changes()
         assert len(other.all_cached_bindings()) == 4
+
+
+def test_version_11_moves_the_feed_from_triggers_to_the_writer(tmp_path: Path) -> None:
+    """A file from version 10 keeps its feed rows (of no known origin: every reader
+    reloads them) and loses the triggers: the store writes the rows itself."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:10]:
+        for statement in statements:
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 10")
+    db.execute("INSERT INTO bindings(aor, contact, expires_at, call_id, cseq, updated_at)"
+               " VALUES ('alice@example.com', 'sip:a@h', 100, 'c', 1, 0)")  # fmt: skip
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert store.schema_version == SCHEMA_VERSION >= 11
+        assert store._query("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                            " AND name LIKE 'bindings_%'") == []  # fmt: skip
+        assert store.binding_changes(0) == (1, ["alice@example.com"])
+        store.upsert_binding(b("sip:b@h"))
+        assert store._query("SELECT seq, origin FROM binding_changes") == [
+            (1, ""),
+            (2, store.origin),
+        ]
+    finally:
+        store.close()

@@ -65,7 +65,8 @@ class PostgresStore(
 ):
     """Everything the server keeps, in the PostgreSQL database at `url`."""
 
-    binding_columns = (*BINDING_COLUMNS, "flow")
+    # `flow` (RFC 5626) is in the schema already; read into `Binding` once it has the field.
+    binding_columns = BINDING_COLUMNS if "flow" in BINDING_COLUMNS else (*BINDING_COLUMNS, "flow")
 
     def __init__(self, url: str, *, timeout_s: float = 5.0, pool_size: int = 4) -> None:
         self._url = url
