@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.harness import HOST, ROOT, Process, free_port, wait_udp_ready
+from sipline.testing.postgres import PostgresCluster
 
 __all__ = [
     "DOMAIN",
@@ -60,14 +61,15 @@ def write_injection(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 # -- sipline --------------------------------------------------------------------------------
 def provision_sipline(
-    db: Path, accounts: list[tuple[str, str]], *, bindings_port: int | None = None
+    db: Path | str, accounts: list[tuple[str, str]], *, bindings_port: int | None = None
 ) -> None:
     """Users (and, given `bindings_port`, one registered contact each, written the way
-    SIPp's register_auth.xml writes it from that port) straight into the store."""
-    from sipline.storage import SqliteStore
+    SIPp's register_auth.xml writes it from that port) straight into the store (a
+    SQLite file, or a postgresql:// URL)."""
+    from sipline.storage import open_store
     from sipline.storage.base import Binding
 
-    store = SqliteStore(db)
+    store = open_store(db)
     now = time.time()
     try:
         with store.transaction():
@@ -103,15 +105,26 @@ def sipline_supports_workers() -> bool:
 
 @contextmanager
 def sipline(
-    workdir: Path, db_template: Path, *, workers: int = 1, defences: bool | None = None
+    workdir: Path,
+    db_template: Path | str,
+    *,
+    workers: int = 1,
+    defences: bool | None = None,
+    cluster: PostgresCluster | None = None,
 ) -> Iterator[Running]:
     """`sipline serve`; `defences` True: flood control counts SIPp's address too (not
     exempt as this host's loopback address is by default; a limit no run reaches, so
     the cost is measured, not a ban), False: flood control off, None: as configured
-    by default."""
+    by default. A template that is a postgresql:// URL (a database of `cluster`) is
+    copied to a new database of that cluster, as a file template is copied."""
     workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / "sipline.db"
-    shutil.copyfile(db_template, db)
+    db: Path | str = workdir / "sipline.db"
+    if isinstance(db_template, str):
+        if cluster is None:
+            raise ValueError("a PostgreSQL template needs its cluster")
+        db = cluster.create_database(template=db_template.rpartition("/")[2])
+    else:
+        shutil.copyfile(db_template, db)
     config = workdir / "sipline.toml"
     security = {
         True: "[security]\nflood_exempt = []\nflood_requests = 1000000000\n",

@@ -38,13 +38,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from benchmarks import servers, workloads
 from benchmarks.harness import free_port, sipp_binary
 from benchmarks.workloads import WORKLOADS, Options, Result
+from sipline.testing.postgres import PostgresCluster
 
 __all__ = ["machine", "main"]
 
@@ -100,7 +101,9 @@ def machine() -> dict[str, Any]:
 @contextmanager
 def _server(name: str, workdir: Path, ctx: dict[str, Any]) -> Iterator[servers.Running]:
     if name == "sipline":
-        with servers.sipline(workdir, ctx["sipline_db"], workers=ctx["workers"]) as s:
+        with servers.sipline(
+            workdir, ctx["sipline_db"], workers=ctx["workers"], cluster=ctx.get("cluster")
+        ) as s:
             yield s
     elif name == "kamailio":
         with servers.kamailio(workdir, ctx["accounts"], children=max(2, ctx["workers"])) as s:
@@ -123,14 +126,19 @@ def run(
         else:
             print(f"note: `sipline serve` has no --workers yet; sipline runs as one process"
                   f" (asked for {args.workers})", flush=True)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="sipline-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sipline-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         ctx: dict[str, Any] = {
             "workers": workers,
             "accounts": workloads.accounts(opts.max_sipp),
         }
+        if args.store == "postgresql":
+            # sipline on a throwaway PostgreSQL cluster (sipline.testing.postgres).
+            ctx["cluster"] = stack.enter_context(PostgresCluster())
         if "sipline" in chosen and any(w in selected for w in "abc"):
             ctx["sipline_db"] = root / "template.db"
+            if "cluster" in ctx:
+                ctx["sipline_db"] = ctx["cluster"].create_database("bench_template")
             servers.provision_sipline(ctx["sipline_db"], ctx["accounts"])
         for w in selected:
             for name in RUNS[w]:
@@ -276,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="bisections after the first failed step (default 4, quick 1)")  # fmt: skip
     parser.add_argument("--max-sipp", type=int, default=3,
                         help="most SIPp UAC processes used when one SIPp is the bottleneck")  # fmt: skip
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="sipline's database: a SQLite file (default), or a database of a"
+                             " throwaway PostgreSQL cluster (needs its server binaries)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every step and figure to this file")
     parser.add_argument("--markdown", type=Path, help="write the README's table to this file")
     args = parser.parse_args(argv)

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
-from sipline.storage import SCHEMA_VERSION, AsyncStore, Binding, SqliteStore
+from sipline.storage import SCHEMA_VERSION, AsyncStore, Binding, SqliteStore, Store
 from sipline.storage.location import DatabaseLocation, open_store
 from sipline.storage.sqlite_schema import MIGRATIONS
 
 
 def b(contact: str, aor: str = "alice@example.com") -> Binding:
     return Binding(aor, contact, 100.0, "c", 1)
+
+
+def changes(store: Store, after: int, head: int) -> tuple[int, list[str] | None]:
+    """`binding_changes(after)` once the feed reached `head` (a NOTIFY reaches the
+    listener a moment after the writer's commit returned; SQLite's feed at once)."""
+    deadline = time.monotonic() + 3
+    while True:
+        found = store.binding_changes(after)
+        if found[0] >= head or time.monotonic() > deadline:
+            return found
+        time.sleep(0.005)
 
 
 def test_every_binding_change_of_another_store_is_in_the_feed(database: DatabaseLocation) -> None:
@@ -25,18 +37,18 @@ def test_every_binding_change_of_another_store_is_in_the_feed(database: Database
     store.upsert_binding(b("sip:a@h"))
     store.upsert_binding(b("sip:a@h"))  # an update
     store.upsert_binding(b("sip:b@h", aor="bob@example.com"))
-    head, aors = reader.binding_changes(start)
+    head, aors = changes(reader, start, start + 3)
     assert head == reader.binding_feed_head() == start + 3
     assert aors == ["alice@example.com", "bob@example.com"]
     assert store.binding_changes(store.binding_feed_head())[1] == []  # its own: none
     store.remove_bindings("alice@example.com")
     store.remove_binding("bob@example.com", "sip:nothing@h")  # removes nothing: no change
-    assert reader.binding_changes(head) == (head + 1, ["alice@example.com"])
+    assert changes(reader, head, head + 1) == (head + 1, ["alice@example.com"])
     assert reader.binding_changes(head + 1) == (head + 1, [])
     store.upsert_binding(b("sip:c@h", aor="carol@example.com"))
     store.update_bindings("carol@example.com")  # nothing to do: no change
     assert store.purge_expired(now=1000.0) == 2  # bob and carol: one change each
-    assert reader.binding_changes(head + 1)[1] == ["carol@example.com", "bob@example.com"]
+    assert changes(reader, head + 1, head + 4)[1] == ["carol@example.com", "bob@example.com"]
     store.close()
     reader.close()
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -74,6 +74,8 @@ class PostgresStore(
         self.origin = secrets.token_hex(8)
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None  # of the open transaction
+        self._depth = 0  # transactions open: 1 the outer one, more its savepoints
+        self._held: psycopg.Connection[Any] | None = None  # see _connection
         try:
             # A direct connection first: a wrong URL is one clear error, not a pool timeout.
             with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s))) as c:
@@ -119,43 +121,79 @@ class PostgresStore(
     # --- transactions ---------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._conn is not None:
-                try:
-                    with self._conn.transaction():  # a savepoint: fails alone
-                        yield
-                except psycopg.Error as exc:
-                    raise pg_error("", exc, self._url) from None
-                return
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection of the thread driving the store (AsyncStore's: one at a time,
+        under `_lock`), taken from the pool once and kept: a checkout per call cost more
+        than the query. Given back when it broke, so the pool connects a new one."""
+        conn = self._held
+        if conn is None:
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    self._conn = conn
-                    try:
-                        yield
-                    finally:
-                        self._conn = None
-            except psycopg.Error as exc:  # the COMMIT, or the connection, failed
-                raise pg_error("", exc, self._url) from None
+                conn = self._held = self._pool.getconn()
             except PoolTimeout as exc:
                 raise StoreError(f"database {self.path}: {exc}") from None
+        try:
+            yield conn
+        finally:
+            if conn.broken or conn.closed:
+                self._held = None
+                self._pool.putconn(conn)
+
+    def _run(self, conn: psycopg.Connection[Any], command: bytes) -> str:
+        try:
+            return conn.execute(command).statusmessage or ""
+        except psycopg.Error as exc:
+            raise pg_error("", exc, self._url) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # BEGIN/SAVEPOINT by hand: psycopg's nested transactions compose their SQL on
+        # every call, which showed as a good part of a REGISTER's cost.
+        with self._lock:
+            conn = self._conn
+            if conn is not None:
+                name = f" s{self._depth:d}".encode()
+                self._run(conn, b"SAVEPOINT" + name)
+                self._depth += 1
+                try:
+                    yield
+                except BaseException:
+                    with suppress(StoreError):  # the error to report is the first one
+                        self._run(conn, b"ROLLBACK TO SAVEPOINT" + name)
+                        self._run(conn, b"RELEASE SAVEPOINT" + name)
+                    raise
+                finally:
+                    self._depth -= 1
+                self._run(conn, b"RELEASE SAVEPOINT" + name)
+                return
+            with self._connection() as conn:
+                self._run(conn, b"BEGIN")
+                self._conn, self._depth = conn, 1
+                try:
+                    yield
+                except BaseException:
+                    self._conn, self._depth = None, 0
+                    with suppress(StoreError):
+                        self._run(conn, b"ROLLBACK")
+                    raise
+                self._conn, self._depth = None, 0
+                # A transaction that failed answers COMMIT with ROLLBACK, and no error.
+                if self._run(conn, b"COMMIT") != "COMMIT":
+                    raise StoreError(f"database {self.path}: the transaction was rolled back")
 
     def close(self) -> None:
         with self._lock:
             self._listener.close()
+            if self._held is not None:
+                self._pool.putconn(self._held)
+                self._held = None
             self._pool.close()
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             if self._conn is not None:
                 return list(PgConnection(self._conn, self._url).execute(sql, args).fetchall())
-            try:
-                with self._pool.connection() as conn:
-                    return list(PgConnection(conn, self._url).execute(sql, args).fetchall())
-            except psycopg.Error as exc:
-                raise pg_error("", exc, self._url) from None
-            except PoolTimeout as exc:
-                raise StoreError(f"database {self.path}: {exc}") from None
+            with self._connection() as conn:
+                return list(PgConnection(conn, self._url).execute(sql, args).fetchall())
 
     @contextmanager
     def _write(self) -> Iterator[SqlConnection]:

@@ -125,6 +125,9 @@ class PgConnection:
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> _Cursor:
         rows = list(parameters)
+        if len(rows) == 1:
+            # One round trip; psycopg's executemany enters pipeline mode (two syncs).
+            return self.execute(sql, rows[0])
         cursor = self._conn.cursor()
         if rows:
             try:
