@@ -40,10 +40,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from sipline.storage.base import StoreError
 from sipline.storage.postgres_feed import CHANNEL, BindingListener
 from sipline.storage.postgres_schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE
-from sipline.storage.postgres_sql import PgConnection, pg_error, redact_url
+from sipline.storage.postgres_sql import PgConnection, pg_error, redact_url, sync
 from sipline.storage.sql_accounts import AccountTables
 from sipline.storage.sql_location import BINDING_COLUMNS, LocationTables
-from sipline.storage.sql_tables import SqlConnection
+from sipline.storage.sql_tables import IntegrityError, SqlConnection
 from sipline.storage.sqlite_im import ImTables
 from sipline.storage.sqlite_ops import OpsTables
 from sipline.storage.sqlite_shared import SharedTables
@@ -76,6 +76,7 @@ class PostgresStore(
         self._conn: psycopg.Connection[Any] | None = None  # of the open transaction
         self._depth = 0  # transactions open: 1 the outer one, more its savepoints
         self._held: psycopg.Connection[Any] | None = None  # see _connection
+        self._pipe: psycopg.Pipeline | None = None  # of the open transaction
         try:
             # A direct connection first: a wrong URL is one clear error, not a pool timeout.
             with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s))) as c:
@@ -138,46 +139,73 @@ class PostgresStore(
                 self._held = None
                 self._pool.putconn(conn)
 
-    def _run(self, conn: psycopg.Connection[Any], command: bytes) -> str:
+    def _send(self, conn: psycopg.Connection[Any], command: bytes) -> psycopg.Cursor[Any]:
         try:
-            return conn.execute(command).statusmessage or ""
+            return conn.execute(command)
+        except psycopg.errors.IntegrityError as exc:  # an earlier statement's, in a pipeline
+            raise IntegrityError(str(exc)) from None
         except psycopg.Error as exc:
             raise pg_error("", exc, self._url) from None
 
+    def _sync(self) -> None:
+        assert self._pipe is not None  # in a transaction
+        sync(self._pipe, self._url)
+
+    def _abandon(self, conn: psycopg.Connection[Any], *commands: bytes) -> None:
+        """After an error: wait for what was sent (its own error is already being
+        raised), then undo; the first error is the one reported."""
+        with suppress(StoreError, IntegrityError):
+            self._sync()
+        with suppress(StoreError, IntegrityError):
+            for command in commands:
+                self._send(conn, command)
+            self._sync()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        # A transaction runs in pipeline mode: statements go out without waiting for
+        # their answers, and each savepoint (one call in a group commit) waits once,
+        # at its end, so its error is its own. A REGISTER costs one round trip, not
+        # four (SAVEPOINT, the upsert, the NOTIFY, RELEASE). A read waits for its rows.
         # BEGIN/SAVEPOINT by hand: psycopg's nested transactions compose their SQL on
         # every call, which showed as a good part of a REGISTER's cost.
         with self._lock:
             conn = self._conn
             if conn is not None:
                 name = f" s{self._depth:d}".encode()
-                self._run(conn, b"SAVEPOINT" + name)
+                self._send(conn, b"SAVEPOINT" + name)
                 self._depth += 1
                 try:
                     yield
+                    self._send(conn, b"RELEASE SAVEPOINT" + name)
+                    self._sync()
                 except BaseException:
-                    with suppress(StoreError):  # the error to report is the first one
-                        self._run(conn, b"ROLLBACK TO SAVEPOINT" + name)
-                        self._run(conn, b"RELEASE SAVEPOINT" + name)
+                    self._abandon(
+                        conn, b"ROLLBACK TO SAVEPOINT" + name, b"RELEASE SAVEPOINT" + name
+                    )
                     raise
                 finally:
                     self._depth -= 1
-                self._run(conn, b"RELEASE SAVEPOINT" + name)
                 return
             with self._connection() as conn:
-                self._run(conn, b"BEGIN")
-                self._conn, self._depth = conn, 1
                 try:
-                    yield
-                except BaseException:
-                    self._conn, self._depth = None, 0
-                    with suppress(StoreError):
-                        self._run(conn, b"ROLLBACK")
-                    raise
-                self._conn, self._depth = None, 0
+                    with conn.pipeline() as pipe:
+                        self._pipe = pipe
+                        self._send(conn, b"BEGIN")
+                        self._conn, self._depth = conn, 1
+                        try:
+                            yield
+                            done = self._send(conn, b"COMMIT")
+                            self._sync()
+                        except BaseException:
+                            self._abandon(conn, b"ROLLBACK")
+                            raise
+                        finally:
+                            self._conn, self._depth, self._pipe = None, 0, None
+                except psycopg.Error as exc:  # leaving the pipeline: the connection broke
+                    raise pg_error("", exc, self._url) from None
                 # A transaction that failed answers COMMIT with ROLLBACK, and no error.
-                if self._run(conn, b"COMMIT") != "COMMIT":
+                if done.statusmessage != "COMMIT":
                     raise StoreError(f"database {self.path}: the transaction was rolled back")
 
     def close(self) -> None:
@@ -191,7 +219,8 @@ class PostgresStore(
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             if self._conn is not None:
-                return list(PgConnection(self._conn, self._url).execute(sql, args).fetchall())
+                db = PgConnection(self._conn, self._url, self._pipe)
+                return list(db.execute(sql, args).fetchall())
             with self._connection() as conn:
                 return list(PgConnection(conn, self._url).execute(sql, args).fetchall())
 
@@ -199,7 +228,7 @@ class PostgresStore(
     def _write(self) -> Iterator[SqlConnection]:
         with self.transaction():
             assert self._conn is not None  # set by transaction()
-            yield PgConnection(self._conn, self._url)
+            yield PgConnection(self._conn, self._url, self._pipe)
 
     # --- the binding change feed (NOTIFY, see postgres_feed.py) ---------------------------
 

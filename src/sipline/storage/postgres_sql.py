@@ -24,7 +24,7 @@ import psycopg
 from sipline.storage.base import StoreError
 from sipline.storage.sql_tables import IntegrityError
 
-__all__ = ["PgConnection", "ddl", "pg_error", "redact_url", "translate"]
+__all__ = ["PgConnection", "ddl", "pg_error", "redact_url", "sync", "translate"]
 
 _SCALAR = re.compile(r"\b(max|min)\((\w+), ", re.IGNORECASE)
 
@@ -86,38 +86,66 @@ def pg_error(where: str, exc: psycopg.Error, url: str) -> StoreError:
     return StoreError(f"database {redact_url(url)}: {where}{text}")
 
 
+def sync(pipeline: psycopg.Pipeline, url: str) -> None:
+    """Wait for what the pipeline sent; its first error, as the table groups expect it."""
+    try:
+        pipeline.sync()
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from None
+    except psycopg.Error as exc:
+        raise pg_error("", exc, url) from None
+
+
 class _Cursor:
-    """What the table groups read of a cursor, whether or not it returned rows."""
+    """What the table groups read of a cursor, whether or not it returned rows. In a
+    pipeline, reading waits for the results first (`sync`)."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_cursor", "_pipeline", "_url")
 
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+    def __init__(
+        self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline | None, url: str
+    ) -> None:
         self._cursor = cursor
+        self._pipeline = pipeline
+        self._url = url
+
+    def _ready(self) -> psycopg.Cursor[Any]:
+        if self._pipeline is not None:
+            sync(self._pipeline, self._url)
+            self._pipeline = None
+        return self._cursor
 
     @property
     def rowcount(self) -> int:
-        return self._cursor.rowcount
+        return self._ready().rowcount
 
     def fetchone(self) -> Any:
-        return self._cursor.fetchone() if self._cursor.description is not None else None
+        cursor = self._ready()
+        return cursor.fetchone() if cursor.description is not None else None
 
     def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall() if self._cursor.description is not None else []
+        cursor = self._ready()
+        return cursor.fetchall() if cursor.description is not None else []
 
 
 class PgConnection:
     """A psycopg connection that takes the shared table groups' SQL (`translate`) and
-    raises their `IntegrityError`; any other database error is a `StoreError`."""
+    raises their `IntegrityError`; any other database error is a `StoreError`. With a
+    `pipeline`, statements are sent without waiting (errors come at the next sync)."""
 
-    __slots__ = ("_conn", "_url")
+    __slots__ = ("_conn", "_pipeline", "_url")
 
-    def __init__(self, conn: psycopg.Connection[Any], url: str) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], url: str, pipeline: psycopg.Pipeline | None = None
+    ) -> None:
         self._conn = conn
         self._url = url
+        self._pipeline = pipeline
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> _Cursor:
         try:
-            return _Cursor(self._conn.execute(translate(sql), parameters))
+            cursor = self._conn.execute(translate(sql), parameters)
+            return _Cursor(cursor, self._pipeline, self._url)
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc)) from None
         except psycopg.Error as exc:
@@ -126,7 +154,7 @@ class PgConnection:
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> _Cursor:
         rows = list(parameters)
         if len(rows) == 1:
-            # One round trip; psycopg's executemany enters pipeline mode (two syncs).
+            # psycopg's executemany outside a pipeline enters one (two syncs).
             return self.execute(sql, rows[0])
         cursor = self._conn.cursor()
         if rows:
@@ -136,7 +164,7 @@ class PgConnection:
                 raise IntegrityError(str(exc)) from None
             except psycopg.Error as exc:
                 raise pg_error("", exc, self._url) from None
-        return _Cursor(cursor)
+        return _Cursor(cursor, self._pipeline, self._url)
 
     def close(self) -> None:
         self._conn.close()
