@@ -77,15 +77,21 @@ def test_a_reader_behind_the_pruned_feed_is_told_to_reload(tmp_path: Path) -> No
     reader.close()
 
 
+def old_file(tmp_path: Path, version: int) -> tuple[Path, sqlite3.Connection]:
+    """A SQLite file at schema `version`, as an older sipline left it."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:version]:
+        for statement in statements:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {version:d}")
+    return path, db
+
+
 def test_version_10_drops_the_shared_nonce_counts(tmp_path: Path) -> None:
     """Nonce counts live in the memory of the worker that issued the nonce
     (core/auth_server.py): a file from version 9 loses its table of them."""
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    for statements in MIGRATIONS[:9]:
-        for statement in statements:
-            db.execute(statement)
-    db.execute("PRAGMA user_version = 9")
+    path, db = old_file(tmp_path, 9)
     db.execute("INSERT INTO domains VALUES ('example.com')")
     db.execute("INSERT INTO digest_nonces VALUES ('n1', 1, 1000)")
     db.close()
@@ -144,12 +150,7 @@ async def test_a_pruned_feed_reloads_the_whole_cache(tmp_path: Path) -> None:
 def test_version_11_moves_the_feed_from_triggers_to_the_writer(tmp_path: Path) -> None:
     """A file from version 10 keeps its feed rows (of no known origin: every reader
     reloads them) and loses the triggers: the store writes the rows itself."""
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    for statements in MIGRATIONS[:10]:
-        for statement in statements:
-            db.execute(statement)
-    db.execute("PRAGMA user_version = 10")
+    path, db = old_file(tmp_path, 10)
     db.execute("INSERT INTO bindings(aor, contact, expires_at, call_id, cseq, updated_at)"
                " VALUES ('alice@example.com', 'sip:a@h', 100, 'c', 1, 0)")  # fmt: skip
     db.close()
