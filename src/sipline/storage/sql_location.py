@@ -37,6 +37,7 @@ BINDING_COLUMNS: tuple[str, ...] = (
     "user_agent",
     "params",
     "updated_at",
+    "flow",
 )
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Binding))
 _SELECT_DEVICES = "SELECT aor, device, label, region, pidf, source, updated_at FROM device_info"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,7 +54,7 @@ class SqliteStore(
         except sqlite3.Error as e:
             raise StoreError(f"cannot open database {self.path}: {e}") from None
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal(timeout_s)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -63,6 +64,20 @@ class SqliteStore(
         except StoreError:
             self._db.close()
             raise
+
+    def _wal(self, timeout_s: float) -> None:
+        """Switch a new file to WAL. The switch needs the file to itself and SQLite does
+        not wait for that (no busy handler), so nodes opening one fresh file at once
+        retry here until `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     # --- schema ---------------------------------------------------------------------------
 
@@ -79,6 +94,10 @@ class SqliteStore(
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
+                # Another process (another node starting at once) may have taken this
+                # step since we looked: the write lock is ours now, so look again.
+                if self.schema_version >= target:
+                    continue
                 for statement in MIGRATIONS[target - 1]:
                     self._db.execute(statement)
                 # PRAGMA takes no parameters; `target` is our own integer.

@@ -145,7 +145,7 @@ class ContextDriver:
             finder = self.element.finder
             legs = []
             for t in decision.targets:
-                found = await finder.ring_hop(t)
+                found = await finder.ring_hop(t, self.request)
                 if found is not None:
                     hop, path = found
                     legs.append(
@@ -216,6 +216,7 @@ class ContextDriver:
     def _fork(self, branch: int, leg: Leg) -> None:
         element = self.element
         endpoint = element.endpoint
+        flows = element.local.flows  # our Record-Route names a stream flow (RFC 5626 §5.3)
         request = branch_request(
             self.request,
             leg,
@@ -224,6 +225,7 @@ class ContextDriver:
             record_route=element.config.record_route,
             inbound_transport=self.st.inbound.transport,
             loop_hash=self.loop_hash,
+            inbound_flow=flows.token_for(self.st.inbound.source) if flows else None,
         )
         ct = endpoint.send_request(
             request, leg.hop, on_response=lambda r: self.on_response(branch, r), add_via=False
