@@ -9,22 +9,30 @@ branch a worker makes ends with its mark, `~` and its index (a `token` character
 random part never holds, RFC 3261 §25.1); a response whose top Via branch names
 another worker is handed to that worker over the node's channel
 (`sipline.transport.channel`), which processes it as if it had arrived there.
+
+A dialog whose state lives in one worker (a call whose media that worker bridges)
+has that worker named in our Record-Route (`;pin=INDEX`): a request of the dialog
+that reaches another worker over UDP is handed to it the same way. (Over a stream
+the request stays where its connection is: a stream's answer must leave from there.)
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Final, Protocol
 
 from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.errors import RemoteProtocolError
-from sipline.core.message import Message, Response
+from sipline.core.message import Message, Request
 from sipline.transport import Source, TransportLayer
 from sipline.transport.channel import WorkerChannel
 
-__all__ = ["MARK", "HandOver", "Siblings", "branch_worker", "join_siblings"]
+__all__ = ["MARK", "PIN", "HandOver", "Siblings", "branch_worker", "join_siblings", "pinned_worker"]
 
 MARK: Final = "~"
+PIN: Final = "pin"  # our Record-Route URI parameter naming the worker a dialog lives in
+_PINNED = re.compile(r";pin=(\d{1,3})(?=[;>?])")
 
 
 class HandOver(Protocol):
@@ -43,6 +51,15 @@ def branch_worker(branch: str | None) -> int | None:
     return int(index)
 
 
+def pinned_worker(request: Request) -> int | None:
+    """The worker index the request's top Route pins it to (our Record-Route), or None."""
+    first = request.headers.get("route")
+    if first is None:
+        return None
+    found = _PINNED.search(first.split(">", 1)[0] + ">")
+    return int(found.group(1)) if found else None
+
+
 class Siblings:
     """This worker's index and the way to the others."""
 
@@ -58,14 +75,15 @@ class Siblings:
         return f"{MARK}{self.index}"
 
     def hands_over(self, message: Message, data: bytes, source: Source) -> bool:
-        """Hand a response to the worker whose branch it carries, when that is not us
-        (True: it is no longer ours to process)."""
-        if not isinstance(message, Response):
-            return False
-        try:
-            owner = branch_worker(message.top_via.branch)
-        except RemoteProtocolError:
-            return False
+        """Hand a response to the worker whose branch it carries, or a request to the
+        worker its Route pins it to, when that is not us (True: no longer ours)."""
+        if isinstance(message, Request):
+            owner = pinned_worker(message) if source.transport == "UDP" else None
+        else:
+            try:
+                owner = branch_worker(message.top_via.branch)
+            except RemoteProtocolError:
+                return False
         if owner is None or owner == self.index or owner >= self.count:
             return False
         self.channel.hand_over(owner, data, source)

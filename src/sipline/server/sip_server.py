@@ -23,8 +23,9 @@ from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
 from sipline.runtime.siblings import join_siblings
 from sipline.runtime.system import MemoryRelease
-from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
+from sipline.server.bridge.anchor import MediaBridges, media_bridges
+from sipline.server.checking import start_checking
 from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
 from sipline.server.features.routing_service import ServerRoutePlanner
@@ -33,17 +34,14 @@ from sipline.server.hops import Flows
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
-from sipline.server.node import issuer_id, process_id
+from sipline.server.node import process_id
 from sipline.server.ops.service import OpsService
 from sipline.server.proxy import Proxy, ProxyConfig
 from sipline.server.registrar import Registrar, registration_domain
 from sipline.server.reload import reload
-from sipline.server.secret_file import server_secret
 from sipline.server.security.gate import RelayGate
-from sipline.server.security.guard import GuardSettings
 from sipline.server.security.log import add_log_file
 from sipline.server.security.monitor import SecurityMonitor
-from sipline.server.security.relay import RelayPolicy
 from sipline.server.security.route_sign import RouteSigner
 from sipline.server.startup import ServeError, WorkerSetup, record_domains, tls_context
 from sipline.server.status_line import status_line
@@ -116,6 +114,7 @@ class SipServer:
             config.server.node_name,
         )
         self.media_host: MediaHost | None = None
+        self.bridges: MediaBridges | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
         # Set by `sipline serve`: re-read the configuration file (None: nothing to read).
         self.load_config: Callable[[], ServerConfig] | None = None
@@ -133,34 +132,9 @@ class SipServer:
         self.store.shared = True
         cfg = self.config
         node, index = cfg.server.node_name, worker.index if worker is not None else 0
-        # README "Running on the Internet": failed authentication counted per source,
-        # bans shared by every worker and node through the store.
-        sec = cfg.security
-        policy = RelayPolicy(cfg.trusted, sec.internal_networks)
-        self.security = SecurityMonitor(
-            GuardSettings(sec.max_auth_failures, sec.failure_window_s, sec.ban_s, sec.max_ban_s),
-            wall=ep.wall,
-            store=self.store,
-            spawn=ep.spawn,
-            exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
-        )
-        await self.security.start()
-        # Workers and nodes share the secret: any verifies a nonce, its issuer (NODE/WORKER)
-        # counts its uses, the others re-challenge (core/auth_server.py); it signs our
-        # Record-Route and flow tokens too.
-        own = worker.secret if worker is not None else None
-        secret = own or server_secret(cfg.server.database, cfg.server.secret_file)
-        authenticator = DigestAuthenticator(
-            self.store.lookup_ha1,
-            secret=secret,
-            entropy=ep.entropy,
-            algorithms=list(cfg.auth.algorithms),
-            nonce_ttl_s=cfg.auth.nonce_ttl_s,
-            issuer=issuer_id(node, index),
-            # A restarted worker lost its nonce counts: its predecessor's nonces are stale.
-            stale_before_start=worker is not None,
-            observer=self.security,
-        )
+        checking = await start_checking(cfg, self.store, ep, worker)
+        self.security, authenticator = checking.security, checking.authenticator
+        policy, secret = checking.policy, checking.secret
         self.backend = ServerBackend(
             self.store,
             authenticator,
@@ -316,17 +290,15 @@ class SipServer:
                 self.endpoint, worker.index, worker.count, worker.channel, worker.channel_dir
             )
         await self.im.start()  # resumes stored subscriptions: needs the listeners
+        media, domains = self.config.media, self.config.server.domains
         try:
-            self.media_host = await start_media_host(
-                self.services,
-                self.config.media,
-                self.config.server.domains,
-                worker,
-                self.endpoint.clock,
-            )
+            clock = self.endpoint.clock
+            self.media_host = await start_media_host(self.services, media, domains, worker, clock)
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
+        if media.enabled and self.proxy is not None:  # docs/architecture.md "Media bridge"
+            self.bridges = self.proxy.anchor = media_bridges(self.endpoint)
         self.ops = OpsService(
             self,
             self.store,
@@ -384,10 +356,9 @@ class SipServer:
             logging.getLogger("sipline.security").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
-        if self.media_host is not None:
-            await self.media_host.stop()
-        if self.voicemail is not None:
-            await self.voicemail.stop()
+        for service in (self.media_host, self.bridges, self.voicemail):
+            if service is not None:
+                await service.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:

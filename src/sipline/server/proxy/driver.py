@@ -31,6 +31,7 @@ from sipline.core.proxy import (
 )
 from sipline.runtime.endpoint import ClientTransaction, Endpoint, ServerTransaction
 from sipline.runtime.timers import Timer
+from sipline.server.bridge.plan import webrtc_contact
 from sipline.server.features.decisions import (
     Decision,
     Exhausted,
@@ -40,10 +41,11 @@ from sipline.server.features.decisions import (
     classify,
 )
 from sipline.server.proxy.abandoned import end_abandoned_answer
+from sipline.server.proxy.anchoring import MediaAnchor
 from sipline.server.proxy.backend import ProxyConfig
 from sipline.server.proxy.forward import branch_request
 from sipline.server.proxy.local import DEFAULT_PORT, LocalNames
-from sipline.server.proxy.targets import Leg, TargetFinder
+from sipline.server.proxy.targets import Leg, TargetFinder, anchor_legs
 from sipline.server.security.gate import RelayGate
 from sipline.transport import Source, Target
 
@@ -61,6 +63,7 @@ class Element(Protocol):
     local: LocalNames
     finder: TargetFinder
     gate: RelayGate | None
+    anchor: MediaAnchor | None
 
 
 class ContextDriver:
@@ -118,6 +121,9 @@ class ContextDriver:
         self.perform(self.ctx.cancel(now=self._now()))
 
     def on_response(self, branch: int, response: Response) -> None:
+        anchored = self.ctx.branches[branch].target.anchored
+        if anchored is not None:
+            anchored.response(response)  # the media bridge: the SDP the caller sees
         self.perform(self.ctx.receive_response(branch, response, now=self._now()))
 
     def _on_timer(self) -> None:
@@ -148,9 +154,20 @@ class ContextDriver:
                 found = await finder.ring_hop(t, self.request)
                 if found is not None:
                     hop, path = found
+                    b = t.binding
+                    webrtc = b is not None and webrtc_contact(b.contact, b.params)
                     legs.append(
-                        Leg(t.uri, hop, path, t.headers, decision.set_headers, decision.body)
+                        Leg(
+                            t.uri,
+                            hop,
+                            path,
+                            t.headers,
+                            decision.set_headers,
+                            decision.body,
+                            webrtc=webrtc,
+                        )
                     )
+            legs = await anchor_legs(self.element.anchor, self.request, legs)
             if ctx.state is not State.WAITING:
                 return
             if not legs:

@@ -43,12 +43,16 @@ def branch_request(
         h.add("Route", p, first=True)
     if record_route and original.method in DIALOG_CREATING and original.to.tag is None:
         hop_transport = leg.hop.transport
+        pinned = leg.anchored is not None  # its bridge lives in this process
         if inbound_transport != hop_transport:
             # Double Record-Route when the transport changes: each side sees ours.
-            inbound_rr = local.record_route(inbound_transport, original, inbound_flow)
+            inbound_rr = local.record_route(
+                inbound_transport, original, inbound_flow, pinned=pinned
+            )
             h.add("Record-Route", inbound_rr, first=True)
             inbound_flow = None
-        h.add("Record-Route", local.record_route(hop_transport, original, inbound_flow), first=True)
+        outbound_rr = local.record_route(hop_transport, original, inbound_flow, pinned=pinned)
+        h.add("Record-Route", outbound_rr, first=True)
     branch_id = f"{MAGIC_COOKIE}{loop_hash}.{endpoint.new_branch()[len(MAGIC_COOKIE) :]}"
     h.add("Via", endpoint.via_value(leg.hop, branch_id), first=True)
     return request

@@ -20,11 +20,12 @@ from sipline.runtime.endpoint import Endpoint, Inbound, ServerTransaction
 from sipline.server.features.decisions import RoutePlanner
 from sipline.server.hops import Flows
 from sipline.server.media_services.registry import ServiceRegistry
+from sipline.server.proxy.anchoring import MediaAnchor
 from sipline.server.proxy.backend import ProxyBackend, ProxyConfig, RedirectPolicy
 from sipline.server.proxy.driver import ContextDriver
 from sipline.server.proxy.local import LocalNames, loop_hash
 from sipline.server.proxy.stateless import StatelessForwarder
-from sipline.server.proxy.targets import Leg, TargetFinder
+from sipline.server.proxy.targets import Leg, TargetFinder, anchor_legs
 from sipline.server.security.gate import RelayGate
 from sipline.server.security.route_sign import RouteSigner
 from sipline.transport import Source
@@ -52,6 +53,8 @@ class Proxy:
         self.planner = planner
         self.gate = gate  # no relaying for strangers (sipline.server.security.gate)
         self.flows: Flows | None = None  # the server sets it (sipline.server.hops)
+        # The media bridge (sipline.server.bridge), set by the server when it runs one.
+        self.anchor: MediaAnchor | None = None
         # Signs our Record-Route; the server gives it the secret its workers share.
         self.local = LocalNames(endpoint, backend.is_local_domain, RouteSigner(os.urandom(32)))
         self.finder = TargetFinder(
@@ -183,6 +186,8 @@ class Proxy:
         groups = await self.finder.targets(st, members=members)
         if groups is None:
             return
+        if self.anchor is not None:
+            groups = [await anchor_legs(self.anchor, request, legs) for legs in groups]
         ContextDriver(self, st, request, hashed, groups=groups).start()
 
     # -- CANCEL, ACK and stray responses ------------------------------------------------------
@@ -200,7 +205,11 @@ class Proxy:
         invite_st.on_cancel()  # ContextDriver.cancel
 
     def on_ack(self, request: Request, inbound: Inbound) -> None:
+        if self.anchor is not None and request.body:
+            self.anchor.ack(request)
         self.stateless.on_ack(request, inbound, self.gate)
 
     def on_stray_response(self, response: Response, source: Source) -> None:
+        if self.anchor is not None:
+            self.anchor.stray_response(response)
         self.stateless.on_stray_response(response, source)

@@ -11,6 +11,7 @@ from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.message import Request
 from sipline.core.uri import SipUri, Uri, format_host
 from sipline.runtime.endpoint import Endpoint
+from sipline.runtime.siblings import PIN
 from sipline.server.hops import Flows
 from sipline.server.security.route_sign import RouteSigner
 from sipline.transport import Source, Target
@@ -89,13 +90,21 @@ class LocalNames:
             and self.is_local_domain(uri.host)
         )
 
-    def record_route(self, transport: str, request: Request, flow: str | None = None) -> str:
+    def record_route(
+        self, transport: str, request: Request, flow: str | None = None, *, pinned: bool = False
+    ) -> str:
         """Our Record-Route for `transport`; `flow`, the token of the stream flow the
         request came on, goes in its user part (RFC 5626 §5.3), so requests toward
-        its sender reach it on that flow whichever worker or node they enter."""
+        its sender reach it on that flow whichever worker or node they enter.
+        `pinned`: the dialog's media bridge lives in this process (docs/architecture.md
+        "Media bridge"), so a worker names itself (`pin`, sipline.runtime.siblings) and
+        the other workers hand the dialog's later requests to it."""
         item = self.endpoint.local_address(transport)
         # RFC 7118 §5.2: "transport=ws" names WS and WSS alike.
         params = _TRANSPORT_PARAM.get(transport, "")
+        siblings = self.endpoint.siblings
+        if pinned and siblings is not None:
+            params += f";{PIN}={siblings.index}"
         # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
         # this dialog (sipline.server.security.route_sign).
         params += self.signer.param(request)

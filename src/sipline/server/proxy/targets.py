@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.message import Request
@@ -15,14 +15,16 @@ from sipline.core.routing import is_ip_literal
 from sipline.core.uri import SipUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
+from sipline.server.bridge.plan import webrtc_contact
 from sipline.server.features.decisions import RingTarget
 from sipline.server.media_services.registry import ServiceRegistry
+from sipline.server.proxy.anchoring import ANCHORED_METHODS, AnchoredLeg, MediaAnchor
 from sipline.server.proxy.backend import ProxyBackend, RedirectPolicy
 from sipline.server.proxy.local import LocalNames
 from sipline.storage.base import Binding
 from sipline.transport import Target
 
-__all__ = ["Leg", "TargetFinder", "literal_target", "redirect"]
+__all__ = ["Leg", "TargetFinder", "anchor_legs", "literal_target", "redirect"]
 
 log = logging.getLogger("sipline.proxy")
 
@@ -38,6 +40,8 @@ class Leg:
     headers: tuple[tuple[str, str], ...] = ()  # added
     set_headers: tuple[tuple[str, str], ...] = ()  # set, replacing any
     body: bytes | None = None  # replacing the request's
+    webrtc: bool = False  # the contact speaks WebRTC (sipline.server.bridge.plan)
+    anchored: AnchoredLeg | None = None  # its media goes through the bridge
 
 
 class TargetFinder:
@@ -125,7 +129,9 @@ class TargetFinder:
             if found is None:
                 continue
             hop, path = found
-            groups.setdefault(b.q if b.q is not None else 1.0, []).append(Leg(b.contact, hop, path))
+            groups.setdefault(b.q if b.q is not None else 1.0, []).append(
+                Leg(b.contact, hop, path, webrtc=webrtc_contact(b.contact, b.params))
+            )
         if not groups:
             st.respond(480, "Temporarily Unavailable (no reachable contact)")
             return None
@@ -206,3 +212,21 @@ def _strip_brackets(value: str) -> str:
     """A Path value is a name-addr: the URI inside the angle brackets."""
     v = value.strip()
     return parse_name_addr(v, "Path").uri_text if v.startswith("<") else v
+
+
+async def anchor_legs(anchor: MediaAnchor | None, request: Request, legs: list[Leg]) -> list[Leg]:
+    """`legs`, with those the anchor takes carrying their anchored request body."""
+    if anchor is None or request.method not in ANCHORED_METHODS:
+        return legs
+    out = []
+    for leg in legs:
+        body = leg.body if leg.body is not None else request.body
+        anchored = await anchor.anchor(request, body, webrtc_target=leg.webrtc)
+        if anchored is None:
+            out.append(leg)
+        else:
+            headers = leg.set_headers
+            if request.headers.get("content-type") is None:  # an offer where there was none
+                headers += (("Content-Type", "application/sdp"),)
+            out.append(replace(leg, body=anchored.body, anchored=anchored, set_headers=headers))
+    return out
