@@ -54,7 +54,7 @@ def test_every_binding_change_of_another_store_is_in_the_feed(database: Database
 
 
 def test_the_writer_skips_its_own_changes(tmp_path: Path) -> None:
-    """Schema 11: each change names its origin; a store's own are left out, the CLI's
+    """Schema 13: each change names its origin; a store's own are left out, the CLI's
     (another store on the same file) are not."""
     store, cli = SqliteStore(tmp_path / "t.db"), SqliteStore(tmp_path / "t.db")
     assert store.origin != cli.origin
@@ -147,7 +147,7 @@ async def test_a_pruned_feed_reloads_the_whole_cache(tmp_path: Path) -> None:
         assert len(other.all_cached_bindings()) == 4
 
 
-def test_version_11_moves_the_feed_from_triggers_to_the_writer(tmp_path: Path) -> None:
+def test_version_13_moves_the_feed_from_triggers_to_the_writer(tmp_path: Path) -> None:
     """A file from version 10 keeps its feed rows (of no known origin: every reader
     reloads them) and loses the triggers: the store writes the rows itself."""
     path, db = old_file(tmp_path, 10)
@@ -156,7 +156,7 @@ def test_version_11_moves_the_feed_from_triggers_to_the_writer(tmp_path: Path) -
     db.close()
     store = SqliteStore(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION >= 11
+        assert store.schema_version == SCHEMA_VERSION >= 13
         assert store._query("SELECT name FROM sqlite_master WHERE type = 'trigger'"
                             " AND name LIKE 'bindings_%'") == []  # fmt: skip
         assert store.binding_changes(0) == (1, ["alice@example.com"])

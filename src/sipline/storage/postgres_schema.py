@@ -4,12 +4,11 @@ same version numbers, plus what only PostgreSQL has.
 `MIGRATIONS[i]` takes the schema from version i to i + 1, as in `sqlite_schema.py`;
 the version lives in the one-row table `schema_version`. What differs:
 - SQLite's triggers are left out. The credentials version (5) is bumped by a
-  PL/pgSQL trigger once per statement; the binding change feed (4, 11) is not a
+  PL/pgSQL trigger once per statement; the binding change feed (4, 13) is not a
   table here but a NOTIFY sent in the writer's transaction (`postgres.py`), so the
   `binding_changes` statements are left out too.
-- `bindings.flow` (a nullable text column, the RFC 5626 flow a binding was registered
-  over) comes with version 11; a later SQLite migration adding it is then a no-op
-  (`ADD COLUMN IF NOT EXISTS`).
+- `ADD COLUMN` is `ADD COLUMN IF NOT EXISTS` (`postgres_sql.ddl`), so a column
+  PostgreSQL got first is not added twice.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ _ONLY_HERE: dict[int, tuple[str, ...]] = {
         """CREATE TRIGGER credentials_changed AFTER INSERT OR UPDATE OR DELETE ON credentials
             FOR EACH STATEMENT EXECUTE FUNCTION sipline_credentials_changed()""",
     ),
-    11: ('ALTER TABLE bindings ADD COLUMN IF NOT EXISTS flow TEXT COLLATE "C"',),
 }
 
 

@@ -1,9 +1,9 @@
 """Tables that let several server processes share one SQLite file (schema versions 4, 7
-and 11).
+and 13).
 
 - `binding_changes`: a change feed of the location service. Every write to
   `bindings` appends the AORs it changed with the writer's origin (a token each store
-  makes when it opens; schema 11, before which triggers appended every changed row),
+  makes when it opens; schema 13, before which triggers appended every changed row),
   whoever wrote it (a worker process, the CLI), so a process that caches bindings in
   memory asks "what did others change after sequence number n?" with one indexed read
   and reloads only those AORs (`AsyncStore.poll_binding_changes`); its own changes
@@ -63,7 +63,7 @@ BAN_MIGRATION: tuple[str, ...] = (
 # Nonce counts live in the memory of the worker that issued the nonce.
 NONCE_DROP_MIGRATION: tuple[str, ...] = ("DROP TABLE digest_nonces",)
 
-# 11: the writer appends the feed rows itself, with its origin, once per AOR and write
+# 13: the writer appends the feed rows itself, with its origin, once per AOR and write
 # (a REGISTER refreshing three contacts was three rows).
 FEED_ORIGIN_MIGRATION: tuple[str, ...] = (
     "DROP TRIGGER bindings_inserted",
