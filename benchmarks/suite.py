@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from benchmarks import servers, workloads
 from benchmarks.harness import free_port, sipp_binary
 from benchmarks.report import PEER, SCALING, markdown, ratio, scaling, targets, text_table
 from benchmarks.workloads import WORKLOADS, Options, Result
+from sipline.testing.postgres import PostgresCluster
 
 __all__ = ["Shape", "machine", "main", "shapes"]
 
@@ -164,7 +165,7 @@ def run(
         print("note: `sipline serve` has no --workers yet; sipline runs as one process",
               flush=True)  # fmt: skip
         workers = [1]
-    with tempfile.TemporaryDirectory(prefix="sipline-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sipline-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         ctx: dict[str, Any] = {
             "accounts": workloads.accounts(workloads.slots(opts, args.nodes)),
@@ -174,6 +175,11 @@ def run(
             args.profile.mkdir(parents=True, exist_ok=True)
         if "sipline" in chosen and any(w in selected for w in "abcf"):
             ctx["sipline_db"] = root / "template.db"
+            if args.store == "postgresql":
+                # A database of a throwaway cluster (sipline.testing.postgres), shared by
+                # every run as a URL is (servers._database).
+                cluster = stack.enter_context(PostgresCluster())
+                ctx["sipline_db"] = cluster.create_database("bench")
             servers.provision_sipline(ctx["sipline_db"], ctx["accounts"])
         for w in selected:
             for name in RUNS[w]:
@@ -284,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop doubling at this rate (a ceiling for smoke tests)")  # fmt: skip
     parser.add_argument("--max-sipp", type=int, default=3,
                         help="most SIPp UAC processes used when one SIPp is the bottleneck")  # fmt: skip
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="sipline's database: a SQLite file (default), or a database of a"
+                             " throwaway PostgreSQL cluster (needs its server binaries)")  # fmt: skip
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="run sipline's 1-worker rows under cProfile, writing DIR/W-sipline-x1.prof"
                              " and printing the top functions (its figures are then not comparable)")  # fmt: skip

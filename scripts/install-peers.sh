@@ -10,6 +10,9 @@ for pair in sipp:sip-tester kamailio:kamailio baresip:baresip sipsak:sipsak stun
 done
 # Kamailio's SQLite driver: the benchmarks' Kamailio reads its users from SQLite, as sipline does.
 ls /usr/lib/*/kamailio/modules/db_sqlite.so >/dev/null 2>&1 || need="$need kamailio-sqlite-modules"
+# PostgreSQL's server binaries: the tests start throwaway clusters (sipline.testing.postgres).
+# Debian keeps initdb and pg_ctl in /usr/lib/postgresql/VERSION/bin, off the PATH.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need="$need postgresql"
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

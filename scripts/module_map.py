@@ -25,7 +25,7 @@ LAYERS = {
     "phone": "policy of the user agent",
     "runtime": "asyncio: the endpoint, timers",
     "transport": "asyncio: sockets",
-    "storage": "store (SQLite)",
+    "storage": "store (SQLite, PostgreSQL)",
     "media_io": "asyncio: media streams",
     "media": "sans-I/O: media",
     "sdp": "sans-I/O: SDP",

@@ -172,6 +172,7 @@ def start_serve(
     launcher: list[str] | None = None,
     host: str = HOST,
     listen: tuple[str, ...] = (),
+    db: str | None = None,
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
@@ -179,7 +180,8 @@ def start_serve(
     whole interop suite can be run against several workers too. `domains` are given
     with `--domain`; `launcher` runs the `sipline` command (default: this interpreter,
     `-c`); `host` is the loopback address it listens on (one node of several sharing
-    the database, each on its own); `listen` adds listeners (`ws:127.0.0.1:PORT`)."""
+    the database, each on its own); `listen` adds listeners (`ws:127.0.0.1:PORT`); `db`
+    is the `--db` (default: `sipline.db` in `workdir`)."""
     if workers is None:
         workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +197,7 @@ def start_serve(
             "--listen",
             f"tcp:{host}:{port}",
             "--db",
-            str(workdir / "sipline.db"),
+            db or str(workdir / "sipline.db"),
             "--workers",
             str(workers),
         ]
@@ -230,6 +232,21 @@ def start_serve(
             raise
         return server
     raise AssertionError(last_error)
+
+
+def sipline_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One `sipline` command in a fresh interpreter, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", "from sipline.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
 
 
 # -- peers ------------------------------------------------------------------------------------

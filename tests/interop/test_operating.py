@@ -12,7 +12,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from interop_helpers import (
     free_port_pair,
     free_tcp_port,
     run_sipp,
+    sipline_cli,
     start_serve,
     start_sipp_uas,
     write_sipp_users,
@@ -45,15 +45,7 @@ REGISTER = SIPP_DATA / "register_auth.xml"
 CALLS = 3
 
 
-def sipline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from sipline.cli.main import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+sipline = sipline_cli
 
 
 def get(url: str, password: str = PASSWORD) -> bytes:

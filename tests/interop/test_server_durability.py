@@ -1,5 +1,6 @@
 """`kill -9` of `sipline serve` in the middle of a SIPp registration load loses no
-binding that was answered 200: each 200 is sent only after its commit (WAL)."""
+binding that was answered 200: each 200 is sent only after its commit (SQLite's WAL,
+PostgreSQL's COMMIT)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from interop_helpers import (
     write_sipp_users,
 )
 
-from sipline.storage import SqliteStore
+from sipline.storage.location import open_store
 
 pytestmark = pytest.mark.interop
 
@@ -28,22 +29,26 @@ USERS = 3000
 _TO_USER = re.compile(r"^To: <sip:(u\d+)@", re.MULTILINE)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_sigkill_during_registration_load_loses_no_acknowledged_binding(
-    tmp_path: Path,
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     sipp = need("sipp")
     workdir = tmp_path / "serve"
     workdir.mkdir()
-    db = workdir / "sipline.db"
+    db = str(workdir / "sipline.db")
+    if backend == "postgresql":
+        db = request.getfixturevalue("postgres_url")
+    location = Path(db) if backend == "sqlite" else db
     users = [(f"u{i:05d}", f"pw{i:05d}") for i in range(USERS)]
-    store = SqliteStore(db)
+    store = open_store(location)
     with store.transaction():
         store.add_domain(DOMAIN)
         for user, password in users:
             store.add_user(user, DOMAIN, password)
     store.close()
     csv = write_sipp_users(tmp_path / "users.csv", users, DOMAIN)
-    server = start_serve(workdir, '[auth]\nalgorithms = ["MD5"]\n', tls=False)
+    server = start_serve(workdir, '[auth]\nalgorithms = ["MD5"]\n', tls=False, db=db)
     messages = tmp_path / "messages.log"
     load = subprocess.Popen(
         [
@@ -67,14 +72,14 @@ def test_sigkill_during_registration_load_loses_no_acknowledged_binding(
         acknowledged.add(f"{match.group(1)}@{DOMAIN}")
     assert 100 < len(acknowledged) < USERS, len(acknowledged)  # killed mid-load
 
-    store = SqliteStore(db)  # opens after the crash: WAL recovery
+    store = open_store(location)  # opens after the crash (SQLite: WAL recovery)
     stored = {b.aor for b in store.all_bindings()}
     store.close()
     missing = acknowledged - stored
     assert not missing, f"{len(missing)} acknowledged bindings lost, e.g. {sorted(missing)[:5]}"
 
     # And the server itself starts again on the same database, bindings loaded.
-    again = start_serve(workdir, '[auth]\nalgorithms = ["MD5"]\n', tls=False)
+    again = start_serve(workdir, '[auth]\nalgorithms = ["MD5"]\n', tls=False, db=db)
     try:
         assert again.alive()
     finally:

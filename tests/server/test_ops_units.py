@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import sqlite3
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -23,7 +24,8 @@ from sipline.server.records.calls import CallTracker
 from sipline.server.records.hep import encode
 from sipline.server.records.pcap import LINKTYPE_RAW, Packet, pcap_bytes
 from sipline.server.records.trace import SERVER, ladder, packets
-from sipline.storage import SCHEMA_VERSION, SqliteStore
+from sipline.storage import SCHEMA_VERSION, SqliteStore, Store
+from sipline.storage.location import open_store
 from sipline.storage.ops import CallUpdate, TracedMessage
 from sipline.storage.sqlite_schema import MIGRATIONS
 
@@ -191,12 +193,18 @@ def test_ladder_columns_and_pcap_direction() -> None:
 
 
 # -- call records in SQLite ---------------------------------------------------------------------
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "s.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The call records of each backend."""
+    if request.param == "postgresql":
+        s = open_store(request.getfixturevalue("postgres_url"))
+    else:
+        s = SqliteStore(tmp_path / "s.db")
+    yield s
+    s.close()
 
 
-def run(tracker_ops: list[CallUpdate], store: SqliteStore) -> None:
+def run(tracker_ops: list[CallUpdate], store: Store) -> None:
     store.record(tracker_ops)
     tracker_ops.clear()
 
@@ -215,7 +223,7 @@ def test_a_schema_7_database_is_migrated_to_8(tmp_path: Path) -> None:
     store.close()
 
 
-def test_an_answered_call_hung_up_by_the_callee(store: SqliteStore) -> None:
+def test_an_answered_call_hung_up_by_the_callee(store: Store) -> None:
     ops: list[CallUpdate] = []
     tracker = CallTracker(None, ops.append)
     src = "udp:127.0.0.1:5070"
@@ -253,7 +261,7 @@ def test_an_answered_call_hung_up_by_the_callee(store: SqliteStore) -> None:
     assert store.purge_records(before=200.0) == 1 and store.list_calls() == []
 
 
-def test_who_forwarded_the_call(store: SqliteStore) -> None:
+def test_who_forwarded_the_call(store: Store) -> None:
     ops: list[CallUpdate] = []
     tracker = CallTracker(None, ops.append)
     tracker.observe(False, parse_message(INVITE), "udp:127.0.0.1:5070", 1.0)
@@ -276,7 +284,7 @@ def test_who_forwarded_the_call(store: SqliteStore) -> None:
 
 
 def test_a_named_contact_and_a_retransmitted_bye(
-    store: SqliteStore, caplog: pytest.LogCaptureFixture
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     ops: list[CallUpdate] = []
     tracker = CallTracker(None, ops.append)
@@ -299,7 +307,7 @@ def test_a_named_contact_and_a_retransmitted_bye(
     assert (call.hangup_by, call.duration_s, call.ended_at) == ("caller", 3.0, 5.0)
 
 
-def test_a_cancelled_call_and_a_busy_callee(store: SqliteStore) -> None:
+def test_a_cancelled_call_and_a_busy_callee(store: Store) -> None:
     ops: list[CallUpdate] = []
     tracker = CallTracker(None, ops.append)
     tracker.observe(False, parse_message(INVITE), "udp:127.0.0.1:5070", 1.0)
@@ -317,7 +325,7 @@ def test_a_cancelled_call_and_a_busy_callee(store: SqliteStore) -> None:
     assert store.get_call("c2@host").hangup_by == "callee"  # type: ignore[union-attr]
 
 
-def test_attempts_that_never_ended_are_closed(store: SqliteStore) -> None:
+def test_attempts_that_never_ended_are_closed(store: Store) -> None:
     store.cdr_start("old", "a@x", "t", "sip:b@x", "udp:127.0.0.1:1", 100.0)
     store.cdr_start("new", "a@x", "t", "sip:b@x", "udp:127.0.0.1:1", 500.0)
     store.cdr_start("talking", "a@x", "t", "sip:b@x", "udp:127.0.0.1:1", 100.0)

@@ -4,7 +4,6 @@ leases, publications, watcher rules, subscriptions), and the migration to versio
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from sipline.storage import (
 from sipline.storage.sqlite_schema import MIGRATIONS
 
 ALICE = "alice@example.com"
-
-
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = SqliteStore(tmp_path / "sipline.db" if request.param == "sqlite-file" else ":memory:")
-    yield s
-    s.close()
 
 
 def message(text: str, *, aor: str = ALICE, at: float = 10.0, ttl: float = 100.0) -> NewMessage:

@@ -4,20 +4,12 @@ migration that adds it to a version 1 database without touching its data."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sipline.storage import SCHEMA_VERSION, DeviceInfo, SqliteStore, Store
 from sipline.storage.sqlite_schema import MIGRATIONS
-
-
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = SqliteStore(tmp_path / "sipline.db" if request.param == "sqlite-file" else ":memory:")
-    yield s
-    s.close()
 
 
 def test_rules_set_get_list_replace_remove(store: Store) -> None:

@@ -4,22 +4,12 @@ and the migration to version 9 keeping what a version 8 database holds."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sipline.storage import SCHEMA_VERSION, SqliteStore, Store
 from sipline.storage.sqlite_schema import MIGRATIONS
 
 ALICE = "alice@example.com"
-
-
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = SqliteStore(tmp_path / "sipline.db" if request.param == "sqlite-file" else ":memory:")
-    yield s
-    s.close()
 
 
 def test_messages_new_then_heard_then_deleted(store: Store) -> None:

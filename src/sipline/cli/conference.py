@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -25,7 +26,7 @@ __all__ = ["conference"]
 @contextmanager
 def _open(where: StoreOptions) -> Iterator[ConferenceStore]:
     path = where.database
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         raise click.ClickException(f"no database {path}: is the server running with --db {path}?")
     with where.opened(ConferenceStore) as store:
         yield store

@@ -40,16 +40,16 @@ from sipline.server.features.location import Location, find_region, region_by_ne
 from sipline.server.features.routing_service import caller_address
 from sipline.server.features.rules import RuleError, UserRules
 from sipline.server.features.rules_document import check_forward_loops, parse_rules
-from sipline.storage.base import Binding, DeviceInfo, StoreError, split_address
-from sipline.storage.sqlite import SqliteStore
+from sipline.storage.base import Binding, DeviceInfo, Store, StoreError, split_address
+from sipline.storage.location import open_store
 
 __all__ = ["route"]
 
 
-def _setup(where: StoreOptions) -> tuple[ServerConfig, SqliteStore]:
+def _setup(where: StoreOptions) -> tuple[ServerConfig, Store]:
     cfg = where.config()
     try:
-        return cfg, SqliteStore(cfg.server.database)
+        return cfg, open_store(cfg.server.database)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -63,7 +63,7 @@ def _address(text: str) -> str:
     return f"{user}@{domain}"
 
 
-def _local(cfg: ServerConfig, store: SqliteStore) -> Callable[[str], bool]:
+def _local(cfg: ServerConfig, store: Store) -> Callable[[str], bool]:
     domains = {d.lower() for d in cfg.server.domains} | set(store.list_domains())
     return lambda host: host.lower() in domains
 

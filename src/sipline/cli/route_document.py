@@ -14,17 +14,14 @@ from typing import Any
 import click
 
 from sipline.server.features.rules import UserRules, target_aor
-from sipline.storage.base import split_address
-from sipline.storage.sqlite import SqliteStore
+from sipline.storage.base import Store, split_address
 
 __all__ = ["FORWARDS", "apply_options", "read_document", "summary", "unknown_targets"]
 
 FORWARDS = ("always", "busy", "no_answer", "unavailable")
 
 
-def unknown_targets(
-    store: SqliteStore, rules: UserRules, is_local: Callable[[str], bool]
-) -> list[str]:
+def unknown_targets(store: Store, rules: UserRules, is_local: Callable[[str], bool]) -> list[str]:
     """Targets that ring nobody today: a device label no device of the user has, a local
     address that is no user. Saved all the same (a device may be labelled later), but
     said."""

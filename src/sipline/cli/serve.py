@@ -14,6 +14,7 @@ from sipline.cli.store_options import StoreOptions, build_config, store_options
 from sipline.cli.workers import WorkerCommand, supervise
 from sipline.server.config import ConfigError, ServerConfig, default_workers
 from sipline.server.records.logs import configure_logging
+from sipline.storage.location import database_location, is_url
 from sipline.transport.loop import run as run_loop
 
 __all__ = ["build_config", "serve", "welcome_lines"]
@@ -92,14 +93,18 @@ def serve(
     configure_logging(cfg.server.log_level, cfg.ops.log.format, worker_index)
     if worker_index is not None:
         # Started by the supervising `sipline serve` (sipline.cli.workers).
-        sys.exit(run_loop(run_server(cfg, reread, read_setup(worker_index))))
+        setup = read_setup(worker_index)
+        if setup.database is not None:  # a URL: not on our command line (WorkerSetup)
+            db = database_location(setup.database)
+            cfg = reread()
+        sys.exit(run_loop(run_server(cfg, reread, setup)))
     count = workers if workers is not None else (cfg.server.workers or default_workers())
     if count == 1:
         sys.exit(run_loop(run_server(cfg, reread)))
     args = [f"--config={config_path}"] if config_path is not None else []
     args += [f"--listen={spec}" for spec in listen]
     args += [f"--domain={name}" for name in domains]
-    args += [f"--db={db}"] if db is not None else []
+    args += [f"--db={db}"] if db is not None and not is_url(db) else []
     args += [f"--log-level={log_level}"] if log_level is not None else []
     args += [f"--http={http}"] if http is not None else []
     command = WorkerCommand(args)

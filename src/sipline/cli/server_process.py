@@ -28,6 +28,7 @@ from sipline.runtime.system import tune_gc
 from sipline.server.config import ServerConfig
 from sipline.server.startup import ServeError, WorkerSetup
 from sipline.storage.aio import AsyncStore
+from sipline.storage.location import describe
 
 if TYPE_CHECKING:  # the supervisor imports this module and must not load the server
     from sipline.server.sip_server import SipServer
@@ -42,8 +43,8 @@ async def welcome_lines(store: AsyncStore, cfg: ServerConfig) -> list[str]:
     to add a first user when there is none."""
     domains = await store.list_domains()
     users = await store.call(store.store.count_users)
-    database = cfg.server.database
-    db = shlex.quote(str(database))
+    database = describe(cfg.server.database)  # a URL's password is not shown
+    db = shlex.quote(database)
     lines = [
         f"sipline: database {database}",
         f"sipline: domains {', '.join(domains) if domains else '(none yet)'}",
@@ -118,6 +119,7 @@ def read_setup(index: int) -> WorkerSetup:
         media_socket=socket.socket(fileno=int(doc["media"])) if doc.get("media") else None,
         media_port=int(doc.get("media_port", 0)),
         http=socket.socket(fileno=int(doc["http"])) if doc.get("http") is not None else None,
+        database=doc.get("database"),
     )
 
 

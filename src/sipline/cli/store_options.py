@@ -3,7 +3,8 @@
 `user`, `domain`, `registrations`, `route`, `watchers` and `serve` take both, with one
 meaning: the database is `--db`, else the configuration's `[server] database`, else
 $SIPLINE_DB, else ./sipline.db; the configuration also gives the served domains and
-regions that some commands check names against.
+regions that some commands check names against. The database is a SQLite file or a
+`postgresql://` URL (`storage/location.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Protocol, TypeVar, cast
 import click
 
 from sipline.server.config import ConfigError, ServerConfig, check_domain, load_config, parse_listen
-from sipline.storage import SqliteStore, StoreError
+from sipline.storage import Store, StoreError
+from sipline.storage.location import DatabaseLocation, database_location, open_store
 
 __all__ = ["CONFIG_HELP", "DB_HELP", "StoreOptions", "build_config", "store_options"]
 
@@ -33,11 +35,17 @@ class _Closable(Protocol):
 S = TypeVar("S", bound=_Closable)
 
 CONFIG_HELP = "The server's TOML configuration (see README): its database, domains and regions."
-DB_HELP = "SQLite database (default: the configuration's, else $SIPLINE_DB, else ./sipline.db)."
+DB_HELP = (
+    "SQLite database file or postgresql:// URL"
+    " (default: the configuration's, else $SIPLINE_DB, else ./sipline.db)."
+)
 
 
 def build_config(
-    config_path: Path | None, listen: tuple[str, ...], domains: tuple[str, ...], db: Path | None
+    config_path: Path | None,
+    listen: tuple[str, ...],
+    domains: tuple[str, ...],
+    db: DatabaseLocation | None,
 ) -> ServerConfig:
     """The configuration file (or the defaults) with the command line's overrides."""
     cfg = ServerConfig()
@@ -64,7 +72,7 @@ class StoreOptions:
     """What `--config` and `--db` said."""
 
     config_path: Path | None = None
-    db: Path | None = None
+    db: DatabaseLocation | None = None
 
     def config(self) -> ServerConfig:
         """The configuration; an error in it is one line and exit status 1."""
@@ -77,7 +85,7 @@ class StoreOptions:
         """The domains `--config` names (none without it)."""
         return [d.lower() for d in self.config().server.domains] if self.config_path else []
 
-    def require_user(self, store: SqliteStore, aor: str) -> None:
+    def require_user(self, store: Store, aor: str) -> None:
         """`aor` must be a user of a served domain: anything else is a typing mistake
         (one line, exit status 1)."""
         user, _, domain = aor.rpartition("@")
@@ -90,15 +98,15 @@ class StoreOptions:
             raise click.ClickException(f"no user {aor}: add it with `sipline user add {aor}`")
 
     @property
-    def database(self) -> Path:
+    def database(self) -> DatabaseLocation:
         return self.db if self.db is not None else self.config().server.database
 
-    def open(self) -> AbstractContextManager[SqliteStore]:
+    def open(self) -> AbstractContextManager[Store]:
         """The store, created on first use; a store error becomes one line and exit 1."""
-        return self.opened(SqliteStore)
+        return self.opened(open_store)
 
     @contextmanager
-    def opened(self, make: Callable[[Path], S]) -> Iterator[S]:
+    def opened(self, make: Callable[[DatabaseLocation], S]) -> Iterator[S]:
         """`make(database)` (a store over the same file), closed at the end; a store
         error becomes one line and exit 1."""
         try:
@@ -117,9 +125,11 @@ def store_options(fn: F) -> F:
     """Add `--config` and `--db` to a command; it receives them as `where: StoreOptions`."""
 
     @functools.wraps(fn)
-    def command(*args: Any, config_path: Path | None, db: Path | None, **kwargs: Any) -> Any:
-        return fn(*args, where=StoreOptions(config_path, db), **kwargs)
+    def command(*args: Any, config_path: Path | None, db: str | None, **kwargs: Any) -> Any:
+        location = database_location(db) if db is not None else None
+        return fn(*args, where=StoreOptions(config_path, location), **kwargs)
 
     path = click.Path(path_type=Path, dir_okay=False)
-    with_db = click.option("--db", type=path, default=None, help=DB_HELP)(command)
+    # A string: a postgresql:// URL is not a path (click.Path would fold its "//").
+    with_db = click.option("--db", type=str, default=None, help=DB_HELP)(command)
     return cast(F, click.option("--config", "config_path", type=path, help=CONFIG_HELP)(with_db))

@@ -47,6 +47,7 @@ from sipline.server.secret_file import server_secret
 from sipline.server.startup import ServeError, record_domains, tls_context
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreError
+from sipline.storage.location import is_url
 from sipline.transport.channel import channel_socket
 from sipline.transport.shared import probe, shared_socket
 
@@ -289,6 +290,8 @@ class Supervisor:
             "media": w.media.fileno() if w.media is not None else None,
             "media_port": self.media_port,
             "http": self.http.fileno() if self.http is not None and w.index == 0 else None,
+            # Never on the command line (`ps` shows it to every user): see WorkerSetup.
+            "database": database if is_url(database := self.cfg.server.database) else None,
         }
         assert w.proc.stdin is not None
         w.proc.stdin.write(json.dumps(setup).encode() + b"\n")

@@ -29,6 +29,7 @@ from sipline.server.config_values import (
     strings,
     text,
 )
+from sipline.server.config_values import database as database_setting
 from sipline.server.features.location import Region
 from sipline.server.features.sections import EmergencySection, FeaturesSection, parse_regions
 from sipline.server.media_services.rooms_config import (
@@ -50,6 +51,7 @@ from sipline.server.security.relay import TrustedPeer
 from sipline.server.security.sections import SecuritySection, parse_trusted
 from sipline.server.startup import TlsSection
 from sipline.server.voicemail.settings import EmailSection, VoicemailSection
+from sipline.storage.location import database_location
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -76,9 +78,10 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def default_db_path() -> Path:
-    """`$SIPLINE_DB`, else `sipline.db` in the current directory."""
-    return Path(os.environ.get("SIPLINE_DB", "sipline.db"))
+def default_db_path() -> Path | str:
+    """`$SIPLINE_DB` (a file path or a postgresql:// URL), else `sipline.db` in the
+    current directory."""
+    return database_location(os.environ.get("SIPLINE_DB", "sipline.db"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,9 @@ class ServerSection:
     listen: tuple[Listen, ...] = setting(tuple(map(parse_listen, DEFAULT_LISTEN)), _listen)
     domains: tuple[str, ...] = setting((), _domains)
     # `$SIPLINE_DB` is read when a configuration is made, not when this module is loaded.
-    database: Path = field(default_factory=default_db_path, metadata={"check": path})
+    database: Path | str = field(
+        default_factory=default_db_path, metadata={"check": database_setting}
+    )
     mode: str = setting("proxy", choice("proxy", "redirect", what="'proxy' or 'redirect'"))
     redirect_users: tuple[str, ...] = setting((), strings)  # redirected in proxy mode
     record_route: bool = setting(True, boolean)

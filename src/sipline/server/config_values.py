@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.uri import SipUri, parse_uri
+from sipline.storage.location import database_location
 
 __all__ = [
     "ConfigError",
@@ -155,6 +156,12 @@ def text(key: str, value: Any) -> str:
 def path(key: str, value: Any) -> Path:
     _need(key, value, isinstance(value, str) and bool(value), "a file path")
     return Path(value)
+
+
+def database(key: str, value: Any) -> Path | str:
+    """A SQLite file path, or a postgresql:// URL (kept as written)."""
+    _need(key, value, isinstance(value, str) and bool(value), "a file path or postgresql:// URL")
+    return database_location(value)
 
 
 def pos_int(key: str, value: Any) -> int:

@@ -17,21 +17,28 @@ import contextlib
 import os
 from pathlib import Path
 
+from sipline.storage.location import is_url, local_folder
+
 __all__ = ["SECRET_BYTES", "secret_path", "server_secret"]
 
 SECRET_BYTES = 32
 
 
-def secret_path(database: Path, file: Path | None = None) -> Path | None:
-    """`file` (`[server] secret_file`), else DATABASE.secret beside a database file."""
+def secret_path(database: Path | str, file: Path | None = None) -> Path | None:
+    """`file` (`[server] secret_file`), else DATABASE.secret beside a database file
+    (in the current directory for a PostgreSQL database)."""
     if file is not None:
         return file
     if str(database) == ":memory:":
         return None
+    if is_url(database):
+        # A PostgreSQL database: the secret stays with the server, in its directory.
+        return local_folder(database) / "sipline-postgresql.secret"
+    database = Path(database)
     return database.with_name(database.name + ".secret")
 
 
-def server_secret(database: Path, file: Path | None = None) -> bytes:
+def server_secret(database: Path | str, file: Path | None = None) -> bytes:
     """The secret of the server whose database is `database`, created (mode 0600) on
     first use; a missing, unreadable or damaged file gives way to a new secret.
 

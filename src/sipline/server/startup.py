@@ -18,6 +18,7 @@ from pathlib import Path
 from sipline.server.config_values import ConfigError, path, setting
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import DuplicateError
+from sipline.storage.location import local_folder
 
 __all__ = ["ServeError", "TlsSection", "WorkerSetup", "record_domains", "tls_context"]
 
@@ -48,6 +49,9 @@ class WorkerSetup:
     media_socket: socket.socket | None = None
     media_port: int = 0
     http: socket.socket | None = None  # worker 0: the HTTP listener's socket ([http] listen)
+    # A postgresql:// database: handed over here, not on the command line, where any
+    # user could read its password (`ps`).
+    database: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,7 @@ class TlsSection:
             raise ConfigError("tls.cert: tls.cert and tls.key go together")
 
 
-def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
+def tls_context(tls: TlsSection, database: Path | str) -> ssl.SSLContext:
     """The TLS listeners' context: the configured certificate, else a self-signed one
     generated once beside the database (by the supervising process, with workers)."""
     # Only with a TLS listener: it loads the cryptography package.
@@ -70,7 +74,7 @@ def tls_context(tls: TlsSection, database: Path) -> ssl.SSLContext:
 
     cert, key = tls.cert, tls.key
     if cert is None or key is None:
-        folder = Path(database).resolve().parent / "sipline-tls"
+        folder = local_folder(database) / "sipline-tls"
         cert, key = folder / "cert.pem", folder / "key.pem"
         if not cert.exists() or not key.exists():
             _self_signed(folder, generate_self_signed)

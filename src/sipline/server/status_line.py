@@ -28,6 +28,7 @@ def status_line(ep: Endpoint, store: AsyncStore | None) -> str:
         f"response_wait_ms={round(guard.wait_s * 1000) if guard is not None else 0} "
         f"udp_queue_pct={round(guard.udp_fill * 100) if guard is not None else 0} "
         f"store_backlog={store.backlog if store is not None else 0} "
+        f"binding_reloads={store.feed_reloads if store is not None else 0} "
         f"flood_bans={flood.stats.bans if flood is not None else 0} "
         f"flood_banned={flood.banned_count if flood is not None else 0} "
         f"flood_dropped={flood.stats.dropped if flood is not None else 0} "

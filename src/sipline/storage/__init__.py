@@ -1,11 +1,13 @@
-"""Accounts and the location service: store protocols, the SQLite backend, the asyncio
-front.
+"""Accounts and the location service: store protocols, the SQLite and PostgreSQL
+backends, the asyncio front.
 
 What the server keeps (accounts, bindings, routing rules, devices, stored messages,
 presence, call records, voicemail) behind protocols in `base`, `im` and friends;
-`sqlite` is the embedded backend (its migrations in `sqlite_schema`); `aio.AsyncStore`
-runs it on one thread with group commit, and `cache` keeps bindings in memory.
-Imports `sipline.core` only; used by `sipline.server` and `sipline.cli`.
+`sqlite` is the embedded backend (its migrations in `sqlite_schema`), `postgres` the
+networked one (`database = "postgresql://…"`), both built from the same table groups
+(`sql_tables`); `location.open_store` opens the one a database setting names;
+`aio.AsyncStore` runs it on one thread with group commit, and `cache` keeps bindings
+in memory. Imports `sipline.core` only; used by `sipline.server` and `sipline.cli`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sipline.storage.im import (
     StoredMessage,
     SubscriptionRecord,
 )
+from sipline.storage.location import DatabaseLocation, open_store
 from sipline.storage.sqlite import SqliteStore
 from sipline.storage.sqlite_schema import SCHEMA_VERSION
 
@@ -47,6 +50,7 @@ __all__ = [
     "AccountStore",
     "AsyncStore",
     "Binding",
+    "DatabaseLocation",
     "DeviceInfo",
     "DuplicateError",
     "ImStore",
@@ -63,5 +67,6 @@ __all__ = [
     "SubscriptionRecord",
     "User",
     "compute_ha1s",
+    "open_store",
     "split_address",
 ]

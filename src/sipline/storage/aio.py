@@ -14,7 +14,8 @@ commit) for the location lookups a proxy makes on every request. When several
 processes share the store (`shared`), each one also follows the store's binding
 change feed (`poll_binding_changes`, called every few milliseconds by the server):
 a binding written by another process, or by the CLI, shows in this cache once the
-next poll reloaded its AOR.
+next poll reloaded its AOR; one written by this process is never reloaded (the feed
+names each change's origin, and the store leaves out its own).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class AsyncStore:
     """An asyncio front for a synchronous `Store`.
 
     `factory` opens the store; it runs on the worker thread, as does every later
-    call. Use `await AsyncStore.open(path)` for the SQLite backend.
+    call. Use `await AsyncStore.open(path)` for a SQLite file or a PostgreSQL URL.
     """
 
     def __init__(
@@ -97,6 +98,9 @@ class AsyncStore:
         # read-modify-write (see the module docstring).
         self.shared = False
         self._feed_seq = 0
+        # AORs reloaded because the feed named them (another process wrote them; never
+        # this one, whose writes are in its cache already): for the status line, tests.
+        self.feed_reloads = 0
         # Told of the (AOR, contact) pairs this process purged as expired (the
         # operator's log and events, server/ops/service.py).
         self.on_expired: Callable[[list[tuple[str, str]]], None] | None = None
@@ -110,10 +114,12 @@ class AsyncStore:
         max_queue: int | None = None,
         load_bindings: bool = True,
     ) -> AsyncStore:
-        from sipline.storage.sqlite import SqliteStore  # noqa: PLC0415 (optional backend)
+        """The store at `path`: a SQLite file, or a postgresql:// URL (`location.py`)."""
+        from sipline.storage.location import database_location, open_store  # noqa: PLC0415
 
+        location = database_location(path)
         store = cls(
-            lambda: SqliteStore(path),
+            lambda: open_store(location),
             max_batch=max_batch,
             max_queue=max_queue,
             load_bindings=load_bindings,
@@ -393,9 +399,11 @@ class AsyncStore:
         return found
 
     async def poll_binding_changes(self) -> int:
-        """Reload the AORs whose bindings changed in the store since the last poll
-        (by any process); returns how many were reloaded. One indexed read when
-        nothing changed."""
+        """Reload the AORs whose bindings another process (a worker, the CLI) changed in
+        the store since the last poll; returns how many were reloaded. This process's
+        own changes are left out by the store (their origin is its own): they are in
+        the cache since their commit. One indexed read when nothing changed (SQLite),
+        a non-blocking look at the LISTEN socket (PostgreSQL)."""
         after = self._feed_seq
 
         def read() -> tuple[int, list[str] | None, dict[str, list[Binding]]]:
@@ -411,6 +419,7 @@ class AsyncStore:
         self._feed_seq = max(self._feed_seq, head)
         for aor, bindings in found.items():
             self._cache.replace(aor, bindings)
+        self.feed_reloads += len(found)
         return len(found)
 
     def bindings(self, aor: str, *, now: float | None = None) -> list[Binding]:

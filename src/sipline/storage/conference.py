@@ -5,7 +5,8 @@ rooms (read by `sipline conference list/show`) and the commands the CLI queues f
 Two tables beside the store's own, created on first use (`IF NOT EXISTS`) over a
 connection of their own: they hold run-time state only (cleared when the host
 starts), so they need no schema migration, and the CLI and every worker reach them
-through the database file they already share. Each room row names the node whose
+through the database they already share (a SQLite file, or a PostgreSQL URL: the same
+SQL through `postgres_sql.py`). Each room row names the node whose
 host holds the room (`host`): with several nodes on one database, a host clears and
 takes the commands of its own rooms only. Tables from before that column are run-time
 state too: they are dropped and made again.
@@ -13,6 +14,7 @@ state too: they are dropped and made again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sipline.storage.base import StoreError
+from sipline.storage.location import is_url
 
 __all__ = ["COMMANDS", "ConferenceStore", "RoomCommand", "RoomState"]
 
@@ -62,6 +65,10 @@ class ConferenceStore:
     def __init__(self, path: str | Path, *, host: str = "", timeout_s: float = 5.0) -> None:
         self._lock = threading.Lock()
         self.host = host
+        self._db: Any
+        if is_url(path):
+            self._db = _postgres(str(path), timeout_s)
+            return
         try:
             self._db = sqlite3.connect(
                 str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -81,7 +88,8 @@ class ConferenceStore:
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
-                return self._db.execute(sql, args).fetchall()
+                rows: list[tuple[Any, ...]] = self._db.execute(sql, args).fetchall()
+                return rows
             except sqlite3.Error as exc:
                 raise StoreError(f"conference tables: {exc}") from None
 
@@ -99,7 +107,8 @@ class ConferenceStore:
     def publish(self, name: str, members: list[dict[str, Any]]) -> None:
         if members:
             self._run(
-                "INSERT OR REPLACE INTO conference_rooms VALUES (?, ?, ?, ?)",
+                "INSERT INTO conference_rooms VALUES (?, ?, ?, ?) ON CONFLICT(host, name)"
+                " DO UPDATE SET members = excluded.members, updated_at = excluded.updated_at",
                 (self.host, name, json.dumps(members), time.time()),
             )
         else:
@@ -141,3 +150,21 @@ class ConferenceStore:
             "INSERT INTO conference_commands (room, action, member, created_at) VALUES (?, ?, ?, ?)",
             (room, action, member, time.time()),
         )
+
+
+def _postgres(url: str, timeout_s: float) -> Any:
+    """A PostgreSQL connection (autocommit) taking the SQL above; `StoreError` if not."""
+    import psycopg  # noqa: PLC0415 (only with a PostgreSQL database)
+
+    from sipline.storage.postgres_sql import PgConnection, ddl, pg_error  # noqa: PLC0415
+    from sipline.storage.sql_tables import IntegrityError  # noqa: PLC0415
+
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
+    except psycopg.Error as exc:
+        raise pg_error("cannot open the conference tables: ", exc, url) from None
+    db = PgConnection(conn, url)
+    for statement in _SCHEMA:
+        with contextlib.suppress(IntegrityError):  # another process made it just now
+            db.execute(ddl(statement))
+    return db

@@ -18,7 +18,7 @@ from sipline.storage.im import (
     StoredMessage,
     SubscriptionRecord,
 )
-from sipline.storage.sqlite_tables import SqliteTables
+from sipline.storage.sql_tables import SqlTables
 
 __all__ = ["BEAT_MIGRATION", "IM_MIGRATION", "MESSAGE_STATE_MIGRATION", "ImTables"]
 
@@ -144,16 +144,17 @@ def _subscription(row: tuple[Any, ...]) -> SubscriptionRecord:
     )
 
 
-class ImTables(SqliteTables):
+class ImTables(SqlTables):
     """The `ImStore` half of `SqliteStore`."""
 
     # --- stored messages ------------------------------------------------------------------
 
     def add_message(self, message: NewMessage) -> int:
         with self._write() as db:
-            cursor = db.execute(
+            row = db.execute(
                 "INSERT INTO messages(aor, sender, recipient, call_id, content_type, body,"
-                " headers, received_at, expires_at, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " headers, received_at, expires_at, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                " RETURNING id",
                 (
                     message.aor,
                     message.sender,
@@ -166,10 +167,8 @@ class ImTables(SqliteTables):
                     message.expires_at,
                     message.received_at,
                 ),
-            )
-            row_id = cursor.lastrowid
-        assert row_id is not None  # an INSERT into a rowid table always sets it
-        return int(row_id)
+            ).fetchone()
+        return int(row[0])
 
     def pending_messages(self, aor: str, *, now: float, limit: int = 100) -> list[StoredMessage]:
         rows = self._query(
@@ -225,7 +224,9 @@ class ImTables(SqliteTables):
 
     def purge_expired_messages(self, now: float) -> list[StoredMessage]:
         with self._write() as db:
-            rows = list(db.execute(_SELECT_MESSAGES + " WHERE expires_at <= ? ORDER BY id", (now,)))
+            rows = db.execute(
+                _SELECT_MESSAGES + " WHERE expires_at <= ? ORDER BY id", (now,)
+            ).fetchall()
             db.execute("DELETE FROM messages WHERE expires_at <= ?", (now,))
         return [_message(r) for r in rows]
 
@@ -257,8 +258,12 @@ class ImTables(SqliteTables):
                     return False
             seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM publications").fetchone()[0]
             db.execute(
-                "INSERT OR REPLACE INTO publications(aor, event, etag, content_type, document,"
-                " expires_at, updated_at, seq) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO publications(aor, event, etag, content_type, document,"
+                " expires_at, updated_at, seq) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(aor, event, etag) DO UPDATE SET"
+                " content_type = excluded.content_type, document = excluded.document,"
+                " expires_at = excluded.expires_at, updated_at = excluded.updated_at,"
+                " seq = excluded.seq",
                 (
                     p.aor,
                     p.event,
@@ -329,8 +334,13 @@ class ImTables(SqliteTables):
         r = record
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO subscriptions(id, event, resource, watcher, state,"
-                " expires_at, dialog, owner, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO subscriptions(id, event, resource, watcher, state,"
+                " expires_at, dialog, owner, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET event = excluded.event,"
+                " resource = excluded.resource, watcher = excluded.watcher,"
+                " state = excluded.state, expires_at = excluded.expires_at,"
+                " dialog = excluded.dialog, owner = excluded.owner,"
+                " updated_at = excluded.updated_at",
                 (
                     r.id,
                     r.event,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sipline.storage.base import StoreError
 from sipline.storage.ops import CallRecord, CallUpdate, OpsEvent, TracedMessage
-from sipline.storage.sqlite_tables import SqliteTables
+from sipline.storage.sql_tables import SqlTables
 
 __all__ = ["OPS_MIGRATION", "OpsTables"]
 
@@ -69,13 +69,13 @@ _SELECT_CALLS = (
 )
 _LIST_CALLS = (
     _SELECT_CALLS + " WHERE started_at >= ?"
-    " AND (? IS NULL OR caller = ? OR callee LIKE ? OR answered_by LIKE ?)"
+    " AND (CAST(? AS TEXT) IS NULL OR caller = ? OR callee LIKE ? OR answered_by LIKE ?)"
     " AND (? = 0 OR ended_at IS NULL) ORDER BY started_at DESC LIMIT ?"
 )
 _GET_CALL = _SELECT_CALLS + " WHERE call_id = ?"
 _LIST_EVENTS = (
-    "SELECT at, kind, user, source, detail FROM ops_events WHERE at >= ?"
-    " AND (? IS NULL OR kind = ?) ORDER BY id DESC LIMIT ?"
+    'SELECT at, kind, "user", source, detail FROM ops_events WHERE at >= ?'
+    " AND (CAST(? AS TEXT) IS NULL OR kind = ?) ORDER BY id DESC LIMIT ?"
 )
 
 
@@ -105,7 +105,7 @@ _ENDED = (
     " ELSE 'callee' END"
     " WHERE call_id = ? AND answered_at IS NOT NULL AND ended_at IS NULL"
 )
-_EVENT = "INSERT INTO ops_events(at, kind, user, source, detail) VALUES (?,?,?,?,?)"
+_EVENT = 'INSERT INTO ops_events(at, kind, "user", source, detail) VALUES (?,?,?,?,?)'
 _MESSAGE = (
     "INSERT INTO call_messages(call_id, at, sent, transport, local, remote, data)"
     " VALUES (?,?,?,?,?,?,?)"
@@ -131,7 +131,7 @@ def _statement(update: CallUpdate) -> tuple[str, tuple[Any, ...]]:
     raise StoreError(f"unknown call record update {name!r}")
 
 
-class OpsTables(SqliteTables):
+class OpsTables(SqlTables):
     def record(self, updates: Sequence[CallUpdate], messages: Sequence[TracedMessage] = ()) -> None:
         """Updates and messages in one transaction, without a savepoint each: the server
         writes its queue of them every 0.2 s (server/records/tap.py)."""

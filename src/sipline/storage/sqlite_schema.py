@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from sipline.storage.sqlite_im import BEAT_MIGRATION, IM_MIGRATION, MESSAGE_STATE_MIGRATION
 from sipline.storage.sqlite_ops import OPS_MIGRATION
-from sipline.storage.sqlite_shared import BAN_MIGRATION, NONCE_DROP_MIGRATION, SHARED_MIGRATION
+from sipline.storage.sqlite_shared import (
+    BAN_MIGRATION,
+    FEED_ORIGIN_MIGRATION,
+    NONCE_DROP_MIGRATION,
+    SHARED_MIGRATION,
+)
 from sipline.storage.sqlite_voicemail import VOICEMAIL_MIGRATION
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
@@ -102,5 +107,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     BEAT_MIGRATION,
     # 12: the flow each binding's REGISTER came on, and its owner (storage/base.py Binding).
     ("ALTER TABLE bindings ADD COLUMN flow TEXT",),
+    # 13: binding changes name their origin, written by the store (see sqlite_shared.py).
+    FEED_ORIGIN_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

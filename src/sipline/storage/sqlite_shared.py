@@ -1,10 +1,13 @@
-"""Tables that let several server processes share one SQLite file (schema versions 4 and 7).
+"""Tables that let several server processes share one SQLite file (schema versions 4, 7
+and 13).
 
-- `binding_changes`: a change feed of the location service. Triggers on `bindings`
-  append the AOR of every inserted, updated or deleted row, whoever wrote it (a
-  worker process, the CLI), so a process that caches bindings in memory asks "what
-  changed after sequence number n?" with one indexed read and reloads only those
-  AORs (`AsyncStore.poll_binding_changes`).
+- `binding_changes`: a change feed of the location service. Every write to
+  `bindings` appends the AORs it changed with the writer's origin (a token each store
+  makes when it opens; schema 13, before which triggers appended every changed row),
+  whoever wrote it (a worker process, the CLI), so a process that caches bindings in
+  memory asks "what did others change after sequence number n?" with one indexed read
+  and reloads only those AORs (`AsyncStore.poll_binding_changes`); its own changes
+  are in its cache already, so it skips them.
 - `digest_nonces` (versions 4 to 9): the highest digest nonce count seen per nonce,
   claimed by every authenticated request at any worker. Dropped by version 10: a
   nonce names the worker that issued it, which keeps its counts in memory
@@ -18,9 +21,15 @@
 
 from __future__ import annotations
 
-from sipline.storage.sqlite_tables import SqliteTables
+from sipline.storage.sql_tables import SqlTables
 
-__all__ = ["BAN_MIGRATION", "NONCE_DROP_MIGRATION", "SHARED_MIGRATION", "SharedTables"]
+__all__ = [
+    "BAN_MIGRATION",
+    "FEED_ORIGIN_MIGRATION",
+    "NONCE_DROP_MIGRATION",
+    "SHARED_MIGRATION",
+    "SharedTables",
+]
 
 SHARED_MIGRATION: tuple[str, ...] = (
     """CREATE TABLE binding_changes (
@@ -54,8 +63,17 @@ BAN_MIGRATION: tuple[str, ...] = (
 # Nonce counts live in the memory of the worker that issued the nonce.
 NONCE_DROP_MIGRATION: tuple[str, ...] = ("DROP TABLE digest_nonces",)
 
+# 13: the writer appends the feed rows itself, with its origin, once per AOR and write
+# (a REGISTER refreshing three contacts was three rows).
+FEED_ORIGIN_MIGRATION: tuple[str, ...] = (
+    "DROP TRIGGER bindings_inserted",
+    "DROP TRIGGER bindings_updated",
+    "DROP TRIGGER bindings_deleted",
+    "ALTER TABLE binding_changes ADD COLUMN origin TEXT NOT NULL DEFAULT ''",
+)
 
-class SharedTables(SqliteTables):
+
+class SharedTables(SqlTables):
     """The `SharedStateStore` half of `SqliteStore`."""
 
     # --- the binding change feed --------------------------------------------------------------
@@ -65,10 +83,12 @@ class SharedTables(SqliteTables):
         return int(self._query("SELECT coalesce(max(seq), 0) FROM binding_changes")[0][0])
 
     def binding_changes(self, after: int) -> tuple[int, list[str] | None]:
-        """(head, the AORs changed after `after`), or (head, None) when the feed no
-        longer reaches back to `after` (pruned): the caller reloads everything."""
+        """(head, the AORs other stores changed after `after`), or (head, None) when
+        the feed no longer reaches back to `after` (pruned): the caller reloads
+        everything. Changes of this store's origin are left out: its writer applied
+        them to its cache after the commit."""
         rows = self._query(
-            "SELECT seq, aor FROM binding_changes WHERE seq > ? ORDER BY seq", (after,)
+            "SELECT seq, aor, origin FROM binding_changes WHERE seq > ? ORDER BY seq", (after,)
         )
         if not rows:
             return after, []
@@ -76,7 +96,8 @@ class SharedTables(SqliteTables):
         # rolls its number back), so a first row past after + 1 means rows were pruned.
         if int(rows[0][0]) > after + 1:
             return int(rows[-1][0]), None
-        return int(rows[-1][0]), list(dict.fromkeys(str(r[1]) for r in rows))
+        mine = self.origin
+        return int(rows[-1][0]), list(dict.fromkeys(str(r[1]) for r in rows if r[2] != mine))
 
     def prune_binding_changes(self, keep: int) -> int:
         """Forget all but the latest `keep` changes."""

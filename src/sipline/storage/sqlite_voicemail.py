@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sipline.storage.sqlite_tables import SqliteTables
+from sipline.storage.sql_tables import SqlTables
 from sipline.storage.voicemail import Mailbox, OutgoingEmail, VoicemailMessage
 
 __all__ = ["VOICEMAIL_MIGRATION", "VoicemailTables"]
@@ -62,17 +62,17 @@ def _message(row: tuple[Any, ...], audio: bytes = b"") -> VoicemailMessage:
     )
 
 
-class VoicemailTables(SqliteTables):
+class VoicemailTables(SqlTables):
     def add_voicemail(
         self, aor: str, caller: str, received_at: float, duration_s: float, audio: bytes
     ) -> int:
         with self._write() as db:
-            cur = db.execute(
+            row = db.execute(
                 "INSERT INTO voicemail(aor, caller, received_at, duration_s, audio)"
-                " VALUES (?,?,?,?,?)",
+                " VALUES (?,?,?,?,?) RETURNING id",
                 (aor, caller, received_at, duration_s, audio),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(row[0])
 
     def list_voicemail(self, aor: str, *, audio: bool = False) -> list[VoicemailMessage]:
         rows = self._query((_LIST_AUDIO if audio else _LIST) + " ORDER BY id", (aor,))
@@ -97,7 +97,8 @@ class VoicemailTables(SqliteTables):
 
     def count_voicemail(self, aor: str) -> tuple[int, int]:
         rows = self._query(
-            "SELECT COALESCE(SUM(heard = 0), 0), COALESCE(SUM(heard = 1), 0)"
+            "SELECT COALESCE(SUM(CASE WHEN heard = 0 THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(heard), 0)"
             " FROM voicemail WHERE aor = ?",
             (aor,),
         )
@@ -112,7 +113,7 @@ class VoicemailTables(SqliteTables):
 
     def _set_mailbox(self, aor: str, column: str, value: object) -> None:
         with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO mailboxes(aor) VALUES (?)", (aor,))
+            db.execute("INSERT INTO mailboxes(aor) VALUES (?) ON CONFLICT DO NOTHING", (aor,))
             db.execute(_SET[column], (value, aor))
 
     def set_mailbox_pin(self, aor: str, pin_hash: str | None) -> None:
@@ -126,11 +127,12 @@ class VoicemailTables(SqliteTables):
 
     def queue_email(self, recipient: str, message: bytes, now: float) -> int:
         with self._write() as db:
-            cur = db.execute(
-                "INSERT INTO email_outbox(recipient, message, next_attempt_at) VALUES (?,?,?)",
+            row = db.execute(
+                "INSERT INTO email_outbox(recipient, message, next_attempt_at) VALUES (?,?,?)"
+                " RETURNING id",
                 (recipient, message, now),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(row[0])
 
     def due_emails(self, now: float, limit: int = 10) -> list[OutgoingEmail]:
         rows = self._query(

@@ -46,7 +46,7 @@ class ConferenceService:
         rooms: list[RoomConfig],
         *,
         max_participants: int = 20,
-        database: Path | None = None,
+        database: Path | str | None = None,
         node: str = "",
         timers: Timers,
     ) -> None:

@@ -39,7 +39,7 @@ def register_services(
     media: MediaSection,
     conference_settings: ConferenceSection,
     rooms: tuple[RoomConfig, ...],
-    database: Path,
+    database: Path | str,
     timers: Timers,
     node: str = "",
 ) -> None:
@@ -56,7 +56,7 @@ def register_services(
         return ConferenceService(
             list(rooms),
             max_participants=conference_settings.max_participants,
-            database=Path(database),
+            database=database,
             node=node,
             timers=timers,
         )

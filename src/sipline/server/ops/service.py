@@ -35,6 +35,7 @@ from sipline.server.security.monitor import SecurityMonitor
 from sipline.server.startup import ServeError, WorkerSetup
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreError
+from sipline.storage.location import describe
 from sipline.storage.ops import OpsEvent
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class OpsService:
         settings: OpsConfig,
         *,
         regions: list[str],
-        database: Path,
+        database: Path | str,
         ringing_s: float,
     ) -> None:
         """`ringing_s`: how long a call attempt may ring ([limits] timer_c_s, §16.6)."""
@@ -198,7 +199,7 @@ class OpsService:
             doc["counted_by"] = "all workers (the overload figures: worker 0)"
         doc["registered"] = self.store.cached_binding_count()
         doc["listening"] = self.server.bound
-        doc["database"] = str(self.database)
+        doc["database"] = describe(self.database)  # a URL's password is not shown
         return doc
 
     async def _purge(self) -> None:
