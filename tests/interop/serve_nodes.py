@@ -70,13 +70,12 @@ async def provision(database: str, users: dict[str, str] = USERS) -> None:
         await store.close()
 
 
-def _command(host: str, port: int, database: str, workers: int, config: Path | None) -> list[str]:
-    args = [
+def _command(host: str, port: int, database: str, workers: int, config: Path) -> list[str]:
+    return [
         sys.executable, "-c", "from sipline.cli.main import main; main()", "serve",
         "--listen", f"udp:{host}:{port}", "--listen", f"tcp:{host}:{port}",
-        "--db", database, "--domain", DOMAIN, "--workers", str(workers),
+        "--db", database, "--domain", DOMAIN, "--workers", str(workers), "--config", str(config),
     ]  # fmt: skip
-    return [*args, "--config", str(config)] if config is not None else args
 
 
 def start_nodes(
@@ -90,13 +89,20 @@ def start_nodes(
     """One node per host, all started at once (so they race for the migrations and
     the secret file as nodes booted together do), each waited for until it serves."""
     started: list[Node] = []
+    # Every node names one secret file (README "Running several nodes": a copy on each
+    # machine); beside a SQLite file that is the default already, not for a URL.
+    shared = f'secret_file = "{workdir / "secret"}"\n'
+    text = config or ""
+    text = (
+        text.replace("[server]\n", "[server]\n" + shared, 1)
+        if "[server]\n" in text
+        else ("[server]\n" + shared + text)
+    )
     for host in hosts:
         home = workdir / host
         home.mkdir(parents=True, exist_ok=True)
-        path = None
-        if config is not None:
-            path = home / "sipline.toml"
-            path.write_text(config, encoding="utf-8")
+        path = home / "sipline.toml"
+        path.write_text(text, encoding="utf-8")
         port = free_port_pair(host)
         proc = subprocess.Popen(
             _command(host, port, database, workers, path),
