@@ -1,0 +1,156 @@
+"""The C accelerator (`sipline._speedups`) agrees with the pure-Python reference
+(`sipline.core.scan`): the same result, or `RemoteProtocolError` with the same reason
+and status, on random input, on every torture and call-flow message and on every
+truncation of them (no read past a buffer: the ASan build runs these too).
+`SIPLINE_PURE=1` selects the pure code (`sipline --version` says which is active)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from sipline.core import scan
+from sipline.core.errors import RemoteProtocolError
+
+speedups = pytest.importorskip("sipline._speedups")
+
+DATA = Path(__file__).parents[1] / "data"
+CORPUS = sorted(
+    p
+    for folder in ("rfc4475", "rfc5118", "rfc3665-callflows", "sipp")
+    for p in (DATA / folder).rglob("*")
+    if p.is_file() and p.suffix in (".dat", ".sip", ".txt", ".xml", "")
+)
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", call())
+    except RemoteProtocolError as exc:
+        return ("error", exc.reason, exc.status)
+
+
+def agree_split_head(head: bytes, max_headers: int = 200, max_line: int = 8192) -> None:
+    assert outcome(lambda: speedups.split_head(head, max_headers, max_line)) == outcome(
+        lambda: scan.split_head(head, max_headers, max_line)
+    )
+
+
+def agree_framing(data: bytes, pos: int = 0) -> None:
+    assert speedups.find_head_end(data, pos) == scan.find_head_end(data, pos)
+    assert speedups.find_head_end(bytearray(data), pos) == scan.find_head_end(data, pos)
+    assert outcome(lambda: speedups.content_length_of(data)) == outcome(
+        lambda: scan.content_length_of(data)
+    )
+
+
+# Bytes rich in what the scanners look at: line ends, folding, colons, name characters.
+_pieces = st.sampled_from(
+    [
+        b"\r\n", b"\r", b"\n", b" ", b"\t", b":", b"\r\n ", b"\r\n\t", b"\r\n\r\n", b"\n\n",
+        b"Via", b"v", b"l", b"L", b"Content-Length", b"content-LENGTH", b"To", b"x-Y_z",
+        b"0", b"12", b"007", b"9999999999999", b"\x0b", b"\x0c", b"\x00", b"\xff", b"\xc3\xa9",
+        b";", b",", b"@", b"[", b"INVITE sip:a@b SIP/2.0", b"SIP/2.0 200 OK", b"CSeq: 1 INVITE",
+    ]
+)  # fmt: skip
+_noise = st.lists(st.one_of(_pieces, st.binary(max_size=4)), max_size=40).map(b"".join)
+# Header blocks that are nearly right: names, separators, values, line ends and folds.
+_names = st.sampled_from(
+    [b"Via", b"v", b"l", b"L", b"Content-Length", b"cONTENT-length", b"To", b"t", b"Call-ID",
+     b"X-Unknown-Header", b"P-Asserted-Identity", b"", b" Via", b"Via ", b"V\xe9a", b"a b", b"q"]
+)  # fmt: skip
+_seps = st.sampled_from([b": ", b":", b" : ", b"\t:\t", b"", b":\r\n ", b"::"])
+_values = st.sampled_from(
+    [b"0", b"5", b" 12 ", b"0012", b"1234567890123", b"x", b"", b"5\r\n 6", b"\r\n 7",
+     b"SIP/2.0/UDP h;branch=z9hG4bK1", b"<sip:a@b>;tag=1", b"5\x0b", b"\xd9\xa3"]
+)  # fmt: skip
+_ends = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\n\t", b"\r\n\r\n"])
+_fields = st.tuples(_names, _seps, _values, _ends).map(b"".join)
+_blocks = st.tuples(
+    st.sampled_from([b"INVITE sip:a@b SIP/2.0\r\n", b"SIP/2.0 200 OK\n", b"", b" x\r\n"]),
+    st.lists(_fields, max_size=12).map(b"".join),
+).map(b"".join)
+_inputs = st.one_of(_noise, _blocks)
+
+
+@given(_inputs, st.integers(0, 12), st.integers(0, 40))
+@example(b"", 0, 0)
+@example(b"A\r\n b: c", 200, 8192)
+@example(b"A\r\n\r\nB: c", 200, 8192)
+@example(b"A\r\nB : c\r\n", 200, 8192)
+@example(b"A\r\nB\r\n : c", 200, 8192)
+@example(b"A\r\n:c", 200, 8192)
+@settings(max_examples=1500)
+def test_split_head_agrees(head: bytes, max_headers: int, max_line: int) -> None:
+    agree_split_head(head)
+    agree_split_head(head, max_headers, max_line)
+
+
+@given(_inputs, st.integers(-3, 50))
+@example(b"A\r\nl: 5\r\nl:5\r\n\r\n", 0)
+@example(b"A\r\nl: 5\r\nContent-Length : 6\r\n\r\n", 0)
+@example(b"A\r\nl:\r\n 5\r\n\r\n", 0)
+@example(b"A\r\nl: 1\r\r\n 5\r\n\r\n", 0)
+@example(b"l: 5\r\n", 0)
+@example(b"A\nl: 5\n\n", 0)
+@example(b"A\r\ncontent-lengthl: 5\r\n\r\n", 0)
+@example(b"A\r\nl: 0000000000005\r\n\r\n", 0)
+@example(b"A\r\nl: \xd9\xa3\r\n\r\n", 0)
+@settings(max_examples=1500)
+def test_framing_scanners_agree(data: bytes, pos: int) -> None:
+    agree_framing(data, pos)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_scanners_agree_on_the_corpus_and_its_truncations(path: Path) -> None:
+    data = path.read_bytes()
+    end = data.find(b"\r\n\r\n")
+    heads = [data[:end] if end >= 0 else data, data]
+    for head in heads:
+        agree_split_head(head)
+        agree_split_head(head, 5, 40)
+    agree_framing(data)
+    # Every prefix of the header block (a truncated read), with and without a final CRLF.
+    for n in range(min(len(data), 2048)):
+        cut = data[:n]
+        agree_split_head(cut)
+        agree_framing(cut, max(0, n - 5))
+        agree_framing(cut + b"\r\n")
+
+
+def test_the_corpus_is_there() -> None:
+    assert len(CORPUS) > 60
+
+
+def _version(env_pure: bool) -> str:
+    env = dict(os.environ)
+    env.pop("SIPLINE_PURE", None)
+    if env_pure:
+        env["SIPLINE_PURE"] = "1"
+    code = (
+        "import sipline.core.scanners as s, sipline.accel as a;print(s.accelerated, a.describe())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_sipline_pure_selects_the_reference_and_the_default_is_the_extension() -> None:
+    assert _version(env_pure=True) == "False pure Python (SIPLINE_PURE)"
+    assert _version(env_pure=False) == "True C accelerator"
+
+
+def test_version_names_the_implementation() -> None:
+    exe = Path(sys.executable).with_name("sipline")
+    env = {**os.environ, "SIPLINE_PURE": "1"}
+    out = subprocess.run([exe, "--version"], env=env, capture_output=True, text=True, check=True)
+    assert "pure Python" in out.stdout
