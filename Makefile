@@ -1,6 +1,7 @@
 # The two set-up commands a new user needs (see README.md):
 #   make serve   installs sipline into .venv and runs the SIP server
-#   make test    installs the test tools and peers (SIPp, baresip, Kamailio, ...) and runs the whole suite
+#   make test    installs the test tools and peers (SIPp, baresip, Kamailio, ...) and runs the whole suite,
+#                then the protocol core's and transports' tests again on the pure-Python scanners
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -17,18 +18,25 @@ test: install-test peers
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+	SIPLINE_PURE=1 $(BIN)/pytest -q tests/core tests/transport
 
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+# The C accelerator's build packages (gcc libc6-dev python3-dev) when apt-get can install
+# them without asking; otherwise pip skips the extension and sipline is pure Python.
+$(VENV)/.installed: pyproject.toml setup.py src/sipline/_speedups.c
+	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh --no-prompt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+# make test may ask for sudo (as the peers do): the build packages are installed, and the
+# accelerator rebuilt, when make serve could not.
+$(VENV)/.installed-test: pyproject.toml setup.py src/sipline/_speedups.c $(VENV)/.installed
+	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 

@@ -401,7 +401,7 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "sipline._speedups",
     "C versions of sipline.core.scan's byte scanners (optional; the Python ones are the "
     "reference).",
-    -1, methods,
+    -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
