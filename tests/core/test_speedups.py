@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sipline.core import scan
+from sipline.core import auth_params, scan
 from sipline.core.errors import RemoteProtocolError
 
 speedups = pytest.importorskip("sipline._speedups")
@@ -124,6 +124,94 @@ def test_scanners_agree_on_the_corpus_and_its_truncations(path: Path) -> None:
         agree_split_head(cut)
         agree_framing(cut, max(0, n - 5))
         agree_framing(cut + b"\r\n")
+
+
+# Digest header values: schemes, auth-params, quoting, escapes, folds, token68, junk.
+_auth_pieces = st.sampled_from(
+    [
+        "Digest", "Basic", "digest", " ", "\t", ",", "=", '"', "\\", "\r\n ", "\r\n", "\r\n\t",
+        "realm", "nonce", "Realm", "uri", "a'b", "response", 'realm="example.com"',
+        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093"', "algorithm=MD5", "qop=auth",
+        "nc=00000001", "dXNlcg==", "abc/+", "==", 'x="a\\"b"', 'x="\\\r"', "\x01", "\x7f",
+        "é", "\udcff", "€", 'x=""', "x=", ";",
+    ]
+)  # fmt: skip
+_auth_text = st.lists(st.one_of(_auth_pieces, st.text(max_size=3)), max_size=25).map("".join)
+_auth_values = st.builds(
+    lambda scheme, params, sep: scheme + " " + sep.join(params),
+    st.sampled_from(["Digest", "Basic", "Bearer"]),
+    st.lists(
+        st.builds(
+            lambda n, eq, v: n + eq + v,
+            st.sampled_from(["realm", "nonce", "uri", "REALM", "cnonce", "a-b", "x'y"]),
+            st.sampled_from(["=", " = ", "=\r\n ", " "]),
+            st.sampled_from(['"x"', '"a\\"b"', '""', "tok", '"é,"', '"\x02"', "MD5", "/"]),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from([", ", ",", " ,\t", ",\r\n ", " "]),
+)
+
+
+@given(st.one_of(_auth_text, _auth_values), st.booleans())
+@example("Digest a=b, A=c", False)
+@example("Basic dXNlcg== ", False)
+@example('Digest a="\\', False)
+@example("Digest", False)
+@example("Digest,a=b", False)
+@settings(max_examples=2000)
+def test_auth_param_scanner_agrees(text: str, as_bytes: bool) -> None:
+    value: str | bytes = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert outcome(lambda: speedups.parse_value(value, "Authorization")) == outcome(
+        lambda: auth_params.parse_value(value, "Authorization")
+    )
+
+
+# RFC 2617 §3.5 and RFC 7616 §3.9.1 examples (one folded as a SIP header may be), and odd ones.
+_RFC_AUTH_VALUES = [
+    b'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+    b'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"',
+    b'Digest username="Mufasa",\r\n realm="testrealm@host.com",\r\n '
+    b'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, '
+    b'nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", '
+    b'opaque="5ccc069c403ebaf9f0171e9517f40e41"',
+    b'Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=SHA-256, '
+    b'nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", '
+    b'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"',
+    b"Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe, userhash=false, "
+    b'realm="api@example.org", uri="/doe.json", algorithm=SHA-512-256, qop=auth, '
+    b'nc=00000001, cnonce="NTg6RKcb9boFIAS3KrFK9BGeh+iDa/sm6jUMp2wds69v", '
+    b'response="ae66e67d6b427bd3f120414a82e4acff38e8ecd9101d6c861229025f607a79dd", '
+    b'nonce="5TsQWLVdgBdmrQ0XsxbDODV+57QdFR34I9HAbC/RVvkK", '
+    b'opaque="HRPCssKJSGjCrkzDg8OhwpzCiGPChXYjwrI2QmXDnsOS"',
+    b'Digest username="b\\"ob", realm="\xc3\xa9", nonce="", response="x"',
+]
+
+
+def _auth_lines() -> list[bytes]:
+    names = (
+        b"authorization:",
+        b"proxy-authorization:",
+        b"www-authenticate:",
+        b"proxy-authenticate:",
+    )
+    return _RFC_AUTH_VALUES + [
+        line.partition(b":")[2]
+        for path in CORPUS
+        for line in path.read_bytes().split(b"\r\n")
+        if line.lower().startswith(names)
+    ]
+
+
+def test_auth_param_scanner_agrees_on_the_corpus_and_its_truncations() -> None:
+    lines = _auth_lines()
+    assert len(lines) > len(_RFC_AUTH_VALUES)
+    for line in lines:
+        for n in range(len(line) + 1):
+            for value in (line[:n], line[:n].decode("utf-8", "surrogateescape")):
+                assert outcome(lambda v=value: speedups.parse_value(v, "WWW-Authenticate")) == (
+                    outcome(lambda v=value: auth_params.parse_value(v, "WWW-Authenticate"))
+                )
 
 
 def test_the_corpus_is_there() -> None:

@@ -1,7 +1,7 @@
 """The byte scanners the parser and the framer call: the C ones when available.
 
-`sipline.core.scan` is the reference; `sipline._speedups` implements the same
-functions in C. The C ones are used unless the extension was not built or
+`sipline.core.scan` (and, for the digest auth-param scanner, `auth_params.parse_value`)
+is the reference; `sipline._speedups` implements the same functions in C. The C ones are used unless the extension was not built or
 `SIPLINE_PURE=1` is set (`sipline.accel` decides); `accelerated` says which.
 """
 
@@ -10,21 +10,30 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sipline.accel import speedups
-from sipline.core import scan
+from sipline.core import auth_params, scan
 
-__all__ = ["accelerated", "content_length_of", "find_head_end", "split_head"]
+__all__ = [
+    "accelerated",
+    "content_length_of",
+    "find_head_end",
+    "parse_auth_value",
+    "split_head",
+]
 
 split_head: Callable[[bytes, int, int], tuple[bytes, list[bytes], list[str]]]
 find_head_end: Callable[[bytes | bytearray, int], int]
 content_length_of: Callable[[bytes], int]
+parse_auth_value: Callable[[str | bytes, str], tuple[str, auth_params.Params | str]]
 
 if speedups is not None:
     split_head = speedups.split_head
     find_head_end = speedups.find_head_end
     content_length_of = speedups.content_length_of
+    parse_auth_value = speedups.parse_value
 else:
     split_head = scan.split_head
     find_head_end = scan.find_head_end
     content_length_of = scan.content_length_of
+    parse_auth_value = auth_params.parse_value
 
 accelerated = speedups is not None
