@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARGS   ?=
+# The optional C accelerator's sources: a change rebuilds it.
+ACCEL   = setup.py src/sipline/_speedups.h src/sipline/_speedups.c src/sipline/_speedups_auth.c
 
 .PHONY: serve test install install-test peers lint typecheck bench clean
 
@@ -26,7 +28,7 @@ install-test: $(VENV)/.installed-test
 
 # The C accelerator's build packages (gcc libc6-dev python3-dev) when apt-get can install
 # them without asking; otherwise pip skips the extension and sipline is pure Python.
-$(VENV)/.installed: pyproject.toml setup.py src/sipline/_speedups.c
+$(VENV)/.installed: pyproject.toml $(ACCEL)
 	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh --no-prompt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -35,7 +37,7 @@ $(VENV)/.installed: pyproject.toml setup.py src/sipline/_speedups.c
 
 # make test may ask for sudo (as the peers do): the build packages are installed, and the
 # accelerator rebuilt, when make serve could not.
-$(VENV)/.installed-test: pyproject.toml setup.py src/sipline/_speedups.c $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml $(ACCEL) $(VENV)/.installed
 	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@

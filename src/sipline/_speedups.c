@@ -1,4 +1,5 @@
-/* sipline._speedups: C versions of the byte scanners in sipline/core/scan.py.
+/* sipline._speedups: C versions of the byte scanners in sipline/core/scan.py (this file)
+ * and of the digest auth-param scanner, auth_params.parse_value (_speedups_auth.c).
  *
  * Optional: built when a C compiler and Python's headers are present (setup.py),
  * selected by sipline/core/scanners.py unless SIPLINE_PURE=1. The Python functions
@@ -10,13 +11,15 @@
 #include <Python.h>
 #include <string.h>
 
+#include "_speedups.h"
+
 /* sipline.core.errors.RemoteProtocolError, imported on first use (importing it at
  * module load would import sipline.core from inside sipline.accel). */
 static PyObject *remote_error = NULL;
 
-/* RemoteProtocolError(reason, status) raised; always NULL. `reason` is a str. */
-static PyObject *
-raise_remote_obj(PyObject *reason, int status)
+/* RemoteProtocolError(reason, status) raised; always NULL. Steals `reason` (a str). */
+PyObject *
+sipline_raise_remote(PyObject *reason, int status)
 {
     if (reason == NULL)
         return NULL;
@@ -43,20 +46,20 @@ raise_remote_obj(PyObject *reason, int status)
 static PyObject *
 raise_remote(const char *reason, int status)
 {
-    return raise_remote_obj(PyUnicode_FromString(reason), status);
+    return sipline_raise_remote(PyUnicode_FromString(reason), status);
 }
 
 /* token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")  §25.1 */
-static unsigned char is_token[256];
+unsigned char sipline_is_token[256];
 
 static void
 init_tables(void)
 {
     const char *extra = "-.!%*_+`'~";
     for (int c = 0; c < 256; c++)
-        is_token[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        sipline_is_token[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
     for (const char *p = extra; *p; p++)
-        is_token[(unsigned char)*p] = 1;
+        sipline_is_token[(unsigned char)*p] = 1;
 }
 
 /* Canonical keys made once: the compact forms (RFC 3261 §7.3.3, as headers.COMPACT_FORMS)
@@ -118,7 +121,7 @@ key_of_name(const unsigned char *name, Py_ssize_t n)
     if (n == 0)
         return raise_remote("Malformed header field name", 400);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!is_token[name[i]])
+        if (!sipline_is_token[name[i]])
             return raise_remote("Malformed header field name", 400);
     }
     if (n == 1) {
@@ -401,322 +404,12 @@ content_length_of(PyObject *self, PyObject *args)
     return PyLong_FromLongLong(value);
 }
 
-/* --- auth_params.parse_value: scheme and auth-params of a digest header value ------ */
-
-typedef struct {
-    PyObject *text; /* the unfolded value (str) */
-    int kind;
-    const void *data;
-    Py_ssize_t len, pos;
-    PyObject *what;
-} Scanner;
-
-/* RemoteProtocolError(f"Malformed {what}: {defect}"); steals `defect`. */
-static PyObject *
-scan_error(Scanner *s, PyObject *defect)
-{
-    if (defect == NULL)
-        return NULL;
-    PyObject *reason = PyUnicode_FromFormat("Malformed %U: %U", s->what, defect);
-    Py_DECREF(defect);
-    return raise_remote_obj(reason, 400);
-}
-
-static Py_UCS4
-peek(Scanner *s)
-{
-    return s->pos < s->len ? PyUnicode_READ(s->kind, s->data, s->pos) : 0;
-}
-
-static int
-skip_ws(Scanner *s)
-{
-    Py_ssize_t start = s->pos;
-    while (s->pos < s->len) {
-        Py_UCS4 c = PyUnicode_READ(s->kind, s->data, s->pos);
-        if (c != ' ' && c != '\t')
-            break;
-        s->pos++;
-    }
-    return s->pos > start;
-}
-
-static int
-token_char(Py_UCS4 c)
-{
-    return c < 128 && is_token[c];
-}
-
-/* A token at pos (advancing past it), or NULL with the error "expected {what} at offset". */
-static PyObject *
-scan_token(Scanner *s, PyObject *what)
-{
-    Py_ssize_t start = s->pos, end = start;
-    while (end < s->len && token_char(PyUnicode_READ(s->kind, s->data, end)))
-        end++;
-    if (end == start)
-        return scan_error(s, PyUnicode_FromFormat("expected %U at offset %zd", what, start));
-    s->pos = end;
-    return PyUnicode_Substring(s->text, start, end);
-}
-
-static int
-qdtext_char(Py_UCS4 c)
-{
-    /* qdtext: anything but DQUOTE, backslash and the controls other than HTAB */
-    return !(c == '"' || c == '\\' || c <= 0x08 || (c >= 0x0a && c <= 0x1f) || c == 0x7f);
-}
-
-static PyObject *
-scan_quoted(Scanner *s)
-{
-    Py_ssize_t pos = s->pos + 1, n = 0;
-    Py_UCS4 *out = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(s->len - s->pos + 1));
-    if (out == NULL)
-        return PyErr_NoMemory();
-    PyObject *result = NULL;
-    while (pos < s->len) {
-        Py_UCS4 c = PyUnicode_READ(s->kind, s->data, pos);
-        if (c == '"') {
-            s->pos = pos + 1;
-            result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, n);
-            PyMem_Free(out);
-            return result;
-        }
-        if (c == '\\') {
-            Py_UCS4 next = pos + 1 < s->len ? PyUnicode_READ(s->kind, s->data, pos + 1) : 0x80;
-            if (pos + 1 >= s->len || next >= 0x80 || next == '\n' || next == '\r') {
-                PyMem_Free(out);
-                return scan_error(s, PyUnicode_FromFormat("bad quoted-pair at offset %zd", pos));
-            }
-            out[n++] = next;
-            pos += 2;
-            continue;
-        }
-        if (!qdtext_char(c)) {
-            PyMem_Free(out);
-            return scan_error(
-                s, PyUnicode_FromFormat("control character in quoted-string at offset %zd", pos));
-        }
-        out[n++] = c;
-        pos++;
-    }
-    PyMem_Free(out);
-    return scan_error(s, PyUnicode_FromString("unterminated quoted-string"));
-}
-
-/* TOKEN68_RE.fullmatch(text[pos:].rstrip(" \t")): [A-Za-z0-9\-._~+/]+=* */
-static int
-is_token68_rest(Scanner *s)
-{
-    Py_ssize_t end = s->len;
-    while (end > s->pos) {
-        Py_UCS4 c = PyUnicode_READ(s->kind, s->data, end - 1);
-        if (c != ' ' && c != '\t')
-            break;
-        end--;
-    }
-    Py_ssize_t i = s->pos;
-    while (i < end) {
-        Py_UCS4 c = PyUnicode_READ(s->kind, s->data, i);
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'))
-            break;
-        i++;
-    }
-    if (i == s->pos)
-        return 0;
-    while (i < end && PyUnicode_READ(s->kind, s->data, i) == '=')
-        i++;
-    return i == end;
-}
-
-/* _to_text: bytes decoded as UTF-8 (strictly), then every fold (CRLF before SP / HTAB)
- * removed. A new reference, or NULL with the error set. */
-static PyObject *
-to_text(PyObject *value, PyObject *what)
-{
-    PyObject *text;
-    if (PyBytes_Check(value)) {
-        text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), NULL);
-        if (text == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
-                return NULL;
-            PyErr_Clear();
-            return raise_remote_obj(PyUnicode_FromFormat("%U is not valid UTF-8", what), 400);
-        }
-    }
-    else if (PyUnicode_Check(value)) {
-        text = Py_NewRef(value);
-    }
-    else {
-        PyErr_SetString(PyExc_TypeError, "parse_value() needs str or bytes");
-        return NULL;
-    }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(text), folds = 0;
-    for (Py_ssize_t i = 0; i + 2 < len; i++) {
-        if (PyUnicode_READ(kind, data, i) == '\r' && PyUnicode_READ(kind, data, i + 1) == '\n') {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i + 2);
-            if (c == ' ' || c == '\t')
-                folds++;
-        }
-    }
-    if (folds == 0)
-        return text;
-    Py_UCS4 *out = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)len);
-    if (out == NULL) {
-        Py_DECREF(text);
-        return PyErr_NoMemory();
-    }
-    Py_ssize_t n = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '\r' && i + 2 < len && PyUnicode_READ(kind, data, i + 1) == '\n') {
-            Py_UCS4 d = PyUnicode_READ(kind, data, i + 2);
-            if (d == ' ' || d == '\t') {
-                i++; /* drop CR LF, keep the whitespace */
-                continue;
-            }
-        }
-        out[n++] = c;
-    }
-    PyObject *unfolded = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, n);
-    PyMem_Free(out);
-    Py_DECREF(text);
-    return unfolded;
-}
-
-/* auth_params.parse_value(text, what) -> (scheme, params tuple or token68 str) */
-static PyObject *
-parse_value(PyObject *self, PyObject *args)
-{
-    PyObject *value, *what;
-    if (!PyArg_ParseTuple(args, "OU:parse_value", &value, &what))
-        return NULL;
-    PyObject *text = to_text(value, what);
-    if (text == NULL)
-        return NULL;
-    Scanner s = {text, PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
-                 0, what};
-    PyObject *scheme = NULL, *params = NULL, *seen = NULL, *result = NULL, *label = NULL;
-    skip_ws(&s);
-    label = PyUnicode_FromString("an auth-scheme");
-    if (label == NULL)
-        goto done;
-    scheme = scan_token(&s, label);
-    Py_CLEAR(label);
-    if (scheme == NULL)
-        goto done;
-    if (!skip_ws(&s) && s.pos < s.len) {
-        scan_error(&s, PyUnicode_FromString("no whitespace after the auth-scheme"));
-        goto done;
-    }
-    if (s.pos >= s.len) {
-        result = Py_BuildValue("(O())", scheme);
-        goto done;
-    }
-    if (is_token68_rest(&s)) {
-        Py_ssize_t end = s.len;
-        while (end > s.pos) {
-            Py_UCS4 c = PyUnicode_READ(s.kind, s.data, end - 1);
-            if (c != ' ' && c != '\t')
-                break;
-            end--;
-        }
-        PyObject *rest = PyUnicode_Substring(text, s.pos, end);
-        if (rest != NULL) {
-            result = PyTuple_Pack(2, scheme, rest);
-            Py_DECREF(rest);
-        }
-        goto done;
-    }
-    params = PyList_New(0);
-    seen = PySet_New(NULL);
-    if (params == NULL || seen == NULL)
-        goto done;
-    for (;;) {
-        label = PyUnicode_FromString("an auth-param name");
-        if (label == NULL)
-            goto done;
-        PyObject *name = scan_token(&s, label);
-        Py_CLEAR(label);
-        if (name == NULL)
-            goto done;
-        skip_ws(&s);
-        if (peek(&s) != '=') {
-            scan_error(&s, PyUnicode_FromFormat("expected '=' after %R", name));
-            Py_DECREF(name);
-            goto done;
-        }
-        s.pos++;
-        skip_ws(&s);
-        PyObject *pvalue;
-        if (peek(&s) == '"') {
-            pvalue = scan_quoted(&s);
-        }
-        else {
-            label = PyUnicode_FromFormat("a value for %R", name);
-            pvalue = label == NULL ? NULL : scan_token(&s, label);
-            Py_CLEAR(label);
-        }
-        if (pvalue == NULL) {
-            Py_DECREF(name);
-            goto done;
-        }
-        /* RFC 7235 §2.1: each parameter name occurs only once per challenge. */
-        PyObject *lower = PyObject_CallMethod(name, "lower", NULL);
-        int dup = lower == NULL ? -1 : PySet_Contains(seen, lower);
-        if (dup == 0)
-            dup = PySet_Add(seen, lower) < 0 ? -1 : 0;
-        Py_XDECREF(lower);
-        if (dup != 0) {
-            if (dup > 0)
-                scan_error(&s, PyUnicode_FromFormat("duplicate parameter %R", name));
-            Py_DECREF(name);
-            Py_DECREF(pvalue);
-            goto done;
-        }
-        PyObject *pair = PyTuple_Pack(2, name, pvalue);
-        Py_DECREF(name);
-        Py_DECREF(pvalue);
-        if (pair == NULL || PyList_Append(params, pair) < 0) {
-            Py_XDECREF(pair);
-            goto done;
-        }
-        Py_DECREF(pair);
-        skip_ws(&s);
-        if (s.pos >= s.len) {
-            PyObject *tuple = PyList_AsTuple(params);
-            if (tuple != NULL) {
-                result = PyTuple_Pack(2, scheme, tuple);
-                Py_DECREF(tuple);
-            }
-            goto done;
-        }
-        if (peek(&s) != ',') {
-            scan_error(&s, PyUnicode_FromFormat("expected ',' at offset %zd", s.pos));
-            goto done;
-        }
-        s.pos++;
-        skip_ws(&s);
-    }
-done:
-    Py_XDECREF(label);
-    Py_XDECREF(scheme);
-    Py_XDECREF(params);
-    Py_XDECREF(seen);
-    Py_DECREF(text);
-    return result;
-}
-
 static PyMethodDef methods[] = {
     {"split_head", split_head, METH_VARARGS,
      "split_head(head, max_headers, max_line_bytes) -> (start, lines, keys)"},
     {"find_head_end", find_head_end, METH_VARARGS, "find_head_end(buf, pos) -> int"},
     {"content_length_of", content_length_of, METH_VARARGS, "content_length_of(header) -> int"},
-    {"parse_value", parse_value, METH_VARARGS,
+    {"parse_value", sipline_parse_value, METH_VARARGS,
      "parse_value(text, what) -> (scheme, params or token68), as auth_params.parse_value"},
     {NULL, NULL, 0, NULL},
 };
