@@ -78,7 +78,22 @@ _blocks = st.tuples(
     st.sampled_from([b"INVITE sip:a@b SIP/2.0\r\n", b"SIP/2.0 200 OK\n", b"", b" x\r\n"]),
     st.lists(_fields, max_size=12).map(b"".join),
 ).map(b"".join)
-_inputs = st.one_of(_noise, _blocks)
+# Well-formed blocks (some folded), so that agreement on success is tested as often as on errors.
+_good_fields = st.tuples(
+    st.sampled_from(
+        [b"Via", b"v", b"l", b"Content-Length", b"To", b"X-New", b"CALL-ID", b"Route "]
+    ),
+    st.sampled_from([b": ", b":", b" :\t", b":\r\n "]),
+    st.sampled_from(
+        [b"0", b" 12", b"5\r\n 5", b"SIP/2.0/UDP h;branch=z9hG4bK1", b"<sip:a@b>", b""]
+    ),
+).map(lambda parts: b"".join(parts) + b"\r\n")
+_good_blocks = st.lists(_good_fields, max_size=10).map(
+    lambda fields: b"INVITE sip:a@b SIP/2.0\r\n" + b"".join(fields) + b"\r\nbody"
+)
+_inputs = st.one_of(
+    _noise, _blocks, _good_blocks, _good_blocks.map(lambda b: b[: b.find(b"\r\n\r\n")])
+)
 
 
 @given(_inputs, st.integers(0, 12), st.integers(0, 40))
