@@ -152,6 +152,10 @@ to_text(PyObject *value, PyObject *what)
         }
     }
     else if (PyUnicode_Check(value)) {
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(value) < 0)
+            return NULL;
+#endif
         text = Py_NewRef(value);
     }
     else {
@@ -203,6 +207,12 @@ sipline_parse_value(PyObject *self, PyObject *args)
     PyObject *text = to_text(value, what);
     if (text == NULL)
         return NULL;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0) { /* a legacy str: give it its canonical form */
+        Py_DECREF(text);
+        return NULL;
+    }
+#endif
     Scanner s = {text, PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
                  0, what};
     PyObject *scheme = NULL, *params = NULL, *seen = NULL, *result = NULL, *label = NULL;
