@@ -404,11 +404,189 @@ content_length_of(PyObject *self, PyObject *args)
     return PyLong_FromLongLong(value);
 }
 
+/* --- scan.via_line_parts: the regex _VIA_LINE_QUICK, matched by hand ---------------
+ *   [^:]*+ : [ \t]*+ SIP/2\.0/ (token++) SP (?:(IPV4_OCTETS)|(HOSTNAME_QUICK))
+ *   (?::([0-9]{1,5}))? (QUICK_PARAMS) [ \t]*+            (fullmatch)
+ * Every quantifier that could backtrack meets a character it cannot give back to (a
+ * digit run before a non-digit, possessive runs), so one forward pass decides. */
+
+static int
+is_alnum(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static int
+is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* (?::([0-9]{1,5}))?((?:;[T]++(?:=[T:\[\]]++)?)*+)[ \t]*+ then the end, from p.
+ * On a match: the port span (ps == pe when absent) and the params span. */
+static int
+via_rest(const unsigned char *b, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *ps, Py_ssize_t *pe,
+         Py_ssize_t *qs, Py_ssize_t *qe)
+{
+    *ps = *pe = p;
+    if (p < n && b[p] == ':') {
+        Py_ssize_t d = p + 1;
+        while (d < n && is_digit(b[d]))
+            d++;
+        /* more than 5 digits: {1,5} then a digit, which nothing after may start with */
+        if (d == p + 1 || d - (p + 1) > 5)
+            return 0;
+        *ps = p + 1;
+        *pe = d;
+        p = d;
+    }
+    *qs = p;
+    while (p < n && b[p] == ';' && p + 1 < n && sipline_is_token[b[p + 1]]) {
+        p++;
+        while (p < n && sipline_is_token[b[p]])
+            p++;
+        if (p + 1 < n && b[p] == '=' &&
+            (sipline_is_token[b[p + 1]] || b[p + 1] == ':' || b[p + 1] == '[' || b[p + 1] == ']')) {
+            p++;
+            while (p < n && (sipline_is_token[b[p]] || b[p] == ':' || b[p] == '[' || b[p] == ']'))
+                p++;
+        }
+    }
+    *qe = p;
+    while (p < n && (b[p] == ' ' || b[p] == '\t'))
+        p++;
+    return p == n;
+}
+
+/* IPV4_OCTETS from p: four runs of 1-3 digits, each at most 255, joined by dots; the end
+ * (after the fourth run's last digit) or -1. A shorter fourth octet would leave a digit
+ * that the rest of the pattern cannot start with, so only the whole run counts. */
+static Py_ssize_t
+ipv4_end(const unsigned char *b, Py_ssize_t p, Py_ssize_t n)
+{
+    for (int octet = 0; octet < 4; octet++) {
+        if (octet > 0) {
+            if (p >= n || b[p] != '.')
+                return -1;
+            p++;
+        }
+        Py_ssize_t d = p;
+        int value = 0;
+        while (d < n && is_digit(b[d]) && d - p < 3) {
+            value = value * 10 + (b[d] - '0');
+            d++;
+        }
+        if (d == p || value > 255)
+            return -1;
+        if (octet < 3 && d < n && is_digit(b[d]))
+            return -1; /* a fourth digit: no octet ends there and no dot follows */
+        p = d;
+    }
+    return p;
+}
+
+/* HOSTNAME_QUICK from p: labels ([A-Za-z0-9]++ (-++[A-Za-z0-9]++)*+) joined by dots,
+ * possessively, then an optional final dot; the end or -1. `dot` is set when that
+ * final dot was taken (the pattern may give it back). */
+static Py_ssize_t
+label_end(const unsigned char *b, Py_ssize_t p, Py_ssize_t n)
+{
+    if (p >= n || !is_alnum(b[p]))
+        return -1;
+    while (p < n && is_alnum(b[p]))
+        p++;
+    for (;;) {
+        Py_ssize_t h = p;
+        while (h < n && b[h] == '-')
+            h++;
+        if (h == p || h >= n || !is_alnum(b[h]))
+            return p;
+        p = h;
+        while (p < n && is_alnum(b[p]))
+            p++;
+    }
+}
+
+static PyObject *
+ascii_str(const unsigned char *b, Py_ssize_t start, Py_ssize_t end)
+{
+    return PyUnicode_DecodeASCII((const char *)b + start, end - start, NULL);
+}
+
+/* scan.via_line_parts(line) -> (transport, host, is_ipv4, port, params) or None */
+static PyObject *
+via_line_parts(PyObject *self, PyObject *args)
+{
+    PyObject *line;
+    if (!PyArg_ParseTuple(args, "S:via_line_parts", &line))
+        return NULL;
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(line);
+    Py_ssize_t n = PyBytes_GET_SIZE(line);
+    const unsigned char *colon = memchr(b, ':', (size_t)n);
+    if (colon == NULL)
+        Py_RETURN_NONE;
+    Py_ssize_t p = colon - b + 1;
+    while (p < n && (b[p] == ' ' || b[p] == '\t'))
+        p++;
+    if (n - p < 8 || memcmp(b + p, "SIP/2.0/", 8) != 0)
+        Py_RETURN_NONE;
+    p += 8;
+    Py_ssize_t ts = p;
+    while (p < n && sipline_is_token[b[p]])
+        p++;
+    Py_ssize_t te = p;
+    if (te == ts || p >= n || b[p] != ' ')
+        Py_RETURN_NONE;
+    p++;
+    Py_ssize_t hs = p, he, ps, pe, qs, qe;
+    int is_ipv4 = 0;
+    he = ipv4_end(b, hs, n);
+    if (he >= 0 && via_rest(b, he, n, &ps, &pe, &qs, &qe)) {
+        is_ipv4 = 1;
+    }
+    else {
+        he = label_end(b, hs, n);
+        if (he < 0)
+            Py_RETURN_NONE;
+        while (he + 1 < n && b[he] == '.' && is_alnum(b[he + 1])) {
+            he = label_end(b, he + 1, n);
+        }
+        /* \.? : take a final dot, or give it back if the rest needs that */
+        if (he < n && b[he] == '.' && via_rest(b, he + 1, n, &ps, &pe, &qs, &qe))
+            he++;
+        else if (!via_rest(b, he, n, &ps, &pe, &qs, &qe))
+            Py_RETURN_NONE;
+    }
+    PyObject *port = NULL;
+    if (pe > ps) {
+        long value = 0;
+        for (Py_ssize_t i = ps; i < pe; i++)
+            value = value * 10 + (b[i] - '0');
+        port = PyLong_FromLong(value);
+    }
+    else {
+        port = Py_NewRef(Py_None);
+    }
+    PyObject *transport = ascii_str(b, ts, te);
+    PyObject *host = ascii_str(b, hs, he);
+    PyObject *params = ascii_str(b, qs, qe);
+    PyObject *result = NULL;
+    if (port != NULL && transport != NULL && host != NULL && params != NULL)
+        result = PyTuple_Pack(5, transport, host, is_ipv4 ? Py_True : Py_False, port, params);
+    Py_XDECREF(port);
+    Py_XDECREF(transport);
+    Py_XDECREF(host);
+    Py_XDECREF(params);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"split_head", split_head, METH_VARARGS,
      "split_head(head, max_headers, max_line_bytes) -> (start, lines, keys)"},
     {"find_head_end", find_head_end, METH_VARARGS, "find_head_end(buf, pos) -> int"},
     {"content_length_of", content_length_of, METH_VARARGS, "content_length_of(header) -> int"},
+    {"via_line_parts", via_line_parts, METH_VARARGS,
+     "via_line_parts(line) -> (transport, host, is_ipv4, port, params) or None"},
     {"parse_value", sipline_parse_value, METH_VARARGS,
      "parse_value(text, what) -> (scheme, params or token68), as auth_params.parse_value"},
     {NULL, NULL, 0, NULL},

@@ -227,5 +227,69 @@ def test_auth_param_scanner_agrees_on_the_corpus_and_its_truncations() -> None:
                 )
 
 
+# Via lines: plain ones and near misses (IPv4 octets, host names, ports, parameters).
+_via_host = st.one_of(
+    st.sampled_from(
+        ["1.2.3.4", "255.255.255.255", "256.1.1.1", "1.2.3.256", "01.002.3.4", "1.2.3.4.5",
+         "1.2.3", "1.2.3.4.", "h", "a-b.c--d.e", "a-", "-a", "a..b", "host.", "[::1]", "1.2.3.4a",
+         "1234.1.1.1", "x.example.com", ""]
+    ),
+    st.text("0123456789.-ab", max_size=12),
+)  # fmt: skip
+_via_lines = st.builds(
+    lambda head, proto, transport, sp, host, port, params, tail: (
+        head + proto + transport + sp + host + port + params + tail
+    ).encode("utf-8", "surrogatepass"),
+    st.sampled_from(["Via: ", "v:", "Via :\t", "VIA:  ", "Vía: ", "Via", "Via: x"]),
+    st.sampled_from(["SIP/2.0/", "SIP/2.0/", "sip/2.0/", "SIP / 2.0 / ", "SIP/2.0"]),
+    st.sampled_from(["UDP", "tcp", "TLS-SCTP", "", "U D P", "UDP."]),
+    st.sampled_from([" ", " ", "  ", "\t", ""]),
+    _via_host,
+    st.sampled_from(["", ":5060", ":0", ":65535", ":65536", ":123456", ":", ":5060x", ":05"]),
+    st.lists(
+        st.sampled_from(
+            [";branch=z9hG4bK1", ";rport", ";rport=5", ";rport=x", ";ttl=1", ";TTL=999999",
+             ";received=[::1]", ";maddr=1.2.3.4", ";x=a:b", ";=", ";a=", ";", ",v", " ;lr",
+             ';x="q"', ";é"]
+        ),
+        max_size=3,
+    ).map("".join),
+    st.sampled_from(["", " ", "\t ", "\r\n", " x"]),
+)  # fmt: skip
+
+
+_good_via_lines = st.builds(
+    lambda head, host, port, params: f"{head}SIP/2.0/UDP {host}{port}{params}".encode(),
+    st.sampled_from(["Via: ", "v:", "Via :\t"]),
+    _via_host,
+    st.sampled_from(["", ":5060", ":65536", ":123456", ":05"]),
+    st.lists(st.sampled_from([";branch=z9hG4bK1", ";rport", ";x=a:b", ";=", " "]), max_size=3).map(
+        "".join
+    ),
+)
+
+
+@given(st.one_of(_via_lines, _good_via_lines, _noise))
+@example(b"Via: SIP/2.0/UDP 1.2.3.4.:5060")
+@example(b"Via: SIP/2.0/UDP 1.2.3.4.;branch=z")
+@example(b"Via: SIP/2.0/UDP a.-b")
+@settings(max_examples=3000)
+def test_via_line_parts_agree(line: bytes) -> None:
+    assert speedups.via_line_parts(line) == scan.via_line_parts(line)
+
+
+def test_via_line_parts_agree_on_the_corpus_and_its_truncations() -> None:
+    lines = [
+        line
+        for path in CORPUS
+        for line in path.read_bytes().split(b"\r\n")
+        if line.lower().startswith((b"via", b"v:", b"v "))
+    ]
+    assert len(lines) > 50
+    for line in lines:
+        for n in range(len(line) + 1):
+            assert speedups.via_line_parts(line[:n]) == scan.via_line_parts(line[:n])
+
+
 def test_the_corpus_is_there() -> None:
     assert len(CORPUS) > 60

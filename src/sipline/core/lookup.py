@@ -35,7 +35,7 @@ from sipline.core.views import (
     parse_name_addr_list,
     parse_uint,
     parse_via,
-    via_of_line,
+    via_of_raw_line,
 )
 
 __all__ = [
@@ -99,7 +99,7 @@ def top_via(h: Headers) -> Via:
         line = h._lines[h._keys.index("via")]
     except ValueError:
         raise RemoteProtocolError("Missing Via header") from None
-    via = via_of_line(line.decode("utf-8", "surrogateescape"))
+    via = via_of_raw_line(line)
     if via is not None:
         return via
     first = _value_of(line)

@@ -1,9 +1,9 @@
 """The byte scanners under message parsing and stream framing: the pure-Python reference.
 
-Three small pure functions on raw bytes, each the whole of one hot loop:
-`split_head` (a header block into its start line, header lines and canonical keys),
-`find_head_end` (where a stream's header block ends) and `content_length_of` (a header
-block's Content-Length on a stream). `sipline._speedups` implements the same functions
+Small pure functions on raw bytes, each the whole of one hot loop: `split_head` (a
+header block into its start line, header lines and canonical keys), `find_head_end`
+(where a stream's header block ends), `content_length_of` (a header block's
+Content-Length on a stream) and `via_line_parts` (a plain Via line's parts). `sipline._speedups` implements the same functions
 in C; `sipline.core.scanners` picks one of the two. These are the reference: the C
 ones must give the same result, or raise `RemoteProtocolError` with the same reason
 and status, for every input (tests/core/test_speedups.py holds them to it).
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import re
 
+from sipline.core.abnf import HOSTNAME_QUICK, IPV4_OCTETS, LINE_HEAD, LINE_TAIL, TOKEN_CHARS
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.headers import _NAME_CACHE, key_from_raw
+from sipline.core.params import QUICK_PARAMS
 
-__all__ = ["content_length_of", "find_head_end", "split_head"]
+__all__ = ["content_length_of", "find_head_end", "split_head", "via_line_parts"]
 
 CRLF = b"\r\n"
 
@@ -38,6 +40,16 @@ _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 _CONTENT_LENGTH = re.compile(
     rb"^(?:content-length|l)[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
     re.IGNORECASE | re.MULTILINE,
+)
+
+# A whole Via line holding one via-parm as almost every sender writes it (§20.42): no
+# LWS, SIP/2.0, a host name or IPv4 address, token parameters (views._VIA_LINE_QUICK).
+_VIA_LINE_QUICK = re.compile(
+    rb"%s"
+    % (
+        LINE_HEAD + rf"SIP/2\.0/([{TOKEN_CHARS}]++) (?:({IPV4_OCTETS})|({HOSTNAME_QUICK}))"
+        rf"(?::([0-9]{{1,5}}))?({QUICK_PARAMS})" + LINE_TAIL
+    ).encode()
 )
 
 # Longest Content-Length value accepted on a stream: anything past this is beyond any limit.
@@ -128,3 +140,20 @@ def content_length_of(header: bytes) -> int:
     if value is None:
         raise RemoteProtocolError("Missing Content-Length")
     return value
+
+
+def via_line_parts(line: bytes) -> tuple[str, str, bool, int | None, str] | None:
+    """(transport, host, host is an IPv4 address, port, parameter text) of a raw Via line
+    holding one plain via-parm, as written; None for any other line (folded, LWS, IPv6,
+    quoted or odd parameters, several values), which the general parser then reads."""
+    m = _VIA_LINE_QUICK.fullmatch(line)
+    if m is None:
+        return None
+    transport, ipv4, host, port, params = m.groups()
+    return (
+        transport.decode("ascii"),
+        (ipv4 if ipv4 is not None else host).decode("ascii"),
+        ipv4 is not None,
+        None if port is None else int(port),
+        params.decode("ascii"),
+    )

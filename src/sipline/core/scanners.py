@@ -18,11 +18,13 @@ __all__ = [
     "find_head_end",
     "parse_auth_value",
     "split_head",
+    "via_line_parts",
 ]
 
 split_head: Callable[[bytes, int, int], tuple[bytes, list[bytes], list[str]]]
 find_head_end: Callable[[bytes | bytearray, int], int]
 content_length_of: Callable[[bytes], int]
+via_line_parts: Callable[[bytes], tuple[str, str, bool, int | None, str] | None]
 parse_auth_value: Callable[[str | bytes, str], tuple[str, auth_params.Params | str]]
 
 if speedups is not None:
@@ -30,10 +32,12 @@ if speedups is not None:
     find_head_end = speedups.find_head_end
     content_length_of = speedups.content_length_of
     parse_auth_value = speedups.parse_value
+    via_line_parts = speedups.via_line_parts
 else:
     split_head = scan.split_head
     find_head_end = scan.find_head_end
     content_length_of = scan.content_length_of
     parse_auth_value = auth_params.parse_value
+    via_line_parts = scan.via_line_parts
 
 accelerated = speedups is not None
