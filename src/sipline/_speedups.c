@@ -580,6 +580,126 @@ via_line_parts(PyObject *self, PyObject *args)
     return result;
 }
 
+/* --- scan.sip_uri_parts: the regex _SIP_QUICK_RE, matched by hand -----------------
+ *   (sips?):(?:([U&=+$,]++)@)?(?:(IPV4_OCTETS)|(HOSTNAME_QUICK))
+ *   (?::([0-9]{1,5}))?((?:;[P]++(?:=[P]++)?)*+)            (fullmatch)
+ * U: unreserved = alphanum / - _ . ! ~ * ' ( ); P: unreserved / [ ] / : & + $ */
+
+static int
+is_unreserved(unsigned char c)
+{
+    return is_alnum(c) || (c != 0 && strchr("-_.!~*'()", c) != NULL);
+}
+
+static int
+is_user_char(unsigned char c)
+{
+    return is_unreserved(c) || (c != 0 && strchr("&=+$,", c) != NULL);
+}
+
+static int
+is_param_char(unsigned char c)
+{
+    return is_unreserved(c) || (c != 0 && strchr("[]/:&+$", c) != NULL);
+}
+
+/* (?::([0-9]{1,5}))?((?:;[P]++(?:=[P]++)?)*+) then the end, from p */
+static int
+uri_rest(const unsigned char *b, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *ps, Py_ssize_t *pe,
+         Py_ssize_t *qs)
+{
+    *ps = *pe = p;
+    if (p < n && b[p] == ':') {
+        Py_ssize_t d = p + 1;
+        while (d < n && is_digit(b[d]))
+            d++;
+        if (d == p + 1 || d - (p + 1) > 5)
+            return 0;
+        *ps = p + 1;
+        *pe = d;
+        p = d;
+    }
+    *qs = p;
+    while (p + 1 < n && b[p] == ';' && is_param_char(b[p + 1])) {
+        p++;
+        while (p < n && is_param_char(b[p]))
+            p++;
+        if (p + 1 < n && b[p] == '=' && is_param_char(b[p + 1])) {
+            p++;
+            while (p < n && is_param_char(b[p]))
+                p++;
+        }
+    }
+    return p == n;
+}
+
+/* scan.sip_uri_parts(text) -> (scheme, user, host, is_ipv4, port, params) or None */
+static PyObject *
+sip_uri_parts(PyObject *self, PyObject *args)
+{
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U:sip_uri_parts", &text))
+        return NULL;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+#endif
+    if (!PyUnicode_IS_ASCII(text))
+        Py_RETURN_NONE; /* every character the pattern accepts is ASCII */
+    const unsigned char *b = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), p;
+    if (n >= 4 && memcmp(b, "sip:", 4) == 0)
+        p = 4;
+    else if (n >= 5 && memcmp(b, "sips:", 5) == 0)
+        p = 5;
+    else
+        Py_RETURN_NONE;
+    Py_ssize_t scheme_end = p - 1, us = p, ue = p;
+    while (ue < n && is_user_char(b[ue]))
+        ue++;
+    int has_user = ue > us && ue < n && b[ue] == '@';
+    Py_ssize_t hs = has_user ? ue + 1 : p, he, ps, pe, qs;
+    int is_ipv4 = 0;
+    he = ipv4_end(b, hs, n);
+    if (he >= 0 && uri_rest(b, he, n, &ps, &pe, &qs)) {
+        is_ipv4 = 1;
+    }
+    else {
+        he = label_end(b, hs, n);
+        if (he < 0)
+            Py_RETURN_NONE;
+        while (he + 1 < n && b[he] == '.' && is_alnum(b[he + 1]))
+            he = label_end(b, he + 1, n);
+        if (he < n && b[he] == '.' && uri_rest(b, he + 1, n, &ps, &pe, &qs))
+            he++;
+        else if (!uri_rest(b, he, n, &ps, &pe, &qs))
+            Py_RETURN_NONE;
+    }
+    PyObject *port;
+    if (pe > ps) {
+        long value = 0;
+        for (Py_ssize_t i = ps; i < pe; i++)
+            value = value * 10 + (b[i] - '0');
+        port = PyLong_FromLong(value);
+    }
+    else {
+        port = Py_NewRef(Py_None);
+    }
+    PyObject *scheme = ascii_str(b, 0, scheme_end);
+    PyObject *user = has_user ? ascii_str(b, us, ue) : Py_NewRef(Py_None);
+    PyObject *host = ascii_str(b, hs, he);
+    PyObject *params = ascii_str(b, qs, n);
+    PyObject *result = NULL;
+    if (port != NULL && scheme != NULL && user != NULL && host != NULL && params != NULL)
+        result = PyTuple_Pack(6, scheme, user, host, is_ipv4 ? Py_True : Py_False, port, params);
+    Py_XDECREF(port);
+    Py_XDECREF(scheme);
+    Py_XDECREF(user);
+    Py_XDECREF(host);
+    Py_XDECREF(params);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"split_head", split_head, METH_VARARGS,
      "split_head(head, max_headers, max_line_bytes) -> (start, lines, keys)"},
@@ -587,6 +707,8 @@ static PyMethodDef methods[] = {
     {"content_length_of", content_length_of, METH_VARARGS, "content_length_of(header) -> int"},
     {"via_line_parts", via_line_parts, METH_VARARGS,
      "via_line_parts(line) -> (transport, host, is_ipv4, port, params) or None"},
+    {"sip_uri_parts", sip_uri_parts, METH_VARARGS,
+     "sip_uri_parts(text) -> (scheme, user, host, is_ipv4, port, params) or None"},
     {"parse_value", sipline_parse_value, METH_VARARGS,
      "parse_value(text, what) -> (scheme, params or token68), as auth_params.parse_value"},
     {NULL, NULL, 0, NULL},

@@ -291,5 +291,43 @@ def test_via_line_parts_agree_on_the_corpus_and_its_truncations() -> None:
             assert speedups.via_line_parts(line[:n]) == scan.via_line_parts(line[:n])
 
 
+# SIP URIs: plain ones and near misses (user parts, hosts, ports, parameters, headers).
+_uris = st.builds(
+    lambda scheme, user, host, port, params: scheme + user + host + port + params,
+    st.sampled_from(["sip:", "sips:", "SIP:", "tel:", "sip", "sip:sip:"]),
+    st.sampled_from(["", "alice@", "a.b-c_!~*'()&=+$,@", "@", "a:pw@", "%41@", "é@", "a@b@"]),
+    _via_host,
+    st.sampled_from(["", ":5060", ":65536", ":123456", ":", ":5x"]),
+    st.lists(
+        st.sampled_from(
+            [";lr", ";transport=tcp", ";maddr=[::1]", ";x=a:b/c", ";=", ";a=", ";", "?h=v",
+             ";%41", " ", ";é"]
+        ),
+        max_size=3,
+    ).map("".join),
+)  # fmt: skip
+
+
+_good_uris = st.builds(
+    lambda scheme, user, host, port, params: scheme + user + host + port + params,
+    st.sampled_from(["sip:", "sips:"]),
+    st.sampled_from(["", "alice@", "a.b-c_!~*'()&=+$,@", "@"]),
+    _via_host,
+    st.sampled_from(["", ":5060", ":65536", ":123456"]),
+    st.lists(st.sampled_from([";lr", ";x=a:b/c", ";=", ";a="]), max_size=3).map("".join),
+)
+
+
+@given(
+    st.one_of(_uris, _good_uris, st.text(max_size=20), _noise.map(lambda b: b.decode("latin-1")))
+)
+@example("sip:1.2.3.4.:5060")
+@example("sip:a@1.2.3.4.;lr")
+@example("sips:[::1]")
+@settings(max_examples=3000)
+def test_sip_uri_parts_agree(text: str) -> None:
+    assert speedups.sip_uri_parts(text) == scan.sip_uri_parts(text)
+
+
 def test_the_corpus_is_there() -> None:
     assert len(CORPUS) > 60

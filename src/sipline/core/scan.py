@@ -3,7 +3,8 @@
 Small pure functions on raw bytes, each the whole of one hot loop: `split_head` (a
 header block into its start line, header lines and canonical keys), `find_head_end`
 (where a stream's header block ends), `content_length_of` (a header block's
-Content-Length on a stream) and `via_line_parts` (a plain Via line's parts). `sipline._speedups` implements the same functions
+Content-Length on a stream), `via_line_parts` (a plain Via line's parts) and
+`sip_uri_parts` (a plain SIP URI's parts). `sipline._speedups` implements the same functions
 in C; `sipline.core.scanners` picks one of the two. These are the reference: the C
 ones must give the same result, or raise `RemoteProtocolError` with the same reason
 and status, for every input (tests/core/test_speedups.py holds them to it).
@@ -13,12 +14,25 @@ from __future__ import annotations
 
 import re
 
-from sipline.core.abnf import HOSTNAME_QUICK, IPV4_OCTETS, LINE_HEAD, LINE_TAIL, TOKEN_CHARS
+from sipline.core.abnf import (
+    HOSTNAME_QUICK,
+    IPV4_OCTETS,
+    LINE_HEAD,
+    LINE_TAIL,
+    TOKEN_CHARS,
+    UNRESERVED,
+)
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.headers import _NAME_CACHE, key_from_raw
 from sipline.core.params import QUICK_PARAMS
 
-__all__ = ["content_length_of", "find_head_end", "split_head", "via_line_parts"]
+__all__ = [
+    "content_length_of",
+    "find_head_end",
+    "sip_uri_parts",
+    "split_head",
+    "via_line_parts",
+]
 
 CRLF = b"\r\n"
 
@@ -50,6 +64,15 @@ _VIA_LINE_QUICK = re.compile(
         LINE_HEAD + rf"SIP/2\.0/([{TOKEN_CHARS}]++) (?:({IPV4_OCTETS})|({HOSTNAME_QUICK}))"
         rf"(?::([0-9]{{1,5}}))?({QUICK_PARAMS})" + LINE_TAIL
     ).encode()
+)
+
+# A sip/sips URI as almost every sender writes it (§19.1.1): lower-case scheme, a plain
+# user part without password or escapes, an IPv4 address or a host name, plain
+# parameters, no headers.
+_PCHARS = rf"{UNRESERVED}\[\]/:&+$"
+_SIP_QUICK_RE = re.compile(
+    rf"(sips?):(?:([{UNRESERVED}&=+$,]++)@)?(?:({IPV4_OCTETS})|({HOSTNAME_QUICK}))"
+    rf"(?::([0-9]{{1,5}}))?((?:;[{_PCHARS}]++(?:=[{_PCHARS}]++)?)*+)"
 )
 
 # Longest Content-Length value accepted on a stream: anything past this is beyond any limit.
@@ -156,4 +179,21 @@ def via_line_parts(line: bytes) -> tuple[str, str, bool, int | None, str] | None
         ipv4 is not None,
         None if port is None else int(port),
         params.decode("ascii"),
+    )
+
+
+def sip_uri_parts(text: str) -> tuple[str, str | None, str, bool, int | None, str] | None:
+    """(scheme, user, host, host is an IPv4 address, port, parameter text) of a plain
+    sip/sips URI, as written; None for any other text, which the general parser reads."""
+    m = _SIP_QUICK_RE.fullmatch(text)
+    if m is None:
+        return None
+    scheme, user, ipv4, host, port, params = m.groups()
+    return (
+        scheme,
+        user,
+        ipv4 if ipv4 is not None else host,
+        ipv4 is not None,
+        None if port is None else int(port),
+        params,
     )

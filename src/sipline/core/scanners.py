@@ -17,6 +17,7 @@ __all__ = [
     "content_length_of",
     "find_head_end",
     "parse_auth_value",
+    "sip_uri_parts",
     "split_head",
     "via_line_parts",
 ]
@@ -24,6 +25,7 @@ __all__ = [
 split_head: Callable[[bytes, int, int], tuple[bytes, list[bytes], list[str]]]
 find_head_end: Callable[[bytes | bytearray, int], int]
 content_length_of: Callable[[bytes], int]
+sip_uri_parts: Callable[[str], tuple[str, str | None, str, bool, int | None, str] | None]
 via_line_parts: Callable[[bytes], tuple[str, str, bool, int | None, str] | None]
 parse_auth_value: Callable[[str | bytes, str], tuple[str, auth_params.Params | str]]
 
@@ -33,11 +35,13 @@ if speedups is not None:
     content_length_of = speedups.content_length_of
     parse_auth_value = speedups.parse_value
     via_line_parts = speedups.via_line_parts
+    sip_uri_parts = speedups.sip_uri_parts
 else:
     split_head = scan.split_head
     find_head_end = scan.find_head_end
     content_length_of = scan.content_length_of
     parse_auth_value = auth_params.parse_value
     via_line_parts = scan.via_line_parts
+    sip_uri_parts = scan.sip_uri_parts
 
 accelerated = speedups is not None
