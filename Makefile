@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARGS   ?=
 # The optional C accelerator's sources: a change rebuilds it.
-ACCEL   = setup.py src/sipline/_speedups.h src/sipline/_speedups.c src/sipline/_speedups_auth.c
+ACCEL   = setup.py $(wildcard src/sipline/_speedups*.[ch])
 
 .PHONY: serve test install install-test peers lint typecheck bench clean
 

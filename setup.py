@@ -10,7 +10,11 @@ setup(
     ext_modules=[
         Extension(
             "sipline._speedups",
-            ["src/sipline/_speedups.c", "src/sipline/_speedups_auth.c"],
+            [
+                "src/sipline/_speedups.c",
+                "src/sipline/_speedups_sip.c",
+                "src/sipline/_speedups_auth.c",
+            ],
             depends=["src/sipline/_speedups.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -12,7 +12,7 @@ rm -f "$tmp"/src/sipline/_speedups*.so
 include=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 suffix=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 gcc -shared -fPIC -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Wall -Wextra \
-    -Wno-unused-parameter -I"$include" src/sipline/_speedups.c src/sipline/_speedups_auth.c -o "$tmp/src/sipline/_speedups$suffix"
+    -Wno-unused-parameter -I"$include" src/sipline/_speedups*.c -o "$tmp/src/sipline/_speedups$suffix"
 PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
     LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
     PYTHONPATH="$tmp/src" "$PY" -m pytest -q -p no:cacheprovider \

@@ -10,7 +10,11 @@ extern unsigned char sipline_is_token[256];
 /* Raises sipline.core.errors.RemoteProtocolError(reason, status); steals `reason`; NULL. */
 PyObject *sipline_raise_remote(PyObject *reason, int status);
 
-/* auth_params.parse_value(text, what) */
+/* scan.via_line_parts(line) and scan.sip_uri_parts(text) (_speedups_sip.c) */
+PyObject *sipline_via_line_parts(PyObject *self, PyObject *args);
+PyObject *sipline_sip_uri_parts(PyObject *self, PyObject *args);
+
+/* auth_params.parse_value(text, what) (_speedups_auth.c) */
 PyObject *sipline_parse_value(PyObject *self, PyObject *args);
 
 #endif
