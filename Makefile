@@ -1,18 +1,23 @@
 # The two set-up commands a new user needs (see README.md):
-#   make serve   installs sipline into .venv and runs the SIP server
+#   make serve   installs sipline into .venv and runs the SIP server, with the web phone at
+#                http://127.0.0.1:8080/phone/ (SERVE= for the plain defaults; ARGS= adds options)
 #   make test    installs the test tools and peers (SIPp, baresip, Kamailio, ...) and runs the whole suite,
 #                then the protocol core's and transports' tests again on the pure-Python scanners
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARGS   ?=
+# UDP, TCP and TLS as by default, plus SIP over WebSocket for browsers and the HTTP listener
+# (dashboard, and the web phone at /phone/), all on loopback.
+SERVE  ?= --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --listen tls:127.0.0.1:5061 \
+          --listen ws:127.0.0.1:8088 --http 127.0.0.1:8080
 # The optional C accelerator's sources: a change rebuilds it.
 ACCEL   = setup.py $(wildcard src/sipline/_speedups*.[ch])
 
 .PHONY: serve test install install-test peers lint typecheck bench clean
 
 serve: install
-	$(BIN)/sipline serve $(ARGS)
+	$(BIN)/sipline serve $(SERVE) $(ARGS)
 
 test: install-test peers
 	$(BIN)/ruff check src tests benchmarks fuzz scripts

@@ -32,6 +32,7 @@ __all__ = [
     "Step",
     "find_max_rate",
     "free_port",
+    "free_port_on",
     "sipp_binary",
     "wait_udp_ready",
 ]
@@ -62,13 +63,35 @@ def free_port() -> int:
     raise RuntimeError("no free port on loopback")
 
 
+def free_port_on(hosts: Sequence[str]) -> int:
+    """A port free for UDP on every one of `hosts` (loopback addresses) right now."""
+    for _ in range(50):
+        port = free_port()
+        socks = []
+        try:
+            for host in hosts:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return port
+    raise RuntimeError(f"no port free on all of {', '.join(hosts)}")
+
+
 def wait_udp_ready(
-    port: int, timeout_s: float = 60.0, alive: Callable[[], bool] | None = None
+    port: int,
+    timeout_s: float = 60.0,
+    alive: Callable[[], bool] | None = None,
+    host: str = HOST,
 ) -> None:
-    """Until something answers an OPTIONS on udp:127.0.0.1:`port` (any response will do)."""
+    """Until something answers an OPTIONS on udp:`host`:`port` (any response will do)."""
     probe = (
-        f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {HOST}:9;branch=z9hG4bKready;rport\r\n"
-        f"Max-Forwards: 70\r\nFrom: <sip:probe@{HOST}>;tag=r\r\nTo: <sip:{HOST}:{port}>\r\n"
+        f"OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {HOST}:9;branch=z9hG4bKready;rport\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:probe@{HOST}>;tag=r\r\nTo: <sip:{host}:{port}>\r\n"
         "Call-ID: ready\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     deadline = time.monotonic() + timeout_s
@@ -78,13 +101,13 @@ def wait_udp_ready(
         while time.monotonic() < deadline:
             if alive is not None and not alive():
                 break
-            sock.sendto(probe, (HOST, port))
+            sock.sendto(probe, (host, port))
             try:
                 sock.recvfrom(65535)
                 return
             except (TimeoutError, ConnectionRefusedError):
                 time.sleep(0.1)
-    raise RuntimeError(f"no answer on udp:{HOST}:{port}")
+    raise RuntimeError(f"no answer on udp:{host}:{port}")
 
 
 def sipp_binary() -> str:
@@ -368,11 +391,12 @@ def _max_socket() -> list[str]:
 
 @dataclass
 class SippLoad:
-    """SIPp UACs against one target. `per_process(i, n)` gives process i of n its extra
-    arguments (an injection file, a service); `watched` are long-running SIPp UAS
-    processes whose CPU share is reported beside the UACs'."""
+    """SIPp UACs against a server: process i sends to `target` (HOST:PORT), or to the
+    i-th of several (one per node, taken in turn). `per_process(i, n)` gives process i
+    of n its extra arguments (an injection file, a service); `watched` are long-running
+    SIPp UAS processes whose CPU share is reported beside the UACs'."""
 
-    target: str
+    target: str | Sequence[str]
     scenario: Path
     workdir: Path
     meter: Meter
@@ -380,6 +404,7 @@ class SippLoad:
     extra: list[str] = field(default_factory=list)
     watched: Callable[[int], list[int]] = lambda n: []
     grace_s: float = 30.0
+    recv_timeout_ms: int = 8000  # a call waiting this long for a message has failed
     # One UDP socket per call: a server whose workers share a port by SO_REUSEPORT sees
     # many senders (the kernel hashes each to a worker), as it would from real phones.
     transport: list[str] = field(default_factory=lambda: ["-t", "un", *_max_socket()])
@@ -394,13 +419,14 @@ class SippLoad:
         server_cpu0 = self.meter.cpu_s()
         started = time.monotonic()
         procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+        targets = [self.target] if isinstance(self.target, str) else list(self.target)
         for i in range(processes):
             out = self.workdir / f"sipp-{i}.out"
             args = [
                 "timeout", "-k", "5", str(limit + 10),
-                sipp, self.target, "-sf", str(self.scenario), "-i", HOST,
+                sipp, targets[i % len(targets)], "-sf", str(self.scenario), "-i", HOST,
                 "-m", str(share), "-r", str(per_rate),
-                "-timeout", f"{limit}s", "-recv_timeout", "8000",
+                "-timeout", f"{limit}s", "-recv_timeout", str(self.recv_timeout_ms),
                 "-buff_size", "4194304", "-nostdin",
                 *self.transport, *self.extra, *self.per_process(i, processes),
             ]  # fmt: skip
@@ -472,6 +498,7 @@ def find_max_rate(
     max_sipp: int,
     settle: Callable[[], None],
     report: Callable[[Step], None],
+    min_sipp: int = 1,
 ) -> Search:
     """The highest rate at which `step(rate, sipp_processes)` passes: the rate is
     multiplied by `factor` until a step fails (divided, when the first one fails), then
@@ -479,21 +506,24 @@ def find_max_rate(
 
     When a SIPp process used nearly a whole core, the load itself may be what failed: the
     same rate is tried again with one more SIPp process (up to `max_sipp`), and every
-    later step keeps that many.
+    later step keeps that many. `min_sipp`: processes from the start, and
+    how many are added at a time (one per node).
     """
     steps: list[Step] = []
     notes: list[str] = []
-    processes = 1
+    processes = min_sipp
+    max_sipp = max(max_sipp, min_sipp)
 
     def attempt(rate: float) -> Step:
         nonlocal processes
         while True:
+            if steps:
+                settle()  # between steps: not after the last one
             s = step(rate, processes)
             steps.append(s)
             report(s)
-            settle()
-            if s.sipp_busy and processes < max_sipp:
-                processes += 1
+            if s.sipp_busy and processes + min_sipp <= max_sipp:
+                processes += min_sipp  # as many more as there are nodes: an even split
                 notes.append(
                     f"SIPp near 100% CPU at {s.rate:,.0f}/s: {processes} SIPp processes from then on"
                 )
@@ -503,7 +533,7 @@ def find_max_rate(
 
     good: Step | None = None
     bad: float | None = None
-    rate = start
+    rate = min(start, limit)
     first = attempt(rate)
     if first.ok:
         good = first
@@ -523,6 +553,8 @@ def find_max_rate(
                 good = s
                 break
             bad = rate
+    if good is not None and bad is None:
+        notes.append(f"no step failed up to the ceiling ({limit:,.0f}/s): a floor, not the maximum")
     if good is None or bad is None:
         return Search(good, steps, notes)
     lo, hi = good.rate, bad

@@ -1,6 +1,7 @@
 """CPU per call of the proxy call path, in one process, without SIPp.
 
-``python -m benchmarks.proxy_path [--calls N] [--concurrency C] [--profile FILE]``
+``python -m benchmarks.proxy_path [--calls N] [--concurrency C] [--register | --auth]
+[--profile FILE] [--plain] [--no-stages]``
 
 A `SipServer` (record-routing proxy, the callee found by a location lookup) runs on
 127.0.0.1 with two raw UDP peers on the same event loop: a caller outside the served
@@ -9,7 +10,16 @@ BYE / 200, the ACK and BYE along the Record-Route set; the peers build their mes
 from bytes with no parsing beyond copying header lines, so nearly all the CPU time is
 the server's. The figure is process CPU time per call (time.process_time), which other
 processes on the machine disturb far less than a rate measured against SIPp.
-With ``--register``, the same for REGISTER with digest (401 then 200).
+With ``--register``, the same for REGISTER with digest (401 then 200); with ``--auth``,
+the call of workload (f): the caller is a user of the domain, who answers the 407 (and
+ACKs it) before the INVITE goes through.
+With ``--plain``, the routing features are off (no planner): what a call to a callee
+without rules may cost at most.
+
+After the measured run, a second run of the same calls under cProfile splits the
+CPU per call by stage: each stage's share of the profiled run (inclusive, so the
+indented stages are parts of the one above them) times the unprofiled CPU per call.
+The profiler's own cost per function call inflates stages with many small calls.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import asyncio
 import cProfile
 import hashlib
 import itertools
+import pstats
 import sys
 import tempfile
 import time
@@ -33,6 +44,44 @@ from sipline.transport.loop import run
 HOST = "127.0.0.1"
 DOMAIN = "example.com"
 _COPY = (b"via:", b"from:", b"to:", b"call-id:", b"cseq:", b"record-route:")
+
+
+# (label, depth, [(path suffix, function name), ...]): a stage's time is the sum of
+# its functions' inclusive times (none of them calls another of the same stage).
+STAGES: list[tuple[str, int, list[tuple[str, str]]]] = [
+    ("received datagrams, to the handlers", 0, [("transport/udp.py", "datagram_received")]),
+    ("parse", 1, [("core/message.py", "parse_message")]),
+    ("transaction layer (receive)", 1, [("transaction/layer.py", "receive")]),
+    ("proxy handlers (tasks)", 0, [("runtime/handlers.py", "_await_handler")]),
+    ("routing features plan", 1, [("proxy/driver.py", "apply"), ("features/routing_service.py", "open")]),
+    ("sending (all)", 0, [("runtime/endpoint.py", "_transmit")]),
+    ("socket sends", 1, [("transport/layer.py", "send")]),
+    ("transaction layer (all)", 0, [("transaction/layer.py", f) for f in (
+        "receive", "send_request", "send_response", "handle_timers", "next_event",
+        "datagrams_to_send")]),
+    ("call records tap", 0, [("records/tap.py", "__call__")]),
+    ("benchmark peers", 0, [("benchmarks/proxy_path.py", "datagram_received"),
+                            ("benchmarks/proxy_path.py", "one_call"),
+                            ("benchmarks/proxy_path.py", "one_register")]),
+]  # fmt: skip
+
+
+def stage_report(stats: pstats.Stats, per_item_us: float) -> list[str]:
+    """CPU per call by stage: each stage's share of the time the profiled run spent in
+    functions (with uvloop, the loop's own waiting is in none of them)."""
+    table = stats.stats  # type: ignore[attr-defined]  # pstats keeps it undocumented
+    total_s: float = stats.total_tt  # type: ignore[attr-defined]
+    out = []
+    for label, depth, funcs in STAGES:
+        spent = sum(
+            ct
+            for (path, _, name), (_, _, _, ct, _) in table.items()
+            if any(path.endswith(p) and name == f for p, f in funcs)
+        )
+        share = spent / total_s if total_s else 0.0
+        out.append(f"  {'  ' * depth}{label:<{40 - 2 * depth}} {share * per_item_us:7.0f} us"
+                   f"  {100 * share:5.1f}%")  # fmt: skip
+    return out
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -83,18 +132,58 @@ def answer(request: bytes, status: bytes, to_tag: bytes, contact_port: int) -> b
     return b"\r\n".join(out)
 
 
-async def one_call(n: int, server_port: int, caller: Peer, callee: Peer) -> None:
+def _digest(challenge: bytes, header: bytes, user: str, method: str, uri: str, n: int) -> str:
+    """The credentials answering `challenge`'s `header` (MD5, qop=auth; RFC 7616 §3.4)."""
+    www = _header(challenge, header)[0].decode()
+    params = dict(p.strip().split("=", 1) for p in www.split(" ", 1)[1].split(","))
+    nonce, realm = params["nonce"].strip('"'), params["realm"].strip('"')
+    ha1 = hashlib.md5(f"{user}:{realm}:pw-{user}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+    cnonce = f"abc{n}"
+    resp = hashlib.md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    return (
+        f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}",'
+        f' response="{resp}", algorithm=MD5, qop=auth, nc=00000001, cnonce="{cnonce}"'
+    )
+
+
+async def one_call(
+    n: int, server_port: int, caller: Peer, callee: Peer, user: str | None = None
+) -> None:
+    """One call; with `user`, from that user of the domain, who answers the 407 first
+    (workload (f) of `python -m benchmarks`)."""
     cid = b"call-%d@bench" % n
     sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-    invite = (
-        b"INVITE sip:bob@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-i%d;rport\r\n"
-        b"Max-Forwards: 70\r\nFrom: <sip:caller@elsewhere.test>;tag=c%d\r\n"
-        b"To: <sip:bob@%s>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\n"
-        b"Contact: <sip:caller@%s:%d>\r\nSubject: bench\r\nUser-Agent: proxy_path\r\n"
-        b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
-    ) % (DOMAIN.encode(), HOST.encode(), caller.port, n, n, DOMAIN.encode(), cid,
-         HOST.encode(), caller.port, len(sdp), sdp)  # fmt: skip
-    caller.send(invite, server_port)
+    src = f"{user}@{DOMAIN}" if user else "caller@elsewhere.test"
+    uri = f"sip:bob@{DOMAIN}"
+
+    def invite(cseq: int, auth: bytes = b"") -> bytes:
+        return (
+            b"INVITE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-i%d-%d;rport\r\n"
+            b"Max-Forwards: 70\r\nFrom: <sip:%s>;tag=c%d\r\n"
+            b"To: <sip:bob@%s>\r\nCall-ID: %s\r\nCSeq: %d INVITE\r\n%s"
+            b"Contact: <sip:caller@%s:%d>\r\nSubject: bench\r\nUser-Agent: proxy_path\r\n"
+            b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+        ) % (uri.encode(), HOST.encode(), caller.port, n, cseq, src.encode(), n,
+             DOMAIN.encode(), cid, cseq, auth, HOST.encode(), caller.port, len(sdp), sdp)  # fmt: skip
+
+    cseq = 1
+    caller.send(invite(cseq), server_port)
+    if user is not None:
+        while (challenge := await caller.next(cid)).startswith(b"SIP/2.0 1"):
+            pass
+        if not challenge.startswith(b"SIP/2.0 407"):
+            raise RuntimeError(challenge.split(b"\r\n", 1)[0].decode())
+        to = _header(challenge, b"to:")[0]
+        ack = (
+            b"ACK %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-i%d-1;rport\r\n"
+            b"Max-Forwards: 70\r\nFrom: <sip:%s>;tag=c%d\r\nTo: %s\r\nCall-ID: %s\r\n"
+            b"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        ) % (uri.encode(), HOST.encode(), caller.port, n, src.encode(), n, to, cid)  # §17.1.1.3
+        caller.send(ack, server_port)
+        cseq = 2
+        auth = _digest(challenge, b"proxy-authenticate:", user, "INVITE", uri, n)
+        caller.send(invite(cseq, b"Proxy-Authorization: %s\r\n" % auth.encode()), server_port)
     forwarded = await callee.next(cid)
     callee.send(answer(forwarded, b"180 Ringing", b"b%d" % n, callee.port), server_port)
     callee.send(answer(forwarded, b"200 OK", b"b%d" % n, callee.port), server_port)
@@ -105,18 +194,18 @@ async def one_call(n: int, server_port: int, caller: Peer, callee: Peer) -> None
             break
     routes = list(reversed(_header(ok, b"record-route:")))
     to = b"To: " + _header(ok, b"to:")[0]
-    common = (b"From: <sip:caller@elsewhere.test>;tag=c%d\r\n%s\r\nCall-ID: %s\r\n"
-              b"Max-Forwards: 70\r\n") % (n, to, cid)  # fmt: skip
+    common = (b"From: <sip:%s>;tag=c%d\r\n%s\r\nCall-ID: %s\r\n"
+              b"Max-Forwards: 70\r\n") % (src.encode(), n, to, cid)  # fmt: skip
     route = b"".join(b"Route: " + r + b"\r\n" for r in routes)
     ruri = b"sip:bob@%s:%d" % (HOST.encode(), callee.port)
     via = b"Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%%s%d;rport\r\n" % (HOST.encode(), caller.port, n)
-    ack = b"ACK %s SIP/2.0\r\n%s%s%sCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n" % (
-        ruri, via % b"a", route, common,
+    ack = b"ACK %s SIP/2.0\r\n%s%s%sCSeq: %d ACK\r\nContent-Length: 0\r\n\r\n" % (
+        ruri, via % b"a", route, common, cseq,
     )  # fmt: skip
     caller.send(ack, server_port)
     await callee.next(cid)  # the ACK
-    bye = b"BYE %s SIP/2.0\r\n%s%s%sCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n" % (
-        ruri, via % b"b", route, common,
+    bye = b"BYE %s SIP/2.0\r\n%s%s%sCSeq: %d BYE\r\nContent-Length: 0\r\n\r\n" % (
+        ruri, via % b"b", route, common, cseq + 1,
     )  # fmt: skip
     caller.send(bye, server_port)
     got_bye = await callee.next(cid)
@@ -142,20 +231,8 @@ async def one_register(n: int, server_port: int, peer: Peer, user: str) -> None:
 
     peer.send(register(1, b""), server_port)
     challenge = await peer.next(cid)
-    www = _header(challenge, b"www-authenticate:")[0].decode()
-    params = dict(p.strip().split("=", 1) for p in www.split(" ", 1)[1].split(","))
-    nonce, realm = params["nonce"].strip('"'), params["realm"].strip('"')
-    uri = f"sip:{DOMAIN}"
-    ha1 = hashlib.md5(f"{user}:{realm}:pw-{user}".encode()).hexdigest()
-    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
-    cnonce = f"abc{n}"
-    resp = hashlib.md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}".encode()).hexdigest()
-    auth = (
-        f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", '
-        f'uri="{uri}", response="{resp}", algorithm=MD5, qop=auth, nc=00000001, '
-        f'cnonce="{cnonce}"\r\n'
-    ).encode()
-    peer.send(register(2, auth), server_port)
+    digest = _digest(challenge, b"www-authenticate:", user, "REGISTER", f"sip:{DOMAIN}", n)
+    peer.send(register(2, b"Authorization: %s\r\n" % digest.encode()), server_port)
     final = await peer.next(cid)
     if not final.startswith(b"SIP/2.0 200"):
         raise RuntimeError(final.split(b"\r\n", 1)[0].decode())
@@ -193,6 +270,9 @@ async def bench(args: argparse.Namespace) -> None:
         binding = Binding(aor, contact, now + 7200, "bench", 1, updated_at=now)
         await store.update_bindings(aor, upsert=[binding])
         server_port = server.endpoint.local_address("UDP").port
+        if args.plain:
+            assert server.proxy is not None
+            server.proxy.planner = None
         try:  # as `sipline serve` does once started
             from sipline.runtime.system import tune_gc
         except ImportError:  # an older tree (for before/after figures)
@@ -207,7 +287,8 @@ async def bench(args: argparse.Namespace) -> None:
                 if args.register:
                     await one_register(n, server_port, caller, users[n % len(users)])
                 else:
-                    await one_call(n, server_port, caller, callee)
+                    user = users[n % len(users)] if args.auth else None
+                    await one_call(n, server_port, caller, callee, user)
 
         # Warm up (caches, first-use imports), then measure.
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
@@ -223,10 +304,21 @@ async def bench(args: argparse.Namespace) -> None:
             profile.dump_stats(args.profile)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         loop_cpu = time.thread_time() - main0
-        what = "register" if args.register else "call"
-        print(f"{args.calls} {what}s: {1e6 * cpu / args.calls:.0f} us CPU per {what} "
+        what = "register" if args.register else "authenticated call" if args.auth else "call"
+        per_item = 1e6 * cpu / args.calls
+        print(f"{args.calls} {what}s: {per_item:.0f} us CPU per {what} "
               f"({1e6 * loop_cpu / args.calls:.0f} on the event loop's thread), "
               f"{args.calls / wall:.0f} {what}s/s on one core ({wall:.1f} s)")  # fmt: skip
+        if args.stages:
+            staged = min(args.calls, 1000)
+            counter = itertools.count(limit)
+            limit += staged
+            profile = cProfile.Profile()
+            profile.enable()
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            profile.disable()
+            print(f"CPU per {what} by stage ({staged} more {what}s under cProfile):")
+            print("\n".join(stage_report(pstats.Stats(profile), per_item)))
         await server.stop()
 
 
@@ -236,7 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--register", action="store_true", help="REGISTER with digest instead")
+    parser.add_argument("--auth", action="store_true",
+                        help="calls from users of the domain, who answer the 407 first (as (f))")  # fmt: skip
     parser.add_argument("--profile", help="write a cProfile of the measured part here")
+    parser.add_argument("--plain", action="store_true", help="the routing features off")
+    parser.add_argument("--no-stages", dest="stages", action="store_false",
+                        help="skip the profiled run that splits the CPU by stage")  # fmt: skip
     args = parser.parse_args(argv)
     run(bench(args))
     return 0

@@ -4,6 +4,7 @@ sippy B2BUA, and a raw-socket OPTIONS responder (the ceiling for Python here).""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -14,21 +15,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from benchmarks.harness import HOST, ROOT, Process, free_port, wait_udp_ready
+from benchmarks.harness import (
+    HOST,
+    ROOT,
+    Meter,
+    Process,
+    free_port,
+    free_port_on,
+    wait_udp_ready,
+)
 
 __all__ = [
     "DOMAIN",
     "Running",
+    "is_url",
     "kamailio",
+    "node_host",
+    "open_store",
     "provision_sipline",
     "raw_responder",
     "sipline",
+    "sipline_nodes",
     "sipline_supports_workers",
     "sippy_b2bua",
     "users",
     "write_injection",
 ]
+
+if TYPE_CHECKING:
+    from sipline.storage import Store
 
 DOMAIN = "example.com"
 KAMAILIO_CFG = ROOT / "kamailio-server.cfg"
@@ -37,10 +54,33 @@ _SIPLINE = [sys.executable, "-c", "from sipline.cli.main import main; main()"]
 
 @dataclass
 class Running:
+    """A server under test: its first process (`process`), any further ones (`others`:
+    the other nodes), the hosts it listens on (one per node) at `port`, and the meter
+    over all of its processes."""
+
     name: str
     port: int
     process: Process
     description: str
+    workers: int | None = None  # sipline's processes per node, Kamailio's UDP children
+    hosts: tuple[str, ...] = (HOST,)
+    others: tuple[Process, ...] = ()
+
+    @property
+    def nodes(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def targets(self) -> list[str]:
+        """Where the load goes: HOST:PORT of each node."""
+        return [f"{host}:{self.port}" for host in self.hosts]
+
+    @functools.cached_property
+    def meter(self) -> Meter:
+        if not self.others:
+            return self.process.meter
+        every = (self.process, *self.others)
+        return Meter(lambda: [pid for proc in every for pid in proc.pids()])
 
 
 def users(count: int, prefix: str = "u") -> list[tuple[str, str]]:
@@ -59,15 +99,24 @@ def write_injection(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 
 # -- sipline --------------------------------------------------------------------------------
+def open_store(database: str | Path) -> Store:
+    """The store at `database`: a SQLite file; a URL (postgresql://...) once sipline has
+    a backend for it."""
+    from sipline.storage import SqliteStore
+
+    if is_url(database):
+        raise SystemExit(f"no store backend in this sipline for {str(database).split(':')[0]}")
+    return SqliteStore(Path(database))
+
+
 def provision_sipline(
-    db: Path, accounts: list[tuple[str, str]], *, bindings_port: int | None = None
+    db: str | Path, accounts: list[tuple[str, str]], *, bindings_port: int | None = None
 ) -> None:
     """Users (and, given `bindings_port`, one registered contact each, written the way
     SIPp's register_auth.xml writes it from that port) straight into the store."""
-    from sipline.storage import SqliteStore
     from sipline.storage.base import Binding
 
-    store = SqliteStore(db)
+    store = open_store(db)
     now = time.time()
     try:
         with store.transaction():
@@ -101,17 +150,22 @@ def sipline_supports_workers() -> bool:
     return "--workers" in done.stdout
 
 
-@contextmanager
-def sipline(
-    workdir: Path, db_template: Path, *, workers: int = 1, defences: bool | None = None
-) -> Iterator[Running]:
-    """`sipline serve`; `defences` True: flood control counts SIPp's address too (not
-    exempt as this host's loopback address is by default; a limit no run reaches, so
-    the cost is measured, not a ban), False: flood control off, None: as configured
-    by default."""
-    workdir.mkdir(parents=True, exist_ok=True)
+def is_url(database: str | Path) -> bool:
+    """A database named by URL (postgresql://...), shared as it is, rather than a file."""
+    return "://" in str(database)
+
+
+def _database(workdir: Path, db_template: str | Path) -> str:
+    """Where this run's server keeps its store: a URL as given (the caller provisioned
+    it), else a fresh copy of the provisioned SQLite file in `workdir`."""
+    if is_url(db_template):
+        return str(db_template)
     db = workdir / "sipline.db"
     shutil.copyfile(db_template, db)
+    return str(db)
+
+
+def _sipline_config(workdir: Path, defences: bool | None) -> Path:
     config = workdir / "sipline.toml"
     security = {
         True: "[security]\nflood_exempt = []\nflood_requests = 1000000000\n",
@@ -123,22 +177,102 @@ def sipline(
         '[auth]\nalgorithms = ["MD5"]\n' + security,
         encoding="utf-8",
     )
-    port = free_port()
-    # Always said: serve's own default is one worker per core.
-    extra = ["--workers", str(workers)]
+    return config
+
+
+def _serve(
+    workdir: Path,
+    name: str,
+    config: Path,
+    db: str,
+    host: str,
+    port: int,
+    workers: int,
+    profile: Path | None = None,
+) -> Process:
+    program = _SIPLINE
+    if profile is not None:
+        # cProfile writes when serve returns (SIGTERM stops it cleanly); one process only.
+        script = Path(sys.executable).parent / "sipline"
+        program = [sys.executable, "-m", "cProfile", "-o", str(profile), str(script)]
+    # --workers always said: serve's own default is one worker per core.
     proc = Process(
-        "sipline",
-        [*_SIPLINE, "serve", "--config", str(config), "--listen", f"udp:{HOST}:{port}",
-         "--db", str(db), *extra],
+        name,
+        [*program, "serve", "--config", str(config), "--listen", f"udp:{host}:{port}",
+         "--db", db, "--workers", str(workers)],
         cwd=workdir,
     )  # fmt: skip
     try:
-        wait_udp_ready(port, alive=proc.alive)
-        yield Running("sipline", port, proc, f"{max(1, workers)} process(es)")
+        wait_udp_ready(port, host=host, alive=proc.alive)
     except RuntimeError:
-        raise RuntimeError(f"sipline did not start:\n{proc.tail()}") from None
+        proc.stop()
+        raise RuntimeError(f"{name} did not start:\n{proc.tail()}") from None
+    return proc
+
+
+@contextmanager
+def sipline(
+    workdir: Path,
+    db_template: str | Path,
+    *,
+    workers: int = 1,
+    defences: bool | None = None,
+    profile: Path | None = None,
+) -> Iterator[Running]:
+    """`sipline serve --workers N`; `defences` True: flood control counts SIPp's address
+    too (not exempt as this host's loopback address is by default; a limit no run
+    reaches, so the cost is measured, not a ban), False: flood control off, None: as
+    configured by default. `db_template`: a SQLite file copied for this run, or the URL
+    of a database used as it is. `profile`: run under cProfile (one worker only), its
+    statistics written there when the server stops."""
+    if profile is not None and workers != 1:
+        raise ValueError("cProfile sees one process: profile with workers=1")
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = _database(workdir, db_template)
+    port = free_port()
+    config = _sipline_config(workdir, defences)
+    proc = _serve(workdir, "sipline", config, db, HOST, port, workers, profile)
+    try:
+        yield Running("sipline", port, proc, f"{max(1, workers)} process(es)", workers=workers)
     finally:
         proc.stop()
+
+
+def node_host(index: int) -> str:
+    """Node `index`'s address: 127.0.0.1, 127.0.0.2, ... (all loopback on Linux)."""
+    return f"127.0.0.{index + 1}"
+
+
+@contextmanager
+def sipline_nodes(
+    workdir: Path, db_template: str | Path, *, nodes: int = 2, defences: bool | None = None
+) -> Iterator[Running]:
+    """`nodes` separate `sipline serve` processes (one worker each) on one machine, node
+    i on udp:127.0.0.(i+1):PORT, sharing one database: what several machines in front of
+    one store would be, short of the network between them. They share the secret kept
+    beside a SQLite database; each is started once the one before it answers, so only
+    the first migrates the store."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = _database(workdir, db_template)
+    config = _sipline_config(workdir, defences)
+    port = free_port_on([node_host(i) for i in range(nodes)])
+    procs: list[Process] = []
+    try:
+        for i in range(nodes):
+            # Kept as each starts, so a later one failing stops those before it.
+            procs.append(_serve(workdir, f"sipline-node{i}", config, db, node_host(i), port, 1))  # noqa: PERF401
+        yield Running(
+            "sipline",
+            port,
+            procs[0],
+            f"{nodes} nodes of 1 process sharing {'a SQLite file' if not is_url(db) else db}",
+            workers=1,
+            hosts=tuple(node_host(i) for i in range(nodes)),
+            others=tuple(procs[1:]),
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
 
 
 # -- Kamailio -------------------------------------------------------------------------------
@@ -237,7 +371,9 @@ def kamailio(
     proc.stopper = stop
     try:
         wait_udp_ready(port, alive=proc.alive)
-        yield Running("kamailio", port, proc, f"{children} UDP workers, -x tlsf")
+        yield Running(
+            "kamailio", port, proc, f"{children} UDP workers (children), -x tlsf", workers=children
+        )
     except RuntimeError:
         raise RuntimeError(f"kamailio did not start:\n{proc.tail()}") from None
     finally:

@@ -1,29 +1,40 @@
 """`python -m benchmarks`: sipline beside Kamailio and the sippy B2BUA, SIPp as the load,
-every server on 127.0.0.1 of this machine, in one run.
+every server on this machine's loopback, in one run.
 
 Workloads (`--only`):
   a  registrations/s with digest authentication (MD5: all SIPp answers) against 10,000
      provisioned users: REGISTER / 401 / REGISTER with credentials / 200
   b  calls/s through the transaction-stateful proxy: INVITE / 100 / 180 / 200 / ACK /
      BYE / 200 with Record-Route, the callee found by a location lookup (it registered
-     with digest authentication first)
+     with digest authentication first), the caller from outside the domain
   c  OPTIONS to the server itself answered statelessly, per second
   d  the call of (b) through the sippy B2BUA (b2bua_simple), beside sipline's (b)
   e  memory: `sipline serve` with 100,000 registered users, peak RSS
+  f  authenticated calls/s: the call of (b) from one of the 10,000 users of the domain,
+     INVITE / 407 / ACK, INVITE with credentials (MD5) / 100 / 180 / 200 / ACK / BYE / 200
 
-Each figure of a-d is the highest rate at which a run of --duration seconds ends with
-every call successful, none failed, SIPp done on time and under 1% retransmissions (a
-server that drops UDP requests still succeeds through them): the rate doubles until a
-run fails, then is bisected between the last pass and the first failure. Beside it: the server's CPU
-seconds per 1,000 calls (utime + stime of its process tree over that run, from
-/proc/PID/stat) and its peak memory (PSS summed over its processes, sampled each second;
-VmHWM summed too in --json). When a SIPp process uses nearly a whole core the load is
-what limits: the step is tried again with one more SIPp process, and the report says so.
+(a) and (f) run once per worker count of --workers (default 1 and the number of cores)
+and once as --nodes separate `sipline serve` processes of one worker each (default 2,
+on 127.0.0.1 and 127.0.0.2, sharing one database; the SIPp processes split between the
+nodes); Kamailio runs them with as many UDP children as each sipline row has processes.
+The other workloads run sipline with the largest worker count, Kamailio with as many
+children (at least 2).
+
+Each figure of a-d and f is the highest rate at which a run of --duration seconds ends
+with every call successful, none failed, SIPp done on time and under 1% retransmissions
+(a server that drops UDP requests still succeeds through them): the rate doubles until
+a run fails, then is bisected between the last pass and the first failure. Beside it:
+the server's CPU seconds per 1,000 calls (utime + stime of all its processes over that
+run, every worker and node summed, from /proc/PID/stat) and its peak memory (PSS summed
+over its processes, sampled each second; VmHWM summed too in --json). When a SIPp
+process uses nearly a whole core the load is what limits: the step is tried again with
+more SIPp processes (one per node more), and the report says so.
 
 Kamailio (Debian package) runs with benchmarks/kamailio-server.cfg: the same digest
-authentication (auth_db over SQLite, db_text without kamailio-sqlite-modules),
+authentication (auth_db over SQLite, db_text without kamailio-sqlite-modules; REGISTER
+with www_authorize, out-of-dialog requests from its own domain with proxy_authorize),
 Record-Route, an in-memory location service, OPTIONS answered with sl_send_reply,
-debug=0, 2 UDP workers, -x tlsf.
+debug=0, -x tlsf.
 """
 
 from __future__ import annotations
@@ -39,26 +50,50 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks import servers, workloads
 from benchmarks.harness import free_port, sipp_binary
+from benchmarks.report import PEER, SCALING, markdown, ratio, scaling, targets, text_table
 from benchmarks.workloads import WORKLOADS, Options, Result
 
-__all__ = ["machine", "main"]
+__all__ = ["Shape", "machine", "main", "shapes"]
 
 SERVERS = ("sipline", "kamailio", "sippy", "raw")
-# Which servers run which workload; the peer each sipline figure is compared with.
+# Which servers run which workload.
 RUNS = {
     "a": ("sipline", "kamailio"),
     "b": ("sipline", "kamailio"),
     "c": ("sipline", "kamailio", "raw"),
     "d": ("sippy",),
     "e": ("sipline",),
+    "f": ("sipline", "kamailio"),
 }
-PEER = {"a": "kamailio", "b": "kamailio", "c": "kamailio", "d": "sippy"}
-UNITS = {"a": "reg/s", "b": "calls/s", "c": "OPTIONS/s", "d": "calls/s", "e": ""}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a server runs for one row: `workers` processes per node (Kamailio's UDP
+    children), `nodes` separate servers sharing the database (sipline only)."""
+
+    workers: int
+    nodes: int = 1
+
+
+def shapes(w: str, name: str, workers: list[int], nodes: int) -> list[Shape]:
+    """The rows of workload `w` for server `name`: (a) and (f) once per worker count and
+    once as `nodes` nodes (Kamailio: once per process count among those); the others
+    once, with the most workers (Kamailio at least 2 children, as before)."""
+    if w in SCALING:
+        if name == "sipline":
+            return [Shape(n) for n in workers] + ([Shape(1, nodes)] if nodes > 1 else [])
+        if name == "kamailio":
+            return [Shape(n) for n in sorted({*workers, *([nodes] if nodes > 1 else [])})]
+    if name == "kamailio":
+        return [Shape(max(2, *workers))]
+    return [Shape(max(workers))]
 
 
 def _version(args: list[str], pattern: str) -> str | None:
@@ -98,12 +133,20 @@ def machine() -> dict[str, Any]:
 
 # -- running ----------------------------------------------------------------------------------
 @contextmanager
-def _server(name: str, workdir: Path, ctx: dict[str, Any]) -> Iterator[servers.Running]:
-    if name == "sipline":
-        with servers.sipline(workdir, ctx["sipline_db"], workers=ctx["workers"]) as s:
+def _server(
+    name: str, workdir: Path, ctx: dict[str, Any], shape: Shape
+) -> Iterator[servers.Running]:
+    if name == "sipline" and shape.nodes > 1:
+        with servers.sipline_nodes(workdir, ctx["sipline_db"], nodes=shape.nodes) as s:
+            yield s
+    elif name == "sipline":
+        profile = ctx.get("profile") if shape.workers == 1 else None
+        with servers.sipline(
+            workdir, ctx["sipline_db"], workers=shape.workers, profile=profile
+        ) as s:
             yield s
     elif name == "kamailio":
-        with servers.kamailio(workdir, ctx["accounts"], children=max(2, ctx["workers"])) as s:
+        with servers.kamailio(workdir, ctx["accounts"], children=shape.workers) as s:
             yield s
     elif name == "raw":
         with servers.raw_responder(workdir) as s:
@@ -116,43 +159,53 @@ def run(
     selected: list[str], chosen: list[str], opts: Options, args: argparse.Namespace
 ) -> list[Result]:
     results: list[Result] = []
-    workers = 1
-    if args.workers > 1:
-        if servers.sipline_supports_workers():
-            workers = args.workers
-        else:
-            print(f"note: `sipline serve` has no --workers yet; sipline runs as one process"
-                  f" (asked for {args.workers})", flush=True)  # fmt: skip
+    workers: list[int] = args.workers
+    if max(workers) > 1 and not servers.sipline_supports_workers():
+        print("note: `sipline serve` has no --workers yet; sipline runs as one process",
+              flush=True)  # fmt: skip
+        workers = [1]
     with tempfile.TemporaryDirectory(prefix="sipline-bench-") as tmp:
         root = Path(tmp)
         ctx: dict[str, Any] = {
-            "workers": workers,
-            "accounts": workloads.accounts(opts.max_sipp),
+            "accounts": workloads.accounts(workloads.slots(opts, args.nodes)),
+            "profile_dir": args.profile,
         }
-        if "sipline" in chosen and any(w in selected for w in "abc"):
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        if "sipline" in chosen and any(w in selected for w in "abcf"):
             ctx["sipline_db"] = root / "template.db"
             servers.provision_sipline(ctx["sipline_db"], ctx["accounts"])
         for w in selected:
             for name in RUNS[w]:
                 if name not in chosen:
                     continue
-                print(f"\n({w}) {WORKLOADS[w]}: {name}", flush=True)
-                workdir = root / f"{w}-{name}"
-                workdir.mkdir()
-                started = time.monotonic()
-                try:
-                    result = _one(w, name, workdir, ctx, opts, root)
-                except (RuntimeError, OSError) as exc:
-                    print(f"  {w} {name}: ERROR {exc}", flush=True)
-                    result = Result(w, name, notes=[f"error: {exc}"])
-                result.extra["workers"] = workers if name == "sipline" else None
-                result.extra["wall_s"] = round(time.monotonic() - started, 1)
-                results.append(result)
+                for shape in shapes(w, name, workers, args.nodes):
+                    tag = f"{shape.nodes}nodes" if shape.nodes > 1 else f"x{shape.workers}"
+                    print(f"\n({w}) {WORKLOADS[w]}: {name} {tag.replace('nodes', ' nodes')}",
+                          flush=True)  # fmt: skip
+                    workdir = root / f"{w}-{name}-{tag}"
+                    workdir.mkdir()
+                    started = time.monotonic()
+                    try:
+                        result = _one(w, name, workdir, ctx, opts, root, shape)
+                    except (RuntimeError, OSError) as exc:
+                        print(f"  {w} {name}: ERROR {exc}", flush=True)
+                        result = Result(w, name, notes=[f"error: {exc}"])
+                    if name in ("sipline", "kamailio"):
+                        result.workers, result.nodes = shape.workers, shape.nodes
+                    result.extra["wall_s"] = round(time.monotonic() - started, 1)
+                    results.append(result)
     return results
 
 
 def _one(
-    w: str, name: str, workdir: Path, ctx: dict[str, Any], opts: Options, root: Path
+    w: str,
+    name: str,
+    workdir: Path,
+    ctx: dict[str, Any],
+    opts: Options,
+    root: Path,
+    shape: Shape,
 ) -> Result:
     if w == "d":
         return workloads.b2bua_calls(lambda port: servers.sippy_b2bua(workdir, port), opts, workdir)
@@ -161,99 +214,47 @@ def _one(
         port = free_port()
         print(f"  e provisioning {workloads.MEMORY_USERS:,} users with a binding each", flush=True)
         servers.provision_sipline(db, servers.users(workloads.MEMORY_USERS), bindings_port=port)
-        with servers.sipline(workdir, db, workers=ctx["workers"]) as s:
+        with servers.sipline(workdir, db, workers=shape.workers) as s:
             return workloads.memory(s, opts, workdir, port)
-    with _server(name, workdir, ctx) as s:
-        run_workload = {"a": workloads.registrations, "b": workloads.calls, "c": workloads.options}[
-            w
-        ]
+    if ctx["profile_dir"] is not None and name == "sipline" and shape == Shape(1):
+        ctx["profile"] = ctx["profile_dir"] / f"{w}-sipline-x1.prof"
+    else:
+        ctx["profile"] = None
+    with _server(name, workdir, ctx, shape) as s:
+        run_workload = {
+            "a": workloads.registrations,
+            "b": workloads.calls,
+            "c": workloads.options,
+            "f": workloads.authenticated_calls,
+        }[w]
         result = run_workload(s, opts, workdir)
         result.extra["server"] = s.description
-        return result
+    if ctx["profile"] is not None:
+        result.notes.append(f"under cProfile (figures not comparable): {ctx['profile']}")
+        _print_profile(ctx["profile"])
+    return result
 
 
-# -- reporting --------------------------------------------------------------------------------
-def _find(results: list[Result], w: str, server: str) -> Result | None:
-    for r in results:
-        if r.workload == w and r.server == server:
-            return r
-    return None
+def _print_profile(path: Path, top: int = 25) -> None:
+    """The functions with the most own time in a profile of `sipline serve`."""
+    import pstats
+
+    if not path.exists():
+        print(f"  no profile written at {path}", flush=True)
+        return
+    print(f"  cProfile of sipline x1 over the whole run, {top} functions by own time ({path}):")
+    pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(top)
 
 
-def ratio(results: list[Result], w: str) -> float | None:
-    ours = _find(results, "b" if w == "d" else w, "sipline")
-    theirs = _find(results, w, PEER[w]) if w in PEER else None
-    if ours and theirs and ours.rate and theirs.rate:
-        return ours.rate / theirs.rate
-    return None
-
-
-def _num(value: float | None, fmt: str = ",.0f") -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def rows(results: list[Result]) -> list[list[str]]:
-    table = []
-    for r in results:
-        if r.workload == "e":
-            extra = r.extra
-            each = ", ".join(
-                f"{p['role']} {p['peak_rss_mb']:.0f}" for p in extra.get("processes", [])
-            )
-            table.append([
-                f"(e) {WORKLOADS['e']}", r.server, "-", "-",
-                f"{_num(r.peak_vmhwm_mb, '.1f')} MB peak RSS (VmHWM summed{': ' + each if each else ''})"
-                f" (target < {extra.get('target_mb')} MB: {'met' if extra.get('target_met') else 'NOT met'});"
-                f" {_num(r.peak_pss_mb, '.1f')} MB peak PSS",
-                "1", "-",
-            ])  # fmt: skip
-            continue
-        q = ratio(results, r.workload) if r.server in ("sipline", PEER.get(r.workload)) else None
-        label = f"({r.workload}) {WORKLOADS[r.workload]}"
-        sipp = str(r.sipp_processes) + (
-            " (SIPp was the bottleneck)" if r.notes and any("SIPp" in n for n in r.notes) else ""
-        )
-        table.append([
-            label,
-            r.server + (f" x{r.extra['workers']}" if r.extra.get("workers", 1) not in (None, 1) else ""),
-            f"{_num(r.rate)} {UNITS[r.workload]}" if r.rate else ("ERROR" if any(n.startswith("error") for n in r.notes) else "none passed"),
-            _num(r.cpu_s_per_1000, ".3f"),
-            f"{_num(r.peak_pss_mb, '.1f')} MB",
-            sipp,
-            "-" if q is None or r.server != PEER.get(r.workload) else f"{q:.2f}",
-        ])  # fmt: skip
-    return table
-
-
-HEADER = ["workload", "server", "max rate, 0 failed", "CPU s / 1,000", "peak memory (PSS)",
-          "SIPp processes", "ratio sipline/peer"]  # fmt: skip
-
-
-def text_table(results: list[Result]) -> str:
-    table = [HEADER, *rows(results)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in table
-    )
-
-
-def markdown(results: list[Result], info: dict[str, Any], opts: Options, quick: bool) -> str:
-    lines = [
-        f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, {info['python']};"
-        f" sipline {info['sipline']}, Kamailio {info['kamailio'] or '-'}, SIPp {info['sipp'] or '-'},"
-        f" sippy {info['sippy'] or '-'}.",
-        f"Steps of {opts.duration:g} s{' (--quick: short steps, one refinement; noisy)' if quick else ''};"
-        " the ratio is sipline's figure over the peer's (for (d), sipline's proxy calls of (b)"
-        " over the sippy B2BUA's).",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
-    notes = [f"({r.workload}) {r.server}: {n}" for r in results for n in r.notes]
-    if notes:
-        lines += ["", *[f"- {n}" for n in notes]]
-    return "\n".join(lines) + "\n"
+def _counts(text: str) -> list[int]:
+    """--workers 2 or 1,2: distinct counts, each at least 1, in order."""
+    try:
+        counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"counts of at least 1, e.g. 1,2: {text!r}")
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,21 +265,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true",
                         help="short steps (5 s unless --duration), one refinement: a smoke test")  # fmt: skip
-    parser.add_argument("--only", default="a,b,c,d,e", help="workloads, e.g. a,c (default all)")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="workloads, e.g. a,f (default all)")
     parser.add_argument("--servers", default="sipline,kamailio,sippy",
                         help=f"servers among {','.join(SERVERS)} (default sipline,kamailio,sippy;"
                              " raw is a bare Python OPTIONS responder, for (c))")  # fmt: skip
     parser.add_argument("--duration", type=float, help="seconds per step (default 20, quick 5)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="`sipline serve --workers N` (default: the number of cores, as serve's;"
-                             " Kamailio gets as many UDP workers, at least 2)")  # fmt: skip
+    cores = os.cpu_count() or 1
+    parser.add_argument("--workers", type=_counts, default=sorted({1, cores}), metavar="N[,M...]",
+                        help="`sipline serve --workers N`: (a) and (f) run once per count, the"
+                             f" others with the largest (default 1,{cores}: one and the number"
+                             " of cores); Kamailio gets as many UDP children")  # fmt: skip
+    parser.add_argument("--nodes", type=int, default=2, metavar="N",
+                        help="(a) and (f) also with N `sipline serve` processes of one worker each"
+                             " on 127.0.0.1..127.0.0.N sharing one database (default 2; 1: not)")  # fmt: skip
     parser.add_argument("--refine", type=int,
                         help="bisections after the first failed step (default 4, quick 1)")  # fmt: skip
+    parser.add_argument("--max-rate", type=float, default=200_000, metavar="R",
+                        help="stop doubling at this rate (a ceiling for smoke tests)")  # fmt: skip
     parser.add_argument("--max-sipp", type=int, default=3,
                         help="most SIPp UAC processes used when one SIPp is the bottleneck")  # fmt: skip
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run sipline's 1-worker rows under cProfile, writing DIR/W-sipline-x1.prof"
+                             " and printing the top functions (its figures are then not comparable)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every step and figure to this file")
     parser.add_argument("--markdown", type=Path, help="write the README's table to this file")
     args = parser.parse_args(argv)
+    if not 1 <= args.nodes <= 254:
+        parser.error("--nodes: from 1 to 254")
 
     selected = [w.strip() for w in args.only.split(",") if w.strip()]
     chosen = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -296,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         refine=args.refine if args.refine is not None else (1 if args.quick else 4),
         settle_s=1.5 if args.quick else 4.0,
         max_sipp=max(1, args.max_sipp),
+        limit=args.max_rate,
         memory_sample=2_000 if args.quick else 20_000,
     )
     info = machine()
@@ -306,8 +320,14 @@ def main(argv: list[str] | None = None) -> int:
         f" servers {','.join(chosen)}",
         flush=True,
     )
+    kamailio = ("Kamailio gets as many UDP children as the sipline row it is compared with has"
+                " processes (its own main, timer and other helper processes besides)")  # fmt: skip
+    print(f"workers {','.join(map(str, args.workers))}; nodes {args.nodes}; {kamailio}",
+          flush=True)  # fmt: skip
     results = run(selected, chosen, opts, args)
     print("\n" + text_table(results), flush=True)
+    for line in targets(results):
+        print(line)
     for r in results:
         for note in r.notes:
             print(f"({r.workload}) {r.server}: {note}")
@@ -318,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": duration,
             "results": [r.as_dict() for r in results],
             "ratios": {w: ratio(results, w) for w in PEER},
+            "scaling": scaling(results),
+            "targets": targets(results),
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.markdown is not None:

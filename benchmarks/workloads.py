@@ -1,11 +1,15 @@
-"""The five workloads of `python -m benchmarks`, each run against one server.
+"""The six workloads of `python -m benchmarks`, each run against one server.
 
 (a) registrations/s with digest authentication, 10,000 provisioned users;
 (b) calls/s through the stateful proxy (INVITE/100/180/200/ACK/BYE/200, Record-Route,
     the callee found by a location lookup);
 (c) stateless OPTIONS answered per second;
 (d) the call of (b) through the sippy B2BUA;
-(e) the memory of `sipline serve` holding 100,000 registered users.
+(e) the memory of `sipline serve` holding 100,000 registered users;
+(f) the call of (b) from a user of the domain, who answers the 407 first.
+
+A server may be several nodes (`Running.targets`): each SIPp process then sends to one
+node, in turn, so there are at least as many SIPp processes as nodes.
 """
 
 from __future__ import annotations
@@ -30,11 +34,21 @@ from benchmarks.harness import (
 )
 from benchmarks.servers import DOMAIN, Running, users, write_injection
 
-__all__ = ["WORKLOADS", "Options", "Result", "calls", "memory", "options", "registrations"]
+__all__ = [
+    "WORKLOADS",
+    "Options",
+    "Result",
+    "authenticated_calls",
+    "calls",
+    "memory",
+    "options",
+    "registrations",
+]
 
 REGISTER = ROOT.parent / "tests" / "data" / "sipp" / "register_auth.xml"
 OPTIONS = ROOT.parent / "tests" / "data" / "sipp" / "options_uac.xml"
 UAC_PROXY = ROOT / "sipp" / "uac_rr.xml"
+UAC_AUTH = ROOT / "sipp" / "uac_auth.xml"
 UAC_B2BUA = ROOT / "sipp" / "uac_b2bua.xml"
 UAS = ROOT / "sipp" / "uas_rr.xml"
 USERS = 10_000
@@ -47,6 +61,7 @@ WORKLOADS = {
     "c": "OPTIONS/s answered statelessly",
     "d": "calls/s, the same call through a B2BUA",
     "e": "memory with 100,000 registered users",
+    "f": "authenticated calls/s: 407, Record-Route, location lookup",
 }
 
 
@@ -59,7 +74,7 @@ class Options:
     max_sipp: int
     limit: float = 200_000
     starts: dict[str, float] = field(
-        default_factory=lambda: {"a": 500, "b": 200, "c": 2000, "d": 100}
+        default_factory=lambda: {"a": 500, "b": 200, "c": 2000, "d": 100, "f": 200}
     )
     memory_sample: int = 20_000  # users re-registered through SIPp in (e)
 
@@ -68,6 +83,8 @@ class Options:
 class Result:
     workload: str
     server: str
+    workers: int | None = None  # sipline's processes per node; Kamailio's UDP children
+    nodes: int = 1
     rate: float | None = None  # per second, zero failed
     cpu_s_per_1000: float | None = None
     peak_pss_mb: float | None = None
@@ -85,9 +102,15 @@ def callees(count: int) -> list[tuple[str, str]]:
     return users(count, prefix="callee")
 
 
-def accounts(max_sipp: int) -> list[tuple[str, str]]:
-    """Everyone provisioned on a server: the 10,000 users and one callee per SIPp UAS."""
-    return users(USERS) + callees(max_sipp)
+def accounts(slots: int) -> list[tuple[str, str]]:
+    """Everyone provisioned on a server: the 10,000 users and one callee per SIPp UAS
+    (`slots`: the most SIPp UAC processes a run may use)."""
+    return users(USERS) + callees(slots)
+
+
+def slots(opts: Options, nodes: int = 1) -> int:
+    """The most SIPp UAC processes a run against `nodes` nodes may use."""
+    return max(opts.max_sipp, nodes)
 
 
 def _search(
@@ -102,7 +125,7 @@ def _search(
     def report(s: Step) -> None:
         print(f"  {workload} {server.name:<9} {s.line()}", flush=True)
 
-    meter = server.process.meter
+    meter = server.meter
     with meter.sampling():
         found: Search = find_max_rate(
             lambda rate, n: load.run(rate, opts.duration, n),
@@ -111,6 +134,7 @@ def _search(
             refine=opts.refine,
             limit=opts.limit,
             max_sipp=opts.max_sipp if max_sipp is None else max_sipp,
+            min_sipp=server.nodes,
             settle=lambda: time.sleep(opts.settle_s if settle_s is None else settle_s),
             report=report,
         )
@@ -120,6 +144,8 @@ def _search(
     return Result(
         workload=workload,
         server=server.name,
+        workers=server.workers,
+        nodes=server.nodes,
         rate=best.rate if best else None,
         cpu_s_per_1000=best.cpu_s_per_1000 if best else None,
         peak_pss_mb=meter.peak_pss_kib / 1024,
@@ -139,23 +165,25 @@ def registrations(server: Running, opts: Options, workdir: Path) -> Result:
         path = write_injection(workdir / f"users-{i}-of-{n}.csv", everyone[i::n])
         return ["-inf", str(path), "-key", "expires", "3600"]
 
-    load = SippLoad(f"{HOST}:{server.port}", REGISTER, workdir, server.process.meter, per_process)
+    load = SippLoad(server.targets, REGISTER, workdir, server.meter, per_process)
     return _search("a", server, opts, load)
 
 
 def options(server: Running, opts: Options, workdir: Path) -> Result:
     """(c) OPTIONS to the server itself, one transaction per call."""
-    load = SippLoad(f"{HOST}:{server.port}", OPTIONS, workdir, server.process.meter)
+    load = SippLoad(server.targets, OPTIONS, workdir, server.meter)
     return _search("c", server, opts, load)
 
 
-def _register_callee(server: Running, workdir: Path, user: tuple[str, str], port: int) -> None:
+def _register_callee(
+    server: Running, workdir: Path, user: tuple[str, str], port: int, node: int = 0
+) -> None:
     path = write_injection(workdir / f"{user[0]}.csv", [user])
     load = SippLoad(
-        f"{HOST}:{server.port}",
+        server.targets[node % server.nodes],
         REGISTER,
         workdir,
-        server.process.meter,
+        server.meter,
         lambda i, n: ["-inf", str(path), "-key", "expires", "7200", "-p", str(port)],
         grace_s=10,
         transport=["-t", "u1"],  # the contact is the UAS's port, bound with -p
@@ -174,34 +202,112 @@ def _uas(workdir: Path, port: int, index: int) -> Process:
     )  # fmt: skip
 
 
+def _callee_uases(
+    server: Running, opts: Options, workdir: Path, stack: ExitStack
+) -> tuple[list[str], list[Process]]:
+    """One callee per SIPp UAC process the run may use, each registered with digest
+    authentication (through node k of the server, in turn) from the port its SIPp UAS
+    then listens on; the UASs stop with `stack`."""
+    names, uases = [], []
+    for k, callee in enumerate(callees(slots(opts, server.nodes))):
+        port = free_port()
+        _register_callee(server, workdir, callee, port, node=k)
+        uas = _uas(workdir, port, k)
+        stack.callback(uas.stop)
+        names.append(callee[0])
+        uases.append(uas)
+    time.sleep(0.5)  # every node has the bindings (the change feed is polled every 20 ms)
+    return names, uases
+
+
 def calls(server: Running, opts: Options, workdir: Path) -> Result:
-    """(b) The callees register with digest authentication from the ports their SIPp UASs
-    then listen on (one callee per UAS, one UAS per UAC process); SIPp UAC process i calls
-    callee i through the proxy, from outside its domain (no 407)."""
+    """(b) SIPp UAC process i calls callee i through the proxy (see `_callee_uases`),
+    from outside its domain (no 407)."""
     with ExitStack() as stack:
-        uases: list[Process] = []
-        for k, callee in enumerate(callees(opts.max_sipp)):
-            port = free_port()
-            _register_callee(server, workdir, callee, port)
-            uas = _uas(workdir, port, k)
-            stack.callback(uas.stop)
-            uases.append(uas)
-        time.sleep(0.5)
+        names, uases = _callee_uases(server, opts, workdir, stack)
 
         def per_process(i: int, n: int) -> list[str]:
-            return ["-s", callees(opts.max_sipp)[i][0], "-key", "domain", DOMAIN]
+            return ["-s", names[i], "-key", "domain", DOMAIN]
 
         load = SippLoad(
-            f"{HOST}:{server.port}",
+            server.targets,
             UAC_PROXY,
             workdir,
-            server.process.meter,
+            server.meter,
             per_process,
             extra=["-pause_msg_ign"],
             watched=lambda n: [pid for uas in uases[:n] for pid in uas.pids()],
         )
         # Calls stay in the UAS's timewait for 4 s, transactions a little longer.
-        return _search("b", server, opts, load, settle_s=opts.settle_s + 3)
+        return _search("b", server, opts, load, settle_s=opts.settle_s + 3, max_sipp=len(names))
+
+
+def _auth_load(
+    server: Running,
+    workdir: Path,
+    names: list[str],
+    uases: list[Process],
+    callers: list[tuple[str, str]],
+    tag: str,
+    recv_timeout_ms: int = 8000,
+) -> SippLoad:
+    def per_process(i: int, n: int) -> list[str]:
+        path = write_injection(workdir / f"{tag}-{i}-of-{n}.csv", callers[i::n])
+        return ["-inf", str(path), "-s", names[i]]
+
+    return SippLoad(
+        server.targets,
+        UAC_AUTH,
+        workdir,
+        server.meter,
+        per_process,
+        extra=["-pause_msg_ign"],
+        watched=lambda n: [pid for uas in uases[:n] for pid in uas.pids()],
+        recv_timeout_ms=recv_timeout_ms,
+    )
+
+
+AUTH_CHECK_WRONG = 4  # under the default 10 failures per source that ban it
+AUTH_CHECK_RIGHT = 10
+
+
+def check_authentication(
+    server: Running, workdir: Path, names: list[str], uases: list[Process]
+) -> str:
+    """That the server challenges and verifies callers: a few calls with wrong passwords
+    all fail (challenged again or refused), then a few with the right ones all succeed.
+    Raises RuntimeError otherwise."""
+    callers = users(USERS)[-AUTH_CHECK_RIGHT:]
+    wrong = [(u, "not-" + p) for u, p in callers[:AUTH_CHECK_WRONG]]
+    # SIPp takes a second 407 for a retransmission of the first and waits: not for long.
+    bad = _auth_load(server, workdir, names, uases, wrong, "wrong", 1000).run(
+        AUTH_CHECK_WRONG, 1, server.nodes
+    )
+    good = _auth_load(server, workdir, names, uases, callers, "right").run(
+        AUTH_CHECK_RIGHT, 1, server.nodes
+    )
+    line = (
+        f"wrong passwords: {bad.successful}/{bad.calls} calls went through;"
+        f" right ones: {good.successful}/{good.calls}"
+    )
+    if bad.successful or bad.failed < bad.calls or not good.ok:
+        raise RuntimeError(f"{server.name} does not check callers' credentials: {line}")
+    return line
+
+
+def authenticated_calls(server: Running, opts: Options, workdir: Path) -> Result:
+    """(f) The call of (b) from a user of the proxy's domain: INVITE / 407 / ACK, the
+    INVITE again with MD5 credentials (all SIPp answers), then as (b). SIPp UAC process i
+    calls callee i, its callers its own share of the 10,000 users, taken in turn. First
+    `check_authentication`, whose line the result keeps in `extra`."""
+    with ExitStack() as stack:
+        names, uases = _callee_uases(server, opts, workdir, stack)
+        checked = check_authentication(server, workdir, names, uases)
+        print(f"  f {server.name:<9} {checked}", flush=True)
+        load = _auth_load(server, workdir, names, uases, users(USERS), "callers")
+        result = _search("f", server, opts, load, settle_s=opts.settle_s + 3, max_sipp=len(names))
+        result.extra["auth_check"] = checked
+        return result
 
 
 def b2bua_calls(start: Callable[[int], Any], opts: Options, workdir: Path) -> Result:
@@ -211,10 +317,10 @@ def b2bua_calls(start: Callable[[int], Any], opts: Options, workdir: Path) -> Re
     try:
         with start(port) as server:
             load = SippLoad(
-                f"{HOST}:{server.port}",
+                server.targets,
                 UAC_B2BUA,
                 workdir,
-                server.process.meter,
+                server.meter,
                 lambda i, n: ["-s", "callee", "-key", "domain", DOMAIN],
                 extra=["-pause_msg_ign"],
                 watched=lambda n: uas.pids(),
@@ -235,12 +341,12 @@ def memory(server: Running, opts: Options, workdir: Path, sipp_port: int) -> Res
     and workers) of VmHWM, each process's own peak. Those peaks need not coincide, so
     the sum is an upper bound of what the server held at once; PSS (shared pages split
     between the processes, sampled each second) is reported beside it."""
-    meter = server.process.meter
+    meter = server.meter
     loaded_kib, start_peak_kib = meter.rss_kib(), meter.vmhwm_kib()
     sample = users(MEMORY_USERS)[: opts.memory_sample]
     path = write_injection(workdir / "memory-users.csv", sample)
     load = SippLoad(
-        f"{HOST}:{server.port}",
+        server.targets,
         REGISTER,
         workdir,
         meter,

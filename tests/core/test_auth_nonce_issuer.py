@@ -11,6 +11,7 @@ import pytest
 from test_auth_server import answer, make
 
 from sipline.core.auth import DigestStatus, DigestVerifier
+from sipline.core.auth_server import MAX_ISSUER
 
 
 def worker(index: int, **options: Any) -> DigestVerifier:
@@ -20,11 +21,18 @@ def worker(index: int, **options: Any) -> DigestVerifier:
 def test_the_issuer_is_inside_the_nonce_and_under_its_hmac() -> None:
     zero, one = worker(0), worker(1)
     nonce = zero.challenges(now=10.0)[0].nonce
-    assert len(nonce) == 48 and "=" not in nonce  # the same opaque size as before
+    assert len(nonce) == 56 and "=" not in nonce  # 42 bytes: no padding
     assert zero.nonce_issuer(nonce) == 0 and one.nonce_issuer(nonce) == 0
     assert one.nonce_issuer(one.challenges(now=10.0)[0].nonce) == 1
-    assert worker(65_535).nonce_issuer(worker(65_535).issue_nonce("MD5", now=0.0)) == 65_535
-    # Claiming another issuer breaks the HMAC.
+    # 64 bits: a node's part and a worker's (sipline.server.node.issuer_id).
+    top = MAX_ISSUER
+    assert worker(top).nonce_issuer(worker(top).issue_nonce("MD5", now=0.0)) == top
+    # Claiming another issuer breaks the HMAC, in the node's part or the worker's.
+    for byte in (8, 15):
+        raw = bytearray(base64.urlsafe_b64decode(nonce))
+        raw[byte] ^= 1
+        forged = base64.urlsafe_b64encode(raw).decode()
+        assert zero.nonce_issuer(forged) is None and one.nonce_issuer(forged) is None
     raw = bytearray(base64.urlsafe_b64decode(nonce))
     raw[9] ^= 1
     forged = base64.urlsafe_b64encode(raw).decode()
@@ -34,8 +42,8 @@ def test_the_issuer_is_inside_the_nonce_and_under_its_hmac() -> None:
     assert make().nonce_issuer(nonce) == 0
 
 
-@pytest.mark.parametrize("issuer", [-1, 65_536])
-def test_the_issuer_fits_two_bytes(issuer: int) -> None:
+@pytest.mark.parametrize("issuer", [-1, MAX_ISSUER + 1])
+def test_the_issuer_fits_eight_bytes(issuer: int) -> None:
     with pytest.raises(ValueError):
         worker(issuer)
 

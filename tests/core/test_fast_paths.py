@@ -23,10 +23,12 @@ from sipline.core.lookup import content_length as _content_length
 from sipline.core.lookup import cseq as _cseq
 from sipline.core.lookup import max_forwards as _max_forwards
 from sipline.core.lookup import name_addr_field as _name_addr_field
+from sipline.core.lookup import option_tags as _option_tags
 from sipline.core.lookup import required_value as _required
 from sipline.core.lookup import routes as _routes
 from sipline.core.lookup import single_value as _single
 from sipline.core.lookup import top_via as _top_via
+from sipline.core.lookup import vias as _vias
 from sipline.core.message import Request, _parse_start_line, parse_message
 from sipline.core.params import QUICK_PARAMS, Params, parse_params, split_commas
 from sipline.core.scan import _lines_and_keys
@@ -41,6 +43,7 @@ from sipline.core.views import (
     parse_cseq,
     parse_name_addr,
     parse_name_addr_list,
+    parse_token_list,
     parse_uint,
     parse_via,
     via_of_line,
@@ -315,6 +318,11 @@ def _reference(h: Headers, key: str) -> object:
         return None if v is None else parse_uint(v, "Content-Length", 2**32 - 1)
     if key == "route":
         return parse_name_addr_list(h.get_all("route"), "Route")
+    if key == "vias":
+        values = h.values("via")
+        if not values:
+            raise RemoteProtocolError("Missing Via header")
+        return [parse_via(v) for v in values]
     if key == "via":
         first = h.get("via")
         if first is None:
@@ -331,6 +339,7 @@ _FAST: dict[str, Callable[[Headers], object]] = {
     "content-length": _content_length,
     "route": _routes,
     "via": _top_via,
+    "vias": _vias,
     "to": lambda h: _name_addr_field(h, "to", "To"),
     "from": lambda h: _name_addr_field(h, "from", "From"),
 }
@@ -347,9 +356,29 @@ def test_header_views_match_parsing_the_unfolded_values(
     key: str, fields: list[tuple[str, str]]
 ) -> None:
     h = Headers()
+    name = "via" if key == "vias" else key
     for value, sep in fields:
-        h.add_raw(key, f"{key}{sep}{value}".encode())
+        h.add_raw(name, f"{name}{sep}{value}".encode())
     assert outcome(lambda: _FAST[key](h)) == outcome(lambda: _reference(h, key))
+
+
+_TAG_LISTS = st.lists(
+    st.sampled_from(
+        ["timer", "100rel", "x.y-z!", "", " ", ",", ", ", " ,", '"q"', "a b", "\u00e9"]
+    ),
+    max_size=6,
+).map("".join)
+
+
+@given(st.lists(st.tuples(_TAG_LISTS, st.sampled_from([": ", ":", ":\r\n "])), max_size=3))
+@example([("timer, replaces,norefersub", ": ")])
+@example([("", ": "), ("timer", ":")])
+def test_option_tags_fast_path_matches_the_token_list_parser(fields: list[tuple[str, str]]) -> None:
+    h = Headers()
+    for value, sep in fields:
+        h.add_raw("supported", f"Supported{sep}{value}".encode())
+    reference = outcome(lambda: parse_token_list(h.values("supported"), "supported"))
+    assert outcome(lambda: _option_tags(h, "supported")) == reference
 
 
 def test_fast_name_scan_agrees_with_the_line_by_line_scan() -> None:

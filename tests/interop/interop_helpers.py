@@ -170,34 +170,39 @@ def start_serve(
     workers: int | None = None,
     domains: tuple[str, ...] = (),
     launcher: list[str] | None = None,
+    host: str = HOST,
+    listen: tuple[str, ...] = (),
 ) -> ServeProcess:
     """Start `sipline serve` on UDP+TCP (and TLS) on free loopback ports; wait until ready.
 
     `workers` processes (`--workers`); unset: $SIPLINE_TEST_WORKERS, else 1, so the
     whole interop suite can be run against several workers too. `domains` are given
     with `--domain`; `launcher` runs the `sipline` command (default: this interpreter,
-    `-c`)."""
+    `-c`); `host` is the loopback address it listens on (one node of several sharing
+    the database, each on its own); `listen` adds listeners (`ws:127.0.0.1:PORT`)."""
     if workers is None:
         workers = int(os.environ.get("SIPLINE_TEST_WORKERS", "1"))
     workdir.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for _ in range(3):
-        port = free_port_pair()
-        tls_port = free_tcp_port() if tls else 0
+        port = free_port_pair(host)
+        tls_port = free_tcp_port(host) if tls else 0
         args = [
             *(launcher or [sys.executable, "-c", "from sipline.cli.main import main; main()"]),
             "serve",
             "--listen",
-            f"udp:{HOST}:{port}",
+            f"udp:{host}:{port}",
             "--listen",
-            f"tcp:{HOST}:{port}",
+            f"tcp:{host}:{port}",
             "--db",
             str(workdir / "sipline.db"),
             "--workers",
             str(workers),
         ]
         if tls:
-            args += ["--listen", f"tls:{HOST}:{tls_port}"]
+            args += ["--listen", f"tls:{host}:{tls_port}"]
+        for spec in listen:
+            args += ["--listen", spec]
         for domain in domains:
             args += ["--domain", domain]
         if config is not None:

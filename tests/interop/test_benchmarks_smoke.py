@@ -1,5 +1,7 @@
 """`python -m benchmarks` end to end, as small as it goes: workload (c), sipline alone,
-1 s steps. It checks the run reports figures, not what they are (timed tests quote none)."""
+1 s steps; workload (f) against sipline as one process and as two nodes and against
+Kamailio, one 1 s step each. It checks the run reports figures, not what they are
+(timed tests quote none), and that both servers really challenge and verify callers."""
 
 from __future__ import annotations
 
@@ -45,6 +47,46 @@ def test_quick_options_run_reports_figures(tmp_path: Path) -> None:
         r"^\| \(c\) OPTIONS/s answered statelessly \| sipline( x\d+)? \|", markdown, re.M
     )
     assert "Machine:" in markdown
+
+
+def test_quick_authenticated_calls_with_nodes_beside_kamailio(tmp_path: Path) -> None:
+    need("sipp")
+    need("kamailio")
+    report, table = tmp_path / "report.json", tmp_path / "table.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "f",
+         "--servers", "sipline,kamailio", "--workers", "1", "--nodes", "2",
+         "--duration", "1", "--refine", "0", "--max-rate", "100", "--max-sipp", "1",
+         "--json", str(report), "--markdown", str(table)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=150,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    rows = {(r["server"], r["workers"], r["nodes"]): r for r in doc["results"]}
+    assert set(rows) == {
+        ("sipline", 1, 1),
+        ("sipline", 1, 2),
+        ("kamailio", 1, 1),
+        ("kamailio", 2, 1),
+    }
+    for result in rows.values():
+        assert result["workload"] == "f"
+        assert result["rate"] > 0, result["notes"]
+        assert 0 < result["cpu_s_per_1000"] < 100
+        # Challenged and verified: wrong passwords never get through, right ones do.
+        assert result["extra"]["auth_check"] == (
+            "wrong passwords: 0/4 calls went through; right ones: 10/10"
+        )
+    assert rows[("sipline", 1, 2)]["sipp_processes"] == 2  # one per node
+    [one, nodes] = doc["scaling"]["f"]
+    assert (one["row"], one["peer"]) == ("sipline x1", "kamailio x1")
+    assert (nodes["row"], nodes["peer"]) == ("sipline 2 nodes", "kamailio x2")
+    assert nodes["cpu_over_one_worker"] > 0
+    assert "as many UDP children" in done.stdout
+    markdown = table.read_text(encoding="utf-8")
+    assert re.search(r"^\| \(f\) authenticated calls/s[^|]*\| sipline 2 nodes \|", markdown, re.M)
+    assert re.search(r"^\| \(f\) [^|]*\| kamailio x2 \|", markdown, re.M)
 
 
 def test_conference_benchmark_reports_participants_per_core() -> None:

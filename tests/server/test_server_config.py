@@ -147,3 +147,19 @@ def test_a_reload_applies_the_live_keys_and_names_the_others() -> None:
     assert running.registrar.max_expires == 1200 and running.ops.log.sip_trace
     assert running.ops.http == dataclasses.replace(old.ops.http, token="token-456")
     assert plan_reload(running, running) == (running, [], [])
+
+
+def test_websocket_listeners() -> None:
+    cfg = load_config(
+        {
+            "server": {
+                "listen": ["ws:127.0.0.1:8088", "wss:[::1]", "udp:127.0.0.1"],
+            }
+        }
+    )
+    ws, wss, _ = cfg.server.listen
+    assert (ws.transport, ws.host, ws.port) == ("WS", "127.0.0.1", 8088)
+    assert (wss.transport, wss.host, wss.port) == ("WSS", "::1", 443)  # RFC 7118 §5.2
+    assert str(wss) == "wss:[::1]:443"
+    with pytest.raises(ConfigError, match="ws:HOST:PORT or wss:HOST:PORT"):
+        load_config({"server": {"listen": ["http:127.0.0.1:80"]}})

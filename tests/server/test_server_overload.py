@@ -200,8 +200,10 @@ async def test_a_full_store_queue_refuses_at_once(server: SipServer) -> None:
         refused = False
     released.set()
     await blocker
-    await asyncio.gather(*queued)
-    assert refused and store.refused == 1
+    # The server's own polls (the binding feed every 20 ms) queue too and may have
+    # taken a slot before the calls above: any of those may have been refused.
+    await asyncio.gather(*queued, return_exceptions=True)
+    assert refused and store.refused >= 1
 
 
 async def test_a_filling_udp_queue_is_seen(

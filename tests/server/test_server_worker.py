@@ -1,6 +1,6 @@
 """One `SipServer` run as a worker (`WorkerSetup`): sockets handed over by a
-supervisor, requests it forwards sent from its private UDP port and naming it in
-their Via, while Record-Route names the public one (docs/architecture.md "Workers")."""
+supervisor, requests it forwards sent from the public port and naming it in their
+Via and Record-Route (no port of its own: docs/architecture.md "Workers")."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sipline.server.config import parse_listen
 from sipline.server.security.route_sign import RouteSigner
 from sipline.server.sip_server import SipServer, WorkerSetup
 from sipline.transport.loop import run
-from sipline.transport.shared import private_udp_socket, probe, shared_socket
+from sipline.transport.shared import probe, shared_socket
 
 HOST = "127.0.0.1"
 
@@ -38,7 +38,6 @@ async def worker(tmp_path: Path) -> AsyncIterator[SipServer]:
         index=1,
         secret=os.urandom(32),
         sockets=[shared_socket("UDP", HOST, port, 1 << 20), shared_socket("TCP", HOST, port, 0)],
-        private=[(HOST, private_udp_socket(HOST, 1 << 20))],
     )
     server = SipServer(cfg, worker=setup)
     await server.start()
@@ -49,7 +48,7 @@ async def worker(tmp_path: Path) -> AsyncIterator[SipServer]:
     await server.stop()
 
 
-async def test_forwarded_requests_go_from_the_private_port(worker: SipServer) -> None:
+async def test_forwarded_requests_go_from_the_public_port(worker: SipServer) -> None:
     uas: list[TestUA] = []
 
     async def make_ua(server: SipServer, transport: str = "UDP") -> TestUA:
@@ -59,18 +58,17 @@ async def test_forwarded_requests_go_from_the_private_port(worker: SipServer) ->
 
     try:
         public = worker.endpoint.local_address("UDP")
-        private = worker.endpoint.local_address("UDP", via=True)
-        assert private.private and not public.private and private.port != public.port
         assert worker.store is not None and worker.store.shared
-        assert worker.im is not None and worker.im.notifier.owner == "1"
+        # The owner names the node (its public address) and the worker (server/node.py).
+        assert worker.im is not None and worker.im.notifier.owner == f"{HOST}:{public.port}/1"
         bob = await registered(worker, make_ua, BOB)
         bob.on_invite = lambda ua, st: ua.answer_invite(st, 486)
         caller = await make_ua(worker)
         done = await invite(caller, BOB, ALICE)
         assert done.final.status == 486
         [st] = [st for st in bob.received if st.request.method == "INVITE"]
-        assert st.request.top_via.port == private.port  # responses come back to us
-        assert st.inbound.source.remote == (HOST, private.port)
+        assert st.request.top_via.port == public.port  # what a firewall in front expects
+        assert st.inbound.source.remote == (HOST, public.port)
         # Record-Route names the public port, signed with the secret every worker has
         # (sipline.server.security.route_sign), so any worker admits the dialog's requests.
         assert worker.worker is not None
@@ -100,7 +98,6 @@ def test_requests_queued_before_start_are_answered_as_ours(tmp_path: Path) -> No
         index=0,
         secret=os.urandom(32),
         sockets=[shared],
-        private=[(HOST, private_udp_socket(HOST, 1 << 20))],
     )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         peer.bind((HOST, 0))

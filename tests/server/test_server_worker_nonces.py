@@ -16,7 +16,7 @@ from sipua import TestUA, challenges_of
 from sipline.core.message import Request
 from sipline.server.config import parse_listen
 from sipline.server.sip_server import SipServer, WorkerSetup
-from sipline.transport.shared import private_udp_socket, probe, shared_socket
+from sipline.transport.shared import probe, shared_socket
 
 HOST = "127.0.0.1"
 ALICE = f"alice@{DOMAIN}"
@@ -41,7 +41,6 @@ async def workers(tmp_path: Path) -> AsyncIterator[list[SipServer]]:
                 secret=secret,
                 count=2,
                 sockets=[shared_socket("UDP", HOST, port, 1 << 20)],
-                private=[(HOST, private_udp_socket(HOST, 1 << 20))],
             )
             server = SipServer(cfg, worker=setup)
             started.append(server)

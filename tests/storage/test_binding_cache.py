@@ -28,6 +28,7 @@ bindings = st.builds(
     user_agent=st.none() | text,
     params=text,
     updated_at=times,
+    flow=st.none() | text,
 )
 
 

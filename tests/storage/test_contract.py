@@ -150,6 +150,7 @@ def test_binding_round_trip_keeps_every_field(store: Store) -> None:
         received="udp:203.0.113.5:40312",
         user_agent="Phone/1.0",
         params=';+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";reg-id=1',
+        flow="sip:AQEBE8R_AAABc2lnbmF0dXJl@198.51.100.1:5060;transport=tcp;lr",
     )
     store.upsert_binding(b)
     assert store.list_bindings("alice@example.com") == [b]

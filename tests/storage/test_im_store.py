@@ -142,6 +142,29 @@ def test_subscriptions_save_list_remove(store: Store) -> None:
     assert store.remove_subscription("a") and not store.remove_subscription("a")
 
 
+def test_the_subscriptions_of_a_silent_process_are_adopted_once(store: Store) -> None:
+    """Processes beat; one that fell silent (a node killed) loses its subscriptions to
+    the first live process that looks, and only to that one."""
+    a, b, c = "127.0.0.1:5060/0", "127.0.0.2:5060/0", "127.0.0.3:5060/0"
+    for owner, sid in ((a, "s1"), (a, "s2"), (b, "s3"), ("0", "s4")):  # "0": from before
+        store.save_subscription(sub(sid, owner=owner))
+    for owner in (a, b, c):
+        store.beat(owner, now=100.0)
+    # a, b and c are alive; an owner that never beat (an id from before nodes) is not.
+    taken = store.adopt_subscriptions(c, silent_since=90.0, now=105.0)
+    assert [(t.id, t.owner, t.updated_at) for t in taken] == [("s4", c, 105.0)]
+    store.beat(b, now=120.0)
+    store.beat(c, now=120.0)  # a is silent from 100 on
+    marks = store.im_marks()
+    taken = store.adopt_subscriptions(b, silent_since=110.0, now=121.0)
+    assert [(t.id, t.owner) for t in taken] == [("s1", b), ("s2", b)]
+    assert store.im_marks() != marks  # the others notice, and drop what is not theirs
+    assert store.adopt_subscriptions(c, silent_since=110.0, now=122.0) == []
+    assert [s.id for s in store.list_subscriptions(owner=b)] == ["s1", "s2", "s3"]
+    store.beat(a, now=130.0)  # a restarted: it beats again, and owns nothing now
+    assert store.list_subscriptions(owner=a) == []
+
+
 def test_marks_change_with_every_write(store: Store) -> None:
     seen = {store.im_marks()}
     mid = store.add_message(message("x"))

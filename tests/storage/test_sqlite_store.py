@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,23 @@ def test_two_connections_see_each_others_commits(tmp_path: Path) -> None:
     assert len(cli.all_bindings()) == 1
     server.close()
     cli.close()
+
+
+def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """Several nodes starting on one fresh database: each step runs once, whoever
+    takes it, and every opener gets the whole schema (README "Running several nodes")."""
+    path = tmp_path / "shared.db"
+    start = threading.Barrier(6)
+
+    def open_store() -> int:
+        start.wait()
+        store = SqliteStore(path, timeout_s=30.0)
+        try:
+            return store.schema_version
+        finally:
+            store.close()
+
+    for _ in range(3):
+        path.unlink(missing_ok=True)
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            assert set(pool.map(lambda _: open_store(), range(6))) == {SCHEMA_VERSION}

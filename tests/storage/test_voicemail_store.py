@@ -93,3 +93,17 @@ def test_migration_from_version_8_keeps_data(tmp_path: Path) -> None:
         assert store.count_voicemail(ALICE) == (0, 0)
     finally:
         store.close()
+
+
+def test_an_email_claimed_by_one_mailer_is_not_given_to_another(store: Store) -> None:
+    """Every node's mailer polls the one outbox: a claim puts the email off for the
+    lease, so another claim gets nothing until it is over (the sender died)."""
+    e = store.queue_email("alice@mail.example.com", b"x", now=10.0)
+    (claimed,) = store.claim_emails(now=10.0, lease_s=300.0)
+    assert claimed.id == e
+    assert store.claim_emails(now=11.0, lease_s=300.0) == []
+    assert store.due_emails(now=309.0) == []
+    (again,) = store.claim_emails(now=310.0, lease_s=300.0)  # the lease is over
+    assert again.id == e
+    store.email_sent(e)
+    assert store.claim_emails(now=1e9, lease_s=300.0) == []

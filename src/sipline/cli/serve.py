@@ -38,7 +38,7 @@ def with_http(cfg: ServerConfig, http: str | None) -> ServerConfig:
     "--listen",
     multiple=True,
     metavar="TRANSPORT:HOST:PORT",
-    help="Listener, e.g. udp:127.0.0.1:5060, tcp:[::1]:5060, tls:0.0.0.0:5061 (repeatable). Default: UDP and TCP on 127.0.0.1:5060, TLS on 127.0.0.1:5061.",
+    help="Listener, e.g. udp:127.0.0.1:5060, tcp:[::1]:5060, tls:0.0.0.0:5061, ws:127.0.0.1:8088 or wss:0.0.0.0:8089 (SIP over WebSocket, for browsers) (repeatable). Default: UDP and TCP on 127.0.0.1:5060, TLS on 127.0.0.1:5061.",
 )
 @click.option(
     "--domain",

@@ -89,6 +89,8 @@ async def run_server(
         click.echo(f"sipline: serving {', '.join(bound)}", err=True)
         if server.ops is not None and server.ops.url:
             click.echo(f"sipline: dashboard, API and metrics at {server.ops.url}", err=True)
+            if any(b.startswith("ws") for b in bound):
+                click.echo(f"sipline: web phone at {server.ops.url}phone/", err=True)
     else:
         loop.add_signal_handler(signal.SIGUSR1, lambda: _tell("status " + server.status()))
         _follow_supervisor(server, loop, stop)
@@ -110,8 +112,9 @@ def read_setup(index: int) -> WorkerSetup:
         index=index,
         secret=bytes.fromhex(doc["secret"]),
         sockets=[socket.socket(fileno=int(fd)) for fd in doc["sockets"]],
-        private=[(str(host), socket.socket(fileno=int(fd))) for host, fd in doc["private"]],
         count=int(doc["count"]),
+        channel=socket.socket(fileno=int(doc["channel"])) if doc.get("channel") else None,
+        channel_dir=doc.get("channel_dir"),
         media_socket=socket.socket(fileno=int(doc["media"])) if doc.get("media") else None,
         media_port=int(doc.get("media_port", 0)),
         http=socket.socket(fileno=int(doc["http"])) if doc.get("http") is not None else None,

@@ -3,8 +3,9 @@ process does, `cli/server_process.py`).
 
 The supervisor (docs/architecture.md "Workers") opens and migrates the store once,
 checks the TLS certificate (generating the self-signed one once), binds every
-listener once per worker with SO_REUSEPORT plus one private UDP socket per worker
-and UDP listener (`sipline.transport.shared`), then runs each worker as
+listener once per worker with SO_REUSEPORT (`sipline.transport.shared`) and one
+channel socket per worker in a private directory (`sipline.transport.channel`: the
+workers hand each other flows and responses), then runs each worker as
 `sipline serve ... --worker-index I`, a fresh interpreter that inherits its sockets.
 It keeps the sockets, so a worker that dies is restarted on the very same ones (the
 kernel's hash of peers to sockets does not move, and what arrived meanwhile waits in
@@ -46,7 +47,8 @@ from sipline.server.secret_file import server_secret
 from sipline.server.startup import ServeError, record_domains, tls_context
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreError
-from sipline.transport.shared import private_udp_socket, probe, shared_socket
+from sipline.transport.channel import channel_socket
+from sipline.transport.shared import probe, shared_socket
 
 __all__ = ["WorkerCommand", "supervise"]
 
@@ -90,7 +92,7 @@ class WorkerCommand:
 class _Worker:
     index: int
     sockets: list[socket.socket]
-    private: list[tuple[str, socket.socket]]
+    channel: socket.socket
     proc: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
     failures: int = 0  # deaths in a row, each soon after a start
@@ -104,7 +106,7 @@ class _Worker:
     @property
     def fds(self) -> list[int]:
         media = [self.media.fileno()] if self.media is not None else []
-        return [s.fileno() for s in self.sockets] + [s.fileno() for _, s in self.private] + media
+        return [s.fileno() for s in self.sockets] + [self.channel.fileno()] + media
 
 
 class Supervisor:
@@ -112,9 +114,8 @@ class Supervisor:
         self.cfg = cfg
         self.count = count
         self.command = command
-        self.secret = server_secret(
-            cfg.server.database
-        )  # kept across restarts (server/secret_file.py)
+        # Kept across restarts, shared with other nodes (server/secret_file.py).
+        self.secret = server_secret(cfg.server.database, cfg.server.secret_file)
         self.workers: list[_Worker] = []
         self.bound: list[str] = []
         self.media_port = 0
@@ -126,6 +127,8 @@ class Supervisor:
         self.http_url: str | None = None
         # Metrics summed over the workers (server/records/metrics.py): one directory for all.
         self.metrics_dir: str | None = None
+        # The workers' channel sockets (transport/channel.py), in a directory only we read.
+        self.channel_dir: str | None = None
 
     # -- preparing --------------------------------------------------------------------------
     async def prepare(self, welcome: Welcome) -> list[str]:
@@ -142,12 +145,13 @@ class Supervisor:
             lines = await welcome(store, cfg)
         finally:
             await store.close()
-        if any(spec.transport == "TLS" for spec in cfg.server.listen):
+        if any(spec.transport in ("TLS", "WSS") for spec in cfg.server.listen):
             tls_context(
                 cfg.tls, cfg.server.database
             )  # a bad certificate stops us here, not N times in the workers
         per_worker: list[list[socket.socket]] = [[] for _ in range(self.count)]
-        private: list[list[tuple[str, socket.socket]]] = [[] for _ in range(self.count)]
+        self.channel_dir = tempfile.mkdtemp(prefix="sipline-workers-")
+        channels = [channel_socket(self.channel_dir, i) for i in range(self.count)]
         try:
             for spec in cfg.server.listen:
                 try:
@@ -156,9 +160,6 @@ class Supervisor:
                         per_worker[i].append(
                             shared_socket(spec.transport, spec.host, port, SOCKET_BUFFER_BYTES)
                         )
-                        if spec.transport == "UDP":
-                            sock = private_udp_socket(spec.host, SOCKET_BUFFER_BYTES)
-                            private[i].append((spec.host, sock))
                 except OSError as exc:
                     reason = (exc.strerror or str(exc)).lower()
                     raise ServeError(f"cannot listen on {spec}: {reason}") from exc
@@ -167,14 +168,12 @@ class Supervisor:
                 self.bound.append(where)
                 log.info("listening on %s (%d workers)", where, self.count)
         except BaseException:
-            for socks in per_worker:
+            for socks in [*per_worker, channels]:
                 for s in socks:
                     s.close()
-            for pairs in private:
-                for _, s in pairs:
-                    s.close()
+            shutil.rmtree(self.channel_dir, ignore_errors=True)
             raise
-        self.workers = [_Worker(i, per_worker[i], private[i]) for i in range(self.count)]
+        self.workers = [_Worker(i, per_worker[i], channels[i]) for i in range(self.count)]
         self.workers[0].media = self._media_socket()
         self._prepare_ops()
         return lines
@@ -237,6 +236,8 @@ class Supervisor:
                 click.echo(f"sipline: serving {', '.join(self.bound)}", err=True)
                 if self.http_url is not None:
                     click.echo(f"sipline: dashboard, API and metrics at {self.http_url}", err=True)
+                    if any(b.startswith("ws") for b in self.bound):
+                        click.echo(f"sipline: web phone at {self.http_url}phone/", err=True)
             for w in self.workers:
                 self._spawn_task(self._watch(w))
             await self._stop.wait()
@@ -248,14 +249,13 @@ class Supervisor:
             for w in self.workers:
                 if w.media is not None:
                     w.media.close()
-                for s in w.sockets:
-                    s.close()
-                for _, s in w.private:
+                for s in [*w.sockets, w.channel]:
                     s.close()
             if self.http is not None:
                 self.http.close()
-            if self.metrics_dir is not None:
-                shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            for folder in (self.metrics_dir, self.channel_dir):
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def _reload(self) -> None:
         log.warning("reload: passing SIGHUP to the workers")
@@ -284,7 +284,8 @@ class Supervisor:
             "secret": self.secret.hex(),
             "count": self.count,
             "sockets": [s.fileno() for s in w.sockets],
-            "private": [[host, s.fileno()] for host, s in w.private],
+            "channel": w.channel.fileno(),
+            "channel_dir": self.channel_dir,
             "media": w.media.fileno() if w.media is not None else None,
             "media_port": self.media_port,
             "http": self.http.fileno() if self.http is not None and w.index == 0 else None,
@@ -440,5 +441,7 @@ async def supervise(
         lines = await supervisor.prepare(welcome)
     except ServeError as exc:
         click.echo(f"sipline: {exc}", err=True)
+        if supervisor.channel_dir is not None:
+            shutil.rmtree(supervisor.channel_dir, ignore_errors=True)
         return 1
     return await supervisor.run(ready_line, lines)

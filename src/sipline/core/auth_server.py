@@ -11,13 +11,13 @@ nonce came from.
 
 Nonces need no storage to be checked (RFC 7616 §3.3 leaves their form to the server):
 
-    nonce = base64url( issued_ms(8) || issuer(2) || random(10) || HMAC-SHA256(secret, ...)[:16] )
+    nonce = base64url( issued_ms(8) || issuer(8) || random(10) || HMAC-SHA256(secret, ...)[:16] )
 
 The HMAC covers the issue time, the issuer, the random part, the realm and the
 algorithm, so a nonce is only accepted by a server holding the same secret, for the
 realm it was issued for, and the algorithm it was issued with tells which challenge a
 client answered (for diagnosis). Its age gives staleness. The issuer is the process
-that made it (a worker's index; 0 for a single process): replay protection needs
+that made it (sipline.server.node: its node and worker index): replay protection needs
 state, the highest nonce count seen per nonce (RFC 7616 §3.3), and only the issuer
 keeps it, in its own memory. A right answer to a nonce another process issued is
 answered with a fresh nonce and stale=true (`DigestStatus.FOREIGN_NONCE`): the client
@@ -57,14 +57,15 @@ Ha1Lookup = Callable[[str, str, str], str | None]
 # (userhash, realm, algorithm) -> the real username, or None (RFC 7616 §3.4.4).
 UserhashLookup = Callable[[str, str, str], str | None]
 
-_ISSUER_BYTES = 2
+# 64 bits: several nodes' processes share one secret, and each needs an issuer of its own.
+_ISSUER_BYTES = 8
 _RANDOM_BYTES = 10
 _MAC_BYTES = 16
-_NONCE_BYTES = 8 + _ISSUER_BYTES + _RANDOM_BYTES + _MAC_BYTES  # 36: 48 base64 characters
+_NONCE_BYTES = 8 + _ISSUER_BYTES + _RANDOM_BYTES + _MAC_BYTES  # 42: 56 base64 characters
 MAX_ISSUER = (1 << (8 * _ISSUER_BYTES)) - 1
 _NONCE_RE = re.compile(rf"[A-Za-z0-9_\-]{{{_NONCE_BYTES * 4 // 3}}}")
-# A new label for the layout with an issuer: a nonce of the old layout is not ours.
-_NONCE_LABEL = b"sipline digest nonce 2\x00"
+# A new label for each layout: a nonce of an older layout is not ours.
+_NONCE_LABEL = b"sipline digest nonce 3\x00"
 # A nonce used without qop has no count to track; this marks it spent.
 _SPENT = 1 << 32
 
@@ -252,7 +253,7 @@ class DigestVerifier:
         under our secret, or None."""
         if _NONCE_RE.fullmatch(nonce) is None:
             return None
-        raw = base64.urlsafe_b64decode(nonce)  # 48 characters of the alphabet always decode
+        raw = base64.urlsafe_b64decode(nonce)  # 56 characters of the alphabet always decode
         head, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         for algo in self._algorithms:
             if hmac.compare_digest(mac, self._mac(head, algo)):

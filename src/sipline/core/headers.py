@@ -63,6 +63,8 @@ _TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 _NAME_CACHE: dict[bytes, str] = {}
 _KEY_CACHE: dict[str, str] = {}
 _NAME_CACHE_MAX = 2048
+# Canonical key -> its display name.
+_DISPLAY_CACHE: dict[str, str] = {}
 # Canonical key -> b"Display-Name: ", the prefix of every line we write.
 _PREFIX_CACHE: dict[str, bytes] = {}
 
@@ -80,11 +82,14 @@ def canonical_key(name: str) -> str:
 
 
 def display_name(key: str) -> str:
-    """The conventional spelling of a canonical key, for fields we create."""
-    special = _SPECIAL_NAMES.get(key)
-    if special is not None:
-        return special
-    return "-".join(part.capitalize() for part in key.split("-"))
+    """The conventional spelling of a canonical key, for fields we create (and for the
+    errors naming a field: every list value read spells its field's name)."""
+    name = _DISPLAY_CACHE.get(key)
+    if name is None:
+        name = _SPECIAL_NAMES.get(key) or "-".join(part.capitalize() for part in key.split("-"))
+        if len(_DISPLAY_CACHE) < _NAME_CACHE_MAX:
+            _DISPLAY_CACHE[key] = name
+    return name
 
 
 def key_from_raw(raw_name: bytes) -> str:

@@ -11,7 +11,9 @@ holds the two to each other). `Message` caches what these return.
 
 from __future__ import annotations
 
-from sipline.core.abnf import CALLID_BYTES_RE
+import re
+
+from sipline.core.abnf import CALLID_BYTES_RE, TOKEN
 from sipline.core.auth_header import (
     Challenge,
     Credentials,
@@ -33,6 +35,7 @@ from sipline.core.views import (
     parse_cseq,
     parse_name_addr,
     parse_name_addr_list,
+    parse_token_list,
     parse_uint,
     parse_via,
     via_of_raw_line,
@@ -49,6 +52,7 @@ __all__ = [
     "expires",
     "max_forwards",
     "name_addr_field",
+    "option_tags",
     "record_routes",
     "required_value",
     "routes",
@@ -56,6 +60,9 @@ __all__ = [
     "top_via",
     "vias",
 ]
+
+# 1#token as almost every sender writes it: `parse_token_list` gives its elements.
+_TOKEN_LIST = re.compile(rf"{TOKEN}(?:[ \t]*,[ \t]*{TOKEN})*").fullmatch
 
 # Request-Line method octets -> method, for the methods every proxy sees (all tokens).
 METHOD_BY_OCTETS = {
@@ -88,10 +95,21 @@ def required_value(h: Headers, key: str, what: str) -> str:
 
 
 def vias(h: Headers) -> list[Via]:
-    values = h.values("via")
-    if not values:
+    out: list[Via] = []
+    for key, line in zip(h._keys, h._lines, strict=True):
+        if key != "via":
+            continue
+        if b"," not in line:  # one via-parm: the line's quick pattern, as `top_via`
+            via = via_of_raw_line(line)
+            if via is not None:
+                out.append(via)
+                continue
+        value = _value_of(line)
+        if value:
+            out.extend(parse_via(v) for v in split_commas(value, "Via"))
+    if not out:
         raise RemoteProtocolError("Missing Via header")
-    return [parse_via(v) for v in values]
+    return out
 
 
 def top_via(h: Headers) -> Via:
@@ -175,6 +193,24 @@ def routes(h: Headers) -> list[NameAddr]:
         if na is not None:
             return [na]
     return parse_name_addr_list(h.get_all("route"), "Route")
+
+
+def option_tags(h: Headers, name: str) -> list[str]:
+    """Require / Proxy-Require / Supported / Unsupported / Allow: the tokens of every
+    field, in order. A plain token list is checked whole by one pattern; anything else
+    takes `parse_token_list` (which names the defect)."""
+    values = h.get_all(name)
+    out: list[str] = []
+    for value in values:
+        if not value:
+            continue  # an empty list is allowed (e.g. Supported, §20.37)
+        if _TOKEN_LIST(value) is None:
+            return parse_token_list(h.values(name), name)
+        if "," in value:
+            out.extend(t.strip(" \t") for t in value.split(","))
+        else:
+            out.append(value)
+    return out
 
 
 def record_routes(h: Headers) -> list[NameAddr]:

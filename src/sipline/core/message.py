@@ -23,7 +23,6 @@ from sipline.core.views import (
     CSeq,
     NameAddr,
     Via,
-    parse_token_list,
 )
 
 __all__ = [
@@ -207,7 +206,7 @@ class Message(ABC):
 
     def option_tags(self, name: str) -> list[str]:
         """Require / Proxy-Require / Supported / Unsupported option tags."""
-        return parse_token_list(self.headers.values(name), name)
+        return lookup.option_tags(self.headers, name)
 
     # -- serialisation --------------------------------------------------------------
     @abstractmethod

@@ -6,7 +6,8 @@ and turns core events into callbacks and futures. Its parts, one job each:
 (what is let in), `handles` (ServerTransaction, ClientTransaction), `handlers`
 (running the application's handlers), `addresses` (which address to name, Via
 building), `timers` (every timer above the core, on the injected clock), `system`
-(the real clock and entropy), `stats`.
+(the real clock and entropy), `stats`, `siblings` (a worker process among the others
+of its node: its branch mark, and responses handed to the worker that asked).
 
 Imported by `sipline.server`, `sipline.phone` and `sipline.cli`; it imports
 `sipline.transport` and the layers below it (the core).

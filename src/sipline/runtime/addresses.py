@@ -1,9 +1,11 @@
 """The addresses an endpoint receives on, and which one each header names.
 
 A `LocalAddress` is one bound socket as the endpoint advertises it. `LocalAddresses`
-picks the one to name in Contact/Record-Route (the public ones) or in the Via of a
-request we send (a worker's private port first), and builds that Via (§8.1.1.7,
-RFC 3581 rport), moving a request too big for UDP to TCP (§18.1.1).
+picks the one to name in Contact, Record-Route and the Via of a request we send, and
+builds that Via (§8.1.1.7, RFC 3581 rport), moving a request too big for UDP to TCP
+(§18.1.1). A worker process names the public listener too, never a port of its own:
+a response the kernel gives to another worker is handed over by the branch
+(runtime/siblings.py).
 """
 
 from __future__ import annotations
@@ -33,9 +35,6 @@ class LocalAddress:
     host: str  # the address bound
     port: int
     advertise: str  # the host named in Via/Contact/Record-Route
-    # A worker's private UDP port: named only in the Via of the requests this process
-    # sends (and their source), never in Contact or Record-Route (docs/architecture.md).
-    private: bool = False
 
 
 async def open_address(
@@ -46,33 +45,33 @@ async def open_address(
     advertise: str | None = None,
     ssl_context: object = None,
     sock: socket.socket | None = None,
-    private: bool = False,
 ) -> LocalAddress:
     """Open a socket to receive on (port 0 picks a free one) and say how to name it:
-    `advertise` or the address bound (a wildcard names loopback).
-
-    `sock` is a socket bound already (by a supervising process); `private` (UDP
-    only) makes it this process's own port: the requests it sends go from there
-    and name it in their Via, so their responses come back here.
-    """
+    `advertise` or the address bound (a wildcard names loopback). `sock` is a socket
+    bound already (by a supervising process). WS and WSS (RFC 7118) follow the layer's
+    `ws_policy`; WSS needs `ssl_context` as TLS does."""
     transport = transport.upper()
-    if private and transport != "UDP":
-        raise LocalProtocolError("only a UDP listener can be private")
     if transport == "UDP":
-        bound = await transports.listen_udp(host, port, sock=sock, outbound=private)
+        bound = await transports.listen_udp(host, port, sock=sock)
     elif transport == "TCP":
         bound = await transports.listen_tcp(host, port, sock=sock)
     elif transport == "TLS":
         if not isinstance(ssl_context, ssl.SSLContext):
             raise LocalProtocolError("a TLS listener needs an ssl.SSLContext")
         bound = await transports.listen_tls(host, port, ssl_context, sock=sock)
+    elif transport == "WS":
+        bound = await transports.listen_ws(host, port, sock=sock)
+    elif transport == "WSS":
+        if not isinstance(ssl_context, ssl.SSLContext):
+            raise LocalProtocolError("a WSS listener needs an ssl.SSLContext")
+        bound = await transports.listen_ws(host, port, ssl_context, sock=sock)
     else:
         raise LocalProtocolError(f"unknown transport {transport}")
     bound_host, bound_port = bound.local[0], bound.local[1]
     named = advertise or bound_host
     if named in ("0.0.0.0", "::"):
         named = "127.0.0.1" if named == "0.0.0.0" else "::1"
-    return LocalAddress(transport, bound_host, bound_port, named, private)
+    return LocalAddress(transport, bound_host, bound_port, named)
 
 
 class LocalAddresses:
@@ -84,30 +83,17 @@ class LocalAddresses:
     def add(self, item: LocalAddress) -> None:
         self.items.append(item)
 
-    def pick(
-        self, transport: str | None = None, family: int | None = None, *, via: bool = False
-    ) -> LocalAddress:
-        """The address to name in our Contact/Record-Route for `transport` (and IP
-        family); with `via`, the one to name in the Via of a request we send: the
-        private port when there is one."""
-        if via:
-            for item in self.items:
-                if (
-                    item.private
-                    and (transport is None or item.transport == transport.upper())
-                    and (family is None or (":" in item.host) == (family == 6))
-                ):
-                    return item
+    def pick(self, transport: str | None = None, family: int | None = None) -> LocalAddress:
+        """The address to name in our Contact/Record-Route/Via for `transport` (and IP
+        family)."""
         for item in self.items:
-            if item.private:
-                continue
             if transport is not None and item.transport != transport.upper():
                 continue
             if family is not None and (":" in item.host) != (family == 6):
                 continue
             return item
         if family is not None:
-            return self.pick(transport, via=via)
+            return self.pick(transport)
         if transport is not None:
             raise LocalProtocolError(f"no {transport} listener")
         raise LocalProtocolError("no listener")
@@ -115,7 +101,7 @@ class LocalAddresses:
     def via_value(self, target: Target, branch: str) -> str:
         """Our Via for a request to `target` (§8.1.1.7), asking for rport (RFC 3581)."""
         family = 6 if ":" in target.host else 4
-        item = self.pick(target.transport, family, via=True)
+        item = self.pick(target.transport, family)
         return f"SIP/2.0/{target.transport} {format_host(item.advertise)}:{item.port};branch={branch};rport"
 
     def add_via(self, request: Request, target: Target, branch: str) -> Target:
@@ -146,4 +132,6 @@ class LocalAddresses:
         uri.port = item.port
         if transport.upper() == "TCP":
             uri.params.set("transport", "tcp")
+        elif transport.upper() in ("WS", "WSS"):
+            uri.params.set("transport", "ws")  # RFC 7118 §5.2: "ws" over WSS too
         return uri

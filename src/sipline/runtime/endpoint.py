@@ -5,7 +5,7 @@ datagram, a timer, a command from an application) calls into the core and then
 `_pump`s: hand events up, send what the core queued, re-arm the timer to the core's
 next deadline. Its parts: ingress.py (Via fix-up), flood.py and admission.py (at the
 door), handles.py and handlers.py (what applications see and run), addresses.py
-(which address to name, Via building), timers.py.
+(which address to name, Via building), timers.py, siblings.py (a worker's branches).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from sipline.runtime.handlers import (
 from sipline.runtime.handles import ClientTransaction, ServerTransaction
 from sipline.runtime.ingress import Inbound, inbound_for, is_response, malformed_answer
 from sipline.runtime.overload import OverloadConfig, OverloadGuard
+from sipline.runtime.siblings import Siblings
 from sipline.runtime.stats import EndpointStats
 from sipline.runtime.system import SystemClock, SystemEntropy
 from sipline.runtime.timers import Timer, Timers
@@ -125,19 +126,17 @@ class Endpoint:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Overload control (runtime/overload.py, applied by runtime/admission.py): None
-        # until `enable_overload`.
+        # Overload control (runtime/overload.py, admission.py): `enable_overload`.
         self.overload: OverloadGuard | None = None
         self.admission: Admission | None = None
-        # Per-source flood control in front of it (runtime/flood.py): `enable_flood`.
-        self.flood: FloodGuard | None = None
-        # Exceptions from a request handler that mean "busy, not broken": answered 503
-        # with Retry-After rather than 500 (e.g. a full store queue).
+        self.flood: FloodGuard | None = None  # per-source, in front (runtime/flood.py)
+        # Handler exceptions meaning "busy" (a full store queue): 503 + Retry-After, not 500.
         self.busy_errors: tuple[type[BaseException], ...] = ()
-        # Sees every message received and sent, as bytes (call records, SIP trace, HEP:
-        # server/records/tap.py): (sent, data, transport, local, remote); local is None
-        # when the transport picks the socket.
+        # Sees every message in and out (server/records/tap.py): (sent, data, transport,
+        # local, remote); local is None when the transport picks the socket.
         self.tap: MessageTap | None = None
+        self.siblings: Siblings | None = None  # a worker's (runtime/siblings.py)
+        self.branch_mark = ""
 
     # -- set-up -----------------------------------------------------------------------
     @property
@@ -166,22 +165,21 @@ class Endpoint:
         *,
         ssl_context: object = None,
         sock: socket.socket | None = None,
-        private: bool = False,
     ) -> tuple[str, int]:
         """Receive on `transport` at (host, port); returns the address bound (port 0
-        picks a free one). `sock`, `private`: see `runtime.addresses.open_address`."""
+        picks a free one). `sock`: see `runtime.addresses.open_address`."""
         advertise = self.config.advertise
         item = await open_address(
-            self.transports, transport, host, port, advertise, ssl_context, sock, private
+            self.transports, transport, host, port, advertise, ssl_context, sock
         )
         self.addresses.add(item)
         return item.host, item.port
 
     def local_address(
-        self, transport: str | None = None, family: int | None = None, *, via: bool = False
+        self, transport: str | None = None, family: int | None = None
     ) -> LocalAddress:
-        """The address to name in our Contact/Record-Route (or, with `via`, our Via)."""
-        return self.addresses.pick(transport, family, via=via)
+        """The address to name in our Contact/Record-Route/Via."""
+        return self.addresses.pick(transport, family)
 
     def local_uri(self, transport: str = "UDP", user: str | None = None) -> SipUri:
         return self.addresses.local_uri(transport, user)
@@ -218,7 +216,7 @@ class Endpoint:
         return guard
 
     def new_branch(self) -> str:
-        return new_branch(self.entropy)
+        return new_branch(self.entropy) + self.branch_mark
 
     def new_tag(self) -> str:
         return new_tag(self.entropy)
@@ -254,6 +252,8 @@ class Endpoint:
                 tap(False, data, source.transport, source.local, source.remote)
             self._reject(data, source, exc)
             return
+        if self.siblings is not None and self.siblings.hands_over(msg, data, source):
+            return  # a response to a request another worker sent
         if tap is not None:  # before anything changes it (the Via fix-up)
             tap(False, data, source.transport, source.local, source.remote, msg)
         try:

@@ -18,6 +18,7 @@ from sipline.core.message import Request, Response
 from sipline.core.transaction.matching import ClientKey, ServerKey
 from sipline.runtime.ingress import Inbound
 from sipline.transport import Target
+from sipline.transport.base import FLOW_FAILED
 
 __all__ = ["ClientTransaction", "HandleOwner", "ServerTransaction"]
 
@@ -157,6 +158,8 @@ class ClientTransaction:
         that failed its check: what a user can act on)."""
         if timed_out:
             self.fail(408, "Request Timeout")
+        elif (self.error or "").startswith(FLOW_FAILED):
+            self.fail(430, "Flow Failed")  # RFC 5626 §5.3: the phone's connection is gone
         else:
             why = " ".join((self.error or "transport failure").split())[:200]
             self.fail(503, f"Service Unavailable ({why})")

@@ -19,7 +19,7 @@ from sipline.transport.base import normalize_host
 
 __all__ = ["DEFAULT_PORT", "Inbound", "inbound_for", "is_response", "malformed_answer"]
 
-DEFAULT_PORT: Final = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+DEFAULT_PORT: Final = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 80, "WSS": 443}
 
 
 class Inbound:

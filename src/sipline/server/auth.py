@@ -76,8 +76,8 @@ class DigestAuthenticator:
     """Challenges and checks digest credentials, one `DigestVerifier` per realm.
 
     `secret` keys nonces and decoys (at least 16 bytes); servers sharing it verify
-    each other's nonces. `issuer` names this process inside the nonces it issues (a
-    worker's index; 0 for a single process): it refuses a nonce count of its own
+    each other's nonces. `issuer` names this process inside the nonces it issues (its
+    node and worker, sipline.server.node.issuer_id): it refuses a nonce count of its own
     nonces it saw already (RFC 7616 §3.3; the count must grow), in its memory, and a
     right answer to another process's nonce gets a nonce of its own with stale=true,
     which is not a failed login. Nothing is written anywhere per request. With

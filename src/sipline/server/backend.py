@@ -9,6 +9,7 @@ worker thread, never blocking the event loop.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 
 from sipline.core.errors import RemoteProtocolError
@@ -18,11 +19,14 @@ from sipline.core.uri import SipUri, TelUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
 from sipline.server.auth import DigestAuthenticator
-from sipline.server.hops import received_target
+from sipline.server.hops import Flows, Hop, received_target
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import Binding
 from sipline.transport import Target
 from sipline.transport.resolver import ResolutionError, Resolver
+
+_OB = re.compile(r";ob(?=[;?>]|$)", re.IGNORECASE)
+_PORTS = {"TLS": 5061, "WS": 80, "WSS": 443}  # §19.1.2, RFC 7118 §5.2; else 5060
 
 __all__ = ["ServerBackend"]
 
@@ -50,6 +54,9 @@ class ServerBackend:
         self._domains = set(self._configured)
         self._wall = wall
         self._now = now
+        # Where a binding's flow is reached from this process (server/hops.py); set once
+        # the listeners are open, since a flow names them.
+        self.flows: Flows | None = None
 
     async def refresh_domains(self) -> None:
         """Domains added with `sipline user add` while the server runs become ours."""
@@ -75,7 +82,13 @@ class ServerBackend:
         return self.store.bindings(aor, now=self._wall())
 
     def binding_for_contact(self, contact: str) -> Binding | None:
-        return self.store.binding_for_contact(contact, now=self._wall())
+        now = self._wall()
+        found = self.store.binding_for_contact(contact, now=now)
+        if found is None and ";ob" in contact:
+            # RFC 5626 §4.3: an outbound client adds "ob" to the Contact of the dialogs it
+            # starts (JsSIP does); it is the device registered without it.
+            found = self.store.binding_for_contact(_OB.sub("", contact), now=now)
+        return found
 
     async def authorize(self, st: ServerTransaction, domain: str) -> bool:
         request = st.request
@@ -112,8 +125,14 @@ class ServerBackend:
         if is_ip_literal(uri.maddr or uri.host):
             host = uri.maddr or uri.host
             t = transport or "UDP"
-            port = uri.port or (5061 if t == "TLS" else 5060)
+            if t == "WS" and uri.secure:
+                t = "WSS"  # RFC 7118 §5.2: a sips URI with transport=ws
+            port = uri.port or _PORTS.get(t, 5060)
             return [Target(t, host, port)]
+        if (uri.maddr or uri.host).lower().rstrip(".").endswith(".invalid"):
+            # RFC 6761 §6.4, RFC 7118 §5: a browser's made-up host; it is reached over
+            # its own connection (its binding), never looked up.
+            return []
         if not uri.maddr and self.is_local_domain(uri.host):
             return await self.location_targets(uri)
         targets = await self.resolver.resolve(
@@ -141,14 +160,32 @@ class ServerBackend:
                 log.info("cannot reach the device %s of %s: %s", binding.contact, uri.aor, exc)
         return list(dict.fromkeys(targets))
 
+    def device_hop(self, binding: Binding, request: Request | None = None) -> Hop | None:
+        """Where a registered device is reached by the flow its REGISTER came on
+        (server/hops.py), else the address it came from; None: by its Contact."""
+        if self.flows is not None:
+            return self.flows.hop(binding, request)
+        target = received_target(binding)
+        return Hop(target) if target is not None else None
+
+    def contact_hop(self, request: Request) -> Hop | None:
+        """Where a request to a registered Contact goes (its Request-URI): the device's
+        flow, with the owner node's Route put on the request when another node holds
+        it; None when the Contact is no registered device's."""
+        binding = self.binding_for_contact(request.uri_text)
+        found = self.device_hop(binding, request) if binding is not None else None
+        if found is not None and found.route is not None:
+            request.headers.add("Route", found.route, first=True)
+        return found
+
     async def binding_targets(self, binding: Binding) -> list[Target]:
         """Where a registered device is reached: its Path (RFC 3327), the address its
         REGISTER came from (NAT), else its Contact."""
         if binding.path:
             return await self.resolve(parse_name_addr(binding.path[0], "Path").uri)
-        hop = received_target(binding)
+        hop = self.device_hop(binding)
         if hop is not None:
-            return [hop]
+            return [hop.target]
         contact = parse_uri(binding.contact)
         if (
             isinstance(contact, SipUri)

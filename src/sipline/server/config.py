@@ -38,6 +38,7 @@ from sipline.server.media_services.rooms_config import (
     parse_rooms,
 )
 from sipline.server.messaging.sections import MessagingSection, PresenceSection
+from sipline.server.node import check_node, node_name
 from sipline.server.ops.config import OPS_SECTIONS, OpsConfig
 from sipline.server.sections import (
     AuthSection,
@@ -66,7 +67,8 @@ __all__ = [
 
 # Loopback by default: a server reachable from the network is a choice made in the config.
 DEFAULT_LISTEN = ("udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tls:127.0.0.1:5061")
-_DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
+# WebSocket has no SIP port of its own: RFC 7118 §5.2 URIs default to 80 and 443.
+_DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
 
 
 def default_workers() -> int:
@@ -81,7 +83,7 @@ def default_db_path() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Listen:
-    transport: str  # "UDP", "TCP", "TLS"
+    transport: str  # "UDP", "TCP", "TLS", "WS", "WSS"
     host: str  # IP literal, brackets removed
     port: int
 
@@ -91,12 +93,14 @@ class Listen:
 
 
 def parse_listen(spec: str, key: str = "listen") -> Listen:
-    """`udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0` (default port per transport)."""
+    """`udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0`, `ws:127.0.0.1:8088`,
+    `wss:0.0.0.0:8089` (default port per transport)."""
     transport, sep, rest = spec.partition(":")
     transport = transport.lower()
     if not sep or transport not in _DEFAULT_PORTS:
         raise ConfigError(
-            f"{key}: {spec!r} must look like udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT"
+            f"{key}: {spec!r} must look like udp:HOST:PORT, tcp:HOST:PORT, tls:HOST:PORT,"
+            " ws:HOST:PORT or wss:HOST:PORT"
         )
     if rest.startswith("["):
         end = rest.find("]")
@@ -155,12 +159,23 @@ class ServerSection:
     redirect_users: tuple[str, ...] = setting((), strings)  # redirected in proxy mode
     record_route: bool = setting(True, boolean)
     advertise: str | None = setting(None, text)
+    # The secret of digest nonces and signed Record-Routes, one for every node and worker
+    # (server/secret_file.py); None: DATABASE.secret beside the database file.
+    secret_file: Path | None = setting(None, path)
+    # This node's name among several sharing one store (server/node.py); None: HOST:PORT
+    # of its first listener.
+    node: str | None = setting(None, check_node)
     # worker processes (docs/architecture.md "Workers"); None: one per core
     workers: int | None = setting(None, pos_int)
     log_level: str = setting(
         "info",
         choice("debug", "info", "warning", "error", what="debug, info, warning or error"),
     )
+
+    @property
+    def node_name(self) -> str:
+        """This node's name (`node`, else its first listener's HOST:PORT, server/node.py)."""
+        return node_name(self.node, self.listen)
 
 
 @dataclass(frozen=True, slots=True)

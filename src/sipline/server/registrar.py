@@ -111,6 +111,9 @@ class Registrar:
         self._auth = authenticator
         self._supported = {t.lower() for t in self.config.supported}
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # The URI naming the flow a REGISTER came on and the process holding it
+        # (server/hops.py `Flows.flow_uri`), recorded in each binding; None: not kept.
+        self.flow_uri: Callable[[str, str, int], str | None] | None = None
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -181,9 +184,10 @@ class Registrar:
     async def _update(
         self, request: Request, aor: str, source: Source, now_wall: float
     ) -> list[Binding]:
-        if self.store.shared:
-            # Another process may have changed this AOR a moment ago: read it afresh.
-            await self.store.reload_bindings(aor)
+        # The bindings in memory, which follow the store's change feed (no store read per
+        # REGISTER): one device's REGISTERs reach one process (SO_REUSEPORT hashes its
+        # address, a connection stays with its worker), so only two devices of one AOR
+        # registering at two processes within a feed interval could see each other late.
         existing = self.store.bindings(aor)
         expired = [b.contact for b in existing if b.expires_at <= now_wall]
         live = [b for b in existing if b.expires_at > now_wall]
@@ -243,6 +247,8 @@ class Registrar:
             raise _RejectError(400, "Bad Request (reg-id with more than one Contact)")
         path = tuple(request.headers.values("path")) if "path" in self._supported else ()
         user_agent = request.headers.get("user-agent")
+        # Behind a Path the flow is the edge proxy's, which routes back itself.
+        flow = self.flow_uri(*source) if self.flow_uri is not None and not path else None
         parsed = {b.contact: _safe_uri(b.contact) for b in live}
         changes: dict[str, _Change] = {}
         for contact in contacts:
@@ -279,6 +285,7 @@ class Registrar:
                     user_agent=user_agent,
                     params=_other_params(contact),
                     updated_at=now_wall,
+                    flow=flow,
                 ),
                 match.contact if match is not None else None,
             )

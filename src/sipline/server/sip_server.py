@@ -21,26 +21,27 @@ from sipline.core.message import Limits, Request, Response
 from sipline.core.uri import SipUri
 from sipline.core.validate import validate
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, Inbound, ServerTransaction
+from sipline.runtime.siblings import join_siblings
 from sipline.runtime.system import MemoryRelease
-from sipline.server.auth import DigestAuthenticator
 from sipline.server.backend import ServerBackend
+from sipline.server.bridge.anchor import MediaBridges, media_bridges
+from sipline.server.checking import start_checking
 from sipline.server.component_config import feature_settings, overload_config, registrar_config
 from sipline.server.config import ServerConfig
 from sipline.server.features.routing_service import ServerRoutePlanner
 from sipline.server.flood import emergency_spare, flood_config
+from sipline.server.hops import Flows
 from sipline.server.media_services.registry import ServiceRegistry
 from sipline.server.media_services.setup import register_services, start_media_host
 from sipline.server.messaging.router import ImRouter
+from sipline.server.node import process_id
 from sipline.server.ops.service import OpsService
 from sipline.server.proxy import Proxy, ProxyConfig
 from sipline.server.registrar import Registrar, registration_domain
 from sipline.server.reload import reload
-from sipline.server.secret_file import server_secret
 from sipline.server.security.gate import RelayGate
-from sipline.server.security.guard import GuardSettings
 from sipline.server.security.log import add_log_file
 from sipline.server.security.monitor import SecurityMonitor
-from sipline.server.security.relay import RelayPolicy
 from sipline.server.security.route_sign import RouteSigner
 from sipline.server.startup import ServeError, WorkerSetup, record_domains, tls_context
 from sipline.server.status_line import status_line
@@ -48,7 +49,7 @@ from sipline.server.upkeep import start_upkeep
 from sipline.server.voicemail.setup import Voicemail
 from sipline.storage.aio import AsyncStore
 from sipline.storage.base import StoreBusyError, StoreError
-from sipline.transport import TransportError, TransportLayer
+from sipline.transport import TransportError, TransportLayer, WsPolicy
 from sipline.transport.resolver import Resolver
 
 if TYPE_CHECKING:  # loaded only by the process that runs the media host
@@ -110,8 +111,10 @@ class SipServer:
             config.rooms,
             config.server.database,
             self.endpoint.timers,
+            config.server.node_name,
         )
         self.media_host: MediaHost | None = None
+        self.bridges: MediaBridges | None = None
         self.voicemail: Voicemail | None = None  # README "Voicemail and email"
         # Set by `sipline serve`: re-read the configuration file (None: nothing to read).
         self.load_config: Callable[[], ServerConfig] | None = None
@@ -125,35 +128,13 @@ class SipServer:
             raise ServeError(str(exc)) from exc
         ep = self.endpoint
         worker = self.worker
-        if worker is not None:
-            self.store.shared = True  # other workers write bindings too
+        # Other workers, other nodes (server/node.py) or the CLI write bindings too.
+        self.store.shared = True
         cfg = self.config
-        # README "Running on the Internet": failed authentication counted per source,
-        # bans shared by the workers through the store.
-        sec = cfg.security
-        policy = RelayPolicy(cfg.trusted, sec.internal_networks)
-        self.security = SecurityMonitor(
-            GuardSettings(sec.max_auth_failures, sec.failure_window_s, sec.ban_s, sec.max_ban_s),
-            wall=ep.wall,
-            store=self.store if worker is not None else None,
-            spawn=ep.spawn,
-            exempt=lambda host: policy.trusted_peer(None, host, None) is not None,
-        )
-        await self.security.start()
-        # Workers share the secret: any verifies a nonce, its issuer counts its uses, the
-        # others re-challenge (core/auth_server.py); it signs our Record-Route too.
-        secret = worker.secret if worker is not None else server_secret(cfg.server.database)
-        authenticator = DigestAuthenticator(
-            self.store.lookup_ha1,
-            secret=secret,
-            entropy=ep.entropy,
-            algorithms=list(cfg.auth.algorithms),
-            nonce_ttl_s=cfg.auth.nonce_ttl_s,
-            issuer=worker.index if worker is not None else 0,
-            # A restarted worker lost its nonce counts: its predecessor's nonces are stale.
-            stale_before_start=worker is not None,
-            observer=self.security,
-        )
+        node, index = cfg.server.node_name, worker.index if worker is not None else 0
+        checking = await start_checking(cfg, self.store, ep, worker)
+        self.security, authenticator = checking.security, checking.authenticator
+        policy, secret = checking.policy, checking.secret
         self.backend = ServerBackend(
             self.store,
             authenticator,
@@ -181,6 +162,7 @@ class SipServer:
             host=lambda: ep.local_address().advertise,
             skip=self.redirects,
             on_missed=self._missed_call,
+            missed_wanted=lambda: self.voicemail is not None and self.voicemail.notifies_missed,
             timers=ep.timers,
         )
         await self.planner.start()
@@ -197,6 +179,10 @@ class SipServer:
             planner=self.planner,
         )
         self.proxy.route_signer = RouteSigner(secret)
+        # A binding records its flow and the process holding it (server/hops.py).
+        flows = Flows(ep, secret, worker.index if worker is not None else 0, self.proxy.is_me)
+        self.backend.flows = self.proxy.flows = self.proxy.local.flows = flows
+        self.registrar.flow_uri = flows.flow_uri
         self.gate = RelayGate(
             policy,
             self.backend,
@@ -216,9 +202,9 @@ class SipServer:
             proxy_handle=self.proxy.handle,
             is_me=self.proxy.is_me,
             is_server_uri=self.is_local,
-            # One owner id per worker process sharing the store (stable across restarts):
-            # each resumes and notifies the subscriptions it owns (docs/architecture.md).
-            owner=str(worker.index) if worker is not None else "0",
+            # One owner id per process sharing the store, NODE/WORKER (stable across
+            # restarts): each resumes and notifies the subscriptions it owns.
+            owner=process_id(node, index),
             is_trusted=self.gate.trusted_source,
         )
         im = self.im
@@ -265,12 +251,7 @@ class SipServer:
         self._enable_overload(self.store)
         self._enable_flood()
         self._upkeep = start_upkeep(
-            self.endpoint,
-            self.store,
-            self.backend,
-            self._memory,
-            shared=self.worker is not None,
-            security=self.security,
+            self.endpoint, self.store, self.backend, self._memory, security=self.security
         )
         worker = self.worker
         # Known before any listener opens: a worker's shared socket already holds what
@@ -281,8 +262,9 @@ class SipServer:
         if self.config.server.advertise:
             self._local_hosts.add(self.config.server.advertise)
         tls: ssl.SSLContext | None = None
+        self.endpoint.transports.ws_policy = WsPolicy(trusted_host=self._ours)
         for i, spec in enumerate(self.config.server.listen):
-            if spec.transport == "TLS" and tls is None:
+            if spec.transport in ("TLS", "WSS") and tls is None:
                 tls = tls_context(self.config.tls, self.config.server.database)
             try:
                 host, port = await self.endpoint.bind(
@@ -302,26 +284,21 @@ class SipServer:
             where = f"{spec.transport.lower()}:{'[' + host + ']' if ':' in host else host}:{port}"
             self.bound.append(where)
             self._local_hosts.add(host)
-            # With workers, the supervising process names each listener once.
             log.log(logging.DEBUG if worker else logging.INFO, "listening on %s", where)
-        for host, sock in worker.private if worker is not None else ():
-            try:
-                await self.endpoint.bind("UDP", host, 0, sock=sock, private=True)
-            except (OSError, TransportError) as exc:
-                await self.stop()
-                raise ServeError(f"cannot use the private UDP port on {host}: {exc}") from exc
-        await self.im.start()  # resumes stored subscriptions: needs the listeners
-        try:
-            self.media_host = await start_media_host(
-                self.services,
-                self.config.media,
-                self.config.server.domains,
-                worker,
-                self.endpoint.clock,
+        if worker is not None and worker.channel is not None and worker.channel_dir:
+            join_siblings(  # flows and responses other workers hold reach them
+                self.endpoint, worker.index, worker.count, worker.channel, worker.channel_dir
             )
+        await self.im.start()  # resumes stored subscriptions: needs the listeners
+        media, domains = self.config.media, self.config.server.domains
+        try:
+            clock = self.endpoint.clock
+            self.media_host = await start_media_host(self.services, media, domains, worker, clock)
         except OSError as exc:
             await self.stop()
             raise ServeError(str(exc)) from exc
+        if media.enabled and self.proxy is not None:  # docs/architecture.md "Media bridge"
+            self.bridges = self.proxy.anchor = media_bridges(self.endpoint)
         self.ops = OpsService(
             self,
             self.store,
@@ -379,15 +356,14 @@ class SipServer:
             logging.getLogger("sipline.security").removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
-        if self.media_host is not None:
-            await self.media_host.stop()
-        if self.voicemail is not None:
-            await self.voicemail.stop()
+        for service in (self.media_host, self.bridges, self.voicemail):
+            if service is not None:
+                await service.stop()
         if self.planner is not None:
             await self.planner.stop()
         if self.im is not None:
             await self.im.stop()
-        await self.endpoint.close()
+        await self.endpoint.close()  # and a worker's channel to the others
         if self.store is not None:
             await self.store.close()
 
@@ -456,10 +432,10 @@ class SipServer:
     def _is_registrar_uri(self, uri: object) -> bool:
         """§10.3: a REGISTER addressed to a domain we serve (or to us) is ours; one for
         another domain is proxied towards that domain's registrar."""
-        if not isinstance(uri, SipUri) or uri.user is not None:
-            return False
+        return isinstance(uri, SipUri) and uri.user is None and self._ours(uri.host.lower())
+
+    def _ours(self, host: str) -> bool:  # a served domain or our own name
         assert self.backend is not None
-        host = uri.host.lower()
         return self.backend.is_local_domain(host) or host in self._local_hosts
 
     async def _register(self, st: ServerTransaction) -> None:

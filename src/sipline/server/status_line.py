@@ -31,5 +31,6 @@ def status_line(ep: Endpoint, store: AsyncStore | None) -> str:
         f"flood_bans={flood.stats.bans if flood is not None else 0} "
         f"flood_banned={flood.banned_count if flood is not None else 0} "
         f"flood_dropped={flood.stats.dropped if flood is not None else 0} "
-        f"message_timeouts={ts.message_timeouts} connections_evicted={ts.connections_evicted}"
+        f"message_timeouts={ts.message_timeouts} connections_evicted={ts.connections_evicted} "
+        f"to_siblings={ts.to_siblings}"
     )

@@ -33,11 +33,11 @@ def start_upkeep(
     backend: ServerBackend,
     memory: MemoryRelease,
     *,
-    shared: bool,
     security: SecurityMonitor | None,
 ) -> list[asyncio.Task[None]]:
-    """The background tasks of a server process; a worker (`shared`: other processes
-    write the same store) also follows the binding change feed and the bans."""
+    """The background tasks of a server process. Every one follows the binding change
+    feed and the bans: other workers, other nodes (server/node.py) and the CLI write
+    the same store."""
     loop = asyncio.get_running_loop()
     tasks = [
         loop.create_task(
@@ -46,7 +46,6 @@ def start_upkeep(
                 store,
                 backend,
                 memory,
-                shared=shared,
                 security=security,
             )
         ),
@@ -60,17 +59,14 @@ def start_upkeep(
             )
         ),
     ]
-    if shared:
-        feed = follow(
-            endpoint.timers, FEED_POLL_S, store.poll_binding_changes, "the binding change feed"
+    feed = follow(
+        endpoint.timers, FEED_POLL_S, store.poll_binding_changes, "the binding change feed"
+    )
+    tasks.append(loop.create_task(feed))
+    if security is not None:
+        tasks.append(
+            loop.create_task(follow(endpoint.timers, BAN_POLL_S, security.poll, "the source bans"))
         )
-        tasks.append(loop.create_task(feed))
-        if security is not None:
-            tasks.append(
-                loop.create_task(
-                    follow(endpoint.timers, BAN_POLL_S, security.poll, "the source bans")
-                )
-            )
     return tasks
 
 
@@ -80,12 +76,11 @@ async def housekeep(
     backend: ServerBackend,
     memory: MemoryRelease,
     *,
-    shared: bool,
     security: SecurityMonitor | None,
 ) -> None:
     """Purge expired bindings and pick up domains added from the CLI; give back the
-    memory a burst of transactions took once they are gone (runtime/system.py). A
-    worker (`shared`) also trims the change feed and the bans."""
+    memory a burst of transactions took once they are gone (runtime/system.py); trim
+    the change feed and the bans."""
     while True:
         await endpoint.timers.sleep(5.0)
         peak = memory.peak
@@ -94,10 +89,9 @@ async def housekeep(
         try:
             await store.purge_expired(endpoint.wall())
             await backend.refresh_domains()
-            if shared:
-                await store.write(store.store.prune_binding_changes, FEED_KEEP)
-                if security is not None:
-                    await security.purge()
+            await store.write(store.store.prune_binding_changes, FEED_KEEP)
+            if security is not None:
+                await security.purge()
         except StoreError as exc:
             log.warning("housekeeping failed: %s", exc)
 

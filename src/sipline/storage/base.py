@@ -85,7 +85,10 @@ class Binding:
     header parameters as written (feature tags, `+sip.instance`, `reg-id`; never
     `expires` or `q`, which have their own fields). Times are wall-clock seconds.
     `received` is where the REGISTER came from, "transport:host:port", kept when it
-    differs from the Contact so requests can reach a UA behind NAT.
+    differs from the Contact so requests can reach a UA behind NAT. `flow` is the
+    URI of the node holding the flow the REGISTER came on, with its flow token
+    (RFC 5626 §5.2, sipline.core.flow_token) in the user part: which node and which
+    worker process of it can send to the device (docs/architecture.md "Workers").
     """
 
     aor: str
@@ -101,6 +104,7 @@ class Binding:
     user_agent: str | None = None
     params: str = ""
     updated_at: float = 0.0
+    flow: str | None = None
 
     def remaining_s(self, now: float) -> int:
         """Whole seconds left, never negative (what the 200 lists as `expires`)."""

@@ -36,10 +36,10 @@ def _plain(value: str | None) -> bool:
 
 def pack(b: Binding) -> _Entry:
     """`b` as one string (its AOR left out): expires_at, contact, call_id, cseq, q,
-    path, instance, reg_id, received, user_agent, params, updated_at. A binding whose
+    path, instance, reg_id, received, user_agent, params, updated_at, flow. A binding whose
     strings hold a separator, or whose numbers are not of their declared types (so
     that a round trip through text would change them), is kept as it is."""
-    strings = (b.contact, b.call_id, b.instance, b.received, b.user_agent, b.params)
+    strings = (b.contact, b.call_id, b.instance, b.received, b.user_agent, b.params, b.flow)
     if (
         type(b.expires_at) is not float
         or type(b.updated_at) is not float
@@ -67,6 +67,7 @@ def pack(b: Binding) -> _Entry:
             _NONE if b.user_agent is None else b.user_agent,
             b.params,
             repr(b.updated_at),
+            _NONE if b.flow is None else b.flow,
         )
     )
 
@@ -74,7 +75,7 @@ def pack(b: Binding) -> _Entry:
 def unpack(aor: str, entry: _Entry) -> Binding:
     if isinstance(entry, Binding):
         return entry
-    (expires, contact, call_id, cseq, q, path, instance, reg_id, received, ua, params, up) = (
+    (expires, contact, call_id, cseq, q, path, instance, reg_id, received, ua, params, up, flow) = (
         entry.split(_SEP)
     )
     return Binding(
@@ -91,6 +92,7 @@ def unpack(aor: str, entry: _Entry) -> Binding:
         user_agent=None if ua == _NONE else ua,
         params=params,
         updated_at=float(up),
+        flow=None if flow == _NONE else flow,
     )
 
 

@@ -5,7 +5,10 @@ rooms (read by `sipline conference list/show`) and the commands the CLI queues f
 Two tables beside the store's own, created on first use (`IF NOT EXISTS`) over a
 connection of their own: they hold run-time state only (cleared when the host
 starts), so they need no schema migration, and the CLI and every worker reach them
-through the database file they already share.
+through the database file they already share. Each room row names the node whose
+host holds the room (`host`): with several nodes on one database, a host clears and
+takes the commands of its own rooms only. Tables from before that column are run-time
+state too: they are dropped and made again.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ __all__ = ["COMMANDS", "ConferenceStore", "RoomCommand", "RoomState"]
 
 COMMANDS = ("kick", "mute", "unmute")
 
+# A command for a room no host holds is dropped after this long.
+COMMAND_TTL_S = 60.0
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS conference_rooms (
-        name TEXT PRIMARY KEY, members TEXT NOT NULL, updated_at REAL NOT NULL)""",
+        host TEXT NOT NULL, name TEXT NOT NULL, members TEXT NOT NULL,
+        updated_at REAL NOT NULL, PRIMARY KEY (host, name))""",
     """CREATE TABLE IF NOT EXISTS conference_commands (
         id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, action TEXT NOT NULL,
         member INTEGER NOT NULL, created_at REAL NOT NULL)""",
@@ -38,6 +45,7 @@ class RoomState:
     name: str
     members: list[dict[str, Any]]  # number, who, codec, muted, moderator, joined_at
     updated_at: float
+    host: str = ""  # the node holding the room (server/node.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +57,18 @@ class RoomCommand:
 
 
 class ConferenceStore:
-    def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
+    """The conference tables, seen by the media host of node `host` (or the CLI)."""
+
+    def __init__(self, path: str | Path, *, host: str = "", timeout_s: float = 5.0) -> None:
         self._lock = threading.Lock()
+        self.host = host
         try:
             self._db = sqlite3.connect(
                 str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
+            columns = self._db.execute("PRAGMA table_info(conference_rooms)").fetchall()
+            if columns and "host" not in {c[1] for c in columns}:
+                self._db.execute("DROP TABLE conference_rooms")
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except sqlite3.Error as exc:
@@ -73,22 +87,35 @@ class ConferenceStore:
 
     # -- the media host's side ------------------------------------------------------------------
     def reset(self) -> None:
-        """At start: rooms of a previous run are gone, and so are their commands."""
-        self._run("DELETE FROM conference_rooms")
-        self._run("DELETE FROM conference_commands")
+        """At start: our rooms of a previous run are gone, and so are their commands
+        (another node's rooms and commands stay)."""
+        self._run(
+            "DELETE FROM conference_commands WHERE room IN"
+            " (SELECT name FROM conference_rooms WHERE host = ?)",
+            (self.host,),
+        )
+        self._run("DELETE FROM conference_rooms WHERE host = ?", (self.host,))
 
     def publish(self, name: str, members: list[dict[str, Any]]) -> None:
         if members:
             self._run(
-                "INSERT OR REPLACE INTO conference_rooms VALUES (?, ?, ?)",
-                (name, json.dumps(members), time.time()),
+                "INSERT OR REPLACE INTO conference_rooms VALUES (?, ?, ?, ?)",
+                (self.host, name, json.dumps(members), time.time()),
             )
         else:
-            self._run("DELETE FROM conference_rooms WHERE name = ?", (name,))
+            self._run("DELETE FROM conference_rooms WHERE host = ? AND name = ?", (self.host, name))
 
     def take_commands(self) -> list[RoomCommand]:
+        """The commands for our rooms (and drop those no host took in time)."""
+        self._run(
+            "DELETE FROM conference_commands WHERE created_at < ?",
+            (time.time() - COMMAND_TTL_S,),
+        )
         rows = self._run(
-            "DELETE FROM conference_commands RETURNING id, room, action, member",
+            "DELETE FROM conference_commands WHERE room IN"
+            " (SELECT name FROM conference_rooms WHERE host = ?)"
+            " RETURNING id, room, action, member",
+            (self.host,),
         )
         return sorted(
             (RoomCommand(int(i), r, a, int(m)) for i, r, a, m in rows), key=lambda c: c.id
@@ -96,8 +123,10 @@ class ConferenceStore:
 
     # -- the command line's side ----------------------------------------------------------------
     def rooms(self) -> list[RoomState]:
-        rows = self._run("SELECT name, members, updated_at FROM conference_rooms ORDER BY name")
-        return [RoomState(n, json.loads(m), float(u)) for n, m, u in rows]
+        rows = self._run(
+            "SELECT name, members, updated_at, host FROM conference_rooms ORDER BY name, host"
+        )
+        return [RoomState(n, json.loads(m), float(u), h) for n, m, u, h in rows]
 
     def room(self, name: str) -> RoomState | None:
         for state in self.rooms():

@@ -1,4 +1,4 @@
-"""What messaging and presence keep in the store (schema versions 3 and 6).
+"""What messaging and presence keep in the store (schema versions 3, 6 and 11).
 
 Stored messages (RFC 3428 store-and-forward), presence publications (RFC 3903),
 per-user watcher rules (who may see a user's presence) and event subscriptions
@@ -188,6 +188,19 @@ class ImStore(Protocol):
         self, *, owner: str | None = None, resources: Sequence[str] | None = None
     ) -> list[SubscriptionRecord]:
         """Subscriptions (of one owner, or on the given resources), ordered by id."""
+        ...
+
+    def beat(self, owner: str, now: float) -> None:
+        """Process `owner` (NODE/WORKER) is alive at `now`: it holds its subscriptions."""
+        ...
+
+    def adopt_subscriptions(
+        self, owner: str, *, silent_since: float, now: float, limit: int = 100
+    ) -> list[SubscriptionRecord]:
+        """Make `owner` the owner of up to `limit` subscriptions whose owner has not
+        beaten since `silent_since` (a node killed, a worker index no longer run, an
+        owner id from before nodes), in one write so that one process takes each;
+        return them. Beats older than that are forgotten."""
         ...
 
     def im_marks(self) -> tuple[tuple[int, float], ...]:

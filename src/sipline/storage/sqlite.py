@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +43,7 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 # Full statements, no string building: every value goes through a placeholder.
 _SELECT_BINDINGS = (
     "SELECT aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id, received,"
-    " user_agent, params, updated_at FROM bindings"
+    " user_agent, params, updated_at, flow FROM bindings"
 )
 _SELECT_AOR = _SELECT_BINDINGS + " WHERE aor = ? ORDER BY id"
 _SELECT_ALL = _SELECT_BINDINGS + " ORDER BY aor, id"
@@ -52,21 +53,34 @@ _SELECT_PAGE = (
 # ON CONFLICT DO UPDATE keeps the row (and so its insertion order) on refresh.
 _UPSERT = (
     "INSERT INTO bindings(aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id,"
-    " received, user_agent, params, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " received, user_agent, params, updated_at, flow) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(aor, contact) DO UPDATE SET expires_at = excluded.expires_at,"
     " call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q,"
     " path = excluded.path, instance = excluded.instance,"
     " reg_id = excluded.reg_id, received = excluded.received,"
     " user_agent = excluded.user_agent, params = excluded.params,"
-    " updated_at = excluded.updated_at"
+    " updated_at = excluded.updated_at, flow = excluded.flow"
 )
 _SELECT_DEVICES = "SELECT aor, device, label, region, pidf, source, updated_at FROM device_info"
 
 
 def _row_to_binding(row: tuple[Any, ...]) -> Binding:
-    aor, contact, expires_at, call_id, cseq, q, path, instance, reg_id, received, ua, params, up = (
-        row
-    )
+    (
+        aor,
+        contact,
+        expires_at,
+        call_id,
+        cseq,
+        q,
+        path,
+        instance,
+        reg_id,
+        received,
+        ua,
+        params,
+        up,
+        flow,
+    ) = row
     return Binding(
         aor=aor,
         contact=contact,
@@ -81,6 +95,7 @@ def _row_to_binding(row: tuple[Any, ...]) -> Binding:
         user_agent=ua,
         params=params,
         updated_at=float(up),
+        flow=flow,
     )
 
 
@@ -99,7 +114,7 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
         except sqlite3.Error as e:
             raise StoreError(f"cannot open database {self.path}: {e}") from None
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal(timeout_s)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -109,6 +124,20 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
         except StoreError:
             self._db.close()
             raise
+
+    def _wal(self, timeout_s: float) -> None:
+        """Switch a new file to WAL. The switch needs the file to itself and SQLite does
+        not wait for that (no busy handler), so nodes opening one fresh file at once
+        retry here until `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     # --- schema ---------------------------------------------------------------------------
 
@@ -125,6 +154,10 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
+                # Another process (another node starting at once) may have taken this
+                # step since we looked: the write lock is ours now, so look again.
+                if self.schema_version >= target:
+                    continue
                 for statement in MIGRATIONS[target - 1]:
                     self._db.execute(statement)
                 # PRAGMA takes no parameters; `target` is our own integer.
@@ -320,6 +353,7 @@ class SqliteStore(ImTables, SharedTables, OpsTables, VoicemailTables):
                         b.user_agent,
                         b.params,
                         b.updated_at,
+                        b.flow,
                     )
                     for b in upsert
                 ],

@@ -1,4 +1,4 @@
-"""Messaging and presence tables of the SQLite backend (schema versions 3 and 6).
+"""Messaging and presence tables of the SQLite backend (schema versions 3, 6 and 11).
 
 `ImTables` is mixed into `SqliteStore`; it uses the store's `_write` and `_query`,
 so its writes join the store's transactions (and `AsyncStore`'s group commit).
@@ -6,6 +6,7 @@ so its writes join the store's transactions (and `AsyncStore`'s group commit).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from sipline.storage.im import (
 )
 from sipline.storage.sqlite_tables import SqliteTables
 
-__all__ = ["IM_MIGRATION", "MESSAGE_STATE_MIGRATION", "ImTables"]
+__all__ = ["BEAT_MIGRATION", "IM_MIGRATION", "MESSAGE_STATE_MIGRATION", "ImTables"]
 
 # 3: stored messages, delivery leases, publications, watcher rules, subscriptions.
 IM_MIGRATION: tuple[str, ...] = (
@@ -84,6 +85,12 @@ MESSAGE_STATE_MIGRATION: tuple[str, ...] = (
     "ALTER TABLE messages ADD COLUMN failure TEXT NOT NULL DEFAULT ''",
 )
 
+# 11: when each server process (NODE/WORKER, sipline.server.node) last said it is alive,
+# so the subscriptions of one that fell silent are taken over by one that is not.
+BEAT_MIGRATION: tuple[str, ...] = (
+    "CREATE TABLE process_beats (owner TEXT PRIMARY KEY, seen_at REAL NOT NULL) WITHOUT ROWID",
+)
+
 _SELECT_MESSAGES = (
     "SELECT id, aor, sender, recipient, call_id, content_type, body, received_at, expires_at,"
     " headers, attempts, next_attempt_at, state, failure FROM messages"
@@ -94,6 +101,13 @@ _SELECT_PUBLICATIONS = (
 _SELECT_SUBSCRIPTIONS = (
     "SELECT id, event, resource, watcher, state, expires_at, dialog, owner, updated_at"
     " FROM subscriptions"
+)
+
+# Subscriptions whose owner has not beaten since a given time (and is not the adopter).
+_SELECT_ORPHANS = (
+    "SELECT id, event, resource, watcher, state, expires_at, dialog, owner, updated_at"
+    " FROM subscriptions WHERE owner != ? AND owner NOT IN"
+    " (SELECT owner FROM process_beats WHERE seen_at >= ?) ORDER BY id LIMIT ?"
 )
 
 
@@ -358,6 +372,29 @@ class ImTables(SqliteTables):
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = _SELECT_SUBSCRIPTIONS + where + " ORDER BY id"
         return [_subscription(r) for r in self._query(sql, args)]
+
+    def beat(self, owner: str, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO process_beats(owner, seen_at) VALUES (?, ?)"
+                " ON CONFLICT(owner) DO UPDATE SET seen_at = excluded.seen_at",
+                (owner, now),
+            )
+
+    def adopt_subscriptions(
+        self, owner: str, *, silent_since: float, now: float, limit: int = 100
+    ) -> list[SubscriptionRecord]:
+        with self._write() as db:
+            # Read inside the write: no other process adopts them meanwhile.
+            rows = self._query(_SELECT_ORPHANS, (owner, silent_since, limit))
+            db.executemany(
+                "UPDATE subscriptions SET owner = ?, updated_at = ? WHERE id = ?",
+                [(owner, now, row[0]) for row in rows],
+            )
+            db.execute("DELETE FROM process_beats WHERE seen_at < ?", (silent_since,))
+        return [
+            dataclasses.replace(_subscription(row), owner=owner, updated_at=now) for row in rows
+        ]
 
     def im_marks(self) -> tuple[tuple[int, float], ...]:
         marks = []

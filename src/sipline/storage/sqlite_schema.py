@@ -7,7 +7,7 @@ a file written by an older sipline is brought up to date on open.
 
 from __future__ import annotations
 
-from sipline.storage.sqlite_im import IM_MIGRATION, MESSAGE_STATE_MIGRATION
+from sipline.storage.sqlite_im import BEAT_MIGRATION, IM_MIGRATION, MESSAGE_STATE_MIGRATION
 from sipline.storage.sqlite_ops import OPS_MIGRATION
 from sipline.storage.sqlite_shared import BAN_MIGRATION, NONCE_DROP_MIGRATION, SHARED_MIGRATION
 from sipline.storage.sqlite_voicemail import VOICEMAIL_MIGRATION
@@ -98,5 +98,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     VOICEMAIL_MIGRATION,
     # 10: no shared digest nonce counts (see sqlite_shared.py).
     NONCE_DROP_MIGRATION,
+    # 11: server processes' beats, for taking over a silent one's subscriptions.
+    BEAT_MIGRATION,
+    # 12: the flow each binding's REGISTER came on, and its owner (storage/base.py Binding).
+    ("ALTER TABLE bindings ADD COLUMN flow TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -143,6 +143,15 @@ class VoicemailTables(SqliteTables):
             OutgoingEmail(int(r[0]), r[1], bytes(r[2]), int(r[3]), float(r[4]), r[5]) for r in rows
         ]
 
+    def claim_emails(self, now: float, lease_s: float, limit: int = 10) -> list[OutgoingEmail]:
+        with self._write() as db:
+            due = self.due_emails(now, limit)
+            db.executemany(
+                "UPDATE email_outbox SET next_attempt_at = ? WHERE id = ?",
+                [(now + lease_s, item.id) for item in due],
+            )
+        return due
+
     def email_sent(self, email_id: int) -> None:
         with self._write() as db:
             db.execute("DELETE FROM email_outbox WHERE id = ?", (email_id,))

@@ -71,6 +71,12 @@ class VoicemailStore(Protocol):
 
     def due_emails(self, now: float, limit: int = 10) -> list[OutgoingEmail]: ...
 
+    def claim_emails(self, now: float, lease_s: float, limit: int = 10) -> list[OutgoingEmail]:
+        """The emails due at `now`, each put off to `now + lease_s` in the same write:
+        the mailers of several nodes never send one twice, and one that died sending
+        is retried by any once the lease is over."""
+        ...
+
     def email_sent(self, email_id: int) -> None: ...
 
     def email_failed(self, email_id: int, error: str, next_attempt_at: float | None) -> None:

@@ -10,10 +10,13 @@ from functools import lru_cache
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "ACCEPT_ONLY",
+    "FLOW_FAILED",
     "STREAM_TRANSPORTS",
     "TRANSPORTS",
     "Address",
     "ErrorCallback",
+    "FlowRelay",
     "MessageCallback",
     "Source",
     "StreamLink",
@@ -27,8 +30,12 @@ __all__ = [
 
 logger = logging.getLogger("sipline.transport")
 
-TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS"})
-STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS"})
+TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS", "WS", "WSS"})
+STREAM_TRANSPORTS: Final = frozenset({"TCP", "TLS", "WS", "WSS"})
+# RFC 7118: WebSocket connections are only accepted, never opened by us.
+ACCEPT_ONLY: Final = frozenset({"WS", "WSS"})
+# How a send on a flow another worker held fails when that flow is gone (RFC 5626 §5.3).
+FLOW_FAILED: Final = "flow failed"
 
 Address = tuple[str, int]
 
@@ -51,13 +58,17 @@ class Target:
     """Where to send: a transport, an IP literal and a port (already resolved).
 
     `server_name` is the name a TLS certificate must match (and the SNI sent);
-    when None the IP address itself is checked.
+    when None the IP address itself is checked. `worker` names the worker process of
+    this node that holds the stream connection to the target (a flow a sibling
+    accepted, docs/architecture.md "Workers"): a process without that connection
+    hands the message to it instead of dialling the phone's ephemeral port.
     """
 
     transport: str
     host: str
     port: int
     server_name: str | None = None
+    worker: int | None = None
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -106,10 +117,22 @@ class TransportStats:
     connections_refused: int = 0
     message_timeouts: int = 0  # connections closed with a message begun and not finished
     connections_evicted: int = 0  # closed to make room for a new one at the limit
+    to_siblings: int = 0  # handed to another worker: its flows' sends, its responses
 
 
 MessageCallback = Callable[[bytes, Source], None]
 ErrorCallback = Callable[[TransportError], None]
+
+
+class FlowRelay(Protocol):
+    """The other worker processes of this node (`sipline.transport.channel`)."""
+
+    def forward(self, data: bytes, target: Target, on_error: ErrorCallback | None) -> bool:
+        """Hand `data` to the worker `target.worker` to send on the flow it holds;
+        False when that is this process (it sends, or dials, itself)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def report_send_error(

@@ -16,14 +16,16 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 from sipline.core.framing import FramingLimits
 from sipline.transport.base import (
+    ACCEPT_ONLY,
+    FLOW_FAILED,
     STREAM_TRANSPORTS,
     Address,
     ErrorCallback,
+    FlowRelay,
     MessageCallback,
     Source,
     StreamLink,
@@ -34,9 +36,11 @@ from sipline.transport.base import (
     normalize_host,
     report_send_error,
 )
+from sipline.transport.bound import BoundSocket, udp_queue_fill
 from sipline.transport.security_log import security_event
 from sipline.transport.stream import Connection, ConnectionKey
 from sipline.transport.udp import UdpProtocol, bind_udp_socket
+from sipline.transport.websocket import WsConnection, WsPolicy
 
 __all__ = ["BoundSocket", "TransportLayer"]
 
@@ -46,29 +50,6 @@ DEFAULT_IDLE_TIMEOUT_S: Final = 300.0
 DEFAULT_MESSAGE_TIMEOUT_S: Final = 10.0
 DEFAULT_MAX_CONNECTIONS: Final = 4096
 _CLOSE_GRACE_S: Final = 1.0
-
-
-@dataclass(slots=True, eq=False)
-class BoundSocket:
-    """A socket bound to receive on: a UDP socket, or a TCP/TLS server accepting
-    connections. `local` is the address actually bound (port 0 resolved)."""
-
-    transport: str
-    local: Address
-    _udp: UdpProtocol | None = field(default=None, repr=False)
-    _server: asyncio.Server | None = field(default=None, repr=False)
-
-    def close(self) -> None:
-        if self._udp is not None and self._udp.transport is not None:
-            self._udp.transport.close()
-        if self._server is not None:
-            self._server.close()
-
-    async def wait_closed(self) -> None:
-        if self._udp is not None:
-            await self._udp.closed
-        if self._server is not None:
-            await self._server.wait_closed()
 
 
 class TransportLayer:
@@ -107,7 +88,9 @@ class TransportLayer:
         self.max_connections = max_connections
         self.max_connections_per_source = max_connections_per_source
         self.refuse_source: Callable[[str], bool] | None = None
+        self.siblings: FlowRelay | None = None  # the other workers (transport/channel.py)
         self.exempt_source: Callable[[str], bool] | None = None
+        self.ws_policy = WsPolicy()  # allowed origins and keep-alive of WebSockets
         self._per_source: dict[str, int] = {}  # inbound connections by source address
         self._refusals_logged: dict[str, float] = {}
         self.connect_timeout_s = connect_timeout_s
@@ -116,8 +99,7 @@ class TransportLayer:
         self._tls_client_context = tls_client_context
         self._socket_buffer_bytes = socket_buffer_bytes
         self._bound: list[BoundSocket] = []
-        # First UDP socket per family, and every UDP socket by its local address.
-        self._udp_v4: UdpProtocol | None = None
+        self._udp_v4: UdpProtocol | None = None  # the first per family; all by address:
         self._udp_v6: UdpProtocol | None = None
         self._udp_by_local: dict[Address, UdpProtocol] = {}
         self._by_key: dict[ConnectionKey, Connection] = {}
@@ -133,16 +115,7 @@ class TransportLayer:
     def udp_queue_fill(self) -> float:
         """The fullest UDP receive queue, as a share of its socket's buffer (0 where
         the kernel does not tell)."""
-        fill = 0.0
-        for bound in self._bound:
-            udp = bound._udp
-            if udp is None:
-                continue
-            share = udp.receive_queue_fill()
-            if share is None:
-                return 0.0
-            fill = max(fill, share)
-        return fill
+        return udp_queue_fill(self._bound)
 
     @property
     def connections(self) -> frozenset[Connection]:
@@ -152,26 +125,19 @@ class TransportLayer:
     # -- listening -------------------------------------------------------------
 
     async def listen_udp(
-        self,
-        host: str,
-        port: int = 5060,
-        *,
-        sock: socket.socket | None = None,
-        outbound: bool = False,
+        self, host: str, port: int = 5060, *, sock: socket.socket | None = None
     ) -> BoundSocket:
         """Listen for UDP on (host, port), or on `sock`, a UDP socket bound already
         (one a supervising process prepared). Requests sent without a `local`
-        address go from the first UDP socket of their address family, or from the
-        one opened with `outbound` (a worker's private port, see docs/architecture.md).
-        """
+        address go from the first UDP socket of their address family."""
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
 
         def opened(protocol: UdpProtocol) -> None:
             if ":" in host:
-                self._udp_v6 = protocol if outbound else (self._udp_v6 or protocol)
+                self._udp_v6 = self._udp_v6 or protocol
             else:
-                self._udp_v4 = protocol if outbound else (self._udp_v4 or protocol)
+                self._udp_v4 = self._udp_v4 or protocol
             self._udp_by_local[protocol.local] = protocol
 
         try:
@@ -205,6 +171,19 @@ class TransportLayer:
         """Listen for TLS (RFC 3261 §26.2); `ssl_context` from `tls.server_context`."""
         return await self._listen_stream("TLS", host, port, ssl_context, sock)
 
+    async def listen_ws(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        sock: socket.socket | None = None,
+    ) -> BoundSocket:
+        """Listen for SIP over WebSocket (RFC 7118): WSS with `ssl_context`, else WS;
+        connections follow `ws_policy` as it is when they are accepted."""
+        kind = "WS" if ssl_context is None else "WSS"
+        return await self._listen_stream(kind, host, port, ssl_context, sock, websocket=True)
+
     async def _listen_stream(
         self,
         transport: str,
@@ -212,11 +191,15 @@ class TransportLayer:
         port: int,
         context: ssl.SSLContext | None,
         sock: socket.socket | None,
+        *,
+        websocket: bool = False,
     ) -> BoundSocket:
         loop = asyncio.get_running_loop()
         host = normalize_host(host)
 
         def accept() -> Connection:
+            if websocket:
+                return WsConnection(self, transport, loop, self.ws_policy)
             return Connection(self, transport, loop)
 
         handshake_s = self.connect_timeout_s if context else None
@@ -252,8 +235,8 @@ class TransportLayer:
 
         UDP is sent at once, from the socket bound at `local` if given, else the
         first one of the target's address family. On streams, `connection` (the one
-        a request came on) is used while open; otherwise an open connection to the
-        target, or a new one opened in the background with `data` queued on it.
+        a request came on) is used while open; else an open connection to the target,
+        the worker holding it (`target.worker`), or a new one opened in the background.
         """
         if self._closed:
             error = TransportError("transport layer closed", target)
@@ -269,6 +252,15 @@ class TransportLayer:
             return
         if connection is None or connection.is_closed:
             connection = self.connection_for(target)
+        if connection is None and target.worker is not None:
+            # A flow: its worker sends; gone, it is not dialled (RFC 5626 §5.3: 430).
+            if self.siblings is None or not self.siblings.forward(data, target, on_error):
+                report_send_error(TransportError(FLOW_FAILED, target), on_error, self.stats)
+            return
+        if connection is None and kind in ACCEPT_ONLY:
+            error = TransportError("no open WebSocket connection to it", target)
+            report_send_error(error, on_error, self.stats)
+            return
         if connection is None:
             connection = self._connect(kind, target, on_error)
             if connection is None:
@@ -474,6 +466,8 @@ class TransportLayer:
         if self._closed:
             return
         self._closed = True
+        if self.siblings is not None:
+            self.siblings.close()
         for bound in self._bound:
             bound.close()
         for task in list(self._connecting):

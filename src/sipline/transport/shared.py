@@ -4,9 +4,9 @@
 one socket per worker, and keeps them open across worker restarts; the kernel then
 hashes each UDP datagram (and each new TCP connection) by its 4-tuple to one of the
 sockets, so one peer's retransmissions, ACK and CANCEL reach the worker that holds
-its transaction. Each worker also gets a private UDP socket on an ephemeral port:
-its own requests go from there, with that port in their Via, so the responses come
-back to it. `probe` first binds the address without SO_REUSEPORT: that fails when
+its transaction. Every worker sends from these public sockets too, and names them in
+its Via: a response the kernel gives to another worker is handed over by the branch
+(runtime/siblings.py, transport/channel.py). `probe` first binds the address without SO_REUSEPORT: that fails when
 anything else holds it, even another process that set SO_REUSEPORT itself (which
 Linux would otherwise let us share silently).
 """
@@ -17,7 +17,7 @@ import socket
 
 from sipline.transport.udp import bind_udp_socket
 
-__all__ = ["private_udp_socket", "probe", "shared_socket"]
+__all__ = ["probe", "shared_socket"]
 
 _BACKLOG = 1024
 
@@ -58,8 +58,3 @@ def shared_socket(transport: str, host: str, port: int, buffer_bytes: int) -> so
         sock.close()
         raise
     return sock
-
-
-def private_udp_socket(host: str, buffer_bytes: int) -> socket.socket:
-    """A worker's own UDP socket on `host` and a free port (no SO_REUSEPORT)."""
-    return bind_udp_socket(host, 0, buffer_bytes)

@@ -131,7 +131,7 @@ class Connection(asyncio.Protocol):
         stream = self._stream
         if stream is None:  # unreachable: only called once connected
             return
-        stream.write(data)
+        stream.write(self._encode(data))
         stats = self._owner.stats
         stats.messages_out += 1
         stats.bytes_out += len(data)
@@ -143,6 +143,10 @@ class Connection(asyncio.Protocol):
                 TransportError(f"{self!r}: write buffer over limit"), on_error, self._owner.stats
             )
             stream.abort()
+
+    def _encode(self, data: bytes) -> bytes:
+        """The bytes that carry one message: itself on TCP and TLS (a WebSocket frames it)."""
+        return data
 
     def fail_pending(self, error: TransportError) -> None:
         """Report every queued send as failed (connect failed or closed early)."""

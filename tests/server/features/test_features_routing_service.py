@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ async def store(tmp_path: Path) -> AsyncIterator[AsyncStore]:
     await s.close()
 
 
-def planner(store: AsyncStore) -> ServerRoutePlanner:
+def planner(store: AsyncStore, **extra: Any) -> ServerRoutePlanner:
     return ServerRoutePlanner(
         store,
         is_local=lambda host: host == "example.com",
@@ -71,6 +72,7 @@ def planner(store: AsyncStore) -> ServerRoutePlanner:
         ),
         wall=lambda: 100.0,
         host=lambda: "proxy.example",
+        **extra,
     )
 
 
@@ -95,6 +97,28 @@ async def test_sessions_and_reloads(store: AsyncStore) -> None:
         session = p.session(invite("sip:alice@example.com"), "192.0.2.9")
         assert isinstance(session, CallRouter)
         assert session.call.caller == "bob@example.com" and session.call.caller_region == "lab"
+    finally:
+        await p.stop()
+
+
+async def test_a_callee_without_rules_takes_the_plain_proxy_path(store: AsyncStore) -> None:
+    """Registered, no rules: the proxy rings the devices itself (no plan to pay for),
+    unless missed-call notices want the features' path to see the call go unanswered."""
+    await store.update_bindings("alice@example.com", upsert=[binding("sip:a@192.0.2.5")])
+    wanted = [False]
+    missed: list[tuple[str, str]] = []
+    p = planner(
+        store, on_missed=lambda a, c: missed.append((a, c)), missed_wanted=lambda: wanted[0]
+    )
+    await p.start()
+    try:
+        assert p.session(invite("sip:alice@example.com"), "192.0.2.9") is None
+        wanted[0] = True
+        assert isinstance(p.session(invite("sip:alice@example.com"), "192.0.2.9"), CallRouter)
+        # Without `missed_wanted`, a planner told of missed calls keeps every call.
+        plain = planner(store, on_missed=lambda a, c: None)
+        assert isinstance(plain.session(invite("sip:alice@example.com"), "192.0.2.9"), CallRouter)
+        assert planner(store).session(invite("sip:alice@example.com"), "192.0.2.9") is None
     finally:
         await p.stop()
 

@@ -65,6 +65,7 @@ class ServerRoutePlanner:
         skip: Callable[[str], bool] = lambda aor: False,
         refresh_s: float = 1.0,
         on_missed: Callable[[str, str], None] | None = None,
+        missed_wanted: Callable[[], bool] | None = None,
         timers: Timers | None = None,
     ) -> None:
         self.store = store
@@ -78,6 +79,8 @@ class ServerRoutePlanner:
         # The reload check runs on the endpoint's clock (a test steps it).
         self._timers = timers if timers is not None else Timers(SystemClock())
         self._on_missed = on_missed  # a call to a user rang unanswered (missed-call email)
+        # Whether `on_missed` does anything now (missed-call emails configured).
+        self._missed_wanted = missed_wanted or (lambda: on_missed is not None)
         self._rules: dict[str, UserRules] = {}
         self._infos: dict[str, dict[str, DeviceInfo]] = {}
         self._seen: _Snapshot | None = None
@@ -182,8 +185,12 @@ class ServerRoutePlanner:
         if not (isinstance(uri, SipUri) and uri.user and self._is_local(uri.host)):
             return None
         aor = uri.aor
-        if self._skip(aor) or (aor not in self._rules and not self._bindings(aor)):
-            return None  # the proxy answers 404/480 or redirects, as without features
+        if self._skip(aor) or (
+            aor not in self._rules and (not self._missed_wanted() or not self._bindings(aor))
+        ):
+            # The proxy rings the callee's devices by q-value, answers 404/480 or
+            # redirects, as without features: a callee without rules costs no plan.
+            return None
         call = CallInfo(
             aor,
             caller_address(from_uri),

@@ -47,6 +47,7 @@ class ConferenceService:
         *,
         max_participants: int = 20,
         database: Path | None = None,
+        node: str = "",
         timers: Timers,
     ) -> None:
         self.configured = {r.name.lower(): r for r in rooms}
@@ -55,6 +56,7 @@ class ConferenceService:
         self._store: ConferenceStore | None = None
         self._poller: asyncio.Task[None] | None = None
         self._database = database
+        self._node = node  # the node whose rooms these are (server/node.py)
         self._timers = timers
 
     # -- the handler the media host calls ------------------------------------------------------
@@ -184,7 +186,7 @@ class ConferenceService:
         if self._poller is not None or self._database is None:
             return
         try:
-            self._store = ConferenceStore(self._database)
+            self._store = ConferenceStore(self._database, host=self._node)
             self._store.reset()
         except StoreError as exc:
             log.warning("%s: `sipline conference` commands will not work", exc)

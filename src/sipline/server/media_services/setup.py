@@ -41,9 +41,11 @@ def register_services(
     rooms: tuple[RoomConfig, ...],
     database: Path,
     timers: Timers,
+    node: str = "",
 ) -> None:
     """The built-in services: conference rooms (`sip:room-NAME@domain`), their timers
-    (PIN entry, the command poll) on the server's `timers`."""
+    (PIN entry, the command poll) on the server's `timers`; `node` names this node's
+    rooms in the shared conference tables."""
     if not media.enabled:
         return
 
@@ -55,6 +57,7 @@ def register_services(
             list(rooms),
             max_participants=conference_settings.max_participants,
             database=Path(database),
+            node=node,
             timers=timers,
         )
 

@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 
 from sipline.core.dialog import DialogId
 from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request
 from sipline.core.uri import SipUri, Uri, format_host, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import Endpoint, ServerTransaction
 from sipline.server.backend import ServerBackend
-from sipline.server.hops import received_target as _received_target
 from sipline.server.messaging.sections import MessagingSection, PresenceSection
 from sipline.server.messaging.service import (
     MessageSummaryPackage,
@@ -159,13 +159,15 @@ class ImRouter:
         """Where a request for `uri` goes: the NAT source of a registered contact, else
         RFC 3263."""
         binding = self.backend.binding_for_contact(str(uri))
-        hop = _received_target(binding)
-        if hop is not None:
-            return hop
+        found = self.backend.device_hop(binding) if binding is not None else None
+        if found is not None:  # another node's flow: that node routes it by Contact
+            return found.target
         targets = await self.backend.resolve(uri)
         return targets[0] if targets else None
 
-    async def binding_hop(self, binding: Binding) -> Target | None:
+    async def binding_hop(self, binding: Binding, request: Request | None = None) -> Target | None:
+        """Where a request for a registered device goes; one toward a flow another node
+        holds gets that node's signed Route on top (server/hops.py)."""
         if binding.path:
             try:
                 first = parse_name_addr(binding.path[0], "Path").uri
@@ -173,9 +175,11 @@ class ImRouter:
                 return None
             targets = await self.backend.resolve(first)
             return targets[0] if targets else None
-        hop = _received_target(binding)
-        if hop is not None:
-            return hop
+        found = self.backend.device_hop(binding, request)
+        if found is not None:
+            if found.route is not None and request is not None:
+                request.headers.add("Route", found.route, first=True)
+            return found.target
         try:
             targets = await self.backend.resolve(parse_uri(binding.contact))
         except RemoteProtocolError:

@@ -72,7 +72,9 @@ class MessagingSettings:
     lease_s: float = 60.0
 
 
-BindingHop = Callable[[Binding], Awaitable[Target | None]]
+# Where a stored message for a binding goes; it may put a Route on the request (the
+# owner node of the binding's flow, server/hops.py).
+BindingHop = Callable[[Binding, Request], Awaitable[Target | None]]
 
 
 class MessagingService:
@@ -218,9 +220,10 @@ class MessagingService:
         answered a permanent failure; neither when a failure may pass (retry)."""
         attempts = []
         for b in bindings:
-            hop = await self._hop(b)
+            request = self._request(message, b)
+            hop = await self._hop(b, request)
             if hop is not None:
-                attempts.append(self.endpoint.request(self._request(message, b), hop))
+                attempts.append(self.endpoint.request(request, hop))
         results = await asyncio.gather(*attempts, return_exceptions=True)
         answers = [r for r in results if isinstance(r, Response)]
         if any(200 <= r.status < 300 for r in answers):

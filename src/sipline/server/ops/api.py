@@ -58,6 +58,10 @@ class Control(Protocol):
 
     async def end_call(self, call_id: str) -> bool: ...
 
+    def websockets(self) -> list[tuple[str, int]]:
+        """The server's WebSocket listeners, ("ws" or "wss", port), for the web phone."""
+        ...
+
 
 def _number(request: web.Request, name: str, default: float | None) -> float | None:
     value = request.query.get(name)

@@ -4,7 +4,8 @@
 aiohttp, on the server's own event loop. The listener runs in the single server
 process, or in worker 0 with `--workers N` (on a socket the supervisor bound, so a
 taken port is reported at start and a restarted worker 0 serves the same one).
-Everything but the login page needs the admin credential (server/ops/auth.py).
+Everything but the login page and the web phone (server/ops/phone.py) needs the
+admin credential (server/ops/auth.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sipline.server.ops.api import Control, add_api_routes
 from sipline.server.ops.auth import COOKIE, SESSION_S, Guard
 from sipline.server.ops.config import HttpSettings
 from sipline.server.ops.listen import http_url
+from sipline.server.ops.phone import PHONE_CSP, add_phone_routes, is_phone_path
 from sipline.server.records.metrics import CONTENT_TYPE
 
 __all__ = ["HttpListener"]
@@ -67,6 +69,7 @@ class HttpListener:
         app.router.add_post("/api/login", self._login)
         app.router.add_post("/api/logout", self._logout)
         add_api_routes(app, self.control)
+        add_phone_routes(app, self.control.websockets)
         return app
 
     async def start(self, sock: socket.socket) -> str:
@@ -91,8 +94,14 @@ class HttpListener:
     # -- handlers ---------------------------------------------------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path not in _OPEN and not self.guard.allowed(
-            request.headers.get("Authorization"), request.cookies.get(COOKIE)
+        # The web phone's login is the SIP account, checked by the registrar.
+        phone = is_phone_path(request.path)
+        if (
+            not phone
+            and request.path not in _OPEN
+            and not self.guard.allowed(
+                request.headers.get("Authorization"), request.cookies.get(COOKIE)
+            )
         ):
             if request.path == "/metrics" or request.path.startswith("/api/"):
                 return web.json_response(
@@ -117,6 +126,8 @@ class HttpListener:
                 return web.json_response({"error": exc.reason}, status=exc.status)
             raise
         response.headers.update(_SECURITY_HEADERS)
+        if phone:
+            response.headers["Content-Security-Policy"] = PHONE_CSP
         return response
 
     async def _serve_static(self, request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ from sipline.core.uri import SipUri
 from sipline.runtime.endpoint import Endpoint
 from sipline.server.ops.config import OpsConfig
 from sipline.server.ops.listen import bind_http
-from sipline.server.records.hangup import send_hangup
+from sipline.server.records.hangup import ContactHops, send_hangup
 from sipline.server.records.logs import configure_logging
 from sipline.server.records.metrics import Metrics
 from sipline.server.records.tap import MessageTap
@@ -64,6 +64,8 @@ class Served(Protocol):
     def security(self) -> SecurityMonitor | None: ...
     @property
     def bound(self) -> list[str]: ...
+    @property
+    def backend(self) -> ContactHops | None: ...
     def status(self) -> str: ...
     def apply_reload(self) -> dict[str, Any]: ...
 
@@ -171,6 +173,14 @@ class OpsService:
 
     def wall(self) -> float:
         return self.server.endpoint.wall()
+
+    def websockets(self) -> list[tuple[str, int]]:
+        found = []
+        for where in self.server.bound:  # "ws:127.0.0.1:8088", "wss:[::1]:8089"
+            scheme, _, rest = where.partition(":")
+            if scheme in ("ws", "wss"):
+                found.append((scheme, int(rest.rpartition(":")[2])))
+        return found
 
     def status(self) -> dict[str, Any]:
         line = self.server.status().removeprefix("status: ")
@@ -321,7 +331,7 @@ class OpsService:
         if record is None or record.ended_at is not None or record.answered_at is None:
             return False
         messages = await self.store.call(self.store.store.call_messages, call_id)
-        if not await send_hangup(self.server.endpoint, messages):
+        if not await send_hangup(self.server.endpoint, messages, self.server.backend):
             return False
         log.info("call ended by the operator call_id=%s", call_id, extra={"call_id": call_id})
         await self.store.write(self.store.store.cdr_ended, call_id, self.server.endpoint.wall(), "")

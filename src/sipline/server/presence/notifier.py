@@ -11,7 +11,10 @@ them (a NOTIFY with the current state goes to each one it owns), and with severa
 processes sharing one store, the one holding a subscription notices changes made by
 the others by polling the store's change marks (`tick`). An in-dialog SUBSCRIBE that
 reaches a process not holding the subscription is served by loading it from the
-store and taking it over; the former holder drops it at its next poll.
+store and taking it over; the former holder drops it at its next poll. Each process
+beats in the store every `BEAT_S`; the subscriptions of one silent for `SILENT_S` (a
+node killed, a worker index no longer run) are taken over by the first live process
+to look, which resumes them as a restarted owner would.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ from sipline.transport import Target
 __all__ = ["EventPackage", "Notifier", "NotifierSettings", "event_name"]
 
 log = logging.getLogger("sipline.notifier")
+
+BEAT_S = 5.0  # how often a notifier says in the store that it is alive
+# A process silent this long is gone: its subscriptions are taken over. Several beats,
+# so a live one late by a slow store is not; if it were, it would drop them at its
+# next poll (they are no longer its own in the store).
+SILENT_S = 20.0
 
 
 class EventPackage(Protocol):
@@ -118,6 +127,7 @@ class Notifier:
         self._marks: tuple[tuple[int, float], ...] | None = None
         self._prints: dict[tuple[str, str], object] = {}
         self._strangers = StrangerPending(settings.stranger_limits)
+        self._next_beat = 0.0
         self.notifies_sent = 0
 
     @property
@@ -130,14 +140,38 @@ class Notifier:
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Resume the subscriptions this process owned before a restart."""
+        await self._beat(self.endpoint.wall())  # alive, before anyone takes ours
         records = await self.store.call(
             functools.partial(self.store.store.list_subscriptions, owner=self.owner)
         )
         for record in records:
-            held = self._revive(record)
-            if held is not None:
-                self._held[held.id] = held
-                self.endpoint.spawn(self._resume(held))
+            self._hold(record)
+
+    def _hold(self, record: SubscriptionRecord, *, adopted: bool = False) -> None:
+        held = self._revive(record)
+        if held is None:
+            return
+        if adopted and held.dialog.local_seq is not None:
+            # Its owner may have died between sending a NOTIFY and storing the dialog:
+            # skip that CSeq, since the watcher refuses one not above the last (§12.2.2).
+            held.dialog.local_seq += 1
+        self._held[held.id] = held
+        self.endpoint.spawn(self._resume(held))
+
+    async def _beat(self, now: float) -> None:
+        """Say we are alive, and take over the subscriptions of processes that fell
+        silent; at most every `BEAT_S`."""
+        if now < self._next_beat:
+            return
+        self._next_beat = now + BEAT_S
+        store = self.store.store
+        await self.store.write(store.beat, self.owner, now)
+        adopt = functools.partial(
+            store.adopt_subscriptions, self.owner, silent_since=now - SILENT_S, now=now
+        )
+        for record in await self.store.write(adopt):
+            log.info("took over subscription %s of a silent process", record.id)
+            self._hold(record, adopted=True)
 
     async def _resume(self, held: _Held) -> None:
         transition = held.sub.expire(now=self.endpoint.wall())
@@ -324,6 +358,7 @@ class Notifier:
         """Poll: expiries, authorisation and state changes made anywhere (another
         process, the CLI, a binding that lapsed)."""
         now = self.endpoint.wall()
+        await self._beat(now)
         for held in list(self._held.values()):
             if held.sub.expire(now=now) is not None:
                 await self._notify(held)

@@ -8,6 +8,7 @@ from typing import Protocol
 from sipline.core.message import Request
 from sipline.core.uri import Uri
 from sipline.runtime.endpoint import ServerTransaction
+from sipline.server.hops import Hop
 from sipline.storage.base import Binding
 from sipline.transport import Target
 
@@ -27,6 +28,11 @@ class ProxyBackend(Protocol):
 
     def binding_for_contact(self, contact: str) -> Binding | None:
         """The binding whose Contact is `contact` (to reach a UA behind NAT in-dialog)."""
+        ...
+
+    def device_hop(self, binding: Binding, request: Request | None = None) -> Hop | None:
+        """Where a registered device is reached: its flow (server/hops.py), else the
+        address its REGISTER came from; None when only its Contact tells."""
         ...
 
     async def authorize(self, st: ServerTransaction, domain: str) -> bool:

@@ -31,6 +31,7 @@ from sipline.core.proxy import (
 )
 from sipline.runtime.endpoint import ClientTransaction, Endpoint, ServerTransaction
 from sipline.runtime.timers import Timer
+from sipline.server.bridge.plan import webrtc_contact
 from sipline.server.features.decisions import (
     Decision,
     Exhausted,
@@ -40,10 +41,11 @@ from sipline.server.features.decisions import (
     classify,
 )
 from sipline.server.proxy.abandoned import end_abandoned_answer
+from sipline.server.proxy.anchoring import MediaAnchor
 from sipline.server.proxy.backend import ProxyConfig
 from sipline.server.proxy.forward import branch_request
 from sipline.server.proxy.local import DEFAULT_PORT, LocalNames
-from sipline.server.proxy.targets import Leg, TargetFinder
+from sipline.server.proxy.targets import Leg, TargetFinder, anchor_legs
 from sipline.server.security.gate import RelayGate
 from sipline.transport import Source, Target
 
@@ -61,6 +63,7 @@ class Element(Protocol):
     local: LocalNames
     finder: TargetFinder
     gate: RelayGate | None
+    anchor: MediaAnchor | None
 
 
 class ContextDriver:
@@ -118,6 +121,9 @@ class ContextDriver:
         self.perform(self.ctx.cancel(now=self._now()))
 
     def on_response(self, branch: int, response: Response) -> None:
+        anchored = self.ctx.branches[branch].target.anchored
+        if anchored is not None:
+            anchored.response(response)  # the media bridge: the SDP the caller sees
         self.perform(self.ctx.receive_response(branch, response, now=self._now()))
 
     def _on_timer(self) -> None:
@@ -145,12 +151,23 @@ class ContextDriver:
             finder = self.element.finder
             legs = []
             for t in decision.targets:
-                found = await finder.ring_hop(t)
+                found = await finder.ring_hop(t, self.request)
                 if found is not None:
                     hop, path = found
+                    b = t.binding
+                    webrtc = b is not None and webrtc_contact(b.contact, b.params)
                     legs.append(
-                        Leg(t.uri, hop, path, t.headers, decision.set_headers, decision.body)
+                        Leg(
+                            t.uri,
+                            hop,
+                            path,
+                            t.headers,
+                            decision.set_headers,
+                            decision.body,
+                            webrtc=webrtc,
+                        )
                     )
+            legs = await anchor_legs(self.element.anchor, self.request, legs)
             if ctx.state is not State.WAITING:
                 return
             if not legs:
@@ -216,6 +233,7 @@ class ContextDriver:
     def _fork(self, branch: int, leg: Leg) -> None:
         element = self.element
         endpoint = element.endpoint
+        flows = element.local.flows  # our Record-Route names a stream flow (RFC 5626 §5.3)
         request = branch_request(
             self.request,
             leg,
@@ -224,6 +242,7 @@ class ContextDriver:
             record_route=element.config.record_route,
             inbound_transport=self.st.inbound.transport,
             loop_hash=self.loop_hash,
+            inbound_flow=flows.token_for(self.st.inbound.source) if flows else None,
         )
         ct = endpoint.send_request(
             request, leg.hop, on_response=lambda r: self.on_response(branch, r), add_via=False

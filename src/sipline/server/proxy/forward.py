@@ -22,9 +22,11 @@ def branch_request(
     record_route: bool,
     inbound_transport: str,
     loop_hash: str,
+    inbound_flow: str | None = None,
 ) -> Request:
     """A copy of `original` for `leg`, with our Via on top (branch: the §16.6 step 8
-    loop hash, a dot, a random part; see sipline.server.proxy.stray)."""
+    loop hash, a dot, a random part; see sipline.server.proxy.stray). `inbound_flow`:
+    the token of the stream flow `original` came on, for our Record-Route on its side."""
     # An untouched Request-URI keeps the raw start line.
     start = original.raw_start if leg.uri == original.uri_text else None
     request = Request(original.method, leg.uri, original.headers.copy(), original.body, start=start)
@@ -41,10 +43,16 @@ def branch_request(
         h.add("Route", p, first=True)
     if record_route and original.method in DIALOG_CREATING and original.to.tag is None:
         hop_transport = leg.hop.transport
+        pinned = leg.anchored is not None  # its bridge lives in this process
         if inbound_transport != hop_transport:
             # Double Record-Route when the transport changes: each side sees ours.
-            h.add("Record-Route", local.record_route(inbound_transport, original), first=True)
-        h.add("Record-Route", local.record_route(hop_transport, original), first=True)
+            inbound_rr = local.record_route(
+                inbound_transport, original, inbound_flow, pinned=pinned
+            )
+            h.add("Record-Route", inbound_rr, first=True)
+            inbound_flow = None
+        outbound_rr = local.record_route(hop_transport, original, inbound_flow, pinned=pinned)
+        h.add("Record-Route", outbound_rr, first=True)
     branch_id = f"{MAGIC_COOKIE}{loop_hash}.{endpoint.new_branch()[len(MAGIC_COOKIE) :]}"
     h.add("Via", endpoint.via_value(leg.hop, branch_id), first=True)
     return request

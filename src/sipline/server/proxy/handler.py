@@ -18,12 +18,14 @@ from sipline.core.message import Request, Response
 from sipline.core.uri import SipUri, TelUri, Uri
 from sipline.runtime.endpoint import Endpoint, Inbound, ServerTransaction
 from sipline.server.features.decisions import RoutePlanner
+from sipline.server.hops import Flows
 from sipline.server.media_services.registry import ServiceRegistry
+from sipline.server.proxy.anchoring import MediaAnchor
 from sipline.server.proxy.backend import ProxyBackend, ProxyConfig, RedirectPolicy
 from sipline.server.proxy.driver import ContextDriver
 from sipline.server.proxy.local import LocalNames, loop_hash
 from sipline.server.proxy.stateless import StatelessForwarder
-from sipline.server.proxy.targets import TargetFinder
+from sipline.server.proxy.targets import Leg, TargetFinder, anchor_legs
 from sipline.server.security.gate import RelayGate
 from sipline.server.security.route_sign import RouteSigner
 from sipline.transport import Source
@@ -50,6 +52,9 @@ class Proxy:
         self.config = config if config is not None else ProxyConfig()
         self.planner = planner
         self.gate = gate  # no relaying for strangers (sipline.server.security.gate)
+        self.flows: Flows | None = None  # the server sets it (sipline.server.hops)
+        # The media bridge (sipline.server.bridge), set by the server when it runs one.
+        self.anchor: MediaAnchor | None = None
         # Signs our Record-Route; the server gives it the secret its workers share.
         self.local = LocalNames(endpoint, backend.is_local_domain, RouteSigner(os.urandom(32)))
         self.finder = TargetFinder(
@@ -109,19 +114,28 @@ class Proxy:
         # A dialog we record-routed: its requests come back through our signed Route
         # (§16.4, §16.6 step 4).
         in_our_dialog = self.local.in_our_dialog(request)
-        self.local.preprocess_route(request)
+        # Another node sharing our secret routed it to a flow we hold (server/hops.py):
+        # it authenticated the caller and chose the target; we only deliver.
+        flows = self.flows
+        from_node = flows is not None and flows.from_node(request)
+        # That node named the flow in its Route (RFC 5626 §5.3): ours to send on.
+        flow = flows.route_flow(request.routes[0].uri, None) if flows and from_node else None
+        flow = self.local.preprocess_route(request, st.inbound.source) or flow
         if request.method == "INVITE":
             st.respond(100)  # §16.2: stop the caller's retransmissions now
-        # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA: we
-        # keep no trust domain) is removed; we assert only what we verified.
-        request.headers.remove("P-Asserted-Identity")
-        request.headers.remove("P-Preferred-Identity")
+        # RFC 3325 §5, §9.1: an identity asserted by an untrusted source (every UA; our
+        # trust domain is only the nodes sharing our secret) is removed; we assert only
+        # what we verified.
+        if not from_node:
+            request.headers.remove("P-Asserted-Identity")
+            request.headers.remove("P-Preferred-Identity")
         identity: str | None = None
         from_uri = request.from_.uri
         authenticated = False
         gate = self.gate
         if (
             not in_dialog
+            and not from_node
             and request.method not in ("ACK", "CANCEL", "BYE")
             and isinstance(from_uri, SipUri)
             and self.backend.is_local_domain(from_uri.host)
@@ -143,7 +157,9 @@ class Proxy:
         if (
             gate is not None
             and not self._exempt(request)
-            and not await gate.admit(st, authenticated=authenticated, in_our_dialog=in_our_dialog)
+            and not await gate.admit(
+                st, authenticated=authenticated, in_our_dialog=in_our_dialog or from_node
+            )
         ):
             return
         if (
@@ -156,6 +172,9 @@ class Proxy:
         # Hashed as forwarded (credentials consumed), so a copy that loops back to us
         # hashes the same (§16.6 step 8).
         hashed = loop_hash(request, top_branch)
+        if flow is not None:  # toward the dialog's creator, on its own flow (RFC 5626 §5.3)
+            ContextDriver(self, st, request, hashed, groups=[[Leg(request.uri_text, flow)]]).start()
+            return
         if self.planner is not None:
             session = await self.planner.open(request, st.inbound.remote[0], identity=identity)
             if session is not None:
@@ -167,6 +186,8 @@ class Proxy:
         groups = await self.finder.targets(st, members=members)
         if groups is None:
             return
+        if self.anchor is not None:
+            groups = [await anchor_legs(self.anchor, request, legs) for legs in groups]
         ContextDriver(self, st, request, hashed, groups=groups).start()
 
     # -- CANCEL, ACK and stray responses ------------------------------------------------------
@@ -184,7 +205,11 @@ class Proxy:
         invite_st.on_cancel()  # ContextDriver.cancel
 
     def on_ack(self, request: Request, inbound: Inbound) -> None:
+        if self.anchor is not None and request.body:
+            self.anchor.ack(request)
         self.stateless.on_ack(request, inbound, self.gate)
 
     def on_stray_response(self, response: Response, source: Source) -> None:
+        if self.anchor is not None:
+            self.anchor.stray_response(response)
         self.stateless.on_stray_response(response, source)

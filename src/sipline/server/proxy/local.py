@@ -11,11 +11,15 @@ from sipline.core.builders import MAGIC_COOKIE
 from sipline.core.message import Request
 from sipline.core.uri import SipUri, Uri, format_host
 from sipline.runtime.endpoint import Endpoint
+from sipline.runtime.siblings import PIN
+from sipline.server.hops import Flows
 from sipline.server.security.route_sign import RouteSigner
+from sipline.transport import Source, Target
 
 __all__ = ["DEFAULT_PORT", "LocalNames", "loop_hash"]
 
-DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 80, "WSS": 443}
+_TRANSPORT_PARAM = {"TCP": ";transport=tcp", "WS": ";transport=ws", "WSS": ";transport=ws"}
 
 
 def loop_hash(request: Request, top_branch: str | None = None) -> str:
@@ -27,21 +31,25 @@ def loop_hash(request: Request, top_branch: str | None = None) -> str:
     since every hop since has pushed its own above it."""
     if top_branch is None:
         top_branch = request.top_via.branch or ""
-    h = hashlib.blake2b(digest_size=8)
-    for part in (
-        request.uri_text,
-        request.from_.tag or "",
-        request.to.tag or "",
-        request.call_id,
-        str(request.cseq.seq),
-        top_branch,
-        request.headers.get("proxy-require") or "",
-        request.headers.get("proxy-authorization") or "",
-        ",".join(request.headers.get_all("route")),
-    ):
-        h.update(part.encode("utf-8", "surrogateescape"))
-        h.update(b"\x00")
-    return h.hexdigest()
+    headers = request.headers
+    keys = headers._keys
+    # Each part followed by a NUL, hashed in one call (the same octets as one update
+    # per part and per NUL).
+    text = "\x00".join(
+        (
+            request.uri_text,
+            request.from_.tag or "",
+            request.to.tag or "",
+            request.call_id,
+            str(request.cseq.seq),
+            top_branch,
+            (headers.get("proxy-require") or "") if "proxy-require" in keys else "",
+            (headers.get("proxy-authorization") or "") if "proxy-authorization" in keys else "",
+            ",".join(headers.get_all("route")) if "route" in keys else "",
+            "",
+        )
+    )
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 class LocalNames:
@@ -53,6 +61,7 @@ class LocalNames:
         self.endpoint = endpoint
         self.is_local_domain = is_local_domain
         self.signer = signer  # the server gives it the secret its workers share
+        self.flows: Flows | None = None  # flow tokens (server/hops.py): set by the server
 
     def is_me(self, uri: Uri) -> bool:
         if not isinstance(uri, SipUri):
@@ -81,14 +90,27 @@ class LocalNames:
             and self.is_local_domain(uri.host)
         )
 
-    def record_route(self, transport: str, request: Request) -> str:
+    def record_route(
+        self, transport: str, request: Request, flow: str | None = None, *, pinned: bool = False
+    ) -> str:
+        """Our Record-Route for `transport`; `flow`, the token of the stream flow the
+        request came on, goes in its user part (RFC 5626 §5.3), so requests toward
+        its sender reach it on that flow whichever worker or node they enter.
+        `pinned`: the dialog's media bridge lives in this process (docs/architecture.md
+        "Media bridge"), so a worker names itself (`pin`, sipline.runtime.siblings) and
+        the other workers hand the dialog's later requests to it."""
         item = self.endpoint.local_address(transport)
-        params = ";transport=tcp" if transport == "TCP" else ""
+        # RFC 7118 §5.2: "transport=ws" names WS and WSS alike.
+        params = _TRANSPORT_PARAM.get(transport, "")
+        siblings = self.endpoint.siblings
+        if pinned and siblings is not None:
+            params += f";{PIN}={siblings.index}"
         # §16.6 step 4, §19.1.1: our URI's parameters are ours; `sl` binds it to
         # this dialog (sipline.server.security.route_sign).
         params += self.signer.param(request)
-        scheme = "sips" if transport == "TLS" else "sip"
-        return f"<{scheme}:{format_host(item.advertise)}:{item.port}{params};lr>"
+        scheme = "sips" if transport in ("TLS", "WSS") else "sip"
+        user = f"{flow}@" if flow else ""
+        return f"<{scheme}:{user}{format_host(item.advertise)}:{item.port}{params};lr>"
 
     def in_our_dialog(self, request: Request) -> bool:
         """An in-dialog request whose Route naming us (or Request-URI, after a strict
@@ -123,8 +145,12 @@ class LocalNames:
                     return True
         return False
 
-    def preprocess_route(self, request: Request) -> None:
-        """§16.4: undo a strict router's rewrite, and pop our own Route entry."""
+    def preprocess_route(self, request: Request, source: Source | None = None) -> Target | None:
+        """§16.4: undo a strict router's rewrite, and pop our own Route entry. Returns
+        the flow the request goes out on when one of ours names one (RFC 5626 §5.3:
+        a request toward the dialog's creator, through our Record-Route with its
+        flow token, server/hops.py)."""
+        flow: Target | None = None
         if self.is_me(request.uri) and request.routes:
             # The previous hop is a strict router: the Request-URI is our Record-Route
             # value; the real one was put last in Route (§16.4, §12.2.1.1).
@@ -137,5 +163,8 @@ class LocalNames:
         while True:
             routes = request.routes
             if not routes or not (self.is_me(routes[0].uri) or self.is_served(routes[0].uri)):
-                break
+                return flow
+            uri = routes[0].uri
+            if flow is None and self.flows is not None and self.signer.toward_creator(uri, request):
+                flow = self.flows.route_flow(uri, source)
             request.headers.pop_first_value("Route")

@@ -10,7 +10,6 @@ from sipline.core.proxy import strip_top_via
 from sipline.core.routing import is_ip_literal
 from sipline.core.uri import SipUri, Uri
 from sipline.runtime.endpoint import Endpoint, Inbound
-from sipline.server.hops import received_target
 from sipline.server.proxy.backend import ProxyBackend
 from sipline.server.proxy.local import DEFAULT_PORT, LocalNames, loop_hash
 from sipline.server.proxy.stray import forwardable_stray, is_our_branch
@@ -39,21 +38,26 @@ class StatelessForwarder:
         statelessly (§16.11), since it has no transaction of its own."""
         try:
             in_our_dialog = self.local.in_our_dialog(request)
-            self.local.preprocess_route(request)
+            flow = self.local.preprocess_route(request, inbound.source)
             if request.max_forwards == 0:
                 return
             if gate is not None and not gate.admits_ack(
                 request, inbound, in_our_dialog=in_our_dialog
             ):
                 return  # a stranger's ACK naming its own target: not relayed
+            if flow is not None:  # toward the dialog's creator, on its flow (RFC 5626 §5.3)
+                self._send_ack(request, flow)
+                return
             routes = request.routes
             if routes:
                 uri = routes[0].uri
             else:
                 binding = self.backend.binding_for_contact(request.uri_text)
-                hop = received_target(binding) if binding is not None else None
-                if hop is not None:
-                    self._send_ack(request, hop)
+                found = self.backend.device_hop(binding, request) if binding else None
+                if found is not None:  # a registered device: over its flow
+                    if found.route is not None:
+                        request.headers.add("Route", found.route, first=True)
+                    self._send_ack(request, found.target)
                     return
                 uri = request.uri
         except RemoteProtocolError:

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sipline.core.errors import RemoteProtocolError
+from sipline.core.message import Request
 from sipline.core.routing import is_ip_literal
 from sipline.core.uri import SipUri, Uri, parse_uri
 from sipline.core.views import parse_name_addr
 from sipline.runtime.endpoint import ServerTransaction
+from sipline.server.bridge.plan import webrtc_contact
 from sipline.server.features.decisions import RingTarget
-from sipline.server.hops import received_target
 from sipline.server.media_services.registry import ServiceRegistry
+from sipline.server.proxy.anchoring import ANCHORED_METHODS, AnchoredLeg, MediaAnchor
 from sipline.server.proxy.backend import ProxyBackend, RedirectPolicy
 from sipline.server.proxy.local import LocalNames
 from sipline.storage.base import Binding
 from sipline.transport import Target
 
-__all__ = ["Leg", "TargetFinder", "literal_target", "redirect"]
+__all__ = ["Leg", "TargetFinder", "anchor_legs", "literal_target", "redirect"]
 
 log = logging.getLogger("sipline.proxy")
 
@@ -38,6 +40,8 @@ class Leg:
     headers: tuple[tuple[str, str], ...] = ()  # added
     set_headers: tuple[tuple[str, str], ...] = ()  # set, replacing any
     body: bytes | None = None  # replacing the request's
+    webrtc: bool = False  # the contact speaks WebRTC (sipline.server.bridge.plan)
+    anchored: AnchoredLeg | None = None  # its media goes through the bridge
 
 
 class TargetFinder:
@@ -80,8 +84,11 @@ class TargetFinder:
                 return await self._location_targets(st, uri, members)
             if not local and not self.local.is_me(uri):
                 binding = self.backend.binding_for_contact(str(uri))
-                hop = received_target(binding) if binding is not None else None
-                hops = [hop] if hop is not None else await self.resolve(uri)
+                found = self.backend.device_hop(binding, request) if binding else None
+                if found is not None:  # a registered device: over its flow
+                    path = (found.route,) if found.route else ()
+                    return [[Leg(request.uri_text, found.target, path)]]
+                hops = await self.resolve(uri)
                 if not hops:
                     st.respond(404, "Not Found (cannot resolve the Request-URI)")
                     return None
@@ -118,11 +125,12 @@ class TargetFinder:
             return None
         groups: dict[float, list[Leg]] = {}
         for b in bindings:
-            hop = await self.binding_hop(b)
-            if hop is None:
+            found = await self.binding_hop(b, st.request)
+            if found is None:
                 continue
+            hop, path = found
             groups.setdefault(b.q if b.q is not None else 1.0, []).append(
-                Leg(b.contact, hop, b.path)
+                Leg(b.contact, hop, path, webrtc=webrtc_contact(b.contact, b.params))
             )
         if not groups:
             st.respond(480, "Temporarily Unavailable (no reachable contact)")
@@ -130,15 +138,19 @@ class TargetFinder:
         # §16.6: highest q first; equal q values are tried in parallel.
         return [groups[q] for q in sorted(groups, reverse=True)]
 
-    async def binding_hop(self, b: Binding) -> Target | None:
+    async def binding_hop(
+        self, b: Binding, request: Request | None = None
+    ) -> tuple[Target, tuple[str, ...]] | None:
+        """The next hop of a registered device, and the Path (RFC 3327) or the owner
+        node's flow Route (server/hops.py) its request carries first."""
         if b.path:
             hops = await self.resolve(parse_uri(_strip_brackets(b.path[0])))
-            return hops[0] if hops else None
-        hop = received_target(b)
-        if hop is not None:
-            return hop
+            return (hops[0], b.path) if hops else None
+        found = self.backend.device_hop(b, request)
+        if found is not None:
+            return found.target, (found.route,) if found.route else ()
         hops = await self.resolve(parse_uri(b.contact))
-        return hops[0] if hops else None
+        return (hops[0], ()) if hops else None
 
     async def resolve(self, uri: Uri) -> list[Target]:
         try:
@@ -147,11 +159,12 @@ class TargetFinder:
             log.info("cannot resolve %s: %s", uri, exc)
             return []
 
-    async def ring_hop(self, t: RingTarget) -> tuple[Target, tuple[str, ...]] | None:
+    async def ring_hop(
+        self, t: RingTarget, request: Request | None = None
+    ) -> tuple[Target, tuple[str, ...]] | None:
         """The next hop (and Path) of a routing step's target, or None."""
         if t.binding is not None:
-            hop = await self.binding_hop(t.binding)
-            return (hop, t.binding.path) if hop is not None else None
+            return await self.binding_hop(t.binding, request)
         try:
             uri = parse_uri(t.uri)
         except RemoteProtocolError:
@@ -189,7 +202,9 @@ def literal_target(uri: Uri) -> Target | None:
     if not is_ip_literal(host):
         return None
     transport = uri.transport or ("TLS" if uri.secure else "UDP")
-    port = uri.port or (5061 if transport == "TLS" else 5060)
+    if transport == "WS" and uri.secure:
+        transport = "WSS"  # RFC 7118 §5.2: a sips URI with transport=ws
+    port = uri.port or {"TLS": 5061, "WS": 80, "WSS": 443}.get(transport, 5060)
     return Target(transport, host, port)  # as ServerBackend.resolve gives it
 
 
@@ -197,3 +212,21 @@ def _strip_brackets(value: str) -> str:
     """A Path value is a name-addr: the URI inside the angle brackets."""
     v = value.strip()
     return parse_name_addr(v, "Path").uri_text if v.startswith("<") else v
+
+
+async def anchor_legs(anchor: MediaAnchor | None, request: Request, legs: list[Leg]) -> list[Leg]:
+    """`legs`, with those the anchor takes carrying their anchored request body."""
+    if anchor is None or request.method not in ANCHORED_METHODS:
+        return legs
+    out = []
+    for leg in legs:
+        body = leg.body if leg.body is not None else request.body
+        anchored = await anchor.anchor(request, body, webrtc_target=leg.webrtc)
+        if anchored is None:
+            out.append(leg)
+        else:
+            headers = leg.set_headers
+            if request.headers.get("content-type") is None:  # an offer where there was none
+                headers += (("Content-Type", "application/sdp"),)
+            out.append(replace(leg, body=anchored.body, anchored=anchored, set_headers=headers))
+    return out

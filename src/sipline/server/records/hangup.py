@@ -5,8 +5,9 @@ The server is a proxy in the path (it record-routed, §16.6 step 4), not a UA: i
 each side a BYE as if from the other, in that dialog (§12.2.1.1): toward the callee
 From = the caller's From (with tag), To = the 2xx's To (with the callee's tag), the
 Request-URI the callee's Contact; toward the caller the mirror image, to the Contact
-of its INVITE. Each goes to the address that side's messages came from, with a CSeq
-above any that side's peer used, and the Route entries between us and it.
+of its INVITE. Each goes to the address that side's messages came from (a registered
+device: over its flow, whichever worker or node holds it), with a CSeq above any that
+side's peer used.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
 from sipline.core.builders import build_request
 from sipline.core.errors import RemoteProtocolError
@@ -21,10 +23,11 @@ from sipline.core.message import Request, Response, parse_message
 from sipline.core.uri import parse_uri
 from sipline.core.views import NameAddr
 from sipline.runtime.endpoint import Endpoint
+from sipline.server.hops import Hop
 from sipline.storage.ops import TracedMessage
 from sipline.transport.base import Target
 
-__all__ = ["plan_hangup", "send_hangup"]
+__all__ = ["ContactHops", "plan_hangup", "send_hangup"]
 
 log = logging.getLogger("sipline.calls")
 
@@ -98,15 +101,27 @@ def plan_hangup(messages: list[TracedMessage]) -> list[tuple[Request, str, str]]
     ]
 
 
-async def send_hangup(endpoint: Endpoint, messages: list[TracedMessage]) -> bool:
-    """Send both BYEs and wait (briefly) for their answers; False if not answered."""
+class ContactHops(Protocol):
+    """Where a registered device is reached (`ServerBackend.contact_hop`)."""
+
+    def contact_hop(self, request: Request) -> Hop | None: ...
+
+
+async def send_hangup(
+    endpoint: Endpoint, messages: list[TracedMessage], hops: ContactHops | None = None
+) -> bool:
+    """Send both BYEs and wait (briefly) for their answers; False if not answered. A
+    side that is a registered device is reached over its flow (`hops`: whichever
+    worker or node holds its connection); any other at the address its messages
+    came from."""
     plan = plan_hangup(messages)
     if plan is None:
         return False
     waits = []
     for request, transport, address in plan:
+        found = hops.contact_hop(request) if hops is not None else None
         h, _, p = address.rpartition(":")
-        target = Target(transport, h.strip("[]"), int(p))
+        target = found.target if found is not None else Target(transport, h.strip("[]"), int(p))
         waits.append(endpoint.request(request, target))
     results = await asyncio.gather(*waits, return_exceptions=True)
     for result in results:

@@ -102,7 +102,7 @@ class MessageTap:
         found = self._locals.get(transport)
         if found is None:
             try:
-                item = self.endpoint.local_address(transport, via=True)
+                item = self.endpoint.local_address(transport)
                 found = (item.host, item.port)
             except LocalProtocolError:  # no listener of that kind: name none
                 found = ("0.0.0.0", 0)

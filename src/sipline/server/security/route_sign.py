@@ -43,6 +43,17 @@ class RouteSigner:
         """`;sl=<token>` for the Record-Route of a dialog-creating request."""
         return f";{PARAM}={self.token(request.call_id, request.from_.tag or '')}"
 
+    def toward_creator(self, uri: Uri, request: Request) -> bool:
+        """Does our URI `uri` carry the token of `request`'s dialog, made from the tag
+        the request names in To: a request toward the UA that created the dialog (the
+        callee's, to the caller)?"""
+        tag = request.to.tag
+        given = uri.params.get(PARAM) if isinstance(uri, SipUri) else None
+        if not given or tag is None:
+            return False
+        expected = self.token(request.call_id, tag).encode("ascii")
+        return hmac.compare_digest(given.lower().encode("ascii", "replace"), expected)
+
     def signed_for(self, uri: Uri, request: Request) -> bool:
         """Does our URI `uri` carry the token of `request`'s dialog?"""
         if not isinstance(uri, SipUri):

@@ -29,6 +29,9 @@ __all__ = ["EmailSettings", "Mailer", "missed_call_email", "voicemail_email"]
 log = logging.getLogger("sipline.email")
 
 _POLL_S = 5.0
+# An email being sent is put off this long: another node's mailer leaves it alone meanwhile,
+# and sends it once this is over if the node sending it died (SMTP gives up long before).
+_LEASE_S = 300.0
 _SMTP_TIMEOUT_S = 30.0
 
 
@@ -133,7 +136,8 @@ class Mailer:
     async def send_due(self) -> int:
         """Send what is due now; returns how many went out."""
         store = self.store.store
-        due = await self.store.call(lambda: store.due_emails(self._wall()))
+        # Claimed, not just read: every node's mailer polls the one outbox.
+        due = await self.store.write(lambda: store.claim_emails(self._wall(), _LEASE_S))
         sent = 0
         for item in due:
             try:

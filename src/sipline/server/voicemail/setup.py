@@ -117,9 +117,15 @@ class Voicemail:
         )
         await self.mailer.queue(box.email, message)
 
+    @property
+    def notifies_missed(self) -> bool:
+        """`[email] missed_calls` with a mailer: `missed` sends a notice."""
+        return self.mailer is not None and self.mailer.settings.missed_calls
+
     def missed(self, aor: str, caller: str) -> None:
         """A call to `aor` rang unanswered: a notice by email when `[email] missed_calls`."""
-        if self.mailer is not None and self.mailer.settings.missed_calls:
+        if self.notifies_missed:
+            assert self.mailer is not None
             self._spawn(self._email_missed(aor, caller, self._wall()))
 
     async def _email_missed(self, aor: str, caller: str, when: float) -> None:
