@@ -1,7 +1,8 @@
 # The two set-up commands a new user needs (see README.md):
 #   make serve   installs sipline into .venv and runs the SIP server, with the web phone at
 #                http://127.0.0.1:8080/phone/ (SERVE= for the plain defaults; ARGS= adds options)
-#   make test    installs the test tools and peers (SIPp, baresip, Kamailio, ...) and runs the whole suite
+#   make test    installs the test tools and peers (SIPp, baresip, Kamailio, ...) and runs the whole suite,
+#                then the protocol core's and transports' tests again on the pure-Python scanners
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -10,6 +11,8 @@ ARGS   ?=
 # (dashboard, and the web phone at /phone/), all on loopback.
 SERVE  ?= --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --listen tls:127.0.0.1:5061 \
           --listen ws:127.0.0.1:8088 --http 127.0.0.1:8080
+# The optional C accelerator's sources: a change rebuilds it.
+ACCEL   = setup.py $(wildcard src/sipline/_speedups*.[ch])
 
 .PHONY: serve test install install-test peers lint typecheck bench clean
 
@@ -22,18 +25,25 @@ test: install-test peers
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+	SIPLINE_PURE=1 $(BIN)/pytest -q tests/core tests/transport
 
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+# The C accelerator's build packages (gcc libc6-dev python3-dev) when apt-get can install
+# them without asking; otherwise pip skips the extension and sipline is pure Python.
+$(VENV)/.installed: pyproject.toml $(ACCEL)
+	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh --no-prompt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+# make test may ask for sudo (as the peers do): the build packages are installed, and the
+# accelerator rebuilt, when make serve could not.
+$(VENV)/.installed-test: pyproject.toml $(ACCEL) $(VENV)/.installed
+	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 

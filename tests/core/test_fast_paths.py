@@ -29,8 +29,9 @@ from sipline.core.lookup import routes as _routes
 from sipline.core.lookup import single_value as _single
 from sipline.core.lookup import top_via as _top_via
 from sipline.core.lookup import vias as _vias
-from sipline.core.message import Request, _lines_and_keys, _parse_start_line, parse_message
+from sipline.core.message import Request, _parse_start_line, parse_message
 from sipline.core.params import QUICK_PARAMS, Params, parse_params, split_commas
+from sipline.core.scan import _lines_and_keys
 from sipline.core.uri import SipUri, _parse_uri_general, parse_uri
 from sipline.core.views import (
     NameAddr,

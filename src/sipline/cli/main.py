@@ -7,6 +7,7 @@ import importlib
 import click
 
 from sipline import __version__
+from sipline.accel import describe
 
 # Subcommand -> (module, attribute). A command's module is imported when that command
 # runs (or `--help` lists them all): `sipline serve` would otherwise load the user
@@ -53,7 +54,9 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sipline")
+@click.version_option(
+    __version__, prog_name="sipline", message=f"%(prog)s %(version)s (parser: {describe()})"
+)
 def cli() -> None:
     """sipline: a SIP server, user agents and tools (RFC 3261)."""
 

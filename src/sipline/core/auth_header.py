@@ -32,10 +32,10 @@ from sipline.core.auth_params import (
     ext_value,
     flag,
     join_params,
-    parse_value,
     quote,
 )
 from sipline.core.errors import LocalProtocolError, RemoteProtocolError
+from sipline.core.scanners import parse_auth_value
 
 __all__ = [
     "Challenge",
@@ -163,7 +163,7 @@ _CHALLENGE_KEYS = frozenset(
 def parse_challenge(value: str | bytes) -> Challenge | OtherAuth:
     """Parse a WWW-Authenticate or Proxy-Authenticate value."""
     what = "challenge"
-    scheme, params = parse_value(value, what)
+    scheme, params = parse_auth_value(value, what)
     if scheme.lower() != "digest":
         return _other(scheme, params)
     if isinstance(params, str) or not params:
@@ -252,7 +252,7 @@ _CREDENTIAL_KEYS = frozenset(
 def parse_credentials(value: str | bytes) -> Credentials | OtherAuth:
     """Parse an Authorization or Proxy-Authorization value."""
     what = "credentials"
-    scheme, params = parse_value(value, what)
+    scheme, params = parse_auth_value(value, what)
     if scheme.lower() != "digest":
         return _other(scheme, params)
     if isinstance(params, str) or not params:

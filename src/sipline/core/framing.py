@@ -22,30 +22,13 @@ Usage::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import NoReturn
 
 from sipline.core.errors import RemoteProtocolError
+from sipline.core.scanners import content_length_of, find_head_end
 
 __all__ = ["FramingLimits", "StreamFramer"]
-
-# The empty line closing the header block. RFC 3261 §7 wants CRLF; a bare LF is
-# tolerated as many stacks do, so the message parser gets to reject it with a 400.
-_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
-
-# RFC 3261 §20.14 and §7.3.3:
-#   Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT
-#   HCOLON = *( SP / HTAB ) ":" SWS;  SWS = [LWS];  LWS = [*WSP CRLF] 1*WSP
-# The value is captured with any folded continuation lines and checked afterwards,
-# so a present but malformed value is an error rather than "missing".
-_CONTENT_LENGTH = re.compile(
-    rb"^(?:content-length|l)[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-# Longest Content-Length value accepted: anything past this is beyond any limit.
-_MAX_LENGTH_DIGITS = 12
 
 
 @dataclass(slots=True, frozen=True)
@@ -180,8 +163,8 @@ class StreamFramer:
         """Length of the message starting at `start` once its header block is in."""
         buf = self._buf
         limits = self._limits
-        match = _END_OF_HEADERS.search(buf, max(start, self._scan_from - 3))
-        if match is None:
+        header_end = find_head_end(buf, max(start, self._scan_from - 3))
+        if header_end < 0:
             pending = len(buf) - start
             if pending > limits.max_header_bytes:
                 self._fail(RemoteProtocolError("Message Too Large", 513))
@@ -196,7 +179,6 @@ class StreamFramer:
                 self._fail(RemoteProtocolError("Header Line Too Long", 513))
             self._scan_from = len(buf)
             return None
-        header_end = match.end()
         header = bytes(buf[start:header_end])
         if len(header) > limits.max_header_bytes:
             self._fail(RemoteProtocolError("Message Too Large", 513))
@@ -212,23 +194,12 @@ class StreamFramer:
         return len(header) + body_len
 
     def _content_length(self, header: bytes) -> int:
-        """RFC 3261 §18.3: Content-Length is mandatory on streams."""
-        first_line_end = header.find(b"\n") + 1
-        value: int | None = None
-        for match in _CONTENT_LENGTH.finditer(header, first_line_end):
-            text = match.group(1).strip()
-            if not text.isdigit() or len(text) > _MAX_LENGTH_DIGITS:
-                self.failed_header = header
-                self._fail(RemoteProtocolError("Invalid Content-Length"))
-            number = int(text)
-            if value is not None and number != value:
-                self.failed_header = header
-                self._fail(RemoteProtocolError("Conflicting Content-Length"))
-            value = number
-        if value is None:
+        """RFC 3261 §18.3: Content-Length is mandatory on streams (`scan.content_length_of`)."""
+        try:
+            return content_length_of(header)
+        except RemoteProtocolError:
             self.failed_header = header
-            self._fail(RemoteProtocolError("Missing Content-Length"))
-        return value
+            raise
 
     def _fail(self, error: RemoteProtocolError) -> NoReturn:
         raise error

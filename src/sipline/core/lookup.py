@@ -38,7 +38,7 @@ from sipline.core.views import (
     parse_token_list,
     parse_uint,
     parse_via,
-    via_of_line,
+    via_of_raw_line,
 )
 
 __all__ = [
@@ -100,7 +100,7 @@ def vias(h: Headers) -> list[Via]:
         if key != "via":
             continue
         if b"," not in line:  # one via-parm: the line's quick pattern, as `top_via`
-            via = via_of_line(line.decode("utf-8", "surrogateescape"))
+            via = via_of_raw_line(line)
             if via is not None:
                 out.append(via)
                 continue
@@ -117,7 +117,7 @@ def top_via(h: Headers) -> Via:
         line = h._lines[h._keys.index("via")]
     except ValueError:
         raise RemoteProtocolError("Missing Via header") from None
-    via = via_of_line(line.decode("utf-8", "surrogateescape"))
+    via = via_of_raw_line(line)
     if via is not None:
         return via
     first = _value_of(line)

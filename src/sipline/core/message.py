@@ -9,7 +9,6 @@ every defect reported up front.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -17,7 +16,8 @@ from sipline.core import lookup
 from sipline.core.abnf import METHOD_RE, VERSION_RE
 from sipline.core.auth_header import Challenge, Credentials, OtherAuth
 from sipline.core.errors import RemoteProtocolError
-from sipline.core.headers import _NAME_CACHE, Headers, key_from_raw
+from sipline.core.headers import Headers
+from sipline.core.scanners import split_head
 from sipline.core.uri import Uri, parse_uri
 from sipline.core.views import (
     CSeq,
@@ -293,17 +293,6 @@ class Response(Message):
 
 
 # --- parsing -----------------------------------------------------------------------------
-def _unfold(lines: list[bytes]) -> list[bytes]:
-    """Merge continuation lines into the field above, keeping the raw CRLF (§7.3.1)."""
-    out: list[bytes] = []
-    for ln in lines:
-        if ln[:1] in (b" ", b"\t") and out:
-            out[-1] = out[-1] + CRLF + ln
-        else:
-            out.append(ln)
-    return out
-
-
 def _parse_start_line(start: bytes) -> tuple[bool, str, str, str]:
     """Return (is_request, method-or-status, uri-or-reason, version)."""
     if start[:4].upper() == b"SIP/":
@@ -345,13 +334,6 @@ def _check_version(version: str) -> None:
         raise RemoteProtocolError("Version Not Supported", 505)
 
 
-# The name part of every header line: the text between a line's CRLF and its first
-# colon. Folded continuation lines and lines without a colon make the fast key scan
-# in `parse_message` come up short or miss the name cache, and go the careful way.
-_NAME_RE = re.compile(rb"\r\n([^:\r\n]*+):")
-_CACHED_KEY = _NAME_CACHE.__getitem__
-
-
 def parse_message(
     data: bytes, *, limits: Limits = DEFAULT_LIMITS, stream: bool = False
 ) -> Request | Response:
@@ -367,22 +349,7 @@ def parse_message(
         head, rest = data[:end], data[end + 4 :]
     else:
         head, rest = _lf_fallback(data)
-    lines = head.split(CRLF)
-    if len(lines) > limits.max_headers + 1:
-        raise RemoteProtocolError("Too many header fields", 513)
-    if len(head) > limits.max_line_bytes and max(map(len, lines)) > limits.max_line_bytes:
-        raise RemoteProtocolError("Header line too long", 513)
-    # Every line's name, known from earlier messages (the usual case): no folding
-    # (a continuation line's "name" starts with whitespace, never cached), every
-    # line has a colon and a well-formed name.
-    try:
-        keys = list(map(_CACHED_KEY, _NAME_RE.findall(head)))
-    except KeyError:
-        keys = []
-    if len(keys) != len(lines) - 1:
-        lines, keys = _lines_and_keys(head, lines)
-    start = lines[0]
-    del lines[0]
+    start, lines, keys = split_head(head, limits.max_headers, limits.max_line_bytes)
     headers = Headers(keys, lines)
     try:
         i = keys.index("content-length")
@@ -419,24 +386,6 @@ def parse_message(
     if is_request:
         return Request(a, b, headers, body, version, start)
     return Response(int(a), b, headers, body, version, start)
-
-
-def _lines_and_keys(head: bytes, lines: list[bytes]) -> tuple[list[bytes], list[str]]:
-    """Unfold continuation lines (§7.3.1) and learn each field's name, or raise.
-
-    `lines` starts with the start line; so does the list returned."""
-    if b"\r\n " in head or b"\r\n\t" in head:
-        lines = _unfold(lines)
-    keys: list[str] = []
-    cache = _NAME_CACHE
-    for ln in lines[1:]:
-        c = ln.find(b":")
-        if c <= 0:
-            raise RemoteProtocolError("Malformed header line (no colon)")
-        name = ln[:c]
-        k = cache.get(name)
-        keys.append(k if k is not None else key_from_raw(name))
-    return lines, keys
 
 
 def _lf_fallback(data: bytes) -> tuple[bytes, bytes]:

@@ -14,20 +14,18 @@ from dataclasses import dataclass, field
 from sipline.core.abnf import (
     ABSOLUTE_REST_RE,
     HNAME_RE,
-    HOSTNAME_QUICK,
     HOSTNAME_RE,
     HVALUE_RE,
-    IPV4_OCTETS,
     IPV4_RE,
     IPV6_BODY_RE,
     PARAMCHARS_RE,
     PASSWORD_RE,
     SCHEME_RE,
-    UNRESERVED,
     USER_RE,
 )
 from sipline.core.errors import RemoteProtocolError
 from sipline.core.params import Params
+from sipline.core.scanners import sip_uri_parts
 
 __all__ = [
     "AbsoluteUri",
@@ -334,27 +332,15 @@ def _parse_tel(rest: str, what: str) -> TelUri:
     return TelUri(number, _parse_uri_params(params_s, what) if semi else Params())
 
 
-# A sip/sips URI as almost every sender writes it: lower-case scheme, a plain user
-# part without password or escapes, an IPv4 address or a host name, plain
-# parameters, no headers. On text this matches, the quick path builds what
-# `_parse_sip` would (it checks a host name ending in a digit the same way).
-_PCHARS = rf"{UNRESERVED}\[\]/:&+$"
-_SIP_QUICK_RE = re.compile(
-    rf"(sips?):(?:([{UNRESERVED}&=+$,]++)@)?(?:({IPV4_OCTETS})|({HOSTNAME_QUICK}))"
-    rf"(?::([0-9]{{1,5}}))?((?:;[{_PCHARS}]++(?:=[{_PCHARS}]++)?)*+)"
-)
-
-
 def parse_uri(text: str, what: str = "URI") -> Uri:
     """Parse a URI; raise `RemoteProtocolError` (400) naming `what` when malformed."""
-    m = _SIP_QUICK_RE.fullmatch(text)
-    if m is not None:
-        scheme, user, ipv4, host, port_s, ptext = m.groups()
-        port = None if port_s is None else int(port_s)
+    # A plain sip/sips URI (scanners.sip_uri_parts): built here as `_parse_sip` would
+    # (it checks a host name ending in a digit the same way).
+    parts = sip_uri_parts(text)
+    if parts is not None:
+        scheme, user, host, is_ipv4, port, ptext = parts
         if port is None or port <= 65535:
-            if ipv4 is not None:
-                host = ipv4
-            elif host[-1].isdigit():
+            if not is_ipv4 and host[-1].isdigit():
                 host = _check_host(host, what)  # e.g. an IPv4 address with a bad octet
             return SipUri(scheme, user, None, host, port, Params.of_text(ptext), [])
     return _parse_uri_general(text, what)

@@ -31,6 +31,7 @@ from sipline.core.params import (
     split_commas,
     unquote,
 )
+from sipline.core.scanners import via_line_parts
 from sipline.core.uri import Uri, _check_host, format_host, parse_uri
 
 __all__ = [
@@ -146,14 +147,27 @@ def via_of_line(line: str) -> Via | None:
     return None if m is None else _via_of_match(m)
 
 
+def via_of_raw_line(line: bytes) -> Via | None:
+    """`via_of_line` of a raw header line, read by `scanners.via_line_parts` (in C when
+    the accelerator is built)."""
+    parts = via_line_parts(line)
+    return None if parts is None else _via_of_parts(*parts)
+
+
 def _via_of_match(m: re.Match[str]) -> Via | None:
     transport, ipv4, host, port_s, ptext = m.groups()
     port = None if port_s is None else int(port_s)
+    if ipv4 is not None:
+        return _via_of_parts(transport, ipv4, True, port, ptext)
+    return _via_of_parts(transport, host, False, port, ptext)
+
+
+def _via_of_parts(
+    transport: str, host: str, is_ipv4: bool, port: int | None, ptext: str
+) -> Via | None:
     if port is not None and port > 65535:
         return None
-    if ipv4 is not None:
-        host = ipv4
-    elif host[-1].isdigit():
+    if not is_ipv4 and host[-1].isdigit():
         host = _check_host(host, "Via")  # e.g. an IPv4 address with a bad octet
     if ptext and _VIA_NUMBER_SUSPECT(ptext) is not None:
         # ttl and rport must be numbers: a bad one is reported by the general path
