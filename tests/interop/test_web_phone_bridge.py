@@ -1,0 +1,117 @@
+"""The web phone (`/phone/`) in real headless Chromium calling plain RTP phones through
+`sipline serve` and its media bridge: the browser registers over WS (or WSS), calls
+`sipline answer --record` and is called by `sipline call`. Each side's tone is found in
+the other's hearing: the WAV the command records, the page's WebAudio analyser."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from interop_helpers import HOST, ServeProcess
+from test_bridge_baresip import hears, registered
+from web_phone import DOMAIN, By, chromium, phone_server, sign_in, submit, tone_wav, wait_until
+
+from sipline.media.audio import tone
+from sipline.media_io.audio_files import read_wav, write_wav
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
+
+BROWSER_HZ, PHONE_HZ = 440.0, 660.0
+
+
+def near(hz: float, want: float) -> bool:
+    return abs(hz - want) < 25  # the analyser's bins are 48000/8192 ≈ 6 Hz wide
+
+
+def bridged(proc: ServeProcess, role: str) -> bool:
+    """The server logged a bridge in `role` (plan.Role): the call went through it."""
+    return any(f": {role}" in line and "bridge " in line for line in proc.lines)
+
+
+def cli_account(proc: ServeProcess, tmp_path: Path, user: str) -> list[str]:
+    """A `sipline call`/`answer` account on UDP that plays PHONE_HZ and records."""
+    microphone = tmp_path / "phone-tone.wav"
+    write_wav(microphone, tone(PHONE_HZ, duration_s=20.0, amplitude=0.25))
+    return [
+        "--user", f"{user}@{DOMAIN}", "--password", f"{user}-pw",
+        "--server", f"{HOST}:{proc.port}", "--listen", f"{HOST}:0",
+        "--play", str(microphone), "--record", str(tmp_path / "rec.wav"),
+    ]  # fmt: skip
+
+
+async def sipline(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from sipline.cli.main import main; main()",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def finished(proc: asyncio.subprocess.Process) -> str:
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text, text
+    return text
+
+
+async def stop(proc: asyncio.subprocess.Process | None) -> None:
+    if proc is not None and proc.returncode is None:
+        proc.terminate()
+        await proc.wait()
+
+
+def hears_phone_then_ends(browser: object) -> None:
+    """The page hears the phone's tone, and the phone (--duration) hangs up."""
+    wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+    wait_until(browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "browser hears phone")
+    wait_until(browser, lambda s: s["call"]["state"] == "ended", "call ended", timeout=20)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_browser_calls_sipline_answer(tmp_path: Path, secure: bool) -> None:
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=secure) as (proc, url, cert):
+        answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "5")
+        browser = await asyncio.to_thread(chromium, tmp_path, wav, cert if secure else None)
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            await registered(proc, f"bob@{DOMAIN}")
+            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await asyncio.to_thread(hears_phone_then_ends, browser)
+            await finished(answer)
+            assert bridged(proc, "webrtc-offers"), "\n".join(proc.lines[-20:])
+        finally:
+            await stop(answer)
+            await asyncio.to_thread(browser.quit)
+    assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_sipline_call_calls_a_browser(tmp_path: Path, secure: bool) -> None:
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=secure) as (proc, url, cert):
+        browser = await asyncio.to_thread(chromium, tmp_path, wav, cert if secure else None)
+        call = None
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            account = cli_account(proc, tmp_path, "bob")
+            call = await sipline("call", f"sip:alice@{DOMAIN}", *account, "--duration", "5")
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
+            )
+            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
+            await asyncio.to_thread(hears_phone_then_ends, browser)
+            await finished(call)
+            assert bridged(proc, "plain-offers"), "\n".join(proc.lines[-20:])
+        finally:
+            await stop(call)
+            await asyncio.to_thread(browser.quit)
+    assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
