@@ -1,17 +1,22 @@
 """The web phone (`/phone/`) in real headless Chromium calling plain RTP phones through
 `sipline serve` and its media bridge: the browser registers over WS (or WSS), calls
 `sipline answer --record` and is called by `sipline call`. Each side's tone is found in
-the other's hearing: the WAV the command records, the page's WebAudio analyser."""
+the other's hearing: the WAV the command records, the page's WebAudio analyser. The
+same with baresip (PCMU, plain RTP), both ways, over WS. The server's log names the
+bridge's role, so a call that went around the bridge fails."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from interop_helpers import HOST, ServeProcess
-from test_bridge_baresip import hears, registered
+from test_bridge_baresip import baresip, hears, registered
 from web_phone import DOMAIN, By, chromium, phone_server, sign_in, submit, tone_wav, wait_until
 
 from sipline.media.audio import tone
@@ -68,7 +73,7 @@ async def stop(proc: asyncio.subprocess.Process | None) -> None:
         await proc.wait()
 
 
-def hears_phone_then_ends(browser: object) -> None:
+def hears_phone_then_ends(browser: Any) -> None:
     """The page hears the phone's tone, and the phone (--duration) hangs up."""
     wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
     wait_until(browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "browser hears phone")
@@ -115,3 +120,60 @@ async def test_sipline_call_calls_a_browser(tmp_path: Path, secure: bool) -> Non
             await stop(call)
             await asyncio.to_thread(browser.quit)
     assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
+
+
+def need_baresip() -> None:
+    if shutil.which("baresip") is None:
+        pytest.skip("baresip is not installed (scripts/install-peers.sh installs it)")
+
+
+def hears_phone_and_hangs_up(browser: Any) -> None:
+    """The page hears the phone's tone for a while, then hangs up itself."""
+    wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+    wait_until(browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "browser hears phone")
+    time.sleep(3.0)  # the phone's recording: seconds of the browser's tone
+    browser.find_element(By.ID, "hangup-button").click()
+    wait_until(browser, lambda s: s["call"]["state"] == "ended", "call ended")
+
+
+async def test_browser_calls_baresip(tmp_path: Path) -> None:
+    need_baresip()
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=False) as (proc, url, _):
+        bob = baresip(tmp_path, proc)  # auto-answers, PCMU only
+        browser = await asyncio.to_thread(chromium, tmp_path, wav)
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            await registered(proc, f"bob@{DOMAIN}")
+            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await asyncio.to_thread(hears_phone_and_hangs_up, browser)
+            await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
+            assert bridged(proc, "webrtc-offers"), "\n".join(proc.lines[-20:])
+        finally:
+            await asyncio.to_thread(browser.quit)
+            bob.stop()
+    assert hears(bob.decoded(), BROWSER_HZ, PHONE_HZ, 8000), bob.log()
+
+
+async def test_baresip_calls_a_browser(tmp_path: Path) -> None:
+    need_baresip()
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=False) as (proc, url, _):
+        bob = baresip(tmp_path, proc)
+        browser = await asyncio.to_thread(chromium, tmp_path, wav)
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            await registered(proc, f"bob@{DOMAIN}")
+            bob.command("dial", f"sip:alice@{DOMAIN}")
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
+            )
+            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
+            await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
+            await asyncio.to_thread(hears_phone_and_hangs_up, browser)
+            await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
+            assert bridged(proc, "plain-offers"), "\n".join(proc.lines[-20:])
+        finally:
+            await asyncio.to_thread(browser.quit)
+            bob.stop()
+    assert hears(bob.decoded(), BROWSER_HZ, PHONE_HZ, 8000), bob.log()
