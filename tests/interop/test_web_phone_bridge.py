@@ -177,3 +177,31 @@ async def test_baresip_calls_a_browser(tmp_path: Path) -> None:
             await asyncio.to_thread(browser.quit)
             bob.stop()
     assert hears(bob.decoded(), BROWSER_HZ, PHONE_HZ, 8000), bob.log()
+
+
+async def test_browser_keypad_reaches_sipline_answer(tmp_path: Path) -> None:
+    """A bridged call negotiates no telephone-event with the browser, where RTCDTMFSender
+    cannot insert digits: the keypad sends SIP INFO, which the proxy passes along."""
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=False) as (proc, url, _):
+        answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "5")
+        browser = await asyncio.to_thread(chromium, tmp_path, wav)
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            await registered(proc, f"bob@{DOMAIN}")
+            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+
+            def keypad() -> None:
+                wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+                for digit in "59":
+                    browser.find_element(By.CSS_SELECTOR, f'#keypad [data-digit="{digit}"]').click()
+                    time.sleep(0.5)
+                wait_until(browser, lambda s: s["dtmfSent"] == "59", "digits sent")
+
+            await asyncio.to_thread(keypad)
+            text = await finished(answer)
+        finally:
+            await stop(answer)
+            await asyncio.to_thread(browser.quit)
+    # The bridge's WebRTC side has no telephone-event: the page falls back to INFO.
+    assert "dtmf 5 (info)" in text and "dtmf 9 (info)" in text, text

@@ -197,8 +197,12 @@
 
   function dtmf(digit) {
     if (!session || !session.isEstablished()) return;
-    // RFC 4733 events in the media, as desk phones and gateways expect.
-    session.sendDTMF(digit, { transportType: "RFC2833" });
+    // RFC 4733 events in the media, as desk phones and gateways expect, when the call
+    // negotiated telephone-event; else SIP INFO (application/dtmf-relay): the media
+    // bridge's WebRTC side has no telephone-event, and insertDTMF would throw.
+    const sender = session.connection.getSenders().find((s) => s.track && s.track.kind === "audio");
+    const inband = Boolean(sender && sender.dtmf && sender.dtmf.canInsertDTMF);
+    session.sendDTMF(digit, { transportType: inband ? "RFC2833" : "INFO" });
     state.dtmfSent += digit;
   }
 
