@@ -205,3 +205,36 @@ async def test_browser_keypad_reaches_sipline_answer(tmp_path: Path) -> None:
             await asyncio.to_thread(browser.quit)
     # The bridge's WebRTC side has no telephone-event: the page falls back to INFO.
     assert "dtmf 5 (info)" in text and "dtmf 9 (info)" in text, text
+
+
+async def test_browser_holds_and_resumes_a_bridged_call(tmp_path: Path) -> None:
+    """Chromium's re-INVITEs (sendonly, then sendrecv, same ICE and DTLS) cross the
+    bridge as re-offers of the plain kind: `sipline answer` sees hold and resume, and the
+    browser hears the phone again after resuming."""
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=False) as (proc, url, _):
+        answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "8")
+        browser = await asyncio.to_thread(chromium, tmp_path, wav)
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            await registered(proc, f"bob@{DOMAIN}")
+            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+
+            def hold_and_resume() -> None:
+                wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+                button = browser.find_element(By.ID, "hold-button")
+                button.click()
+                wait_until(browser, lambda s: s["call"]["held"], "held")
+                time.sleep(1.0)
+                button.click()
+                wait_until(browser, lambda s: not s["call"]["held"], "resumed")
+                wait_until(browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "hears")
+                wait_until(browser, lambda s: s["call"]["state"] == "ended", "ended", timeout=20)
+
+            await asyncio.to_thread(hold_and_resume)
+            text = await finished(answer)
+        finally:
+            await stop(answer)
+            await asyncio.to_thread(browser.quit)
+    assert "held by the other side" in text and "resumed by the other side" in text, text
+    assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
