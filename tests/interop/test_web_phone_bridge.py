@@ -80,12 +80,15 @@ def hears_phone_then_ends(browser: Any) -> None:
     wait_until(browser, lambda s: s["call"]["state"] == "ended", "call ended", timeout=20)
 
 
-@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
-async def test_browser_calls_sipline_answer(tmp_path: Path, secure: bool) -> None:
+@pytest.mark.parametrize(
+    ("secure", "mdns"), [(False, False), (True, False), (False, True)], ids=["ws", "wss", "mdns"]
+)
+async def test_browser_calls_sipline_answer(tmp_path: Path, secure: bool, mdns: bool) -> None:
     wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
     with phone_server(tmp_path, secure=secure) as (proc, url, cert):
         answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "5")
-        browser = await asyncio.to_thread(chromium, tmp_path, wav, cert if secure else None)
+        trust = cert if secure else None
+        browser = await asyncio.to_thread(chromium, tmp_path, wav, trust, mdns=mdns)
         try:
             await asyncio.to_thread(sign_in, browser, url, "alice")
             await registered(proc, f"bob@{DOMAIN}")

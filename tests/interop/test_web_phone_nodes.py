@@ -1,7 +1,8 @@
 """The web phone in headless Chromium across two `sipline serve` nodes sharing one
 SQLite file: the browser registers over WS at node A (127.0.0.1); `sipline call`
 enters node B (127.0.0.2), whose proxy reaches the browser's WebSocket flow through
-node A and bridges the call. Each side hears the other's tone."""
+node A and bridges the call; and the browser at node A calls `sipline answer`
+registered at node B, bridged at node A. Each side hears the other's tone."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from test_web_phone_bridge import (
     sipline,
     stop,
 )
-from web_phone import DOMAIN, USERS, By, chromium, sign_in, tone_wav, wait_until
+from web_phone import DOMAIN, USERS, By, chromium, sign_in, submit, tone_wav, wait_until
 
 from sipline.media_io.audio_files import read_wav
 from sipline.storage import SqliteStore
@@ -58,6 +59,18 @@ def start_nodes(tmp_path: Path) -> tuple[ServeProcess, ServeProcess, str]:
     return node_a, node_b, f"http://{HOST}:{http}/phone/"
 
 
+async def registered_in(database: Path, aor: str) -> None:
+    for _ in range(100):
+        store = SqliteStore(database)
+        try:
+            if aor in {b.aor for b in store.all_bindings()}:
+                return
+        finally:
+            store.close()
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{aor} never registered")
+
+
 async def test_a_call_entering_node_b_reaches_a_browser_at_node_a(tmp_path: Path) -> None:
     node_a, node_b, url = start_nodes(tmp_path)
     wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
@@ -82,6 +95,33 @@ async def test_a_call_entering_node_b_reaches_a_browser_at_node_a(tmp_path: Path
         assert not bridged(node_a, "plain-offers")
     finally:
         await stop(call)
+        if browser is not None:
+            await asyncio.to_thread(browser.quit)
+        codes = node_b.stop(), node_a.stop()
+    assert codes == (0, 0), "\n".join(node_a.lines[-20:] + node_b.lines[-20:])
+    assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
+
+
+async def test_a_browser_at_node_a_calls_a_phone_registered_at_node_b(tmp_path: Path) -> None:
+    node_a, node_b, url = start_nodes(tmp_path)
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    browser: Any = None
+    account = cli_account(node_b, tmp_path, "bob")
+    account[account.index("--server") + 1] = f"{NODE_B}:{node_b.port}"
+    account[account.index("--listen") + 1] = f"{NODE_B}:0"
+    answer = await sipline("answer", *account, "--duration", "5")
+    try:
+        browser = await asyncio.to_thread(chromium, tmp_path, wav)
+        await asyncio.to_thread(sign_in, browser, url, "alice")
+        await registered_in(tmp_path / "shared.db", f"bob@{DOMAIN}")
+        await asyncio.sleep(0.5)  # node A sees the binding at its next change-feed read
+        await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+        await asyncio.to_thread(hears_phone_then_ends, browser)
+        await finished(answer)
+        # The browser's INVITE entered node A: node A bridged it.
+        assert bridged(node_a, "webrtc-offers"), "\n".join(node_a.lines[-20:])
+    finally:
+        await stop(answer)
         if browser is not None:
             await asyncio.to_thread(browser.quit)
         codes = node_b.stop(), node_a.stop()
