@@ -139,6 +139,12 @@ def hears_phone_and_hangs_up(browser: Any) -> None:
     wait_until(browser, lambda s: s["call"]["state"] == "ended", "call ended")
 
 
+def press(browser: Any, digit: str) -> None:
+    wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+    browser.find_element(By.CSS_SELECTOR, f'#keypad [data-digit="{digit}"]').click()
+    wait_until(browser, lambda s: s["dtmfSent"].endswith(digit), f"{digit} sent")
+
+
 async def test_browser_calls_baresip(tmp_path: Path) -> None:
     need_baresip()
     wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
@@ -149,9 +155,12 @@ async def test_browser_calls_baresip(tmp_path: Path) -> None:
             await asyncio.to_thread(sign_in, browser, url, "alice")
             await registered(proc, f"bob@{DOMAIN}")
             await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await asyncio.to_thread(press, browser, "7")
             await asyncio.to_thread(hears_phone_and_hangs_up, browser)
             await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
             assert bridged(proc, "webrtc-offers"), "\n".join(proc.lines[-20:])
+            # The keypad's INFO (no telephone-event with the bridge) reached baresip.
+            assert bob.wait_event("CALL_DTMF_START")["param"] == "7"
         finally:
             await asyncio.to_thread(browser.quit)
             bob.stop()
