@@ -250,3 +250,31 @@ async def test_browser_holds_and_resumes_a_bridged_call(tmp_path: Path) -> None:
             await asyncio.to_thread(browser.quit)
     assert "held by the other side" in text and "resumed by the other side" in text, text
     assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
+
+
+async def test_sipline_calls_keys_by_info_reach_the_browser(tmp_path: Path) -> None:
+    """`sipline call --dtmf-method info`: the INFO crosses the proxy to the page, which
+    shows the keys (JsSIP's newDTMF)."""
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=False) as (proc, url, _):
+        browser = await asyncio.to_thread(chromium, tmp_path, wav)
+        call = None
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            account = cli_account(proc, tmp_path, "bob")
+            call = await sipline(
+                "call", f"sip:alice@{DOMAIN}", *account, "--duration", "3",
+                "--dtmf", "42#", "--dtmf-method", "info",
+            )  # fmt: skip
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
+            )
+            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
+            seen = await asyncio.to_thread(
+                wait_until, browser, lambda s: s["dtmfReceived"] == "42#", "keys received"
+            )
+            assert "(keys: 42#)" in browser.find_element(By.ID, "call-info").text, seen
+            await finished(call)
+        finally:
+            await stop(call)
+            await asyncio.to_thread(browser.quit)
