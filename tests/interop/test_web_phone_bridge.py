@@ -17,7 +17,17 @@ from typing import Any
 import pytest
 from interop_helpers import HOST, ServeProcess
 from test_bridge_baresip import baresip, hears, registered
-from web_phone import DOMAIN, By, chromium, phone_server, sign_in, submit, tone_wav, wait_until
+from web_phone import (
+    DOMAIN,
+    By,
+    chromium,
+    phone_server,
+    sign_in,
+    state,
+    submit,
+    tone_wav,
+    wait_until,
+)
 
 from sipline.media.audio import tone
 from sipline.media_io.audio_files import read_wav, write_wav
@@ -278,3 +288,47 @@ async def test_sipline_calls_keys_by_info_reach_the_browser(tmp_path: Path) -> N
         finally:
             await stop(call)
             await asyncio.to_thread(browser.quit)
+
+
+async def test_baresip_holds_and_resumes_a_browser(tmp_path: Path) -> None:
+    """baresip's hold and resume re-INVITEs reach Chromium as re-offers from the bridge
+    (the same ICE credentials and fingerprint, a new o= version): the page takes both
+    and hears the phone again after the resume."""
+    need_baresip()
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=False) as (proc, url, _):
+        bob = baresip(tmp_path, proc)
+        browser = await asyncio.to_thread(chromium, tmp_path, wav)
+        try:
+            await asyncio.to_thread(sign_in, browser, url, "alice")
+            await registered(proc, f"bob@{DOMAIN}")
+            bob.command("dial", f"sip:alice@{DOMAIN}")
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
+            )
+            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
+            await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "hears"
+            )
+            count = len(bob.events)
+            bob.command("hold")
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: s["audio"]["peakHz"] == 0, "silence on hold"
+            )
+            bob.command("resume")
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "resumed"
+            )
+            assert state(browser)["call"]["state"] == "connected"
+            # Both re-INVITEs were answered (by the bridge, with Chromium's answers).
+            answers = [e for e in bob.events[count:] if e.get("type") == "CALL_REMOTE_SDP"]
+            assert len(answers) == 2, bob.events[count:]
+            bob.command("hangup")
+            await asyncio.to_thread(bob.wait_event, "CALL_CLOSED", 15.0, count)
+            await asyncio.to_thread(
+                wait_until, browser, lambda s: s["call"]["state"] == "ended", "ended"
+            )
+        finally:
+            await asyncio.to_thread(browser.quit)
+            bob.stop()
