@@ -323,7 +323,7 @@ async def test_baresip_holds_and_resumes_a_browser(tmp_path: Path) -> None:
             assert state(browser)["call"]["state"] == "connected"
             # Both re-INVITEs were answered (by the bridge, with Chromium's answers).
             first = await asyncio.to_thread(bob.wait_event, "CALL_REMOTE_SDP", 10.0, count)
-            after = bob.events.index(first) + 1
+            after = next(i for i, e in enumerate(bob.events) if e is first) + 1
             await asyncio.to_thread(bob.wait_event, "CALL_REMOTE_SDP", 10.0, after)
             bob.command("hangup")
             await asyncio.to_thread(bob.wait_event, "CALL_CLOSED", 15.0, count)
