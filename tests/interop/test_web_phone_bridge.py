@@ -3,7 +3,10 @@
 `sipline answer --record` and is called by `sipline call`. Each side's tone is found in
 the other's hearing: the WAV the command records, the page's WebAudio analyser. The
 same with baresip (PCMU, plain RTP), both ways, over WS. The server's log names the
-bridge's role, so a call that went around the bridge fails."""
+bridge's role, so a call that went around the bridge fails. Also: hold and resume from
+either side, keys both ways (the page's keypad falls back to SIP INFO, there being no
+telephone-event with the bridge), and Chromium's default flags ("mdns": with microphone
+permission it shows real addresses, not `.local` names)."""
 
 from __future__ import annotations
 
