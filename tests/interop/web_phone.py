@@ -87,9 +87,10 @@ def phone_server(tmp_path: Path, *, secure: bool) -> Iterator[tuple[ServeProcess
         proc.stop()
 
 
-def chromium(tmp_path: Path, wav: Path, trust: Path | None = None) -> Any:
+def chromium(tmp_path: Path, wav: Path, trust: Path | None = None, *, mdns: bool = False) -> Any:
     """A headless Chromium whose microphone plays `wav`; `trust`: a certificate whose
-    key it accepts. WebRTC gathers loopback candidates and shows real addresses."""
+    key it accepts. WebRTC gathers loopback candidates and shows real addresses, or,
+    with `mdns`, Chromium's default: host candidates as random `.local` names."""
     if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
         pytest.skip("chromium and chromium-driver are not installed (scripts/install-peers.sh)")
     options = webdriver.ChromeOptions()
@@ -102,9 +103,10 @@ def chromium(tmp_path: Path, wav: Path, trust: Path | None = None) -> Any:
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
         "--allow-loopback-in-peer-connection",
-        "--disable-features=WebRtcHideLocalIpsWithMdns",
     ):  # fmt: skip
         options.add_argument(arg)
+    if not mdns:
+        options.add_argument("--disable-features=WebRtcHideLocalIpsWithMdns")
     if trust is not None:
         options.add_argument(f"--ignore-certificate-errors-spki-list={spki_hash(trust)}")
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)

@@ -291,3 +291,39 @@ async def test_a_browser_reaches_the_servers_own_services(tmp_path: Path) -> Non
     assert rates == [48000]
     assert tone_in(service_heard.samples(), 440, rates[0]) > 0.7
     assert tone_in(browser.heard(), 1200, RATE) > 0.7
+
+
+async def test_a_phones_rtp_dtmf_reaches_the_browser_in_band(server: SipServer) -> None:
+    """The WebRTC side has no telephone-event (aiortc offers none), so a phone's RFC 4733
+    keys would be lost: the bridge plays each as its two Q.23 tones into the browser's
+    audio, as a gateway to an analogue line does."""
+    browser = BrowserPeer(440)
+    ua = await TestUA.start(server_target(server))
+
+    async def answer(ua: TestUA, st: ServerTransaction) -> None:
+        body = await browser.answer(st.request.body)
+        extra = [("Contact", f"<{ua.contact('alice')}>")]
+        st.respond(
+            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
+        )
+
+    ua.on_invite = answer
+    try:
+        await register_browser(ua, "alice")
+        async with user_agent(server, "bob", media=MediaOptions(codecs=("PCMU",))) as bob:
+            await bob.register()
+            call = await bob.call(f"sip:alice@{DOMAIN}")  # silence, then one key
+            await asyncio.wait_for(call.answered, 10)
+            await asyncio.sleep(1.0)
+            before = len(browser.heard())
+            await call.send_dtmf("1", method="rtp", duration_ms=200)
+            await asyncio.sleep(1.0)
+            await call.hangup()
+            await asyncio.wait_for(call.ended, 5)
+    finally:
+        await browser.close()
+        await ua.close()
+    key = browser.heard()[before:]
+    low = energy_share(key, 697, rate=RATE, width_hz=30, hann=True)
+    high = energy_share(key, 1209, rate=RATE, width_hz=30, hann=True)
+    assert low > 0.2 and high > 0.2, (low, high)

@@ -9,7 +9,8 @@ either side (hold, resume, refresh) is relayed the same way over the transports
 already set up: the direction passes through, the WebRTC side keeps its ICE and DTLS
 (no restart), the phone side may move to another address. Audio crosses at 48 kHz on
 the WebRTC side and the phone codec's rate on the other, resampled by FFmpeg's
-swresample (PyAV) only when the rates differ.
+swresample (PyAV) only when the rates differ. The WebRTC side has no telephone-event,
+so the phone's RFC 4733 keys reach the browser as in-band tones.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sipline.core.clock import Entropy
 from sipline.core.errors import RemoteProtocolError
 from sipline.media.audio import CallbackSink, CallbackSource
 from sipline.media.codecs.base import Pcm
+from sipline.media.dtmf import dtmf_tone
 from sipline.media.srtp import srtp_available
 from sipline.phone.media import CallMedia, MediaOptions
 from sipline.sdp import Direction, SessionDescription
@@ -40,6 +42,9 @@ from sipline.server.bridge.webrtc import RATE, PcmFifo, WebRtcPeer
 __all__ = ["Bridge", "BridgeError"]
 
 log = logging.getLogger("sipline.bridge")
+
+# A key played in-band: Q.24 asks for at least 40 ms of tone and 40 ms of pause.
+KEY_MS, PAUSE_MS = 120, 60
 
 
 class BridgeError(Exception):
@@ -74,6 +79,7 @@ class Bridge:
         self._phone_rate = 0
         self._down: av.AudioResampler | None = None  # 48 kHz -> the phone's rate
         self._up: av.AudioResampler | None = None  # the phone's rate -> 48 kHz
+        self._keys = np.zeros(0, dtype=np.int16)  # key tones still to mix in, at 48 kHz
         self.webrtc_sdp = ""  # what the WebRTC side last got from us
         self.phone_sdp = b""  # what the phone last got from us (an answer when it offered)
         self._answer_seen: bytes | None = None
@@ -215,6 +221,7 @@ class Bridge:
             self.to_phone = PcmFifo(limit=rate // 5)
             session.play(CallbackSource(self.to_phone.pull, frame_size=session.frame_size))
             session.record(CallbackSink(self._from_phone))
+        session.on_dtmf = self._key_from_phone
         self.phone.start()
 
     def _from_webrtc(self, samples: Pcm) -> None:
@@ -232,10 +239,25 @@ class Bridge:
         if self.closed:
             return
         if up is None:
-            self.webrtc.outgoing.push(np.asarray(samples, dtype=np.int16))
+            self._to_webrtc(np.asarray(samples, dtype=np.int16))
             return
         for out in up.resample(_frame(np.asarray(samples, dtype=np.int16), self._phone_rate)):
-            self.webrtc.outgoing.push(out.to_ndarray().reshape(-1).astype(np.int16))
+            self._to_webrtc(out.to_ndarray().reshape(-1).astype(np.int16))
+
+    def _key_from_phone(self, digit: str) -> None:
+        """An RFC 4733 key from the phone (RFC 4733 §2.5): its tones, then a pause."""
+        tone = dtmf_tone(digit, duration_ms=KEY_MS, sample_rate=RATE)
+        pause = np.zeros(RATE * PAUSE_MS // 1000, dtype=np.int16)
+        self._keys = np.concatenate([self._keys, tone, pause])
+
+    def _to_webrtc(self, samples: Pcm) -> None:
+        if len(self._keys):
+            n = min(len(samples), len(self._keys))
+            mixed = samples.astype(np.int32)
+            mixed[:n] += self._keys[:n]
+            samples = np.clip(mixed, -32768, 32767).astype(np.int16)
+            self._keys = self._keys[n:]
+        self.webrtc.outgoing.push(samples)
 
     def last_media(self) -> float:
         """Loop time of the last audio from either side (the opening when none came)."""

@@ -12,6 +12,7 @@
     presence: {},
     audio: { peakHz: 0, level: 0 },
     dtmfSent: "",
+    dtmfReceived: "", // keys the other side sent by SIP INFO (in-band ones are heard)
   };
   let ua = null;
   let session = null;
@@ -126,7 +127,8 @@
     Object.assign(state.call, fields);
     const c = state.call;
     $("call-info").textContent =
-      (c.direction === "in" ? "with " : "to ") + (c.peer || "") + ": " + c.state + (c.held ? " (on hold)" : "");
+      (c.direction === "in" ? "with " : "to ") + (c.peer || "") + ": " + c.state + (c.held ? " (on hold)" : "") +
+      (state.dtmfReceived ? " (keys: " + state.dtmfReceived + ")" : "");
     $("hold-button").textContent = c.held ? "Resume" : "Hold";
   }
 
@@ -138,6 +140,7 @@
     session = s;
     const peer = s.remote_identity.uri.toString();
     state.call = { state: originator === "remote" ? "ringing" : "calling", direction: originator === "remote" ? "in" : "out", peer: peer, held: false, cause: null };
+    state.dtmfReceived = "";
     $("call-ended").textContent = "";
     if (originator === "remote") {
       $("incoming-from").textContent = s.remote_identity.display_name || peer;
@@ -160,6 +163,11 @@
     });
     s.on("unhold", (e) => {
       if (e.originator === "local") setCall({ held: false });
+    });
+    s.on("newDTMF", (e) => {
+      if (e.originator !== "remote") return;
+      state.dtmfReceived += e.dtmf.tone;
+      setCall({});
     });
     s.on("ended", (e) => ended("ended", e.cause));
     s.on("failed", (e) => ended("failed", e.cause));
@@ -197,8 +205,12 @@
 
   function dtmf(digit) {
     if (!session || !session.isEstablished()) return;
-    // RFC 4733 events in the media, as desk phones and gateways expect.
-    session.sendDTMF(digit, { transportType: "RFC2833" });
+    // RFC 4733 events in the media, as desk phones and gateways expect, when the call
+    // negotiated telephone-event; else SIP INFO (application/dtmf-relay): the media
+    // bridge's WebRTC side has no telephone-event, and insertDTMF would throw.
+    const sender = session.connection.getSenders().find((s) => s.track && s.track.kind === "audio");
+    const inband = Boolean(sender && sender.dtmf && sender.dtmf.canInsertDTMF);
+    session.sendDTMF(digit, { transportType: inband ? "RFC2833" : "INFO" });
     state.dtmfSent += digit;
   }
 
