@@ -1,7 +1,8 @@
 # The two set-up commands a new user needs (see README.md):
 #   make serve   installs sipline into .venv and runs the SIP server, with the web phone at
 #                http://127.0.0.1:8080/phone/ (SERVE= for the plain defaults; ARGS= adds options)
-#   make test    installs the test tools and peers (SIPp, baresip, Kamailio, ...) and runs the whole suite,
+#   make test    installs the test tools and peers (SIPp, baresip, Kamailio, ...) and runs the whole suite
+#                (two processes, then the tests that measure time or load alone),
 #                then the protocol core's and transports' tests again on the pure-Python scanners
 PYTHON ?= python3
 VENV   ?= .venv
@@ -24,7 +25,8 @@ test: install-test peers
 	$(BIN)/ruff format --check src tests benchmarks fuzz scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 	SIPLINE_PURE=1 $(BIN)/pytest -q tests/core tests/transport
 
 install: $(VENV)/.installed

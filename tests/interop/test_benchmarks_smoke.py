@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from interop_helpers import need
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[2]
 

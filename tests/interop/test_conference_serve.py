@@ -22,7 +22,7 @@ from sipline.media.audio import tone
 from sipline.media_io.audio_files import read_wav, write_wav
 from sipline.storage.sqlite import SqliteStore
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.serial]
 
 DOMAIN = "example.com"
 TONES = {"u0": 500.0, "u1": 700.0, "u2": 900.0, "u3": 1100.0, "bare": 1300.0}

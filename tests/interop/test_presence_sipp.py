@@ -12,7 +12,7 @@ from interop_helpers import HOST, SIPP_DATA, ServeProcess, run_sipp, start_serve
 
 from sipline.storage import SqliteStore
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.serial]
 
 DOMAIN = "example.com"
 # SIPp 3.6 answers only MD5 and only the first challenge.

@@ -25,7 +25,7 @@ from interop_helpers import (
 
 from sipline.storage import SqliteStore
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.serial]
 
 DOMAIN = "example.com"
 LIMIT = 20

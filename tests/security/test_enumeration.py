@@ -25,7 +25,7 @@ from interop_helpers import ServeProcess, start_serve
 
 from sipline.storage import SqliteStore
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.serial]
 
 DOMAIN = "example.com"
 EXISTING = ["alice", "bob", "carol", "1000"]

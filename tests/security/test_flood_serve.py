@@ -29,7 +29,7 @@ from interop_helpers import (
 
 from sipline.storage import SqliteStore
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.serial]
 
 CONFIG = f'[server]\ndomains = ["{DOMAIN}"]\n'
 LEGIT = {"127.0.0.3": ("alice", "alice-pw"), "127.0.0.4": ("bob", "bob-pw")}

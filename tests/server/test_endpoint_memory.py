@@ -9,8 +9,12 @@ import asyncio
 import gc
 import socket
 
+import pytest
+
 from sipline.core.message import Request
 from sipline.runtime.endpoint import Endpoint, EndpointConfig, ServerTransaction
+
+pytestmark = pytest.mark.serial  # measures time or load (make test runs it alone)
 
 HOST = "127.0.0.1"
 COUNT = 50

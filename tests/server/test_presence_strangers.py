@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from server_helpers import DOMAIN, ServerFactory, UAFactory
 from sipua import TestUA
 
 from sipline.core.message import Request, Response
 from sipline.server.sip_server import SipServer
+
+pytestmark = pytest.mark.serial  # measures time or load (make test runs it alone)
 
 STRANGER = "scanner@elsewhere.test"
 

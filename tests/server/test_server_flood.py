@@ -14,6 +14,8 @@ from sipua import HOST
 
 from sipline.server.sip_server import SipServer
 
+pytestmark = pytest.mark.serial  # measures time or load (make test runs it alone)
+
 
 def invite(port: int, local: int, target: str, caller: str, n: int) -> bytes:
     return (

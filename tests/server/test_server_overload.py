@@ -21,6 +21,8 @@ from sipline.server.sip_server import SipServer
 from sipline.storage import AsyncStore, StoreBusyError
 from sipline.testing import FakeClock, advance
 
+pytestmark = pytest.mark.serial  # measures time or load (make test runs it alone)
+
 ALICE = f"alice@{DOMAIN}"
 
 SteppedFactory = Callable[..., Awaitable[tuple[SipServer, FakeClock]]]
