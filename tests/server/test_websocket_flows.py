@@ -20,7 +20,8 @@ from sipline.core.auth import Challenge, answer_challenge
 from sipline.core.message import Request, Response, parse_message
 from sipline.phone.im import MessageFailed
 from sipline.runtime.system import SystemEntropy
-from sipline.server.config import parse_listen
+from sipline.server.config import ServerSection, parse_listen
+from sipline.server.config_values import ConfigError, load_section
 from sipline.server.sip_server import SipServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -176,3 +177,28 @@ async def test_page_from_another_site_is_refused(ws_server: SipServer) -> None:
             f"ws://{HOST}:{ws_port}/", protocols=("sip",), origin=f"https://phone.{DOMAIN}"
         ) as ws:
             assert (await BrowserLike(ws, "alice").register()).status == 200
+
+
+async def test_configured_origins_may_open_a_websocket(tmp_path: Path) -> None:
+    """`[server] ws_origins` lets pages of another site in (a web phone hosted elsewhere)."""
+    db = tmp_path / "ws.db"
+    add_users(db, ["alice"])
+    listen = [parse_listen(f"udp:{HOST}:0"), parse_listen(f"ws:{HOST}:0")]
+    config = configured(
+        listen=listen, domains=[DOMAIN], database=db, ws_origins=("https://phones.example:8443",)
+    )
+    async with running(config) as server, aiohttp.ClientSession() as http:
+        url = f"ws://{HOST}:{server.endpoint.local_address('WS').port}/"
+        async with http.ws_connect(
+            url, protocols=("sip",), origin="https://phones.example:8443"
+        ) as ws:
+            assert (await BrowserLike(ws, "alice").register()).status == 200
+        with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+            await http.ws_connect(url, protocols=("sip",), origin="https://phones.example")
+        assert caught.value.status == 403
+
+
+def test_ws_origins_must_be_origins() -> None:
+    assert load_section(ServerSection, "server", {"ws_origins": ["*"]}).ws_origins == ("*",)
+    with pytest.raises(ConfigError, match=r"server.ws_origins: 'phones.example' is not an origin"):
+        load_section(ServerSection, "server", {"ws_origins": ["phones.example"]})

@@ -150,6 +150,15 @@ def _domains(key: str, value: Any) -> tuple[str, ...]:
     return tuple(check_domain(v, key) for v in strings(key, value))
 
 
+def _origins(key: str, value: Any) -> tuple[str, ...]:
+    found = strings(key, value)
+    for origin in found:
+        scheme, sep, rest = origin.partition("://")
+        if origin != "*" and (scheme.lower() not in ("http", "https") or not sep or not rest):
+            raise ConfigError(f"{key}: {origin!r} is not an origin (https://HOST[:PORT]) or '*'")
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSection:
     """[server]"""
@@ -170,6 +179,9 @@ class ServerSection:
     # This node's name among several sharing one store (server/node.py); None: HOST:PORT
     # of its first listener.
     node: str | None = setting(None, check_node)
+    # Pages that may open a SIP WebSocket besides the dialled host and served domains
+    # (RFC 6455 §10.2, transport/websocket.py): exact origins, or "*" for any.
+    ws_origins: tuple[str, ...] = setting((), _origins)
     # worker processes (docs/architecture.md "Workers"); None: one per core
     workers: int | None = setting(None, pos_int)
     log_level: str = setting(

@@ -262,7 +262,9 @@ class SipServer:
         if self.config.server.advertise:
             self._local_hosts.add(self.config.server.advertise)
         tls: ssl.SSLContext | None = None
-        self.endpoint.transports.ws_policy = WsPolicy(trusted_host=self._ours)
+        self.endpoint.transports.ws_policy = WsPolicy(
+            origins=self.config.server.ws_origins, trusted_host=self._ours
+        )
         for i, spec in enumerate(self.config.server.listen):
             if spec.transport in ("TLS", "WSS") and tls is None:
                 tls = tls_context(self.config.tls, self.config.server.database)
