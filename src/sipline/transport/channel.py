@@ -14,8 +14,12 @@ others by name. A datagram is one JSON header line and the SIP message's bytes:
   runtime/siblings.py): process it as if it had arrived at you from `remote` on
   `local`.
 
-Writes never block: a datagram the addressee cannot take now is dropped and, for a
-`send`, reported to the sender at once (its transaction then fails or retransmits).
+Writes never block. Linux keeps only `net.unix.max_dgram_qlen` (10 by default)
+datagrams waiting at a socket, far fewer than one burst of calls hands over: a datagram
+the addressee cannot take now waits in this worker's queue for it (in order, bounded
+by `_MAX_QUEUED`), flushed as soon as the addressee has read; past the bound, or when
+the addressee is gone, it is dropped and, for a `send`, reported to the sender at once
+(its transaction then fails or retransmits).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import logging
 import os
 import socket
+from collections import deque
 from typing import Final
 
 from sipline.transport.base import (
@@ -45,6 +50,8 @@ log = logging.getLogger("sipline.transport")
 BUFFER_BYTES: Final = 4 * 1024 * 1024
 _MAX_PENDING: Final = 4096  # sends awaiting a possible `fail`: the oldest are forgotten
 _MAX_DATAGRAM: Final = 256 * 1024
+_MAX_QUEUED: Final = 10_000  # datagrams waiting for busy siblings, all of them together
+_RETRY_S: Final = 0.001  # how soon a full sibling is tried again
 
 
 def channel_socket(directory: str, index: int) -> socket.socket:
@@ -81,6 +88,9 @@ class WorkerChannel:
         self._pending: dict[int, tuple[ErrorCallback | None, Target]] = {}
         self._next_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._queued: dict[int, deque[bytes]] = {}  # worker -> datagrams it could not take
+        self._queued_count = 0
+        self._flush_handle: asyncio.TimerHandle | None = None
 
     def open(self) -> None:
         self.sock.setblocking(False)
@@ -88,6 +98,9 @@ class WorkerChannel:
         self._loop.add_reader(self.sock.fileno(), self._readable)
 
     def close(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._loop is not None:
             self._loop.remove_reader(self.sock.fileno())
             self._loop = None
@@ -120,12 +133,49 @@ class WorkerChannel:
 
     def _write(self, worker: int, header: dict[str, object], data: bytes) -> bool:
         payload = json.dumps(header, separators=(",", ":")).encode() + b"\n" + data
+        waiting = self._queued.get(worker)
+        if waiting:  # keep the order: behind what already waits for that worker
+            return self._queue(worker, payload)
         try:
             self.sock.sendto(payload, os.path.join(self.directory, str(worker)))
-        except OSError as exc:  # full, gone (restarting), too big: dropped
+        except (BlockingIOError, InterruptedError):  # its queue is full for now
+            return self._queue(worker, payload)
+        except OSError as exc:  # gone (restarting), too big: dropped
             log.debug("worker channel: cannot reach worker %d: %s", worker, exc)
             return False
         return True
+
+    def _queue(self, worker: int, payload: bytes) -> bool:
+        if self._queued_count >= _MAX_QUEUED or self._loop is None:
+            log.debug("worker channel: worker %d busy, queue full: dropped", worker)
+            return False
+        self._queued.setdefault(worker, deque()).append(payload)
+        self._queued_count += 1
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_later(_RETRY_S, self._flush)
+        return True
+
+    def _flush(self) -> None:
+        """Send what waits, in order, to each sibling until it is full again."""
+        self._flush_handle = None
+        for worker, waiting in list(self._queued.items()):
+            path = os.path.join(self.directory, str(worker))
+            while waiting:
+                try:
+                    self.sock.sendto(waiting[0], path)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:  # gone: what waits for it is dropped
+                    log.debug("worker channel: cannot reach worker %d: %s", worker, exc)
+                    self._queued_count -= len(waiting)
+                    waiting.clear()
+                    break
+                waiting.popleft()
+                self._queued_count -= 1
+            if not waiting:
+                del self._queued[worker]
+        if self._queued and self._loop is not None:
+            self._flush_handle = self._loop.call_later(_RETRY_S, self._flush)
 
     # -- receiving --------------------------------------------------------------------------
     def _readable(self) -> None:
