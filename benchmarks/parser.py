@@ -394,7 +394,7 @@ def print_table(rows: list[Row], rounds: int, min_time: float, pinned: str) -> N
     )
 
 
-def run_profile(number: int) -> None:
+def run_profile(number: int, top: int = 30) -> None:
     """cProfile sipline's proxy path (INVITE and 200 OK), top functions by own time."""
     profiler = cProfile.Profile()
     profiler.enable()
@@ -403,7 +403,7 @@ def run_profile(number: int) -> None:
         sipline_response(OK_200)
     profiler.disable()
     stats = pstats.Stats(profiler, stream=sys.stdout)
-    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("tottime").print_stats(top)
 
 
 # sipline's INVITE proxy path cut into the steps of `sipline_invite`, for --steps.
@@ -454,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=int, metavar="N", help="cProfile N sipline proxy-path runs instead"
     )
+    parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")
     parser.add_argument(
         "--only", choices=["sipline", "sippy", "pyVoIP"], action="append", help="limit the rows"
     )
@@ -462,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.profile:
-        run_profile(args.profile)
+        run_profile(args.profile, args.top)
         return 0
     if args.steps:
         _pin_to_one_core()

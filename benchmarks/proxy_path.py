@@ -1,7 +1,7 @@
 """CPU per call of the proxy call path, in one process, without SIPp.
 
-``python -m benchmarks.proxy_path [--calls N] [--concurrency C] [--register | --auth]
-[--profile FILE] [--plain] [--no-stages]``
+``python -m benchmarks.proxy_path [--calls N] [--concurrency C] [--register | --auth |
+--options] [--profile FILE] [--plain] [--no-stages] [--top N]``
 
 A `SipServer` (record-routing proxy, the callee found by a location lookup) runs on
 127.0.0.1 with two raw UDP peers on the same event loop: a caller outside the served
@@ -12,7 +12,10 @@ the server's. The figure is process CPU time per call (time.process_time), which
 processes on the machine disturb far less than a rate measured against SIPp.
 With ``--register``, the same for REGISTER with digest (401 then 200); with ``--auth``,
 the call of workload (f): the caller is a user of the domain, who answers the 407 (and
-ACKs it) before the INVITE goes through.
+ACKs it) before the INVITE goes through. With ``--options``, workload (c): OPTIONS to
+the server itself (Request-URI sip:127.0.0.1:PORT, Max-Forwards 70), which `SipServer`
+answers statelessly with 200 (`answer_statelessly`, RFC 3261 §11.2, §8.2.7); ``--calls``
+is then the number of OPTIONS.
 With ``--plain``, the routing features are off (no planner): what a call to a callee
 without rules may cost at most.
 
@@ -20,6 +23,8 @@ After the measured run, a second run of the same calls under cProfile splits the
 CPU per call by stage: each stage's share of the profiled run (inclusive, so the
 indented stages are parts of the one above them) times the unprofiled CPU per call.
 The profiler's own cost per function call inflates stages with many small calls.
+``--top N`` also lists the N functions with the most own time in that profiled run
+(what `python -m benchmarks` prints for a target not met).
 """
 
 from __future__ import annotations
@@ -239,6 +244,36 @@ async def one_register(n: int, server_port: int, peer: Peer, user: str) -> None:
     peer.inbox.pop(cid, None)
 
 
+async def one_options(n: int, server_port: int, peer: Peer) -> None:
+    """One OPTIONS to the server itself and its 200, answered without a transaction."""
+    cid = b"opt-%d@bench" % n
+    host = HOST.encode()
+    options = (
+        b"OPTIONS sip:%s:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-o%d;rport\r\n"
+        b"Max-Forwards: 70\r\nFrom: <sip:probe@elsewhere.test>;tag=o%d\r\n"
+        b"To: <sip:%s:%d>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\n"
+        b"Accept: application/sdp\r\nContent-Length: 0\r\n\r\n"
+    ) % (host, server_port, host, peer.port, n, n, host, server_port, cid)
+    peer.send(options, server_port)
+    answer = await peer.next(cid)
+    if not answer.startswith(b"SIP/2.0 200"):
+        raise RuntimeError(answer.split(b"\r\n", 1)[0].decode())
+    peer.inbox.pop(cid, None)
+
+
+def top_functions(stats: pstats.Stats, top: int) -> list[str]:
+    """The `top` functions by own time (pstats' tottime), one line each."""
+    table = stats.stats  # type: ignore[attr-defined]  # pstats keeps it undocumented
+    total_s: float = stats.total_tt  # type: ignore[attr-defined]
+    ranked = sorted(table.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    out = [f"  {'own s':>8} {'share':>6} {'calls':>9}  function"]
+    for (path, line, name), (_, calls, tt, _, _) in ranked:
+        where = "" if path == "~" else f" ({'/'.join(Path(path).parts[-2:])}:{line})"
+        share = 100 * tt / total_s if total_s else 0.0
+        out.append(f"  {tt:8.3f} {share:5.1f}% {calls:9d}  {name}{where}")
+    return out
+
+
 async def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         defaults = ServerConfig()
@@ -284,7 +319,9 @@ async def bench(args: argparse.Namespace) -> None:
 
         async def worker() -> None:
             while (n := next(counter)) < limit:
-                if args.register:
+                if args.options:
+                    await one_options(n, server_port, caller)
+                elif args.register:
                     await one_register(n, server_port, caller, users[n % len(users)])
                 else:
                     user = users[n % len(users)] if args.auth else None
@@ -304,11 +341,19 @@ async def bench(args: argparse.Namespace) -> None:
             profile.dump_stats(args.profile)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         loop_cpu = time.thread_time() - main0
-        what = "register" if args.register else "authenticated call" if args.auth else "call"
+        what = (
+            "OPTIONS"
+            if args.options
+            else "register"
+            if args.register
+            else "authenticated call"
+            if args.auth
+            else "call"
+        )
         per_item = 1e6 * cpu / args.calls
-        print(f"{args.calls} {what}s: {per_item:.0f} us CPU per {what} "
-              f"({1e6 * loop_cpu / args.calls:.0f} on the event loop's thread), "
-              f"{args.calls / wall:.0f} {what}s/s on one core ({wall:.1f} s)")  # fmt: skip
+        print(f"{args.calls} {what}{'' if args.options else 's'}: {per_item:.0f} us CPU per"
+              f" {what} ({1e6 * loop_cpu / args.calls:.0f} on the event loop's thread),"
+              f" {args.calls / wall:.0f} {what}/s on one core ({wall:.1f} s)")  # fmt: skip
         if args.stages:
             staged = min(args.calls, 1000)
             counter = itertools.count(limit)
@@ -317,8 +362,12 @@ async def bench(args: argparse.Namespace) -> None:
             profile.enable()
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
             profile.disable()
-            print(f"CPU per {what} by stage ({staged} more {what}s under cProfile):")
-            print("\n".join(stage_report(pstats.Stats(profile), per_item)))
+            stats = pstats.Stats(profile)
+            print(f"CPU per {what} by stage ({staged} more under cProfile):")
+            print("\n".join(stage_report(stats, per_item)))
+            if args.top:
+                print(f"The {args.top} functions with the most own time in that run:")
+                print("\n".join(top_functions(stats, args.top)))
         await server.stop()
 
 
@@ -327,13 +376,18 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--register", action="store_true", help="REGISTER with digest instead")
-    parser.add_argument("--auth", action="store_true",
-                        help="calls from users of the domain, who answer the 407 first (as (f))")  # fmt: skip
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--register", action="store_true", help="REGISTER with digest instead")
+    what.add_argument("--options", action="store_true",
+                      help="OPTIONS to the server itself, answered statelessly (as (c))")  # fmt: skip
+    what.add_argument("--auth", action="store_true",
+                      help="calls from users of the domain, who answer the 407 first (as (f))")  # fmt: skip
     parser.add_argument("--profile", help="write a cProfile of the measured part here")
     parser.add_argument("--plain", action="store_true", help="the routing features off")
     parser.add_argument("--no-stages", dest="stages", action="store_false",
                         help="skip the profiled run that splits the CPU by stage")  # fmt: skip
+    parser.add_argument("--top", type=int, default=0, metavar="N",
+                        help="also list the N functions with the most own time in that run")  # fmt: skip
     args = parser.parse_args(argv)
     run(bench(args))
     return 0

@@ -12,6 +12,10 @@ Workloads (`--only`):
   e  memory: `sipline serve` with 100,000 registered users, peak RSS
   f  authenticated calls/s: the call of (b) from one of the 10,000 users of the domain,
      INVITE / 407 / ACK, INVITE with credentials (MD5) / 100 / 180 / 200 / ACK / BYE / 200
+  p  the parser's proxy path in one process, no SIPp: INVITE/s of `python -m
+     benchmarks.parser --only sipline --json`, once with the C accelerator ("sipline") and
+     once with SIPLINE_PURE=1 ("sipline pure"; only this one when the accelerator is not
+     built); CPU s / 1,000 is 1,000 over that rate (one thread)
 
 (a) and (f) run once per worker count of --workers (default 1 and the number of cores)
 and once as --nodes separate `sipline serve` processes of one worker each (default 2,
@@ -29,6 +33,22 @@ run, every worker and node summed, from /proc/PID/stat) and its peak memory (PSS
 over its processes, sampled each second; VmHWM summed too in --json). When a SIPp
 process uses nearly a whole core the load is what limits: the step is tried again with
 more SIPp processes (one per node more), and the report says so.
+
+The targets (the issue's), each printed "met" or "NOT met", left out when not measured:
+(a) and (f) at 0.5 of Kamailio's rate, without CPU per call growing with workers or
+nodes, and (a) x2 at 1.7x x1; (b) at 0.5 of Kamailio's calls/s; (c) at 0.8 of its
+OPTIONS/s; (p) 150,000 INVITE/s with the C accelerator and 60,000 in pure Python. For each
+one not met the run then prints what stands in the way (unless --no-why): a short profile
+of the same work in one process, the 12 functions with the most own time, run as a
+subprocess (benchmarks/inprocess.py): `python -m benchmarks.proxy_path` with --register
+for (a), no option for (b) (its CPU per call split by stage too), --options for (c),
+--auth for (f), and `python -m benchmarks.parser --only sipline --profile N` for (p),
+with SIPLINE_PURE=1 for pure Python. Some 5-20 s each.
+
+"No workload slower than before": --baseline FILE (default benchmarks/baseline.json)
+holds sipline's rate over its peer's per workload (for (p) the INVITE/s) of an earlier
+run; the run prints its own beside them and flags as SLOWER any that fell by more than
+10% (benchmarks/baseline.py). --write-baseline saves this run's figures into that file.
 
 Kamailio (Debian package) runs with benchmarks/kamailio-server.cfg: the same digest
 authentication (auth_db over SQLite, db_text without kamailio-sqlite-modules; REGISTER
@@ -54,9 +74,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import servers, workloads
+from benchmarks import baseline, inprocess, servers, workloads
 from benchmarks.harness import free_port, sipp_binary
-from benchmarks.report import PEER, SCALING, markdown, ratio, scaling, targets, text_table
+from benchmarks.report import (
+    PEER,
+    SCALING,
+    markdown,
+    ratio,
+    scaling,
+    targets,
+    text_table,
+    unmet,
+)
 from benchmarks.workloads import WORKLOADS, Options, Result
 from sipline.testing.postgres import PostgresCluster
 
@@ -71,6 +100,7 @@ RUNS = {
     "d": ("sippy",),
     "e": ("sipline",),
     "f": ("sipline", "kamailio"),
+    "p": ("sipline",),  # in one process, two rows: with the C accelerator and without
 }
 
 
@@ -182,6 +212,13 @@ def run(
                 ctx["sipline_db"] = cluster.create_database("bench")
             servers.provision_sipline(ctx["sipline_db"], ctx["accounts"])
         for w in selected:
+            if w == "p" and "sipline" in chosen:
+                print(f"\n(p) {WORKLOADS['p']}", flush=True)
+                started = time.monotonic()
+                for result in inprocess.parser_workload(args.quick):
+                    result.extra["wall_s"] = round(time.monotonic() - started, 1)
+                    results.append(result)
+                continue
             for name in RUNS[w]:
                 if name not in chosen:
                     continue
@@ -252,6 +289,36 @@ def _print_profile(path: Path, top: int = 25) -> None:
     pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(top)
 
 
+def _against_baseline(
+    args: argparse.Namespace, results: list[Result]
+) -> tuple[list[str], list[str]]:
+    """Print this run's figures against the baseline's (a last line saying whether the
+    target "no workload slower" is met), save them with --write-baseline; returns the
+    lines and the keys of the slower figures."""
+    path = args.baseline or (baseline.DEFAULT if baseline.DEFAULT.exists() else None)
+    lines: list[str] = []
+    slower: list[str] = []
+    if path is not None and path.exists():
+        try:
+            lines, slower = baseline.compare(results, baseline.load(path))
+        except (OSError, ValueError) as exc:
+            print(f"\nbaseline {path}: {exc}")
+        else:
+            print(f"\nAgainst the baseline ({path}; slower: fell more than"
+                  f" {100 * baseline.TOLERANCE:.0f}%):")  # fmt: skip
+            if lines:
+                verdict = f"NOT met: {', '.join(slower)}" if slower else "met"
+                lines.append(f"no workload slower than the baseline: {verdict}")
+            for line in lines:
+                print(line)
+    if args.write_baseline:
+        target = path or baseline.DEFAULT
+        source = "python -m benchmarks" + (" --quick" if args.quick else "")
+        saved = baseline.save(target, results, source)
+        print(f"baseline: wrote {', '.join(saved) or 'nothing'} to {target}")
+    return lines, slower
+
+
 def _counts(text: str) -> list[int]:
     """--workers 2 or 1,2: distinct counts, each at least 1, in order."""
     try:
@@ -271,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true",
                         help="short steps (5 s unless --duration), one refinement: a smoke test")  # fmt: skip
-    parser.add_argument("--only", default="a,b,c,d,e,f", help="workloads, e.g. a,f (default all)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,p", help="workloads, e.g. a,f (default all)")
     parser.add_argument("--servers", default="sipline,kamailio,sippy",
                         help=f"servers among {','.join(SERVERS)} (default sipline,kamailio,sippy;"
                              " raw is a bare Python OPTIONS responder, for (c))")  # fmt: skip
@@ -296,6 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="run sipline's 1-worker rows under cProfile, writing DIR/W-sipline-x1.prof"
                              " and printing the top functions (its figures are then not comparable)")  # fmt: skip
+    parser.add_argument("--no-why", dest="why", action="store_false",
+                        help="do not profile what stands in the way of each target not met")  # fmt: skip
+    parser.add_argument("--baseline", type=Path, metavar="FILE",
+                        help="an earlier run's figures to flag slower workloads against"
+                             " (default benchmarks/baseline.json if it exists)")  # fmt: skip
+    parser.add_argument("--write-baseline", action="store_true",
+                        help="save this run's figures into the --baseline file")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every step and figure to this file")
     parser.add_argument("--markdown", type=Path, help="write the README's table to this file")
     args = parser.parse_args(argv)
@@ -335,11 +409,21 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)  # fmt: skip
     results = run(selected, chosen, opts, args)
     print("\n" + text_table(results), flush=True)
-    for line in targets(results):
+    goals = targets(results)
+    for line in goals:
         print(line)
     for r in results:
         for note in r.notes:
             print(f"({r.workload}) {r.server}: {note}")
+    against, slower = _against_baseline(args, results)
+    goals += against[-1:]
+    if args.why:
+        # d's figure is sipline's (b): (b)'s profile is what stands in its way.
+        keys = list(dict.fromkeys([*unmet(results), *("b" if k == "d" else k for k in slower)]))
+        if keys:
+            print("\nWhat stands in the way of each target not met (--no-why skips this):")
+        for line in inprocess.why(keys):
+            print(line, flush=True)
     if args.json is not None:
         doc = {
             "machine": info,
@@ -348,11 +432,14 @@ def main(argv: list[str] | None = None) -> int:
             "results": [r.as_dict() for r in results],
             "ratios": {w: ratio(results, w) for w in PEER},
             "scaling": scaling(results),
-            "targets": targets(results),
+            "targets": goals,
+            "baseline": {"figures": baseline.figures(results), "slower": slower},
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.markdown is not None:
-        args.markdown.write_text(markdown(results, info, opts, args.quick), encoding="utf-8")
+        args.markdown.write_text(
+            markdown(results, info, opts, args.quick, tuple(against[-1:])), encoding="utf-8"
+        )
     failed = [r for r in results if any(n.startswith("error") for n in r.notes)]
     return 1 if failed else 0
 

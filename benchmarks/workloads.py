@@ -1,4 +1,5 @@
-"""The six workloads of `python -m benchmarks`, each run against one server.
+"""The workloads of `python -m benchmarks` run with SIPp, each against one server
+(workload (p), in one process, is benchmarks/inprocess.py's).
 
 (a) registrations/s with digest authentication, 10,000 provisioned users;
 (b) calls/s through the stateful proxy (INVITE/100/180/200/ACK/BYE/200, Record-Route,
@@ -62,6 +63,7 @@ WORKLOADS = {
     "d": "calls/s, the same call through a B2BUA",
     "e": "memory with 100,000 registered users",
     "f": "authenticated calls/s: 407, Record-Route, location lookup",
+    "p": "parser proxy path, INVITE/s in one process (no SIPp)",
 }
 
 
