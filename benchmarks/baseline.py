@@ -40,6 +40,10 @@ def figures(results: list[Result]) -> dict[str, float]:
     return out
 
 
+def _num(key: str, value: float) -> str:
+    return f"{value:,.0f}" if key.startswith("p") else f"{value:.3g}"
+
+
 def _what(key: str) -> str:
     if key.startswith("p"):
         return f"({key}) INVITE/s"
@@ -60,7 +64,7 @@ def compare(results: list[Result], doc: dict[str, Any]) -> tuple[list[str], list
     lines, slower = [], []
     for key, value in now.items():
         if key not in before or not before[key]:
-            lines.append(f"  {_what(key)} {value:,.3g}: not in the baseline")
+            lines.append(f"  {_what(key)} {_num(key, value)}: not in the baseline")
             continue
         change = value / before[key]
         fell = change < 1 - TOLERANCE
@@ -72,7 +76,8 @@ def compare(results: list[Result], doc: dict[str, Any]) -> tuple[list[str], list
             else "not slower"
         )
         lines.append(
-            f"  {_what(key)} {value:,.3g}, baseline {before[key]:,.3g}: {change:.2f}x, {verdict}"
+            f"  {_what(key)} {_num(key, value)}, baseline {_num(key, before[key])}:"
+            f" {change:.2f}x, {verdict}"
         )
     return lines, slower
 

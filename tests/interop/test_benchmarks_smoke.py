@@ -1,6 +1,7 @@
 """`python -m benchmarks` end to end, as small as it goes: workload (c), sipline alone,
-1 s steps; workload (f) against sipline as one process and as two nodes and against
-Kamailio, one 1 s step each. It checks the run reports figures, not what they are
+1 s steps, with (p), the parser in one process, and the profile of what stands in the
+way of its targets; workload (f) against sipline as one process and as two nodes and
+against Kamailio, one 1 s step each. It checks the run reports figures, not what they are
 (timed tests quote none), and that both servers really challenge and verify callers."""
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ def test_quick_options_run_reports_figures(tmp_path: Path) -> None:
     need("sipp")
     report, table = tmp_path / "report.json", tmp_path / "table.md"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "c", "--servers", "sipline",
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "c,p", "--servers", "sipline",
          "--duration", "1", "--json", str(report), "--markdown", str(table)],
-        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=100,
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=110,
         check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -33,7 +34,7 @@ def test_quick_options_run_reports_figures(tmp_path: Path) -> None:
     assert doc["quick"] is True
     assert doc["machine"]["cores"] >= 1
     assert doc["machine"]["sipp"]
-    [result] = doc["results"]
+    [result, *parsers] = doc["results"]
     assert (result["workload"], result["server"]) == ("c", "sipline")
     assert result["rate"] > 0
     assert 0 < result["cpu_s_per_1000"] < 100
@@ -47,6 +48,17 @@ def test_quick_options_run_reports_figures(tmp_path: Path) -> None:
         r"^\| \(c\) OPTIONS/s answered statelessly \| sipline( x\d+)? \|", markdown, re.M
     )
     assert "Machine:" in markdown
+    # (p): pure Python always, the C accelerator when built; INVITE/s against the targets.
+    assert [(p["workload"], p["server"]) for p in parsers][-1] == ("p", "sipline pure")
+    assert all(p["rate"] > 1000 for p in parsers)
+    assert re.search(r"^\(p\) parser proxy path in pure Python: [\d,]+ INVITE/s \(target >= "
+                     r"60,000: (met|NOT met)\)$", done.stdout, re.M)  # fmt: skip
+    assert "(p pure) INVITE/s" in done.stdout  # against benchmarks/baseline.json
+    if re.search(r"pure Python: .*NOT met\)$", done.stdout, re.M):
+        assert "(p pure) what stands in the way: SIPLINE_PURE=1 python -m benchmarks.parser" in (
+            done.stdout
+        )
+        assert "Ordered by: internal time" in done.stdout
 
 
 def test_quick_authenticated_calls_with_nodes_beside_kamailio(tmp_path: Path) -> None:
@@ -56,7 +68,7 @@ def test_quick_authenticated_calls_with_nodes_beside_kamailio(tmp_path: Path) ->
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "f",
          "--servers", "sipline,kamailio", "--workers", "1", "--nodes", "2",
-         "--duration", "1", "--refine", "0", "--max-rate", "100", "--max-sipp", "1",
+         "--duration", "1", "--refine", "0", "--max-rate", "100", "--max-sipp", "1", "--no-why",
          "--json", str(report), "--markdown", str(table)],
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=150,
         check=False,
