@@ -41,7 +41,7 @@ def figures(results: list[Result]) -> dict[str, float]:
 
 
 def _num(key: str, value: float) -> str:
-    return f"{value:,.0f}" if key.startswith("p") else f"{value:.3g}"
+    return f"{value:,.0f}" if key.startswith("p") else f"{value:#.3g}"
 
 
 def _what(key: str) -> str:
