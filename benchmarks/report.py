@@ -169,7 +169,10 @@ def _verdicts(results: list[Result]) -> list[tuple[str, str, bool]]:
         pair = compared(results, w)
         if pair is not None and pair[0].rate and pair[1].rate:
             q = pair[0].rate / pair[1].rate
+            # A rate that reached --max-rate is a floor: the ratio says little then.
+            capped = any("a floor, not the maximum" in n for r in pair for n in r.notes)
             out.append((w, f"({w}) {label(pair[0])}: {q:.2f}x {label(pair[1])}'s {UNITS[w]}"
+                           f"{', a rate at the --max-rate ceiling' if capped else ''}"
                            f" (target >= {floor:g}", q >= floor))  # fmt: skip
     for r in results:
         if r.workload == "p" and r.server in PARSER and r.rate:

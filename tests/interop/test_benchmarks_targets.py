@@ -46,6 +46,11 @@ def test_targets_met() -> None:
         "(p) parser proxy path in pure Python: 65,000 INVITE/s (target >= 60,000: met)",
     ]
     assert unmet(results) == []
+    results[3].notes.append("no step failed up to the ceiling (64,000/s): a floor, not the maximum")
+    assert targets(results)[1] == (
+        "(c) sipline x2: 0.88x kamailio x2's OPTIONS/s, a rate at the --max-rate ceiling"
+        " (target >= 0.8: met)"
+    )
 
 
 def test_targets_not_met_and_not_measured() -> None:
