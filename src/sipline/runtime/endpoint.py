@@ -281,10 +281,10 @@ class Endpoint:
                         if shed is not None:
                             self._transmit(shed.to_bytes(), inbound, None)
                             return
-                self.transactions.receive(msg, source=inbound, reliable=reliable, now=self.now())
+                self.transactions.receive_request(msg, inbound, reliable, self.now())
             else:
                 self.stats.responses_in += 1
-                self.transactions.receive(msg, source=source, reliable=reliable, now=self.now())
+                self.transactions.receive_response(msg, source, self.now())
         except RemoteProtocolError as exc:
             self._reject(data, source, exc)
             return

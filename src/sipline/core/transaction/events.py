@@ -13,6 +13,10 @@ from sipline.core.message import Request, Response
 from sipline.core.timers import Timer
 from sipline.core.transaction.matching import ClientKey, ServerKey
 
+# Plain slotted classes, not frozen ones: a frozen dataclass's __init__ pays an
+# object.__setattr__ call per field, and one event is made per message. Nobody
+# changes an event after the layer queued it.
+
 __all__ = [
     "AckReceived",
     "CancelReceived",
@@ -26,7 +30,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RequestReceived:
     """A new request (not ACK, not CANCEL): a server transaction was created for it.
     The TU answers with `TransactionLayer.send_response`."""
@@ -36,7 +40,7 @@ class RequestReceived:
     source: object
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class CancelReceived:
     """A new CANCEL (§9.2) with its own server transaction `key`. `invite_key` is the
     INVITE server transaction it cancels, or None (a UAS answers 481, a proxy forwards
@@ -52,7 +56,7 @@ class CancelReceived:
     other_key: ServerKey | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class AckReceived:
     """An ACK no server transaction absorbed: the ACK for a 2xx (§13.3.1.4, §17.2.3).
     `key` names the INVITE server transaction in Accepted when it matched one
@@ -63,7 +67,7 @@ class AckReceived:
     source: object
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ResponseReceived:
     """A response for client transaction `key`. Retransmitted non-2xx finals are
     absorbed; 2xx retransmissions to an INVITE are not (RFC 6026: the TU ACKs each)."""
@@ -73,7 +77,7 @@ class ResponseReceived:
     provisional: bool
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StrayResponse:
     """A response no client transaction matches (§17.1.3). A proxy forwards it
     statelessly (§16.7, §18.1.2); a UA drops it, save 2xx retransmissions for a dialog."""
@@ -82,7 +86,7 @@ class StrayResponse:
     source: object
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TransactionTimedOut:
     """`timer` (B or F for a client, H for a server) fired: for a client transaction,
     the TU treats this as a 408 (§8.1.3.1); for a server, the ACK never came."""
@@ -91,7 +95,7 @@ class TransactionTimedOut:
     timer: Timer
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TransportFailed:
     """The runtime reported that sending for `key` failed (§17.1.4, §17.2.4). For a
     client transaction the TU treats this as a 503 (§8.1.3.1)."""
@@ -99,7 +103,7 @@ class TransportFailed:
     key: ClientKey | ServerKey
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TransactionTerminated:
     """The transaction is gone; its key may be forgotten."""
 

@@ -51,6 +51,7 @@ from sipline.core.transaction.tables import Action, Input, State, Step
 __all__ = ["LayerStats", "Outgoing", "Transaction", "TransactionLayer"]
 
 _TERMINATED = State.TERMINATED
+_SEND_RESPONSE, _PASS_UP, _SEND_REQUEST = Action.SEND_RESPONSE, Action.PASS_UP, Action.SEND_REQUEST
 _PROCEEDING = State.PROCEEDING
 
 
@@ -119,11 +120,12 @@ class TransactionLayer:
         state changes) when a field matching needs is malformed; the runtime answers a
         request statelessly with `exc.status` when it can, and drops a response."""
         if isinstance(msg, Response):
-            self._receive_response(msg, source, now)
+            self.receive_response(msg, source, now)
         else:
-            self._receive_request(msg, source, reliable, now)
+            self.receive_request(msg, source, reliable, now)
 
-    def _receive_response(self, resp: Response, source: object, now: float) -> None:
+    def receive_response(self, resp: Response, source: object, now: float) -> None:
+        """`receive` of a response (the runtime, which knows which it has, calls this)."""
         key = client_key(resp)
         txn = self._clients.get(key) if key is not None else None
         if txn is None:
@@ -145,7 +147,8 @@ class TransactionLayer:
             txn.cancel_pending = False
             self._send_cancel(txn, now)
 
-    def _receive_request(self, req: Request, source: object, reliable: bool, now: float) -> None:
+    def receive_request(self, req: Request, source: object, reliable: bool, now: float) -> None:
+        """`receive` of a request."""
         method = req.method
         key = server_key(req, method)
         legacy = is_legacy(key)
@@ -348,7 +351,7 @@ class TransactionLayer:
                 allowed = txn.machine.timers[nxt]
                 for timer in [t for t in txn.timers if t not in allowed]:
                     self._disarm(txn, timer)
-        immediate = self._run(txn, actions, inp, now, base, msg, source)
+        immediate = self._run(txn, actions, inp, now, base, msg, source) if actions else None
         if nxt is _TERMINATED:
             self._terminate(txn)
         elif immediate is not None:
@@ -366,19 +369,23 @@ class TransactionLayer:
     ) -> Timer | None:
         """Carry out `actions`; return a zero-duration timer to fire at once, if any."""
         immediate: Timer | None = None
-        retransmit = isinstance(inp, Timer)
+        # The commonest actions first; the keys are typed by the machine (a PASS_UP of
+        # a response is a client's, of an ACK a server's), so no `cast` call is paid.
         for action in actions:
-            if isinstance(action, Timer):
+            if action.__class__ is Timer:
                 if self._arm(txn, action, base):
                     immediate = action
-            elif action is Action.SEND_REQUEST:
-                self._send(txn, txn.data, retransmit)
-            elif action is Action.PASS_UP:
+            elif action is _SEND_RESPONSE:
                 if isinstance(msg, Response):
-                    key = cast(ClientKey, txn.key)
-                    self._events.append(ResponseReceived(msg, key, inp is Input.RECV_1XX))
+                    self._send(txn, self._store_response(txn, msg), False)
+            elif action is _PASS_UP:
+                if isinstance(msg, Response):
+                    key = txn.key
+                    self._events.append(ResponseReceived(msg, key, inp is Input.RECV_1XX))  # type: ignore[arg-type]
                 elif isinstance(msg, Request):
-                    self._events.append(AckReceived(msg, cast(ServerKey, txn.key), source))
+                    self._events.append(AckReceived(msg, txn.key, source))  # type: ignore[arg-type]
+            elif action is _SEND_REQUEST:
+                self._send(txn, txn.data, inp.__class__ is Timer)
             elif action is Action.SEND_ACK:
                 if txn.ack_data is None:
                     if not isinstance(msg, Response):
@@ -388,9 +395,6 @@ class TransactionLayer:
                     self._send(txn, txn.ack_data, False)
                 else:
                     self._send(txn, txn.ack_data, True)
-            elif action is Action.SEND_RESPONSE:
-                if isinstance(msg, Response):
-                    self._send(txn, self._store_response(txn, msg), False)
             elif action is Action.RESEND_RESPONSE:
                 if txn.response_data is not None:
                     self._send(txn, txn.response_data, True)
@@ -450,8 +454,9 @@ class TransactionLayer:
             self._armed -= 1
         txn.timers[timer] = deadline
         self._armed += 1
-        heapq.heappush(self._heap, (deadline, next(self._seq), txn, timer))
-        if len(self._heap) > 1024 and len(self._heap) > 4 * self._armed:
+        heap = self._heap
+        heapq.heappush(heap, (deadline, next(self._seq), txn, timer))
+        if 4 * self._armed < len(heap) > 1024:
             self._compact()
         return False
 
