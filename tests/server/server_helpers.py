@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sipua import TestUA
 
 from sipline.server.config import ServerConfig
@@ -51,6 +53,23 @@ class TracebackCatcher(logging.Handler):
     def report(self) -> str:
         formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
         return "\n---\n".join(formatter.format(r) for r in self.caught)
+
+
+@contextmanager
+def failing_on_tracebacks() -> Iterator[TracebackCatcher]:
+    """Watch the server's (and asyncio's) log for a traceback while the block runs; fail
+    the test after it if one was logged."""
+    catcher = TracebackCatcher()
+    watched = [logging.getLogger("sipline"), logging.getLogger("asyncio")]
+    for logger in watched:
+        logger.addHandler(catcher)
+    try:
+        yield catcher
+    finally:
+        for logger in watched:
+            logger.removeHandler(catcher)
+    if catcher.caught:
+        pytest.fail("a traceback was logged:\n" + catcher.report())
 
 
 # The short names tests give configuration keys (`make_server(timer_c_s=0.5)`): a key's

@@ -1,17 +1,18 @@
 """The media bridge end to end on loopback: an aiortc peer connection stands in for a
 browser (ICE, DTLS-SRTP, rtcp-mux, Opus), a sipline `UserAgent` is the plain RTP
 phone, and a real `SipServer` anchors the media between them. Each side hears the
-other's tone, both ways of calling."""
+other's tone, both ways of calling. aiortc keeps its own clock, so these calls take
+real seconds (hence here, not in tests/server, whose timers run on a fake clock)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from server_helpers import server_target
+from server_helpers import failing_on_tracebacks, server_target
 from service_calls import DOMAIN, add_users, energy_share, loopback_config, user_agent
 from sipua import Dialog, TestUA
 from webrtc_peer import RATE, BrowserPeer
@@ -25,6 +26,13 @@ from sipline.server.bridge.webrtc import use_media_address
 from sipline.server.sip_server import SipServer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
+
+
+@pytest.fixture(autouse=True)
+def no_logged_tracebacks() -> Iterator[None]:
+    """Fail a test whose in-process server logged a traceback (as tests/server's do)."""
+    with failing_on_tracebacks():
+        yield
 
 
 @pytest.fixture
