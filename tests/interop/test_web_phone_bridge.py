@@ -51,6 +51,13 @@ from sipline.media_io.audio_files import read_wav
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
 
 
+async def alice_dials_bob(browser: Any, proc: ServeProcess, url: str) -> None:
+    """alice signs in at the page and, once bob is registered, dials him."""
+    await asyncio.to_thread(sign_in, browser, url, "alice")
+    await registered(proc, f"bob@{DOMAIN}")
+    await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+
+
 @pytest.mark.parametrize(
     ("secure", "mdns"), [(False, False), (True, False), (False, True)], ids=["ws", "wss", "mdns"]
 )
@@ -61,9 +68,7 @@ async def test_browser_calls_sipline_answer(tmp_path: Path, secure: bool, mdns: 
         trust = cert if secure else None
         browser = await asyncio.to_thread(chromium, tmp_path, wav, trust, mdns=mdns)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await alice_dials_bob(browser, proc, url)
             await asyncio.to_thread(hears_phone_then_ends, browser, PHONE_HZ)
             await finished(answer)
             assert bridged(proc, "webrtc-offers"), "\n".join(proc.lines[-20:])
@@ -115,9 +120,7 @@ async def test_browser_calls_baresip(tmp_path: Path) -> None:
         bob = baresip(tmp_path, proc)  # auto-answers, PCMU only
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await alice_dials_bob(browser, proc, url)
             await asyncio.to_thread(press, browser, "7")
             await asyncio.to_thread(hears_phone_and_hangs_up, browser)
             await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
@@ -164,9 +167,7 @@ async def test_browser_keypad_reaches_sipline_answer(tmp_path: Path) -> None:
         answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "5")
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await alice_dials_bob(browser, proc, url)
 
             def keypad() -> None:
                 wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
@@ -193,9 +194,7 @@ async def test_browser_holds_and_resumes_a_bridged_call(tmp_path: Path) -> None:
         answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "8")
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await alice_dials_bob(browser, proc, url)
 
             def hold_and_resume() -> None:
                 wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
