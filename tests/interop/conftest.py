@@ -1,12 +1,21 @@
-"""Fixtures for interop tests: `sipline serve` as a subprocess, peers bounded in time."""
+"""Fixtures for interop tests: `sipline serve` as a subprocess, peers bounded in time.
+The helpers of tests/server (`sipua`, `server_helpers`, `service_calls`) and of
+tests/server/bridge (`webrtc_peer`, an aiortc peer standing in for a browser's media)
+are importable here too."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from interop_helpers import STARTED, ServeProcess, start_serve, tracebacks
+
+_TESTS = Path(__file__).parent.parent
+for _where in ("server", "server/bridge"):
+    if str(_TESTS / _where) not in sys.path:
+        sys.path.insert(0, str(_TESTS / _where))
 
 
 @pytest.fixture(autouse=True)

@@ -6,27 +6,27 @@ files`: it plays a tone and records what it hears); each side hears the other's 
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
-from interop_helpers import HOST, ServeProcess, free_port_pair, need, start_serve
+from bridge_peers import (
+    BROWSER_HZ,
+    DOMAIN,
+    PHONE_HZ,
+    aiortc_browser,
+    hears,
+    phone_tone,
+    registered,
+    start_users_serve,
+)
+from bridge_sip import acked, answering, invite_request, register
+from interop_helpers import HOST, ServeProcess, free_port_pair, need
 from sip_clients import Console
-from test_bridge_baresip import BROWSER_HZ, DOMAIN, PHONE_HZ, hears, registered
 from test_first_call_linphone import MACHINE
+from webrtc_peer import RATE
 
-from sipline.media.audio import tone
-from sipline.media_io.audio_files import read_wav, write_wav
-from sipline.runtime.endpoint import ServerTransaction
+from sipline.media_io.audio_files import read_wav
 from sipline.server.bridge.plan import SdpKind, sdp_kind
-from sipline.server.bridge.webrtc import use_media_address
-from sipline.storage import SqliteStore
-from sipline.transport import Target
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "server"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "server" / "bridge"))
-from sipua import Dialog, TestUA
-from webrtc_peer import RATE, BrowserPeer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -55,8 +55,7 @@ realm={DOMAIN}
         encoding="utf-8",
     )
     phone = Console([need("linphonec"), "-c", str(rc)], home=home, lifetime_s=60, cwd=home)
-    microphone = tmp_path / "bob-tone.wav"
-    write_wav(microphone, tone(PHONE_HZ, duration_s=20.0, amplitude=0.25))
+    microphone = phone_tone(tmp_path / "bob-tone.wav")
     # Files instead of a sound card: the tone is sent, what is heard recorded.
     phone.send("soundcard use files")
     phone.send(f"play {microphone}")
@@ -67,14 +66,7 @@ realm={DOMAIN}
 @pytest.fixture
 def server(tmp_path: Path) -> ServeProcess:
     need("linphonec")
-    workdir = tmp_path / "serve"
-    workdir.mkdir()
-    store = SqliteStore(workdir / "sipline.db")
-    store.add_domain(DOMAIN)
-    for name in ("alice", "bob"):
-        store.add_user(name, DOMAIN, f"{name}-pw")
-    store.close()
-    return start_serve(workdir, tls=False, domains=(DOMAIN,))
+    return start_users_serve(tmp_path)
 
 
 async def wait_output(phone: Console, text: str) -> None:
@@ -90,27 +82,17 @@ def stop(server: ServeProcess) -> None:
 
 
 async def test_a_browser_calls_linphone(server: ServeProcess, tmp_path: Path) -> None:
-    use_media_address([HOST])
     bob = linphone(tmp_path, server)
-    browser = BrowserPeer(BROWSER_HZ)
-    ua = await TestUA.start(Target("UDP", HOST, server.port))
+    browser, ua = await aiortc_browser(server)
     try:
         await registered(server, f"bob@{DOMAIN}")
-        invite = ua.build(
-            "INVITE",
-            f"sip:bob@{DOMAIN}",
-            from_=f"alice@{DOMAIN}",
-            to=f"bob@{DOMAIN}",
-            contact=ua.contact("alice"),
-            body=await browser.offer(),
-        )
+        invite = invite_request(ua, await browser.offer())
         sent = asyncio.ensure_future(ua.send_authenticated(invite, "alice", "alice-pw"))
         await wait_output(bob, f"Receiving new incoming call from sip:alice@{DOMAIN}")
         bob.send("answer")
         exchange = await asyncio.wait_for(sent, 15)
         assert exchange.final.status == 200 and sdp_kind(exchange.final.body) is SdpKind.WEBRTC
-        dialog = Dialog(ua, exchange.request, exchange.final)
-        dialog.ack()
+        dialog = acked(ua, exchange)
         await browser.accept(exchange.final.body)
         await wait_output(bob, f"Media streams established with sip:alice@{DOMAIN}")
         await asyncio.sleep(3.0)
@@ -126,32 +108,12 @@ async def test_a_browser_calls_linphone(server: ServeProcess, tmp_path: Path) ->
 
 
 async def test_linphone_calls_a_browser(server: ServeProcess, tmp_path: Path) -> None:
-    use_media_address([HOST])
     bob = linphone(tmp_path, server)
-    browser = BrowserPeer(BROWSER_HZ)
-    ua = await TestUA.start(Target("UDP", HOST, server.port))
+    browser, ua = await aiortc_browser(server)
     offers: list[bytes] = []
-
-    async def answer(ua: TestUA, st: ServerTransaction) -> None:
-        offers.append(st.request.body)
-        body = await browser.answer(st.request.body)
-        st.respond(
-            200,
-            extra=[("Contact", f"<{ua.contact('alice')}>")],
-            body=body,
-            content_type="application/sdp",
-            copy_record_route=True,
-        )
-
-    ua.on_invite = answer
+    ua.on_invite = answering(browser.answer, "alice", offers=offers)
     try:
-        request = ua.build(
-            "REGISTER",
-            f"sip:{DOMAIN}",
-            from_=f"alice@{DOMAIN}",
-            extra=[("Contact", f"<{ua.contact('alice')}>;+sip.ice"), ("Expires", "600")],
-        )
-        assert (await ua.send_authenticated(request, "alice", "alice-pw")).final.status == 200
+        await register(ua, "alice", webrtc=True)
         await registered(server, f"bob@{DOMAIN}")
         await asyncio.sleep(0.2)  # --workers: the binding reaches the others' caches
         bob.send(f"call sip:alice@{DOMAIN}")

@@ -15,10 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from interop_helpers import HOST, free_tcp_port, start_serve
+from service_calls import add_users
 from web_phone import (
     DOMAIN,
     By,
     chromium,
+    near,
     phone_server,
     sign_in,
     state,
@@ -29,15 +31,10 @@ from web_phone import (
 
 from sipline.core.timers import TimerConfig
 from sipline.phone import UserAgent
-from sipline.storage import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
 
 ALICE_HZ, BOB_HZ = 440.0, 1000.0
-
-
-def near(hz: float, want: float) -> bool:
-    return abs(hz - want) < 25  # the analyser's bins are 48000/8192 ≈ 6 Hz wide
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
@@ -140,10 +137,7 @@ async def test_websocket_listener_with_two_workers(tmp_path: Path) -> None:
     worker from another is the flow owner's job, not tested here.)"""
     workdir = tmp_path / "serve"
     workdir.mkdir()
-    store = SqliteStore(workdir / "sipline.db")
-    store.add_domain(DOMAIN)
-    store.add_user("alice", DOMAIN, "alice-pw")
-    store.close()
+    add_users(workdir / "sipline.db", ["alice"])
     port = free_tcp_port()
     proc = start_serve(
         workdir, tls=False, workers=2, listen=(f"ws:{HOST}:{port}",), domains=(DOMAIN,)

@@ -11,19 +11,33 @@ permission it shows real addresses, not `.local` names)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_helpers import HOST, ServeProcess
-from test_bridge_baresip import baresip, hears, registered
+from bridge_peers import (
+    BROWSER_HZ,
+    PHONE_HZ,
+    baresip,
+    bridged,
+    cli_account,
+    finished,
+    hears,
+    need_baresip,
+    registered,
+    sipline,
+    stop,
+)
+from interop_helpers import ServeProcess
+from ua_baresip import Baresip
 from web_phone import (
     DOMAIN,
     By,
+    answer_ringing,
     chromium,
+    hears_phone_then_ends,
+    near,
     phone_server,
     sign_in,
     state,
@@ -32,65 +46,16 @@ from web_phone import (
     wait_until,
 )
 
-from sipline.media.audio import tone
-from sipline.media_io.audio_files import read_wav, write_wav
+from sipline.media_io.audio_files import read_wav
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
 
-BROWSER_HZ, PHONE_HZ = 440.0, 660.0
 
-
-def near(hz: float, want: float) -> bool:
-    return abs(hz - want) < 25  # the analyser's bins are 48000/8192 ≈ 6 Hz wide
-
-
-def bridged(proc: ServeProcess, role: str) -> bool:
-    """The server logged a bridge in `role` (plan.Role): the call went through it."""
-    return any(f": {role}" in line and "bridge " in line for line in proc.lines)
-
-
-def cli_account(proc: ServeProcess, tmp_path: Path, user: str) -> list[str]:
-    """A `sipline call`/`answer` account on UDP that plays PHONE_HZ and records."""
-    microphone = tmp_path / "phone-tone.wav"
-    write_wav(microphone, tone(PHONE_HZ, duration_s=20.0, amplitude=0.25))
-    return [
-        "--user", f"{user}@{DOMAIN}", "--password", f"{user}-pw",
-        "--server", f"{HOST}:{proc.port}", "--listen", f"{HOST}:0",
-        "--play", str(microphone), "--record", str(tmp_path / "rec.wav"),
-    ]  # fmt: skip
-
-
-async def sipline(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from sipline.cli.main import main; main()",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def finished(proc: asyncio.subprocess.Process) -> str:
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, text
-    assert "Traceback" not in text, text
-    return text
-
-
-async def stop(proc: asyncio.subprocess.Process | None) -> None:
-    if proc is not None and proc.returncode is None:
-        proc.terminate()
-        await proc.wait()
-
-
-def hears_phone_then_ends(browser: Any) -> None:
-    """The page hears the phone's tone, and the phone (--duration) hangs up."""
-    wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
-    wait_until(browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "browser hears phone")
-    wait_until(browser, lambda s: s["call"]["state"] == "ended", "call ended", timeout=20)
+async def alice_dials_bob(browser: Any, proc: ServeProcess, url: str) -> None:
+    """alice signs in at the page and, once bob is registered, dials him."""
+    await asyncio.to_thread(sign_in, browser, url, "alice")
+    await registered(proc, f"bob@{DOMAIN}")
+    await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
 
 
 @pytest.mark.parametrize(
@@ -103,10 +68,8 @@ async def test_browser_calls_sipline_answer(tmp_path: Path, secure: bool, mdns: 
         trust = cert if secure else None
         browser = await asyncio.to_thread(chromium, tmp_path, wav, trust, mdns=mdns)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
-            await asyncio.to_thread(hears_phone_then_ends, browser)
+            await alice_dials_bob(browser, proc, url)
+            await asyncio.to_thread(hears_phone_then_ends, browser, PHONE_HZ)
             await finished(answer)
             assert bridged(proc, "webrtc-offers"), "\n".join(proc.lines[-20:])
         finally:
@@ -125,22 +88,14 @@ async def test_sipline_call_calls_a_browser(tmp_path: Path, secure: bool) -> Non
             await asyncio.to_thread(sign_in, browser, url, "alice")
             account = cli_account(proc, tmp_path, "bob")
             call = await sipline("call", f"sip:alice@{DOMAIN}", *account, "--duration", "5")
-            await asyncio.to_thread(
-                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
-            )
-            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
-            await asyncio.to_thread(hears_phone_then_ends, browser)
+            await asyncio.to_thread(answer_ringing, browser)
+            await asyncio.to_thread(hears_phone_then_ends, browser, PHONE_HZ)
             await finished(call)
             assert bridged(proc, "plain-offers"), "\n".join(proc.lines[-20:])
         finally:
             await stop(call)
             await asyncio.to_thread(browser.quit)
     assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
-
-
-def need_baresip() -> None:
-    if shutil.which("baresip") is None:
-        pytest.skip("baresip is not installed (scripts/install-peers.sh installs it)")
 
 
 def hears_phone_and_hangs_up(browser: Any) -> None:
@@ -165,9 +120,7 @@ async def test_browser_calls_baresip(tmp_path: Path) -> None:
         bob = baresip(tmp_path, proc)  # auto-answers, PCMU only
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await alice_dials_bob(browser, proc, url)
             await asyncio.to_thread(press, browser, "7")
             await asyncio.to_thread(hears_phone_and_hangs_up, browser)
             await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
@@ -180,6 +133,15 @@ async def test_browser_calls_baresip(tmp_path: Path) -> None:
     assert hears(bob.decoded(), BROWSER_HZ, PHONE_HZ, 8000), bob.log()
 
 
+async def baresip_calls(bob: Baresip, proc: ServeProcess, browser: Any, url: str) -> None:
+    """alice signs in at the page, baresip (bob) dials her, and she answers."""
+    await asyncio.to_thread(sign_in, browser, url, "alice")
+    await registered(proc, f"bob@{DOMAIN}")
+    bob.command("dial", f"sip:alice@{DOMAIN}")
+    await asyncio.to_thread(answer_ringing, browser)
+    await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
+
+
 async def test_baresip_calls_a_browser(tmp_path: Path) -> None:
     need_baresip()
     wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
@@ -187,14 +149,7 @@ async def test_baresip_calls_a_browser(tmp_path: Path) -> None:
         bob = baresip(tmp_path, proc)
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            bob.command("dial", f"sip:alice@{DOMAIN}")
-            await asyncio.to_thread(
-                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
-            )
-            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
-            await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
+            await baresip_calls(bob, proc, browser, url)
             await asyncio.to_thread(hears_phone_and_hangs_up, browser)
             await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
             assert bridged(proc, "plain-offers"), "\n".join(proc.lines[-20:])
@@ -212,9 +167,7 @@ async def test_browser_keypad_reaches_sipline_answer(tmp_path: Path) -> None:
         answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "5")
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await alice_dials_bob(browser, proc, url)
 
             def keypad() -> None:
                 wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
@@ -241,9 +194,7 @@ async def test_browser_holds_and_resumes_a_bridged_call(tmp_path: Path) -> None:
         answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "8")
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
+            await alice_dials_bob(browser, proc, url)
 
             def hold_and_resume() -> None:
                 wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
@@ -279,10 +230,7 @@ async def test_sipline_calls_keys_by_info_reach_the_browser(tmp_path: Path) -> N
                 "call", f"sip:alice@{DOMAIN}", *account, "--duration", "3",
                 "--dtmf", "42#", "--dtmf-method", "info",
             )  # fmt: skip
-            await asyncio.to_thread(
-                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
-            )
-            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
+            await asyncio.to_thread(answer_ringing, browser)
             seen = await asyncio.to_thread(
                 wait_until, browser, lambda s: s["dtmfReceived"] == "42#", "keys received"
             )
@@ -303,14 +251,7 @@ async def test_baresip_holds_and_resumes_a_browser(tmp_path: Path) -> None:
         bob = baresip(tmp_path, proc)
         browser = await asyncio.to_thread(chromium, tmp_path, wav)
         try:
-            await asyncio.to_thread(sign_in, browser, url, "alice")
-            await registered(proc, f"bob@{DOMAIN}")
-            bob.command("dial", f"sip:alice@{DOMAIN}")
-            await asyncio.to_thread(
-                wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
-            )
-            await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
-            await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
+            await baresip_calls(bob, proc, browser, url)
             await asyncio.to_thread(
                 wait_until, browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "hears"
             )

@@ -11,22 +11,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_helpers import HOST, ServeProcess, free_tcp_port, start_serve
-from test_bridge_baresip import hears
-from test_web_phone_bridge import (
+from bridge_peers import (
     BROWSER_HZ,
     PHONE_HZ,
     bridged,
     cli_account,
     finished,
-    hears_phone_then_ends,
+    hears,
+    registered_in,
     sipline,
     stop,
 )
-from web_phone import DOMAIN, USERS, By, chromium, sign_in, submit, tone_wav, wait_until
+from interop_helpers import HOST, ServeProcess, free_tcp_port, start_serve
+from service_calls import add_users
+from web_phone import (
+    DOMAIN,
+    USERS,
+    answer_ringing,
+    chromium,
+    hears_phone_then_ends,
+    sign_in,
+    submit,
+    tone_wav,
+)
 
 from sipline.media_io.audio_files import read_wav
-from sipline.storage import SqliteStore
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -37,11 +46,7 @@ def start_nodes(tmp_path: Path) -> tuple[ServeProcess, ServeProcess, str]:
     """Node A with WS and HTTP listeners, node B with UDP/TCP only, one database and
     one secret file; returns them and the phone's URL at node A."""
     database = tmp_path / "shared.db"
-    store = SqliteStore(database)
-    store.add_domain(DOMAIN)
-    for user in USERS:
-        store.add_user(user, DOMAIN, f"{user}-pw")
-    store.close()
+    add_users(database, USERS)
     config = f'[server]\ndomains = ["{DOMAIN}"]\nsecret_file = "{tmp_path / "secret"}"\n'
     http, ws = free_tcp_port(), free_tcp_port()
     node_a = start_serve(
@@ -59,18 +64,6 @@ def start_nodes(tmp_path: Path) -> tuple[ServeProcess, ServeProcess, str]:
     return node_a, node_b, f"http://{HOST}:{http}/phone/"
 
 
-async def registered_in(database: Path, aor: str) -> None:
-    for _ in range(100):
-        store = SqliteStore(database)
-        try:
-            if aor in {b.aor for b in store.all_bindings()}:
-                return
-        finally:
-            store.close()
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{aor} never registered")
-
-
 async def test_a_call_entering_node_b_reaches_a_browser_at_node_a(tmp_path: Path) -> None:
     node_a, node_b, url = start_nodes(tmp_path)
     wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
@@ -84,11 +77,8 @@ async def test_a_call_entering_node_b_reaches_a_browser_at_node_a(tmp_path: Path
         account[account.index("--server") + 1] = f"{NODE_B}:{node_b.port}"
         account[account.index("--listen") + 1] = f"{NODE_B}:0"
         call = await sipline("call", f"sip:alice@{DOMAIN}", *account, "--duration", "5")
-        await asyncio.to_thread(
-            wait_until, browser, lambda s: s["call"]["state"] == "ringing", "ringing"
-        )
-        await asyncio.to_thread(lambda: browser.find_element(By.ID, "answer-button").click())
-        await asyncio.to_thread(hears_phone_then_ends, browser)
+        await asyncio.to_thread(answer_ringing, browser)
+        await asyncio.to_thread(hears_phone_then_ends, browser, PHONE_HZ)
         await finished(call)
         # The node the INVITE entered bridged it; node A only carried the WebSocket.
         assert bridged(node_b, "plain-offers"), "\n".join(node_b.lines[-20:])
@@ -116,7 +106,7 @@ async def test_a_browser_at_node_a_calls_a_phone_registered_at_node_b(tmp_path: 
         await registered_in(tmp_path / "shared.db", f"bob@{DOMAIN}")
         await asyncio.sleep(0.5)  # node A sees the binding at its next change-feed read
         await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
-        await asyncio.to_thread(hears_phone_then_ends, browser)
+        await asyncio.to_thread(hears_phone_then_ends, browser, PHONE_HZ)
         await finished(answer)
         # The browser's INVITE entered node A: node A bridged it.
         assert bridged(node_a, "webrtc-offers"), "\n".join(node_a.lines[-20:])

@@ -1,6 +1,7 @@
 """Helpers for the web phone tests: a `sipline serve` with a WebSocket listener and
 its HTTP listener, tone WAV files for Chromium's fake microphone, and headless
-Chromium (Debian's chromium and chromium-driver, through Selenium) on the phone."""
+Chromium (Debian's chromium and chromium-driver, through Selenium) on the phone, and
+waits on the page's state (ringing, hearing a tone, ended)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from interop_helpers import HOST, ServeProcess, free_tcp_port, start_serve
+from service_calls import add_users
 
-from sipline.storage import SqliteStore
 from sipline.transport.tls import generate_self_signed
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -64,11 +65,7 @@ def phone_server(tmp_path: Path, *, secure: bool) -> Iterator[tuple[ServeProcess
     `secure`, with the same certificate); yields it, the phone's URL and the cert."""
     workdir = tmp_path / "serve"
     workdir.mkdir()
-    store = SqliteStore(workdir / "sipline.db")
-    store.add_domain(DOMAIN)
-    for user in USERS:
-        store.add_user(user, DOMAIN, f"{user}-pw")
-    store.close()
+    add_users(workdir / "sipline.db", USERS)
     cert, key = workdir / "cert.pem", workdir / "key.pem"
     generate_self_signed(cert, key)  # localhost, 127.0.0.1, ::1
     http, ws = free_tcp_port(), free_tcp_port()
@@ -148,3 +145,20 @@ def submit(driver: Any, fields: dict[str, str], button: str) -> None:
         element.clear()
         element.send_keys(text)
     driver.find_element(By.ID, button).click()
+
+
+def near(hz: float, want: float) -> bool:
+    return abs(hz - want) < 25  # the analyser's bins are 48000/8192 ≈ 6 Hz wide
+
+
+def answer_ringing(driver: Any) -> None:
+    """Wait for the page to ring, then take the call."""
+    wait_until(driver, lambda s: s["call"]["state"] == "ringing", "ringing")
+    driver.find_element(By.ID, "answer-button").click()
+
+
+def hears_phone_then_ends(browser: Any, hz: float) -> None:
+    """The page hears the phone's tone (`hz`), and the phone (--duration) hangs up."""
+    wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+    wait_until(browser, lambda s: near(s["audio"]["peakHz"], hz), "browser hears phone")
+    wait_until(browser, lambda s: s["call"]["state"] == "ended", "call ended", timeout=20)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from server_helpers import (
     TracebackCatcher,
     UAFactory,
     configured,
+    failing_on_tracebacks,
     server_target,
 )
 from sipua import TestUA
@@ -28,15 +28,8 @@ from sipline.server.sip_server import SipServer
 def no_tracebacks() -> Iterator[TracebackCatcher]:
     """Fail a test whose server (or user agent) logged a traceback; set up before, so
     torn down after, the servers it watches."""
-    catcher = TracebackCatcher()
-    watched = [logging.getLogger("sipline"), logging.getLogger("asyncio")]
-    for logger in watched:
-        logger.addHandler(catcher)
-    yield catcher
-    for logger in watched:
-        logger.removeHandler(catcher)
-    if catcher.caught:
-        pytest.fail("a traceback was logged:\n" + catcher.report())
+    with failing_on_tracebacks() as catcher:
+        yield catcher
 
 
 @pytest.fixture

@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sipua import TestUA
 
-from sipline.server.config import ServerConfig
-from sipline.server.sip_server import SipServer
+from sipline.server.config import ServerConfig, parse_listen
+from sipline.server.sip_server import SipServer, WorkerSetup
 from sipline.transport import Target
+from sipline.transport.channel import channel_socket
+from sipline.transport.shared import shared_socket
 
 DOMAIN = "example.com"
+HOST = "127.0.0.1"
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 
 ServerFactory = Callable[..., Awaitable[SipServer]]
@@ -51,6 +58,23 @@ class TracebackCatcher(logging.Handler):
     def report(self) -> str:
         formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
         return "\n---\n".join(formatter.format(r) for r in self.caught)
+
+
+@contextmanager
+def failing_on_tracebacks() -> Iterator[TracebackCatcher]:
+    """Watch the server's (and asyncio's) log for a traceback while the block runs; fail
+    the test after it if one was logged."""
+    catcher = TracebackCatcher()
+    watched = [logging.getLogger("sipline"), logging.getLogger("asyncio")]
+    for logger in watched:
+        logger.addHandler(catcher)
+    try:
+        yield catcher
+    finally:
+        for logger in watched:
+            logger.removeHandler(catcher)
+    if catcher.caught:
+        pytest.fail("a traceback was logged:\n" + catcher.report())
 
 
 # The short names tests give configuration keys (`make_server(timer_c_s=0.5)`): a key's
@@ -109,3 +133,53 @@ def configured(cfg: ServerConfig | None = None, **settings: Any) -> ServerConfig
     for section, values in changes.items():  # a section at once: its rules tie its keys
         whole[section] = dataclasses.replace(getattr(cfg, section), **values)
     return dataclasses.replace(cfg, **whole)
+
+
+@asynccontextmanager
+async def two_workers(
+    database: Path,
+    listeners: Callable[[int], Sequence[tuple[str, int]]],
+    *,
+    channel_dir: Path | None = None,
+    users: bool = False,
+) -> AsyncIterator[list[SipServer]]:
+    """Workers 0 and 1 of one server on loopback, as `sipline serve --workers 2` runs
+    them: one nonce secret, the database `database`, and each the SO_REUSEPORT sockets
+    of `listeners(index)` (transport and port pairs: the same ports for both, or ports
+    of their own so that a test picks which one a request reaches); joined by the
+    channel in `channel_dir` when given. `users`: worker 0 adds `USERS` in `DOMAIN`
+    before worker 1 starts and loads every HA1."""
+    secret = os.urandom(32)
+    if channel_dir is not None:
+        channel_dir.mkdir()
+    started: list[SipServer] = []
+    try:
+        for index in (0, 1):
+            pairs = listeners(index)
+            cfg = configured(
+                listen=[parse_listen(f"{t.lower()}:{HOST}:{port}") for t, port in pairs],
+                domains=[DOMAIN],
+                database=database,
+            )
+            setup = WorkerSetup(
+                index=index,
+                secret=secret,
+                count=2,
+                sockets=[
+                    shared_socket(t, HOST, port, 1 << 20 if t == "UDP" else 0) for t, port in pairs
+                ],
+                channel=None if channel_dir is None else channel_socket(str(channel_dir), index),
+                channel_dir=None if channel_dir is None else str(channel_dir),
+            )
+            server = SipServer(cfg, worker=setup)
+            started.append(server)
+            await server.start()
+            store = server.store
+            if users and index == 0:
+                assert store is not None
+                for user, password in USERS.items():
+                    await store.write(store.store.add_user, user, DOMAIN, password)
+        yield started
+    finally:
+        for server in started:
+            await server.stop()

@@ -11,23 +11,20 @@ its port: the request fails 430 Flow Failed (RFC 5626 §5.3)."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from server_helpers import DOMAIN, USERS, configured, server_target
+from server_helpers import DOMAIN, server_target, two_workers
 from sipua import Dialog, TestUA
 from test_proxy_server import BOB, registered
 
 from sipline.core.flow_token import Flow, FlowCodec
 from sipline.core.uri import SipUri, parse_uri
 from sipline.runtime.siblings import branch_worker
-from sipline.server.config import parse_listen
 from sipline.server.records.hangup import send_hangup
-from sipline.server.sip_server import SipServer, WorkerSetup
-from sipline.transport.channel import channel_socket
-from sipline.transport.shared import probe, shared_socket
+from sipline.server.sip_server import SipServer
+from sipline.transport.shared import probe
 
 HOST = "127.0.0.1"
 STRANGER = "someone@elsewhere.test"
@@ -37,40 +34,13 @@ STRANGER = "someone@elsewhere.test"
 async def workers(tmp_path: Path) -> AsyncIterator[list[SipServer]]:
     port = probe("UDP", HOST, 0)
     port = probe("TCP", HOST, port)
-    secret = os.urandom(32)
-    folder = tmp_path / "channel"
-    folder.mkdir()
-    started: list[SipServer] = []
-    try:
-        for index in (0, 1):
-            cfg = configured(
-                listen=[parse_listen(f"udp:{HOST}:{port}"), parse_listen(f"tcp:{HOST}:{port}")],
-                domains=[DOMAIN],
-                database=tmp_path / "shared.db",
-            )
-            setup = WorkerSetup(
-                index=index,
-                secret=secret,
-                count=2,
-                sockets=[
-                    shared_socket("UDP", HOST, port, 1 << 20),
-                    shared_socket("TCP", HOST, port, 0),
-                ],
-                channel=channel_socket(str(folder), index),
-                channel_dir=str(folder),
-            )
-            server = SipServer(cfg, worker=setup)
-            started.append(server)
-            await server.start()
-            store = server.store
-            if index == 0:  # before worker 1 starts and loads every HA1
-                assert store is not None
-                for user, password in USERS.items():
-                    await store.write(store.store.add_user, user, DOMAIN, password)
+    async with two_workers(
+        tmp_path / "shared.db",
+        lambda _: [("UDP", port), ("TCP", port)],
+        channel_dir=tmp_path / "channel",
+        users=True,
+    ) as started:
         yield started
-    finally:
-        for server in started:
-            await server.stop()
 
 
 async def start_ua(servers: list[SipServer], uas: list[TestUA], transport: str = "UDP") -> TestUA:

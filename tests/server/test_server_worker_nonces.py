@@ -5,18 +5,16 @@ stale=true (RFC 7616 §3.3), not counted as a failure (docs/architecture.md "Wor
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from server_helpers import DOMAIN, USERS, configured, server_target
+from server_helpers import DOMAIN, server_target, two_workers
 from sipua import TestUA, challenges_of
 
 from sipline.core.message import Request
-from sipline.server.config import parse_listen
-from sipline.server.sip_server import SipServer, WorkerSetup
-from sipline.transport.shared import probe, shared_socket
+from sipline.server.sip_server import SipServer
+from sipline.transport.shared import probe
 
 HOST = "127.0.0.1"
 ALICE = f"alice@{DOMAIN}"
@@ -26,34 +24,12 @@ ALICE = f"alice@{DOMAIN}"
 async def workers(tmp_path: Path) -> AsyncIterator[list[SipServer]]:
     """Workers 0 and 1 of one server: one secret, one database (each on its own UDP
     port, so the test picks which one a request reaches)."""
-    secret = os.urandom(32)
-    started: list[SipServer] = []
-    try:
-        for index in (0, 1):
-            port = probe("UDP", HOST, 0)
-            cfg = configured(
-                listen=[parse_listen(f"udp:{HOST}:{port}")],
-                domains=[DOMAIN],
-                database=tmp_path / "shared.db",
-            )
-            setup = WorkerSetup(
-                index=index,
-                secret=secret,
-                count=2,
-                sockets=[shared_socket("UDP", HOST, port, 1 << 20)],
-            )
-            server = SipServer(cfg, worker=setup)
-            started.append(server)
-            await server.start()
-            store = server.store
-            if index == 0:  # before worker 1 starts and loads every HA1
-                assert store is not None
-                for user, password in USERS.items():
-                    await store.write(store.store.add_user, user, DOMAIN, password)
+    async with two_workers(tmp_path / "shared.db", own_udp_port, users=True) as started:
         yield started
-    finally:
-        for server in started:
-            await server.stop()
+
+
+def own_udp_port(_index: int) -> list[tuple[str, int]]:
+    return [("UDP", probe("UDP", HOST, 0))]
 
 
 async def test_a_nonce_is_stale_at_the_other_worker_and_counted_where_issued(

@@ -6,13 +6,12 @@ channel and sent on the browser's own connection; nothing dials the `.invalid` h
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from server_helpers import configured
+from server_helpers import two_workers
 from service_calls import DOMAIN, HOST, add_users
 from sipua import TestUA
 from test_server_flows import callers_at_both_workers, message
@@ -21,10 +20,8 @@ from test_websocket_flows import BrowserLike
 from sipline.core.builders import build_response
 from sipline.core.message import Request
 from sipline.runtime.siblings import branch_worker
-from sipline.server.config import parse_listen
-from sipline.server.sip_server import SipServer, WorkerSetup
-from sipline.transport.channel import channel_socket
-from sipline.transport.shared import probe, shared_socket
+from sipline.server.sip_server import SipServer
+from sipline.transport.shared import probe
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,33 +34,9 @@ async def workers(tmp_path: Path) -> AsyncIterator[list[SipServer]]:
     add_users(db, ["alice", "bob"])
     port = probe("UDP", HOST, 0)
     ws_port = probe("TCP", HOST, 0)
-    secret = os.urandom(32)
-    folder = tmp_path / "channel"
-    folder.mkdir()
-    started: list[SipServer] = []
-    try:
-        for index in (0, 1):
-            listen = [parse_listen(f"udp:{HOST}:{port}"), parse_listen(f"ws:{HOST}:{ws_port}")]
-            setup = WorkerSetup(
-                index=index,
-                secret=secret,
-                count=2,
-                sockets=[
-                    shared_socket("UDP", HOST, port, 1 << 20),
-                    shared_socket("WS", HOST, ws_port, 0),
-                ],
-                channel=channel_socket(str(folder), index),
-                channel_dir=str(folder),
-            )
-            server = SipServer(
-                configured(listen=listen, domains=[DOMAIN], database=db), worker=setup
-            )
-            started.append(server)
-            await server.start()
+    listeners = [("UDP", port), ("WS", ws_port)]
+    async with two_workers(db, lambda _: listeners, channel_dir=tmp_path / "channel") as started:
         yield started
-    finally:
-        for server in started:
-            await server.stop()
 
 
 async def answer_all(browser: BrowserLike, got: list[Request]) -> None:

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from bridge_sip import acked, answering, invite_request, register
 from server_helpers import eventually, server_target
-from service_calls import DOMAIN, add_users, loopback_config
-from sipua import Dialog, Exchange, InviteBehaviour, TestUA
+from service_calls import DOMAIN, add_users, loopback_config, running
+from sipua import Dialog, Exchange, TestUA
 from test_bridge_plan import BARESIP, CHROMIUM
 
-from sipline.runtime.endpoint import ServerTransaction
 from sipline.sdp import Direction
 from sipline.server.bridge.plan import SdpKind, audio_direction, origin_version, sdp_kind
 from sipline.server.bridge.webrtc import use_media_address
@@ -28,16 +28,11 @@ async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
     use_media_address(["127.0.0.1"])
     db = tmp_path / "sipline.db"
     add_users(db, ["alice", "bob"])
-    srv = SipServer(loopback_config(db))
-    await srv.start()
-    try:
+    async with running(loopback_config(db)) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
-@pytest.fixture
-async def uas(server: SipServer) -> AsyncIterator[TestUA]:
+async def started_ua(server: SipServer) -> AsyncIterator[TestUA]:
     ua = await TestUA.start(server_target(server))
     try:
         yield ua
@@ -45,50 +40,14 @@ async def uas(server: SipServer) -> AsyncIterator[TestUA]:
         await ua.close()
 
 
-@pytest.fixture
-async def uac(server: SipServer) -> AsyncIterator[TestUA]:
-    ua = await TestUA.start(server_target(server))
-    try:
-        yield ua
-    finally:
-        await ua.close()
-
-
-async def register(ua: TestUA, user: str, *, webrtc: bool) -> None:
-    tag = ";+sip.ice" if webrtc else ""
-    request = ua.build(
-        "REGISTER",
-        f"sip:{DOMAIN}",
-        from_=f"{user}@{DOMAIN}",
-        extra=[("Contact", f"<{ua.contact(user)}>{tag}"), ("Expires", "600")],
-    )
-    assert (await ua.send_authenticated(request, user, f"{user}-pw")).final.status == 200
-
-
-def answering(body: bytes) -> InviteBehaviour:
-    async def answer(ua: TestUA, st: ServerTransaction) -> None:
-        extra = [("Contact", f"<{ua.contact('bob')}>")]
-        st.respond(
-            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
-        )
-
-    return answer
+uas = pytest.fixture(started_ua, name="uas")
+uac = pytest.fixture(started_ua, name="uac")
 
 
 async def invite(uac: TestUA, body: bytes) -> tuple[Dialog, bytes]:
-    request = uac.build(
-        "INVITE",
-        f"sip:bob@{DOMAIN}",
-        from_=f"alice@{DOMAIN}",
-        to=f"bob@{DOMAIN}",
-        contact=uac.contact("alice"),
-        body=body,
-    )
-    exchange = await uac.send_authenticated(request, "alice", "alice-pw")
+    exchange = await uac.send_authenticated(invite_request(uac, body), "alice", "alice-pw")
     assert exchange.final.status == 200
-    dialog = Dialog(uac, exchange.request, exchange.final)
-    dialog.ack()
-    return dialog, exchange.final.body
+    return acked(uac, exchange), exchange.final.body
 
 
 @pytest.mark.parametrize(

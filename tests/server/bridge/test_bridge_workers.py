@@ -6,24 +6,22 @@ dialogs carry no pin (docs/architecture.md "Workers", "Media bridge")."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from server_helpers import configured, eventually, server_target
-from service_calls import DOMAIN, HOST, add_users
+from bridge_sip import answering, register
+from server_helpers import eventually, server_target, two_workers
+from service_calls import HOST, add_users
 from sipua import Dialog, TestUA
 from test_bridge_plan import BARESIP, CHROMIUM
-from test_bridge_signalling import ANSWER, answering, invite, register
+from test_bridge_signalling import ANSWER, invite
 
 from sipline.core.message import Request, parse_message
 from sipline.runtime.siblings import pinned_worker
 from sipline.server.bridge.webrtc import use_media_address
-from sipline.server.config import parse_listen
-from sipline.server.sip_server import SipServer, WorkerSetup
-from sipline.transport.channel import channel_socket
-from sipline.transport.shared import probe, shared_socket
+from sipline.server.sip_server import SipServer
+from sipline.transport.shared import probe
 
 CALLS = 6  # BYEs from fresh ports: with two workers, some reach the other one
 
@@ -34,30 +32,9 @@ async def workers(tmp_path: Path) -> AsyncIterator[list[SipServer]]:
     db = tmp_path / "workers.db"
     add_users(db, ["alice", "bob"])
     port = probe("UDP", HOST, 0)
-    secret = os.urandom(32)
-    folder = tmp_path / "channel"
-    folder.mkdir()
-    started: list[SipServer] = []
-    try:
-        for index in (0, 1):
-            cfg = configured(
-                listen=[parse_listen(f"udp:{HOST}:{port}")], domains=[DOMAIN], database=db
-            )
-            setup = WorkerSetup(
-                index=index,
-                secret=secret,
-                count=2,
-                sockets=[shared_socket("UDP", HOST, port, 1 << 20)],
-                channel=channel_socket(str(folder), index),
-                channel_dir=str(folder),
-            )
-            server = SipServer(cfg, worker=setup)
-            started.append(server)
-            await server.start()
+    listeners = [("UDP", port)]
+    async with two_workers(db, lambda _: listeners, channel_dir=tmp_path / "channel") as started:
         yield started
-    finally:
-        for server in started:
-            await server.stop()
 
 
 def test_the_pin_is_read_from_the_top_route_only() -> None:

@@ -1,19 +1,21 @@
 """The media bridge end to end on loopback: an aiortc peer connection stands in for a
 browser (ICE, DTLS-SRTP, rtcp-mux, Opus), a sipline `UserAgent` is the plain RTP
 phone, and a real `SipServer` anchors the media between them. Each side hears the
-other's tone, both ways of calling."""
+other's tone, both ways of calling. aiortc keeps its own clock, so these calls take
+real seconds (hence here, not in tests/server, whose timers run on a fake clock)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from server_helpers import server_target
-from service_calls import DOMAIN, add_users, energy_share, loopback_config, user_agent
-from sipua import Dialog, TestUA
+from bridge_sip import acked, answering, invite_request, register
+from server_helpers import failing_on_tracebacks, server_target
+from service_calls import DOMAIN, add_users, energy_share, loopback_config, running, user_agent
+from sipua import TestUA
 from webrtc_peer import RATE, BrowserPeer
 
 from sipline.media.audio import ArraySink, ToneSource
@@ -27,17 +29,20 @@ from sipline.server.sip_server import SipServer
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
 
 
+@pytest.fixture(autouse=True)
+def no_logged_tracebacks() -> Iterator[None]:
+    """Fail a test whose in-process server logged a traceback (as tests/server's do)."""
+    with failing_on_tracebacks():
+        yield
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SipServer]:
     use_media_address(["127.0.0.1"])  # the test's browser too: loopback only
     db = tmp_path / "sipline.db"
     add_users(db, ["alice", "bob"])
-    srv = SipServer(loopback_config(db))
-    await srv.start()
-    try:
+    async with running(loopback_config(db)) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 def tone_in(samples: np.ndarray, hz: float, rate: int) -> float:
@@ -69,14 +74,7 @@ async def test_a_browser_calls_a_phone(
         async with user_agent(server, "bob", media=MediaOptions(codecs=codecs, srtp=srtp)) as bob:
             await bob.register()
             offer = await browser.offer()
-            invite = ua.build(
-                "INVITE",
-                f"sip:bob@{DOMAIN}",
-                from_=f"alice@{DOMAIN}",
-                to=f"bob@{DOMAIN}",
-                contact=ua.contact("alice"),
-                body=offer,
-            )
+            invite = invite_request(ua, offer)
             sent = asyncio.ensure_future(ua.send_authenticated(invite, "alice", "alice-pw"))
             call = await bob.next_call(timeout=5)
             assert call.invite is not None and sdp_kind(call.invite.body) is SdpKind.PLAIN
@@ -84,8 +82,7 @@ async def test_a_browser_calls_a_phone(
             exchange = await asyncio.wait_for(sent, 10)
             answer = exchange.final
             assert answer.status == 200 and sdp_kind(answer.body) is SdpKind.WEBRTC
-            dialog = Dialog(ua, exchange.request, answer)
-            dialog.ack()
+            dialog = acked(ua, exchange)
             await browser.accept(answer.body)
             assert len(server.bridges or ()) == 1
             await asyncio.sleep(3.0)
@@ -105,17 +102,6 @@ async def test_a_browser_calls_a_phone(
     assert len(server.bridges) == 0
 
 
-async def register_browser(ua: TestUA, user: str) -> None:
-    """Register as a browser phone does: a Contact with the `+sip.ice` feature tag."""
-    request = ua.build(
-        "REGISTER",
-        f"sip:{DOMAIN}",
-        from_=f"{user}@{DOMAIN}",
-        extra=[("Contact", f"<{ua.contact(user)}>;+sip.ice"), ("Expires", "600")],
-    )
-    assert (await ua.send_authenticated(request, user, f"{user}-pw")).final.status == 200
-
-
 @PHONES
 async def test_a_phone_calls_a_browser(
     server: SipServer, codecs: tuple[str, ...], srtp: str
@@ -123,19 +109,10 @@ async def test_a_phone_calls_a_browser(
     browser = BrowserPeer(440)
     ua = await TestUA.start(server_target(server))
     offers: list[bytes] = []
-
-    async def answer(ua: TestUA, st: ServerTransaction) -> None:
-        offers.append(st.request.body)
-        body = await browser.answer(st.request.body)
-        extra = [("Contact", f"<{ua.contact('alice')}>")]
-        st.respond(
-            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
-        )
-
-    ua.on_invite = answer
+    ua.on_invite = answering(browser.answer, "alice", offers=offers)
     phone_heard = ArraySink()
     try:
-        await register_browser(ua, "alice")
+        await register(ua, "alice", webrtc=True)
         async with user_agent(server, "bob", media=MediaOptions(codecs=codecs, srtp=srtp)) as bob:
             await bob.register()
             call = await bob.call(
@@ -165,20 +142,17 @@ async def test_a_phone_holds_and_resumes_a_browser(server: SipServer) -> None:
     browser = BrowserPeer(440)
     ua = await TestUA.start(server_target(server))
     reoffers: list[bytes] = []
+    answer = answering(browser.answer, "alice")
 
-    async def answer(ua: TestUA, st: ServerTransaction) -> None:
+    async def reanswer(ua: TestUA, st: ServerTransaction) -> None:
         if st.request.to.tag is not None:
             reoffers.append(st.request.body)
-        body = await browser.answer(st.request.body)
-        extra = [("Contact", f"<{ua.contact('alice')}>")]
-        st.respond(
-            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
-        )
+        await answer(ua, st)
 
-    ua.on_invite = answer
+    ua.on_invite = reanswer
     phone_heard = ArraySink()
     try:
-        await register_browser(ua, "alice")
+        await register(ua, "alice", webrtc=True)
         async with user_agent(server, "bob") as bob:
             await bob.register()
             call = await bob.call(f"sip:alice@{DOMAIN}", play=tone(1000, "PCMU"))
@@ -205,31 +179,17 @@ async def test_a_browser_is_held_and_resumed_by_the_phone_it_called(server: SipS
     ua = await TestUA.start(server_target(server))
     reoffers: list[bytes] = []
 
-    async def reanswer(ua: TestUA, st: ServerTransaction) -> None:
-        reoffers.append(st.request.body)
-        body = await browser.answer(st.request.body)
-        extra = [("Contact", f"<{ua.contact('alice')}>")]
-        st.respond(200, extra=extra, body=body, content_type="application/sdp")
-
-    ua.on_invite = reanswer
+    ua.on_invite = answering(browser.answer, "alice", offers=reoffers, copy_record_route=False)
     phone_heard = ArraySink()
     try:
         async with user_agent(server, "bob") as bob:
             await bob.register()
-            invite = ua.build(
-                "INVITE",
-                f"sip:bob@{DOMAIN}",
-                from_=f"alice@{DOMAIN}",
-                to=f"bob@{DOMAIN}",
-                contact=ua.contact("alice"),
-                body=await browser.offer(),
-            )
+            invite = invite_request(ua, await browser.offer())
             sent = asyncio.ensure_future(ua.send_authenticated(invite, "alice", "alice-pw"))
             call = await bob.next_call(timeout=5)
             await call.answer(play=tone(1000, "PCMU"))
             exchange = await asyncio.wait_for(sent, 10)
-            dialog = Dialog(ua, exchange.request, exchange.final)
-            dialog.ack()
+            acked(ua, exchange)
             await browser.accept(exchange.final.body)
             await asyncio.sleep(1.0)
             assert await call.hold()
@@ -269,18 +229,10 @@ async def test_a_browser_reaches_the_servers_own_services(tmp_path: Path) -> Non
     browser = BrowserPeer(440)
     ua = await TestUA.start(server_target(server))
     try:
-        invite = ua.build(
-            "INVITE",
-            f"sip:tone-test@{DOMAIN}",
-            from_=f"alice@{DOMAIN}",
-            to=f"tone-test@{DOMAIN}",
-            contact=ua.contact("alice"),
-            body=await browser.offer(),
-        )
+        invite = invite_request(ua, await browser.offer(), "tone-test")
         exchange = await ua.send_authenticated(invite, "alice", "alice-pw")
         assert exchange.final.status == 200 and sdp_kind(exchange.final.body) is SdpKind.WEBRTC
-        dialog = Dialog(ua, exchange.request, exchange.final)
-        dialog.ack()
+        dialog = acked(ua, exchange)
         await browser.accept(exchange.final.body)
         await asyncio.sleep(3.0)
         assert (await dialog.bye()).final.status == 200
@@ -299,17 +251,9 @@ async def test_a_phones_rtp_dtmf_reaches_the_browser_in_band(server: SipServer) 
     audio, as a gateway to an analogue line does."""
     browser = BrowserPeer(440)
     ua = await TestUA.start(server_target(server))
-
-    async def answer(ua: TestUA, st: ServerTransaction) -> None:
-        body = await browser.answer(st.request.body)
-        extra = [("Contact", f"<{ua.contact('alice')}>")]
-        st.respond(
-            200, extra=extra, body=body, content_type="application/sdp", copy_record_route=True
-        )
-
-    ua.on_invite = answer
+    ua.on_invite = answering(browser.answer, "alice")
     try:
-        await register_browser(ua, "alice")
+        await register(ua, "alice", webrtc=True)
         async with user_agent(server, "bob", media=MediaOptions(codecs=("PCMU",))) as bob:
             await bob.register()
             call = await bob.call(f"sip:alice@{DOMAIN}")  # silence, then one key
