@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop_helpers import STARTED, ServeProcess, start_serve, tracebacks
+from interop_helpers import STARTED, ServeProcess, start_serve, stop_leftover_uases, tracebacks
 
 _TESTS = Path(__file__).parent.parent
 for _where in ("server", "server/bridge"):
@@ -20,9 +20,11 @@ for _where in ("server", "server/bridge"):
 
 @pytest.fixture(autouse=True)
 def no_tracebacks() -> Iterator[None]:
-    """Fail a test if any `sipline serve` it started logged a traceback."""
+    """Fail a test if any `sipline serve` it started logged a traceback; stop the SIPp
+    UASes it left running."""
     STARTED.clear()
     yield
+    stop_leftover_uases()
     for server in STARTED:
         found = tracebacks(server)
         if found:

@@ -362,6 +362,9 @@ def raise_nofile(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+UASES: list[SippServer] = []  # started by `start_sipp_uas`, stopped after each test
+
+
 @dataclass
 class SippServer:
     """A SIPp UAS running in the background (see `start_sipp_uas`); its screen goes
@@ -419,7 +422,18 @@ def start_sipp_uas(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so stop() ends SIPp too
         )
-    return SippServer(proc, port, stat, log)
+    uas = SippServer(proc, port, stat, log)
+    UASES.append(uas)
+    return uas
+
+
+def stop_leftover_uases() -> None:
+    """Stop every SIPp UAS a test started and did not wait for (one whose test failed
+    before `finish`): left running, its Popen is reaped later, in whichever test then
+    runs, as a ResourceWarning that fails that test instead."""
+    for uas in UASES:
+        uas.stop()
+    UASES.clear()
 
 
 def write_sipp_users(path: Path, users: list[tuple[str, str]], domain: str) -> Path:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 _TESTS = Path(__file__).parent.parent
 for _where in ("server", "interop"):
@@ -22,7 +25,16 @@ def _load(name: str, path: Path) -> object:
     return module
 
 
+from interop_helpers import stop_leftover_uases  # noqa: E402  (after the path above)
+
 _apps = _load("_apps_conftest", _TESTS / "server" / "conftest.py")
 make_server = _apps.make_server  # type: ignore[attr-defined]
 server = _apps.server  # type: ignore[attr-defined]
 make_ua = _apps.make_ua  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_uases() -> Iterator[None]:
+    """Stop the SIPp UASes a test left running (see interop_helpers.stop_leftover_uases)."""
+    yield
+    stop_leftover_uases()
