@@ -1,4 +1,4 @@
-"""The issue's "no workload slower than before": this run's figures against those of an
+"""The target "no workload slower than before": this run's figures against those of an
 earlier run kept in a JSON file (`--baseline`, default benchmarks/baseline.json).
 
 Each figure is sipline's rate over its peer's (`report.ratio`: Kamailio for (a), (b),
@@ -8,6 +8,11 @@ the C accelerator, "p pure" without), meaningful on the same machine only. A fig
 fell by more than `TOLERANCE` is flagged as slower; (e) is memory, not speed, and is not
 kept. `--write-baseline` saves this run's figures over the file's, keeping the file's
 figures for workloads this run did not measure.
+
+A figure also records its run's steps ("steps": "quick" or "full"): a quick run's 5 s
+steps let a slow server pass rates a full run's 20 s steps do not (the sippy B2BUA
+passes 100 calls/s for 5 s, 18 over 20 s), so figures of the two kinds are shown side
+by side but never judged slower.
 """
 
 from __future__ import annotations
@@ -57,16 +62,33 @@ def load(path: Path) -> dict[str, Any]:
     return doc
 
 
-def compare(results: list[Result], doc: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _steps(quick: bool | None) -> str | None:
+    return None if quick is None else "quick" if quick else "full"
+
+
+def compare(
+    results: list[Result], doc: dict[str, Any], quick: bool | None = None
+) -> tuple[list[str], list[str]]:
     """Lines saying, per figure measured in both, this run's against the baseline's; and
-    the keys of those that fell by more than TOLERANCE."""
+    the keys of those that fell by more than TOLERANCE (only between runs of the same
+    steps, when both say which: `quick`, this run's)."""
     now, before = figures(results), doc["ratios"]
+    kinds: dict[str, str] = doc.get("steps") or {}
+    steps = _steps(quick)
     lines, slower = [], []
     for key, value in now.items():
         if key not in before or not before[key]:
             lines.append(f"  {_what(key)} {_num(key, value)}: not in the baseline")
             continue
         change = value / before[key]
+        kind = kinds.get(key)
+        if steps is not None and kind is not None and kind != steps and not key.startswith("p"):
+            lines.append(
+                f"  {_what(key)} {_num(key, value)}, baseline {_num(key, before[key])}:"
+                f" {change:.2f}x, not judged (the baseline's is a {kind} run's, this a"
+                f" {steps} run's)"
+            )
+            continue
         fell = change < 1 - TOLERANCE
         if fell:
             slower.append(key)
@@ -82,18 +104,23 @@ def compare(results: list[Result], doc: dict[str, Any]) -> tuple[list[str], list
     return lines, slower
 
 
-def save(path: Path, results: list[Result], source: str) -> dict[str, float]:
+def save(
+    path: Path, results: list[Result], source: str, quick: bool | None = None
+) -> dict[str, float]:
     """Write this run's figures to `path`, over those of the same workloads already
-    there; returns what was written."""
+    there (with `quick`, the kind of steps they came from); returns what was written."""
     doc: dict[str, Any] = {"ratios": {}, "sources": {}}
     if path.exists():
         doc = load(path)
         doc.setdefault("sources", {})
     now = figures(results)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    steps = _steps(quick)
     for key, value in now.items():
         doc["ratios"][key] = round(value, 4)
         doc["sources"][key] = f"{source}, {stamp}"
+        if steps is not None:
+            doc.setdefault("steps", {})[key] = steps
     doc["about"] = (
         "Figures of `python -m benchmarks --baseline`: sipline's rate over its peer's per"
         " workload ((d): sipline's (b) over the sippy B2BUA's), and for (p) INVITE/s through"

@@ -1,7 +1,7 @@
 """What `python -m benchmarks` prints and writes: the table of figures (text and the
 README's markdown), the ratios of sipline to its peer and, for the workloads run with
 several process counts (a, f), to sipline's one-worker row, and the targets those
-ratios are held to: the issue's (a)-(f) rows against Kamailio, (b) at 0.5 of its
+ratios are held to: the (a)-(f) rows against Kamailio, (b) at 0.5 of its
 calls/s and (c) at 0.8 of its OPTIONS/s, and (p), the parser's proxy path, at 150,000
 INVITEs/s with the C accelerator and 60,000 in pure Python.
 
@@ -37,7 +37,7 @@ UNITS = {"a": "reg/s", "b": "calls/s", "c": "OPTIONS/s", "d": "calls/s", "e": ""
 PER = {"a": "registration", "f": "call"}
 # Run with each worker count, and as nodes: their rows are compared with the 1-worker row.
 SCALING = ("a", "f")
-# The issue's floors: sipline's rate over Kamailio's for (b) and (c); INVITEs/s through
+# The floors: sipline's rate over Kamailio's for (b) and (c); INVITEs/s through
 # the parser's proxy path for (p), per row ("sipline pure": SIPLINE_PURE=1).
 OVER_PEER = {"b": 0.5, "c": 0.8}
 PARSER = {"sipline": 150_000, "sipline pure": 60_000}
@@ -184,7 +184,7 @@ def _verdicts(results: list[Result]) -> list[tuple[str, str, bool]]:
 
 
 def targets(results: list[Result]) -> list[str]:
-    """The issue's targets, each met or not; one not measured in this run is left out."""
+    """The targets, each met or not; one not measured in this run is left out."""
     return [f"{what}: {'met' if met else 'NOT met'})" for _, what, met in _verdicts(results)]
 
 

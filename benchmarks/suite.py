@@ -34,7 +34,7 @@ over its processes, sampled each second; VmHWM summed too in --json). When a SIP
 process uses nearly a whole core the load is what limits: the step is tried again with
 more SIPp processes (one per node more), and the report says so.
 
-The targets (the issue's), each printed "met" or "NOT met", left out when not measured:
+The targets, each printed "met" or "NOT met", left out when not measured:
 (a) and (f) at 0.5 of Kamailio's rate, without CPU per call growing with workers or
 nodes, and (a) x2 at 1.7x x1; (b) at 0.5 of Kamailio's calls/s; (c) at 0.8 of its
 OPTIONS/s; (p) 150,000 INVITE/s with the C accelerator and 60,000 in pure Python. For each
@@ -300,7 +300,7 @@ def _against_baseline(
     slower: list[str] = []
     if path is not None and path.exists():
         try:
-            lines, slower = baseline.compare(results, baseline.load(path))
+            lines, slower = baseline.compare(results, baseline.load(path), args.quick)
         except (OSError, ValueError) as exc:
             print(f"\nbaseline {path}: {exc}")
         else:
@@ -314,7 +314,7 @@ def _against_baseline(
     if args.write_baseline:
         target = path or baseline.DEFAULT
         source = "python -m benchmarks" + (" --quick" if args.quick else "")
-        saved = baseline.save(target, results, source)
+        saved = baseline.save(target, results, source, args.quick)
         print(f"baseline: wrote {', '.join(saved) or 'nothing'} to {target}")
     return lines, slower
 

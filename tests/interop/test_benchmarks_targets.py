@@ -108,6 +108,22 @@ def test_baseline_flags_what_fell_more_than_ten_percent(tmp_path: Path) -> None:
     assert ratio(results, "c") == pytest.approx(0.4375)
 
 
+def test_a_quick_run_is_not_judged_against_a_full_runs_figure(tmp_path: Path) -> None:
+    results = _run(("c", "sipline", 2, 20_000), ("c", "kamailio", 2, 64_000))  # fell 37.5%
+    doc = {"ratios": {"c": 0.5}, "steps": {"c": "full"}}
+    lines, slower = baseline.compare(results, doc, quick=True)
+    assert slower == []
+    assert lines == [
+        "  (c) sipline/kamailio 0.312, baseline 0.500: 0.62x, not judged"
+        " (the baseline's is a full run's, this a quick run's)"
+    ]
+    assert baseline.compare(results, doc, quick=False)[1] == ["c"]
+    assert baseline.compare(results, {"ratios": {"c": 0.5}}, quick=True)[1] == ["c"]
+    path = tmp_path / "baseline.json"
+    baseline.save(path, results, "test", quick=True)
+    assert json.loads(path.read_text(encoding="utf-8"))["steps"] == {"c": "quick"}
+
+
 def test_the_shipped_baseline_holds_the_readme_ratios() -> None:
     doc = baseline.load(baseline.DEFAULT)
     assert set(doc["ratios"]) >= {"a", "b", "c", "d", "f", "p pure"}
