@@ -46,8 +46,9 @@ def _env(pure: bool) -> dict[str, str]:
 
 
 def _python(args: list[str], pure: bool, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` in a subprocess of this interpreter, at the repository's root."""
     return subprocess.run(
-        [sys.executable, "-m", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=_env(pure),
         stdin=subprocess.DEVNULL,
@@ -60,16 +61,7 @@ def _python(args: list[str], pure: bool, timeout: float) -> subprocess.Completed
 
 def accelerated() -> bool:
     """Whether sipline's C accelerator is built (and not turned off by SIPLINE_PURE)."""
-    code = "import sipline.accel as a; print(a.ACCELERATED)"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=_env(False),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = _python(["-c", "import sipline.accel as a; print(a.ACCELERATED)"], False, 30)
     return done.stdout.strip() == "True"
 
 
@@ -79,7 +71,7 @@ def _parser_row(server: str, pure: bool, quick: bool) -> Result:
         args += ["--rounds", "3"]
     result = Result("p", server, workers=None)
     try:
-        done = _python(args, pure, 120)
+        done = _python(["-m", *args], pure, 120)
         if done.returncode != 0:
             raise RuntimeError(done.stderr.strip().splitlines()[-1:] or done.returncode)
         [row] = [r for r in json.loads(done.stdout) if r["implementation"] == "sipline"]
@@ -128,7 +120,7 @@ def why(unmet: list[str], top: int = TOP) -> Iterator[str]:
         shown = ("SIPLINE_PURE=1 " if pure else "") + "python -m " + " ".join(args)
         yield f"({key}) what stands in the way: {shown}"
         try:
-            done = _python(args, pure, 90)
+            done = _python(["-m", *args], pure, 90)
         except (OSError, subprocess.TimeoutExpired) as exc:
             yield f"    failed: {exc}"
             continue

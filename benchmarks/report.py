@@ -72,9 +72,10 @@ def _one_worker(results: list[Result], r: Result) -> Result | None:
     return None
 
 
-def compared(results: list[Result], w: str) -> tuple[Result, Result] | None:
-    """The rows `ratio` divides: sipline's (its (b) for (d)) with the most processes on
-    one node, and its peer's."""
+def compared(results: list[Result], w: str) -> tuple[Result, Result, float] | None:
+    """The rows `ratio` divides, sipline's (its (b) for (d)) with the most processes on
+    one node and its peer's, and sipline's rate over the peer's; None unless both ran
+    and passed some rate."""
     ours = [r for r in results if r.workload == ("b" if w == "d" else w)]
     ours = [r for r in ours if r.server == "sipline" and r.nodes == 1]
     theirs = [r for r in results if r.workload == w and r.server == PEER.get(w)]
@@ -84,16 +85,14 @@ def compared(results: list[Result], w: str) -> tuple[Result, Result] | None:
     peer = theirs[0] if w == "d" else _peer_of(results, mine)
     if peer is None or not mine.rate or not peer.rate:
         return None
-    return mine, peer
+    return mine, peer, mine.rate / peer.rate
 
 
 def ratio(results: list[Result], w: str) -> float | None:
     """sipline's rate over the peer's: for (d), sipline's (b) over the B2BUA's; with
     several sipline rows, the one with the most processes on one node."""
-    pair = compared(results, w)
-    if pair is None or not pair[0].rate or not pair[1].rate:
-        return None
-    return pair[0].rate / pair[1].rate
+    found = compared(results, w)
+    return None if found is None else found[2]
 
 
 def _pair(ours: Result, theirs: Result | None) -> str:
@@ -166,12 +165,12 @@ def _verdicts(results: list[Result]) -> list[tuple[str, str, bool]]:
                     )
                 )
     for w, floor in OVER_PEER.items():
-        pair = compared(results, w)
-        if pair is not None and pair[0].rate and pair[1].rate:
-            q = pair[0].rate / pair[1].rate
+        found = compared(results, w)
+        if found is not None:
+            mine, peer, q = found
             # A rate that reached --max-rate is a floor: the ratio says little then.
-            capped = any("a floor, not the maximum" in n for r in pair for n in r.notes)
-            out.append((w, f"({w}) {label(pair[0])}: {q:.2f}x {label(pair[1])}'s {UNITS[w]}"
+            capped = any("a floor, not the maximum" in n for r in (mine, peer) for n in r.notes)
+            out.append((w, f"({w}) {label(mine)}: {q:.2f}x {label(peer)}'s {UNITS[w]}"
                            f"{', a rate at the --max-rate ceiling' if capped else ''}"
                            f" (target >= {floor:g}", q >= floor))  # fmt: skip
     for r in results:

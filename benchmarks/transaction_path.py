@@ -1,7 +1,7 @@
 """CPU per call of the transaction layer alone, sans I/O: what a proxy's
 `TransactionLayer` does for the messages of one call, without sockets or asyncio.
 
-``python -m benchmarks.transaction_path [--calls N] [--profile N]``
+``python -m benchmarks.transaction_path [--calls N] [--rounds N] [--top N]``
 
 Each call is the proxy's share of INVITE / 100 / 180 / 200 / ACK / BYE / 200: the
 caller's INVITE and BYE received (server transactions, with the 100, 180 and 200
@@ -31,11 +31,11 @@ from sipline.core.builders import build_response
 from sipline.core.message import Request, Response, parse_message
 from sipline.core.transaction.layer import TransactionLayer
 
-__all__ = ["main", "run_calls"]
+__all__ = ["TransactionLayer", "function_calls", "main", "run_calls"]
 
 CALLER = ("198.51.100.33", 5060)
 CALLEE = ("203.0.113.7", 5060)
-PROXY_VIA = "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKpx"
+PROXY_VIA = "SIP/2.0/UDP 192.0.2.10:5060;branch={}"
 
 
 def _head(start: str, lines: list[str]) -> bytes:
@@ -75,18 +75,18 @@ def _response(status: int, reason: str, branch: str, n: int, method: str, seq: i
 def _forwarded(request: Request, branch: str) -> Request:
     """The request as the proxy sends it on: its own Via on top (§16.6 step 8)."""
     out = Request(request.method, "sip:bob@203.0.113.7:5060", request.headers.copy(), b"")
-    out.headers.add("Via", PROXY_VIA.replace("z9hG4bKpx", branch), first=True)
+    out.headers.add("Via", PROXY_VIA.format(branch), first=True)
     return out
 
 
-def _drain(layer: TransactionLayer) -> int:
-    """What the runtime's pump does: every event, then every datagram (counted)."""
-    sent = 0
+def _drain(layer: TransactionLayer) -> None:
+    """What the runtime's pump does: an event, then every datagram, until no event is
+    left (the datagrams are dropped: nothing here sends)."""
     while True:
         event = layer.next_event()
-        sent += len(layer.datagrams_to_send())
+        layer.datagrams_to_send()
         if event is None:
-            return sent
+            return
 
 
 def _prepare(n: int) -> tuple[Any, ...]:

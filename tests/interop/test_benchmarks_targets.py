@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import baseline  # noqa: E402  # the repository root, not an installed package
+from benchmarks import baseline, transaction_path  # noqa: E402  # the repository root, not an installed package
 from benchmarks.report import markdown, ratio, targets, text_table, unmet  # noqa: E402
 from benchmarks.workloads import Options, Result  # noqa: E402
 
@@ -154,3 +154,22 @@ def test_parser_profile_lists_top_functions() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "due to restriction <4>" in done.stdout
+
+
+def test_transaction_path_ends_every_transaction_and_counts_calls() -> None:
+    layer = transaction_path.TransactionLayer()
+    assert transaction_path.run_calls(layer, 0, 50, 1000.0) > 0
+    # Every transaction of the 50 calls waits in Completed or Accepted until its timer.
+    assert layer.live_count == 50 * 4
+    layer.handle_timers(now=1040.0)
+    assert layer.live_count == 0
+    per_call, _ = transaction_path.function_calls(50)
+    assert 100 < per_call < 2000
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.transaction_path", "--calls", "300", "--rounds", "1"],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"^300 calls, best of 1: [\d.]+ us CPU per call .* \d+ Python function calls",
+                     done.stdout, re.M)  # fmt: skip

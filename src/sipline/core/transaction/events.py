@@ -3,6 +3,10 @@
 Keys are the ones from `sipline.core.transaction.matching`; `source` is whatever
 opaque object the runtime passed to `TransactionLayer.receive` (typically the
 transport source), handed back untouched so that answers can go out the same way.
+
+Events are plain slotted dataclasses, not frozen ones: a frozen dataclass's __init__
+pays an object.__setattr__ call per field, and one event is made per message. Nobody
+changes an event after the layer queued it.
 """
 
 from __future__ import annotations
@@ -12,10 +16,6 @@ from dataclasses import dataclass
 from sipline.core.message import Request, Response
 from sipline.core.timers import Timer
 from sipline.core.transaction.matching import ClientKey, ServerKey
-
-# Plain slotted classes, not frozen ones: a frozen dataclass's __init__ pays an
-# object.__setattr__ call per field, and one event is made per message. Nobody
-# changes an event after the layer queued it.
 
 __all__ = [
     "AckReceived",

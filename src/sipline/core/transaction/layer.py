@@ -380,8 +380,8 @@ class TransactionLayer:
                     self._send(txn, self._store_response(txn, msg), False)
             elif action is _PASS_UP:
                 if isinstance(msg, Response):
-                    key = txn.key
-                    self._events.append(ResponseReceived(msg, key, inp is Input.RECV_1XX))  # type: ignore[arg-type]
+                    provisional = inp is Input.RECV_1XX
+                    self._events.append(ResponseReceived(msg, txn.key, provisional))  # type: ignore[arg-type]
                 elif isinstance(msg, Request):
                     self._events.append(AckReceived(msg, txn.key, source))  # type: ignore[arg-type]
             elif action is _SEND_REQUEST:
