@@ -27,24 +27,35 @@ is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-/* (?::([0-9]{1,5}))?((?:;[T]++(?:=[T:\[\]]++)?)*+)[ \t]*+ then the end, from p.
- * On a match: the port span (ps == pe when absent) and the params span. */
-static int
-via_rest(const unsigned char *b, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *ps, Py_ssize_t *pe,
-         Py_ssize_t *qs, Py_ssize_t *qe)
+/* (?::([0-9]{1,5}))? from p: the port span (ps == pe when absent) and where the rest
+ * starts, or -1. More than 5 digits fails: {1,5} then a digit, which nothing after the
+ * port may start with. */
+static Py_ssize_t
+port_span(const unsigned char *b, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *ps, Py_ssize_t *pe)
 {
     *ps = *pe = p;
     if (p < n && b[p] == ':') {
         Py_ssize_t d = p + 1;
         while (d < n && is_digit(b[d]))
             d++;
-        /* more than 5 digits: {1,5} then a digit, which nothing after may start with */
         if (d == p + 1 || d - (p + 1) > 5)
-            return 0;
+            return -1;
         *ps = p + 1;
         *pe = d;
-        p = d;
+        return d;
     }
+    return p;
+}
+
+/* (?::([0-9]{1,5}))?((?:;[T]++(?:=[T:\[\]]++)?)*+)[ \t]*+ then the end, from p.
+ * On a match: the port span (ps == pe when absent) and the params span. */
+static int
+via_rest(const unsigned char *b, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *ps, Py_ssize_t *pe,
+         Py_ssize_t *qs, Py_ssize_t *qe)
+{
+    p = port_span(b, p, n, ps, pe);
+    if (p < 0)
+        return 0;
     *qs = p;
     while (p < n && b[p] == ';' && p + 1 < n && sipline_is_token[b[p + 1]]) {
         p++;
@@ -213,17 +224,9 @@ static int
 uri_rest(const unsigned char *b, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *ps, Py_ssize_t *pe,
          Py_ssize_t *qs)
 {
-    *ps = *pe = p;
-    if (p < n && b[p] == ':') {
-        Py_ssize_t d = p + 1;
-        while (d < n && is_digit(b[d]))
-            d++;
-        if (d == p + 1 || d - (p + 1) > 5)
-            return 0;
-        *ps = p + 1;
-        *pe = d;
-        p = d;
-    }
+    p = port_span(b, p, n, ps, pe);
+    if (p < 0)
+        return 0;
     *qs = p;
     while (p + 1 < n && b[p] == ';' && is_param_char(b[p + 1])) {
         p++;
