@@ -11,7 +11,9 @@ permission it shows real addresses, not `.local` names)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -58,23 +60,37 @@ async def alice_dials_bob(browser: Any, proc: ServeProcess, url: str) -> None:
     await asyncio.to_thread(submit, browser, {"dial-target": "bob"}, "call-button")
 
 
+@contextlib.asynccontextmanager
+async def alice_calls_answer(
+    tmp_path: Path, seconds: int, *, secure: bool = False, mdns: bool = False
+) -> AsyncIterator[tuple[ServeProcess, Any, asyncio.subprocess.Process]]:
+    """The page, signed in as alice and playing BROWSER_HZ, dials `sipline answer`
+    answering as bob for `seconds` (playing PHONE_HZ, recording rec.wav); yields the
+    server, the browser and the command, and ends both at the end."""
+    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
+    with phone_server(tmp_path, secure=secure) as (proc, url, cert):
+        account = cli_account(proc, tmp_path, "bob")
+        answer = await sipline("answer", *account, "--duration", str(seconds))
+        try:
+            trust = cert if secure else None
+            browser = await asyncio.to_thread(chromium, tmp_path, wav, trust, mdns=mdns)
+            try:
+                await alice_dials_bob(browser, proc, url)
+                yield proc, browser, answer
+            finally:
+                await asyncio.to_thread(browser.quit)
+        finally:
+            await stop(answer)
+
+
 @pytest.mark.parametrize(
     ("secure", "mdns"), [(False, False), (True, False), (False, True)], ids=["ws", "wss", "mdns"]
 )
 async def test_browser_calls_sipline_answer(tmp_path: Path, secure: bool, mdns: bool) -> None:
-    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
-    with phone_server(tmp_path, secure=secure) as (proc, url, cert):
-        answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "5")
-        trust = cert if secure else None
-        browser = await asyncio.to_thread(chromium, tmp_path, wav, trust, mdns=mdns)
-        try:
-            await alice_dials_bob(browser, proc, url)
-            await asyncio.to_thread(hears_phone_then_ends, browser, PHONE_HZ)
-            await finished(answer)
-            assert bridged(proc, "webrtc-offers"), "\n".join(proc.lines[-20:])
-        finally:
-            await stop(answer)
-            await asyncio.to_thread(browser.quit)
+    async with alice_calls_answer(tmp_path, 5, secure=secure, mdns=mdns) as (proc, browser, answer):
+        await asyncio.to_thread(hears_phone_then_ends, browser, PHONE_HZ)
+        await finished(answer)
+        assert bridged(proc, "webrtc-offers"), "\n".join(proc.lines[-20:])
     assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
 
 
@@ -162,25 +178,17 @@ async def test_baresip_calls_a_browser(tmp_path: Path) -> None:
 async def test_browser_keypad_reaches_sipline_answer(tmp_path: Path) -> None:
     """A bridged call negotiates no telephone-event with the browser, where RTCDTMFSender
     cannot insert digits: the keypad sends SIP INFO, which the proxy passes along."""
-    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
-    with phone_server(tmp_path, secure=False) as (proc, url, _):
-        answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "5")
-        browser = await asyncio.to_thread(chromium, tmp_path, wav)
-        try:
-            await alice_dials_bob(browser, proc, url)
+    async with alice_calls_answer(tmp_path, 5) as (_, browser, answer):
 
-            def keypad() -> None:
-                wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
-                for digit in "59":
-                    browser.find_element(By.CSS_SELECTOR, f'#keypad [data-digit="{digit}"]').click()
-                    time.sleep(0.5)
-                wait_until(browser, lambda s: s["dtmfSent"] == "59", "digits sent")
+        def keypad() -> None:
+            wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+            for digit in "59":
+                browser.find_element(By.CSS_SELECTOR, f'#keypad [data-digit="{digit}"]').click()
+                time.sleep(0.5)
+            wait_until(browser, lambda s: s["dtmfSent"] == "59", "digits sent")
 
-            await asyncio.to_thread(keypad)
-            text = await finished(answer)
-        finally:
-            await stop(answer)
-            await asyncio.to_thread(browser.quit)
+        await asyncio.to_thread(keypad)
+        text = await finished(answer)
     # The bridge's WebRTC side has no telephone-event: the page falls back to INFO.
     assert "dtmf 5 (info)" in text and "dtmf 9 (info)" in text, text
 
@@ -189,29 +197,21 @@ async def test_browser_holds_and_resumes_a_bridged_call(tmp_path: Path) -> None:
     """Chromium's re-INVITEs (sendonly, then sendrecv, same ICE and DTLS) cross the
     bridge as re-offers of the plain kind: `sipline answer` sees hold and resume, and the
     browser hears the phone again after resuming."""
-    wav = tone_wav(tmp_path / "browser.wav", BROWSER_HZ)
-    with phone_server(tmp_path, secure=False) as (proc, url, _):
-        answer = await sipline("answer", *cli_account(proc, tmp_path, "bob"), "--duration", "8")
-        browser = await asyncio.to_thread(chromium, tmp_path, wav)
-        try:
-            await alice_dials_bob(browser, proc, url)
+    async with alice_calls_answer(tmp_path, 8) as (_, browser, answer):
 
-            def hold_and_resume() -> None:
-                wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
-                button = browser.find_element(By.ID, "hold-button")
-                button.click()
-                wait_until(browser, lambda s: s["call"]["held"], "held")
-                time.sleep(1.0)
-                button.click()
-                wait_until(browser, lambda s: not s["call"]["held"], "resumed")
-                wait_until(browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "hears")
-                wait_until(browser, lambda s: s["call"]["state"] == "ended", "ended", timeout=20)
+        def hold_and_resume() -> None:
+            wait_until(browser, lambda s: s["call"]["state"] == "connected", "connected")
+            button = browser.find_element(By.ID, "hold-button")
+            button.click()
+            wait_until(browser, lambda s: s["call"]["held"], "held")
+            time.sleep(1.0)
+            button.click()
+            wait_until(browser, lambda s: not s["call"]["held"], "resumed")
+            wait_until(browser, lambda s: near(s["audio"]["peakHz"], PHONE_HZ), "hears")
+            wait_until(browser, lambda s: s["call"]["state"] == "ended", "ended", timeout=20)
 
-            await asyncio.to_thread(hold_and_resume)
-            text = await finished(answer)
-        finally:
-            await stop(answer)
-            await asyncio.to_thread(browser.quit)
+        await asyncio.to_thread(hold_and_resume)
+        text = await finished(answer)
     assert "held by the other side" in text and "resumed by the other side" in text, text
     assert hears(read_wav(tmp_path / "rec.wav"), BROWSER_HZ, PHONE_HZ, 8000)
 
