@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
+from interop_helpers import HOST, ServeProcess, checked, free_port_pair, start_serve
 from service_calls import add_users
 from sipua import TestUA
 from ua_baresip import Baresip
@@ -59,12 +59,8 @@ def start_users_serve(tmp_path: Path) -> ServeProcess:
 def serving_users(tmp_path: Path) -> Iterator[ServeProcess]:
     """`start_users_serve`, checked alive after the block and stopped with exit code 0."""
     proc = start_users_serve(tmp_path)
-    try:
+    with checked(proc):
         yield proc
-        assert proc.alive(), "\n".join(proc.lines[-20:])
-    finally:
-        code = proc.stop()
-    assert code == 0, "\n".join(proc.lines[-20:])
 
 
 def bridged(proc: ServeProcess, role: str) -> bool:

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop_helpers import STARTED, ServeProcess, start_serve, stop_leftover_uases, tracebacks
+from interop_helpers import (
+    STARTED,
+    ServeProcess,
+    checked,
+    start_serve,
+    stop_leftover_uases,
+    tracebacks,
+)
 
 _TESTS = Path(__file__).parent.parent
 for _where in ("server", "server/bridge"):
@@ -35,12 +42,5 @@ def no_tracebacks() -> Iterator[None]:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     """A `sipline serve` on UDP, TCP and TLS; checked alive and stopped cleanly at the end."""
-    server = start_serve(tmp_path / "serve")
-    try:
+    with checked(start_serve(tmp_path / "serve")) as server:
         yield server
-        assert server.alive(), "sipline serve died during the test:\n" + "\n".join(
-            server.lines[-20:]
-        )
-    finally:
-        code = server.stop()
-    assert code == 0, "\n".join(server.lines[-20:])

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,20 @@ class ServeProcess:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def checked(server: ServeProcess) -> Iterator[ServeProcess]:
+    """Run the block with `server`, then check it is still alive, stop it, and check it
+    exited with code 0 (a crash or an unclean stop fails the test)."""
+    try:
+        yield server
+        assert server.alive(), "sipline serve died during the test:\n" + "\n".join(
+            server.lines[-20:]
+        )
+    finally:
+        code = server.stop()
+    assert code == 0, "\n".join(server.lines[-20:])
 
 
 def start_serve(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
+from interop_helpers import HOST, ServeProcess, checked, free_port_pair, start_serve
 from ua_baresip import Baresip
 
 from sipline.media.audio import tone
@@ -58,12 +58,8 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
         store.add_user(user, DOMAIN, f"{user}-pw")
     store.close()
     proc = start_serve(workdir, CONFIG, tls=False, workers=2)
-    try:
+    with checked(proc):
         yield proc
-        assert proc.alive(), "\n".join(proc.lines[-20:])
-    finally:
-        code = proc.stop()
-    assert code == 0, "\n".join(proc.lines[-20:])
 
 
 def softphone(

@@ -23,6 +23,7 @@ from interop_helpers import (
     HOST,
     SIPP_DATA,
     ServeProcess,
+    checked,
     free_port_pair,
     run_sipp,
     start_serve,
@@ -49,12 +50,8 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
     workdir.mkdir()
     provision(workdir / "sipline.db", [("alice", "alice-pw"), ("bob", "bob-pw")])
     proc = start_serve(workdir, CONFIG, tls=False, workers=2)
-    try:
+    with checked(proc):
         yield proc
-        assert proc.alive(), "\n".join(proc.lines[-20:])
-    finally:
-        code = proc.stop()
-    assert code == 0, "\n".join(proc.lines[-20:])
 
 
 def per_worker(server: ServeProcess) -> dict[int, dict[str, int]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
+from interop_helpers import HOST, ServeProcess, checked, free_port_pair, start_serve
 from ua_baresip import Baresip
 
 from sipline.media.audio import tone
@@ -75,12 +75,8 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
         store.add_user(name, DOMAIN, f"{name}-pw")
     store.close()
     proc = start_serve(workdir, tls=False, domains=(DOMAIN,))
-    try:
+    with checked(proc):
         yield proc
-        assert proc.alive(), "\n".join(proc.lines[-20:])
-    finally:
-        code = proc.stop()
-    assert code == 0, "\n".join(proc.lines[-20:])
 
 
 def test_two_baresip_agents_register_and_call(server: ServeProcess, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from interop_helpers import (
     HOST,
     SIPP_DATA,
     ServeProcess,
+    checked,
     free_port_pair,
     run_sipp,
     start_serve,
@@ -65,12 +66,8 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
     users = [(f"u{i:04d}", f"pw{i:04d}") for i in range(N_USERS)]
     provision(workdir / "sipline.db", [*users, ("alice", "alice-pw"), ("bob", "bob-pw")])
     proc = start_serve(workdir, CONFIG, tls=False)
-    try:
+    with checked(proc):
         yield proc
-        assert proc.alive(), "\n".join(proc.lines[-20:])
-    finally:
-        code = proc.stop()
-    assert code == 0, "\n".join(proc.lines[-20:])
 
 
 def test_thousand_users_register_refresh_unregister(server: ServeProcess, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from interop_helpers import HOST, ServeProcess, free_port_pair, start_serve
+from interop_helpers import HOST, ServeProcess, checked, free_port_pair, start_serve
 from ua_baresip import Baresip
 
 from sipline.core.timers import TimerConfig
@@ -68,12 +68,8 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
     # baresip 1.0.0 answers MD5 challenges only (see ua_baresip.py).
     config = f'[server]\ndomains = ["{DOMAIN}"]\n[auth]\nalgorithms = ["MD5"]\n'
     proc = start_serve(workdir, config, tls=False)
-    try:
+    with checked(proc):
         yield proc
-        assert proc.alive(), "\n".join(proc.lines[-20:])
-    finally:
-        code = proc.stop()
-    assert code == 0, "\n".join(proc.lines[-20:])
 
 
 @pytest.fixture

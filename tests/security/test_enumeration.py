@@ -21,7 +21,7 @@ from itertools import count
 from pathlib import Path
 
 import pytest
-from interop_helpers import ServeProcess, start_serve
+from interop_helpers import ServeProcess, checked, start_serve
 
 from sipline.storage import SqliteStore
 
@@ -54,12 +54,8 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
     # as the failure limit is raised, so every answer is the enumeration rule's own.
     config = f'[server]\ndomains = ["{DOMAIN}"]\n[security]\nmax_auth_failures = 100000000\nflood_exempt = ["{CLIENT}"]\n'
     proc = start_serve(workdir, config, tls=False, workers=1)
-    try:
+    with checked(proc):
         yield proc
-        assert proc.alive(), "\n".join(proc.lines[-20:])
-    finally:
-        code = proc.stop()
-    assert code == 0, "\n".join(proc.lines[-20:])
 
 
 class Client:

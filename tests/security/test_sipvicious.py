@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop_helpers import ServeProcess, need, start_serve
+from interop_helpers import ServeProcess, checked, need, start_serve
 from sipua import TestUA
 
 from sipline.runtime.endpoint import Endpoint
@@ -58,23 +58,15 @@ def serve_with(tmp_path: Path, extra: str = "") -> ServeProcess:
 @pytest.fixture
 def defaults(tmp_path: Path) -> Iterator[ServeProcess]:
     server = serve_with(tmp_path)
-    try:
+    with checked(server):
         yield server
-        assert server.alive(), "\n".join(server.lines[-20:])
-    finally:
-        code = server.stop()
-    assert code == 0, "\n".join(server.lines[-20:])
 
 
 @pytest.fixture
 def md5(tmp_path: Path) -> Iterator[ServeProcess]:
     server = serve_with(tmp_path, '[auth]\nalgorithms = ["MD5"]\n')
-    try:
+    with checked(server):
         yield server
-        assert server.alive(), "\n".join(server.lines[-20:])
-    finally:
-        code = server.stop()
-    assert code == 0, "\n".join(server.lines[-20:])
 
 
 def run_tool(args: list[str], timeout_s: float) -> str:
