@@ -23,25 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from sipline.testing.ports import free_port_pair
+
 HOST = "127.0.0.1"
 SIPP_DATA = Path(__file__).parent.parent / "data" / "sipp"
 READY_S = 15.0
 _STATUS = re.compile(r"status: (.*)$")
-
-
-def free_port_pair(host: str = HOST) -> int:
-    """A port number free for both UDP and TCP right now (SIP uses one for both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port pair on loopback")
 
 
 def free_tcp_port(host: str = HOST) -> int:

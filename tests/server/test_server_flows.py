@@ -24,7 +24,7 @@ from sipline.core.uri import SipUri, parse_uri
 from sipline.runtime.siblings import branch_worker
 from sipline.server.records.hangup import send_hangup
 from sipline.server.sip_server import SipServer
-from sipline.transport.shared import probe
+from sipline.testing.ports import free_port_pair
 
 HOST = "127.0.0.1"
 STRANGER = "someone@elsewhere.test"
@@ -32,8 +32,7 @@ STRANGER = "someone@elsewhere.test"
 
 @pytest.fixture
 async def workers(tmp_path: Path) -> AsyncIterator[list[SipServer]]:
-    port = probe("UDP", HOST, 0)
-    port = probe("TCP", HOST, port)
+    port = free_port_pair(HOST)
     async with two_workers(
         tmp_path / "shared.db",
         lambda _: [("UDP", port), ("TCP", port)],

@@ -19,6 +19,7 @@ from sipline.core.message import Response, parse_message
 from sipline.server.config import parse_listen
 from sipline.server.security.route_sign import RouteSigner
 from sipline.server.sip_server import SipServer, WorkerSetup
+from sipline.testing.ports import free_port_pair
 from sipline.transport.loop import run
 from sipline.transport.shared import probe, shared_socket
 
@@ -27,8 +28,7 @@ HOST = "127.0.0.1"
 
 @pytest.fixture
 async def worker(tmp_path: Path) -> AsyncIterator[SipServer]:
-    port = probe("UDP", HOST, 0)
-    port = probe("TCP", HOST, port)
+    port = free_port_pair(HOST)
     cfg = configured(
         listen=[parse_listen(f"udp:{HOST}:{port}"), parse_listen(f"tcp:{HOST}:{port}")],
         domains=[DOMAIN],
